@@ -1,7 +1,28 @@
 // Package scheduler decides which node runs a new container. It is a pure
 // function of a request and a read-only snapshot of the nodes: no I/O, no
 // clock, so it is table-tested and benchmarked in isolation.
+//
+// Place runs a pipeline in the manner of swarmkit: filters reject nodes,
+// cheapest first (health, constraints, affinities, dependencies, ports,
+// container slots, CPU, memory), counting per filter how many nodes each
+// rejected, so that when nothing fits the *NoFitError says why. Soft rules
+// then narrow the survivors, and a Strategy (Spread, Binpack, Random) picks
+// one. ParseRules reads classic Swarm's placement syntax from env entries
+// and labels.
+//
+// Decisions worth knowing (docs/scheduler.md says the same to users):
+//   - Reservations: a container reserves max(Memory, MemoryReservation)
+//     bytes and NanoCPUs, or CPUShares/1024 CPUs when NanoCPUs is unset.
+//     Only active containers (every state but exited and dead, see
+//     Container.Active) hold their reservation, slot and host ports.
+//   - Capacity: a node accepts reservations up to capacity × (1 +
+//     Options.Overcommit). A request that asks for no CPU and no memory
+//     always fits resource-wise.
+//   - The image: nodes that already hold req.Image win ties in Spread and
+//     Binpack; it is a preference, never a filter.
 package scheduler
+
+import "sync/atomic"
 
 // Health is a node's state as far as placement is concerned.
 type Health int
@@ -31,6 +52,12 @@ func (h Health) String() string {
 }
 
 // Node is a snapshot of one engine. The scheduler never modifies it.
+//
+// Place memoizes per-node totals (reserved CPU and memory, active
+// containers) inside the Node and recomputes them when Containers is
+// replaced or changes length. So treat a Node handed to Place as read-only,
+// apart from appending to Containers or assigning a new slice; to change a
+// container in place, build a new Node (or a new Containers slice).
 type Node struct {
 	ID     string
 	Name   string // engine hostname; two nodes may share it
@@ -52,6 +79,8 @@ type Node struct {
 	Images     []Image
 	Networks   []string // names of node-local networks
 	Volumes    []string // names of volumes
+
+	memo atomic.Value // *totals, see (*Node).totals
 }
 
 // Container is what the scheduler needs to know of a container already on a node.
@@ -67,7 +96,7 @@ type Container struct {
 	CPUShares         int64
 	Memory            int64
 	MemoryReservation int64
-	Ports             []Port // published host ports
+	Ports             []Port // published host ports (in host network mode: its exposed ports)
 }
 
 // Image is an image present on a node.
@@ -96,10 +125,15 @@ type Request struct {
 	Memory            int64
 	MemoryReservation int64
 
-	Ports       []Port
+	Ports       []Port   // host ports to bind; in host network mode the exposed ports. HostPort 0 (random) is ignored
 	NetworkMode string   // bridge, host, none, container:<x>, <network name>
 	Networks    []string // networks from NetworkingConfig
 	VolumesFrom []string
 	Links       []string
 	Volumes     []string // named volumes used by mounts/binds
+
+	// Rules, when set, are the request's rules already parsed by
+	// ParseRules; Place then does not read Env and Labels. Set it whenever
+	// Env was cleaned, or the env-given rules are lost.
+	Rules *Rules
 }
