@@ -34,6 +34,12 @@ func (b *Bed) Start(ctx context.Context, i int) error {
 		return fmt.Errorf("testbed: engine %d: namespace %s is gone", i, e.Netns)
 	}
 	os.Remove(e.Socket)
+	// A containerd killed together with its dockerd may linger as a zombie
+	// (its new parent reaps lazily); dockerd would take the stale pid file
+	// for a running containerd and time out waiting for its socket.
+	if containerdPID(e) == 0 {
+		os.Remove(filepath.Join(e.ExecRoot, "containerd", "containerd.pid"))
+	}
 	logf, err := os.OpenFile(e.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -308,6 +314,46 @@ func (b *Bed) bedProcesses() []int {
 		out = append(out, p)
 	}
 	return out
+}
+
+// killContainers SIGKILLs the descendants of the Bed's containerd shims.
+func (b *Bed) killContainers() {
+	pids := allPIDs()
+	shims := map[int]bool{}
+	for _, p := range pids {
+		cl := cmdline(p)
+		if !strings.Contains(cl, "containerd-shim") {
+			continue
+		}
+		for _, e := range b.Engines {
+			if e.ExecRoot != "" && strings.Contains(cl, e.ExecRoot+"/") {
+				shims[p] = true
+			}
+		}
+	}
+	if len(shims) == 0 {
+		return
+	}
+	victims := map[int]bool{}
+	for changed := true; changed; {
+		changed = false
+		for _, p := range pids {
+			pp := ppid(p)
+			if !victims[p] && !shims[p] && (shims[pp] || victims[pp]) {
+				victims[p] = true
+				changed = true
+			}
+		}
+	}
+	for p := range victims {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for p := range victims {
+		for pidAlive(p) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 // killBedProcesses SIGKILLs every process of the Bed and waits for them.
