@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/go-connections/tlsconfig"
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/discovery"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+type manageOpts struct {
+	hosts                                    []string
+	strategy                                 string
+	overcommit                               float64
+	refresh, resync, timeout                 time.Duration
+	failureRetry                             int
+	tls, tlsVerify                           bool
+	tlsCA, tlsCert, tlsKey                   string
+	engineTLS, engineTLSVerify               bool
+	engineTLSCA, engineTLSCert, engineTLSKey string
+	logLevel                                 string
+}
+
+func newManageCmd() *cobra.Command {
+	o := &manageOpts{}
+	cmd := &cobra.Command{
+		Use:   "manage [flags] <discovery>",
+		Short: "Serve the Docker API over a pool of engines",
+		Long: `Serve the Docker Engine API on the -H addresses and make the engines named
+by <discovery> behave as one Docker host.
+
+Discovery:
+  nodes://10.0.0.11:2375,10.0.0.12:2375,10.0.0.[13:15]:2375
+      a fixed list; [a:b] expands to a range
+  file:///etc/shoal/engines
+      one address per line, '#' comments, [a:b] ranges; the file is watched
+      and engines join or leave the pool without a restart
+
+Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
+with the --engine-tls* flags).`,
+		Example: `  shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
+  shoal manage -H unix:///run/shoal.sock file:///etc/shoal/engines
+  export DOCKER_HOST=tcp://127.0.0.1:2375; docker run --rm busybox echo hi`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runManage(cmd.Context(), o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on (tcp://host:port or unix:///path; repeatable)")
+	f.StringVar(&o.strategy, "strategy", "spread", "placement strategy: spread, binpack or random")
+	f.Float64Var(&o.overcommit, "overcommit", 0.05, "fraction of extra CPU and memory a node may be reserved beyond its capacity (0.05 = 5%)")
+	f.DurationVar(&o.refresh, "engine-refresh-interval", 5*time.Second, "how often each engine's health is checked")
+	f.DurationVar(&o.resync, "engine-resync-interval", 60*time.Second, "how often each engine's containers, images and info are fully reloaded")
+	f.DurationVar(&o.timeout, "engine-timeout", 5*time.Second, "timeout of a health check")
+	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy")
+	f.BoolVar(&o.tls, "tls", false, "serve the API with TLS (implied by --tlsverify)")
+	f.BoolVar(&o.tlsVerify, "tlsverify", false, "serve with TLS and require client certificates signed by --tlscacert")
+	f.StringVar(&o.tlsCA, "tlscacert", "", "CA certificate that client certificates must be signed by")
+	f.StringVar(&o.tlsCert, "tlscert", "", "TLS certificate of the API server")
+	f.StringVar(&o.tlsKey, "tlskey", "", "TLS key of the API server")
+	f.BoolVar(&o.engineTLS, "engine-tls", false, "connect to tcp engines with TLS (implied by --engine-tlsverify)")
+	f.BoolVar(&o.engineTLSVerify, "engine-tlsverify", false, "connect to engines with TLS and verify their certificates against --engine-tlscacert")
+	f.StringVar(&o.engineTLSCA, "engine-tlscacert", "", "CA certificate that engine certificates must be signed by")
+	f.StringVar(&o.engineTLSCert, "engine-tlscert", "", "client certificate shoal presents to engines")
+	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+func (o *manageOpts) engineTLSConfig() (*tls.Config, error) {
+	if !o.engineTLS && !o.engineTLSVerify && o.engineTLSCert == "" {
+		return nil, nil
+	}
+	return tlsconfig.Client(tlsconfig.Options{
+		CAFile:             o.engineTLSCA,
+		CertFile:           o.engineTLSCert,
+		KeyFile:            o.engineTLSKey,
+		InsecureSkipVerify: !o.engineTLSVerify,
+	})
+}
+
+func (o *manageOpts) serverTLSConfig() (*tls.Config, error) {
+	if !o.tls && !o.tlsVerify {
+		return nil, nil
+	}
+	if o.tlsCert == "" || o.tlsKey == "" {
+		return nil, errors.New("--tls/--tlsverify need --tlscert and --tlskey")
+	}
+	opts := tlsconfig.Options{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientAuth: tls.NoClientCert}
+	if o.tlsVerify {
+		if o.tlsCA == "" {
+			return nil, errors.New("--tlsverify needs --tlscacert")
+		}
+		opts.CAFile = o.tlsCA
+		opts.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tlsconfig.Server(opts)
+}
+
+func runManage(ctx context.Context, o *manageOpts, uri string) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	strategy, err := scheduler.ParseStrategy(o.strategy)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	disc, err := discovery.New(uri)
+	if err != nil {
+		return err
+	}
+	if f, ok := disc.(*discovery.File); ok {
+		f.OnError = func(err error) { log.Warn("discovery file", "path", f.Path, "error", err) }
+	}
+	engineTLS, err := o.engineTLSConfig()
+	if err != nil {
+		return fmt.Errorf("engine TLS: %w", err)
+	}
+	serverTLS, err := o.serverTLSConfig()
+	if err != nil {
+		return fmt.Errorf("API TLS: %w", err)
+	}
+	listeners, err := listen(o.hosts, serverTLS)
+	if err != nil {
+		return err
+	}
+
+	pool := engine.NewPool(engine.Options{
+		RefreshInterval: o.refresh, ResyncInterval: o.resync, Timeout: o.timeout,
+		FailureRetry: o.failureRetry, Logger: log,
+	}, engineTLS)
+	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
+	mgr := manager.New(manager.Config{
+		Pool: pool, Placer: sched, Strategy: o.strategy, Version: Version, Logger: log,
+		CleanEnv: func(env []string, labels map[string]string) ([]string, error) {
+			_, clean, err := scheduler.ParseRules(env, labels)
+			return clean, err
+		},
+	})
+	api := dockerapi.New(mgr, Version, log)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				log.Error("component stopped", "component", name, "error", err)
+				cancel()
+			}
+		}()
+	}
+	run("pool", pool.Run)
+	run("manager", mgr.Run)
+	run("discovery", func(ctx context.Context) error { return disc.Watch(ctx, pool.Update) })
+
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		log.Info("serving the Docker API", "addr", l.Addr().String())
+		go func() { errc <- srv.Serve(l) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("API server stopped", "error", err)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	srv.Close()
+	wg.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// listen opens each -H address: tcp://host:port, host:port, unix:///path.
+func listen(hosts []string, tlsConf *tls.Config) ([]net.Listener, error) {
+	var out []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range out {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, h := range hosts {
+		var l net.Listener
+		var err error
+		switch {
+		case strings.HasPrefix(h, "unix://"):
+			p := strings.TrimPrefix(h, "unix://")
+			if fi, serr := os.Stat(p); serr == nil && fi.Mode()&os.ModeSocket != 0 {
+				os.Remove(p) // stale socket of an earlier run
+			}
+			l, err = net.Listen("unix", p)
+			if err == nil {
+				_ = os.Chmod(p, 0o660)
+			}
+		default:
+			addr := strings.TrimPrefix(h, "tcp://")
+			if _, _, serr := net.SplitHostPort(addr); serr != nil {
+				return fail(fmt.Errorf("-H %q: %v", h, serr))
+			}
+			l, err = net.Listen("tcp", addr)
+			if err == nil && tlsConf != nil {
+				l = tls.NewListener(l, tlsConf)
+			}
+		}
+		if err != nil {
+			return fail(fmt.Errorf("-H %q: %w", h, err))
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}

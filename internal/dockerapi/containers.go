@@ -1,0 +1,218 @@
+package dockerapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/containerd/errdefs"
+)
+
+const maxJSONBody = 16 << 20
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, badRequest("reading request body: " + err.Error())
+	}
+	if len(b) > maxJSONBody {
+		return nil, badRequest("request body too large")
+	}
+	return b, nil
+}
+
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, _ params) error {
+	list, err := s.b.ListContainers(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request, _ params) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	resp, err := s.b.CreateContainer(r.Context(), q.Get("name"), q.Get("platform"), apiVersion(r), body)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, resp)
+}
+
+func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request, _ params) error {
+	rep, err := s.b.PruneContainers(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// containerForward serves a call the owning engine answers by itself.
+func (s *Server) containerForward(action string, mutates bool) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+		if err != nil {
+			return err
+		}
+		status, err := s.forward(w, r, t, "/containers/"+id+"/"+action)
+		if err != nil {
+			return err
+		}
+		if mutates && status/100 == 2 {
+			s.b.ContainerChanged(r.Context(), t, id, false)
+		}
+		return nil
+	}
+}
+
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
+	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	status, err := s.forward(w, r, t, "/containers/"+id)
+	if err != nil {
+		return err
+	}
+	if status/100 == 2 {
+		s.b.ContainerChanged(r.Context(), t, id, true)
+	}
+	return nil
+}
+
+func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p params) error {
+	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	release, err := s.b.CheckRename(r.Context(), id, r.URL.Query().Get("name"))
+	if err != nil {
+		return err
+	}
+	defer release()
+	status, err := s.forward(w, r, t, "/containers/"+id+"/rename")
+	if err != nil {
+		return err
+	}
+	if status/100 == 2 {
+		s.b.ContainerChanged(r.Context(), t, id, false)
+	}
+	return nil
+}
+
+func (s *Server) attachContainer(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+		if err != nil {
+			return err
+		}
+		return s.hijack(w, r, t, "/containers/"+id+"/"+action)
+	}
+}
+
+// inspectContainer forwards inspect and adds the "Node" the container runs on.
+func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p params) error {
+	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	out, err := outRequest(r.Context(), r, t, "/containers/"+id+"/json", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.Do(out)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		s.copyResponse(w, resp)
+		return nil
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	b = addField(b, "Node", s.b.InspectNode(t))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(b)
+	return err
+}
+
+// addField appends "key": v to a JSON object, keeping the engine's own field order.
+func addField(obj []byte, key string, v any) []byte {
+	t := bytes.TrimRight(obj, " \r\n\t")
+	if len(t) < 2 || t[len(t)-1] != '}' {
+		return obj
+	}
+	vb, err := json.Marshal(v)
+	if err != nil {
+		return obj
+	}
+	kb, _ := json.Marshal(key)
+	var buf bytes.Buffer
+	buf.Write(t[:len(t)-1])
+	if !bytes.HasSuffix(bytes.TrimRight(t[:len(t)-1], " \r\n\t"), []byte("{")) {
+		buf.WriteByte(',')
+	}
+	buf.Write(kb)
+	buf.WriteByte(':')
+	buf.Write(vb)
+	buf.WriteString("}\n")
+	return buf.Bytes()
+}
+
+func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) error {
+	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	out, err := outRequest(r.Context(), r, t, "/containers/"+id+"/exec", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.Do(out)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode/100 == 2 {
+		var ex struct {
+			ID string `json:"Id"`
+		}
+		if json.Unmarshal(b, &ex) == nil && ex.ID != "" {
+			s.b.ExecCreated(t, ex.ID)
+		}
+	}
+	copyHeader(w.Header(), resp.Header)
+	s.setServerHeaders(w.Header())
+	w.Header().Del("Content-Length")
+	w.WriteHeader(resp.StatusCode)
+	_, err = w.Write(b)
+	return err
+}
+
+func (s *Server) startExec(w http.ResponseWriter, r *http.Request, p params) error {
+	t, err := s.b.ResolveExec(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	return s.hijack(w, r, t, "/exec/"+p["id"]+"/start")
+}
+
+func (s *Server) execForward(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		t, err := s.b.ResolveExec(r.Context(), p["id"])
+		if err != nil {
+			return err
+		}
+		_, err = s.forward(w, r, t, "/exec/"+p["id"]+"/"+action)
+		return err
+	}
+}

@@ -1,0 +1,113 @@
+package dockerapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/containerd/errdefs"
+)
+
+func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ params) error {
+	list, err := s.b.ListImages(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) imageForward(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		t, err := s.b.ResolveImage(r.Context(), p["name"])
+		if err != nil {
+			return err
+		}
+		_, err = s.forward(w, r, t, "/images/"+p["name"]+"/"+action)
+		return err
+	}
+}
+
+// streamJSON is a JSON progress stream answer that starts (200) with its
+// first message; an error before that is still a plain Docker error.
+func (s *Server) streamJSON(w http.ResponseWriter) *flushWriter {
+	return &flushWriter{w: w, rc: http.NewResponseController(w)}
+}
+
+type flushWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (f *flushWriter) Write(b []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.w.Header().Set("Content-Type", "application/json")
+		f.w.WriteHeader(http.StatusOK)
+	}
+	n, err := f.w.Write(b)
+	_ = f.rc.Flush()
+	return n, err
+}
+
+// finish ends a stream: an error before any output is a plain error
+// answer; after, it travels in the stream as dockerd does.
+func (f *flushWriter) finish(err error) error {
+	if err == nil {
+		if !f.started {
+			f.Write(nil)
+		}
+		return nil
+	}
+	if !f.started {
+		return err
+	}
+	b, _ := json.Marshal(map[string]any{"errorDetail": map[string]string{"message": err.Error()}, "error": err.Error()})
+	f.Write(append(b, '\n'))
+	return nil
+}
+
+func (s *Server) loadImage(w http.ResponseWriter, r *http.Request, _ params) error {
+	fw := s.streamJSON(w)
+	return fw.finish(s.b.LoadImage(r.Context(), r.Body, r.URL.Query(), fw))
+}
+
+func (s *Server) createImage(w http.ResponseWriter, r *http.Request, _ params) error {
+	q := r.URL.Query()
+	if q.Get("fromImage") == "" {
+		return errdefs.ErrNotImplemented.WithMessage("shoal does not support docker import yet")
+	}
+	fw := s.streamJSON(w)
+	return fw.finish(s.b.PullImage(r.Context(), q, r.Header.Get("X-Registry-Auth"), fw))
+}
+
+func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, p params) error {
+	if err := s.b.TagImage(r.Context(), p["name"], r.URL.Query()); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) error {
+	list, err := s.b.RemoveImage(r.Context(), p["name"], r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, _ params) error {
+	list, err := s.b.Nodes(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) inspectNode(w http.ResponseWriter, r *http.Request, p params) error {
+	n, err := s.b.Node(r.Context(), p["id"])
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, n)
+}

@@ -1,0 +1,189 @@
+package dockerapi
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+)
+
+// Target is one engine a request can be forwarded to.
+type Target interface {
+	Name() string
+	// APIPath prefixes path with the version to use on this engine for a
+	// client speaking clientVersion.
+	APIPath(clientVersion, path string) string
+	Do(req *http.Request) (*http.Response, error)
+	Dial(ctx context.Context) (net.Conn, error)
+}
+
+var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+func copyHeader(dst, src http.Header) {
+	for k, v := range src {
+		dst[k] = append([]string(nil), v...)
+	}
+	for _, h := range hopHeaders {
+		dst.Del(h)
+	}
+}
+
+// outRequest builds the request to send to t for path (without version).
+func outRequest(ctx context.Context, r *http.Request, t Target, path string, body io.Reader) (*http.Request, error) {
+	u := *r.URL
+	u.Path = t.APIPath(apiVersion(r), path)
+	u.RawPath = ""
+	if body == nil {
+		body = r.Body
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	copyHeader(out.Header, r.Header)
+	out.ContentLength = r.ContentLength
+	if r.ContentLength == 0 && r.Body == http.NoBody {
+		out.Body = http.NoBody
+	}
+	return out, nil
+}
+
+// forward sends r to t at path and streams the answer back. It returns the
+// engine's status (0 if the request never got an answer).
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, t Target, path string) (int, error) {
+	out, err := outRequest(r.Context(), r, t, path, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := t.Do(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return 0, nil // the client went away
+		}
+		return 0, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
+	}
+	defer resp.Body.Close()
+	s.copyResponse(w, resp)
+	return resp.StatusCode, nil
+}
+
+// copyResponse streams resp to w, flushing as data arrives (logs -f, stats,
+// wait, events all depend on that).
+func (s *Server) copyResponse(w http.ResponseWriter, resp *http.Response) {
+	copyHeader(w.Header(), resp.Header)
+	s.setServerHeaders(w.Header())
+	w.WriteHeader(resp.StatusCode)
+	streamBody(w, resp.Body)
+}
+
+func streamBody(w http.ResponseWriter, body io.Reader) {
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+// hijack forwards an attach or exec start: the engine upgrades the
+// connection and both directions are spliced, with half-close carried
+// through so `echo x | docker run -i` sees its output after stdin ends.
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request, t Target, path string) error {
+	ctx := r.Context()
+	econn, err := t.Dial(ctx)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
+	}
+	out, err := outRequest(ctx, r, t, path, nil)
+	if err != nil {
+		econn.Close()
+		return err
+	}
+	for _, h := range []string{"Connection", "Upgrade"} {
+		if v := r.Header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
+	}
+	if out.Header.Get("Upgrade") == "" {
+		out.Header.Set("Connection", "Upgrade")
+		out.Header.Set("Upgrade", "tcp")
+	}
+	if err := out.Write(econn); err != nil {
+		econn.Close()
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
+	}
+	br := bufio.NewReader(econn)
+	resp, err := http.ReadResponse(br, out)
+	if err != nil {
+		econn.Close()
+		return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
+	}
+	ct := resp.Header.Get("Content-Type")
+	upgraded := resp.StatusCode == http.StatusSwitchingProtocols ||
+		(resp.StatusCode == http.StatusOK && (strings.Contains(ct, "vnd.docker.raw-stream") || strings.Contains(ct, "vnd.docker.multiplexed-stream")))
+	if !upgraded {
+		defer econn.Close()
+		defer resp.Body.Close()
+		s.copyResponse(w, resp)
+		return nil
+	}
+	cconn, cbuf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		econn.Close()
+		return fmt.Errorf("hijack: %w", err)
+	}
+	// The status line and headers go to the client as the engine sent them.
+	fmt.Fprintf(cbuf, "HTTP/%d.%d %s\r\n", resp.ProtoMajor, resp.ProtoMinor, resp.Status)
+	h := resp.Header.Clone()
+	s.setServerHeaders(h)
+	_ = h.Write(cbuf)
+	cbuf.WriteString("\r\n")
+	if err := cbuf.Flush(); err != nil {
+		cconn.Close()
+		econn.Close()
+		return nil
+	}
+	splice(cconn, cbuf.Reader, econn, br)
+	return nil
+}
+
+// splice copies client→engine and engine→client until the engine side ends.
+func splice(cconn net.Conn, cin io.Reader, econn net.Conn, ein io.Reader) {
+	var once sync.Once
+	closeAll := func() {
+		cconn.Close()
+		econn.Close()
+	}
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(econn, cin)
+		if cw, ok := econn.(closeWriter); ok {
+			_ = cw.CloseWrite()
+		}
+		<-done
+	}()
+	_, err := io.Copy(cconn, ein)
+	if cw, ok := cconn.(closeWriter); ok && (err == nil || errors.Is(err, io.EOF)) {
+		_ = cw.CloseWrite()
+	}
+	close(done)
+	once.Do(closeAll)
+}

@@ -1,0 +1,74 @@
+package dockerapi
+
+import (
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/system"
+)
+
+var startTime = time.Now()
+
+func (s *Server) ping(w http.ResponseWriter, r *http.Request, _ params) error {
+	h := w.Header()
+	h.Set("Builder-Version", "1")
+	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
+	h.Set("Pragma", "no-cache")
+	if r.Method == http.MethodHead {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Length", "0")
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, err := w.Write([]byte("OK"))
+	return err
+}
+
+func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) error {
+	v := system.VersionResponse{
+		Platform:      system.PlatformInfo{Name: "shoal " + s.version},
+		Version:       "shoal/" + s.version,
+		APIVersion:    APIVersion,
+		MinAPIVersion: MinAPIVersion,
+		Os:            runtime.GOOS,
+		Arch:          runtime.GOARCH,
+		GoVersion:     runtime.Version(),
+		KernelVersion: s.b.KernelVersion(),
+		BuildTime:     startTime.UTC().Format(time.RFC3339),
+		Components: []system.ComponentVersion{{
+			Name:    "Engine",
+			Version: "shoal/" + s.version,
+			Details: map[string]string{
+				"ApiVersion":    APIVersion,
+				"MinAPIVersion": MinAPIVersion,
+				"Os":            runtime.GOOS,
+				"Arch":          runtime.GOARCH,
+				"GoVersion":     runtime.Version(),
+				"KernelVersion": s.b.KernelVersion(),
+			},
+		}},
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) getInfo(w http.ResponseWriter, r *http.Request, _ params) error {
+	info, err := s.b.Info(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, info)
+}
+
+func errMethod(method, path string) error {
+	return errdefs.ErrNotFound.WithMessage("page not found")
+}
+
+func errNotImplemented(method, path string) error {
+	return errdefs.ErrNotImplemented.WithMessage("shoal does not support " + method + " " + path + " yet")
+}
+
+func notFound(msg string) error { return errdefs.ErrNotFound.WithMessage(msg) }

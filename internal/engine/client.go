@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+)
+
+// Client speaks HTTP to one Docker engine over tcp, tls or a unix socket.
+// It is deliberately thin: shoal forwards most calls nearly verbatim, so it
+// needs raw requests and raw connections as much as decoded JSON.
+type Client struct {
+	network string // "tcp" or "unix"
+	address string // host:port or socket path
+	tls     *tls.Config
+	scheme  string // http or https
+	host    string // Host header / URL host
+	hc      *http.Client
+	dialer  net.Dialer
+}
+
+// ParseAddr normalises an engine address: "host:port", "tcp://host:port",
+// "unix:///path", "http://host:port", "https://host:port".
+func ParseAddr(addr string) (network, address string, err error) {
+	a := strings.TrimSpace(addr)
+	switch {
+	case strings.HasPrefix(a, "unix://"):
+		p := strings.TrimPrefix(a, "unix://")
+		if p == "" {
+			return "", "", fmt.Errorf("engine address %q: empty socket path", addr)
+		}
+		return "unix", p, nil
+	case strings.HasPrefix(a, "tcp://"), strings.HasPrefix(a, "http://"), strings.HasPrefix(a, "https://"):
+		a = a[strings.Index(a, "://")+3:]
+	case strings.Contains(a, "://"):
+		return "", "", fmt.Errorf("engine address %q: unsupported scheme", addr)
+	}
+	a = strings.TrimSuffix(a, "/")
+	if _, _, err := net.SplitHostPort(a); err != nil {
+		return "", "", fmt.Errorf("engine address %q: %v", addr, err)
+	}
+	return "tcp", a, nil
+}
+
+// NewClient returns a client for the engine at addr. tlsConf may be nil.
+func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
+	network, address, err := ParseAddr(addr)
+	if err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	c := &Client{network: network, address: address, tls: tlsConf, scheme: "http", host: address}
+	if network == "unix" {
+		c.host = "docker"
+	}
+	if tlsConf != nil && network == "tcp" || strings.HasPrefix(addr, "https://") {
+		c.scheme = "https"
+		if c.tls == nil {
+			c.tls = &tls.Config{}
+		}
+	}
+	c.dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return c.dialer.DialContext(ctx, c.network, c.address)
+		},
+		TLSClientConfig:       c.tls,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}
+	if c.scheme == "https" && c.network == "unix" {
+		tr.DialTLSContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) }
+	}
+	c.hc = &http.Client{Transport: tr}
+	return c, nil
+}
+
+// Dial opens a fresh connection to the engine (TLS when configured); used for
+// hijacked streams (attach, exec start).
+func (c *Client) Dial(ctx context.Context) (net.Conn, error) {
+	conn, err := c.dialer.DialContext(ctx, c.network, c.address)
+	if err != nil {
+		return nil, err
+	}
+	if c.scheme == "https" {
+		cfg := c.tls.Clone()
+		if cfg.ServerName == "" && c.network == "tcp" {
+			h, _, _ := net.SplitHostPort(c.address)
+			cfg.ServerName = h
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
+	return conn, nil
+}
+
+// Host is the value for the Host header of requests to this engine.
+func (c *Client) Host() string { return c.host }
+
+// URL builds an absolute URL for path (which must start with "/") and query.
+func (c *Client) URL(path string, query url.Values) string {
+	u := url.URL{Scheme: c.scheme, Host: c.host, Path: path}
+	if len(query) > 0 {
+		u.RawQuery = query.Encode()
+	}
+	return u.String()
+}
+
+// Do sends a request and returns the response whatever its status.
+func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	req.URL.Scheme = c.scheme
+	req.URL.Host = c.host
+	req.Host = c.host
+	return c.hc.Do(req)
+}
+
+// Raw sends method path?query with body and returns the response whatever its status.
+func (c *Client) Raw(ctx context.Context, method, path string, query url.Values, body io.Reader, header http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL(path, query), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	return c.Do(req)
+}
+
+// JSON sends in (if non-nil) as JSON and decodes a 2xx answer into out (if
+// non-nil). A non-2xx answer becomes an errdefs error carrying the engine's message.
+func (c *Client) JSON(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body io.Reader
+	hdr := http.Header{}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+		hdr.Set("Content-Type", "application/json")
+	}
+	resp, err := c.Raw(ctx, method, path, query, body, hdr)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage(err.Error())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return ResponseError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decoding %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// ResponseError turns a non-2xx engine answer into an errdefs error with the
+// engine's message, so the API edge maps it back to the same status.
+func ResponseError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var m struct {
+		Message string `json:"message"`
+	}
+	msg := strings.TrimSpace(string(b))
+	if json.Unmarshal(b, &m) == nil && m.Message != "" {
+		msg = m.Message
+	}
+	if msg == "" {
+		msg = http.StatusText(resp.StatusCode)
+	}
+	return StatusError(resp.StatusCode, msg)
+}
+
+// StatusError maps an HTTP status to the errdefs class with message msg.
+func StatusError(status int, msg string) error {
+	switch status {
+	case http.StatusBadRequest:
+		return errdefs.ErrInvalidArgument.WithMessage(msg)
+	case http.StatusUnauthorized:
+		return errdefs.ErrUnauthenticated.WithMessage(msg)
+	case http.StatusForbidden:
+		return errdefs.ErrPermissionDenied.WithMessage(msg)
+	case http.StatusNotFound:
+		return errdefs.ErrNotFound.WithMessage(msg)
+	case http.StatusNotModified:
+		return errdefs.ErrNotModified.WithMessage(msg)
+	case http.StatusConflict:
+		return errdefs.ErrConflict.WithMessage(msg)
+	case http.StatusNotImplemented:
+		return errdefs.ErrNotImplemented.WithMessage(msg)
+	case http.StatusServiceUnavailable:
+		return errdefs.ErrUnavailable.WithMessage(msg)
+	}
+	return errdefs.ErrUnknown.WithMessage(msg)
+}

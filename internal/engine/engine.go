@@ -1,0 +1,644 @@
+// Package engine keeps a live, cached view of Docker engines: one loop per
+// engine checks its health, follows its event stream and refreshes its
+// containers, images, networks and volumes; the Pool holds them all.
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/system"
+)
+
+// MinAPIVersion is the oldest engine API shoal manages.
+const MinAPIVersion = "1.40"
+
+// MaxAPIVersion is the newest API version shoal speaks to engines.
+const MaxAPIVersion = "1.56"
+
+// State is an engine's health as shoal sees it.
+type State int
+
+const (
+	Pending State = iota
+	Healthy
+	Unhealthy
+)
+
+func (s State) String() string {
+	switch s {
+	case Healthy:
+		return "Healthy"
+	case Unhealthy:
+		return "Unhealthy"
+	}
+	return "Pending"
+}
+
+// Options tune every engine loop of a pool.
+type Options struct {
+	RefreshInterval time.Duration // health check period
+	ResyncInterval  time.Duration // full reload of containers/images/info
+	FailureRetry    int           // consecutive failures before Unhealthy
+	Timeout         time.Duration // per health check
+	Logger          *slog.Logger
+	// OnEvent, if set, receives every event of every engine (already
+	// applied to the cache). It must not block.
+	OnEvent func(e *Engine, m events.Message)
+	// OnState, if set, is told when an engine changes state.
+	OnState func(e *Engine, old, new State)
+}
+
+func (o *Options) defaults() {
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = 5 * time.Second
+	}
+	if o.ResyncInterval <= 0 {
+		o.ResyncInterval = 60 * time.Second
+	}
+	if o.FailureRetry <= 0 {
+		o.FailureRetry = 3
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Container is one cached container: the engine's list entry plus the
+// resource settings from its inspect.
+type Container struct {
+	container.Summary
+	NanoCPUs          int64
+	CPUShares         int64
+	Memory            int64
+	MemoryReservation int64
+	Env               []string
+}
+
+// Name is the container's primary name without the leading slash.
+func (c *Container) Name() string {
+	for _, n := range c.Names {
+		n = strings.TrimPrefix(n, "/")
+		if !strings.Contains(n, "/") {
+			return n
+		}
+	}
+	return ""
+}
+
+// Engine is one Docker engine of the pool and its cached state.
+type Engine struct {
+	Addr   string // as configured
+	ID     string // node ID: stable, derived from the address
+	IP     string
+	client *Client
+	opts   *Options
+
+	mu         sync.RWMutex
+	state      State
+	failures   int
+	lastErr    string
+	name       string
+	info       *system.Info
+	version    string
+	apiVersion string
+	containers map[string]*Container
+	images     []image.Summary
+	networks   []string
+	volumes    []string
+	updated    time.Time
+	gen        uint64 // bumped on every cache change
+}
+
+// NodeID derives a node ID from an engine address: engines cloned from one
+// image share their engine ID, so the address is what keeps nodes apart.
+func NodeID(addr string) string {
+	sum := sha256.Sum256([]byte(addr))
+	s := new(big.Int).SetBytes(sum[:]).Text(36)
+	for len(s) < 25 {
+		s = "0" + s
+	}
+	return s[:25]
+}
+
+func newEngine(addr string, c *Client, opts *Options) *Engine {
+	e := &Engine{Addr: addr, ID: NodeID(addr), client: c, opts: opts, containers: map[string]*Container{}}
+	if c.network == "tcp" {
+		host, _, _ := net.SplitHostPort(c.address)
+		if ip := net.ParseIP(host); ip != nil {
+			e.IP = ip.String()
+		} else if ips, err := net.LookupHost(host); err == nil && len(ips) > 0 {
+			e.IP = ips[0]
+		}
+	}
+	return e
+}
+
+// Client is the engine's HTTP client (for forwarding).
+func (e *Engine) Client() *Client { return e.client }
+
+// State reports health, consecutive failures and the last error.
+func (e *Engine) State() (State, string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.state, e.lastErr
+}
+
+// Healthy says whether the engine takes new work.
+func (e *Engine) Healthy() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.state == Healthy
+}
+
+// Name is the engine's hostname, or its address until it answered once.
+func (e *Engine) Name() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.name != "" {
+		return e.name
+	}
+	return e.Addr
+}
+
+// Info is the engine's last /info (nil before first contact). Do not modify.
+func (e *Engine) Info() *system.Info {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.info
+}
+
+// Version is the engine's server version and API version.
+func (e *Engine) Version() (server, api string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.version, e.apiVersion
+}
+
+// APIPath prefixes path with the API version to use for this engine given
+// the client's version (empty: the engine's own).
+func (e *Engine) APIPath(clientVersion, path string) string {
+	e.mu.RLock()
+	v := e.apiVersion
+	e.mu.RUnlock()
+	if v == "" {
+		return path
+	}
+	if clientVersion != "" && versionLess(clientVersion, v) {
+		v = clientVersion
+	}
+	return "/v" + v + path
+}
+
+// Updated is when the cache last changed; Gen counts changes.
+func (e *Engine) Gen() uint64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.gen
+}
+
+// Containers returns the cached containers. The records are shared: do not modify.
+func (e *Engine) Containers() []*Container {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*Container, 0, len(e.containers))
+	for _, c := range e.containers {
+		out = append(out, c)
+	}
+	return out
+}
+
+// Container returns the cached container with exactly this ID.
+func (e *Engine) Container(id string) *Container {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.containers[id]
+}
+
+// Images returns the cached images. Do not modify.
+func (e *Engine) Images() []image.Summary {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.images
+}
+
+// NetworksVolumes returns the names of the engine's networks and volumes.
+func (e *Engine) NetworksVolumes() (networks, volumes []string) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.networks, e.volumes
+}
+
+func (e *Engine) apiPath(path string) string { return e.APIPath("", path) }
+
+func (e *Engine) setState(s State, errMsg string) {
+	e.mu.Lock()
+	old := e.state
+	e.state = s
+	e.lastErr = errMsg
+	if s == Healthy {
+		e.failures = 0
+	}
+	e.gen++
+	e.mu.Unlock()
+	if old != s {
+		e.opts.Logger.Info("engine state", "addr", e.Addr, "name", e.Name(), "from", old.String(), "to", s.String(), "error", errMsg)
+		if e.opts.OnState != nil {
+			e.opts.OnState(e, old, s)
+		}
+	}
+}
+
+// fail records a failed contact; after FailureRetry in a row the engine is Unhealthy.
+func (e *Engine) fail(err error) State {
+	e.mu.Lock()
+	e.failures++
+	n := e.failures
+	st := e.state
+	e.lastErr = err.Error()
+	e.mu.Unlock()
+	if n >= e.opts.FailureRetry && st != Unhealthy {
+		e.setState(Unhealthy, err.Error())
+		return Unhealthy
+	}
+	return st
+}
+
+// connect checks the engine answers the Docker API at a supported version
+// and loads its info.
+func (e *Engine) connect(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	var v system.VersionResponse
+	if err := e.client.JSON(ctx, "GET", "/version", nil, nil, &v); err != nil {
+		return fmt.Errorf("engine %s does not answer the Docker API: %w", e.Addr, err)
+	}
+	if v.APIVersion == "" || versionLess(v.APIVersion, MinAPIVersion) {
+		return fmt.Errorf("engine %s speaks API %q; shoal needs %s or newer", e.Addr, v.APIVersion, MinAPIVersion)
+	}
+	api := v.APIVersion
+	if versionLess(MaxAPIVersion, api) {
+		api = MaxAPIVersion
+	}
+	e.mu.Lock()
+	e.version, e.apiVersion = v.Version, api
+	e.mu.Unlock()
+	return e.refreshInfo(ctx)
+}
+
+func (e *Engine) refreshInfo(ctx context.Context) error {
+	var info system.Info
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/info"), nil, nil, &info); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.info = &info
+	e.name = info.Name
+	e.gen++
+	e.mu.Unlock()
+	return nil
+}
+
+// Ping checks the engine answers /_ping within the timeout.
+func (e *Engine) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
+	resp, err := e.client.Raw(ctx, "GET", "/_ping", nil, nil, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("ping: status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// Resync reloads everything the cache holds from the engine.
+func (e *Engine) Resync(ctx context.Context) error {
+	if err := e.refreshInfo(ctx); err != nil {
+		return err
+	}
+	if err := e.refreshContainers(ctx); err != nil {
+		return err
+	}
+	if err := e.RefreshImages(ctx); err != nil {
+		return err
+	}
+	return e.refreshNetworksVolumes(ctx)
+}
+
+func (e *Engine) refreshContainers(ctx context.Context) error {
+	var list []container.Summary
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}}, nil, &list); err != nil {
+		return err
+	}
+	e.mu.RLock()
+	old := e.containers
+	e.mu.RUnlock()
+	next := make(map[string]*Container, len(list))
+	for i := range list {
+		s := list[i]
+		c := &Container{Summary: s}
+		if prev, ok := old[s.ID]; ok {
+			c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env
+		} else if err := e.inspectInto(ctx, c); err != nil {
+			continue // removed meanwhile
+		}
+		next[s.ID] = c
+	}
+	e.mu.Lock()
+	e.containers = next
+	e.updated = time.Now()
+	e.gen++
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
+	var ins struct {
+		Config     *struct{ Env []string }
+		HostConfig *struct {
+			NanoCpus          int64
+			CpuShares         int64
+			Memory            int64
+			MemoryReservation int64
+		}
+	}
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/"+c.ID+"/json"), nil, nil, &ins); err != nil {
+		return err
+	}
+	if h := ins.HostConfig; h != nil {
+		c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
+	}
+	if ins.Config != nil {
+		c.Env = ins.Config.Env
+	}
+	return nil
+}
+
+// RefreshContainer reloads one container into the cache, or drops it if the
+// engine no longer has it.
+func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
+	f, _ := json.Marshal(map[string][]string{"id": {id}})
+	var list []container.Summary
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}, "filters": {string(f)}}, nil, &list); err != nil {
+		return err
+	}
+	var found *Container
+	for i := range list {
+		if list[i].ID == id {
+			found = &Container{Summary: list[i]}
+		}
+	}
+	if found != nil {
+		if err := e.inspectInto(ctx, found); err != nil {
+			found = nil
+		}
+	}
+	e.mu.Lock()
+	if found == nil {
+		delete(e.containers, id)
+	} else {
+		e.containers[id] = found
+	}
+	e.gen++
+	e.mu.Unlock()
+	return nil
+}
+
+// ForgetContainer drops a container from the cache (after a successful remove).
+func (e *Engine) ForgetContainer(id string) {
+	e.mu.Lock()
+	delete(e.containers, id)
+	e.gen++
+	e.mu.Unlock()
+}
+
+// RefreshImages reloads the engine's image list.
+func (e *Engine) RefreshImages(ctx context.Context) error {
+	var imgs []image.Summary
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/images/json"), nil, nil, &imgs); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.images = imgs
+	e.gen++
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *Engine) refreshNetworksVolumes(ctx context.Context) error {
+	var nets []struct{ Name string }
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/networks"), nil, nil, &nets); err != nil {
+		return err
+	}
+	var vols struct{ Volumes []struct{ Name string } }
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/volumes"), nil, nil, &vols); err != nil {
+		return err
+	}
+	n := make([]string, 0, len(nets))
+	for _, x := range nets {
+		n = append(n, x.Name)
+	}
+	v := make([]string, 0, len(vols.Volumes))
+	for _, x := range vols.Volumes {
+		v = append(v, x.Name)
+	}
+	sort.Strings(n)
+	sort.Strings(v)
+	e.mu.Lock()
+	e.networks, e.volumes = n, v
+	e.gen++
+	e.mu.Unlock()
+	return nil
+}
+
+// run is the engine's life: connect, follow events, check health, resync;
+// on trouble mark it and start over, until ctx ends.
+func (e *Engine) run(ctx context.Context) {
+	log := e.opts.Logger.With("engine", e.Addr)
+	for ctx.Err() == nil {
+		if err := e.session(ctx); err != nil && ctx.Err() == nil {
+			log.Debug("engine session ended", "error", err)
+			e.fail(err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(e.opts.RefreshInterval):
+			}
+		}
+	}
+}
+
+// session is one connected period of an engine.
+func (e *Engine) session(ctx context.Context) error {
+	if err := e.connect(ctx); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	evs, errc, err := e.openEvents(sctx)
+	if err != nil {
+		return err
+	}
+	rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
+	err = e.Resync(rctx)
+	rcancel()
+	if err != nil {
+		return err
+	}
+	e.setState(Healthy, "")
+
+	health := time.NewTicker(e.opts.RefreshInterval)
+	defer health.Stop()
+	resync := time.NewTicker(e.opts.ResyncInterval)
+	defer resync.Stop()
+	refreshNV := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err == nil {
+				err = errors.New("event stream closed")
+			}
+			return err
+		case m := <-evs:
+			if e.apply(sctx, m) {
+				refreshNV = true
+			}
+			if e.opts.OnEvent != nil {
+				e.opts.OnEvent(e, m)
+			}
+		case <-health.C:
+			if err := e.Ping(sctx); err != nil {
+				if e.fail(err) == Unhealthy {
+					return err
+				}
+				continue
+			}
+			e.setState(Healthy, "")
+			if refreshNV {
+				refreshNV = false
+				_ = e.refreshNetworksVolumes(sctx)
+			}
+		case <-resync.C:
+			rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
+			err := e.Resync(rctx)
+			rcancel()
+			if err != nil {
+				if e.fail(err) == Unhealthy {
+					return err
+				}
+			}
+		}
+	}
+}
+
+// openEvents starts the engine's event stream and returns once the engine
+// accepted it, so a resync right after misses nothing.
+func (e *Engine) openEvents(ctx context.Context) (<-chan events.Message, <-chan error, error) {
+	resp, err := e.client.Raw(ctx, "GET", e.apiPath("/events"), nil, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != 200 {
+		defer resp.Body.Close()
+		return nil, nil, ResponseError(resp)
+	}
+	out := make(chan events.Message, 256)
+	errc := make(chan error, 1)
+	go func() {
+		defer resp.Body.Close()
+		dec := json.NewDecoder(resp.Body)
+		for {
+			var m events.Message
+			if err := dec.Decode(&m); err != nil {
+				errc <- err
+				return
+			}
+			select {
+			case out <- m:
+			case <-ctx.Done():
+				errc <- ctx.Err()
+				return
+			}
+		}
+	}()
+	return out, errc, nil
+}
+
+// apply updates the cache for one engine event; it reports whether
+// networks or volumes changed.
+func (e *Engine) apply(ctx context.Context, m events.Message) bool {
+	switch m.Type {
+	case events.ContainerEventType:
+		id := m.Actor.ID
+		action := string(m.Action)
+		switch {
+		case action == "destroy":
+			e.ForgetContainer(id)
+		case strings.HasPrefix(action, "exec_"), action == "attach", action == "detach", action == "resize",
+			action == "top", action == "copy", action == "archive-path", action == "extract-to-dir", action == "export", action == "commit":
+		default:
+			rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+			if err := e.RefreshContainer(rctx, id); err != nil {
+				e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
+			}
+			cancel()
+		}
+	case events.ImageEventType:
+		rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		_ = e.RefreshImages(rctx)
+		cancel()
+	case events.NetworkEventType, events.VolumeEventType:
+		return true
+	}
+	return false
+}
+
+// versionLess compares Docker API versions "1.41" < "1.50".
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
+}
+
+// VersionLess reports whether API version a is older than b.
+func VersionLess(a, b string) bool { return versionLess(a, b) }
+
+// Do sends a request to the engine (its URL host is set here).
+func (e *Engine) Do(req *http.Request) (*http.Response, error) { return e.client.Do(req) }
+
+// Dial opens a raw connection to the engine, for hijacked streams.
+func (e *Engine) Dial(ctx context.Context) (net.Conn, error) { return e.client.Dial(ctx) }

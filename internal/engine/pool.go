@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+)
+
+// Pool is the set of engines shoal manages. Discovery tells it the current
+// addresses with Update; it starts and stops one loop per engine.
+type Pool struct {
+	opts Options
+	tls  *tls.Config
+
+	mu      sync.RWMutex
+	ctx     context.Context
+	engines map[string]*Engine // by address
+	cancels map[string]context.CancelFunc
+	pending []string
+	started bool
+	wg      sync.WaitGroup
+	list    []*Engine // sorted snapshot, rebuilt on change
+}
+
+// NewPool returns an empty pool. tlsConf (may be nil) is used for tcp engines.
+func NewPool(opts Options, tlsConf *tls.Config) *Pool {
+	opts.defaults()
+	return &Pool{opts: opts, tls: tlsConf, engines: map[string]*Engine{}, cancels: map[string]context.CancelFunc{}}
+}
+
+// Run starts the engines known so far and blocks until ctx ends, then stops them all.
+func (p *Pool) Run(ctx context.Context) error {
+	p.mu.Lock()
+	p.ctx = ctx
+	p.started = true
+	pending := p.pending
+	p.mu.Unlock()
+	if pending != nil {
+		p.Update(pending)
+	}
+	<-ctx.Done()
+	p.mu.Lock()
+	for _, c := range p.cancels {
+		c()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// Update makes the pool hold exactly these engine addresses: new ones are
+// added (Pending until they answer), missing ones stop and leave.
+func (p *Pool) Update(addrs []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.started {
+		p.pending = append([]string(nil), addrs...)
+		return
+	}
+	want := map[string]bool{}
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			continue
+		}
+		want[a] = true
+		if _, ok := p.engines[a]; ok {
+			continue
+		}
+		c, err := NewClient(a, p.tls)
+		if err != nil {
+			p.opts.Logger.Error("bad engine address", "addr", a, "error", err)
+			continue
+		}
+		e := newEngine(a, c, &p.opts)
+		ctx, cancel := context.WithCancel(p.ctx)
+		p.engines[a] = e
+		p.cancels[a] = cancel
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			e.run(ctx)
+		}()
+		p.opts.Logger.Info("engine added", "addr", a)
+	}
+	for a, e := range p.engines {
+		if !want[a] {
+			p.cancels[a]()
+			delete(p.engines, a)
+			delete(p.cancels, a)
+			p.opts.Logger.Info("engine removed", "addr", a, "name", e.Name())
+		}
+	}
+	p.rebuild()
+}
+
+func (p *Pool) rebuild() {
+	list := make([]*Engine, 0, len(p.engines))
+	for _, e := range p.engines {
+		list = append(list, e)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Addr < list[j].Addr })
+	p.list = list
+}
+
+// Add puts one engine into a running pool (used by tests and simulations).
+func (p *Pool) Add(addr string) {
+	p.mu.RLock()
+	addrs := make([]string, 0, len(p.engines)+1)
+	for a := range p.engines {
+		addrs = append(addrs, a)
+	}
+	p.mu.RUnlock()
+	p.Update(append(addrs, addr))
+}
+
+// Engines returns every engine, ordered by address. Do not modify the slice.
+func (p *Pool) Engines() []*Engine {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.list
+}
+
+// Healthy returns the engines that take work now.
+func (p *Pool) Healthy() []*Engine {
+	var out []*Engine
+	for _, e := range p.Engines() {
+		if e.Healthy() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Node finds an engine by node ID, unique ID prefix, hostname or address.
+func (p *Pool) Node(ref string) (*Engine, error) {
+	var byName, byPrefix []*Engine
+	for _, e := range p.Engines() {
+		if e.ID == ref || e.Addr == ref {
+			return e, nil
+		}
+		if e.Name() == ref {
+			byName = append(byName, e)
+		} else if strings.HasPrefix(e.ID, ref) {
+			byPrefix = append(byPrefix, e)
+		}
+	}
+	switch {
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		return nil, errdefs.ErrInvalidArgument.WithMessage("node name " + ref + " is ambiguous: " + strconv.Itoa(len(byName)) + " nodes have it; use the node ID")
+	case len(byPrefix) == 1:
+		return byPrefix[0], nil
+	case len(byPrefix) > 1:
+		return nil, errdefs.ErrInvalidArgument.WithMessage("node " + ref + " is ambiguous (" + strconv.Itoa(len(byPrefix)) + " matches found)")
+	}
+	return nil, errdefs.ErrNotFound.WithMessage("node " + ref + " not found")
+}

@@ -1,0 +1,330 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+
+// createBody is the part of a create request shoal reads to place it.
+type createBody struct {
+	Image        string
+	Env          []string
+	Labels       map[string]string
+	ExposedPorts map[string]json.RawMessage
+	HostConfig   *struct {
+		NanoCpus          int64
+		CpuShares         int64
+		Memory            int64
+		MemoryReservation int64
+		NetworkMode       string
+		VolumesFrom       []string
+		Links             []string
+		Binds             []string
+		PortBindings      map[string][]struct {
+			HostIp   string
+			HostPort string
+		}
+		Mounts []struct {
+			Type   string
+			Source string
+		}
+	}
+	NetworkingConfig *struct {
+		EndpointsConfig map[string]json.RawMessage
+	}
+}
+
+func (b *createBody) request(name string) *scheduler.Request {
+	req := &scheduler.Request{Name: name, Image: b.Image, Env: b.Env, Labels: b.Labels}
+	h := b.HostConfig
+	if h != nil {
+		req.NanoCPUs, req.CPUShares, req.Memory, req.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
+		req.NetworkMode = h.NetworkMode
+		req.VolumesFrom = h.VolumesFrom
+		req.Links = h.Links
+		for port, binds := range h.PortBindings {
+			num, proto, _ := strings.Cut(port, "/")
+			for _, bd := range binds {
+				hp, err := strconv.Atoi(bd.HostPort)
+				if err != nil || hp == 0 {
+					if bd.HostPort == "" && h.NetworkMode != "host" {
+						continue // a random port never conflicts
+					}
+					hp, _ = strconv.Atoi(num)
+				}
+				req.Ports = append(req.Ports, scheduler.Port{HostIP: bd.HostIp, HostPort: hp, Proto: protoOr(proto)})
+			}
+		}
+		for _, bind := range h.Binds {
+			src, _, _ := strings.Cut(bind, ":")
+			if src != "" && !strings.HasPrefix(src, "/") {
+				req.Volumes = append(req.Volumes, src)
+			}
+		}
+		for _, mt := range h.Mounts {
+			if mt.Type == "volume" && mt.Source != "" {
+				req.Volumes = append(req.Volumes, mt.Source)
+			}
+		}
+	}
+	if req.NetworkMode == "host" {
+		for port := range b.ExposedPorts {
+			num, proto, _ := strings.Cut(port, "/")
+			if p, err := strconv.Atoi(num); err == nil {
+				req.Ports = append(req.Ports, scheduler.Port{HostPort: p, Proto: protoOr(proto)})
+			}
+		}
+	}
+	if b.NetworkingConfig != nil {
+		for n := range b.NetworkingConfig.EndpointsConfig {
+			req.Networks = append(req.Networks, n)
+		}
+	}
+	return req
+}
+
+func protoOr(p string) string {
+	if p == "" {
+		return "tcp"
+	}
+	return p
+}
+
+func nameInUse(name, id string) error {
+	return errdefs.ErrConflict.WithMessage(fmt.Sprintf("Conflict. The container name \"/%s\" is already in use by container \"%s\". You have to remove (or rename) that container to be able to reuse that name.", name, id))
+}
+
+// nameOwner returns the ID of the container that has name anywhere in the
+// cluster, "pending" if a create is reserving it, or "".
+func (m *Manager) nameOwner(name string) string {
+	if m.names[name] {
+		return "pending"
+	}
+	for _, e := range m.pool.Engines() {
+		for _, c := range e.Containers() {
+			if c.Name() == name {
+				return c.ID
+			}
+		}
+	}
+	return ""
+}
+
+// CreateContainer places a container on a node and creates it there.
+func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error) {
+	name = strings.TrimPrefix(name, "/")
+	if name != "" && !validName.MatchString("/"+name) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: request body is empty")
+	}
+	var cb createBody
+	if err := json.Unmarshal(body, &cb); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	if cb.Image == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("no image specified: the create request has no Image")
+	}
+	env, err := m.cfg.CleanEnv(cb.Env, cb.Labels)
+	if err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	req := cb.request(name)
+
+	e, placed, err := m.place(req)
+	if err != nil {
+		return nil, err
+	}
+	defer m.unplace(e.ID, name, placed)
+
+	if len(env) != len(cb.Env) {
+		if body, err = setField(body, "Env", env); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+		}
+	}
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	if platform != "" {
+		q.Set("platform", platform)
+	}
+	resp, err := e.Client().Raw(ctx, "POST", e.APIPath(clientVersion, "/containers/create"), q, bytes.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+	if err != nil {
+		// The engine may have created it before the failure: undo by name.
+		if name != "" {
+			m.removeQuietly(e, name)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", e.Name(), err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return nil, engine.ResponseError(resp)
+	}
+	var cr container.CreateResponse
+	if err := json.NewDecoder(resp.Body).Decode(&cr); err != nil || cr.ID == "" {
+		if name != "" {
+			m.removeQuietly(e, name)
+		}
+		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: bad create answer: %v", e.Name(), err))
+	}
+	if ctx.Err() != nil { // the client hung up: nobody will ever use it
+		m.removeQuietly(e, cr.ID)
+		return nil, ctx.Err()
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.RefreshContainer(rctx, cr.ID); err != nil || e.Container(cr.ID) == nil {
+		m.removeQuietly(e, cr.ID)
+		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s failed right after creating the container: %v", e.Name(), err))
+	}
+	if cr.Warnings == nil {
+		cr.Warnings = []string{}
+	}
+	m.log.Info("container created", "id", cr.ID[:12], "name", name, "node", e.Name())
+	return &cr, nil
+}
+
+func (m *Manager) removeQuietly(e *engine.Engine, ref string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := e.Client().JSON(ctx, "DELETE", e.APIPath("", "/containers/"+url.PathEscape(ref)), url.Values{"force": {"1"}, "v": {"1"}}, nil, nil)
+	if err != nil && !errdefs.IsNotFound(err) {
+		m.log.Warn("could not remove half-created container", "node", e.Name(), "ref", ref, "error", err)
+	}
+	e.ForgetContainer(ref)
+}
+
+// place reserves the name and a slot on the chosen node, atomically with
+// respect to other creates, so parallel creates never overcommit a node.
+func (m *Manager) place(req *scheduler.Request) (*engine.Engine, scheduler.Container, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if req.Name != "" {
+		if id := m.nameOwner(req.Name); id != "" {
+			return nil, scheduler.Container{}, nameInUse(req.Name, id)
+		}
+	}
+	nodes, byID := m.snapshot()
+	if len(nodes) == 0 {
+		return nil, scheduler.Container{}, errdefs.ErrUnavailable.WithMessage("no node available: the pool has no engines")
+	}
+	n, err := m.cfg.Placer.Place(req, nodes)
+	if err != nil {
+		var nf *scheduler.NoFitError
+		if errors.As(err, &nf) || errors.Is(err, scheduler.ErrNoNodes) {
+			return nil, scheduler.Container{}, errdefs.ErrUnavailable.WithMessage(err.Error())
+		}
+		return nil, scheduler.Container{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	e := byID[n.ID]
+	c := scheduler.Container{
+		ID: "pending-" + req.Name, Name: req.Name, Image: req.Image, Labels: req.Labels, State: "created",
+		NanoCPUs: req.NanoCPUs, CPUShares: req.CPUShares, Memory: req.Memory, MemoryReservation: req.MemoryReservation,
+		Ports: req.Ports,
+	}
+	m.pending[e.ID] = append(m.pending[e.ID], c)
+	if req.Name != "" {
+		m.names[req.Name] = true
+	}
+	return e, c, nil
+}
+
+func (m *Manager) unplace(nodeID, name string, c scheduler.Container) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.names, name)
+	p := m.pending[nodeID]
+	for i := range p {
+		if p[i].ID == c.ID && p[i].Name == c.Name {
+			p = append(p[:i:i], p[i+1:]...)
+			break
+		}
+	}
+	if len(p) == 0 {
+		delete(m.pending, nodeID)
+	} else {
+		m.pending[nodeID] = p
+	}
+}
+
+// setField replaces one top-level field of a JSON object, keeping the rest verbatim.
+func setField(body []byte, key string, v any) ([]byte, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	obj[key] = b
+	return json.Marshal(obj)
+}
+
+// CheckRename reserves newName for a rename, or says it is taken.
+func (m *Manager) CheckRename(ctx context.Context, id, newName string) (func(), error) {
+	newName = strings.TrimPrefix(newName, "/")
+	if newName == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("Neither old nor new names may be empty")
+	}
+	if !validName.MatchString("/" + newName) {
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if owner := m.nameOwner(newName); owner != "" && owner != id {
+		return nil, nameInUse(newName, owner)
+	}
+	m.names[newName] = true
+	return func() {
+		m.mu.Lock()
+		delete(m.names, newName)
+		m.mu.Unlock()
+	}, nil
+}
+
+// PruneContainers prunes on every healthy engine and adds up the reports.
+func (m *Manager) PruneContainers(ctx context.Context, q url.Values) (*container.PruneReport, error) {
+	rep := &container.PruneReport{ContainersDeleted: []string{}}
+	var mu sync.Mutex
+	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+		var r container.PruneReport
+		if err := e.Client().JSON(ctx, "POST", e.APIPath("", "/containers/prune"), q, nil, &r); err != nil {
+			return err
+		}
+		mu.Lock()
+		rep.ContainersDeleted = append(rep.ContainersDeleted, r.ContainersDeleted...)
+		rep.SpaceReclaimed += r.SpaceReclaimed
+		mu.Unlock()
+		for _, id := range r.ContainersDeleted {
+			e.ForgetContainer(id)
+		}
+		return nil
+	})
+	if len(errs) > 0 && len(rep.ContainersDeleted) == 0 {
+		return nil, errs[0]
+	}
+	return rep, nil
+}

@@ -1,0 +1,345 @@
+package manager
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/image"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+)
+
+func noHealthy() error {
+	return errdefs.ErrUnavailable.WithMessage("no healthy node in the pool")
+}
+
+// ListImages merges every healthy engine's images by image ID.
+func (m *Manager) ListImages(ctx context.Context, q url.Values) ([]image.Summary, error) {
+	var mu sync.Mutex
+	byID := map[string]*image.Summary{}
+	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+		var list []image.Summary
+		if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/json"), q, nil, &list); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, img := range list {
+			if prev, ok := byID[img.ID]; ok {
+				prev.RepoTags = union(prev.RepoTags, img.RepoTags)
+				prev.RepoDigests = union(prev.RepoDigests, img.RepoDigests)
+				if prev.Containers >= 0 && img.Containers > 0 {
+					prev.Containers += img.Containers
+				}
+				continue
+			}
+			c := img
+			byID[img.ID] = &c
+		}
+		return nil
+	})
+	for _, err := range errs {
+		if errdefs.IsInvalidArgument(err) {
+			return nil, err
+		}
+	}
+	out := make([]image.Summary, 0, len(byID))
+	for _, img := range byID {
+		out = append(out, *img)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Created != out[j].Created {
+			return out[i].Created > out[j].Created
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func union(a, b []string) []string {
+	for _, x := range b {
+		found := false
+		for _, y := range a {
+			if x == y {
+				found = true
+				break
+			}
+		}
+		if !found {
+			a = append(a, x)
+		}
+	}
+	return a
+}
+
+// ResolveImage finds a healthy engine that has the image.
+func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Target, error) {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return nil, noHealthy()
+	}
+	found := make([]bool, len(engines))
+	var wg sync.WaitGroup
+	var firstErr error
+	var mu sync.Mutex
+	for i, e := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/"+name+"/json"), nil, nil, nil)
+			if err == nil {
+				found[i] = true
+			} else if !errdefs.IsNotFound(err) {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = nodeErr{e.Name(), err}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for i, ok := range found {
+		if ok {
+			return engines[i], nil
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return nil, errdefs.ErrNotFound.WithMessage("No such image: " + name)
+}
+
+// streamMerger writes several engines' JSON progress streams as one, each
+// message marked with its node.
+type streamMerger struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *streamMerger) copyFrom(node string, r io.Reader) (failed bool) {
+	dec := json.NewDecoder(bufio.NewReader(r))
+	for {
+		var msg map[string]any
+		if err := dec.Decode(&msg); err != nil {
+			if err != io.EOF {
+				s.emit(map[string]any{"errorDetail": map[string]any{"message": node + ": " + err.Error()}, "error": node + ": " + err.Error()})
+				return true
+			}
+			return failed
+		}
+		if v, ok := msg["stream"].(string); ok && strings.TrimSpace(v) != "" {
+			msg["stream"] = node + ": " + v
+		}
+		if v, ok := msg["id"].(string); ok && v != "" {
+			msg["id"] = node + ": " + v
+		} else if v, ok := msg["status"].(string); ok {
+			msg["status"] = node + ": " + v
+		}
+		if v, ok := msg["error"].(string); ok {
+			failed = true
+			msg["error"] = node + ": " + v
+			if d, ok := msg["errorDetail"].(map[string]any); ok {
+				if dm, ok := d["message"].(string); ok {
+					d["message"] = node + ": " + dm
+				}
+			}
+		}
+		s.emit(msg)
+	}
+}
+
+func (s *streamMerger) emit(msg map[string]any) {
+	b, _ := json.Marshal(msg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = s.w.Write(append(b, '\n'))
+}
+
+func (s *streamMerger) fail(node string, err error) {
+	s.emit(map[string]any{"errorDetail": map[string]any{"message": node + ": " + err.Error()}, "error": node + ": " + err.Error()})
+}
+
+// LoadImage sends the archive to every healthy engine.
+func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return noHealthy()
+	}
+	// Keep the archive on disk so every engine reads it at its own pace.
+	f, err := os.CreateTemp("", "shoal-load-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := io.Copy(f, body); err != nil {
+		return errdefs.ErrInvalidArgument.WithMessage("reading the image archive: " + err.Error())
+	}
+	sm := &streamMerger{w: w}
+	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+		r, err := os.Open(f.Name())
+		if err != nil {
+			sm.fail(e.Name(), err)
+			return err
+		}
+		defer r.Close()
+		resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", "/images/load"), q, r, http.Header{"Content-Type": {"application/x-tar"}})
+		if err != nil {
+			sm.fail(e.Name(), err)
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			err := engine.ResponseError(resp)
+			sm.fail(e.Name(), err)
+			return err
+		}
+		sm.copyFrom(e.Name(), resp.Body)
+		m.refreshImages(e)
+		return nil
+	})
+	return nil
+}
+
+func (m *Manager) refreshImages(e *engine.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = e.RefreshImages(ctx)
+}
+
+// PullImage pulls on every healthy engine in parallel.
+func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return noHealthy()
+	}
+	sm := &streamMerger{w: w}
+	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+		h := http.Header{}
+		if auth != "" {
+			h.Set("X-Registry-Auth", auth)
+		}
+		resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", "/images/create"), q, nil, h)
+		if err != nil {
+			sm.fail(e.Name(), err)
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 {
+			err := engine.ResponseError(resp)
+			sm.fail(e.Name(), err)
+			return err
+		}
+		sm.copyFrom(e.Name(), resp.Body)
+		m.refreshImages(e)
+		return nil
+	})
+	return nil
+}
+
+// TagImage tags the image on every healthy engine that has it.
+func (m *Manager) TagImage(ctx context.Context, name string, q url.Values) error {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return noHealthy()
+	}
+	var mu sync.Mutex
+	tagged := 0
+	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+		err := e.Client().JSON(ctx, "POST", e.APIPath("", "/images/"+name+"/tag"), q, nil, nil)
+		if err == nil {
+			mu.Lock()
+			tagged++
+			mu.Unlock()
+			m.refreshImages(e)
+		}
+		return err
+	})
+	if tagged > 0 {
+		return nil
+	}
+	return firstError(errs, "No such image: "+name)
+}
+
+// firstError prefers an error that is not "not found".
+func firstError(errs []error, notFoundMsg string) error {
+	for _, err := range errs {
+		if !errdefs.IsNotFound(err) {
+			return err
+		}
+	}
+	return errdefs.ErrNotFound.WithMessage(notFoundMsg)
+}
+
+// RemoveImage removes the image from every healthy engine that has it.
+// Without force, an image in use anywhere is refused before any engine
+// removes it, so a refused rmi changes nothing.
+func (m *Manager) RemoveImage(ctx context.Context, name string, q url.Values) ([]image.DeleteResponse, error) {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return nil, noHealthy()
+	}
+	if !boolParam(q.Get("force")) {
+		if err := m.imageInUse(ctx, engines, name); err != nil {
+			return nil, err
+		}
+	}
+	var mu sync.Mutex
+	out := []image.DeleteResponse{}
+	removed := 0
+	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+		var list []image.DeleteResponse
+		err := e.Client().JSON(ctx, "DELETE", e.APIPath("", "/images/"+name), q, nil, &list)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		removed++
+		out = append(out, list...)
+		mu.Unlock()
+		m.refreshImages(e)
+		return nil
+	})
+	if removed == 0 {
+		return nil, firstError(errs, "No such image: "+name)
+	}
+	for _, err := range errs {
+		if !errdefs.IsNotFound(err) {
+			m.log.Warn("image remove failed on a node", "image", name, "error", err)
+		}
+	}
+	return out, nil
+}
+
+func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name string) error {
+	for _, e := range engines {
+		var img struct {
+			ID string `json:"Id"`
+		}
+		if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/"+name+"/json"), nil, nil, &img); err != nil {
+			continue
+		}
+		for _, c := range e.Containers() {
+			if c.ImageID == img.ID {
+				short := strings.TrimPrefix(img.ID, "sha256:")
+				if len(short) > 12 {
+					short = short[:12]
+				}
+				return errdefs.ErrConflict.WithMessage(fmt.Sprintf("conflict: unable to remove repository reference %q (must force) - container %s on node %s is using its referenced image %s", name, c.ID[:12], e.Name(), short))
+			}
+		}
+	}
+	return nil
+}

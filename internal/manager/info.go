@@ -1,0 +1,205 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/docker/go-units"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/system"
+	"github.com/shoal-dev/shoal/internal/engine"
+)
+
+// Info reports the cluster as one big engine: summed CPUs, memory,
+// containers and images, with a warning line per node that is not healthy.
+func (m *Manager) Info(ctx context.Context) (*system.Info, error) {
+	engines := m.pool.Engines()
+	host, _ := os.Hostname()
+	info := &system.Info{
+		ID:                 "shoal-" + engine.NodeID("manager:"+host),
+		Name:               "shoal",
+		ServerVersion:      "shoal/" + m.cfg.Version,
+		OSType:             runtime.GOOS,
+		Architecture:       runtime.GOARCH,
+		KernelVersion:      m.kernel,
+		OperatingSystem:    "shoal cluster",
+		Driver:             "shoal",
+		IndexServerAddress: "https://index.docker.io/v1/",
+		LoggingDriver:      "json-file",
+		CgroupDriver:       "cgroupfs",
+		CgroupVersion:      "2",
+		DockerRootDir:      "/var/lib/shoal",
+		SystemTime:         time.Now().Format(time.RFC3339Nano),
+		Labels:             []string{},
+		Warnings:           []string{},
+		DefaultRuntime:     "runc",
+		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+	}
+	images := map[string]bool{}
+	var healthy int
+	status := [][2]string{{"Strategy", m.cfg.Strategy}, {"Nodes", fmt.Sprint(len(engines))}}
+	for _, e := range engines {
+		st, lastErr := e.State()
+		cs := e.Containers()
+		var run, paused, stopped int
+		var cpus, mem int64
+		for _, c := range cs {
+			switch c.State {
+			case "running", "restarting":
+				run++
+			case "paused":
+				paused++
+			default:
+				stopped++
+			}
+			if c.State != "exited" && c.State != "dead" {
+				cpus += c.NanoCPUs
+				mem += max(c.Memory, c.MemoryReservation)
+			}
+		}
+		info.Containers += len(cs)
+		info.ContainersRunning += run
+		info.ContainersPaused += paused
+		info.ContainersStopped += stopped
+		for _, img := range e.Images() {
+			images[img.ID] = true
+		}
+		ei := e.Info()
+		ver, _ := e.Version()
+		var ncpu int
+		var memTotal int64
+		var labels []string
+		if ei != nil {
+			ncpu, memTotal, labels = ei.NCPU, ei.MemTotal, ei.Labels
+		}
+		if st == engine.Healthy {
+			healthy++
+			info.NCPU += ncpu
+			info.MemTotal += memTotal
+		} else {
+			msg := fmt.Sprintf("WARNING: node %s (%s) is %s", e.Name(), e.Addr, strings.ToLower(st.String()))
+			if lastErr != "" {
+				msg += ": " + lastErr
+			}
+			info.Warnings = append(info.Warnings, msg)
+		}
+		errText := lastErr
+		if errText == "" {
+			errText = "(none)"
+		}
+		status = append(status,
+			[2]string{" " + e.Name(), e.Addr},
+			[2]string{"  └ ID", e.ID},
+			[2]string{"  └ Status", st.String()},
+			[2]string{"  └ Containers", fmt.Sprintf("%d (%d Running, %d Paused, %d Stopped)", len(cs), run, paused, stopped)},
+			[2]string{"  └ Reserved CPUs", fmt.Sprintf("%g / %d", float64(cpus)/1e9, ncpu)},
+			[2]string{"  └ Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem)), units.BytesSize(float64(memTotal)))},
+			[2]string{"  └ Labels", strings.Join(labels, ", ")},
+			[2]string{"  └ Error", errText},
+			[2]string{"  └ ServerVersion", ver},
+		)
+	}
+	info.Images = len(images)
+	info.DriverStatus = status
+	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "none"}, Log: []string{"json-file"}}
+	return info, nil
+}
+
+// Nodes lists every engine of the pool as a swarm-mode node.
+func (m *Manager) Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error) {
+	f, err := parseFilters(q.Get("filters"))
+	if err != nil {
+		return nil, err
+	}
+	out := []swarm.Node{}
+	for _, e := range m.pool.Engines() {
+		n := nodeOf(e)
+		if !nodeMatches(n, f) {
+			continue
+		}
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Description.Hostname != out[j].Description.Hostname {
+			return out[i].Description.Hostname < out[j].Description.Hostname
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
+}
+
+func nodeMatches(n swarm.Node, f map[string][]string) bool {
+	for k, vals := range f {
+		ok := anyOf(vals, func(v string) bool {
+			switch k {
+			case "id":
+				return strings.HasPrefix(n.ID, v)
+			case "name":
+				return strings.HasPrefix(n.Description.Hostname, v)
+			case "role":
+				return string(n.Spec.Role) == v
+			case "membership":
+				return v == "accepted"
+			case "node.label", "label":
+				return labelMatch(n.Description.Engine.Labels, v)
+			}
+			return false
+		})
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Node finds one node by ID, ID prefix, hostname or address.
+func (m *Manager) Node(ctx context.Context, ref string) (*swarm.Node, error) {
+	e, err := m.pool.Node(ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, errdefs.ErrNotFound.WithMessage("node " + ref + " not found")
+		}
+		return nil, err
+	}
+	n := nodeOf(e)
+	return &n, nil
+}
+
+func nodeOf(e *engine.Engine) swarm.Node {
+	st, msg := e.State()
+	n := swarm.Node{
+		ID: e.ID,
+		Spec: swarm.NodeSpec{
+			Role:         swarm.NodeRoleWorker,
+			Availability: swarm.NodeAvailabilityActive,
+		},
+		Description: swarm.NodeDescription{Hostname: e.Name()},
+		Status:      swarm.NodeStatus{Addr: e.IP, Message: msg},
+	}
+	n.Spec.Labels = map[string]string{}
+	switch st {
+	case engine.Healthy:
+		n.Status.State = swarm.NodeStateReady
+	case engine.Unhealthy:
+		n.Status.State = swarm.NodeStateDown
+	default:
+		n.Status.State = swarm.NodeStateUnknown
+	}
+	if n.Status.Addr == "" {
+		n.Status.Addr = e.Addr
+	}
+	if info := e.Info(); info != nil {
+		ver, _ := e.Version()
+		n.Description.Platform = swarm.Platform{Architecture: info.Architecture, OS: info.OSType}
+		n.Description.Resources = swarm.Resources{NanoCPUs: int64(info.NCPU) * 1e9, MemoryBytes: info.MemTotal}
+		n.Description.Engine = swarm.EngineDescription{EngineVersion: ver, Labels: engineLabels(info.Labels)}
+	}
+	return n
+}

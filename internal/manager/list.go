@@ -1,0 +1,393 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/shoal-dev/shoal/internal/engine"
+)
+
+// parseFilters reads Docker's filters parameter in both its forms:
+// {"key":{"value":true}} and the older {"key":["value"]}.
+func parseFilters(raw string) (map[string][]string, error) {
+	out := map[string][]string{}
+	if raw == "" {
+		return out, nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter: " + err.Error())
+	}
+	for k, v := range m {
+		var set map[string]bool
+		if json.Unmarshal(v, &set) == nil {
+			for val, ok := range set {
+				if ok {
+					out[k] = append(out[k], val)
+				}
+			}
+			continue
+		}
+		var list []string
+		if err := json.Unmarshal(v, &list); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter: " + err.Error())
+		}
+		out[k] = append(out[k], list...)
+	}
+	return out, nil
+}
+
+var containerFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "ancestor": true,
+	"node": true, "exited": true, "before": true, "since": true, "health": true, "network": true, "volume": true,
+	"is-task": true, "publish": true, "expose": true}
+
+var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true,
+	"paused": true, "exited": true, "dead": true}
+
+type listed struct {
+	e *engine.Engine
+	s container.Summary
+}
+
+// ListContainers merges every engine's containers, as `docker ps` expects,
+// with names shown as /<node>/<name>.
+func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container.Summary, error) {
+	f, err := parseFilters(q.Get("filters"))
+	if err != nil {
+		return nil, err
+	}
+	for k := range f {
+		if !containerFilters[k] {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter '" + k + "'")
+		}
+	}
+	for _, s := range f["status"] {
+		if !validStatus[s] {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter 'status=" + s + "'")
+		}
+	}
+	all := boolParam(q.Get("all"))
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	if v := q.Get("before"); v != "" {
+		f["before"] = append(f["before"], v)
+	}
+	if v := q.Get("since"); v != "" {
+		f["since"] = append(f["since"], v)
+	}
+	if limit > 0 || len(f["before"]) > 0 || len(f["since"]) > 0 {
+		all = true
+	}
+
+	var items []listed
+	if boolParam(q.Get("size")) {
+		items, err = m.listLive(ctx)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		for _, e := range m.pool.Engines() {
+			for _, c := range e.Containers() {
+				items = append(items, listed{e, c.Summary})
+			}
+		}
+	}
+	match, err := m.containerMatcher(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]container.Summary, 0, len(items))
+	sort.Slice(items, func(i, j int) bool {
+		if items[i].s.Created != items[j].s.Created {
+			return items[i].s.Created > items[j].s.Created
+		}
+		return items[i].s.ID < items[j].s.ID
+	})
+	for _, it := range items {
+		running := it.s.State == "running" || it.s.State == "paused" || it.s.State == "restarting"
+		if !all && !running && len(f["status"]) == 0 {
+			continue
+		}
+		if !match(it) {
+			continue
+		}
+		s := it.s
+		s.Names = nodeNames(it.e.Name(), s.Names)
+		out = append(out, s)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func nodeNames(node string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "/" + node + "/" + strings.TrimPrefix(n, "/")
+	}
+	return out
+}
+
+func boolParam(v string) bool {
+	switch strings.ToLower(v) {
+	case "", "0", "no", "false", "none":
+		return false
+	}
+	return true
+}
+
+// listLive asks every healthy engine (for size=1, which the cache lacks).
+func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
+	var mu sync.Mutex
+	var out []listed
+	var wg sync.WaitGroup
+	for _, e := range m.pool.Healthy() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var list []container.Summary
+			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/json"), url.Values{"all": {"1"}, "size": {"1"}}, nil, &list); err != nil {
+				m.log.Warn("list containers", "node", e.Name(), "error", err)
+				return
+			}
+			mu.Lock()
+			for _, s := range list {
+				out = append(out, listed{e, s})
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// containerMatcher compiles the filters into one predicate.
+func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (func(listed) bool, error) {
+	var preds []func(listed) bool
+	if v := f["id"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			return anyOf(v, func(x string) bool { return strings.HasPrefix(it.s.ID, x) })
+		})
+	}
+	if v := f["name"]; len(v) > 0 {
+		res := make([]*regexp.Regexp, 0, len(v))
+		for _, x := range v {
+			re, err := regexp.Compile(x)
+			if err != nil {
+				return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter 'name=" + x + "': " + err.Error())
+			}
+			res = append(res, re)
+		}
+		preds = append(preds, func(it listed) bool {
+			for _, n := range it.s.Names {
+				full := "/" + it.e.Name() + n
+				for _, re := range res {
+					if re.MatchString(n) || re.MatchString(full) {
+						return true
+					}
+				}
+			}
+			return false
+		})
+	}
+	if v := f["label"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool { return allOf(v, func(x string) bool { return labelMatch(it.s.Labels, x) }) })
+	}
+	if v := f["status"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			return anyOf(v, func(x string) bool { return string(it.s.State) == x })
+		})
+	}
+	if v := f["ancestor"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			return anyOf(v, func(x string) bool { return imageMatches(it.s.Image, it.s.ImageID, x) })
+		})
+	}
+	if v := f["node"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			return anyOf(v, func(x string) bool {
+				if it.e.ID == x || strings.HasPrefix(it.e.ID, x) || it.e.Addr == x {
+					return true
+				}
+				ok, _ := path.Match(x, it.e.Name())
+				return ok
+			})
+		})
+	}
+	if v := f["exited"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			if it.s.State != "exited" {
+				return false
+			}
+			code := exitCode(it.s.Status)
+			return anyOf(v, func(x string) bool { return x == code })
+		})
+	}
+	if v := f["health"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			h := "none"
+			if it.s.Health != nil && it.s.Health.Status != "" {
+				h = string(it.s.Health.Status)
+			} else if i := strings.LastIndex(it.s.Status, "("); i >= 0 && strings.HasSuffix(it.s.Status, ")") {
+				h = strings.TrimPrefix(it.s.Status[i+1:len(it.s.Status)-1], "health: ")
+			}
+			return anyOf(v, func(x string) bool { return x == h })
+		})
+	}
+	if v := f["network"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			if it.s.NetworkSettings == nil {
+				return false
+			}
+			return anyOf(v, func(x string) bool {
+				for name, ep := range it.s.NetworkSettings.Networks {
+					if name == x || (ep != nil && ep.NetworkID != "" && strings.HasPrefix(ep.NetworkID, x)) {
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+	if v := f["volume"]; len(v) > 0 {
+		preds = append(preds, func(it listed) bool {
+			return anyOf(v, func(x string) bool {
+				for _, mp := range it.s.Mounts {
+					if mp.Name == x || mp.Destination == x || mp.Source == x {
+						return true
+					}
+				}
+				return false
+			})
+		})
+	}
+	if v := f["is-task"]; len(v) > 0 {
+		want := boolParam(v[0])
+		preds = append(preds, func(it listed) bool {
+			_, ok := it.s.Labels["com.docker.swarm.task"]
+			return ok == want
+		})
+	}
+	for _, k := range []string{"publish", "expose"} {
+		if v := f[k]; len(v) > 0 {
+			pub := k == "publish"
+			preds = append(preds, func(it listed) bool {
+				return anyOf(v, func(x string) bool {
+					port, proto, _ := strings.Cut(x, "/")
+					if proto == "" {
+						proto = "tcp"
+					}
+					for _, p := range it.s.Ports {
+						n := p.PrivatePort
+						if pub {
+							n = p.PublicPort
+						}
+						if strconv.Itoa(int(n)) == port && p.Type == proto {
+							return true
+						}
+					}
+					return false
+				})
+			})
+		}
+	}
+	for _, k := range []string{"before", "since"} {
+		for _, ref := range f[k] {
+			_, c, err := m.findContainer(ctx, ref)
+			if err != nil {
+				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter '%s=%s': %v", k, ref, err))
+			}
+			created, before := c.Created, k == "before"
+			preds = append(preds, func(it listed) bool {
+				if before {
+					return it.s.Created < created
+				}
+				return it.s.Created > created
+			})
+		}
+	}
+	return func(it listed) bool {
+		for _, p := range preds {
+			if !p(it) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+func anyOf(vals []string, f func(string) bool) bool {
+	for _, v := range vals {
+		if f(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func allOf(vals []string, f func(string) bool) bool {
+	for _, v := range vals {
+		if !f(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// labelMatch implements label=key, label=key=value and label=key!=value.
+func labelMatch(labels map[string]string, expr string) bool {
+	if k, v, ok := strings.Cut(expr, "!="); ok {
+		got, has := labels[k]
+		return !has || got != v
+	}
+	k, v, hasVal := strings.Cut(expr, "=")
+	got, has := labels[k]
+	if !has {
+		return false
+	}
+	return !hasVal || got == v
+}
+
+// imageMatches says whether a container's image (as named, and its ID) is ref.
+func imageMatches(name, id, ref string) bool {
+	if ref == "" {
+		return false
+	}
+	if name == ref || strings.HasPrefix(strings.TrimPrefix(id, "sha256:"), strings.TrimPrefix(ref, "sha256:")) && len(strings.TrimPrefix(ref, "sha256:")) >= 4 {
+		return true
+	}
+	return normalizeRef(name) == normalizeRef(ref)
+}
+
+// normalizeRef adds the implicit :latest tag.
+func normalizeRef(ref string) string {
+	ref = strings.TrimPrefix(ref, "docker.io/")
+	ref = strings.TrimPrefix(ref, "library/")
+	if strings.Contains(ref, "@") {
+		return ref
+	}
+	if i := strings.LastIndex(ref, ":"); i < 0 || strings.Contains(ref[i:], "/") {
+		return ref + ":latest"
+	}
+	return ref
+}
+
+func exitCode(status string) string {
+	// "Exited (137) 5 seconds ago"
+	i := strings.Index(status, "(")
+	j := strings.Index(status, ")")
+	if i < 0 || j < i {
+		return ""
+	}
+	return status[i+1 : j]
+}

@@ -1,0 +1,234 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+)
+
+// ResolveContainer finds the engine that holds ref: a full ID, an ID
+// prefix, a name, /name, node/name or /node/name.
+func (m *Manager) ResolveContainer(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+	e, c, err := m.findContainer(ctx, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	return e, c.ID, nil
+}
+
+type hit struct {
+	e *engine.Engine
+	c *engine.Container
+}
+
+func noSuchContainer(ref string) error {
+	return errdefs.ErrNotFound.WithMessage("No such container: " + ref)
+}
+
+func (m *Manager) findContainer(ctx context.Context, ref string) (*engine.Engine, *engine.Container, error) {
+	r := strings.TrimPrefix(ref, "/")
+	if r == "" {
+		return nil, nil, noSuchContainer(ref)
+	}
+	engines := m.pool.Engines()
+	if h, err := m.findCached(engines, r); err != nil || h.c != nil {
+		return h.e, h.c, err
+	}
+	// Not cached (yet): the engine may have it before its event reached us.
+	h, err := m.findLive(ctx, engines, r)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.c == nil {
+		return nil, nil, noSuchContainer(ref)
+	}
+	return h.e, h.c, nil
+}
+
+func (m *Manager) findCached(engines []*engine.Engine, r string) (hit, error) {
+	for _, e := range engines {
+		if c := e.Container(r); c != nil {
+			return hit{e, c}, nil
+		}
+	}
+	nodeRef, name := "", r
+	if i := strings.IndexByte(r, '/'); i > 0 {
+		nodeRef, name = r[:i], r[i+1:]
+	}
+	var byName, byPrefix []hit
+	for _, e := range engines {
+		if nodeRef != "" && e.Name() != nodeRef && e.ID != nodeRef {
+			continue
+		}
+		for _, c := range e.Containers() {
+			if c.Name() == name {
+				byName = append(byName, hit{e, c})
+			} else if nodeRef == "" && strings.HasPrefix(c.ID, r) {
+				byPrefix = append(byPrefix, hit{e, c})
+			}
+		}
+	}
+	switch {
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		nodes := make([]string, 0, len(byName))
+		for _, h := range byName {
+			nodes = append(nodes, h.e.Name())
+		}
+		return hit{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container name %s is ambiguous: it exists on nodes %s; use <node>/%s", name, strings.Join(nodes, ", "), name))
+	case len(byPrefix) == 1:
+		return byPrefix[0], nil
+	case len(byPrefix) > 1:
+		return hit{}, errdefs.ErrInvalidArgument.WithMessage("multiple IDs found with provided prefix: " + r)
+	}
+	return hit{}, nil
+}
+
+// findLive asks the healthy engines directly, in parallel.
+func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r string) (hit, error) {
+	nodeRef, name := "", r
+	if i := strings.IndexByte(r, '/'); i > 0 {
+		nodeRef, name = r[:i], r[i+1:]
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var found []hit
+	var wg sync.WaitGroup
+	for _, e := range engines {
+		if !e.Healthy() || (nodeRef != "" && e.Name() != nodeRef && e.ID != nodeRef) {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var ins struct {
+				ID string `json:"Id"`
+			}
+			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/"+url.PathEscape(name)+"/json"), nil, nil, &ins); err != nil {
+				return
+			}
+			if err := e.RefreshContainer(ctx, ins.ID); err != nil {
+				return
+			}
+			if c := e.Container(ins.ID); c != nil {
+				mu.Lock()
+				found = append(found, hit{e, c})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	switch len(found) {
+	case 0:
+		return hit{}, nil
+	case 1:
+		return found[0], nil
+	}
+	return hit{}, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s matches containers on %d nodes; use <node>/<name> or a full ID", r, len(found)))
+}
+
+// ContainerChanged refreshes the cache after a call forwarded to the engine changed a container.
+func (m *Manager) ContainerChanged(ctx context.Context, t dockerapi.Target, id string, removed bool) {
+	e, ok := t.(*engine.Engine)
+	if !ok {
+		return
+	}
+	if removed {
+		e.ForgetContainer(id)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := e.RefreshContainer(ctx, id); err != nil {
+		m.log.Debug("refresh after change", "node", e.Name(), "id", id, "error", err)
+	}
+}
+
+// InspectNode is the "Node" object added to container inspect, as classic Swarm did.
+func (m *Manager) InspectNode(t dockerapi.Target) any {
+	e, ok := t.(*engine.Engine)
+	if !ok {
+		return nil
+	}
+	type node struct {
+		ID     string
+		IP     string
+		Addr   string
+		Name   string
+		Cpus   int
+		Memory int64
+		Labels map[string]string
+	}
+	n := node{ID: e.ID, IP: e.IP, Addr: e.Addr, Name: e.Name(), Labels: map[string]string{}}
+	if info := e.Info(); info != nil {
+		n.Cpus, n.Memory = info.NCPU, info.MemTotal
+		n.Labels = engineLabels(info.Labels)
+	}
+	return n
+}
+
+func engineLabels(ls []string) map[string]string {
+	out := make(map[string]string, len(ls))
+	for _, l := range ls {
+		k, v, _ := strings.Cut(l, "=")
+		out[k] = v
+	}
+	return out
+}
+
+// ExecCreated remembers which engine holds an exec instance.
+func (m *Manager) ExecCreated(t dockerapi.Target, id string) {
+	e, ok := t.(*engine.Engine)
+	if !ok {
+		return
+	}
+	m.execMu.Lock()
+	m.execs[id] = execEntry{e: e, seen: time.Now()}
+	m.execMu.Unlock()
+}
+
+// ResolveExec finds the engine of an exec instance; after a manager
+// restart it asks the engines.
+func (m *Manager) ResolveExec(ctx context.Context, id string) (dockerapi.Target, error) {
+	m.execMu.Lock()
+	x, ok := m.execs[id]
+	if ok {
+		x.seen = time.Now()
+		m.execs[id] = x
+	}
+	m.execMu.Unlock()
+	if ok {
+		return x.e, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var found *engine.Engine
+	var wg sync.WaitGroup
+	for _, e := range m.pool.Healthy() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/exec/"+url.PathEscape(id)+"/json"), nil, nil, nil); err == nil {
+				mu.Lock()
+				found = e
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if found == nil {
+		return nil, errdefs.ErrNotFound.WithMessage("No such exec instance: " + id)
+	}
+	m.ExecCreated(found, id)
+	return found, nil
+}

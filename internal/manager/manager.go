@@ -1,0 +1,111 @@
+// Package manager is shoal's cluster brain: it implements the Docker API
+// backend over the engine pool, finding the engine that owns each object,
+// placing new containers through the scheduler, and merging lists and info.
+package manager
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// Placer chooses a node for a container (the scheduler).
+type Placer interface {
+	Place(req *scheduler.Request, nodes []*scheduler.Node) (*scheduler.Node, error)
+}
+
+// Config wires a Manager.
+type Config struct {
+	Pool   *engine.Pool
+	Placer Placer
+	// CleanEnv removes scheduling directives (constraint:..., affinity:...)
+	// from a container's env, or says why they are malformed.
+	CleanEnv func(env []string, labels map[string]string) ([]string, error)
+	Strategy string // shown in info
+	Version  string
+	Logger   *slog.Logger
+}
+
+// Manager implements dockerapi.Backend over an engine pool.
+type Manager struct {
+	cfg  Config
+	pool *engine.Pool
+	log  *slog.Logger
+
+	mu      sync.Mutex // placement and name reservations
+	names   map[string]bool
+	pending map[string][]scheduler.Container // node ID → placed, not yet cached
+	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
+
+	execMu sync.Mutex
+	execs  map[string]execEntry
+
+	kernel string
+}
+
+type execEntry struct {
+	e    *engine.Engine
+	seen time.Time
+}
+
+type snap struct {
+	gen  uint64
+	node *scheduler.Node
+}
+
+var _ dockerapi.Backend = (*Manager)(nil)
+
+// New returns a Manager over cfg.Pool.
+func New(cfg Config) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CleanEnv == nil {
+		cfg.CleanEnv = func(env []string, _ map[string]string) ([]string, error) { return env, nil }
+	}
+	m := &Manager{
+		cfg: cfg, pool: cfg.Pool, log: cfg.Logger,
+		names:   map[string]bool{},
+		pending: map[string][]scheduler.Container{},
+		snaps:   map[string]*snap{},
+		execs:   map[string]execEntry{},
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// Run does the manager's housekeeping until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.expireExecs(time.Now().Add(-time.Hour))
+		}
+	}
+}
+
+// KernelVersion is the manager host's kernel.
+func (m *Manager) KernelVersion() string { return m.kernel }
+
+func (m *Manager) expireExecs(before time.Time) {
+	m.execMu.Lock()
+	defer m.execMu.Unlock()
+	for id, x := range m.execs {
+		if x.seen.Before(before) {
+			delete(m.execs, id)
+		}
+	}
+}
