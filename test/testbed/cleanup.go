@@ -36,6 +36,19 @@ func (b *Bed) Close() error {
 	defer b.mu.Unlock()
 	t0 := time.Now()
 	var errs []error
+	// Remember our processes so we can wait for their zombies to be reaped
+	// (PID 1 here reaps orphans lazily; `ps` should show nothing after Close).
+	var tracked []int
+	for _, e := range b.Engines {
+		if isOurDockerd(e) {
+			tracked = append(tracked, e.PID)
+		}
+		if cp := containerdPID(e); cp > 0 {
+			tracked = append(tracked, cp)
+		}
+	}
+	tracked = append(tracked, b.bedProcesses()...)
+	defer waitReaped(tracked, 5*time.Second)
 	// 0. SIGKILL the containers (children of our shims) so that dockerd does
 	// not spend 10 s per container stopping them.
 	b.killContainers()
@@ -95,10 +108,24 @@ func (b *Bed) Close() error {
 		os.Remove(b.registryPath())
 	}
 	if !b.closed {
-		b.logf("testbed %s: closed in %s", b.ID, time.Since(t0).Round(time.Millisecond))
+		b.log("testbed %s: closed in %s", b.ID, time.Since(t0).Round(time.Millisecond))
 	}
 	b.closed = true
 	return joinErrs(errs)
+}
+
+// waitReaped waits until none of pids is a zombie (or they're gone).
+func waitReaped(pids []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for _, p := range pids {
+		for time.Now().Before(deadline) {
+			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+			if err != nil || !strings.Contains(string(data), ") Z ") {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 }
 
 // mounts returns the mount points listed in /proc/self/mountinfo.

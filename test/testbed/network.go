@@ -107,7 +107,7 @@ func (b *Bed) setupNetwork(ctx context.Context) error {
 			}
 		}
 	}
-	b.logf("testbed %s: bridge %s %s, %d namespaces", b.ID, b.Bridge, b.Subnet, len(b.Engines))
+	b.log("testbed %s: bridge %s %s, %d namespaces", b.ID, b.Bridge, b.Subnet, len(b.Engines))
 	return nil
 }
 

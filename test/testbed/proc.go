@@ -73,7 +73,7 @@ func (b *Bed) Start(ctx context.Context, i int) error {
 		b.stopPID(e, 5*time.Second)
 		return fmt.Errorf("testbed: engine %d (%s): %w\n--- tail of %s ---\n%s", i, e.Hostname, err, e.LogPath, tail(e.LogPath, 30))
 	}
-	b.logf("testbed %s: engine %d %s (%s) pid %d up in %s", b.ID, i, e.Hostname, e.IP, e.PID, time.Since(t0).Round(time.Millisecond))
+	b.log("testbed %s: engine %d %s (%s) pid %d up in %s", b.ID, i, e.Hostname, e.IP, e.PID, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -144,7 +144,7 @@ func (b *Bed) stopPID(e *Engine, timeout time.Duration) error {
 	cpid := containerdPID(e)
 	syscall.Kill(e.PID, syscall.SIGTERM)
 	if !waitGone(e.PID, e.proc, timeout) {
-		b.logf("testbed %s: engine %d pid %d ignored SIGTERM for %s; SIGKILL", b.ID, e.Index, e.PID, timeout)
+		b.log("testbed %s: engine %d pid %d ignored SIGTERM for %s; SIGKILL", b.ID, e.Index, e.PID, timeout)
 		syscall.Kill(e.PID, syscall.SIGKILL)
 		waitGone(e.PID, e.proc, 5*time.Second)
 	}

@@ -278,7 +278,7 @@ func (b *Bed) setup(ctx context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	b.logf("testbed %s: %d engines up in %s", b.ID, len(b.Engines), time.Since(t0).Round(time.Millisecond))
+	b.log("testbed %s: %d engines up in %s", b.ID, len(b.Engines), time.Since(t0).Round(time.Millisecond))
 	return b.SaveState(b.statePath())
 }
 
@@ -399,4 +399,10 @@ func MustStart(tb testing.TB, opts Options) *Bed {
 		}
 	})
 	return b
+}
+
+func (b *Bed) log(format string, args ...any) {
+	if b.logf != nil {
+		b.logf(format, args...)
+	}
 }
