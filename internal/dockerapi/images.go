@@ -74,7 +74,7 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request, _ params) err
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
 	if q.Get("fromImage") == "" {
-		return errdefs.ErrNotImplemented.WithMessage("shoal does not support docker import yet")
+		return errdefs.ErrNotImplemented.WithMessage("docker import (POST /images/create without fromImage) is not supported by shoal yet")
 	}
 	fw := s.streamJSON(w)
 	return fw.finish(s.b.PullImage(r.Context(), q, r.Header.Get("X-Registry-Auth"), fw))

@@ -68,7 +68,7 @@ func errMethod(method, path string) error {
 }
 
 func errNotImplemented(method, path string) error {
-	return errdefs.ErrNotImplemented.WithMessage("shoal does not support " + method + " " + path + " yet")
+	return errdefs.ErrNotImplemented.WithMessage(method + " " + path + " is not supported by shoal yet")
 }
 
 func notFound(msg string) error { return errdefs.ErrNotFound.WithMessage(msg) }

@@ -1,0 +1,38 @@
+# shoal — make targets. `make test` runs every test (unit and e2e with real
+# engines; e2e needs root, docker.io and busybox-static: see .ci/run).
+GO        ?= go
+BIN       := bin/shoal
+DEMO      := $(GO) run ./test/testbed/cmd/shoal-demo
+E2E_TIMEOUT ?= 20m
+
+.PHONY: all build test unit e2e vet demo demo-down bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/shoal
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/)
+
+e2e: build
+	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/...
+
+test: vet unit e2e
+
+# One command: three real engines in network namespaces with shoal in front.
+demo: build
+	$(DEMO) up --shoal $(BIN)
+
+demo-down:
+	$(DEMO) down
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/scheduler/
+	./scripts/bench-proxy.sh
+
+clean:
+	rm -rf bin
