@@ -15,6 +15,12 @@ import (
 	"time"
 )
 
+// openBeds holds the IDs of Beds this process started and has not closed.
+var (
+	openMu   sync.Mutex
+	openBeds = map[string]bool{}
+)
+
 func registryDir() string { return filepath.Join(os.TempDir(), "shoal-testbed") }
 
 func (b *Bed) registryPath() string { return filepath.Join(registryDir(), b.ID+".json") }
@@ -23,6 +29,9 @@ func (b *Bed) register() error {
 	if err := os.MkdirAll(registryDir(), 0o755); err != nil {
 		return err
 	}
+	openMu.Lock()
+	openBeds[b.ID] = true
+	openMu.Unlock()
 	return b.SaveState(b.statePath())
 }
 
@@ -106,6 +115,9 @@ func (b *Bed) Close() error {
 			os.RemoveAll(filepath.Join(b.Dir, "dockercfg"))
 		}
 		os.Remove(b.registryPath())
+		openMu.Lock()
+		delete(openBeds, b.ID)
+		openMu.Unlock()
 	}
 	if !b.closed {
 		b.log("testbed %s: closed in %s", b.ID, time.Since(t0).Round(time.Millisecond))
@@ -207,7 +219,14 @@ func unmountUnder(dir string) error {
 // Alive reports whether any process of the Bed is running, or the process
 // that created it is.
 func (b *Bed) Alive() bool {
-	if b.OwnerPID > 0 && b.OwnerPID != os.Getpid() && pidAlive(b.OwnerPID) {
+	if b.OwnerPID == os.Getpid() {
+		openMu.Lock()
+		open := openBeds[b.ID]
+		openMu.Unlock()
+		if open {
+			return true
+		}
+	} else if b.OwnerPID > 0 && pidAlive(b.OwnerPID) {
 		return true
 	}
 	for _, e := range b.Engines {

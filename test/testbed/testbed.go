@@ -379,12 +379,21 @@ func (b *Bed) SetLogf(f func(string, ...any)) {
 	b.logf = f
 }
 
-// MustStart starts a Bed and registers Close with tb.Cleanup (which runs even
+// MustStart reaps dead leftovers with the same prefix (see Reap), starts a
+// Bed and registers Close with tb.Cleanup (which runs even
 // when the test fails). It fails the test on error.
 func MustStart(tb testing.TB, opts Options) *Bed {
 	tb.Helper()
 	if opts.Logf == nil {
 		opts.Logf = tb.Logf
+	}
+	// Leftovers of an earlier crashed run (only dead Beds are touched).
+	prefix := opts.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if err := Reap(prefix); err != nil {
+		tb.Logf("testbed: reap %s: %v", prefix, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

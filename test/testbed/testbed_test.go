@@ -207,3 +207,31 @@ func assertGone(t *testing.T, bed *Bed, dir string) {
 	}
 	_ = fmt.Sprint
 }
+
+// TestReap simulates a crashed run: every process of the Bed is SIGKILLed
+// (leaving mounts, namespaces, links, the iptables rule) and Close is never
+// called; Reap must remove it all and leave other Beds alone.
+func TestReap(t *testing.T) {
+	other := MustStart(t, Options{Engines: 1, Prefix: "tr"})
+	bed := MustStart(t, Options{Engines: 1, Prefix: "tr"})
+	if err := bed.killBedProcesses(); err != nil {
+		t.Fatal(err)
+	}
+	if len(MountsUnder(bed.Dir)) == 0 {
+		t.Log("note: no mounts left behind by SIGKILL")
+	}
+	// Pretend the Bed belongs to a dead process.
+	openMu.Lock()
+	delete(openBeds, bed.ID)
+	openMu.Unlock()
+	if err := Reap("tr"); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, bed, bed.Dir)
+	if _, err := other.Info(context.Background(), 0); err != nil {
+		t.Fatalf("Reap touched a live Bed: %v", err)
+	}
+	if !netnsExists(other.Engines[0].Netns) {
+		t.Fatal("Reap removed a live Bed's namespace")
+	}
+}
