@@ -17,17 +17,12 @@ type filter interface {
 	Explain(failed int) string
 }
 
-// view is a node as the filters see it; totals are looked up once.
+// view is a node as the filters see it: the Node, its memoized record,
+// and its position in the index.
 type view struct {
 	n *Node
-	t *totals
-}
-
-func (v *view) totals() *totals {
-	if v.t == nil {
-		v.t = v.n.totals()
-	}
-	return v.t
+	r *rec
+	i int
 }
 
 // nodes words a count: "1 node", "3 nodes".
@@ -80,48 +75,90 @@ func (f *healthFilter) Explain(int) string {
 // "node" is the node's name or ID, the built-ins are the node's engine
 // facts, anything else an engine label (node labels are "node.labels.x").
 type constraintFilter struct {
-	x       *Expr
-	builtin func(*Node) string // nil for labels
+	x    *Expr
+	eq   bool       // the operator is ==
+	cols [2]*column // node: name and ID; otherwise one column
+	hit  [2][]int8  // per value id: 0 not yet evaluated, 1 match, -1 no match
 }
 
-func newConstraintFilter(x *Expr) *constraintFilter {
-	f := &constraintFilter{x: x}
+func newConstraintFilter(x *Expr, idx *index) *constraintFilter {
+	f := &constraintFilter{x: x, eq: x.Op == OpEq}
 	switch x.Key {
+	case "node":
+		f.cols[0] = idx.column("\x00name", func(n *Node) (string, bool) { return n.Name, true })
+		f.cols[1] = idx.column("\x00id", func(n *Node) (string, bool) { return n.ID, true })
 	case "storagedriver":
-		f.builtin = func(n *Node) string { return n.StorageDriver }
+		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.StorageDriver }))
 	case "kernelversion":
-		f.builtin = func(n *Node) string { return n.KernelVersion }
+		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.KernelVersion }))
 	case "operatingsystem":
-		f.builtin = func(n *Node) string { return n.OperatingSystem }
+		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.OperatingSystem }))
 	case "ostype":
-		f.builtin = func(n *Node) string { return n.OSType }
+		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.OSType }))
 	case "architecture":
-		f.builtin = func(n *Node) string { return n.Architecture }
+		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.Architecture }))
+	default:
+		key := x.Key
+		f.cols[0] = idx.column("label:"+key, func(n *Node) (string, bool) { v, ok := n.Labels[key]; return v, ok })
+	}
+	for k, c := range f.cols {
+		if c != nil {
+			f.hit[k] = make([]int8, len(c.vals))
+		}
 	}
 	return f
 }
 
-func (f *constraintFilter) Name() string { return "constraint" }
-
-func (f *constraintFilter) Check(v *view) bool {
-	n := v.n
-	var m bool
-	switch {
-	case f.x.Key == "node":
-		m = f.x.matches(n.Name) || f.x.matches(n.ID)
-	case f.builtin != nil && f.builtin(n) != "":
-		m = f.x.matches(f.builtin(n))
-	default:
-		// A missing label matches no == pattern, not even *: zone==*
-		// means "has a zone label" and zone!=* "has none".
-		val, ok := n.Labels[f.x.Key]
-		m = ok && f.x.matches(val)
+// builtin reads an engine fact, or the engine label of the same name when
+// the fact is unknown.
+func builtin(key string, field func(*Node) string) func(*Node) (string, bool) {
+	return func(n *Node) (string, bool) {
+		if v := field(n); v != "" {
+			return v, true
+		}
+		v, ok := n.Labels[key]
+		return v, ok
 	}
-	return m == (f.x.Op == OpEq)
 }
+
+func (f *constraintFilter) Name() string { return "constraint" }
 
 func (f *constraintFilter) Explain(failed int) string {
 	return nodes(failed) + " " + verb(failed, "fails", "fail") + " constraint " + f.x.String()
+}
+
+// Check: a node without the attribute matches no == pattern, not even *:
+// zone==* means "has a zone label" and zone!=* "has none".
+func (f *constraintFilter) Check(v *view) bool {
+	if f.cols[1] == nil {
+		return f.match(0, v.i) == f.eq
+	}
+	return (f.match(0, v.i) || f.match(1, v.i)) == f.eq
+}
+
+// match looks the node's value up in the per-call memo of the pattern's
+// verdict on each distinct value.
+func (f *constraintFilter) match(k, i int) bool {
+	id := f.cols[k].of[i]
+	if id >= 0 && int(id) < len(f.hit[k]) {
+		if h := f.hit[k][id]; h != 0 {
+			return h == 1
+		}
+	}
+	return id >= 0 && f.eval(k, id)
+}
+
+// eval matches a value seen for the first time in this call.
+func (f *constraintFilter) eval(k int, id int32) bool {
+	if int(id) >= len(f.hit[k]) { // a node refreshed during this call brought a new value
+		f.hit[k] = append(f.hit[k], make([]int8, len(f.cols[k].vals)-len(f.hit[k]))...)
+	}
+	h := int8(-1)
+	if f.x.matches(f.cols[k].vals[id]) {
+		h = 1
+	}
+	f.hit[k][id] = h
+	return h == 1
 }
 
 // affinityFilter checks one hard affinity against what runs on a node:
@@ -337,17 +374,7 @@ const slotsLabel = "containerslots"
 
 func (slotsFilter) Name() string { return "containerslots" }
 
-func (slotsFilter) Check(v *view) bool {
-	if len(v.n.Labels) == 0 {
-		return true
-	}
-	s, ok := v.n.Labels[slotsLabel]
-	if !ok {
-		return true
-	}
-	slots, err := strconv.Atoi(s)
-	return err != nil || v.totals().active < slots
-}
+func (slotsFilter) Check(v *view) bool { return v.r.slots < 0 || v.r.active < v.r.slots }
 
 func (slotsFilter) Explain(failed int) string {
 	return nodes(failed) + " " + verb(failed, "has", "have") + " no free container slot"
@@ -355,30 +382,24 @@ func (slotsFilter) Explain(failed int) string {
 
 // cpuFilter and memoryFilter keep nodes whose reservations plus the ask
 // stay within capacity × (1 + overcommit).
-type cpuFilter struct {
-	ask    int64
-	factor float64
-}
+type cpuFilter struct{ ask int64 }
 
 func (f *cpuFilter) Name() string { return "resources" }
 
 func (f *cpuFilter) Check(v *view) bool {
-	return float64(v.totals().cpu+f.ask) <= float64(v.n.NanoCPUs)*f.factor
+	return v.r.cpu+f.ask <= v.r.cpuMax
 }
 
 func (f *cpuFilter) Explain(failed int) string {
 	return fmt.Sprintf("%s %s %s", nodes(failed), verb(failed, "lacks", "lack"), humanCPUs(f.ask))
 }
 
-type memoryFilter struct {
-	ask    int64
-	factor float64
-}
+type memoryFilter struct{ ask int64 }
 
 func (f *memoryFilter) Name() string { return "resources" }
 
 func (f *memoryFilter) Check(v *view) bool {
-	return float64(v.totals().mem+f.ask) <= float64(v.n.Memory)*f.factor
+	return v.r.mem+f.ask <= v.r.memMax
 }
 
 func (f *memoryFilter) Explain(failed int) string {

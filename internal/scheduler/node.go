@@ -26,39 +26,6 @@ func cpuReservation(nano, shares int64) int64 {
 // limit and its soft reservation. A container with neither reserves nothing.
 func memReservation(limit, reservation int64) int64 { return max(limit, reservation, 0) }
 
-// totals are a node's derived numbers, memoized in Node.memo.
-type totals struct {
-	n      int        // len(Containers) when computed
-	first  *Container // &Containers[0] when computed
-	cpu    int64      // NanoCPUs reserved by active containers
-	mem    int64      // bytes reserved by active containers
-	active int        // active containers
-}
-
-// totals returns the node's memoized totals, recomputing them when the
-// Containers slice was replaced or grew.
-func (n *Node) totals() *totals {
-	var first *Container
-	if len(n.Containers) > 0 {
-		first = &n.Containers[0]
-	}
-	if t, _ := n.memo.Load().(*totals); t != nil && t.n == len(n.Containers) && t.first == first {
-		return t
-	}
-	t := &totals{n: len(n.Containers), first: first}
-	for i := range n.Containers {
-		c := &n.Containers[i]
-		if !c.Active() {
-			continue
-		}
-		t.active++
-		t.cpu += cpuReservation(c.NanoCPUs, c.CPUShares)
-		t.mem += memReservation(c.Memory, c.MemoryReservation)
-	}
-	n.memo.Store(t)
-	return t
-}
-
 // Container finds a container on the node by name (with or without the
 // leading slash), full ID or ID prefix.
 func (n *Node) Container(ref string) *Container {

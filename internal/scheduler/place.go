@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"strings"
+	"sync"
 )
 
 // ErrNoNodes is returned by Place when the pool is empty.
@@ -23,11 +24,16 @@ type Options struct {
 	Overcommit float64
 }
 
-// Scheduler places containers with a fixed strategy. It holds no state
-// between calls, so one Scheduler may serve concurrent Place calls.
+// Scheduler places containers with a fixed strategy. Between calls it
+// keeps only a memo of what it derived from the nodes (see index), so its
+// answers depend on nothing but the request and the nodes. Place calls are
+// serialized by a mutex; one Scheduler may be shared.
 type Scheduler struct {
 	strategy Strategy
 	factor   float64 // 1 + overcommit
+
+	mu  sync.Mutex
+	idx *index
 }
 
 // New returns a Scheduler; a nil strategy means Spread.
@@ -38,7 +44,8 @@ func New(strategy Strategy, opts Options) *Scheduler {
 	if opts.Overcommit <= -1 {
 		opts.Overcommit = 0
 	}
-	return &Scheduler{strategy: strategy, factor: 1 + opts.Overcommit}
+	f := 1 + opts.Overcommit
+	return &Scheduler{strategy: strategy, factor: f, idx: newIndex(f)}
 }
 
 // Strategy returns the scheduler's strategy.
@@ -87,49 +94,95 @@ func (s *Scheduler) Place(req *Request, pool []*Node) (*Node, error) {
 		}
 		rules = &r
 	}
-	p, err := s.plan(req, rules, pool)
-	if err != nil {
-		return nil, err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		s.idx.fit(len(pool))
+		p, err := s.plan(req, rules, pool)
+		if err != nil {
+			return nil, err
+		}
+		n, err := p.place(s.strategy, pool)
+		if s.idx.unordered {
+			// A node joined, left or was renamed during the passes: rank
+			// the nodes by name again and start over (rare).
+			s.idx.reorder()
+			continue
+		}
+		return n, err
 	}
+}
+
+func (p *plan) place(strategy Strategy, pool []*Node) (*Node, error) {
 	want := uint64(0)
 	if len(p.soft) > 0 {
-		masks := map[uint64]bool{}
-		p.run(pool, func(v *view) { masks[p.softMask(v)] = true })
-		if len(masks) == 0 {
+		masks := maskSet{p: p, set: map[uint64]bool{}}
+		p.run(pool, &masks)
+		if len(masks.set) == 0 {
 			return nil, p.noFit()
 		}
-		want = greedySoft(len(p.soft), masks)
+		want = greedySoft(len(p.soft), masks.set)
 	}
-	pick := s.strategy.picker(&p.ask)
-	p.run(pool, func(v *view) {
-		if want == 0 || p.softMask(v)&want == want {
-			pick.offer(v)
-		}
-	})
+	var pick picker = strategy.picker(&p.ask)
+	if want != 0 {
+		pick = &softPicker{p: p, want: want, next: pick}
+	}
+	p.run(pool, pick)
 	if n := pick.chosen(); n != nil {
 		return n, nil
 	}
 	return nil, p.noFit()
 }
 
-// plan is the pipeline for one request.
+// maskSet collects which combinations of soft rules the feasible nodes satisfy.
+type maskSet struct {
+	p   *plan
+	set map[uint64]bool
+}
+
+func (m *maskSet) offer(v *view) { m.set[m.p.softMask(v)] = true }
+func (m *maskSet) chosen() *Node { return nil }
+
+// softPicker passes on the nodes that satisfy the kept soft rules.
+type softPicker struct {
+	p    *plan
+	want uint64
+	next picker
+}
+
+func (s *softPicker) offer(v *view) {
+	if s.p.softMask(v)&s.want == s.want {
+		s.next.offer(v)
+	}
+}
+func (s *softPicker) chosen() *Node { return s.next.chosen() }
+
+// plan is the pipeline for one request. filters holds every hard filter
+// in order (for the explanation); run evaluates the node-record filters
+// (health, slots, CPU, memory) inline rather than through the interface.
 type plan struct {
 	filters []filter
-	failed  []int // per filter, on the first pass
+	failed  []int // per filter, counted on the first pass
 	passes  int
+	health  *healthFilter
+	cons    []*constraintFilter // filters[1 : 1+len(cons)], called directly: the common rules
+	mid     []filter            // the filters after them: affinities, dependencies, ports
+	slotsAt int                 // position of the slots filter; CPU and memory follow
 	soft    []filter
 	ask     ask
+	idx     *index
 }
 
 func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error) {
-	p := &plan{}
-	p.filters = append(p.filters, &healthFilter{})
+	p := &plan{idx: s.idx, health: &healthFilter{}}
+	p.filters = append(p.filters, p.health)
 	for i := range rules.Constraints {
-		f := newConstraintFilter(&rules.Constraints[i])
+		f := newConstraintFilter(&rules.Constraints[i], s.idx)
 		if f.x.Soft {
 			p.soft = append(p.soft, f)
 		} else {
 			p.filters = append(p.filters, f)
+			p.cons = append(p.cons, f)
 		}
 	}
 	for i := range rules.Affinities {
@@ -152,44 +205,87 @@ func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error
 			p.filters = append(p.filters, &portFilter{port})
 		}
 	}
+	p.mid = p.filters[1+len(p.cons):]
+	p.slotsAt = len(p.filters)
 	p.filters = append(p.filters, slotsFilter{})
 	p.ask = ask{
 		cpu:   cpuReservation(req.NanoCPUs, req.CPUShares),
 		mem:   memReservation(req.Memory, req.MemoryReservation),
 		image: parseImageRef(req.Image),
+		idx:   s.idx,
+	}
+	if p.ask.image.name != "" || p.ask.image.id != "" {
+		p.ask.images = s.idx.imageColumn(&p.ask.image)
 	}
 	if p.ask.cpu > 0 {
-		p.filters = append(p.filters, &cpuFilter{p.ask.cpu, s.factor})
+		p.filters = append(p.filters, &cpuFilter{p.ask.cpu})
 	}
 	if p.ask.mem > 0 {
-		p.filters = append(p.filters, &memoryFilter{p.ask.mem, s.factor})
+		p.filters = append(p.filters, &memoryFilter{p.ask.mem})
 	}
 	p.failed = make([]int, len(p.filters))
 	return p, nil
 }
 
-// run calls fit for every node that passes the hard filters; on the first
-// pass it counts rejections.
-func (p *plan) run(pool []*Node, fit func(*view)) {
+// run offers every node that passes the hard filters to sink, refreshing
+// the index entries of nodes that changed; the first pass counts
+// rejections per filter.
+func (p *plan) run(pool []*Node, sink picker) {
 	count := p.passes == 0
 	p.passes++
+	x := p.idx
 	var v view
-	fs := p.filters
+	cons, mid, recs, nodes, stamps := p.cons, p.mid, x.recs, x.nodes, x.stamps
+	rank, _ := sink.(*rankPicker)
+	midAt := 1 + len(cons)
+	cpuAsk, memAsk := p.ask.cpu, p.ask.mem
+	fail := func(at int) {
+		if count {
+			p.failed[at]++
+		}
+	}
 outer:
-	for _, n := range pool {
+	for i, n := range pool {
 		if n == nil {
 			continue
 		}
-		v.n, v.t = n, nil
-		for i, f := range fs {
+		if n != nodes[i] || !stamps[i].matches(n) {
+			x.update(i, n)
+		}
+		v.n, v.r, v.i = n, &recs[i], i
+		if n.Health != Healthy {
+			p.health.Check(&v)
+			fail(0)
+			continue
+		}
+		for j, f := range cons {
 			if !f.Check(&v) {
-				if count {
-					p.failed[i]++
-				}
+				fail(1 + j)
 				continue outer
 			}
 		}
-		fit(&v)
+		for j, f := range mid {
+			if !f.Check(&v) {
+				fail(midAt + j)
+				continue outer
+			}
+		}
+		r := v.r
+		switch at := p.slotsAt; {
+		case r.slots >= 0 && r.active >= r.slots:
+			fail(at)
+		case cpuAsk > 0 && r.cpu+cpuAsk > r.cpuMax:
+			fail(at + 1)
+		case memAsk > 0 && r.mem+memAsk > r.memMax:
+			if cpuAsk > 0 {
+				at++
+			}
+			fail(at + 1)
+		case rank != nil:
+			rank.offer(&v)
+		default:
+			sink.offer(&v)
+		}
 	}
 }
 

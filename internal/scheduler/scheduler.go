@@ -22,8 +22,6 @@
 //     Binpack; it is a preference, never a filter.
 package scheduler
 
-import "sync/atomic"
-
 // Health is a node's state as far as placement is concerned.
 type Health int
 
@@ -53,17 +51,28 @@ func (h Health) String() string {
 
 // Node is a snapshot of one engine. The scheduler never modifies it.
 //
-// Place memoizes per-node totals (reserved CPU and memory, active
-// containers) inside the Node and recomputes them when Containers is
-// replaced or changes length. So treat a Node handed to Place as read-only,
-// apart from appending to Containers or assigning a new slice; to change a
-// container in place, build a new Node (or a new Containers slice).
+// A Scheduler memoizes what it derives from each Node (reserved CPU and
+// memory, active containers, label values, image presence). On every call
+// it reads the fields of the first cache line (Health, Labels, Containers,
+// NanoCPUs, Memory) and the start and length of Images, and refreshes its
+// memo of a node when the *Node, the Labels map, or the start or length of
+// Containers or Images changed. So treat a Node handed to Place as a
+// snapshot: replace the Labels map rather than writing into it; append to
+// Containers or assign a new slice rather than editing a Container in
+// place; or simply publish a new *Node. Keep the pool in a stable order
+// between calls: a node whose position changes is recomputed.
 type Node struct {
-	ID     string
-	Name   string // engine hostname; two nodes may share it
-	Addr   string
-	Health Health
-	Labels map[string]string // engine labels (and node labels, prefixed "node.labels.")
+	// Read for every node on every Place call: keep these first, so they
+	// share one 64-byte cache line (Node is 256 bytes, a 64-aligned size).
+	Health     Health
+	Labels     map[string]string // engine labels (and node labels, prefixed "node.labels.")
+	Containers []Container
+	NanoCPUs   int64 // capacity: CPUs × 1e9
+	Memory     int64 // capacity in bytes
+
+	ID   string
+	Name string // engine hostname; two nodes may share it
+	Addr string
 
 	// Built-in attributes usable in constraints.
 	StorageDriver   string
@@ -72,15 +81,9 @@ type Node struct {
 	OSType          string
 	Architecture    string
 
-	NanoCPUs int64 // capacity: CPUs × 1e9
-	Memory   int64 // capacity in bytes
-
-	Containers []Container
-	Images     []Image
-	Networks   []string // names of node-local networks
-	Volumes    []string // names of volumes
-
-	memo atomic.Value // *totals, see (*Node).totals
+	Images   []Image
+	Networks []string // names of node-local networks
+	Volumes  []string // names of volumes
 }
 
 // Container is what the scheduler needs to know of a container already on a node.

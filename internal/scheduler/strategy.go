@@ -24,6 +24,8 @@ type picker interface {
 type ask struct {
 	cpu, mem int64
 	image    imageRef
+	images   []int8 // index memo of image presence; nil when no image
+	idx      *index
 }
 
 // Spread places on the least used node: the lowest sum of the CPU and
@@ -93,60 +95,44 @@ type rankPicker struct {
 	binpack bool
 
 	best      *Node
+	bestI     int
 	bestScore int64
-	bestCount int
-	bestImage int8 // -1 no, 1 yes, 0 not yet looked at
-}
-
-// usedPercent is the whole percentage of capacity reserved; a node that
-// does not report a capacity scores 0.
-func usedPercent(used, capacity int64) int64 {
-	if capacity <= 0 {
-		return 0
-	}
-	return used * 100 / capacity
+	bestCount int32
+	bestOrder int32
 }
 
 func (p *rankPicker) offer(v *view) {
-	n, t := v.n, v.totals()
-	score := usedPercent(t.cpu+p.ask.cpu, n.NanoCPUs) + usedPercent(t.mem+p.ask.mem, n.Memory)
-	if p.best == nil || p.better(n, score, t.active) {
-		p.best, p.bestScore, p.bestCount, p.bestImage = n, score, t.active, 0
+	r := v.r
+	// Whole percent of capacity reserved once the container is added; a
+	// node that reports no capacity scores 0.
+	score := int64(float64(r.cpu+p.ask.cpu)*r.cpuPct) + int64(float64(r.mem+p.ask.mem)*r.memPct)
+	if p.best == nil || p.better(v, score) {
+		p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder = v.n, v.i, score, r.active, r.order
 	}
 }
 
-// better reports whether n ranks above the current best.
-func (p *rankPicker) better(n *Node, score int64, count int) bool {
+// better reports whether v ranks above the current best. The image is
+// looked at only between otherwise equal nodes, and memoized.
+func (p *rankPicker) better(v *view, score int64) bool {
 	if score != p.bestScore {
 		return (score > p.bestScore) == p.binpack
 	}
-	if count != p.bestCount {
-		return (count > p.bestCount) == p.binpack
+	if v.r.active != p.bestCount {
+		return (v.r.active > p.bestCount) == p.binpack
 	}
-	if img := p.hasImage(n); img != p.bestHasImage() {
-		return img
+	earlier := v.r.order < p.bestOrder
+	if p.ask.hasImage(p.bestI, p.best) {
+		return earlier && p.ask.hasImage(v.i, v.n)
 	}
-	if n.Name != p.best.Name {
-		return n.Name < p.best.Name
-	}
-	return n.ID < p.best.ID
-}
-
-func (p *rankPicker) hasImage(n *Node) bool {
-	return n.hasImage(&p.ask.image)
-}
-
-func (p *rankPicker) bestHasImage() bool {
-	if p.bestImage == 0 {
-		p.bestImage = -1
-		if p.hasImage(p.best) {
-			p.bestImage = 1
-		}
-	}
-	return p.bestImage == 1
+	return p.ask.hasImage(v.i, v.n) || earlier
 }
 
 func (p *rankPicker) chosen() *Node { return p.best }
+
+// hasImage reports whether node i holds the requested image.
+func (a *ask) hasImage(i int, n *Node) bool {
+	return a.images != nil && a.idx.hasImage(i, n, &a.image, a.images)
+}
 
 // randomPicker keeps a uniform choice among the offers (reservoir of one).
 type randomPicker struct {
