@@ -77,6 +77,7 @@ func (f *healthFilter) Explain(int) string {
 type constraintFilter struct {
 	x    *Expr
 	eq   bool       // the operator is ==
+	of0  []int32    // cols[0].of; the index does not reallocate it during a call
 	cols [2]*column // node: name and ID; otherwise one column
 	hit  [2][]int8  // per value id: 0 not yet evaluated, 1 match, -1 no match
 }
@@ -106,6 +107,7 @@ func newConstraintFilter(x *Expr, idx *index) *constraintFilter {
 			f.hit[k] = make([]int8, len(c.vals))
 		}
 	}
+	f.of0 = f.cols[0].of
 	return f
 }
 
@@ -130,7 +132,12 @@ func (f *constraintFilter) Explain(failed int) string {
 // Check: a node without the attribute matches no == pattern, not even *:
 // zone==* means "has a zone label" and zone!=* "has none".
 func (f *constraintFilter) Check(v *view) bool {
-	if f.cols[1] == nil {
+	if f.cols[1] == nil { // the common case, with the indirections hoisted
+		if id := f.of0[v.i]; id >= 0 && int(id) < len(f.hit[0]) {
+			if h := f.hit[0][id]; h != 0 {
+				return (h == 1) == f.eq
+			}
+		}
 		return f.match(0, v.i) == f.eq
 	}
 	return (f.match(0, v.i) || f.match(1, v.i)) == f.eq

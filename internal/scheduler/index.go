@@ -82,8 +82,14 @@ func newIndex(factor float64) *index {
 	return &index{cols: map[string]*column{}, images: map[string][]int8{}, factor: factor}
 }
 
-// fit sizes the index for a pool of n nodes.
+// fit sizes the index for a pool of n nodes, before a call. Columns are
+// dropped only here, never during a call: filters hold on to them.
 func (x *index) fit(n int) {
+	for key, c := range x.cols {
+		if len(c.vals) > 2*len(x.nodes)+1024 { // stale values piled up: rebuild on next use
+			delete(x.cols, key)
+		}
+	}
 	if n != len(x.nodes) {
 		x.resize(n)
 		x.unordered = true
@@ -147,11 +153,8 @@ func (x *index) refresh(i int, n *Node) {
 		}
 	}
 	x.recs[i] = r
-	for key, c := range x.cols {
+	for _, c := range x.cols {
 		c.of[i] = c.value(n)
-		if len(c.vals) > 2*len(x.nodes)+1024 { // stale values piled up: rebuild on next use
-			delete(x.cols, key)
-		}
 	}
 	x.forgetImages(i)
 }
