@@ -85,6 +85,9 @@ func newIndex(factor float64) *index {
 // fit sizes the index for a pool of n nodes, before a call. Columns are
 // dropped only here, never during a call: filters hold on to them.
 func (x *index) fit(n int) {
+	if len(x.cols) >= maxColumns {
+		clear(x.cols)
+	}
 	for key, c := range x.cols {
 		if len(c.vals) > 2*len(x.nodes)+1024 { // stale values piled up: rebuild on next use
 			delete(x.cols, key)
@@ -211,9 +214,6 @@ func (x *index) reorder() {
 func (x *index) column(key string, get func(*Node) (string, bool)) *column {
 	if c, ok := x.cols[key]; ok {
 		return c
-	}
-	if len(x.cols) >= maxColumns {
-		clear(x.cols)
 	}
 	c := &column{get: get, ids: map[string]int32{}, of: make([]int32, len(x.nodes))}
 	for i, n := range x.nodes {
