@@ -14,7 +14,7 @@ export DOCKER_CONFIG=$(mktemp -d)
 shoal=tcp://127.0.0.1:$port
 # 10 MB of log lines on one container, placed by shoal.
 DOCKER_HOST=$shoal docker run -d --name benchlog -e constraint:node==node1 busybox sh -c \
-  'i=0; while [ $i -lt 100000 ]; do echo "line $i 0123456789012345678901234567890123456789012345678901234567890123456789012345678"; i=$((i+1)); done; sleep 100000' >/dev/null
+  'i=0; while [ $i -lt 115000 ]; do echo "line $i 0123456789012345678901234567890123456789012345678901234567890123456789012345678"; i=$((i+1)); done; sleep 100000' >/dev/null
 direct=$(awk '/node1/ && /DOCKER_HOST=/ {gsub(/[()]/,""); for(i=1;i<=NF;i++) if ($i ~ /^DOCKER_HOST=/) {sub("DOCKER_HOST=","",$i); print $i}}' /tmp/shoal-bench-up.log | head -1)
 until [ "$(DOCKER_HOST=$shoal docker logs benchlog 2>/dev/null | wc -c)" -ge 10000000 ]; do sleep 0.5; done
 bytes=$(DOCKER_HOST=$shoal docker logs benchlog | wc -c)

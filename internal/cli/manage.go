@@ -149,10 +149,6 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
 	mgr := manager.New(manager.Config{
 		Pool: pool, Placer: sched, Strategy: o.strategy, Version: Version, Logger: log,
-		CleanEnv: func(env []string, labels map[string]string) ([]string, error) {
-			_, clean, err := scheduler.ParseRules(env, labels)
-			return clean, err
-		},
 	})
 	api := dockerapi.New(mgr, Version, log)
 

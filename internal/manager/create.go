@@ -143,11 +143,12 @@ func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVer
 	if cb.Image == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("no image specified: the create request has no Image")
 	}
-	env, err := m.cfg.CleanEnv(cb.Env, cb.Labels)
+	rules, env, err := scheduler.ParseRules(cb.Env, cb.Labels)
 	if err != nil {
 		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	req := cb.request(name)
+	req.Rules = &rules
 
 	e, placed, err := m.place(req)
 	if err != nil {
@@ -156,7 +157,16 @@ func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVer
 	defer m.unplace(e.ID, name, placed)
 
 	if len(env) != len(cb.Env) {
-		if body, err = setField(body, "Env", env); err != nil {
+		// The directives must not reach the engine; they stay on the
+		// container as classic Swarm's labels, so they survive a reschedule.
+		labels := map[string]string{}
+		for k, v := range cb.Labels {
+			labels[k] = v
+		}
+		for k, v := range rules.Labels() {
+			labels[k] = v
+		}
+		if body, err = setFields(body, map[string]any{"Env": env, "Labels": labels}); err != nil {
 			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
 		}
 	}
@@ -269,17 +279,19 @@ func (m *Manager) unplace(nodeID, name string, c scheduler.Container) {
 	}
 }
 
-// setField replaces one top-level field of a JSON object, keeping the rest verbatim.
-func setField(body []byte, key string, v any) ([]byte, error) {
+// setFields replaces top-level fields of a JSON object, keeping the rest verbatim.
+func setFields(body []byte, fields map[string]any) ([]byte, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(body, &obj); err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
+	for k, v := range fields {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		obj[k] = b
 	}
-	obj[key] = b
 	return json.Marshal(obj)
 }
 

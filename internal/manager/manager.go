@@ -23,11 +23,8 @@ type Placer interface {
 
 // Config wires a Manager.
 type Config struct {
-	Pool   *engine.Pool
-	Placer Placer
-	// CleanEnv removes scheduling directives (constraint:..., affinity:...)
-	// from a container's env, or says why they are malformed.
-	CleanEnv func(env []string, labels map[string]string) ([]string, error)
+	Pool     *engine.Pool
+	Placer   Placer
 	Strategy string // shown in info
 	Version  string
 	Logger   *slog.Logger
@@ -66,9 +63,6 @@ var _ dockerapi.Backend = (*Manager)(nil)
 func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.CleanEnv == nil {
-		cfg.CleanEnv = func(env []string, _ map[string]string) ([]string, error) { return env, nil }
 	}
 	m := &Manager{
 		cfg: cfg, pool: cfg.Pool, log: cfg.Logger,
