@@ -1,0 +1,53 @@
+package engine
+
+import "testing"
+
+func TestParseAddr(t *testing.T) {
+	for _, tc := range []struct{ in, network, address string }{
+		{"10.0.0.1:2375", "tcp", "10.0.0.1:2375"},
+		{"tcp://10.0.0.1:2375", "tcp", "10.0.0.1:2375"},
+		{"https://h:2376/", "tcp", "h:2376"},
+		{"unix:///run/docker.sock", "unix", "/run/docker.sock"},
+	} {
+		n, a, err := ParseAddr(tc.in)
+		if err != nil || n != tc.network || a != tc.address {
+			t.Errorf("ParseAddr(%q) = %q %q %v", tc.in, n, a, err)
+		}
+	}
+	for _, bad := range []string{"10.0.0.1", "ftp://x:1", "unix://", "tcp://nohost"} {
+		if _, _, err := ParseAddr(bad); err == nil {
+			t.Errorf("ParseAddr(%q): want error", bad)
+		}
+	}
+}
+
+func TestVersionLess(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		less bool
+	}{
+		{"1.41", "1.50", true}, {"1.9", "1.10", true}, {"1.50", "1.41", false}, {"1.41", "1.41", false},
+	} {
+		if got := VersionLess(tc.a, tc.b); got != tc.less {
+			t.Errorf("VersionLess(%s, %s) = %v", tc.a, tc.b, got)
+		}
+	}
+}
+
+func TestNodeIDStableAndDistinct(t *testing.T) {
+	a, b := NodeID("tcp://10.0.0.1:2375"), NodeID("tcp://10.0.0.2:2375")
+	if a == b || len(a) != 25 || a != NodeID("tcp://10.0.0.1:2375") {
+		t.Fatalf("NodeID: %q %q", a, b)
+	}
+}
+
+func TestAPIPath(t *testing.T) {
+	e := &Engine{apiVersion: "1.41"}
+	for _, tc := range []struct{ client, want string }{
+		{"", "/v1.41/x"}, {"1.50", "/v1.41/x"}, {"1.40", "/v1.40/x"},
+	} {
+		if got := e.APIPath(tc.client, "/x"); got != tc.want {
+			t.Errorf("APIPath(%q) = %q, want %q", tc.client, got, tc.want)
+		}
+	}
+}
