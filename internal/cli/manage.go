@@ -29,6 +29,7 @@ type manageOpts struct {
 	overcommit                               float64
 	refresh, resync, timeout                 time.Duration
 	failureRetry                             int
+	rescheduleAfter                          time.Duration
 	tls, tlsVerify                           bool
 	tlsCA, tlsCert, tlsKey                   string
 	engineTLS, engineTLSVerify               bool
@@ -69,6 +70,7 @@ with the --engine-tls* flags).`,
 	f.DurationVar(&o.resync, "engine-resync-interval", 60*time.Second, "how often each engine's containers, images and info are fully reloaded")
 	f.DurationVar(&o.timeout, "engine-timeout", 5*time.Second, "timeout of a health check")
 	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy")
+	f.DurationVar(&o.rescheduleAfter, "reschedule-after", 10*time.Second, "how long a node must stay unhealthy before its containers with reschedule:on-node-failure are recreated on other nodes")
 	f.BoolVar(&o.tls, "tls", false, "serve the API with TLS (implied by --tlsverify)")
 	f.BoolVar(&o.tlsVerify, "tlsverify", false, "serve with TLS and require client certificates signed by --tlscacert")
 	f.StringVar(&o.tlsCA, "tlscacert", "", "CA certificate that client certificates must be signed by")
@@ -144,11 +146,12 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: o.refresh, ResyncInterval: o.resync, Timeout: o.timeout,
-		FailureRetry: o.failureRetry, Logger: log,
+		FailureRetry: o.failureRetry, Logger: log, KeepSpec: manager.WantsReschedule,
 	}, engineTLS)
 	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
 	mgr := manager.New(manager.Config{
 		Pool: pool, Placer: sched, Strategy: o.strategy, Version: Version, Logger: log,
+		RescheduleAfter: o.rescheduleAfter,
 	})
 	api := dockerapi.New(mgr, Version, log)
 

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
@@ -63,6 +64,10 @@ type Options struct {
 	OnEvent func(e *Engine, m events.Message)
 	// OnState, if set, is told when an engine changes state.
 	OnState func(e *Engine, old, new State)
+	// KeepSpec, if set, says for which containers (by labels) the cache
+	// keeps the full create spec (Config and HostConfig), so they can be
+	// recreated elsewhere when their engine is lost.
+	KeepSpec func(labels map[string]string) bool
 }
 
 func (o *Options) defaults() {
@@ -92,6 +97,47 @@ type Container struct {
 	Memory            int64
 	MemoryReservation int64
 	Env               []string
+	// From inspect, to say "Up 5 minutes" at the time of asking.
+	StartedAt, FinishedAt time.Time
+	ExitCode              int
+	HealthStatus          string
+	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
+	// kept only when Options.KeepSpec asks for it.
+	Spec json.RawMessage
+}
+
+// StatusText is the human status ("Up 5 minutes", "Exited (0) 2 hours
+// ago") as dockerd would word it at now; the cached one ages.
+func (c *Container) StatusText(now time.Time) string {
+	if c.StartedAt.IsZero() && c.State != "created" {
+		return c.Status // not inspected: keep the engine's words
+	}
+	since := func(t time.Time) string { return units.HumanDuration(now.Sub(t)) }
+	switch c.State {
+	case "running":
+		if c.HealthStatus != "" && c.HealthStatus != "none" {
+			h := c.HealthStatus
+			if h == "starting" {
+				h = "health: starting"
+			}
+			return "Up " + since(c.StartedAt) + " (" + h + ")"
+		}
+		return "Up " + since(c.StartedAt)
+	case "paused":
+		return "Up " + since(c.StartedAt) + " (Paused)"
+	case "restarting":
+		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, since(c.FinishedAt))
+	case "removing":
+		return "Removal In Progress"
+	case "dead":
+		return "Dead"
+	case "created":
+		return "Created"
+	}
+	if c.FinishedAt.IsZero() {
+		return c.Status
+	}
+	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.FinishedAt))
 }
 
 // Name is the container's primary name without the leading slash.
@@ -126,7 +172,8 @@ type Engine struct {
 	networks   []string
 	volumes    []string
 	updated    time.Time
-	gen        uint64 // bumped on every cache change
+	since      time.Time // when state last changed
+	gen        uint64    // bumped on every cache change
 }
 
 // NodeID derives a node ID from an engine address: engines cloned from one
@@ -161,6 +208,13 @@ func (e *Engine) State() (State, string) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.state, e.lastErr
+}
+
+// StateSince is when the engine entered its current state.
+func (e *Engine) StateSince() time.Time {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.since
 }
 
 // Healthy says whether the engine takes new work.
@@ -254,6 +308,9 @@ func (e *Engine) setState(s State, errMsg string) {
 	e.mu.Lock()
 	old := e.state
 	e.state = s
+	if old != s || e.since.IsZero() {
+		e.since = time.Now()
+	}
 	e.lastErr = errMsg
 	if s == Healthy {
 		e.failures = 0
@@ -360,7 +417,8 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		s := list[i]
 		c := &Container{Summary: s}
 		if prev, ok := old[s.ID]; ok {
-			c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env
+			c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
+			c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus
 		} else if err := e.inspectInto(ctx, c); err != nil {
 			continue // removed meanwhile
 		}
@@ -375,6 +433,18 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 }
 
 func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
+	var raw struct {
+		Config     json.RawMessage
+		HostConfig json.RawMessage
+		State      *struct {
+			StartedAt, FinishedAt time.Time
+			ExitCode              int
+			Health                *struct{ Status string }
+		}
+	}
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/"+c.ID+"/json"), nil, nil, &raw); err != nil {
+		return err
+	}
 	var ins struct {
 		Config     *struct{ Env []string }
 		HostConfig *struct {
@@ -384,8 +454,18 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 			MemoryReservation int64
 		}
 	}
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/"+c.ID+"/json"), nil, nil, &ins); err != nil {
-		return err
+	if st := raw.State; st != nil {
+		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
+		if st.Health != nil {
+			c.HealthStatus = st.Health.Status
+		}
+	}
+	_ = json.Unmarshal(raw.Config, &ins.Config)
+	_ = json.Unmarshal(raw.HostConfig, &ins.HostConfig)
+	if e.opts.KeepSpec != nil && e.opts.KeepSpec(c.Labels) && len(raw.Config) > 0 {
+		if spec, err := specOf(raw.Config, raw.HostConfig); err == nil {
+			c.Spec = spec
+		}
 	}
 	if h := ins.HostConfig; h != nil {
 		c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
@@ -642,3 +722,16 @@ func (e *Engine) Do(req *http.Request) (*http.Response, error) { return e.client
 
 // Dial opens a raw connection to the engine, for hijacked streams.
 func (e *Engine) Dial(ctx context.Context) (net.Conn, error) { return e.client.Dial(ctx) }
+
+// specOf builds a create request body from an inspect's Config and HostConfig.
+func specOf(config, hostConfig json.RawMessage) (json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(config, &obj); err != nil {
+		return nil, err
+	}
+	delete(obj, "Hostname") // the old container's ID; let the new one have its own
+	if len(hostConfig) > 0 {
+		obj["HostConfig"] = hostConfig
+	}
+	return json.Marshal(obj)
+}

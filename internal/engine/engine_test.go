@@ -1,6 +1,11 @@
 package engine
 
-import "testing"
+import (
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+)
 
 func TestParseAddr(t *testing.T) {
 	for _, tc := range []struct{ in, network, address string }{
@@ -48,6 +53,30 @@ func TestAPIPath(t *testing.T) {
 	} {
 		if got := e.APIPath(tc.client, "/x"); got != tc.want {
 			t.Errorf("APIPath(%q) = %q, want %q", tc.client, got, tc.want)
+		}
+	}
+}
+
+func TestStatusText(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	mk := func(state string, started, finished time.Duration, code int, health string) *Container {
+		c := &Container{StartedAt: now.Add(-started), FinishedAt: now.Add(-finished), ExitCode: code, HealthStatus: health}
+		c.State = container.ContainerState(state)
+		return c
+	}
+	for _, tc := range []struct {
+		c    *Container
+		want string
+	}{
+		{mk("running", 10*time.Minute, 0, 0, ""), "Up 10 minutes"},
+		{mk("running", 2*time.Hour, 0, 0, "healthy"), "Up 2 hours (healthy)"},
+		{mk("running", 5*time.Second, 0, 0, "starting"), "Up 5 seconds (health: starting)"},
+		{mk("paused", 3*time.Minute, 0, 0, ""), "Up 3 minutes (Paused)"},
+		{mk("exited", time.Hour, 30*time.Minute, 137, ""), "Exited (137) 30 minutes ago"},
+		{mk("created", 0, 0, 0, ""), "Created"},
+	} {
+		if got := tc.c.StatusText(now); got != tc.want {
+			t.Errorf("StatusText(%s) = %q, want %q", tc.c.State, got, tc.want)
 		}
 	}
 }

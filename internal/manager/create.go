@@ -148,7 +148,13 @@ func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVer
 		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	req := cb.request(name)
-	req.Rules = &rules
+	// Prefer nodes that already have the image: a soft affinity, dropped
+	// when no node has it (then the client pulls, and retries).
+	placeRules := rules
+	if x, err := scheduler.ParseExpr("affinity", "image==~"+cb.Image); err == nil {
+		placeRules.Affinities = append(append([]scheduler.Expr(nil), rules.Affinities...), x)
+	}
+	req.Rules = &placeRules
 
 	e, placed, err := m.place(req)
 	if err != nil {

@@ -122,22 +122,36 @@ func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Targ
 }
 
 // streamMerger writes several engines' JSON progress streams as one, each
-// message marked with its node.
+// message marked with its node. Errors are held back until every engine is
+// done, so the caller decides whether one node's failure fails the whole.
 type streamMerger struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	failed map[string]string // node → error
+	ok     int
 }
 
-func (s *streamMerger) copyFrom(node string, r io.Reader) (failed bool) {
+func (s *streamMerger) copyFrom(node string, r io.Reader) {
 	dec := json.NewDecoder(bufio.NewReader(r))
 	for {
 		var msg map[string]any
 		if err := dec.Decode(&msg); err != nil {
 			if err != io.EOF {
-				s.emit(map[string]any{"errorDetail": map[string]any{"message": node + ": " + err.Error()}, "error": node + ": " + err.Error()})
-				return true
+				s.fail(node, err.Error())
+			} else {
+				s.done(node)
 			}
-			return failed
+			return
+		}
+		if v, ok := msg["error"].(string); ok {
+			if d, ok := msg["errorDetail"].(map[string]any); ok {
+				if dm, ok := d["message"].(string); ok && dm != "" {
+					v = dm
+				}
+			}
+			s.fail(node, v)
+			_, _ = io.Copy(io.Discard, r)
+			return
 		}
 		if v, ok := msg["stream"].(string); ok && strings.TrimSpace(v) != "" {
 			msg["stream"] = node + ": " + v
@@ -146,15 +160,6 @@ func (s *streamMerger) copyFrom(node string, r io.Reader) (failed bool) {
 			msg["id"] = node + ": " + v
 		} else if v, ok := msg["status"].(string); ok {
 			msg["status"] = node + ": " + v
-		}
-		if v, ok := msg["error"].(string); ok {
-			failed = true
-			msg["error"] = node + ": " + v
-			if d, ok := msg["errorDetail"].(map[string]any); ok {
-				if dm, ok := d["message"].(string); ok {
-					d["message"] = node + ": " + dm
-				}
-			}
 		}
 		s.emit(msg)
 	}
@@ -167,11 +172,43 @@ func (s *streamMerger) emit(msg map[string]any) {
 	_, _ = s.w.Write(append(b, '\n'))
 }
 
-func (s *streamMerger) fail(node string, err error) {
-	s.emit(map[string]any{"errorDetail": map[string]any{"message": node + ": " + err.Error()}, "error": node + ": " + err.Error()})
+func (s *streamMerger) fail(node, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = map[string]string{}
+	}
+	s.failed[node] = msg
 }
 
-// LoadImage sends the archive to every healthy engine.
+func (s *streamMerger) done(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, bad := s.failed[node]; !bad {
+		s.ok++
+	}
+}
+
+// finish reports the held-back failures: as errors when strict or when no
+// engine succeeded, else as status lines.
+func (s *streamMerger) finish(strict bool) {
+	nodes := make([]string, 0, len(s.failed))
+	for n := range s.failed {
+		nodes = append(nodes, n)
+	}
+	sort.Strings(nodes)
+	for _, n := range nodes {
+		text := n + ": " + s.failed[n]
+		if strict || s.ok == 0 {
+			s.emit(map[string]any{"errorDetail": map[string]any{"message": text}, "error": text})
+		} else {
+			s.emit(map[string]any{"status": text + " (the other nodes succeeded)"})
+		}
+	}
+}
+
+// LoadImage sends the archive to every healthy engine; a failure on any
+// of them fails the load.
 func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
@@ -191,26 +228,31 @@ func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w
 	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
 		r, err := os.Open(f.Name())
 		if err != nil {
-			sm.fail(e.Name(), err)
+			sm.fail(e.Name(), err.Error())
 			return err
 		}
 		defer r.Close()
-		resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", "/images/load"), q, r, http.Header{"Content-Type": {"application/x-tar"}})
-		if err != nil {
-			sm.fail(e.Name(), err)
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			err := engine.ResponseError(resp)
-			sm.fail(e.Name(), err)
-			return err
-		}
-		sm.copyFrom(e.Name(), resp.Body)
-		m.refreshImages(e)
+		m.engineStream(ctx, sm, e, "/images/load", q, r, http.Header{"Content-Type": {"application/x-tar"}})
 		return nil
 	})
+	sm.finish(true)
 	return nil
+}
+
+// engineStream runs one engine's streaming call into sm and refreshes its images.
+func (m *Manager) engineStream(ctx context.Context, sm *streamMerger, e *engine.Engine, path string, q url.Values, body io.Reader, h http.Header) {
+	defer m.refreshImages(e)
+	resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", path), q, body, h)
+	if err != nil {
+		sm.fail(e.Name(), err.Error())
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		sm.fail(e.Name(), engine.ResponseError(resp).Error())
+		return
+	}
+	sm.copyFrom(e.Name(), resp.Body)
 }
 
 func (m *Manager) refreshImages(e *engine.Engine) {
@@ -219,7 +261,9 @@ func (m *Manager) refreshImages(e *engine.Engine) {
 	_ = e.RefreshImages(ctx)
 }
 
-// PullImage pulls on every healthy engine in parallel.
+// PullImage pulls on every healthy engine in parallel. It succeeds when at
+// least one engine got the image (the others are reported in the stream),
+// so a create can then be placed where the image is.
 func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error {
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
@@ -231,21 +275,10 @@ func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io
 		if auth != "" {
 			h.Set("X-Registry-Auth", auth)
 		}
-		resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", "/images/create"), q, nil, h)
-		if err != nil {
-			sm.fail(e.Name(), err)
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != 200 {
-			err := engine.ResponseError(resp)
-			sm.fail(e.Name(), err)
-			return err
-		}
-		sm.copyFrom(e.Name(), resp.Body)
-		m.refreshImages(e)
+		m.engineStream(ctx, sm, e, "/images/create", q, nil, h)
 		return nil
 	})
+	sm.finish(false)
 	return nil
 }
 

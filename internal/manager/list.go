@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -95,9 +96,12 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container
 			return nil, err
 		}
 	} else {
+		now := time.Now()
 		for _, e := range m.pool.Engines() {
 			for _, c := range e.Containers() {
-				items = append(items, listed{e, c.Summary})
+				s := c.Summary
+				s.Status = c.StatusText(now)
+				items = append(items, listed{e, s})
 			}
 		}
 	}

@@ -26,8 +26,11 @@ type Config struct {
 	Pool     *engine.Pool
 	Placer   Placer
 	Strategy string // shown in info
-	Version  string
-	Logger   *slog.Logger
+	// RescheduleAfter is how long a node must stay unhealthy before its
+	// containers with the on-node-failure policy are recreated elsewhere.
+	RescheduleAfter time.Duration
+	Version         string
+	Logger          *slog.Logger
 }
 
 // Manager implements dockerapi.Backend over an engine pool.
@@ -71,6 +74,9 @@ func New(cfg Config) *Manager {
 		snaps:   map[string]*snap{},
 		execs:   map[string]execEntry{},
 	}
+	if cfg.RescheduleAfter <= 0 {
+		cfg.RescheduleAfter = 10 * time.Second
+	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = strings.TrimSpace(string(b))
 	}
@@ -79,6 +85,7 @@ func New(cfg Config) *Manager {
 
 // Run does the manager's housekeeping until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
+	go m.rescheduleLoop(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

@@ -1,0 +1,144 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// WantsReschedule says whether a container asked to be recreated elsewhere
+// when its node fails (label com.docker.swarm.reschedule-policies, which
+// shoal also sets from -e reschedule:on-node-failure).
+func WantsReschedule(labels map[string]string) bool {
+	v, ok := labels[scheduler.LabelReschedule]
+	if !ok {
+		return false
+	}
+	var policies []string
+	if json.Unmarshal([]byte(v), &policies) != nil {
+		return strings.Contains(v, scheduler.RescheduleOnNodeFailure)
+	}
+	for _, p := range policies {
+		if p == scheduler.RescheduleOnNodeFailure {
+			return true
+		}
+	}
+	return false
+}
+
+// rescheduleLoop moves the rescheduleable containers of nodes that stayed
+// down for RescheduleAfter, and removes their stale copies when such a
+// node comes back.
+func (m *Manager) rescheduleLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			m.rescheduleOnce(ctx, time.Now())
+		}
+	}
+}
+
+func (m *Manager) rescheduleOnce(ctx context.Context, now time.Time) {
+	for _, e := range m.pool.Engines() {
+		st, _ := e.State()
+		switch {
+		case st == engine.Unhealthy && now.Sub(e.StateSince()) >= m.cfg.RescheduleAfter:
+			for _, c := range e.Containers() {
+				if WantsReschedule(c.Labels) {
+					m.reschedule(ctx, e, c)
+				}
+			}
+		case st == engine.Healthy:
+			m.removeStale(ctx, e)
+		}
+	}
+}
+
+// reschedule recreates c (on the lost engine e) on another node, under its name.
+func (m *Manager) reschedule(ctx context.Context, e *engine.Engine, c *engine.Container) {
+	name := c.Name()
+	log := m.log.With("container", name, "id", c.ID[:12], "from", e.Name())
+	if len(c.Spec) == 0 {
+		log.Warn("cannot reschedule: its create spec is unknown")
+		return
+	}
+	// Drop the lost copy from the view first, so the name is free and no
+	// lookup finds two containers; if the node returns, removeStale deletes it.
+	e.ForgetContainer(c.ID)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	resp, err := m.CreateContainer(ctx, name, "", "", c.Spec)
+	if err != nil {
+		log.Error("reschedule failed", "error", err)
+		return
+	}
+	ne, nc, err := m.findContainer(ctx, resp.ID)
+	if err != nil {
+		log.Error("rescheduled container vanished", "error", err)
+		return
+	}
+	if c.State == "running" || c.State == "restarting" {
+		r, err := ne.Client().Raw(ctx, "POST", ne.APIPath("", "/containers/"+nc.ID+"/start"), nil, nil, nil)
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode/100 != 2 {
+				err = engine.ResponseError(r)
+			}
+		}
+		if err != nil {
+			log.Error("rescheduled container did not start", "node", ne.Name(), "error", err)
+		}
+		_ = ne.RefreshContainer(ctx, nc.ID)
+	}
+	log.Info("container rescheduled", "to", ne.Name(), "new_id", nc.ID[:12])
+}
+
+// removeStale deletes, on an engine that came back, the old copies of
+// containers that were rescheduled elsewhere while it was down, so two
+// never run.
+func (m *Manager) removeStale(ctx context.Context, e *engine.Engine) {
+	for _, c := range e.Containers() {
+		if !WantsReschedule(c.Labels) || c.Name() == "" {
+			continue
+		}
+		if !m.nameElsewhere(e, c.Name()) {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r, err := e.Client().Raw(rctx, "DELETE", e.APIPath("", "/containers/"+c.ID), url.Values{"force": {"1"}}, bytes.NewReader(nil), http.Header{})
+		if err == nil {
+			r.Body.Close()
+			if r.StatusCode/100 == 2 || r.StatusCode == 404 {
+				e.ForgetContainer(c.ID)
+				m.log.Info("removed stale copy of a rescheduled container", "container", c.Name(), "node", e.Name(), "id", c.ID[:12])
+			}
+		}
+		cancel()
+	}
+}
+
+// nameElsewhere says whether a healthy engine other than e has a container called name.
+func (m *Manager) nameElsewhere(e *engine.Engine, name string) bool {
+	for _, o := range m.pool.Engines() {
+		if o == e || !o.Healthy() {
+			continue
+		}
+		for _, c := range o.Containers() {
+			if c.Name() == name {
+				return true
+			}
+		}
+	}
+	return false
+}
