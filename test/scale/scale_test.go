@@ -43,7 +43,10 @@ import (
 const apiPrefix = "/v1.52"
 
 // Targets from DESIGN.md, at 1,000 engines / 30,000 containers.
-var targets = struct{ run, info, ps time.Duration; rss int64 }{50 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 124 << 20}
+var targets = struct {
+	run, info, ps time.Duration
+	rss           int64
+}{50 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond, 124 << 20}
 
 type config struct {
 	engines, running, stopped, images int
