@@ -101,6 +101,7 @@ type Container struct {
 	StartedAt, FinishedAt time.Time
 	ExitCode              int
 	HealthStatus          string
+	CreatedAt             time.Time // nanosecond precision, for ordering
 	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
 	// kept only when Options.KeepSpec asks for it.
 	Spec json.RawMessage
@@ -172,8 +173,10 @@ type Engine struct {
 	networks   []string
 	volumes    []string
 	updated    time.Time
-	since      time.Time // when state last changed
-	gen        uint64    // bumped on every cache change
+	since      time.Time         // when state last changed
+	ticket     uint64            // refreshes are numbered as they start...
+	written    map[string]uint64 // ...and a container keeps the newest one's result
+	gen        uint64            // bumped on every cache change
 }
 
 // NodeID derives a node ID from an engine address: engines cloned from one
@@ -405,6 +408,10 @@ func (e *Engine) Resync(ctx context.Context) error {
 }
 
 func (e *Engine) refreshContainers(ctx context.Context) error {
+	e.mu.Lock()
+	e.ticket++
+	ticket := e.ticket
+	e.mu.Unlock()
 	var list []container.Summary
 	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}}, nil, &list); err != nil {
 		return err
@@ -418,13 +425,26 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		c := &Container{Summary: s}
 		if prev, ok := old[s.ID]; ok {
 			c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
-			c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus
+			c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
 		} else if err := e.inspectInto(ctx, c); err != nil {
 			continue // removed meanwhile
 		}
 		next[s.ID] = c
 	}
 	e.mu.Lock()
+	// Single refreshes that started after this list are newer: keep theirs.
+	written := map[string]uint64{}
+	for id, t := range e.written {
+		if t > ticket {
+			written[id] = t
+			if c, ok := e.containers[id]; ok {
+				next[id] = c
+			} else {
+				delete(next, id)
+			}
+		}
+	}
+	e.written = written
 	e.containers = next
 	e.updated = time.Now()
 	e.gen++
@@ -434,6 +454,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 
 func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	var raw struct {
+		Created    time.Time
 		Config     json.RawMessage
 		HostConfig json.RawMessage
 		State      *struct {
@@ -454,6 +475,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 			MemoryReservation int64
 		}
 	}
+	c.CreatedAt = raw.Created
 	if st := raw.State; st != nil {
 		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
 		if st.Health != nil {
@@ -479,6 +501,12 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 // RefreshContainer reloads one container into the cache, or drops it if the
 // engine no longer has it.
 func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
+	// Two refreshes of one container may overlap (an event and a forwarded
+	// call); the one that started last saw the newest state, so it wins.
+	e.mu.Lock()
+	e.ticket++
+	ticket := e.ticket
+	e.mu.Unlock()
 	f, _ := json.Marshal(map[string][]string{"id": {id}})
 	var list []container.Summary
 	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}, "filters": {string(f)}}, nil, &list); err != nil {
@@ -496,13 +524,20 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 		}
 	}
 	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.written == nil {
+		e.written = map[string]uint64{}
+	}
+	if e.written[id] > ticket {
+		return nil
+	}
 	if found == nil {
 		delete(e.containers, id)
 	} else {
 		e.containers[id] = found
 	}
+	e.written[id] = ticket
 	e.gen++
-	e.mu.Unlock()
 	return nil
 }
 
@@ -510,6 +545,11 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 func (e *Engine) ForgetContainer(id string) {
 	e.mu.Lock()
 	delete(e.containers, id)
+	if e.written == nil {
+		e.written = map[string]uint64{}
+	}
+	e.ticket++
+	e.written[id] = e.ticket
 	e.gen++
 	e.mu.Unlock()
 }

@@ -56,8 +56,9 @@ var validStatus = map[string]bool{"created": true, "restarting": true, "running"
 	"paused": true, "exited": true, "dead": true}
 
 type listed struct {
-	e *engine.Engine
-	s container.Summary
+	e       *engine.Engine
+	s       container.Summary
+	created int64 // unix nanoseconds when known, for dockerd's newest-first order
 }
 
 // ListContainers merges every engine's containers, as `docker ps` expects,
@@ -101,7 +102,11 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container
 			for _, c := range e.Containers() {
 				s := c.Summary
 				s.Status = c.StatusText(now)
-				items = append(items, listed{e, s})
+				created := c.CreatedAt.UnixNano()
+				if c.CreatedAt.IsZero() {
+					created = s.Created * 1e9
+				}
+				items = append(items, listed{e, s, created})
 			}
 		}
 	}
@@ -111,8 +116,8 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container
 	}
 	out := make([]container.Summary, 0, len(items))
 	sort.Slice(items, func(i, j int) bool {
-		if items[i].s.Created != items[j].s.Created {
-			return items[i].s.Created > items[j].s.Created
+		if items[i].created != items[j].created {
+			return items[i].created > items[j].created
 		}
 		return items[i].s.ID < items[j].s.ID
 	})
@@ -166,7 +171,7 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 			}
 			mu.Lock()
 			for _, s := range list {
-				out = append(out, listed{e, s})
+				out = append(out, listed{e, s, s.Created * 1e9})
 			}
 			mu.Unlock()
 		}()
