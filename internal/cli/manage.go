@@ -35,6 +35,7 @@ type manageOpts struct {
 	engineTLS, engineTLSVerify               bool
 	engineTLSCA, engineTLSCert, engineTLSKey string
 	logLevel                                 string
+	debug                                    bool
 }
 
 func newManageCmd() *cobra.Command {
@@ -82,6 +83,7 @@ with the --engine-tls* flags).`,
 	f.StringVar(&o.engineTLSCert, "engine-tlscert", "", "client certificate shoal presents to engines")
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
 	return cmd
 }
 
@@ -154,6 +156,7 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 		RescheduleAfter: o.rescheduleAfter,
 	})
 	api := dockerapi.New(mgr, Version, log)
+	api.Debug = o.debug
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

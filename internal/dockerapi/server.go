@@ -62,6 +62,8 @@ type Backend interface {
 
 // Server is the Docker API HTTP handler.
 type Server struct {
+	// Debug serves Go's profiles under /debug/pprof/, as dockerd -D does.
+	Debug   bool
 	b       Backend
 	log     *slog.Logger
 	rt      router
@@ -109,6 +111,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	r = withVersion(r, v)
+	if s.Debug && strings.HasPrefix(path, "/debug/pprof") {
+		r.URL.Path = path
+		pprofHandler(w, r)
+		return
+	}
 	method := r.Method
 	h, p, found := s.rt.match(method, path)
 	if h == nil && method == http.MethodHead {
