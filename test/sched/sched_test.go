@@ -1,0 +1,210 @@
+package sched
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/shoal-dev/shoal/test/shoaltest"
+)
+
+func TestSpreadSixOnThree(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed), "--strategy", "spread")
+	cleanup(t, s)
+	var refs []string
+	for i := 0; i < 6; i++ {
+		refs = append(refs, mustRun(t, s, "--name", fmt.Sprintf("sp%d", i), "busybox", "sleep", "300"))
+	}
+	if c := counts(t, s, refs); fmt.Sprint(c) != "[2 2 2]" {
+		t.Fatalf("spread placed %v, want 2/2/2", c)
+	}
+}
+
+func TestBinpackFillsOneNode(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed), "--strategy", "binpack")
+	cleanup(t, s)
+	var refs []string
+	for i := 0; i < 6; i++ {
+		refs = append(refs, mustRun(t, s, "--memory", "64m", "busybox", "sleep", "300"))
+	}
+	if c := counts(t, s, refs); fmt.Sprint(c) != "[6 0 0]" {
+		t.Fatalf("binpack placed %v, want all on one node", c)
+	}
+}
+
+func TestConstraints(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed))
+	cleanup(t, s)
+	for _, tc := range []struct {
+		args []string
+		want []string // acceptable nodes
+	}{
+		{[]string{"-e", "constraint:zone==b"}, []string{"node2"}},
+		{[]string{"-e", "constraint:node==node3"}, []string{"node3"}},
+		{[]string{"-e", "constraint:storage==ssd"}, []string{"node1", "node3"}},
+		{[]string{"-e", "constraint:zone!=a", "-e", "constraint:storage==ssd"}, []string{"node3"}},
+		{[]string{"-e", "constraint:zone==/^[ab]$/", "-e", "constraint:storage!=ssd"}, []string{"node2"}},
+		{[]string{"-e", "constraint:zone==c*"}, []string{"node3"}},
+		{[]string{"-e", "constraint:zone==~nowhere", "-e", "constraint:zone==a"}, []string{"node1"}},
+		{[]string{"--label", `com.docker.swarm.constraints=["zone==c"]`}, []string{"node3"}},
+		{[]string{"-e", "constraint:ostype==linux", "-e", "constraint:node!=node1", "-e", "constraint:zone!=c"}, []string{"node2"}},
+		// The CLI keeps one -e per text before the first '=': two node!= rules need the label form.
+		{[]string{"--label", `com.docker.swarm.constraints=["node!=node1","node!=node3"]`}, []string{"node2"}},
+	} {
+		id := mustRun(t, s, append(tc.args, "busybox", "sleep", "300")...)
+		got := nodeOf(t, s, id)
+		if !contains(tc.want, got) {
+			t.Errorf("%v placed on %s, want one of %v", tc.args, got, tc.want)
+		}
+		env, _, _ := s.Docker(ctxT(t), "inspect", "-f", "{{.Config.Env}}", id)
+		if strings.Contains(env, "constraint:") {
+			t.Errorf("%v: the engine got the directive in its env: %s", tc.args, env)
+		}
+	}
+	runFails(t, s, "no node can run this container: 3 nodes fail constraint zone==nowhere", "-e", "constraint:zone==nowhere", "busybox", "true")
+	runFails(t, s, `invalid constraint "zone=b"`, "-e", "constraint:zone=b", "busybox", "true")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAffinitiesAndDependencies(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed))
+	cleanup(t, s)
+	mustRun(t, s, "--name", "db", "-v", "/data", "-e", "constraint:zone==b", "busybox", "sleep", "300")
+	mustRun(t, s, "--name", "cache", "--label", "role=cache", "-e", "constraint:zone==c", "busybox", "sleep", "300")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-e", "affinity:container==db"}, []string{"node2"}},
+		{[]string{"-e", "affinity:container!=db", "-e", "affinity:container!=cache"}, []string{"node1"}},
+		{[]string{"-e", "affinity:role==cache"}, []string{"node3"}},
+		{[]string{"--volumes-from", "db"}, []string{"node2"}},
+		{[]string{"--link", "db:d"}, []string{"node2"}},
+		{[]string{"--net", "container:cache"}, []string{"node3"}},
+	} {
+		id := mustRun(t, s, append(tc.args, "busybox", "sleep", "300")...)
+		if got := nodeOf(t, s, id); !contains(tc.want, got) {
+			t.Errorf("%v placed on %s, want %v", tc.args, got, tc.want)
+		}
+	}
+	// Image affinity: an image only node1 has.
+	if _, e, err := shoaltest.Docker(ctxT(t), bed.Engines[0].Host(), "tag", "busybox", "onlyone:v1"); err != nil {
+		t.Fatalf("tag on node1: %v %s", err, e)
+	}
+	t.Cleanup(func() { shoaltest.Docker(ctxT(t), bed.Engines[0].Host(), "rmi", "onlyone:v1") })
+	shoaltest.Eventually(t, 10e9, "shoal sees the new tag", func() error {
+		out, _, _ := s.Docker(ctxT(t), "images", "-q", "onlyone:v1")
+		if strings.TrimSpace(out) == "" {
+			return fmt.Errorf("not listed")
+		}
+		return nil
+	})
+	id := mustRun(t, s, "-e", "affinity:image==onlyone:v1", "busybox", "sleep", "300")
+	if got := nodeOf(t, s, id); got != "node1" {
+		t.Errorf("image affinity placed on %s, want node1", got)
+	}
+	// An image present on one node only is preferred without any rule.
+	id = mustRun(t, s, "onlyone:v1", "sleep", "300")
+	if got := nodeOf(t, s, id); got != "node1" {
+		t.Errorf("image-only-on-node1 placed on %s, want node1", got)
+	}
+	runFails(t, s, "no node can run this container", "-e", "affinity:container==nosuch", "busybox", "true")
+}
+
+func TestPortConflicts(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed))
+	cleanup(t, s)
+	var refs []string
+	for i := 0; i < 3; i++ {
+		refs = append(refs, mustRun(t, s, "-p", "18080:80", "busybox", "httpd", "-f", "-p", "80"))
+	}
+	if c := counts(t, s, refs); fmt.Sprint(c) != "[1 1 1]" {
+		t.Fatalf("three containers publishing 18080 placed %v, want one per node", c)
+	}
+	runFails(t, s, "18080", "-p", "18080:80", "busybox", "httpd", "-f", "-p", "80")
+}
+
+func TestResourcesAndConcurrency(t *testing.T) {
+	s := shoaltest.Start(t, nodes(bed), "--overcommit", "0")
+	cleanup(t, s)
+	runFails(t, s, "lack", "--memory", "1000g", "busybox", "true")
+
+	// Capacity per node at 5 GiB a container.
+	per := 0
+	for i := range bed.Engines {
+		info, err := bed.Info(ctxT(t), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(info["MemTotal"].(float64)) / (5 << 30)
+		if i == 0 || n < per {
+			per = n
+		}
+	}
+	want := per * 3
+	var mu sync.Mutex
+	ok, failed := 0, 0
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errOut, err := s.Docker(ctxT(t), "run", "-d", "--memory", "5g", "--name", fmt.Sprintf("par%d", i), "busybox", "sleep", "300")
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else if strings.Contains(errOut, "lack") {
+				failed++
+			} else {
+				t.Errorf("par%d: unexpected error %v: %s", i, err, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != want || failed != 50-want {
+		t.Fatalf("50 parallel 5 GiB runs: %d placed, %d refused; want %d placed (%d per node)", ok, failed, want, per)
+	}
+	// No node holds more than it can.
+	for i := range bed.Engines {
+		out, _, err := shoaltest.Docker(ctxT(t), bed.Engines[i].Host(), "ps", "-q", "--filter", "name=par")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(strings.Fields(out)); n > per {
+			t.Errorf("node%d holds %d 5 GiB containers, capacity %d", i+1, n, per)
+		}
+	}
+
+	// Many creates of one name at once: exactly one wins, the rest get 409.
+	wins, conflicts := 0, 0
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errOut, err := s.Docker(ctxT(t), "create", "--name", "samename", "busybox", "true")
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				wins++
+			} else if strings.Contains(errOut, "Conflict") {
+				conflicts++
+			} else {
+				t.Errorf("samename: unexpected error %v: %s", err, errOut)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins != 1 || conflicts != 19 {
+		t.Fatalf("20 creates of one name: %d won, %d conflicts; want 1 and 19", wins, conflicts)
+	}
+}
