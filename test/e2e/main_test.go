@@ -29,6 +29,7 @@ import (
 )
 
 const (
+	bedPrefix = "e2e"
 	cli28   = "/usr/local/bin/docker"
 	cli2010 = "/usr/bin/docker"
 )
@@ -73,10 +74,10 @@ func mainRun(m *testing.M) (code int) {
 		fmt.Fprintln(os.Stderr, "e2e: build shoal:", err)
 		return 1
 	}
-	_ = testbed.Reap("")
+	reapOurs()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bed, err = testbed.Start(ctx, testbed.Options{Engines: 3, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
+	bed, err = testbed.Start(ctx, testbed.Options{Engines: 3, Prefix: bedPrefix, Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: testbed:", err)
 		return 1
@@ -98,7 +99,11 @@ func mainRun(m *testing.M) (code int) {
 	// Engine 1 as bare host:port, the others as tcp://host:port.
 	e := bed.Engines
 	disc := fmt.Sprintf("nodes://%s:2375,%s,%s", e[0].IP, e[1].TCPAddr, e[2].TCPAddr)
-	sh, err = startShoal(filepath.Join(workDir, "shared.log"), 0, disc)
+	sock := filepath.Join(workDir, "shoal.sock")
+	sh, err = startShoal(filepath.Join(workDir, "shared.log"), 0, disc, "-H", "unix://"+sock)
+	if sh != nil {
+		sh.Unix = sock
+	}
 	if err == nil {
 		err = sh.waitNodes(ctx, 3)
 	}
@@ -131,6 +136,7 @@ func mainRun(m *testing.M) (code int) {
 type shoal struct {
 	Host    string // tcp://127.0.0.1:port
 	Addr    string // 127.0.0.1:port
+	Unix    string // unix socket path, if also served there
 	LogPath string
 	args    []string
 	cmd     *exec.Cmd
@@ -175,7 +181,8 @@ func (s *shoal) start() error {
 	fmt.Fprintf(lf, "=== e2e: %s %s\n", shoalBin, strings.Join(s.args, " "))
 	cmd := exec.Command(shoalBin, s.args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a test binary killed by `go test -timeout` takes shoal along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -398,6 +405,7 @@ func runDocker(ctx context.Context, c dockerCmd) (string, error) {
 	cmd.Stdin = c.stdin
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
+	cmd.WaitDelay = 2 * time.Second
 	err := cmd.Run()
 	if err != nil {
 		de := &dockerErr{args: c.args, code: -1, stdout: o.String(), stderr: e.String(), underlay: err}
@@ -524,4 +532,25 @@ func engineOf(t *testing.T, b *testbed.Bed, ip string) int {
 	}
 	t.Fatalf("no engine with IP %q", ip)
 	return -1
+}
+
+func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// reapOurs tears down Beds of earlier runs of this package (prefix
+// bedPrefix) whose test process is gone, e.g. killed by `go test -timeout`:
+// testbed.Reap leaves Beds alone while their engines still run.
+func reapOurs() {
+	files, _ := filepath.Glob(filepath.Join(os.TempDir(), "shoal-testbed", bedPrefix+"*.json"))
+	for _, f := range files {
+		b, err := testbed.Load(f)
+		if err != nil || b.Prefix != bedPrefix || b.OwnerPID <= 0 {
+			continue
+		}
+		if syscall.Kill(b.OwnerPID, 0) == nil {
+			continue // its owner still runs
+		}
+		fmt.Fprintf(os.Stderr, "e2e: removing leftover testbed %s\n", b.ID)
+		b.Close()
+	}
+	_ = testbed.Reap(bedPrefix)
 }
