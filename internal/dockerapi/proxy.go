@@ -150,9 +150,18 @@ func (s *Server) hijack(w http.ResponseWriter, r *http.Request, t Target, path s
 		econn.Close()
 		return fmt.Errorf("hijack: %w", err)
 	}
-	// The status line and headers go to the client as the engine sent them.
-	fmt.Fprintf(cbuf, "HTTP/%d.%d %s\r\n", resp.ProtoMajor, resp.ProtoMinor, resp.Status)
+	// The status line and headers go to the client as the engine sent them,
+	// except that a client that asked for no upgrade must not get a 101
+	// (we asked the engine for one): it gets 200 and the raw stream, as
+	// from dockerd.
+	status := resp.Status
 	h := resp.Header.Clone()
+	if resp.StatusCode == http.StatusSwitchingProtocols && r.Header.Get("Upgrade") == "" {
+		status = "200 OK"
+		h.Del("Connection")
+		h.Del("Upgrade")
+	}
+	fmt.Fprintf(cbuf, "HTTP/%d.%d %s\r\n", resp.ProtoMajor, resp.ProtoMinor, status)
 	s.setServerHeaders(h)
 	_ = h.Write(cbuf)
 	cbuf.WriteString("\r\n")
