@@ -429,7 +429,7 @@ func (e *Engine) emit(r *record, action string) {
 }
 
 func (e *Engine) subscribe() *subscriber {
-	s := &subscriber{ch: make(chan events.Message, 256), gone: make(chan struct{})}
+	s := &subscriber{ch: make(chan events.Message, 64), gone: make(chan struct{})}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {

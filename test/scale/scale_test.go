@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -109,6 +111,8 @@ func runScale(t *testing.T, cfg config) {
 		t.Errorf("%d event streams open on the fleet, want %d", n, cfg.engines)
 	}
 	rssLoaded := rss(pid)
+	prof := newProfiler(t, cfg.inproc, hc, base)
+	prof.heap("heap-loaded")
 
 	// Warm-up, then the measured runs, each kind in its own sequential loop.
 	for range 3 {
@@ -116,10 +120,17 @@ func runScale(t *testing.T, cfg config) {
 		get(t, hc, base+apiPrefix+"/info")
 		get(t, hc, base+apiPrefix+"/containers/json?all=1")
 	}
+	stop := prof.cpu("cpu-run")
 	runs := measure(cfg.runs, func() { runDetached(t, hc, base) })
+	stop()
+	stop = prof.cpu("cpu-info")
 	infos := measure(cfg.samples, func() { get(t, hc, base+apiPrefix+"/info") })
+	stop()
 	var psBody []byte
+	stop = prof.cpu("cpu-ps")
 	pss := measure(cfg.samples, func() { psBody = get(t, hc, base+apiPrefix+"/containers/json?all=1") })
+	stop()
+	prof.heap("heap-after")
 	rssAfter, hwm := rss(pid), hwm(pid)
 
 	var ps []container.Summary
@@ -168,10 +179,16 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 // measure calls f n times and returns the sorted durations.
 func measure(n int, f func()) []time.Duration {
 	d := make([]time.Duration, n)
+	start := time.Now()
+	var slow []string
 	for i := range d {
 		t := time.Now()
 		f()
 		d[i] = time.Since(t)
+		slow = append(slow, fmt.Sprintf("%.2fs:%s", t.Sub(start).Seconds(), ms(d[i])))
+	}
+	if os.Getenv("SHOAL_SCALE_TRACE") != "" {
+		fmt.Fprintln(os.Stderr, strings.Join(slow, " "))
 	}
 	slices.Sort(d)
 	return d
@@ -255,6 +272,9 @@ func waitLoaded(t *testing.T, hc *http.Client, base string, nodes, containers in
 func startShoal(t *testing.T, discovery string, inproc bool) (string, int) {
 	port := freePort(t)
 	args := []string{"manage", "-H", "tcp://127.0.0.1:" + port, "--log-level", "warn", discovery}
+	if os.Getenv("SHOAL_SCALE_PROFILE") != "" {
+		args = append(args[:len(args)-1], "--debug", discovery)
+	}
 	base := "http://127.0.0.1:" + port
 	if inproc {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -367,6 +387,69 @@ func raiseNoFile(t *testing.T) {
 		}
 	}
 	t.Logf("open files limit %d", lim.Cur)
+}
+
+// profiler writes CPU profiles of each measured phase and heap profiles to
+// $SHOAL_SCALE_PROFILE (a directory) when shoal runs in-process.
+// With shoal as a binary it fetches heap and goroutine profiles from
+// shoal's /debug/pprof (started with --debug) instead.
+type profiler struct {
+	t      *testing.T
+	dir    string
+	inproc bool
+	hc     *http.Client
+	base   string
+}
+
+func newProfiler(t *testing.T, inproc bool, hc *http.Client, base string) profiler {
+	dir := os.Getenv("SHOAL_SCALE_PROFILE")
+	if dir == "" {
+		return profiler{t: t}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return profiler{t: t, dir: dir, inproc: inproc, hc: hc, base: base}
+}
+
+func (p profiler) heap(name string) {
+	if p.dir == "" {
+		return
+	}
+	if !p.inproc {
+		b := get(p.t, p.hc, p.base+"/debug/pprof/heap?gc=1")
+		_ = os.WriteFile(filepath.Join(p.dir, name+".pprof"), b, 0o644)
+		g := get(p.t, p.hc, p.base+"/debug/pprof/goroutine?debug=1")
+		_ = os.WriteFile(filepath.Join(p.dir, name+"-goroutines.txt"), g, 0o644)
+		first, _, _ := strings.Cut(string(g), "\n")
+		p.t.Logf("%s: shoal %s", name, first)
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(filepath.Join(p.dir, name+".pprof"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer f.Close()
+	_ = pprof.WriteHeapProfile(f)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.t.Logf("%s: heap in use %.1f MiB, stacks %.1f MiB, goroutines %d, Sys %.1f MiB", name,
+		mib(int64(ms.HeapInuse)), mib(int64(ms.StackInuse)), runtime.NumGoroutine(), mib(int64(ms.Sys)))
+}
+
+func (p profiler) cpu(name string) (stop func()) {
+	if p.dir == "" || !p.inproc {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(p.dir, name+".pprof"))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		p.t.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // rss and hwm read VmRSS and VmHWM of a process in bytes (0 if unknown).
