@@ -1,0 +1,160 @@
+package sched
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/test/shoaltest"
+	"github.com/shoal-dev/shoal/test/testbed"
+)
+
+func startBed(t *testing.T, opts testbed.Options) *testbed.Bed {
+	t.Helper()
+	b := testbed.MustStart(t, opts)
+	if err := b.LoadBusyboxAll(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// whereIs lists the engines (by index) that hold a container named name.
+func whereIs(t *testing.T, b *testbed.Bed, name string) []int {
+	t.Helper()
+	var at []int
+	for i, e := range b.Engines {
+		out, _, err := shoaltest.Docker(ctxT(t), e.Host(), "ps", "-a", "--filter", "name=^/"+name+"$", "--format", "{{.Names}}")
+		if err != nil {
+			continue // a stopped engine
+		}
+		if strings.TrimSpace(out) == name {
+			at = append(at, i)
+		}
+	}
+	return at
+}
+
+func TestRescheduleOnNodeFailure(t *testing.T) {
+	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schr"})
+	s := shoaltest.Start(t, nodes(b), append(shoaltest.FastFlags, "--reschedule-after", "2s")...)
+	mustRun(t, s, "--name", "rs", "-e", "reschedule:on-node-failure", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
+	mustRun(t, s, "--name", "plain", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
+	// rs2 prefers node1 (a soft rule, dropped when node1 is gone) and asks
+	// for rescheduling in the label form.
+	mustRun(t, s, "--name", "rs2", "--label", `com.docker.swarm.reschedule-policies=["on-node-failure"]`, "-e", "constraint:node==~node1", "busybox", "sleep", "1000")
+	if n := nodeOf(t, s, "rs2"); n != "node1" {
+		t.Fatalf("rs2 placed on %s, want node1", n)
+	}
+
+	if err := b.Kill(0); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	shoaltest.Eventually(t, 40*time.Second, "rs2 running on node2", func() error {
+		out, _, err := s.Docker(ctxT(t), "ps", "--filter", "name=rs2", "--format", "{{.Names}} {{.State}}")
+		if err != nil || !strings.Contains(out, "node2/rs2 running") {
+			return fmt.Errorf("ps: %q %v", out, err)
+		}
+		return nil
+	})
+	t.Logf("rescheduled %v after the engine was killed", time.Since(start).Round(100*time.Millisecond))
+	// rs is pinned to node1 by a hard constraint: it cannot move, and says so in the log.
+	if at := whereIs(t, b, "rs"); len(at) != 0 {
+		t.Errorf("rs (constrained to node1) was recreated on %v", at)
+	}
+	if out, _, _ := s.Docker(ctxT(t), "ps", "-a", "--format", "{{.Names}}", "--filter", "name=plain"); strings.Contains(out, "node2") {
+		t.Errorf("plain has no reschedule policy but moved: %s", out)
+	}
+
+	// The node comes back: its stale rs2 is removed, so only one runs.
+	if err := b.Start(ctxT(t), 0); err != nil {
+		t.Fatal(err)
+	}
+	shoaltest.Eventually(t, 40*time.Second, "node1 back and stale rs2 removed", func() error {
+		out, _, _ := s.Docker(ctxT(t), "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
+		if !strings.Contains(out, "node1 Ready") {
+			return fmt.Errorf("nodes: %s", out)
+		}
+		if at := whereIs(t, b, "rs2"); len(at) != 1 || at[0] != 1 {
+			return fmt.Errorf("rs2 on engines %v, want only node2", at)
+		}
+		return nil
+	})
+	out, _, err := s.Docker(ctxT(t), "ps", "-a", "--filter", "name=rs2", "--format", "{{.Names}}")
+	if err != nil || strings.TrimSpace(out) != "node2/rs2" {
+		t.Fatalf("after the node returned, ps shows %q (%v); want only node2/rs2", out, err)
+	}
+}
+
+func TestContainerSlots(t *testing.T) {
+	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schs",
+		Labels: []map[string]string{{"containerslots": "2"}, {"containerslots": "1"}}})
+	s := shoaltest.Start(t, nodes(b))
+	for i := 0; i < 3; i++ {
+		mustRun(t, s, "busybox", "sleep", "1000")
+	}
+	runFails(t, s, "no node can run this container: 2 nodes", "busybox", "sleep", "1000")
+	out, errOut, _ := s.Docker(ctxT(t), "run", "-d", "busybox", "true")
+	if !strings.Contains(errOut, "slot") {
+		t.Errorf("no-fit explanation does not mention slots: %q %q", out, errOut)
+	}
+}
+
+// TestPullWhenMissing: an image no node has is pulled through shoal from a
+// real registry, with the progress streamed to the CLI, then run.
+func TestPullWhenMissing(t *testing.T) {
+	reg, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatal("docker-registry (Debian package docker-registry) is needed: .ci/run installs it")
+	}
+	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schp", ExtraArgs: []string{"--insecure-registry", "10.213.0.0/16"}})
+	addr := b.Gateway + ":5000"
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644)
+	cmd := exec.Command(reg, "serve", cfg)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+
+	ref := addr + "/tools/busybox:v1"
+	node1 := b.Engines[0].Host()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, e, err := shoaltest.Docker(ctx, node1, "tag", "busybox", ref); err != nil {
+		t.Fatal(err, e)
+	}
+	shoaltest.Eventually(t, 20*time.Second, "push to the registry", func() error {
+		_, e, err := shoaltest.Docker(ctx, node1, "push", ref)
+		if err != nil {
+			return fmt.Errorf("%v %s", err, e)
+		}
+		return nil
+	})
+	if _, e, err := shoaltest.Docker(ctx, node1, "rmi", ref); err != nil {
+		t.Fatal(err, e)
+	}
+
+	s := shoaltest.Start(t, nodes(b))
+	out, errOut, err := s.Docker(ctx, "run", "--rm", ref, "echo", "pulled-and-ran")
+	if err != nil || strings.TrimSpace(out) != "pulled-and-ran" {
+		t.Fatalf("docker run of a missing image: %v\nstdout %q\nstderr %q", err, out, errOut)
+	}
+	if !strings.Contains(errOut, "Unable to find image") || !strings.Contains(errOut, "node1: ") || !strings.Contains(errOut, "node2: ") {
+		t.Errorf("the pull progress of each node should reach the CLI; stderr:\n%s", errOut)
+	}
+	for i := range b.Engines {
+		if o, _, _ := shoaltest.Docker(ctx, b.Engines[i].Host(), "images", "-q", ref); strings.TrimSpace(o) == "" {
+			t.Errorf("node%d does not have %s after the pull", i+1, ref)
+		}
+	}
+}
