@@ -58,15 +58,37 @@ func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		status, err := s.forward(w, r, t, "/containers/"+id+"/"+action)
-		if err != nil {
+		if !mutates {
+			_, err := s.forward(w, r, t, "/containers/"+id+"/"+action)
 			return err
 		}
-		if mutates && status/100 == 2 {
-			s.b.ContainerChanged(r.Context(), t, id, false)
-		}
-		return nil
+		return s.forwardThen(w, r, t, "/containers/"+id+"/"+action, func(status int) {
+			if status/100 == 2 {
+				s.b.ContainerChanged(r.Context(), t, id, false)
+			}
+		})
 	}
+}
+
+// forwardThen is forward, but calls after with the engine's status before
+// the answer goes to the client, so that the client's next call sees
+// shoal's view updated (docker stop x; docker ps).
+func (s *Server) forwardThen(w http.ResponseWriter, r *http.Request, t Target, path string, after func(status int)) error {
+	out, err := outRequest(r.Context(), r, t, path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.Do(out)
+	if err != nil {
+		if r.Context().Err() != nil {
+			return nil // the client went away
+		}
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	defer resp.Body.Close()
+	after(resp.StatusCode)
+	s.copyResponse(w, resp)
+	return nil
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
@@ -74,14 +96,11 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p param
 	if err != nil {
 		return err
 	}
-	status, err := s.forward(w, r, t, "/containers/"+id)
-	if err != nil {
-		return err
-	}
-	if status/100 == 2 {
-		s.b.ContainerChanged(r.Context(), t, id, true)
-	}
-	return nil
+	return s.forwardThen(w, r, t, "/containers/"+id, func(status int) {
+		if status/100 == 2 {
+			s.b.ContainerChanged(r.Context(), t, id, true)
+		}
+	})
 }
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p params) error {

@@ -554,3 +554,14 @@ func reapOurs() {
 	}
 	_ = testbed.Reap(bedPrefix)
 }
+
+func fmtSscan(s string, a ...any) (int, error) { return fmt.Sscan(s, a...) }
+
+type mismatch struct {
+	out            string
+	total, running int
+}
+
+func (m *mismatch) Error() string {
+	return fmt.Sprintf("shoal says %q, engines say %d %d", strings.TrimSpace(m.out), m.total, m.running)
+}
