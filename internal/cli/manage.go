@@ -146,12 +146,18 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 		return err
 	}
 
+	var mgr *manager.Manager // set below, before the pool runs
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: o.refresh, ResyncInterval: o.resync, Timeout: o.timeout,
 		FailureRetry: o.failureRetry, Logger: log, KeepSpec: manager.WantsReschedule,
+		OnState: func(e *engine.Engine, old, new engine.State) {
+			if mgr != nil {
+				mgr.EngineStateChanged(e, old, new)
+			}
+		},
 	}, engineTLS)
 	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
-	mgr := manager.New(manager.Config{
+	mgr = manager.New(manager.Config{
 		Pool: pool, Placer: sched, Strategy: o.strategy, Version: Version, Logger: log,
 		RescheduleAfter: o.rescheduleAfter,
 	})

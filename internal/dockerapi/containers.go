@@ -235,3 +235,5 @@ func (s *Server) execForward(action string) handlerFunc {
 		return err
 	}
 }
+
+func readCloser(b []byte) io.ReadCloser { return io.NopCloser(bytes.NewReader(b)) }

@@ -55,6 +55,21 @@ type Backend interface {
 	TagImage(ctx context.Context, name string, q url.Values) error
 	RemoveImage(ctx context.Context, name string, q url.Values) ([]image.DeleteResponse, error)
 
+	// Networks and volumes (per node).
+	ListNetworks(ctx context.Context, version string, q url.Values) (any, error)
+	ListVolumes(ctx context.Context, version string, q url.Values) (any, error)
+	CreateNetwork(ctx context.Context, version string, body []byte) (any, error)
+	CreateVolume(ctx context.Context, version string, body []byte) (any, error)
+	ResolveNetwork(ctx context.Context, ref string) (Target, string, error)
+	ResolveVolume(ctx context.Context, ref string) (Target, string, error)
+	ResolveNetworkFor(ctx context.Context, network, container string) (t Target, networkID, containerID string, err error)
+	ObjectsChanged(t Target)
+
+	// Pool-wide.
+	Prune(ctx context.Context, version, path string, q url.Values) (any, error)
+	DiskUsage(ctx context.Context, version string, q url.Values) (any, error)
+	Events(ctx context.Context, version string, q url.Values, w io.Writer) error
+
 	// Nodes.
 	Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error)
 	Node(ctx context.Context, ref string) (*swarm.Node, error)
@@ -196,6 +211,22 @@ func (s *Server) routes() {
 	rt.handle("GET", "/images/{name*}/get", s.imageForward("get"))
 	rt.handle("POST", "/images/{name*}/tag", s.tagImage)
 	rt.handle("DELETE", "/images/{name*}", s.removeImage)
+
+	rt.handle("GET", "/networks", s.listNetworks)
+	rt.handle("POST", "/networks/create", s.createNetwork)
+	rt.handle("POST", "/networks/prune", s.prune("/networks/prune"))
+	rt.handle("GET", "/networks/{id*}", s.networkForward)
+	rt.handle("DELETE", "/networks/{id*}", s.networkForward)
+	rt.handle("POST", "/networks/{id*}/connect", s.networkConnect("connect"))
+	rt.handle("POST", "/networks/{id*}/disconnect", s.networkConnect("disconnect"))
+	rt.handle("GET", "/volumes", s.listVolumes)
+	rt.handle("POST", "/volumes/create", s.createVolume)
+	rt.handle("POST", "/volumes/prune", s.prune("/volumes/prune"))
+	rt.handle("GET", "/volumes/{name*}", s.volumeForward)
+	rt.handle("DELETE", "/volumes/{name*}", s.volumeForward)
+	rt.handle("POST", "/images/prune", s.prune("/images/prune"))
+	rt.handle("GET", "/system/df", s.diskUsage)
+	rt.handle("GET", "/events", s.events)
 
 	rt.handle("GET", "/nodes", s.listNodes)
 	rt.handle("GET", "/nodes/{id}", s.inspectNode)

@@ -97,7 +97,7 @@ func TestServeErrorsAndVersions(t *testing.T) {
 		{"GET", "/v1.24/_ping", 400, "client version 1.24 is too old. Minimum supported API version is 1.40, please upgrade your client to a newer version"},
 		{"GET", "/v1.99/_ping", 400, "client version 1.99 is too new. Maximum supported API version is " + APIVersion},
 		{"GET", "/v1.41/nothing/here", 404, "page not found"},
-		{"GET", "/volumes", 501, "GET /volumes is not supported by shoal yet"},
+		{"GET", "/services", 501, "GET /services is not supported by shoal yet"},
 		{"POST", "/v1.50/build", 501, "POST /build is not supported by shoal yet"},
 	} {
 		rec, msg := serve(t, tc.method, tc.path)

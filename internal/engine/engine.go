@@ -567,6 +567,11 @@ func (e *Engine) RefreshImages(ctx context.Context) error {
 	return nil
 }
 
+// RefreshNetworksVolumes reloads the names of the engine's networks and volumes.
+func (e *Engine) RefreshNetworksVolumes(ctx context.Context) error {
+	return e.refreshNetworksVolumes(ctx)
+}
+
 func (e *Engine) refreshNetworksVolumes(ctx context.Context) error {
 	var nets []struct{ Name string }
 	if err := e.client.JSON(ctx, "GET", e.apiPath("/networks"), nil, nil, &nets); err != nil {

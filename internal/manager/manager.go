@@ -44,6 +44,8 @@ type Manager struct {
 	pending map[string][]scheduler.Container // node ID → placed, not yet cached
 	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
 
+	events hub
+
 	execMu sync.Mutex
 	execs  map[string]execEntry
 

@@ -1,0 +1,429 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/containerd/errdefs"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// Networks and volumes live on one node each. Lists show them as
+// <node>/<name>; "node/name" addresses one; a bare name must be unique in
+// the cluster (except the predefined networks, which every node has).
+
+var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": true}
+
+// rawObject is one network or volume as an engine describes it.
+type rawObject struct {
+	e   *engine.Engine
+	obj map[string]json.RawMessage
+}
+
+func (o rawObject) str(key string) string {
+	var s string
+	_ = json.Unmarshal(o.obj[key], &s)
+	return s
+}
+
+// fetchAll asks every healthy engine for path and returns the decoded answers.
+func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Values, pick func(json.RawMessage) ([]map[string]json.RawMessage, error)) ([]rawObject, error) {
+	var mu sync.Mutex
+	var out []rawObject
+	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+		var raw json.RawMessage
+		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, path), q, nil, &raw); err != nil {
+			return err
+		}
+		objs, err := pick(raw)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		for _, o := range objs {
+			out = append(out, rawObject{e, o})
+		}
+		mu.Unlock()
+		return nil
+	})
+	for _, err := range errs {
+		if errdefs.IsInvalidArgument(err) {
+			return nil, err
+		}
+		m.log.Warn("list on a node failed", "path", path, "error", err)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].e.Name() != out[j].e.Name() {
+			return out[i].e.Name() < out[j].e.Name()
+		}
+		return out[i].str("Name") < out[j].str("Name")
+	})
+	return out, nil
+}
+
+func pickArray(raw json.RawMessage) ([]map[string]json.RawMessage, error) {
+	var list []map[string]json.RawMessage
+	return list, json.Unmarshal(raw, &list)
+}
+
+func pickVolumes(raw json.RawMessage) ([]map[string]json.RawMessage, error) {
+	var v struct{ Volumes []map[string]json.RawMessage }
+	return v.Volumes, json.Unmarshal(raw, &v)
+}
+
+func withNodeName(o rawObject) map[string]json.RawMessage {
+	cp := make(map[string]json.RawMessage, len(o.obj))
+	for k, v := range o.obj {
+		cp[k] = v
+	}
+	cp["Name"], _ = json.Marshal(o.e.Name() + "/" + o.str("Name"))
+	return cp
+}
+
+// ListNetworks merges the networks of all nodes, named <node>/<name>.
+func (m *Manager) ListNetworks(ctx context.Context, version string, q url.Values) (any, error) {
+	objs, err := m.fetchAll(ctx, version, "/networks", q, pickArray)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]map[string]json.RawMessage, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, withNodeName(o))
+	}
+	return out, nil
+}
+
+// ListVolumes merges the volumes of all nodes, named <node>/<name>.
+func (m *Manager) ListVolumes(ctx context.Context, version string, q url.Values) (any, error) {
+	objs, err := m.fetchAll(ctx, version, "/volumes", q, pickVolumes)
+	if err != nil {
+		return nil, err
+	}
+	vols := make([]map[string]json.RawMessage, 0, len(objs))
+	for _, o := range objs {
+		vols = append(vols, withNodeName(o))
+	}
+	return map[string]any{"Volumes": vols, "Warnings": []string{}}, nil
+}
+
+// splitNode splits "node/name" when node names a pool engine.
+func (m *Manager) splitNode(ref string) (*engine.Engine, string) {
+	ref = strings.TrimPrefix(ref, "/")
+	if i := strings.IndexByte(ref, '/'); i > 0 {
+		if e, err := m.pool.Node(ref[:i]); err == nil {
+			return e, ref[i+1:]
+		}
+	}
+	return nil, ref
+}
+
+// resolveObject finds the node holding network or volume ref (kind
+// "networks" or "volumes"); for a predefined network, the first healthy node.
+func (m *Manager) resolveObject(ctx context.Context, kind, ref string) (*engine.Engine, string, error) {
+	e, name := m.splitNode(ref)
+	candidates := m.pool.Healthy()
+	if e != nil {
+		candidates = []*engine.Engine{e}
+	}
+	if len(candidates) == 0 {
+		return nil, "", noHealthy()
+	}
+	found := make([]string, len(candidates))
+	var wg sync.WaitGroup
+	for i, c := range candidates {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var obj struct {
+				ID   string `json:"Id"`
+				Name string
+			}
+			if err := c.Client().JSON(ctx, "GET", c.APIPath("", "/"+kind+"/"+url.PathEscape(name)), nil, nil, &obj); err == nil {
+				found[i] = obj.Name
+				if kind == "networks" {
+					found[i] = obj.ID
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var hits []int
+	for i, f := range found {
+		if f != "" {
+			hits = append(hits, i)
+		}
+	}
+	what := map[string]string{"networks": "network", "volumes": "volume"}[kind]
+	switch {
+	case len(hits) == 0:
+		if kind == "volumes" {
+			return nil, "", errdefs.ErrNotFound.WithMessage("get " + name + ": no such volume")
+		}
+		return nil, "", errdefs.ErrNotFound.WithMessage("network " + name + " not found")
+	case len(hits) > 1 && !(kind == "networks" && predefinedNetworks[name]):
+		var nodes []string
+		for _, i := range hits {
+			nodes = append(nodes, candidates[i].Name())
+		}
+		return nil, "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("%s %s exists on several nodes (%s): use <node>/%s", what, name, strings.Join(nodes, ", "), name))
+	}
+	return candidates[hits[0]], found[hits[0]], nil
+}
+
+// ResolveNetwork finds the node and ID of a network.
+func (m *Manager) ResolveNetwork(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+	e, id, err := m.resolveObject(ctx, "networks", ref)
+	if err != nil {
+		return nil, "", err
+	}
+	return e, id, nil
+}
+
+// ResolveVolume finds the node and name of a volume.
+func (m *Manager) ResolveVolume(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+	e, name, err := m.resolveObject(ctx, "volumes", ref)
+	if err != nil {
+		return nil, "", err
+	}
+	return e, name, nil
+}
+
+// ResolveNetworkFor finds network ref on the node of container cref, for
+// connect and disconnect.
+func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (dockerapi.Target, string, string, error) {
+	ce, c, err := m.findContainer(ctx, cref)
+	if err != nil {
+		return nil, "", "", err
+	}
+	ne, name := m.splitNode(ref)
+	if ne != nil && ne != ce {
+		return nil, "", "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container %s is on node %s, network %s on node %s: a container can only join a network of its own node", cref, ce.Name(), name, ne.Name()))
+	}
+	var obj struct {
+		ID string `json:"Id"`
+	}
+	if err := ce.Client().JSON(ctx, "GET", ce.APIPath("", "/networks/"+url.PathEscape(name)), nil, nil, &obj); err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, "", "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found on node %s, where container %s runs", name, ce.Name(), cref))
+		}
+		return nil, "", "", err
+	}
+	return ce, obj.ID, c.ID, nil
+}
+
+// pickNode chooses where a network or volume without a node goes: the
+// node the scheduler would place an unconstrained container on.
+func (m *Manager) pickNode() (*engine.Engine, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nodes, byID := m.snapshot()
+	n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &scheduler.Rules{}}, nodes)
+	if err != nil {
+		return nil, errdefs.ErrUnavailable.WithMessage(err.Error())
+	}
+	return byID[n.ID], nil
+}
+
+// objectNode decides the node of a network or volume to create: the one
+// named by "node/name", else the scheduler's pick.
+func (m *Manager) objectNode(name string) (*engine.Engine, string, error) {
+	e, bare := m.splitNode(name)
+	if e != nil {
+		if !e.Healthy() {
+			return nil, "", errdefs.ErrUnavailable.WithMessage("node " + e.Name() + " is not healthy")
+		}
+		return e, bare, nil
+	}
+	if strings.Contains(bare, "/") {
+		return nil, "", errdefs.ErrNotFound.WithMessage("node " + bare[:strings.IndexByte(bare, '/')] + " not found")
+	}
+	e, err := m.pickNode()
+	return e, bare, err
+}
+
+// CreateNetwork creates a network on one node (see objectNode). Names are
+// unique in the cluster, as on one engine.
+func (m *Manager) CreateNetwork(ctx context.Context, version string, body []byte) (any, error) {
+	var req map[string]json.RawMessage
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	var name string
+	_ = json.Unmarshal(req["Name"], &name)
+	if name == "" {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("network name is required")
+	}
+	e, bare, err := m.objectNode(name)
+	if err != nil {
+		return nil, err
+	}
+	if !predefinedNetworks[bare] {
+		if owner, _, err := m.resolveObject(ctx, "networks", bare); err == nil || errdefs.IsInvalidArgument(err) {
+			where := "several nodes"
+			if owner != nil {
+				where = "node " + owner.Name()
+			}
+			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("network with name %s already exists (on %s)", bare, where))
+		}
+	}
+	req["Name"], _ = json.Marshal(bare)
+	var resp map[string]any
+	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/networks/create"), nil, req, &resp); err != nil {
+		return nil, nodeErr{e.Name(), err}
+	}
+	m.refreshObjects(e)
+	return resp, nil
+}
+
+// CreateVolume creates a volume on one node; creating a name that exists
+// returns the existing volume, as dockerd does.
+func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte) (any, error) {
+	var req map[string]json.RawMessage
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := json.Unmarshal(body, &req); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+		}
+	}
+	if req == nil {
+		req = map[string]json.RawMessage{}
+	}
+	var name string
+	_ = json.Unmarshal(req["Name"], &name)
+	var e *engine.Engine
+	var bare string
+	var err error
+	if name != "" {
+		if e, bare, err = m.objectNode(name); err != nil {
+			return nil, err
+		}
+		if owner, _, err := m.resolveObject(ctx, "volumes", bare); err == nil {
+			if strings.Contains(name, "/") && owner != e {
+				return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("volume %s already exists on node %s", bare, owner.Name()))
+			}
+			e = owner
+		} else if errdefs.IsInvalidArgument(err) {
+			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("volume %s exists on several nodes: use <node>/%s", bare, bare))
+		}
+		req["Name"], _ = json.Marshal(bare)
+	} else if e, err = m.pickNode(); err != nil {
+		return nil, err
+	}
+	var resp map[string]any
+	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/volumes/create"), nil, req, &resp); err != nil {
+		return nil, nodeErr{e.Name(), err}
+	}
+	m.refreshObjects(e)
+	return resp, nil
+}
+
+// ObjectsChanged refreshes a node's networks and volumes after a forwarded change.
+func (m *Manager) ObjectsChanged(t dockerapi.Target) {
+	if e, ok := t.(*engine.Engine); ok {
+		m.refreshObjects(e)
+	}
+}
+
+func (m *Manager) refreshObjects(e *engine.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
+	defer cancel()
+	_ = e.RefreshNetworksVolumes(ctx)
+}
+
+// Prune runs a prune (path like "/networks/prune") on every healthy node
+// and merges the reports: lists are joined, SpaceReclaimed added up.
+func (m *Manager) Prune(ctx context.Context, version, path string, q url.Values) (any, error) {
+	var mu sync.Mutex
+	merged := map[string]any{}
+	ok := 0
+	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+		var rep map[string]any
+		if err := e.Client().JSON(ctx, "POST", e.APIPath(version, path), q, nil, &rep); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		ok++
+		for k, v := range rep {
+			switch x := v.(type) {
+			case []any:
+				prev, _ := merged[k].([]any)
+				merged[k] = append(prev, x...)
+			case float64:
+				prev, _ := merged[k].(float64)
+				merged[k] = prev + x
+			default:
+				if _, seen := merged[k]; !seen {
+					merged[k] = v
+				}
+			}
+		}
+		return nil
+	})
+	if ok == 0 && len(errs) > 0 {
+		return nil, errs[0]
+	}
+	if len(m.pool.Healthy()) == 0 {
+		return nil, noHealthy()
+	}
+	for _, e := range m.pool.Healthy() {
+		m.refreshObjects(e)
+		m.refreshImages(e)
+	}
+	return merged, nil
+}
+
+// DiskUsage merges /system/df of every healthy node.
+func (m *Manager) DiskUsage(ctx context.Context, version string, q url.Values) (any, error) {
+	var mu sync.Mutex
+	merged := map[string]any{}
+	m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+		var df map[string]any
+		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, "/system/df"), q, nil, &df); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for k, v := range df {
+			switch x := v.(type) {
+			case []any:
+				if k == "Containers" {
+					for _, c := range x {
+						if cm, ok := c.(map[string]any); ok {
+							if names, ok := cm["Names"].([]any); ok {
+								for i, n := range names {
+									if s, ok := n.(string); ok {
+										names[i] = "/" + e.Name() + "/" + strings.TrimPrefix(s, "/")
+									}
+								}
+							}
+						}
+					}
+				}
+				prev, _ := merged[k].([]any)
+				merged[k] = append(prev, x...)
+			case float64:
+				prev, _ := merged[k].(float64)
+				merged[k] = prev + x
+			default:
+				if _, seen := merged[k]; !seen {
+					merged[k] = v
+				}
+			}
+		}
+		return nil
+	})
+	for _, k := range []string{"Images", "Containers", "Volumes", "BuildCache"} {
+		if merged[k] == nil {
+			merged[k] = []any{}
+		}
+	}
+	return merged, nil
+}
