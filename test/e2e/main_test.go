@@ -390,6 +390,12 @@ func dockerConfigDir() string {
 // runDocker runs a docker CLI; on failure the error is a *dockerErr carrying
 // the exit code and stderr. It returns stdout.
 func runDocker(ctx context.Context, c dockerCmd) (string, error) {
+	out, _, err := runDocker2(ctx, c)
+	return out, err
+}
+
+// runDocker2 is runDocker returning stderr too.
+func runDocker2(ctx context.Context, c dockerCmd) (string, string, error) {
 	bin := c.bin
 	if bin == "" {
 		bin = cli28
@@ -413,9 +419,9 @@ func runDocker(ctx context.Context, c dockerCmd) (string, error) {
 		if errors.As(err, &ee) {
 			de.code = ee.ExitCode()
 		}
-		return o.String(), de
+		return o.String(), e.String(), de
 	}
-	return o.String(), nil
+	return o.String(), e.String(), nil
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
