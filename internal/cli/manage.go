@@ -36,6 +36,10 @@ type manageOpts struct {
 	engineTLSCA, engineTLSCert, engineTLSKey string
 	logLevel                                 string
 	debug                                    bool
+	discoveryOpts                            []string
+	replication                              bool
+	advertise                                string
+	replicationTTL                           time.Duration
 }
 
 func newManageCmd() *cobra.Command {
@@ -52,6 +56,15 @@ Discovery:
   file:///etc/shoal/engines
       one address per line, '#' comments, [a:b] ranges; the file is watched
       and engines join or leave the pool without a restart
+  etcd://h1:2379,h2:2379/prefix, zk://h1:2181,h2:2181/prefix, consul://h:8500/prefix
+      the engines registered by 'shoal join' under
+      <prefix>/docker/swarm/nodes/; the store is watched, and while it cannot
+      be reached the last known engines stay (TLS to the store:
+      --discovery-opt kv.cacertfile=... kv.certfile=... kv.keyfile=...)
+
+Replication (key-value discovery only): with --replication --advertise
+host:port the managers elect a primary through the store; the others
+forward every API call to it and answer /_ping and /info themselves.
 
 Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
 with the --engine-tls* flags).`,
@@ -84,6 +97,10 @@ with the --engine-tls* flags).`,
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
+	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile; repeatable)")
+	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value discovery; replicas forward to it")
+	f.StringVar(&o.advertise, "advertise", "", "with --replication: host:port at which the other managers reach this manager's API")
+	f.DurationVar(&o.replicationTTL, "replication-ttl", 15*time.Second, "with --replication: how long a dead primary keeps its role before another takes over")
 	return cmd
 }
 
@@ -126,7 +143,7 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	if err != nil {
 		return fmt.Errorf("--strategy: %w", err)
 	}
-	disc, err := discovery.New(uri)
+	disc, err := o.openDiscovery(uri, log)
 	if err != nil {
 		return err
 	}
@@ -180,8 +197,12 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	run("pool", pool.Run)
 	run("manager", mgr.Run)
 	run("discovery", func(ctx context.Context) error { return disc.Watch(ctx, pool.Update) })
+	handler, err := o.replicate(api, disc, log, run)
+	if err != nil {
+		return err
+	}
 
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		log.Info("serving the Docker API", "addr", l.Addr().String())

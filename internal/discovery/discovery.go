@@ -1,5 +1,7 @@
 // Package discovery tells the manager which engines form the pool: a static
-// list (nodes://), a watched file (file://), and later key-value stores.
+// list (nodes://), a watched file (file://), or the entries that `shoal join`
+// keeps in a key-value store (etcd://, zk://, consul://), which also elect
+// the primary of replicated managers.
 package discovery
 
 import (
@@ -17,7 +19,11 @@ type Backend interface {
 }
 
 // New returns the backend for a discovery URI.
-func New(uri string) (Backend, error) {
+func New(uri string) (Backend, error) { return Open(uri, nil) }
+
+// Open returns the backend for a discovery URI with options (--discovery-opt
+// key=value; see ParseOptions). Key-value backends are *KV.
+func Open(uri string, opts map[string]string) (Backend, error) {
 	scheme, rest, ok := strings.Cut(uri, "://")
 	if !ok {
 		// Like classic Swarm: a bare list of addresses is nodes://.
@@ -35,8 +41,10 @@ func New(uri string) (Backend, error) {
 			return nil, fmt.Errorf("discovery %q: empty file path", uri)
 		}
 		return &File{Path: rest}, nil
+	case "etcd", "zk", "consul":
+		return openKV(scheme, rest, opts)
 	}
-	return nil, fmt.Errorf("discovery %q: unsupported scheme %q (supported: nodes://, file://)", uri, scheme)
+	return nil, fmt.Errorf("discovery %q: unsupported scheme %q (supported: nodes://, file://, etcd://, zk://, consul://)", uri, scheme)
 }
 
 // Static is a fixed list of engines.
@@ -106,3 +114,11 @@ func expand(e string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Lister is a backend whose current list can be read once (shoal list).
+type Lister interface {
+	List(ctx context.Context) ([]string, error)
+}
+
+// List returns the fixed list.
+func (s Static) List(context.Context) ([]string, error) { return []string(s), nil }

@@ -56,3 +56,12 @@ func (f *File) Watch(ctx context.Context, update func([]string)) error {
 		}
 	}
 }
+
+// List reads the file once.
+func (f *File) List(context.Context) ([]string, error) {
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseList(strings.Split(string(b), "\n"))
+}

@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/discovery"
+)
+
+type joinOpts struct {
+	advertise     string
+	heartbeat     time.Duration
+	ttl           time.Duration
+	discoveryOpts []string
+	logLevel      string
+}
+
+func newJoinCmd() *cobra.Command {
+	o := &joinOpts{}
+	cmd := &cobra.Command{
+		Use:   "join --advertise <engine address> [flags] <discovery>",
+		Short: "Register an engine in a key-value store discovery",
+		Long: `Register the engine at --advertise under <discovery> (etcd://, zk://,
+consul://) and refresh the entry every --heartbeat. The entry expires --ttl
+after the last refresh, so when this process dies the engine leaves the pool
+of every shoal manager watching the store; when it stops normally (SIGTERM,
+Ctrl-C) the entry is removed at once.
+
+Discovery:
+  etcd://h1:2379,h2:2379/prefix
+  zk://h1:2181,h2:2181/prefix
+  consul://h:8500/prefix
+      entries are <prefix>/docker/swarm/nodes/<address> = <address>, the
+      layout of classic Swarm
+
+TLS to the store: --discovery-opt kv.cacertfile=ca.pem
+  --discovery-opt kv.certfile=cert.pem --discovery-opt kv.keyfile=key.pem`,
+		Example: `  shoal join --advertise 10.0.0.11:2375 etcd://10.0.0.2:2379/shoal
+  shoal join --advertise 10.0.0.11:2375 --heartbeat 5s --ttl 15s zk://10.0.0.2,10.0.0.3/shoal`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runJoin(cmd.Context(), o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.advertise, "advertise", "", "address of the engine to register (host:port, as managers should dial it)")
+	f.DurationVar(&o.heartbeat, "heartbeat", 20*time.Second, "how often the entry is refreshed")
+	f.DurationVar(&o.ttl, "ttl", 60*time.Second, "how long the entry outlives its last refresh")
+	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile; repeatable)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// openKV opens a key-value store discovery; other kinds are an error for
+// the commands that need one.
+func openKV(uri string, optEntries []string, what string) (*discovery.KV, error) {
+	opts, err := discovery.ParseOptions(optEntries)
+	if err != nil {
+		return nil, err
+	}
+	d, err := discovery.Open(uri, opts)
+	if err != nil {
+		return nil, err
+	}
+	kv, ok := d.(*discovery.KV)
+	if !ok {
+		return nil, fmt.Errorf("%s needs a key-value store discovery (etcd://, zk://, consul://), not %q", what, uri)
+	}
+	return kv, nil
+}
+
+func runJoin(ctx context.Context, o *joinOpts, uri string) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if o.advertise == "" {
+		return errors.New("--advertise is required: the engine's address as managers should dial it")
+	}
+	if _, _, err := net.SplitHostPort(strings.TrimPrefix(o.advertise, "tcp://")); err != nil {
+		return fmt.Errorf("--advertise %q: %v", o.advertise, err)
+	}
+	if o.heartbeat <= 0 || o.ttl <= o.heartbeat {
+		return fmt.Errorf("--ttl (%s) must be longer than --heartbeat (%s)", o.ttl, o.heartbeat)
+	}
+	kv, err := openKV(uri, o.discoveryOpts, "join")
+	if err != nil {
+		return err
+	}
+	kv.SessionTTL = o.ttl
+	defer kv.Close()
+	log.Info("joining", "discovery", kv.String(), "advertise", o.advertise, "heartbeat", o.heartbeat, "ttl", o.ttl)
+	t := time.NewTicker(o.heartbeat)
+	defer t.Stop()
+	ok := false
+	for {
+		if err := kv.Register(ctx, o.advertise, o.ttl); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			log.Warn("registration failed; retrying at the next heartbeat", "error", err)
+			ok = false
+		} else if !ok {
+			log.Info("registered", "advertise", o.advertise)
+			ok = true
+		} else {
+			log.Debug("refreshed", "advertise", o.advertise)
+		}
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			continue
+		}
+		break
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := kv.Deregister(dctx, o.advertise); err != nil {
+		log.Warn("deregistration failed; the entry expires by itself", "error", err)
+	} else {
+		log.Info("deregistered", "advertise", o.advertise)
+	}
+	return nil
+}
