@@ -3,9 +3,9 @@ package e2e
 import (
 	"archive/tar"
 	"bufio"
-	"fmt"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -463,4 +463,3 @@ func jsonUnmarshal(t *testing.T, b []byte, v any) {
 		t.Fatalf("decode %q: %v", b, err)
 	}
 }
-

@@ -30,8 +30,8 @@ import (
 
 const (
 	bedPrefix = "e2e"
-	cli28   = "/usr/local/bin/docker"
-	cli2010 = "/usr/bin/docker"
+	cli28     = "/usr/local/bin/docker"
+	cli2010   = "/usr/bin/docker"
 )
 
 var (
