@@ -152,6 +152,26 @@ func TestAPIClients(t *testing.T) {
 			if strings.TrimSpace(out) != "true" {
 				t.Errorf("inspect: %q", out)
 			}
+			c := cl.c
+			c.host, c.args, c.stdin = sh.Host, []string{"run", "-i", "--rm", "busybox", "cat"}, strings.NewReader("stdin-"+cl.name+"\n")
+			if out, err := runDocker(ctx, c); err != nil || out != "stdin-"+cl.name+"\n" {
+				t.Errorf("run -i cat: %q %v", out, err)
+			}
+			e := cl.c
+			e.host, e.args = sh.Host, []string{"exec", name, "sh", "-c", "exit 3"}
+			if _, err := runDocker(ctx, e); err == nil || err.(*dockerErr).code != 3 {
+				t.Errorf("exec exit 3: %v", err)
+			}
+			dst := t.TempDir() + "/hostname"
+			run("cp", name+":/etc/hostname", dst)
+			run("cp", dst, name+":/tmp/copied")
+			if out := run("exec", name, "cat", "/tmp/copied"); strings.TrimSpace(out) == "" {
+				t.Errorf("cp round trip: %q", out)
+			}
+			run("exec", name, "sh", "-c", "echo to-log > /proc/1/fd/1")
+			if out := run("logs", name); !strings.Contains(out, "to-log") {
+				t.Errorf("logs: %q", out)
+			}
 			out = run("images", "--format", "{{.Repository}}:{{.Tag}}")
 			if !strings.Contains(out, "busybox:latest") {
 				t.Errorf("images: %q", out)
