@@ -23,11 +23,13 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, _ params) error {
-	list, err := s.b.ListContainers(r.Context(), r.URL.Query())
+	write, err := s.b.ListContainers(r.Context(), r.URL.Query())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, list)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return write(w)
 }
 
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request, _ params) error {

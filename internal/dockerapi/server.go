@@ -31,7 +31,8 @@ type Backend interface {
 	KernelVersion() string
 
 	// Containers.
-	ListContainers(ctx context.Context, q url.Values) ([]container.Summary, error)
+	// ListContainers returns the writer of the JSON list, or why not.
+	ListContainers(ctx context.Context, q url.Values) (func(io.Writer) error, error)
 	CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error)
 	// ResolveContainer finds the engine holding ref (ID, prefix, name, node/name).
 	ResolveContainer(ctx context.Context, ref string) (Target, string, error)

@@ -74,7 +74,8 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 			return c.dialer.DialContext(ctx, c.network, c.address)
 		},
 		TLSClientConfig:       c.tls,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConnsPerHost:   4,
+		WriteBufferSize:       1 << 10,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 0,
 		DisableCompression:    true,

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,8 +21,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/docker/go-units"
-	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/system"
@@ -68,6 +67,10 @@ type Options struct {
 	// keeps the full create spec (Config and HostConfig), so they can be
 	// recreated elsewhere when their engine is lost.
 	KeepSpec func(labels map[string]string) bool
+
+	// loads bounds how many engines load their full state at once, so a
+	// manager starting over a thousand engines does not peak in memory.
+	loads chan struct{}
 }
 
 func (o *Options) defaults() {
@@ -86,70 +89,6 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-}
-
-// Container is one cached container: the engine's list entry plus the
-// resource settings from its inspect.
-type Container struct {
-	container.Summary
-	NanoCPUs          int64
-	CPUShares         int64
-	Memory            int64
-	MemoryReservation int64
-	Env               []string
-	// From inspect, to say "Up 5 minutes" at the time of asking.
-	StartedAt, FinishedAt time.Time
-	ExitCode              int
-	HealthStatus          string
-	CreatedAt             time.Time // nanosecond precision, for ordering
-	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
-	// kept only when Options.KeepSpec asks for it.
-	Spec json.RawMessage
-}
-
-// StatusText is the human status ("Up 5 minutes", "Exited (0) 2 hours
-// ago") as dockerd would word it at now; the cached one ages.
-func (c *Container) StatusText(now time.Time) string {
-	if c.StartedAt.IsZero() && c.State != "created" {
-		return c.Status // not inspected: keep the engine's words
-	}
-	since := func(t time.Time) string { return units.HumanDuration(now.Sub(t)) }
-	switch c.State {
-	case "running":
-		if c.HealthStatus != "" && c.HealthStatus != "none" {
-			h := c.HealthStatus
-			if h == "starting" {
-				h = "health: starting"
-			}
-			return "Up " + since(c.StartedAt) + " (" + h + ")"
-		}
-		return "Up " + since(c.StartedAt)
-	case "paused":
-		return "Up " + since(c.StartedAt) + " (Paused)"
-	case "restarting":
-		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, since(c.FinishedAt))
-	case "removing":
-		return "Removal In Progress"
-	case "dead":
-		return "Dead"
-	case "created":
-		return "Created"
-	}
-	if c.FinishedAt.IsZero() {
-		return c.Status
-	}
-	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.FinishedAt))
-}
-
-// Name is the container's primary name without the leading slash.
-func (c *Container) Name() string {
-	for _, n := range c.Names {
-		n = strings.TrimPrefix(n, "/")
-		if !strings.Contains(n, "/") {
-			return n
-		}
-	}
-	return ""
 }
 
 // Engine is one Docker engine of the pool and its cached state.
@@ -412,24 +351,25 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	e.ticket++
 	ticket := e.ticket
 	e.mu.Unlock()
-	var list []container.Summary
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}}, nil, &list); err != nil {
+	var raw json.RawMessage
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}}, nil, &raw); err != nil {
+		return err
+	}
+	list, err := DecodeContainers(raw, e.Name())
+	if err != nil {
 		return err
 	}
 	e.mu.RLock()
 	old := e.containers
 	e.mu.RUnlock()
 	next := make(map[string]*Container, len(list))
-	for i := range list {
-		s := list[i]
-		c := &Container{Summary: s}
-		if prev, ok := old[s.ID]; ok {
-			c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
-			c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
+	for _, c := range list {
+		if prev, ok := old[c.ID]; ok && prev.State == c.State {
+			c.copyInspect(prev)
 		} else if err := e.inspectInto(ctx, c); err != nil {
 			continue // removed meanwhile
 		}
-		next[s.ID] = c
+		next[c.ID] = c
 	}
 	e.mu.Lock()
 	// Single refreshes that started after this list are newer: keep theirs.
@@ -508,14 +448,18 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 	ticket := e.ticket
 	e.mu.Unlock()
 	f, _ := json.Marshal(map[string][]string{"id": {id}})
-	var list []container.Summary
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}, "filters": {string(f)}}, nil, &list); err != nil {
+	var raw json.RawMessage
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}, "filters": {string(f)}}, nil, &raw); err != nil {
+		return err
+	}
+	list, err := DecodeContainers(raw, e.Name())
+	if err != nil {
 		return err
 	}
 	var found *Container
-	for i := range list {
-		if list[i].ID == id {
-			found = &Container{Summary: list[i]}
+	for _, c := range list {
+		if c.ID == id {
+			found = c
 		}
 	}
 	if found != nil {
@@ -625,15 +569,32 @@ func (e *Engine) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if e.opts.loads != nil {
+		select {
+		case e.opts.loads <- struct{}{}:
+		case <-sctx.Done():
+			return nil
+		}
+	}
 	rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
 	err = e.Resync(rctx)
 	rcancel()
+	if e.opts.loads != nil {
+		<-e.opts.loads
+	}
 	if err != nil {
 		return err
 	}
 	e.setState(Healthy, "")
 
-	health := time.NewTicker(e.opts.RefreshInterval)
+	// Health checks come every RefreshInterval ± 10%: the jitter keeps a
+	// thousand engines that connected together from all being checked in
+	// the same instant.
+	next := func() time.Duration {
+		iv := int64(e.opts.RefreshInterval)
+		return time.Duration(iv - iv/10 + rand.Int64N(iv/5+1))
+	}
+	health := time.NewTimer(next())
 	defer health.Stop()
 	resync := time.NewTicker(e.opts.ResyncInterval)
 	defer resync.Stop()
@@ -655,6 +616,7 @@ func (e *Engine) session(ctx context.Context) error {
 				e.opts.OnEvent(e, m)
 			}
 		case <-health.C:
+			health.Reset(next())
 			if err := e.Ping(sctx); err != nil {
 				if e.fail(err) == Unhealthy {
 					return err
@@ -690,7 +652,7 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan events.Message, <-chan 
 		defer resp.Body.Close()
 		return nil, nil, ResponseError(resp)
 	}
-	out := make(chan events.Message, 256)
+	out := make(chan events.Message, 16)
 	errc := make(chan error, 1)
 	go func() {
 		defer resp.Body.Close()

@@ -1,10 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
-
-	"github.com/moby/moby/api/types/container"
 )
 
 func TestParseAddr(t *testing.T) {
@@ -61,7 +60,7 @@ func TestStatusText(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	mk := func(state string, started, finished time.Duration, code int, health string) *Container {
 		c := &Container{StartedAt: now.Add(-started), FinishedAt: now.Add(-finished), ExitCode: code, HealthStatus: health}
-		c.State = container.ContainerState(state)
+		c.State = state
 		return c
 	}
 	for _, tc := range []struct {
@@ -78,5 +77,27 @@ func TestStatusText(t *testing.T) {
 		if got := tc.c.StatusText(now); got != tc.want {
 			t.Errorf("StatusText(%s) = %q, want %q", tc.c.State, got, tc.want)
 		}
+	}
+}
+
+func TestDecodeContainersKeepsEngineJSON(t *testing.T) {
+	raw := []byte(`[{"Id":"abc","Names":["/web","/app/alias"],"Image":"busybox","ImageID":"sha256:1","Command":"sh","Created":5,
+		"Ports":[{"IP":"0.0.0.0","PrivatePort":80,"PublicPort":8080,"Type":"tcp"}],"Labels":{"a":"b"},"State":"running","Status":"Up 1 second",
+		"HostConfig":{"NetworkMode":"default"},"NetworkSettings":{"Networks":{"bridge":{"NetworkID":"n1"}}},"Mounts":[{"Name":"data","Destination":"/d"}],"Extra":{"k":[1,2]}}]`)
+	list, err := DecodeContainers(raw, "node1")
+	if err != nil || len(list) != 1 {
+		t.Fatal(list, err)
+	}
+	c := list[0]
+	if c.Name() != "web" || c.State != "running" || c.Labels["a"] != "b" || c.Ports[0].PublicPort != 8080 || c.Networks["bridge"] != "n1" || c.Mounts[0].Name != "data" {
+		t.Fatalf("decoded %+v", c)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(c.AppendJSON(nil, time.Now()), &out); err != nil {
+		t.Fatal(err)
+	}
+	names := out["Names"].([]any)
+	if names[0] != "/node1/web" || names[1] != "/node1/app/alias" || out["Status"] != "Up 1 second" || out["Extra"] == nil || out["Command"] != "sh" {
+		t.Fatalf("served %v", out)
 	}
 }

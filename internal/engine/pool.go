@@ -30,6 +30,7 @@ type Pool struct {
 // NewPool returns an empty pool. tlsConf (may be nil) is used for tcp engines.
 func NewPool(opts Options, tlsConf *tls.Config) *Pool {
 	opts.defaults()
+	opts.loads = make(chan struct{}, 32)
 	return &Pool{opts: opts, tls: tlsConf, engines: map[string]*Engine{}, cancels: map[string]context.CancelFunc{}}
 }
 

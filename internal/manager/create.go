@@ -157,6 +157,12 @@ func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVer
 	req.Rules = &placeRules
 
 	e, placed, err := m.place(req)
+	// Right after shoal starts, engines are still being contacted: give
+	// them a moment rather than refuse a create that they could take.
+	for wait := time.Now().Add(10 * time.Second); err != nil && m.anyPending() && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		e, placed, err = m.place(req)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -230,6 +236,15 @@ func (m *Manager) removeQuietly(e *engine.Engine, ref string) {
 		m.log.Warn("could not remove half-created container", "node", e.Name(), "ref", ref, "error", err)
 	}
 	e.ForgetContainer(ref)
+}
+
+func (m *Manager) anyPending() bool {
+	for _, e := range m.pool.Engines() {
+		if st, _ := e.State(); st == engine.Pending {
+			return true
+		}
+	}
+	return false
 }
 
 // place reserves the name and a slot on the chosen node, atomically with

@@ -43,73 +43,101 @@ func (m *Manager) Info(ctx context.Context) (*system.Info, error) {
 		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 	}
 	images := map[string]bool{}
-	var healthy int
 	status := [][2]string{{"Strategy", m.cfg.Strategy}, {"Nodes", fmt.Sprint(len(engines))}}
 	for _, e := range engines {
-		st, lastErr := e.State()
-		cs := e.Containers()
-		var run, paused, stopped int
-		var cpus, mem int64
-		for _, c := range cs {
-			switch c.State {
-			case "running", "restarting":
-				run++
-			case "paused":
-				paused++
-			default:
-				stopped++
-			}
-			if c.State != "exited" && c.State != "dead" {
-				cpus += c.NanoCPUs
-				mem += max(c.Memory, c.MemoryReservation)
-			}
+		sum := m.engineSummary(e)
+		info.Containers += sum.containers
+		info.ContainersRunning += sum.running
+		info.ContainersPaused += sum.paused
+		info.ContainersStopped += sum.stopped
+		for _, id := range sum.images {
+			images[id] = true
 		}
-		info.Containers += len(cs)
-		info.ContainersRunning += run
-		info.ContainersPaused += paused
-		info.ContainersStopped += stopped
-		for _, img := range e.Images() {
-			images[img.ID] = true
-		}
-		ei := e.Info()
-		ver, _ := e.Version()
-		var ncpu int
-		var memTotal int64
-		var labels []string
-		if ei != nil {
-			ncpu, memTotal, labels = ei.NCPU, ei.MemTotal, ei.Labels
-		}
-		if st == engine.Healthy {
-			healthy++
-			info.NCPU += ncpu
-			info.MemTotal += memTotal
+		if sum.state == engine.Healthy {
+			info.NCPU += sum.ncpu
+			info.MemTotal += sum.memTotal
 		} else {
-			msg := fmt.Sprintf("WARNING: node %s (%s) is %s", e.Name(), e.Addr, strings.ToLower(st.String()))
-			if lastErr != "" {
-				msg += ": " + lastErr
+			msg := fmt.Sprintf("WARNING: node %s (%s) is %s", e.Name(), e.Addr, strings.ToLower(sum.state.String()))
+			if sum.lastErr != "" {
+				msg += ": " + sum.lastErr
 			}
 			info.Warnings = append(info.Warnings, msg)
 		}
-		errText := lastErr
-		if errText == "" {
-			errText = "(none)"
-		}
-		status = append(status,
-			[2]string{" " + e.Name(), e.Addr},
-			[2]string{"  └ ID", e.ID},
-			[2]string{"  └ Status", st.String()},
-			[2]string{"  └ Containers", fmt.Sprintf("%d (%d Running, %d Paused, %d Stopped)", len(cs), run, paused, stopped)},
-			[2]string{"  └ Reserved CPUs", fmt.Sprintf("%g / %d", float64(cpus)/1e9, ncpu)},
-			[2]string{"  └ Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem)), units.BytesSize(float64(memTotal)))},
-			[2]string{"  └ Labels", strings.Join(labels, ", ")},
-			[2]string{"  └ Error", errText},
-			[2]string{"  └ ServerVersion", ver},
-		)
+		status = append(status, sum.status...)
 	}
 	info.Images = len(images)
 	info.DriverStatus = status
 	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "none"}, Log: []string{"json-file"}}
 	return info, nil
+}
+
+// engineInfo is what info shows of one engine, computed once per change
+// of its cache rather than on every call.
+type engineInfo struct {
+	gen                                  uint64
+	state                                engine.State
+	lastErr                              string
+	containers, running, paused, stopped int
+	ncpu                                 int
+	memTotal                             int64
+	images                               []string
+	status                               [][2]string
+}
+
+func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
+	gen := e.Gen()
+	m.infoMu.Lock()
+	cached := m.infos[e.ID]
+	m.infoMu.Unlock()
+	if cached != nil && cached.gen == gen {
+		return cached
+	}
+	st, lastErr := e.State()
+	s := &engineInfo{gen: gen, state: st, lastErr: lastErr}
+	cs := e.Containers()
+	var cpus, mem int64
+	for _, c := range cs {
+		switch c.State {
+		case "running", "restarting":
+			s.running++
+		case "paused":
+			s.paused++
+		default:
+			s.stopped++
+		}
+		if c.State != "exited" && c.State != "dead" {
+			cpus += c.NanoCPUs
+			mem += max(c.Memory, c.MemoryReservation)
+		}
+	}
+	s.containers = len(cs)
+	for _, img := range e.Images() {
+		s.images = append(s.images, img.ID)
+	}
+	var labels []string
+	if ei := e.Info(); ei != nil {
+		s.ncpu, s.memTotal, labels = ei.NCPU, ei.MemTotal, ei.Labels
+	}
+	ver, _ := e.Version()
+	errText := lastErr
+	if errText == "" {
+		errText = "(none)"
+	}
+	s.status = [][2]string{
+		{" " + e.Name(), e.Addr},
+		{"  └ ID", e.ID},
+		{"  └ Status", st.String()},
+		{"  └ Containers", fmt.Sprintf("%d (%d Running, %d Paused, %d Stopped)", len(cs), s.running, s.paused, s.stopped)},
+		{"  └ Reserved CPUs", fmt.Sprintf("%g / %d", float64(cpus)/1e9, s.ncpu)},
+		{"  └ Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem)), units.BytesSize(float64(s.memTotal)))},
+		{"  └ Labels", strings.Join(labels, ", ")},
+		{"  └ Error", errText},
+		{"  └ ServerVersion", ver},
+	}
+	m.infoMu.Lock()
+	m.infos[e.ID] = s
+	m.infoMu.Unlock()
+	return s
 }
 
 // Nodes lists every engine of the pool as a swarm-mode node.

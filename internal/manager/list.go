@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"path"
 	"regexp"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/api/types/container"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
 
@@ -57,13 +57,14 @@ var validStatus = map[string]bool{"created": true, "restarting": true, "running"
 
 type listed struct {
 	e       *engine.Engine
-	s       container.Summary
+	c       *engine.Container
 	created int64 // unix nanoseconds when known, for dockerd's newest-first order
 }
 
 // ListContainers merges every engine's containers, as `docker ps` expects,
-// with names shown as /<node>/<name>.
-func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container.Summary, error) {
+// with names shown as /<node>/<name>. It returns the writer of the JSON
+// answer: the cached entries are written as the engines sent them.
+func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Writer) error, error) {
 	f, err := parseFilters(q.Get("filters"))
 	if err != nil {
 		return nil, err
@@ -97,16 +98,13 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container
 			return nil, err
 		}
 	} else {
-		now := time.Now()
 		for _, e := range m.pool.Engines() {
 			for _, c := range e.Containers() {
-				s := c.Summary
-				s.Status = c.StatusText(now)
 				created := c.CreatedAt.UnixNano()
 				if c.CreatedAt.IsZero() {
-					created = s.Created * 1e9
+					created = c.Created * 1e9
 				}
-				items = append(items, listed{e, s, created})
+				items = append(items, listed{e, c, created})
 			}
 		}
 	}
@@ -114,37 +112,46 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) ([]container
 	if err != nil {
 		return nil, err
 	}
-	out := make([]container.Summary, 0, len(items))
+	out := make([]*engine.Container, 0, len(items))
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].created != items[j].created {
 			return items[i].created > items[j].created
 		}
-		return items[i].s.ID < items[j].s.ID
+		return items[i].c.ID < items[j].c.ID
 	})
 	for _, it := range items {
-		running := it.s.State == "running" || it.s.State == "paused" || it.s.State == "restarting"
+		running := it.c.State == "running" || it.c.State == "paused" || it.c.State == "restarting"
 		if !all && !running && len(f["status"]) == 0 {
 			continue
 		}
 		if !match(it) {
 			continue
 		}
-		s := it.s
-		s.Names = nodeNames(it.e.Name(), s.Names)
-		out = append(out, s)
+		out = append(out, it.c)
 		if limit > 0 && len(out) >= limit {
 			break
 		}
 	}
-	return out, nil
-}
-
-func nodeNames(node string, names []string) []string {
-	out := make([]string, len(names))
-	for i, n := range names {
-		out[i] = "/" + node + "/" + strings.TrimPrefix(n, "/")
-	}
-	return out
+	return func(w io.Writer) error {
+		now := time.Now()
+		buf := make([]byte, 0, 64<<10)
+		buf = append(buf, '[')
+		for i, c := range out {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = c.AppendJSON(buf, now)
+			if len(buf) > 48<<10 {
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+		}
+		buf = append(buf, ']', '\n')
+		_, err := w.Write(buf)
+		return err
+	}, nil
 }
 
 func boolParam(v string) bool {
@@ -164,14 +171,22 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var list []container.Summary
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/json"), url.Values{"all": {"1"}, "size": {"1"}}, nil, &list); err != nil {
+			var raw json.RawMessage
+			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/json"), url.Values{"all": {"1"}, "size": {"1"}}, nil, &raw); err != nil {
+				m.log.Warn("list containers", "node", e.Name(), "error", err)
+				return
+			}
+			list, err := engine.DecodeContainers(raw, e.Name())
+			if err != nil {
 				m.log.Warn("list containers", "node", e.Name(), "error", err)
 				return
 			}
 			mu.Lock()
-			for _, s := range list {
-				out = append(out, listed{e, s, s.Created * 1e9})
+			for _, c := range list {
+				if prev := e.Container(c.ID); prev != nil {
+					c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
+				}
+				out = append(out, listed{e, c, c.Created * 1e9})
 			}
 			mu.Unlock()
 		}()
@@ -185,7 +200,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 	var preds []func(listed) bool
 	if v := f["id"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return strings.HasPrefix(it.s.ID, x) })
+			return anyOf(v, func(x string) bool { return strings.HasPrefix(it.c.ID, x) })
 		})
 	}
 	if v := f["name"]; len(v) > 0 {
@@ -198,7 +213,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 			res = append(res, re)
 		}
 		preds = append(preds, func(it listed) bool {
-			for _, n := range it.s.Names {
+			for _, n := range it.c.Names {
 				full := "/" + it.e.Name() + n
 				for _, re := range res {
 					if re.MatchString(n) || re.MatchString(full) {
@@ -210,16 +225,16 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 		})
 	}
 	if v := f["label"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool { return allOf(v, func(x string) bool { return labelMatch(it.s.Labels, x) }) })
+		preds = append(preds, func(it listed) bool { return allOf(v, func(x string) bool { return labelMatch(it.c.Labels, x) }) })
 	}
 	if v := f["status"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return string(it.s.State) == x })
+			return anyOf(v, func(x string) bool { return it.c.State == x })
 		})
 	}
 	if v := f["ancestor"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return imageMatches(it.s.Image, it.s.ImageID, x) })
+			return anyOf(v, func(x string) bool { return imageMatches(it.c.Image, it.c.ImageID, x) })
 		})
 	}
 	if v := f["node"]; len(v) > 0 {
@@ -235,32 +250,29 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 	}
 	if v := f["exited"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
-			if it.s.State != "exited" {
+			if it.c.State != "exited" {
 				return false
 			}
-			code := exitCode(it.s.Status)
+			code := exitCode(it.c.Status)
 			return anyOf(v, func(x string) bool { return x == code })
 		})
 	}
 	if v := f["health"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
 			h := "none"
-			if it.s.Health != nil && it.s.Health.Status != "" {
-				h = string(it.s.Health.Status)
-			} else if i := strings.LastIndex(it.s.Status, "("); i >= 0 && strings.HasSuffix(it.s.Status, ")") {
-				h = strings.TrimPrefix(it.s.Status[i+1:len(it.s.Status)-1], "health: ")
+			if it.c.HealthStatus != "" {
+				h = it.c.HealthStatus
+			} else if i := strings.LastIndex(it.c.Status, "("); i >= 0 && strings.HasSuffix(it.c.Status, ")") {
+				h = strings.TrimPrefix(it.c.Status[i+1:len(it.c.Status)-1], "health: ")
 			}
 			return anyOf(v, func(x string) bool { return x == h })
 		})
 	}
 	if v := f["network"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
-			if it.s.NetworkSettings == nil {
-				return false
-			}
 			return anyOf(v, func(x string) bool {
-				for name, ep := range it.s.NetworkSettings.Networks {
-					if name == x || (ep != nil && ep.NetworkID != "" && strings.HasPrefix(ep.NetworkID, x)) {
+				for name, id := range it.c.Networks {
+					if name == x || (id != "" && strings.HasPrefix(id, x)) {
 						return true
 					}
 				}
@@ -271,7 +283,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 	if v := f["volume"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {
 			return anyOf(v, func(x string) bool {
-				for _, mp := range it.s.Mounts {
+				for _, mp := range it.c.Mounts {
 					if mp.Name == x || mp.Destination == x || mp.Source == x {
 						return true
 					}
@@ -283,7 +295,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 	if v := f["is-task"]; len(v) > 0 {
 		want := boolParam(v[0])
 		preds = append(preds, func(it listed) bool {
-			_, ok := it.s.Labels["com.docker.swarm.task"]
+			_, ok := it.c.Labels["com.docker.swarm.task"]
 			return ok == want
 		})
 	}
@@ -296,7 +308,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 					if proto == "" {
 						proto = "tcp"
 					}
-					for _, p := range it.s.Ports {
+					for _, p := range it.c.Ports {
 						n := p.PrivatePort
 						if pub {
 							n = p.PublicPort
@@ -319,9 +331,9 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 			created, before := c.Created, k == "before"
 			preds = append(preds, func(it listed) bool {
 				if before {
-					return it.s.Created < created
+					return it.c.Created < created
 				}
-				return it.s.Created > created
+				return it.c.Created > created
 			})
 		}
 	}

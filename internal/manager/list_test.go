@@ -2,7 +2,6 @@ package manager
 
 import (
 	"reflect"
-	"sort"
 	"testing"
 )
 
@@ -48,12 +47,7 @@ func TestImageMatches(t *testing.T) {
 	}
 }
 
-func TestNodeNamesAndExitCode(t *testing.T) {
-	got := nodeNames("node1", []string{"/web", "/app/db"})
-	sort.Strings(got)
-	if !reflect.DeepEqual(got, []string{"/node1/app/db", "/node1/web"}) {
-		t.Errorf("nodeNames = %v", got)
-	}
+func TestExitCode(t *testing.T) {
 	if c := exitCode("Exited (137) 5 seconds ago"); c != "137" {
 		t.Errorf("exitCode = %q", c)
 	}

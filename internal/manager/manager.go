@@ -46,6 +46,9 @@ type Manager struct {
 
 	events hub
 
+	infoMu sync.Mutex
+	infos  map[string]*engineInfo
+
 	execMu sync.Mutex
 	execs  map[string]execEntry
 
@@ -75,6 +78,7 @@ func New(cfg Config) *Manager {
 		pending: map[string][]scheduler.Container{},
 		snaps:   map[string]*snap{},
 		execs:   map[string]execEntry{},
+		infos:   map[string]*engineInfo{},
 	}
 	if cfg.RescheduleAfter <= 0 {
 		cfg.RescheduleAfter = 10 * time.Second

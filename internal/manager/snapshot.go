@@ -66,16 +66,12 @@ func nodeView(e *engine.Engine) *scheduler.Node {
 	n.Containers = make([]scheduler.Container, 0, len(cs))
 	for _, c := range cs {
 		sc := scheduler.Container{
-			ID: c.ID, Name: c.Name(), Image: c.Image, ImageID: c.ImageID, Labels: c.Labels, State: string(c.State),
+			ID: c.ID, Name: c.Name(), Image: c.Image, ImageID: c.ImageID, Labels: c.Labels, State: c.State,
 			NanoCPUs: c.NanoCPUs, CPUShares: c.CPUShares, Memory: c.Memory, MemoryReservation: c.MemoryReservation,
 		}
 		for _, p := range c.Ports {
 			if p.PublicPort != 0 {
-				ip := ""
-				if p.IP.IsValid() {
-					ip = p.IP.String()
-				}
-				sc.Ports = append(sc.Ports, scheduler.Port{HostIP: ip, HostPort: int(p.PublicPort), Proto: p.Type})
+				sc.Ports = append(sc.Ports, scheduler.Port{HostIP: p.IP, HostPort: int(p.PublicPort), Proto: p.Type})
 			}
 		}
 		n.Containers = append(n.Containers, sc)

@@ -1,0 +1,186 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+)
+
+// Container is one cached container: what filters, placement and info need,
+// decoded, plus the engine's own list entry kept as JSON, ready to serve.
+// Keeping the JSON is what makes `docker ps` over tens of thousands of
+// containers cheap: nothing is re-encoded per request.
+type Container struct {
+	ID      string
+	Names   []string // as the engine has them ("/web")
+	Image   string
+	ImageID string
+	Created int64 // unix seconds
+	Labels  map[string]string
+	State   string
+	Status  string // the engine's words when it was listed
+	Ports   []Port
+	// Networks maps the networks the container is on to their IDs.
+	Networks map[string]string
+	Mounts   []Mount
+
+	// From inspect.
+	NanoCPUs              int64
+	CPUShares             int64
+	Memory                int64
+	MemoryReservation     int64
+	Env                   []string
+	StartedAt, FinishedAt time.Time
+	ExitCode              int
+	HealthStatus          string
+	CreatedAt             time.Time // nanosecond precision, for ordering
+	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
+	// kept only when Options.KeepSpec asks for it.
+	Spec json.RawMessage
+
+	// raw is the engine's list entry with Names as /<node>/<name> and
+	// without Status, which ages: WriteJSON puts a fresh one in.
+	raw []byte
+}
+
+// Port is a port of a container as the engine lists it.
+type Port struct {
+	IP          string
+	PrivatePort uint16
+	PublicPort  uint16
+	Type        string
+}
+
+// Mount is a mount of a container as the engine lists it.
+type Mount struct {
+	Name, Source, Destination string
+}
+
+type leanSummary struct {
+	ID              string `json:"Id"`
+	Names           []string
+	Image           string
+	ImageID         string
+	Created         int64
+	Labels          map[string]string
+	State           string
+	Status          string
+	Ports           []Port
+	NetworkSettings *struct {
+		Networks map[string]struct{ NetworkID string }
+	}
+	Mounts []Mount
+}
+
+// DecodeContainers reads an engine's /containers/json answer; node is the
+// engine's name, put in front of each name in the kept JSON.
+func DecodeContainers(raw []byte, node string) ([]*Container, error) {
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil {
+		return nil, fmt.Errorf("decoding container list: %w", err)
+	}
+	out := make([]*Container, 0, len(entries))
+	for _, ent := range entries {
+		var l leanSummary
+		if err := json.Unmarshal(ent, &l); err != nil {
+			return nil, fmt.Errorf("decoding container list: %w", err)
+		}
+		c := &Container{ID: l.ID, Names: l.Names, Image: l.Image, ImageID: l.ImageID, Created: l.Created,
+			Labels: l.Labels, State: l.State, Status: l.Status, Ports: l.Ports, Mounts: l.Mounts}
+		if l.NetworkSettings != nil && len(l.NetworkSettings.Networks) > 0 {
+			c.Networks = make(map[string]string, len(l.NetworkSettings.Networks))
+			for name, n := range l.NetworkSettings.Networks {
+				c.Networks[name] = n.NetworkID
+			}
+		}
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(ent, &obj); err != nil {
+			return nil, err
+		}
+		delete(obj, "Status")
+		names := make([]string, len(l.Names))
+		for i, n := range l.Names {
+			names[i] = "/" + node + "/" + strings.TrimPrefix(n, "/")
+		}
+		obj["Names"], _ = json.Marshal(names)
+		b, err := json.Marshal(obj)
+		if err != nil {
+			return nil, err
+		}
+		c.raw = b
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (c *Container) copyInspect(prev *Container) {
+	c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
+	c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
+}
+
+// AppendJSON appends the container's list entry, with its status worded
+// as of now, to buf.
+func (c *Container) AppendJSON(buf []byte, now time.Time) []byte {
+	st, _ := json.Marshal(c.StatusText(now))
+	buf = append(buf, `{"Status":`...)
+	buf = append(buf, st...)
+	if len(c.raw) > 2 {
+		buf = append(buf, ',')
+		buf = append(buf, c.raw[1:]...)
+	} else {
+		buf = append(buf, '}')
+	}
+	return buf
+}
+
+// HasRaw says whether the container carries its engine JSON.
+func (c *Container) HasRaw() bool { return len(bytes.TrimSpace(c.raw)) > 0 }
+
+// StatusText is the human status ("Up 5 minutes", "Exited (0) 2 hours
+// ago") as dockerd would word it at now; the cached one ages.
+func (c *Container) StatusText(now time.Time) string {
+	if c.StartedAt.IsZero() && c.State != "created" {
+		return c.Status // not inspected: keep the engine's words
+	}
+	since := func(t time.Time) string { return units.HumanDuration(now.Sub(t)) }
+	switch c.State {
+	case "running":
+		if c.HealthStatus != "" && c.HealthStatus != "none" {
+			h := c.HealthStatus
+			if h == "starting" {
+				h = "health: starting"
+			}
+			return "Up " + since(c.StartedAt) + " (" + h + ")"
+		}
+		return "Up " + since(c.StartedAt)
+	case "paused":
+		return "Up " + since(c.StartedAt) + " (Paused)"
+	case "restarting":
+		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, since(c.FinishedAt))
+	case "removing":
+		return "Removal In Progress"
+	case "dead":
+		return "Dead"
+	case "created":
+		return "Created"
+	}
+	if c.FinishedAt.IsZero() {
+		return c.Status
+	}
+	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.FinishedAt))
+}
+
+// Name is the container's primary name without the leading slash.
+func (c *Container) Name() string {
+	for _, n := range c.Names {
+		n = strings.TrimPrefix(n, "/")
+		if !strings.Contains(n, "/") {
+			return n
+		}
+	}
+	return ""
+}
