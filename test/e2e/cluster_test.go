@@ -90,9 +90,21 @@ func TestPsSpreadLookup(t *testing.T) {
 	if out := dk(t, "ps", "-aq", "--filter", "label="+label, "--filter", "status=running"); len(lines(out)) != 2 {
 		t.Errorf("ps --filter status=running: %q", out)
 	}
-	// -n 1: the newest of all.
-	if out := dk(t, "ps", "-aq", "--no-trunc", "-n", "1"); len(lines(out)) != 1 {
-		t.Errorf("ps -n 1: %q", out)
+	// -n 1 / -l: the newest of all the engines'.
+	newest := uniq("newest")
+	rmf(t, newest)
+	nid := strings.TrimSpace(dk(t, "create", "--name", newest, "busybox", "true"))
+	if out := dk(t, "ps", "-aq", "--no-trunc", "-n", "1"); strings.TrimSpace(out) != nid {
+		t.Errorf("ps -n 1: %q, want the newest %s", out, nid)
+	}
+	if out := dk(t, "ps", "-q", "--no-trunc", "-l"); strings.TrimSpace(out) != nid {
+		t.Errorf("ps -l: %q, want the newest %s", out, nid)
+	}
+	if out := dk(t, "ps", "-aq", "--no-trunc", "-n", "2"); len(lines(out)) != 2 || lines(out)[0] != nid {
+		t.Errorf("ps -n 2: %q", out)
+	}
+	if out := dk(t, "ps", "-aq", "--no-trunc", "--filter", "status=created", "--filter", "name="+newest); strings.TrimSpace(out) != nid {
+		t.Errorf("ps --filter status=created: %q", out)
 	}
 	// All the engines' containers (also those made behind shoal's back).
 	direct := uniq("direct")
