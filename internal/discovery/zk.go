@@ -47,24 +47,33 @@ func (s *zkStore) close() error { s.conn.Close(); return nil }
 
 func zkPath(key string) string { return "/" + strings.Trim(key, "/") }
 
-// call runs a zk request, which takes no context, bounded by ctx: requests
-// wait while the connection is down.
+// call runs zk requests, which take no context, bounded by ctx.
 func call[T any](ctx context.Context, f func() (T, error)) (T, error) {
 	type result struct {
 		v   T
 		err error
 	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, r.err
-	case <-ctx.Done():
-		var zero T
-		return zero, fmt.Errorf("%w: zookeeper: %w", ErrNoStore, ctx.Err())
+	for {
+		ch := make(chan result, 1)
+		go func() {
+			v, err := f()
+			ch <- result{v, err}
+		}()
+		select {
+		case r := <-ch:
+			// Requests fail at once while no server takes the connection
+			// (a server still starting, or a failover): try again.
+			if errors.Is(r.err, zk.ErrNoServer) || errors.Is(r.err, zk.ErrConnectionClosed) {
+				sleep(ctx, 200*time.Millisecond)
+				if ctx.Err() == nil {
+					continue
+				}
+			}
+			return r.v, r.err
+		case <-ctx.Done():
+			var zero T
+			return zero, fmt.Errorf("%w: zookeeper: %w", ErrNoStore, ctx.Err())
+		}
 	}
 }
 
