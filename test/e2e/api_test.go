@@ -74,8 +74,8 @@ func TestAPIErrors(t *testing.T) {
 	}
 	check("GET", "/nosuchthing", nil, 404, "")
 	check("GET", "/v1.41/nosuchthing/at/all", nil, 404, "")
-	check("GET", "/volumes", nil, 501, "not supported")
-	check("GET", "/v1.45/volumes", nil, 501, "not supported")
+	check("GET", "/plugins", nil, 501, "not supported")
+	check("GET", "/v1.45/plugins", nil, 501, "not supported")
 	check("POST", "/build", nil, 501, "not supported")
 	check("GET", "/v1.24/info", nil, 400, "too old")
 	check("GET", "/v1.99/info", nil, 400, "too new")
@@ -90,9 +90,9 @@ func TestAPIErrors(t *testing.T) {
 	if !strings.Contains(e.stderr, "No such container") {
 		t.Errorf("CLI inspect of unknown container: %q", e.stderr)
 	}
-	e = dkFail(t, "volume", "ls")
+	e = dkFail(t, "plugin", "ls")
 	if !strings.Contains(e.stderr, "not supported") {
-		t.Errorf("CLI volume ls: %q, want 'not supported'", e.stderr)
+		t.Errorf("CLI plugin ls: %q, want 'not supported'", e.stderr)
 	}
 }
 

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -214,6 +216,29 @@ func TestImages(t *testing.T) {
 	}
 	if out := dk(t, "image", "inspect", "-f", "{{.Id}} {{.Os}}", "busybox"); strings.TrimSpace(out) != bbID+" linux" {
 		t.Errorf("image inspect: %q", out)
+	}
+	// docker save (GET /images/get?names=...) streams the archive back.
+	saved := t.TempDir() + "/saved.tar"
+	if _, err := runDocker(ctxT(t, 60*time.Second), dockerCmd{host: sh.Host, args: []string{"save", "-o", saved, "busybox:latest"}}); err != nil {
+		t.Errorf("docker save: %v", err)
+	} else if f, err := os.Open(saved); err != nil {
+		t.Error(err)
+	} else {
+		tr := tar.NewReader(f)
+		found := false
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if h.Name == "manifest.json" {
+				found = true
+			}
+		}
+		f.Close()
+		if !found {
+			t.Errorf("docker save: archive without manifest.json")
+		}
 	}
 	tag := "e2e/tagged:" + uniq("v")
 	dk(t, "tag", "busybox", tag)
