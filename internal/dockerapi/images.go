@@ -26,6 +26,21 @@ func (s *Server) imageForward(action string) handlerFunc {
 	}
 }
 
+// saveImages serves `docker save a b` (GET /images/get?names=a&names=b):
+// the engine holding the first image answers, so all must be on it.
+func (s *Server) saveImages(w http.ResponseWriter, r *http.Request, p params) error {
+	names := r.URL.Query()["names"]
+	if len(names) == 0 {
+		return badRequest("no image names given")
+	}
+	t, err := s.b.ResolveImage(r.Context(), names[0])
+	if err != nil {
+		return err
+	}
+	_, err = s.forward(w, r, t, "/images/get")
+	return err
+}
+
 // streamJSON is a JSON progress stream answer that starts (200) with its
 // first message; an error before that is still a plain Docker error.
 func (s *Server) streamJSON(w http.ResponseWriter) *flushWriter {

@@ -210,6 +210,7 @@ func (s *Server) routes() {
 	rt.handle("GET", "/images/{name*}/json", s.imageForward("json"))
 	rt.handle("GET", "/images/{name*}/history", s.imageForward("history"))
 	rt.handle("GET", "/images/{name*}/get", s.imageForward("get"))
+	rt.handle("GET", "/images/get", s.saveImages)
 	rt.handle("POST", "/images/{name*}/tag", s.tagImage)
 	rt.handle("DELETE", "/images/{name*}", s.removeImage)
 
