@@ -286,23 +286,40 @@ type manager struct {
 	*proc
 	addr string
 	host string
+	argv []string
 }
 
 func startManager(t *testing.T, name, uri string, extra ...string) *manager {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return startManagerAt(t, name, fmt.Sprintf("127.0.0.1:%d", freePort(t)), uri, extra...)
+}
+
+func startManagerAt(t *testing.T, name, addr, uri string, extra ...string) *manager {
+	t.Helper()
 	argv := []string{shoaltest.Binary(t), "manage", "-H", "tcp://" + addr, "--log-level", "debug"}
 	argv = append(argv, shoaltest.FastFlags...)
 	argv = append(argv, extra...)
-	m := &manager{proc: startProc(t, name, nil, append(argv, uri)...), addr: addr, host: "tcp://" + addr}
-	shoaltest.Eventually(t, 20*time.Second, name+" /_ping", func() error {
+	m := &manager{proc: startProc(t, name, nil, append(argv, uri)...), addr: addr, host: "tcp://" + addr, argv: append(argv, uri)}
+	m.waitPing(t)
+	return m
+}
+
+func (m *manager) waitPing(t *testing.T) {
+	t.Helper()
+	shoaltest.Eventually(t, 20*time.Second, m.name+" /_ping", func() error {
 		if !m.alive() {
-			t.Fatalf("%s exited:\n%s", name, m.tail(30))
+			t.Fatalf("%s exited:\n%s", m.name, m.tail(30))
 		}
 		_, err := m.get("/_ping")
 		return err
 	})
-	return m
+}
+
+// restart starts a stopped or killed manager again with the same flags.
+func (m *manager) restart(t *testing.T) {
+	t.Helper()
+	m.proc.start(t, nil, m.argv...)
+	m.waitPing(t)
 }
 
 var httpc = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
