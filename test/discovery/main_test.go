@@ -265,6 +265,10 @@ func list(t *testing.T, uri string) []string {
 	if err != nil {
 		t.Fatalf("shoal list %s: %v: %s", uri, err, out)
 	}
+	return lines(out)
+}
+
+func lines(out string) []string {
 	var l []string
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
