@@ -442,3 +442,30 @@ func TestMobyClient(t *testing.T) {
 		})
 	}
 }
+
+// TestPsBeforeSince: --filter before=/since= order containers created
+// within the same second too (dockerd compares nanosecond times).
+func TestPsBeforeSince(t *testing.T) {
+	label := "e2e.bs=" + uniq("l")
+	var names []string
+	for i := 0; i < 3; i++ {
+		n := uniq("bs")
+		names = append(names, n)
+		rmf(t, n)
+		dk(t, "create", "--label", label, "--name", n, "busybox", "true")
+	}
+	get := func(f string) string {
+		out := dk(t, "ps", "-a", "--filter", "label="+label, "--filter", f, "--format", "{{.Names}}")
+		var short []string
+		for _, l := range lines(out) {
+			short = append(short, l[strings.LastIndex(l, "/")+1:])
+		}
+		return strings.Join(short, ",")
+	}
+	if got, want := get("before="+names[2]), names[1]+","+names[0]; got != want {
+		t.Errorf("ps --filter before=%s: %q, want %q", names[2], got, want)
+	}
+	if got, want := get("since="+names[0]), names[2]+","+names[1]; got != want {
+		t.Errorf("ps --filter since=%s: %q, want %q", names[0], got, want)
+	}
+}
