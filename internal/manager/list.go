@@ -328,12 +328,17 @@ func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (
 			if err != nil {
 				return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid filter '%s=%s': %v", k, ref, err))
 			}
-			created, before := c.Created, k == "before"
+			// Nanoseconds, as dockerd compares: containers made within
+			// one second are still ordered.
+			created, before := c.CreatedAt.UnixNano(), k == "before"
+			if c.CreatedAt.IsZero() {
+				created = c.Created * 1e9
+			}
 			preds = append(preds, func(it listed) bool {
 				if before {
-					return it.c.Created < created
+					return it.created < created
 				}
-				return it.c.Created > created
+				return it.created > created
 			})
 		}
 	}
