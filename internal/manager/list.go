@@ -186,7 +186,11 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 				if prev := e.Container(c.ID); prev != nil {
 					c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
 				}
-				out = append(out, listed{e, c, c.Created * 1e9})
+				created := c.Created * 1e9
+				if !c.CreatedAt.IsZero() {
+					created = c.CreatedAt.UnixNano()
+				}
+				out = append(out, listed{e, c, created})
 			}
 			mu.Unlock()
 		}()

@@ -468,4 +468,9 @@ func TestPsBeforeSince(t *testing.T) {
 	if got, want := get("since="+names[0]), names[2]+","+names[1]; got != want {
 		t.Errorf("ps --filter since=%s: %q, want %q", names[0], got, want)
 	}
+	// The same with --size (shoal then asks the engines live).
+	out := dk(t, "ps", "-a", "--size", "--filter", "label="+label, "--filter", "before="+names[2], "--format", "{{.Names}}")
+	if len(lines(out)) != 2 || !strings.HasSuffix(lines(out)[0], "/"+names[1]) {
+		t.Errorf("ps --size --filter before=%s: %q", names[2], out)
+	}
 }
