@@ -73,10 +73,13 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return c.dialer.DialContext(ctx, c.network, c.address)
 		},
-		TLSClientConfig:       c.tls,
-		MaxIdleConnsPerHost:   4,
-		WriteBufferSize:       1 << 10,
-		IdleConnTimeout:       90 * time.Second,
+		TLSClientConfig:     c.tls,
+		MaxIdleConnsPerHost: 4,
+		WriteBufferSize:     1 << 10,
+		// Idle connections close before the next health check: a thousand
+		// engines then hold one connection each (the event stream), not two.
+		IdleConnTimeout:       3 * time.Second,
+		ReadBufferSize:        2 << 10,
 		ResponseHeaderTimeout: 0,
 		DisableCompression:    true,
 		ForceAttemptHTTP2:     false,

@@ -125,9 +125,8 @@ func (c *Container) copyInspect(prev *Container) {
 // AppendJSON appends the container's list entry, with its status worded
 // as of now, to buf.
 func (c *Container) AppendJSON(buf []byte, now time.Time) []byte {
-	st, _ := json.Marshal(c.StatusText(now))
 	buf = append(buf, `{"Status":`...)
-	buf = append(buf, st...)
+	buf = appendJSONString(buf, c.StatusText(now))
 	if len(c.raw) > 2 {
 		buf = append(buf, ',')
 		buf = append(buf, c.raw[1:]...)
@@ -135,6 +134,20 @@ func (c *Container) AppendJSON(buf []byte, now time.Time) []byte {
 		buf = append(buf, '}')
 	}
 	return buf
+}
+
+// appendJSONString appends s as a JSON string; the plain ASCII that
+// statuses are made of is copied as is.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b < 0x20 || b == '"' || b == '\\' || b >= 0x7f {
+			q, _ := json.Marshal(s)
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // HasRaw says whether the container carries its engine JSON.

@@ -101,3 +101,12 @@ func TestDecodeContainersKeepsEngineJSON(t *testing.T) {
 		t.Fatalf("served %v", out)
 	}
 }
+
+func TestAppendJSONString(t *testing.T) {
+	for _, s := range []string{"Up 5 minutes", `a "quoted" \ thing`, "tab\there", "ünï"} {
+		var back string
+		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil || back != s {
+			t.Errorf("%q → %s → %q %v", s, appendJSONString(nil, s), back, err)
+		}
+	}
+}
