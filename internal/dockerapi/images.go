@@ -3,8 +3,6 @@ package dockerapi
 import (
 	"encoding/json"
 	"net/http"
-
-	"github.com/containerd/errdefs"
 )
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ params) error {
@@ -89,7 +87,11 @@ func (s *Server) loadImage(w http.ResponseWriter, r *http.Request, _ params) err
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
 	if q.Get("fromImage") == "" {
-		return errdefs.ErrNotImplemented.WithMessage("docker import (POST /images/create without fromImage) is not supported by shoal yet")
+		if q.Get("fromSrc") == "" {
+			return badRequest("fromImage or fromSrc is required")
+		}
+		fw := s.streamJSON(w)
+		return fw.finish(s.b.ImportImage(r.Context(), r.Body, q, fw))
 	}
 	fw := s.streamJSON(w)
 	return fw.finish(s.b.PullImage(r.Context(), q, r.Header.Get("X-Registry-Auth"), fw))
@@ -125,4 +127,44 @@ func (s *Server) inspectNode(w http.ResponseWriter, r *http.Request, p params) e
 		return err
 	}
 	return writeJSON(w, http.StatusOK, n)
+}
+
+func (s *Server) searchImages(w http.ResponseWriter, r *http.Request, _ params) error {
+	t, err := s.b.AnyEngine()
+	if err != nil {
+		return err
+	}
+	_, err = s.forward(w, r, t, "/images/search")
+	return err
+}
+
+// commit runs on the container's engine; the new image is there only.
+func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error {
+	q := r.URL.Query()
+	t, id, err := s.b.ResolveContainer(r.Context(), q.Get("container"))
+	if err != nil {
+		return err
+	}
+	q.Set("container", id)
+	r.URL.RawQuery = q.Encode()
+	status, err := s.forward(w, r, t, "/commit")
+	if err == nil && status/100 == 2 {
+		s.b.ImagesChanged(t)
+	}
+	return err
+}
+
+// build runs on one engine chosen by the scheduler (constraint:... build
+// args steer it); the image is built there only.
+func (s *Server) build(w http.ResponseWriter, r *http.Request, _ params) error {
+	t, q, err := s.b.PlaceBuild(r.Context(), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	r.URL.RawQuery = q.Encode()
+	status, err := s.forward(w, r, t, "/build")
+	if err == nil && status/100 == 2 {
+		s.b.ImagesChanged(t)
+	}
+	return err
 }

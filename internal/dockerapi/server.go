@@ -53,6 +53,15 @@ type Backend interface {
 	ResolveImage(ctx context.Context, name string) (Target, error)
 	LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error
 	PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error
+	// ImportImage imports (POST /images/create?fromSrc=...) on every healthy engine.
+	ImportImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error
+	// ImagesChanged refreshes shoal's view of t's images after a forwarded change.
+	ImagesChanged(t Target)
+	// AnyEngine is a healthy engine for calls any engine can answer (search).
+	AnyEngine() (Target, error)
+	// PlaceBuild chooses the engine for a build from the constraint:...
+	// build args, and returns the query without them.
+	PlaceBuild(ctx context.Context, q url.Values) (Target, url.Values, error)
 	TagImage(ctx context.Context, name string, q url.Values) error
 	RemoveImage(ctx context.Context, name string, q url.Values) ([]image.DeleteResponse, error)
 
@@ -210,6 +219,10 @@ func (s *Server) routes() {
 	rt.handle("GET", "/images/{name*}/json", s.imageForward("json"))
 	rt.handle("GET", "/images/{name*}/history", s.imageForward("history"))
 	rt.handle("GET", "/images/{name*}/get", s.imageForward("get"))
+	rt.handle("POST", "/images/{name*}/push", s.imageForward("push"))
+	rt.handle("GET", "/images/search", s.searchImages)
+	rt.handle("POST", "/commit", s.commit)
+	rt.handle("POST", "/build", s.build)
 	rt.handle("GET", "/images/get", s.saveImages)
 	rt.handle("POST", "/images/{name*}/tag", s.tagImage)
 	rt.handle("DELETE", "/images/{name*}", s.removeImage)

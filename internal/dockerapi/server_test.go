@@ -98,7 +98,7 @@ func TestServeErrorsAndVersions(t *testing.T) {
 		{"GET", "/v1.99/_ping", 400, "client version 1.99 is too new. Maximum supported API version is " + APIVersion},
 		{"GET", "/v1.41/nothing/here", 404, "page not found"},
 		{"GET", "/services", 501, "GET /services is not supported by shoal yet"},
-		{"POST", "/v1.50/build", 501, "POST /build is not supported by shoal yet"},
+		{"POST", "/v1.50/swarm/init", 501, "POST /swarm/init is not supported by shoal yet"},
 	} {
 		rec, msg := serve(t, tc.method, tc.path)
 		if rec.Code != tc.code || msg != tc.msg {

@@ -18,6 +18,7 @@ import (
 	"github.com/moby/moby/api/types/image"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
 func noHealthy() error {
@@ -375,4 +376,107 @@ func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name
 		}
 	}
 	return nil
+}
+
+// ImportImage imports on every healthy engine (the uploaded archive, or
+// the URL in fromSrc), like load.
+func (m *Manager) ImportImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+	engines := m.pool.Healthy()
+	if len(engines) == 0 {
+		return noHealthy()
+	}
+	var path string
+	if q.Get("fromSrc") == "-" {
+		f, err := os.CreateTemp("", "shoal-import-*.tar")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		defer f.Close()
+		if _, err := io.Copy(f, body); err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage("reading the archive: " + err.Error())
+		}
+		path = f.Name()
+	}
+	sm := &streamMerger{w: w}
+	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+		var rd io.Reader
+		if path != "" {
+			f, err := os.Open(path)
+			if err != nil {
+				sm.fail(e.Name(), err.Error())
+				return err
+			}
+			defer f.Close()
+			rd = f
+		}
+		m.engineStream(ctx, sm, e, "/images/create", q, rd, http.Header{"Content-Type": {"application/x-tar"}})
+		return nil
+	})
+	sm.finish(true)
+	return nil
+}
+
+// ImagesChanged refreshes an engine's images after a forwarded change.
+func (m *Manager) ImagesChanged(t dockerapi.Target) {
+	if e, ok := t.(*engine.Engine); ok {
+		m.refreshImages(e)
+	}
+}
+
+// AnyEngine returns the first healthy engine.
+func (m *Manager) AnyEngine() (dockerapi.Target, error) {
+	h := m.pool.Healthy()
+	if len(h) == 0 {
+		return nil, noHealthy()
+	}
+	return h[0], nil
+}
+
+// PlaceBuild picks the engine for a build. Classic Swarm read placement
+// rules from build args: --build-arg constraint:node==n1 reaches the API as
+// buildargs {"constraint:node": "=n1"}; those are removed before the engine
+// sees them.
+func (m *Manager) PlaceBuild(ctx context.Context, q url.Values) (dockerapi.Target, url.Values, error) {
+	var env []string
+	if raw := q.Get("buildargs"); raw != "" {
+		var args map[string]*string
+		if err := json.Unmarshal([]byte(raw), &args); err != nil {
+			return nil, nil, errdefs.ErrInvalidArgument.WithMessage("invalid buildargs: " + err.Error())
+		}
+		for k, v := range args {
+			if v != nil && (strings.HasPrefix(k, "constraint:") || strings.HasPrefix(k, "affinity:")) {
+				env = append(env, k+"="+*v)
+				delete(args, k)
+			}
+		}
+		if len(env) > 0 {
+			b, _ := json.Marshal(args)
+			q = cloneValues(q)
+			q.Set("buildargs", string(b))
+		}
+	}
+	rules, _, err := scheduler.ParseRules(env, nil)
+	if err != nil {
+		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nodes, byID := m.snapshot()
+	if len(nodes) == 0 {
+		return nil, nil, noHealthy()
+	}
+	n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &rules}, nodes)
+	if err != nil {
+		return nil, nil, errdefs.ErrUnavailable.WithMessage(err.Error())
+	}
+	return byID[n.ID], q, nil
+}
+
+func cloneValues(q url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }

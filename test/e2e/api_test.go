@@ -76,7 +76,7 @@ func TestAPIErrors(t *testing.T) {
 	check("GET", "/v1.41/nosuchthing/at/all", nil, 404, "")
 	check("GET", "/plugins", nil, 501, "not supported")
 	check("GET", "/v1.45/plugins", nil, 501, "not supported")
-	check("POST", "/build", nil, 501, "not supported")
+	check("POST", "/swarm/init", nil, 501, "not supported")
 	check("GET", "/v1.24/info", nil, 400, "too old")
 	check("GET", "/v1.99/info", nil, 400, "too new")
 	check("GET", "/v1.24/_ping", nil, 400, "")
