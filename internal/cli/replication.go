@@ -29,7 +29,9 @@ func (o *manageOpts) openDiscovery(uri string, log *slog.Logger) (discovery.Back
 	kv, isKV := disc.(*discovery.KV)
 	if isKV {
 		kv.SessionTTL = o.replicationTTL
-		kv.OnError = func(err error) { log.Warn("discovery store; keeping the last known engines", "store", kv.String(), "error", err) }
+		kv.OnError = func(err error) {
+			log.Warn("discovery store; keeping the last known engines", "store", kv.String(), "error", err)
+		}
 	}
 	if !o.replication {
 		return disc, nil
