@@ -122,11 +122,11 @@ func (c *Container) copyInspect(prev *Container) {
 	c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
 }
 
-// AppendJSON appends the container's list entry, with its status worded
-// as of now, to buf.
-func (c *Container) AppendJSON(buf []byte, now time.Time) []byte {
+// AppendJSON appends the container's list entry, with the given status
+// (see StatusText), to buf.
+func (c *Container) AppendJSON(buf []byte, status string) []byte {
 	buf = append(buf, `{"Status":`...)
-	buf = appendJSONString(buf, c.StatusText(now))
+	buf = appendJSONString(buf, status)
 	if len(c.raw) > 2 {
 		buf = append(buf, ',')
 		buf = append(buf, c.raw[1:]...)

@@ -93,7 +93,7 @@ func TestDecodeContainersKeepsEngineJSON(t *testing.T) {
 		t.Fatalf("decoded %+v", c)
 	}
 	var out map[string]any
-	if err := json.Unmarshal(c.AppendJSON(nil, time.Now()), &out); err != nil {
+	if err := json.Unmarshal(c.AppendJSON(nil, c.StatusText(time.Now())), &out); err != nil {
 		t.Fatal(err)
 	}
 	names := out["Names"].([]any)

@@ -112,7 +112,7 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*engine.Container, 0, len(items))
+	out := make([]listed, 0, len(items))
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].created != items[j].created {
 			return items[i].created > items[j].created
@@ -127,7 +127,7 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 		if !match(it) {
 			continue
 		}
-		out = append(out, it.c)
+		out = append(out, it)
 		if limit > 0 && len(out) >= limit {
 			break
 		}
@@ -136,11 +136,15 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 		now := time.Now()
 		buf := make([]byte, 0, 64<<10)
 		buf = append(buf, '[')
-		for i, c := range out {
+		for i, it := range out {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
-			buf = c.AppendJSON(buf, now)
+			status := "Host Down" // as classic Swarm said of a node it cannot reach
+			if it.e.Healthy() {
+				status = it.c.StatusText(now)
+			}
+			buf = it.c.AppendJSON(buf, status)
 			if len(buf) > 48<<10 {
 				if _, err := w.Write(buf); err != nil {
 					return err
