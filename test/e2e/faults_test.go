@@ -134,6 +134,21 @@ func TestEngineFaults(t *testing.T) {
 		if strings.TrimSpace(o) != tb.Engines[ib].IP {
 			t.Errorf("container created while node %d is down landed on %q", ia, o)
 		}
+		// The name of a container on the down node stays taken: a second
+		// container of that name would clash when the node returns.
+		if _, err := runDocker(ctx, dockerCmd{host: s.Host, args: []string{"create", "--name", a, "busybox", "true"}}); err == nil {
+			t.Errorf("create --name %s succeeded while its holder's node is down (duplicate name)", a)
+		} else if e := err.(*dockerErr); !strings.Contains(e.stderr, "Conflict") {
+			t.Errorf("create --name %s while its node is down: %q, want Conflict", a, e.stderr)
+		}
+		// Calls on its containers fail promptly instead of hanging.
+		t1 := time.Now()
+		if _, err := runDocker(ctx, dockerCmd{host: s.Host, args: []string{"inspect", "--type", "container", a}}); err == nil {
+			t.Errorf("inspect of a container on a down node succeeded")
+		}
+		if d := time.Since(t1); d > 10*time.Second {
+			t.Errorf("inspect on a down node took %s", d)
+		}
 		// Restart the engine: Ready again without touching shoal.
 		if err := tb.Start(ctx, ia); err != nil {
 			t.Fatal(err)
