@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/replica"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
@@ -200,6 +201,9 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	handler, err := o.replicate(api, disc, log, run)
 	if err != nil {
 		return err
+	}
+	if h, ok := handler.(*replica.Handler); ok {
+		mgr.SetPrimaryCheck(func() bool { _, self := h.Primary(); return self })
 	}
 
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/dockerapi"
@@ -45,6 +46,10 @@ type Manager struct {
 	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
 
 	events hub
+
+	// primary says whether this manager acts for the cluster (with
+	// --replication only the primary reschedules); nil means always.
+	primary atomic.Pointer[func() bool]
 
 	infoMu sync.Mutex
 	infos  map[string]*engineInfo
@@ -102,6 +107,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.expireExecs(time.Now().Add(-time.Hour))
 		}
 	}
+}
+
+// SetPrimaryCheck makes the cluster-wide loops (rescheduling) run only
+// while f says this manager is the primary.
+func (m *Manager) SetPrimaryCheck(f func() bool) { m.primary.Store(&f) }
+
+func (m *Manager) isPrimary() bool {
+	f := m.primary.Load()
+	return f == nil || (*f)()
 }
 
 // KernelVersion is the manager host's kernel.

@@ -50,6 +50,9 @@ func (m *Manager) rescheduleLoop(ctx context.Context) {
 }
 
 func (m *Manager) rescheduleOnce(ctx context.Context, now time.Time) {
+	if !m.isPrimary() {
+		return // a replica leaves this to the primary, or both would recreate
+	}
 	for _, e := range m.pool.Engines() {
 		st, _ := e.State()
 		switch {
