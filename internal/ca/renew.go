@@ -1,0 +1,37 @@
+package ca
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// A certificate is renewed at a random point between 50% and 80% of its
+// lifetime (as swarm mode does), so a fleet issued together does not renew together.
+const (
+	renewLow  = 0.5
+	renewHigh = 0.8
+)
+
+// RenewAt is when a certificate valid from notBefore to notAfter should be
+// renewed. frac in [0,1) picks the point inside the 50%–80% window; pass
+// RenewFraction() in production and fixed values in tests.
+func RenewAt(notBefore, notAfter time.Time, frac float64) time.Time {
+	frac = min(max(frac, 0), 1)
+	life := notAfter.Sub(notBefore)
+	at := renewLow + (renewHigh-renewLow)*frac
+	return notBefore.Add(time.Duration(float64(life) * at))
+}
+
+// RenewIn is how long from now until renewal is due; zero when it is due
+// already (including an expired certificate).
+func RenewIn(notBefore, notAfter, now time.Time, frac float64) time.Duration {
+	return max(RenewAt(notBefore, notAfter, frac).Sub(now), 0)
+}
+
+// NeedsRenewal reports whether renewal is due at now.
+func NeedsRenewal(notBefore, notAfter, now time.Time, frac float64) bool {
+	return RenewIn(notBefore, notAfter, now, frac) == 0
+}
+
+// RenewFraction draws the random point used by RenewAt.
+func RenewFraction() float64 { return rand.Float64() }
