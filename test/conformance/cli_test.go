@@ -136,7 +136,7 @@ func TestCLIContainers(t *testing.T) {
 func TestCLIImages(t *testing.T) {
 	forCLIs(t, "images", func(c *cliRec, p string) {
 		tag := p + "-img:1"
-		c.do("eo", "images", "--format", "{{.Repository}}:{{.Tag}}", "busybox")
+		c.do("eo", "images", "--format", "{{.Repository}}:{{.Tag}} {{.Size}}", "busybox")
 		c.do("eo", "image", "inspect", "-f", "{{.Os}} {{.Architecture}} {{.RepoTags}}", "busybox")
 		c.do("ek", "image", "inspect", "busybox")
 		c.do("eor", "tag", "busybox", tag)

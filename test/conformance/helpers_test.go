@@ -198,3 +198,7 @@ func errForm(r apiResp) string {
 	}
 	return fmt.Sprintf("%d %s", r.Status, norm(string(r.Body)))
 }
+
+func contextWithTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d)
+}

@@ -164,12 +164,18 @@ var (
 // (a trailing * matches a prefix). A known difference is logged, not failed.
 // A * matches any run of characters.
 var known = map[string]string{
-	"*/containers/inspect * [json keys]":           "shoal adds \"Node\" to container inspect (as classic Swarm did): where the container runs",
-	"*/images/load -i <dir>/bb.tar [stdout]":       "load goes to every healthy node; the progress names each node (docs/api.md)",
-	"*/networks-volumes/network create * [stderr]": "network names are unique in the cluster; the conflict says which node holds the name",
-	"moby/*/ContainerInspect [json keys]":          "shoal adds \"Node\" to container inspect (as classic Swarm did)",
-	"python-sdk/*/container.attrs [json keys]":     "shoal adds \"Node\" to container inspect (as classic Swarm did)",
-	"api/*/GET /containers/{id}/json [json keys]":  "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"*/containers/inspect * [json keys]":                 "shoal adds \"Node\" to container inspect (as classic Swarm did): where the container runs",
+	"*/images/load -i <dir>/bb.tar [stdout]":             "load goes to every healthy node; the progress names each node (docs/api.md)",
+	"*/networks-volumes/network create * [stderr]":       "network names are unique in the cluster; the conflict says which node holds the name",
+	"api/version/GET /v1.12/version":                     "shoal's minimum API version is 1.40 (dockerd 20.10 accepts 1.12)",
+	"api/version/GET /v9.99/version":                     "the error names shoal's maximum API version (1.56), not the engine's",
+	"api/*/POST /containers/create (bad json) *":         "shoal answers 400 for malformed JSON as current dockerd does; dockerd 20.10 answered 500",
+	"api/*/GET /containers/json?filters=bad *":           "shoal answers 400 for malformed filters as current dockerd does; dockerd 20.10 answered 500",
+	"api/*/POST /networks/create (same name) [error]":    "network names are unique in the cluster; the conflict says which node holds the name",
+	"api/*/GET /containers/{id}/json?size=1 [json keys]": "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"moby/*/ContainerInspect [json keys]":                "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"python-sdk/*/container.attrs [json keys]":           "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"api/*/GET /containers/{id}/json [json keys]":        "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 }
 
 func knownReason(key string) (string, bool) {
