@@ -15,7 +15,11 @@ func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ params) er
 
 func (s *Server) imageForward(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, err := s.b.ResolveImage(r.Context(), p["name"])
+		ref := p["name"]
+		if tag := r.URL.Query().Get("tag"); action == "push" && tag != "" {
+			ref += ":" + tag // push names the repository and the tag apart
+		}
+		t, err := s.b.ResolveImage(r.Context(), ref)
 		if err != nil {
 			return err
 		}

@@ -156,13 +156,12 @@ func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVer
 	}
 	req.Rules = &placeRules
 
-	e, placed, err := m.place(req)
-	// Right after shoal starts, engines are still being contacted: give
-	// them a moment rather than refuse a create that they could take.
-	for wait := time.Now().Add(10 * time.Second); err != nil && m.anyPending() && time.Now().Before(wait) && ctx.Err() == nil; {
-		time.Sleep(100 * time.Millisecond)
+	var e *engine.Engine
+	var placed scheduler.Container
+	err = m.retryWhilePending(ctx, func() (err error) {
 		e, placed, err = m.place(req)
-	}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -236,6 +235,18 @@ func (m *Manager) removeQuietly(e *engine.Engine, ref string) {
 		m.log.Warn("could not remove half-created container", "node", e.Name(), "ref", ref, "error", err)
 	}
 	e.ForgetContainer(ref)
+}
+
+// retryWhilePending retries a placement that failed while some engines
+// are still being contacted (right after shoal starts), for up to 10 s,
+// rather than refuse work those engines could take.
+func (m *Manager) retryWhilePending(ctx context.Context, place func() error) error {
+	err := place()
+	for wait := time.Now().Add(10 * time.Second); err != nil && m.anyPending() && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+		err = place()
+	}
+	return err
 }
 
 func (m *Manager) anyPending() bool {

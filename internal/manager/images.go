@@ -460,17 +460,25 @@ func (m *Manager) PlaceBuild(ctx context.Context, q url.Values) (dockerapi.Targe
 	if err != nil {
 		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	nodes, byID := m.snapshot()
-	if len(nodes) == 0 {
-		return nil, nil, noHealthy()
-	}
-	n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &rules}, nodes)
+	var target *engine.Engine
+	err = m.retryWhilePending(ctx, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		nodes, byID := m.snapshot()
+		if len(nodes) == 0 {
+			return noHealthy()
+		}
+		n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &rules}, nodes)
+		if err != nil {
+			return errdefs.ErrUnavailable.WithMessage(err.Error())
+		}
+		target = byID[n.ID]
+		return nil
+	})
 	if err != nil {
-		return nil, nil, errdefs.ErrUnavailable.WithMessage(err.Error())
+		return nil, nil, err
 	}
-	return byID[n.ID], q, nil
+	return target, q, nil
 }
 
 func cloneValues(q url.Values) url.Values {

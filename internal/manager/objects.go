@@ -221,20 +221,25 @@ func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (dock
 
 // pickNode chooses where a network or volume without a node goes: the
 // node the scheduler would place an unconstrained container on.
-func (m *Manager) pickNode() (*engine.Engine, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	nodes, byID := m.snapshot()
-	n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &scheduler.Rules{}}, nodes)
-	if err != nil {
-		return nil, errdefs.ErrUnavailable.WithMessage(err.Error())
-	}
-	return byID[n.ID], nil
+func (m *Manager) pickNode(ctx context.Context) (*engine.Engine, error) {
+	var e *engine.Engine
+	err := m.retryWhilePending(ctx, func() error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		nodes, byID := m.snapshot()
+		n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &scheduler.Rules{}}, nodes)
+		if err != nil {
+			return errdefs.ErrUnavailable.WithMessage(err.Error())
+		}
+		e = byID[n.ID]
+		return nil
+	})
+	return e, err
 }
 
 // objectNode decides the node of a network or volume to create: the one
 // named by "node/name", else the scheduler's pick.
-func (m *Manager) objectNode(name string) (*engine.Engine, string, error) {
+func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, string, error) {
 	e, bare := m.splitNode(name)
 	if e != nil {
 		if !e.Healthy() {
@@ -245,7 +250,7 @@ func (m *Manager) objectNode(name string) (*engine.Engine, string, error) {
 	if strings.Contains(bare, "/") {
 		return nil, "", errdefs.ErrNotFound.WithMessage("node " + bare[:strings.IndexByte(bare, '/')] + " not found")
 	}
-	e, err := m.pickNode()
+	e, err := m.pickNode(ctx)
 	return e, bare, err
 }
 
@@ -261,7 +266,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, version string, body []byte
 	if name == "" {
 		return nil, errdefs.ErrInvalidArgument.WithMessage("network name is required")
 	}
-	e, bare, err := m.objectNode(name)
+	e, bare, err := m.objectNode(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -301,7 +306,7 @@ func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte)
 	var bare string
 	var err error
 	if name != "" {
-		if e, bare, err = m.objectNode(name); err != nil {
+		if e, bare, err = m.objectNode(ctx, name); err != nil {
 			return nil, err
 		}
 		if owner, _, err := m.resolveObject(ctx, "volumes", bare); err == nil {
@@ -313,7 +318,7 @@ func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte)
 			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("volume %s exists on several nodes: use <node>/%s", bare, bare))
 		}
 		req["Name"], _ = json.Marshal(bare)
-	} else if e, err = m.pickNode(); err != nil {
+	} else if e, err = m.pickNode(ctx); err != nil {
 		return nil, err
 	}
 	var resp map[string]any
