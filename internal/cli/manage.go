@@ -197,7 +197,21 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	}
 	run("pool", pool.Run)
 	run("manager", mgr.Run)
-	run("discovery", func(ctx context.Context) error { return disc.Watch(ctx, pool.Update) })
+	run("discovery", func(ctx context.Context) error {
+		if nw, ok := disc.(discovery.NodeWatcher); ok {
+			return nw.WatchNodes(ctx, func(nodes []discovery.Node) {
+				addrs := make([]string, len(nodes))
+				for i, n := range nodes {
+					addrs[i] = n.Addr
+				}
+				pool.Update(addrs)
+				for _, n := range nodes {
+					pool.SetAvailability(n.Addr, n.Availability)
+				}
+			})
+		}
+		return disc.Watch(ctx, pool.Update)
+	})
 	handler, err := o.replicate(api, disc, log, run)
 	if err != nil {
 		return err

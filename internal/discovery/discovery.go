@@ -18,6 +18,19 @@ type Backend interface {
 	Watch(ctx context.Context, update func(addrs []string)) error
 }
 
+// Node is what some backends (swarm://) know of an engine beyond its
+// address.
+type Node struct {
+	Addr         string
+	Availability string // "active", "pause" or "drain"
+}
+
+// NodeWatcher is implemented by backends that report more than addresses;
+// the manager prefers it to Watch when a backend has it.
+type NodeWatcher interface {
+	WatchNodes(ctx context.Context, update func(nodes []Node)) error
+}
+
 // New returns the backend for a discovery URI.
 func New(uri string) (Backend, error) { return Open(uri, nil) }
 

@@ -113,6 +113,7 @@ type Engine struct {
 	volumes    []string
 	updated    time.Time
 	since      time.Time         // when state last changed
+	avail      string            // "", "active", "pause" or "drain" (from discovery)
 	ticket     uint64            // refreshes are numbered as they start...
 	written    map[string]uint64 // ...and a container keeps the newest one's result
 	gen        uint64            // bumped on every cache change
@@ -150,6 +151,23 @@ func (e *Engine) State() (State, string) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.state, e.lastErr
+}
+
+// Availability is what discovery says of the node: "active" (or ""),
+// "pause" or "drain"; paused and drained nodes take no new containers.
+func (e *Engine) Availability() string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.avail
+}
+
+func (e *Engine) setAvailability(a string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.avail != a {
+		e.avail = a
+		e.gen++
+	}
 }
 
 // StateSince is when the engine entered its current state.

@@ -109,6 +109,17 @@ func (p *Pool) rebuild() {
 	p.list = list
 }
 
+// SetAvailability records what discovery says of the engine at addr:
+// "active", "pause" or "drain" (swarm-mode discovery reports it).
+func (p *Pool) SetAvailability(addr, availability string) {
+	p.mu.RLock()
+	e := p.engines[strings.TrimSpace(addr)]
+	p.mu.RUnlock()
+	if e != nil {
+		e.setAvailability(availability)
+	}
+}
+
 // Add puts one engine into a running pool (used by tests and simulations).
 func (p *Pool) Add(addr string) {
 	p.mu.RLock()

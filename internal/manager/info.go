@@ -212,6 +212,12 @@ func nodeOf(e *engine.Engine) swarm.Node {
 		Status:      swarm.NodeStatus{Addr: e.IP, Message: msg},
 	}
 	n.Spec.Labels = map[string]string{}
+	switch e.Availability() {
+	case "pause":
+		n.Spec.Availability = swarm.NodeAvailabilityPause
+	case "drain":
+		n.Spec.Availability = swarm.NodeAvailabilityDrain
+	}
 	switch st {
 	case engine.Healthy:
 		n.Status.State = swarm.NodeStateReady

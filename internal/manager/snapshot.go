@@ -47,6 +47,12 @@ func nodeView(e *engine.Engine) *scheduler.Node {
 	switch st, _ := e.State(); st {
 	case engine.Healthy:
 		n.Health = scheduler.Healthy
+		switch e.Availability() {
+		case "pause":
+			n.Health = scheduler.Paused
+		case "drain":
+			n.Health = scheduler.Drained
+		}
 	case engine.Pending:
 		n.Health = scheduler.Pending
 	default:
