@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+)
+
+// fakeEngine is a real HTTP server on a unix socket standing in for dockerd.
+func fakeEngine(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Api-Version", "1.56")
+		io.WriteString(w, "OK")
+	})
+	mux.HandleFunc("POST /echo", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, r.Body)
+	})
+	// /attach hijacks like the engine's attach: 101, then raw bytes both ways.
+	mux.HandleFunc("POST /attach", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(buf, "HTTP/1.1 101 UPGRADED\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+		buf.Flush()
+		io.Copy(conn, buf) // echo until the client half-closes
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+type cluster struct {
+	root    *ca.RootCA
+	tunnels *Tunnels
+	addr    string
+	ln      net.Listener
+}
+
+var fastTiming = Timing{KeepAliveInterval: 200 * time.Millisecond, KeepAliveTimeout: 500 * time.Millisecond}
+
+func keypair(t *testing.T, root *ca.RootCA, id string, role ca.Role) *ca.Keypair {
+	t.Helper()
+	nc, err := root.IssueNode(ca.NodeRequest{NodeID: id, Role: role, Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := nc.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca.NewKeypair(c)
+}
+
+func newManager(t *testing.T, root *ca.RootCA, id string) *cluster {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", root.ServerTLSConfig(keypair(t, root, id, ca.RoleManager)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := NewTunnels(root, fastTiming, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tun.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); tun.Close(); <-done })
+	return &cluster{root: root, tunnels: tun, addr: ln.Addr().String(), ln: ln}
+}
+
+func startNode(t *testing.T, root *ca.RootCA, kp *ca.Keypair, sock string, managers ...string) *Node {
+	t.Helper()
+	n, err := NewNode(NodeConfig{
+		Managers: managers, TLS: root.ClientTLSConfig(kp), EngineSocket: sock,
+		Timing: fastTiming, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n
+}
+
+func waitConnected(t *testing.T, tun *Tunnels, nodeID string, want bool) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		ch := tun.Changed()
+		_, ok := tun.get(nodeID)
+		if ok == want {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("node %s connected=%v, want %v", nodeID, ok, want)
+		}
+	}
+}
+
+func ping(ep *Endpoint) (string, error) {
+	client := &http.Client{Transport: ep.RoundTripper(), Timeout: 5 * time.Second}
+	resp, err := client.Get("http://engine/_ping")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func TestTunnelHTTP(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+
+	peers := m.tunnels.Connected()
+	if len(peers) != 1 || peers[0].Identity.NodeID != "node1" || peers[0].Identity.Role != ca.RoleWorker {
+		t.Fatalf("connected = %+v", peers)
+	}
+	ep := m.tunnels.Endpoint("node1")
+	if got, err := ping(ep); err != nil || got != "OK" {
+		t.Fatalf("ping = %q, %v", got, err)
+	}
+
+	// Many concurrent requests, each with a body larger than a stream window.
+	body := strings.Repeat("0123456789abcdef", 1<<17) // 2 MiB
+	client := &http.Client{Transport: ep.RoundTripper()}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			resp, err := client.Post("http://engine/echo", "text/plain", strings.NewReader(body))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			if err == nil && string(b) != body {
+				err = fmt.Errorf("echo returned %d bytes, want %d", len(b), len(body))
+			}
+			if err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	if _, err := m.tunnels.Endpoint("nobody").Dial(context.Background()); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("dial unknown node: %v", err)
+	}
+}
+
+func TestTunnelHijack(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+
+	conn, err := m.tunnels.Endpoint("node1").Dial(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprint(conn, "POST /attach HTTP/1.1\r\nHost: engine\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	io.WriteString(conn, "hello over the tunnel")
+	conn.Close() // half-close: the engine sees EOF, echoes, and ends
+	got, err := io.ReadAll(br)
+	if err != nil || string(got) != "hello over the tunnel" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+}
+
+func TestTunnelReconnectAndFailover(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m1 := newManager(t, root, "m1")
+	m2 := newManager(t, root, "m2")
+	sock := fakeEngine(t)
+	// A dead address first: the node must move on to a live manager.
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), sock, deadAddr, m1.addr, m2.addr)
+	waitConnected(t, m1.tunnels, "node1", true)
+	ep1 := m1.tunnels.Endpoint("node1")
+	if _, err := ping(ep1); err != nil {
+		t.Fatal(err)
+	}
+
+	// The manager drops the tunnel: the node comes back (same endpoint works).
+	start := time.Now()
+	m1.tunnels.Disconnect("node1")
+	deadline := time.Now().Add(5 * time.Second)
+	for !reconnectedSince(start, m1.tunnels, m2.tunnels) {
+		if time.Now().After(deadline) {
+			t.Fatal("node did not reconnect")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, ok := n.Connected(); !ok {
+		t.Fatal("node does not report its tunnel")
+	}
+	t.Logf("node reconnected in %s", time.Since(start).Round(time.Millisecond))
+
+	if got, err := ping(ep1); err != nil && !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("endpoint after reconnect: %q, %v", got, err)
+	}
+
+	// m1 goes away entirely: the node ends up on m2.
+	m1.tunnels.Close()
+	m1.ln.Close()
+	waitConnected(t, m2.tunnels, "node1", true)
+	if got, err := ping(m2.tunnels.Endpoint("node1")); err != nil || got != "OK" {
+		t.Fatalf("ping via m2 = %q, %v", got, err)
+	}
+}
+
+func TestTunnelRefusesStrangers(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	sock := fakeEngine(t)
+
+	foreign, _ := ca.NewRootCA("c1", time.Now())
+	startNode(t, foreign, keypair(t, foreign, "intruder", ca.RoleWorker), sock, m.addr)
+
+	root.Revocations().Revoke("removed")
+	revoked := startNode(t, root, keypair(t, root, "removed", ca.RoleWorker), sock, m.addr)
+
+	// A worker posing as a manager: the node must not open its engine to it.
+	fakeMgr, err := tls.Listen("tcp", "127.0.0.1:0", root.ServerTLSConfig(keypair(t, root, "w-posing", ca.RoleWorker)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fakeMgr.Close()
+	fakeTunnels := NewTunnels(root, fastTiming, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go fakeTunnels.Serve(ctx, fakeMgr)
+	honest := startNode(t, root, keypair(t, root, "honest", ca.RoleWorker), sock, fakeMgr.Addr().String())
+
+	time.Sleep(time.Second)
+	if peers := m.tunnels.Connected(); len(peers) != 0 {
+		t.Fatalf("refused nodes connected: %+v", peers)
+	}
+	if _, ok := revoked.Connected(); ok {
+		t.Fatal("revoked node believes it is connected")
+	}
+	if peers := fakeTunnels.Connected(); len(peers) != 0 {
+		t.Fatalf("node connected to a worker posing as manager: %+v", peers)
+	}
+	if _, ok := honest.Connected(); ok {
+		t.Fatal("node trusted a worker as manager")
+	}
+}
+
+func TestTunnelDetectsDeadNode(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	sock := fakeEngine(t)
+	// The node reaches the manager through a relay we can freeze, as a
+	// cable pulled out would: no FIN, just silence.
+	relay := newRelay(t, m.addr)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
+		EngineSocket: sock, Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	waitConnected(t, m.tunnels, "node1", true)
+	start := time.Now()
+	relay.freeze()
+	waitConnected(t, m.tunnels, "node1", false)
+	took := time.Since(start)
+	t.Logf("silent node dropped after %s (ping every %s, timeout %s)", took.Round(time.Millisecond), fastTiming.KeepAliveInterval, fastTiming.KeepAliveTimeout)
+	if took > 2*time.Second {
+		t.Fatalf("dead node noticed after %s", took)
+	}
+}
+
+// relay forwards TCP to target until frozen, after which it swallows bytes.
+type relay struct {
+	addr   string
+	mu     sync.Mutex
+	frozen bool
+}
+
+func newRelay(t *testing.T, target string) *relay {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	r := &relay{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); up.Close() })
+			go r.pipe(up, c)
+			go r.pipe(c, up)
+		}
+	}()
+	return r
+}
+
+func (r *relay) freeze() {
+	r.mu.Lock()
+	r.frozen = true
+	r.mu.Unlock()
+}
+
+func (r *relay) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		r.mu.Lock()
+		frozen := r.frozen
+		r.mu.Unlock()
+		if !frozen {
+			dst.Write(buf[:n])
+		}
+	}
+}
+
+func reconnectedSince(t0 time.Time, sets ...*Tunnels) bool {
+	for _, set := range sets {
+		for _, p := range set.Connected() {
+			if p.Identity.NodeID == "node1" && p.Since.After(t0) {
+				return true
+			}
+		}
+	}
+	return false
+}

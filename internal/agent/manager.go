@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/shoal-dev/shoal/internal/ca"
+)
+
+// Tunnels is the manager side: it accepts nodes' tunnels on the cluster
+// port and lets the rest of the manager dial each node's engine through them.
+type Tunnels struct {
+	root   *ca.RootCA
+	timing Timing
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	sessions map[string]*session // by node ID; the newest tunnel wins
+	closed   bool
+	changed  chan struct{} // closed and replaced on every connect/disconnect
+}
+
+type session struct {
+	id   ca.Identity
+	sess *yamux.Session
+	addr net.Addr
+	up   time.Time
+}
+
+// NewTunnels returns an empty set of tunnels whose peers root verifies.
+func NewTunnels(root *ca.RootCA, timing Timing, logger *slog.Logger) *Tunnels {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Tunnels{root: root, timing: timing, log: logger, sessions: map[string]*session{}, changed: make(chan struct{})}
+}
+
+// Serve accepts tunnels on ln, a TLS listener built with
+// ca.RootCA.ServerTLSConfig, until ctx ends or ln fails.
+func (t *Tunnels) Serve(ctx context.Context, ln net.Listener) error {
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("agent: accept: %w", err)
+		}
+		go func() {
+			if err := t.ServeConn(ctx, conn); err != nil {
+				t.log.Debug("agent: tunnel ended", "remote", conn.RemoteAddr(), "err", err)
+			}
+		}()
+	}
+}
+
+// ServeConn runs one node's tunnel on conn (a *tls.Conn, e.g. handed over
+// by a cluster port that also serves other protocols) until it drops.
+func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
+	defer conn.Close()
+	id, err := t.verify(ctx, conn)
+	if err != nil {
+		return err
+	}
+	sess, err := yamux.Client(conn, t.timing.yamux())
+	if err != nil {
+		return fmt.Errorf("agent: start session: %w", err)
+	}
+	s := &session{id: id, sess: sess, addr: conn.RemoteAddr(), up: time.Now()}
+	if err := t.add(s); err != nil {
+		sess.Close()
+		return err
+	}
+	defer t.remove(s)
+	t.log.Info("agent: node connected", "node", id.NodeID, "role", id.Role, "remote", s.addr)
+	select {
+	case <-sess.CloseChan():
+		return fmt.Errorf("agent: tunnel of %s closed", id.NodeID)
+	case <-ctx.Done():
+		sess.Close()
+		return ctx.Err()
+	}
+}
+
+// verify completes the handshake and checks the node certificate against
+// the cluster CA, so a listener with a weaker TLS config still admits only
+// nodes of this cluster.
+func (t *Tunnels) verify(ctx context.Context, conn net.Conn) (ca.Identity, error) {
+	tc, ok := conn.(*tls.Conn)
+	if !ok {
+		return ca.Identity{}, fmt.Errorf("%w: not a TLS connection", ErrIdentity)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		return ca.Identity{}, fmt.Errorf("%w: handshake: %w", ErrIdentity, err)
+	}
+	id, err := t.root.PeerIdentity(tc.ConnectionState())
+	if err != nil {
+		return ca.Identity{}, fmt.Errorf("%w: %w", ErrIdentity, err)
+	}
+	return id, nil
+}
+
+func (t *Tunnels) add(s *session) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return ErrClosed
+	}
+	if old, ok := t.sessions[s.id.NodeID]; ok {
+		old.sess.Close() // the node reconnected; its old tunnel is dead or dying
+	}
+	t.sessions[s.id.NodeID] = s
+	t.notifyLocked()
+	return nil
+}
+
+func (t *Tunnels) remove(s *session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.sessions[s.id.NodeID] == s {
+		delete(t.sessions, s.id.NodeID)
+		t.notifyLocked()
+		t.log.Info("agent: node disconnected", "node", s.id.NodeID)
+	}
+}
+
+func (t *Tunnels) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+func (t *Tunnels) get(nodeID string) (*session, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.sessions[nodeID]
+	return s, ok
+}
+
+// Changed returns a channel closed at the next connect or disconnect.
+func (t *Tunnels) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
+// Peer describes a connected node.
+type Peer struct {
+	Identity ca.Identity
+	Remote   net.Addr
+	Since    time.Time
+}
+
+// Connected lists the connected nodes, sorted by node ID.
+func (t *Tunnels) Connected() []Peer {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Peer, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		out = append(out, Peer{Identity: s.id, Remote: s.addr, Since: s.up})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Identity.NodeID < out[j].Identity.NodeID })
+	return out
+}
+
+// Disconnect drops a node's tunnel, e.g. after `docker node rm` revoked it
+// (revocation itself keeps it from connecting again).
+func (t *Tunnels) Disconnect(nodeID string) bool {
+	s, ok := t.get(nodeID)
+	if ok {
+		s.sess.Close()
+	}
+	return ok
+}
+
+// Close drops every tunnel and refuses new ones.
+func (t *Tunnels) Close() error {
+	t.mu.Lock()
+	t.closed = true
+	sessions := make([]*session, 0, len(t.sessions))
+	for _, s := range t.sessions {
+		sessions = append(sessions, s)
+	}
+	t.mu.Unlock()
+	for _, s := range sessions {
+		s.sess.Close()
+	}
+	return nil
+}
+
+// Endpoint returns the way to one node's engine. It looks the tunnel up
+// at each dial, so it stays valid across the node's reconnections.
+func (t *Tunnels) Endpoint(nodeID string) *Endpoint {
+	e := &Endpoint{tunnels: t, nodeID: nodeID}
+	e.transport = &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return e.Dial(ctx)
+		},
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 0, // engine calls like wait and logs legitimately block
+	}
+	return e
+}
+
+// Endpoint dials one node's engine through its tunnel.
+type Endpoint struct {
+	tunnels   *Tunnels
+	nodeID    string
+	transport *http.Transport
+}
+
+// NodeID is the node this endpoint reaches.
+func (e *Endpoint) NodeID() string { return e.nodeID }
+
+// Dial opens a new stream to the node's engine: a connection to its API
+// socket as if dialled locally.
+func (e *Endpoint) Dial(ctx context.Context) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, ok := e.tunnels.get(e.nodeID)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotConnected, e.nodeID)
+	}
+	conn, err := s.sess.Open()
+	if errors.Is(err, yamux.ErrSessionShutdown) {
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotConnected, e.nodeID, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: open stream to %s: %w", e.nodeID, err)
+	}
+	return conn, nil
+}
+
+// RoundTripper sends HTTP requests to the node's engine through the
+// tunnel, whatever host the request URL names; idle connections (streams)
+// are reused as with any http.Transport.
+func (e *Endpoint) RoundTripper() http.RoundTripper { return e.transport }
+
+// CloseIdle closes pooled idle streams, e.g. when the node is removed.
+func (e *Endpoint) CloseIdle() { e.transport.CloseIdleConnections() }

@@ -1,0 +1,217 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// NodeConfig configures the node side of the tunnel.
+type NodeConfig struct {
+	// Managers are the cluster ports (host:port) to try, in turn.
+	Managers []string
+	// TLS presents the node certificate and checks the manager's; build it
+	// with ca.RootCA.ClientTLSConfig.
+	TLS *tls.Config
+	// EngineSocket is the local engine's unix socket, e.g. /var/run/docker.sock.
+	EngineSocket string
+	// DialEngine overrides how the engine is reached (default: EngineSocket).
+	DialEngine func(ctx context.Context) (net.Conn, error)
+	// DialManager overrides the TCP dial to a manager (default: net.Dialer).
+	DialManager func(ctx context.Context, addr string) (net.Conn, error)
+	Timing      Timing
+	// MinBackoff and MaxBackoff bound the wait between failed connection
+	// attempts (defaults 100ms and 5s); the wait doubles after each failure.
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+}
+
+// Node keeps the node's tunnel to a manager up and serves the managers'
+// streams by proxying each one to the local engine.
+type Node struct {
+	cfg NodeConfig
+	log *slog.Logger
+
+	mu        sync.Mutex
+	connected string // manager address while a tunnel is up
+}
+
+// NewNode checks cfg and fills in defaults.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	if len(cfg.Managers) == 0 || cfg.TLS == nil {
+		return nil, fmt.Errorf("agent: node needs manager addresses and a TLS config")
+	}
+	if cfg.DialEngine == nil {
+		if cfg.EngineSocket == "" {
+			return nil, fmt.Errorf("agent: node needs an engine socket")
+		}
+		sock := cfg.EngineSocket
+		cfg.DialEngine = func(ctx context.Context) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}
+	}
+	if cfg.DialManager == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}
+		cfg.DialManager = func(ctx context.Context, addr string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	cfg.MinBackoff = cmp(cfg.MinBackoff, 100*time.Millisecond)
+	cfg.MaxBackoff = cmp(cfg.MaxBackoff, 5*time.Second)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Node{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Connected returns the manager address of the live tunnel, if any.
+func (n *Node) Connected() (string, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.connected, n.connected != ""
+}
+
+func (n *Node) setConnected(addr string) {
+	n.mu.Lock()
+	n.connected = addr
+	n.mu.Unlock()
+}
+
+// Run keeps a tunnel up until ctx ends, moving to the next manager when
+// one cannot be reached or its tunnel drops, and backing off while none
+// can. It returns ctx.Err().
+func (n *Node) Run(ctx context.Context) error {
+	backoff := n.cfg.MinBackoff
+	for i := 0; ; i++ {
+		addr := n.cfg.Managers[i%len(n.cfg.Managers)]
+		served, err := n.serveOnce(ctx, addr)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		n.log.Warn("agent: tunnel down", "manager", addr, "err", err)
+		if served {
+			backoff = n.cfg.MinBackoff
+			continue // a tunnel that worked gets replaced at once
+		}
+		if !sleep(ctx, jitter(backoff)) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, n.cfg.MaxBackoff)
+	}
+}
+
+// serveOnce dials addr and serves its streams until the tunnel drops;
+// served reports whether the tunnel came up at all.
+func (n *Node) serveOnce(ctx context.Context, addr string) (served bool, err error) {
+	conn, err := n.dial(ctx, addr)
+	if err != nil {
+		return false, err
+	}
+	sess, err := yamux.Server(conn, n.cfg.Timing.yamux())
+	if err != nil {
+		conn.Close()
+		return false, fmt.Errorf("agent: start session: %w", err)
+	}
+	// With TLS 1.3 the client's handshake ends before the manager has
+	// checked the node certificate; one ping proves the manager admitted
+	// us, so a refused (e.g. revoked) node backs off instead of spinning.
+	if _, err := sess.Ping(); err != nil {
+		sess.Close()
+		return false, fmt.Errorf("agent: manager %s refused the tunnel: %w", addr, err)
+	}
+	n.setConnected(addr)
+	defer n.setConnected("")
+	n.log.Info("agent: tunnel up", "manager", addr)
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	defer sess.Close()
+	return true, n.accept(ctx, sess)
+}
+
+func (n *Node) dial(ctx context.Context, addr string) (*tls.Conn, error) {
+	raw, err := n.cfg.DialManager(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("agent: dial %s: %w", addr, err)
+	}
+	cfg := n.cfg.TLS.Clone()
+	conn := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("agent: TLS handshake with %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func (n *Node) accept(ctx context.Context, sess *yamux.Session) error {
+	for {
+		stream, err := sess.Accept()
+		if err != nil {
+			return fmt.Errorf("agent: accept: %w", err)
+		}
+		go n.proxy(ctx, stream)
+	}
+}
+
+// proxy joins one manager stream to a fresh engine connection, passing
+// half-closes through so hijacked (attach, exec) streams end cleanly.
+func (n *Node) proxy(ctx context.Context, stream net.Conn) {
+	defer stream.Close()
+	engine, err := n.cfg.DialEngine(ctx)
+	if err != nil {
+		n.log.Warn("agent: dial engine", "err", err)
+		return
+	}
+	defer engine.Close()
+	join(stream, engine)
+}
+
+// join copies both ways until both directions end. The end of one
+// direction is passed on as a half-close where the connection supports it.
+func join(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { copyHalf(b, a) })
+	wg.Go(func() { copyHalf(a, b) })
+	wg.Wait()
+}
+
+type closeWriter interface{ CloseWrite() error }
+
+func copyHalf(dst, src net.Conn) {
+	_, err := io.Copy(dst, src)
+	if cw, ok := dst.(closeWriter); ok && err == nil {
+		cw.CloseWrite()
+		return
+	}
+	// No half-close (a yamux stream's Close is one) or an error: close.
+	dst.Close()
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		src.Close()
+	}
+}
+
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
