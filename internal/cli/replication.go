@@ -33,11 +33,22 @@ func (o *manageOpts) openDiscovery(uri string, log *slog.Logger) (discovery.Back
 			log.Warn("discovery store; keeping the last known engines", "store", kv.String(), "error", err)
 		}
 	}
+	sw, isSwarm := disc.(*discovery.Swarm)
+	if isSwarm {
+		// The swarm's engines, the opening one included, use --engine-tls*.
+		if sw.TLS, err = o.engineTLSConfig(); err != nil {
+			return nil, fmt.Errorf("engine TLS: %w", err)
+		}
+		sw.TTL = o.replicationTTL
+		sw.OnError = func(err error) {
+			log.Warn("swarm discovery; keeping the last known engines", "swarm", sw.String(), "error", err)
+		}
+	}
 	if !o.replication {
 		return disc, nil
 	}
-	if !isKV {
-		return nil, fmt.Errorf("--replication needs a key-value store discovery (etcd://, zk://, consul://), not %q", uri)
+	if !isKV && !isSwarm {
+		return nil, fmt.Errorf("--replication needs a key-value store discovery (etcd://, zk://, consul://) or swarm://, not %q", uri)
 	}
 	if o.advertise == "" {
 		return nil, errors.New("--replication needs --advertise: the host:port other managers reach this one's API at")
@@ -68,6 +79,14 @@ func (o *manageOpts) replicate(api http.Handler, disc discovery.Backend, log *sl
 		fwdTLS = c
 	}
 	h := replica.New(api, o.advertise, fwdTLS, log)
+	if sw, ok := disc.(*discovery.Swarm); ok {
+		// The shoal on the swarm leader's node is primary; one that stops
+		// answering is passed over after --replication-ttl.
+		sw.Probe = discovery.PingProbe(fwdTLS)
+		log.Info("replication: primary follows the swarm leader", "advertise", o.advertise, "swarm", sw.String(), "ttl", o.replicationTTL)
+		run("replication", func(ctx context.Context) error { return h.Run(ctx, sw) })
+		return h, nil
+	}
 	kv := disc.(*discovery.KV)
 	log.Info("replication: campaigning for primary", "advertise", o.advertise, "store", kv.String(), "ttl", o.replicationTTL)
 	run("replication", func(ctx context.Context) error { return h.Run(ctx, kv) })

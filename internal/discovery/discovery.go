@@ -56,8 +56,10 @@ func Open(uri string, opts map[string]string) (Backend, error) {
 		return &File{Path: rest}, nil
 	case "etcd", "zk", "consul":
 		return openKV(scheme, rest, opts)
+	case "swarm":
+		return openSwarm(rest, opts)
 	}
-	return nil, fmt.Errorf("discovery %q: unsupported scheme %q (supported: nodes://, file://, etcd://, zk://, consul://)", uri, scheme)
+	return nil, fmt.Errorf("discovery %q: unsupported scheme %q (supported: nodes://, file://, etcd://, zk://, consul://, swarm://)", uri, scheme)
 }
 
 // Static is a fixed list of engines.
