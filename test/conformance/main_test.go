@@ -173,6 +173,7 @@ var known = map[string]string{
 	"api/*/GET /containers/json?filters=bad *":           "shoal answers 400 for malformed filters as current dockerd does; dockerd 20.10 answered 500",
 	"api/*/POST /networks/create (same name) [error]":    "network names are unique in the cluster; the conflict says which node holds the name",
 	"api/*/GET /containers/{id}/json?size=1 [json keys]": "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"python-sdk/*/networks.create duplicate":             "network names are unique in the cluster; the conflict says which node holds the name",
 	"moby/*/ContainerInspect [json keys]":                "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"python-sdk/*/container.attrs [json keys]":           "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"api/*/GET /containers/{id}/json [json keys]":        "shoal adds \"Node\" to container inspect (as classic Swarm did)",
