@@ -10,6 +10,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/ca"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
 type node struct {
@@ -108,26 +109,32 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 }
 
-// A worker certificate is from the cluster CA but must not reach the store.
+// A worker certificate is from the cluster CA but must not reach the
+// store; a manager certificate through the same client code does.
 func TestWorkerCertificateRefused(t *testing.T) {
 	c := newTestCA(t)
 	cfg := c.config(t, "m0")
-	s := mustOpen(t, cfg)
-	_ = s
-	files := c.files(t, "w1", ca.RoleWorker)
-	info := transport.TLSInfo{CertFile: files.CertFile, KeyFile: files.KeyFile, TrustedCAFile: files.CAFile}
-	tlsCfg, err := info.ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{cfg.ClientURL}, TLS: tlsCfg, DialTimeout: time.Second})
-	if err == nil {
+	mustOpen(t, cfg)
+	read := func(files TLSFiles) error {
+		info := transport.TLSInfo{CertFile: files.CertFile, KeyFile: files.KeyFile, TrustedCAFile: files.CAFile}
+		tlsCfg, err := info.ClientConfig()
+		if err != nil {
+			return err
+		}
+		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{cfg.ClientURL}, TLS: tlsCfg, DialTimeout: time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return err
+		}
 		defer cl.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_, err = cl.Get(ctx, "/shoal/", clientv3.WithSerializable())
+		return err
 	}
-	if err == nil {
+	if err := read(c.files(t, "m9", ca.RoleManager)); err != nil {
+		t.Fatalf("manager certificate refused: %v", err)
+	}
+	if err := read(c.files(t, "w1", ca.RoleWorker)); err == nil {
 		t.Fatal("worker certificate read the store")
 	}
 }
