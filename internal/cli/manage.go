@@ -62,10 +62,16 @@ Discovery:
       <prefix>/docker/swarm/nodes/; the store is watched, and while it cannot
       be reached the last known engines stay (TLS to the store:
       --discovery-opt kv.cacertfile=... kv.certfile=... kv.keyfile=...)
+  swarm://unix:///var/run/docker.sock, swarm://tcp://host:2375, swarm://host:2375
+      the nodes of a Docker swarm, read from that swarm-mode manager engine
+      and kept current from its node events; each node's engine at
+      <node address>:2375 (--discovery-opt swarm.port=N; TLS with the
+      --engine-tls* flags); paused, drained and not-Ready nodes take nothing
 
-Replication (key-value discovery only): with --replication --advertise
-host:port the managers elect a primary through the store; the others
-forward every API call to it and answer /_ping and /info themselves.
+Replication (key-value or swarm discovery): with --replication --advertise
+host:port the managers elect a primary through the store (with swarm://:
+the shoal on the swarm leader's node is primary); the others forward every
+API call to it and answer /_ping and /info themselves.
 
 Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
 with the --engine-tls* flags).`,
@@ -98,8 +104,8 @@ with the --engine-tls* flags).`,
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
-	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile; repeatable)")
-	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value discovery; replicas forward to it")
+	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile, swarm.port; repeatable)")
+	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value or swarm discovery; replicas forward to it")
 	f.StringVar(&o.advertise, "advertise", "", "with --replication: host:port at which the other managers reach this manager's API")
 	f.DurationVar(&o.replicationTTL, "replication-ttl", 15*time.Second, "with --replication: how long a dead primary keeps its role before another takes over")
 	return cmd

@@ -1,7 +1,8 @@
 // Package discovery tells the manager which engines form the pool: a static
 // list (nodes://), a watched file (file://), or the entries that `shoal join`
-// keeps in a key-value store (etcd://, zk://, consul://), which also elect
-// the primary of replicated managers.
+// keeps in a key-value store (etcd://, zk://, consul://), or the nodes of a
+// Docker swarm (swarm://); the last two also elect the primary of
+// replicated managers.
 package discovery
 
 import (
