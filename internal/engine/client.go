@@ -20,8 +20,9 @@ import (
 // It is deliberately thin: shoal forwards most calls nearly verbatim, so it
 // needs raw requests and raw connections as much as decoded JSON.
 type Client struct {
-	network string // "tcp" or "unix"
-	address string // host:port or socket path
+	dial    func(ctx context.Context) (net.Conn, error) // set for custom schemes (agent tunnels)
+	network string                                      // "tcp" or "unix"
+	address string                                      // host:port or socket path
 	tls     *tls.Config
 	scheme  string // http or https
 	host    string // Host header / URL host
@@ -69,8 +70,24 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 		}
 	}
 	c.dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	c.hc = &http.Client{Transport: c.transport()}
+	return c, nil
+}
+
+// NewClientDial returns a client for an engine reached through dial (an
+// agent's tunnel, already mutually authenticated): plain HTTP over it.
+func NewClientDial(name string, dial func(ctx context.Context) (net.Conn, error)) *Client {
+	c := &Client{dial: dial, network: "custom", address: name, scheme: "http", host: "docker"}
+	c.hc = &http.Client{Transport: c.transport()}
+	return c
+}
+
+func (c *Client) transport() *http.Transport {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			if c.dial != nil {
+				return c.dial(ctx)
+			}
 			return c.dialer.DialContext(ctx, c.network, c.address)
 		},
 		TLSClientConfig:     c.tls,
@@ -87,13 +104,15 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 	if c.scheme == "https" && c.network == "unix" {
 		tr.DialTLSContext = func(ctx context.Context, _, _ string) (net.Conn, error) { return c.Dial(ctx) }
 	}
-	c.hc = &http.Client{Transport: tr}
-	return c, nil
+	return tr
 }
 
 // Dial opens a fresh connection to the engine (TLS when configured); used for
 // hijacked streams (attach, exec start).
 func (c *Client) Dial(ctx context.Context) (net.Conn, error) {
+	if c.dial != nil {
+		return c.dial(ctx)
+	}
 	conn, err := c.dialer.DialContext(ctx, c.network, c.address)
 	if err != nil {
 		return nil, err

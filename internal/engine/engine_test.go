@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"testing"
 	"time"
 )
@@ -108,5 +111,24 @@ func TestAppendJSONString(t *testing.T) {
 		if err := json.Unmarshal(appendJSONString(nil, s), &back); err != nil || back != s {
 			t.Errorf("%q → %s → %q %v", s, appendJSONString(nil, s), back, err)
 		}
+	}
+}
+
+func TestRegisteredSchemeDials(t *testing.T) {
+	p := NewPool(Options{}, nil)
+	var got string
+	p.RegisterScheme("tunnel", func(ctx context.Context, address string) (net.Conn, error) {
+		got = address
+		return nil, errors.New("no tunnel")
+	})
+	c, err := p.newClient("tunnel://node-abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Dial(context.Background()); err == nil || got != "node-abc" {
+		t.Fatalf("dial went to %q, err %v", got, err)
+	}
+	if _, err := p.newClient("bogus://x"); err == nil {
+		t.Fatal("unregistered scheme accepted")
 	}
 }

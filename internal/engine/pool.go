@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +26,28 @@ type Pool struct {
 	started bool
 	wg      sync.WaitGroup
 	list    []*Engine // sorted snapshot, rebuilt on change
+	schemes map[string]func(ctx context.Context, address string) (net.Conn, error)
+}
+
+// RegisterScheme makes addresses "<scheme>://<address>" reach their engine
+// through dial (the built-in cluster's agent tunnels use "tunnel://<node ID>").
+// Call it before Update names such addresses.
+func (p *Pool) RegisterScheme(scheme string, dial func(ctx context.Context, address string) (net.Conn, error)) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.schemes == nil {
+		p.schemes = map[string]func(ctx context.Context, address string) (net.Conn, error){}
+	}
+	p.schemes[scheme] = dial
+}
+
+func (p *Pool) newClient(addr string) (*Client, error) {
+	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
+		if dial, ok := p.schemes[scheme]; ok {
+			return NewClientDial(rest, func(ctx context.Context) (net.Conn, error) { return dial(ctx, rest) }), nil
+		}
+	}
+	return NewClient(addr, p.tls)
 }
 
 // NewPool returns an empty pool. tlsConf (may be nil) is used for tcp engines.
@@ -73,7 +96,7 @@ func (p *Pool) Update(addrs []string) {
 		if _, ok := p.engines[a]; ok {
 			continue
 		}
-		c, err := NewClient(a, p.tls)
+		c, err := p.newClient(a)
 		if err != nil {
 			p.opts.Logger.Error("bad engine address", "addr", a, "error", err)
 			continue
