@@ -136,6 +136,16 @@ func TestSwarmDiscovery(t *testing.T) {
 	s := startSwarm(t)
 	allUp := map[string]string{"node1": "ready/active", "node2": "ready/active", "node3": "ready/active"}
 
+	// shoal list over the manager's unix socket, with the engines' port.
+	var wantList []string
+	for _, e := range s.Engines {
+		wantList = append(wantList, e.IP+":2375")
+	}
+	slices.Sort(wantList)
+	if got := list(t, "swarm://"+s.Engines[0].UnixHost()); !slices.Equal(got, wantList) {
+		t.Fatalf("shoal list swarm://unix: %v, want %v", got, wantList)
+	}
+
 	m1 := swarmReplicated(t, "shoal1", "swarm://"+s.Engines[0].TCPAddr)
 	t.Logf("pool of 3 swarm nodes after %s", waitPool(t, m1, 20*time.Second, allUp).Round(10*time.Millisecond))
 	if out, err := m1.docker(t, "", "node", "ls"); err != nil {
