@@ -127,9 +127,34 @@ func (m *Manager) nameOwner(name string) string {
 	return ""
 }
 
+// confirmNameOwner checks with its engine that the cached holder of name
+// still exists, and forgets it if not: the engine's destroy event may not
+// have arrived yet (`docker run --rm --name x ...; docker run --name x ...`).
+func (m *Manager) confirmNameOwner(ctx context.Context, name string) {
+	if name == "" {
+		return
+	}
+	for _, e := range m.pool.Engines() {
+		for _, c := range e.Containers() {
+			if c.Name() != name || !e.Healthy() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := e.Client().JSON(cctx, "GET", e.APIPath("", "/containers/"+c.ID+"/json"), nil, nil, nil)
+			cancel()
+			if errdefs.IsNotFound(err) {
+				e.ForgetContainer(c.ID)
+			} else if err == nil {
+				_ = e.RefreshContainer(ctx, c.ID) // it may have been renamed
+			}
+		}
+	}
+}
+
 // CreateContainer places a container on a node and creates it there.
 func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error) {
 	name = strings.TrimPrefix(name, "/")
+	m.confirmNameOwner(ctx, name)
 	if name != "" && !validName.MatchString("/"+name) {
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
 	}
@@ -336,6 +361,7 @@ func (m *Manager) CheckRename(ctx context.Context, id, newName string) (func(), 
 	if !validName.MatchString("/" + newName) {
 		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName))
 	}
+	m.confirmNameOwner(ctx, newName)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if owner := m.nameOwner(newName); owner != "" && owner != id {

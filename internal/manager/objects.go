@@ -240,17 +240,26 @@ func (m *Manager) pickNode(ctx context.Context) (*engine.Engine, error) {
 // objectNode decides the node of a network or volume to create: the one
 // named by "node/name", else the scheduler's pick.
 func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, string, error) {
-	e, bare := m.splitNode(name)
+	var e *engine.Engine
+	var bare string
+	// A node named right after shoal starts may not have answered yet.
+	err := m.retryWhilePending(ctx, func() error {
+		e, bare = m.splitNode(name)
+		if e == nil && strings.Contains(bare, "/") {
+			return errdefs.ErrNotFound.WithMessage("node " + bare[:strings.IndexByte(bare, '/')] + " not found")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
 	if e != nil {
 		if !e.Healthy() {
 			return nil, "", errdefs.ErrUnavailable.WithMessage("node " + e.Name() + " is not healthy")
 		}
 		return e, bare, nil
 	}
-	if strings.Contains(bare, "/") {
-		return nil, "", errdefs.ErrNotFound.WithMessage("node " + bare[:strings.IndexByte(bare, '/')] + " not found")
-	}
-	e, err := m.pickNode(ctx)
+	e, err = m.pickNode(ctx)
 	return e, bare, err
 }
 
