@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/discovery"
 )
 
@@ -19,14 +20,24 @@ type joinOpts struct {
 	ttl           time.Duration
 	discoveryOpts []string
 	logLevel      string
+	token         string // built-in cluster join
+	cluster       clusterOpts
 }
 
 func newJoinCmd() *cobra.Command {
 	o := &joinOpts{}
 	cmd := &cobra.Command{
-		Use:   "join --advertise <engine address> [flags] <discovery>",
-		Short: "Register an engine in a key-value store discovery",
-		Long: `Register the engine at --advertise under <discovery> (etcd://, zk://,
+		Use:   "join --token <token> [flags] <manager host:port> | join --advertise <engine address> [flags] <discovery>",
+		Short: "Join a built-in cluster, or register an engine in a key-value store discovery",
+		Long: `With --token: join the built-in cluster of the manager at <manager
+host:port> (its cluster port, 2377). The node checks the manager's root CA
+against the token, receives its certificate and keeps mutual-TLS tunnels to
+the managers, through which they reach the local --engine (no TCP port
+needed). With a manager token the host also joins the replicated store and
+serves the Docker API on -H. Started again with the same --data-dir, the node
+comes back without a token.
+
+Without --token: register the engine at --advertise under <discovery> (etcd://, zk://,
 consul://) and refresh the entry every --heartbeat. The entry expires --ttl
 after the last refresh, so when this process dies the engine leaves the pool
 of every shoal manager watching the store; when it stops normally (SIGTERM,
@@ -41,14 +52,22 @@ Discovery:
 
 TLS to the store: --discovery-opt kv.cacertfile=ca.pem
   --discovery-opt kv.certfile=cert.pem --discovery-opt kv.keyfile=key.pem`,
-		Example: `  shoal join --advertise 10.0.0.11:2375 etcd://10.0.0.2:2379/shoal
+		Example: `  shoal join --token SWMTKN-1-... 10.0.0.1:2377
+  shoal join --token SWMTKN-1-... --engine unix:///var/run/docker.sock --data-dir /var/lib/shoal 10.0.0.1:2377
+  shoal join --advertise 10.0.0.11:2375 etcd://10.0.0.2:2379/shoal
   shoal join --advertise 10.0.0.11:2375 --heartbeat 5s --ttl 15s zk://10.0.0.2,10.0.0.3/shoal`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.token != "" {
+				o.cluster.logLevel = o.logLevel
+				return runClusterNode(cmd.Context(), &o.cluster, cluster.Config{Token: o.token, JoinAddr: args[0]})
+			}
 			return runJoin(cmd.Context(), o, args[0])
 		},
 	}
+	o.cluster.flags(cmd, true)
 	f := cmd.Flags()
+	f.StringVar(&o.token, "token", "", "join token (SWMTKN-1-...) of the built-in cluster; the argument is then a manager's cluster port")
 	f.StringVar(&o.advertise, "advertise", "", "address of the engine to register (host:port, as managers should dial it)")
 	f.DurationVar(&o.heartbeat, "heartbeat", 20*time.Second, "how often the entry is refreshed")
 	f.DurationVar(&o.ttl, "ttl", 60*time.Second, "how long the entry outlives its last refresh")

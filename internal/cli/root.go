@@ -27,7 +27,7 @@ fits best, and every later call goes to the engine that holds the object.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd())
+	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd(), newInitCmd(), newJoinTokenCmd())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)

@@ -245,4 +245,8 @@ func (s *Server) routes() {
 
 	rt.handle("GET", "/nodes", s.listNodes)
 	rt.handle("GET", "/nodes/{id}", s.inspectNode)
+	rt.handle("POST", "/nodes/{id}/update", s.updateNode)
+	rt.handle("DELETE", "/nodes/{id}", s.removeNode)
+	rt.handle("GET", "/swarm", s.inspectSwarm)
+	rt.handle("POST", "/swarm/update", s.updateSwarm)
 }

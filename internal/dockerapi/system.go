@@ -16,6 +16,9 @@ func (s *Server) ping(w http.ResponseWriter, r *http.Request, _ params) error {
 	h.Set("Builder-Version", "1")
 	h.Set("Cache-Control", "no-cache, no-store, must-revalidate")
 	h.Set("Pragma", "no-cache")
+	if sw := s.swarmHeader(); sw != "" {
+		h.Set("Swarm", sw)
+	}
 	if r.Method == http.MethodHead {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
 		h.Set("Content-Length", "0")

@@ -42,6 +42,9 @@ func (m *Manager) Info(ctx context.Context) (*system.Info, error) {
 		DefaultRuntime:     "runc",
 		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
 	}
+	if m.cfg.Cluster != nil {
+		info.Swarm = m.cfg.Cluster.SwarmInfo(ctx)
+	}
 	images := map[string]bool{}
 	status := [][2]string{{"Strategy", m.cfg.Strategy}, {"Nodes", fmt.Sprint(len(engines))}}
 	for _, e := range engines {
@@ -147,6 +150,18 @@ func (m *Manager) Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error)
 		return nil, err
 	}
 	out := []swarm.Node{}
+	if m.cfg.Cluster != nil {
+		all, err := m.cfg.Cluster.Nodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range all {
+			if nodeMatches(n, f) {
+				out = append(out, n)
+			}
+		}
+		return out, nil
+	}
 	for _, e := range m.pool.Engines() {
 		n := nodeOf(e)
 		if !nodeMatches(n, f) {
@@ -189,6 +204,9 @@ func nodeMatches(n swarm.Node, f map[string][]string) bool {
 
 // Node finds one node by ID, ID prefix, hostname or address.
 func (m *Manager) Node(ctx context.Context, ref string) (*swarm.Node, error) {
+	if m.cfg.Cluster != nil {
+		return m.cfg.Cluster.Node(ctx, ref)
+	}
 	e, err := m.pool.Node(ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {

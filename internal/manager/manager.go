@@ -32,6 +32,9 @@ type Config struct {
 	RescheduleAfter time.Duration
 	Version         string
 	Logger          *slog.Logger
+	// Cluster, when set, is the built-in cluster: nodes, swarm and node
+	// labels come from it (nil: classic mode, engines listed as nodes).
+	Cluster Cluster
 }
 
 // Manager implements dockerapi.Backend over an engine pool.

@@ -24,6 +24,11 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 			m.snaps[e.ID] = s
 		}
 		n := s.node
+		if m.cfg.Cluster != nil {
+			cp := *n
+			cp.Labels = m.withNodeLabels(e.Addr, n.Labels)
+			n = &cp
+		}
 		if p := m.pending[e.ID]; len(p) > 0 {
 			cp := *n
 			cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// clusterOpts are the flags of `shoal init` and of `shoal join --token`.
+type clusterOpts struct {
+	hosts         []string
+	advertiseAddr string
+	listenAddr    string
+	dataDir       string
+	engine        string
+	strategy      string
+	refresh       time.Duration
+	failureRetry  int
+	logLevel      string
+}
+
+func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
+	f := cmd.Flags()
+	if withHosts {
+		f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on when this node is a manager (tcp://host:port or unix:///path; repeatable)")
+	}
+	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
+	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/shoal", "directory of this node's certificates, state and (managers) replicated store")
+	f.StringVar(&o.engine, "engine", "unix:///var/run/docker.sock", "this host's Docker engine (unix:///path or tcp://host:port); managers reach it only through this node's tunnel")
+	f.StringVar(&o.strategy, "strategy", "spread", "placement strategy when this node is a manager: spread, binpack or random")
+	f.DurationVar(&o.refresh, "engine-refresh-interval", 5*time.Second, "how often each engine's health is checked (managers)")
+	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy (managers)")
+}
+
+func newInitCmd() *cobra.Command {
+	o := &clusterOpts{}
+	cmd := &cobra.Command{
+		Use:   "init [flags]",
+		Short: "Create a built-in cluster with this host as its first manager",
+		Long: `Create a cluster: a cluster ID, a root CA, join tokens and the replicated
+store, with this host as its first manager. The Docker API is served on the
+-H addresses and joins and node tunnels on --listen-addr. The command prints
+the 'shoal join' commands for workers and managers, as 'docker swarm init'
+does, then keeps serving. Started again with the same --data-dir, the node
+comes back as it was.`,
+		Example: `  shoal init -H tcp://0.0.0.0:2375 --advertise-addr 10.0.0.1
+  shoal join-token worker`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runClusterNode(cmd.Context(), o, cluster.Config{Init: true})
+		},
+	}
+	o.flags(cmd, true)
+	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// runClusterNode starts this node of the cluster and, on a manager, the
+// engine pool, the manager and the Docker API over them.
+func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	strategy, err := scheduler.ParseStrategy(o.strategy)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	var mgr *manager.Manager
+	pool := engine.NewPool(engine.Options{
+		RefreshInterval: o.refresh, FailureRetry: o.failureRetry, Logger: log, KeepSpec: manager.WantsReschedule,
+		OnState: func(e *engine.Engine, old, new engine.State) {
+			if mgr != nil {
+				mgr.EngineStateChanged(e, old, new)
+			}
+		},
+	}, nil)
+	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
+	cc.Pool, cc.Logger = pool, log
+	cl, err := cluster.New(cc)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := cl.Start(ctx); err != nil {
+		return err
+	}
+	defer cl.Close()
+	log.Info("cluster node ready", "node", cl.NodeID(), "manager", cl.IsManager(), "took", time.Since(start).Round(time.Millisecond))
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	run := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				log.Error("component stopped", "component", name, "error", err)
+				cancel()
+			}
+		}()
+	}
+	defer wg.Wait()
+	run("cluster", cl.Run)
+	if !cl.IsManager() {
+		fmt.Fprintf(os.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
+		<-ctx.Done()
+		return nil
+	}
+	listeners, err := listen(o.hosts, nil)
+	if err != nil {
+		cancel()
+		return err
+	}
+	mgr = manager.New(manager.Config{
+		Pool: pool, Placer: scheduler.New(strategy, scheduler.Options{Overcommit: 0.05}), Strategy: o.strategy,
+		Version: Version, Logger: log, Cluster: cl,
+	})
+	api := dockerapi.New(mgr, Version, log)
+	run("pool", pool.Run)
+	run("manager", mgr.Run)
+	if cc.Init {
+		printJoinCommands(ctx, cl)
+	}
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		log.Info("serving the Docker API", "addr", l.Addr().String())
+		go func() { errc <- srv.Serve(l) }()
+	}
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("API server stopped", "error", err)
+	}
+	cancel()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = srv.Shutdown(sctx)
+	srv.Close()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// printJoinCommands tells the user how to add nodes, as docker swarm init does.
+func printJoinCommands(ctx context.Context, cl *cluster.Cluster) {
+	sw, err := cl.Swarm(ctx)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(os.Stdout, "Cluster initialized: current node (%s) is now a manager.\n\n", cl.NodeID())
+	fmt.Fprintf(os.Stdout, "To add a worker to this cluster, run the following command:\n\n    shoal join --token %s %s\n\n", sw.JoinTokens.Worker, cl.ClusterAddr())
+	fmt.Fprintf(os.Stdout, "To add a manager to this cluster, run 'shoal join-token manager' and follow the instructions.\n\n")
+}

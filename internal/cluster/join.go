@@ -1,0 +1,149 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// join bootstraps trust from the token, asks a manager for a certificate
+// and, with a manager token, joins the store.
+func (c *Cluster) join(ctx context.Context) error {
+	tok, err := ca.ParseJoinToken(c.cfg.Token)
+	if err != nil {
+		return err
+	}
+	rootPEM, localIP, err := fetchCA(ctx, c.cfg.JoinAddr)
+	if err != nil {
+		return err
+	}
+	if !tok.MatchesCA(rootPEM) {
+		return fmt.Errorf("%w: the manager at %s presented a root CA whose digest is not the token's", ca.ErrTokenCAMismatch, c.cfg.JoinAddr)
+	}
+	root, err := ca.LoadRootCA(rootPEM, nil)
+	if err != nil {
+		return err
+	}
+	addr, err := c.advertise(localIP)
+	if err != nil {
+		return err
+	}
+	csr, key, err := ca.NewCSR()
+	if err != nil {
+		return err
+	}
+	clusterAddr := net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))
+	req := joinRequest{Token: c.cfg.Token, CSR: csr, Hostname: c.cfg.Hostname, Addr: addr, ClusterAddr: clusterAddr}
+	var resp joinResponse
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		MinVersion: tls.VersionTLS12, RootCAs: root.Pool(), ServerName: string(ca.RoleManager), NextProtos: []string{"http/1.1"},
+	}}}
+	defer hc.CloseIdleConnections()
+	if err := postJSON(ctx, hc, "https://"+c.cfg.JoinAddr+"/join", req, &resp); err != nil {
+		return err
+	}
+	nc := ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}
+	c.root = root
+	c.st = state{NodeID: resp.NodeID, ClusterID: resp.ClusterID, Role: resp.Role, Addr: addr, Managers: resp.Managers}
+	if resp.Role == RoleManager {
+		c.st.ClusterAddr = clusterAddr
+	}
+	if err := c.saveIdentity(nc); err != nil {
+		return err
+	}
+	if resp.Role == RoleManager {
+		s, err := store.Open(ctx, c.storeConfig(resp.StoreURLs))
+		if err != nil {
+			return fmt.Errorf("cluster: join store: %w", err)
+		}
+		c.store = s
+		kv, err := s.Get(ctx, store.PrefixCA+"root")
+		if err != nil {
+			return fmt.Errorf("cluster: read root CA: %w", err)
+		}
+		var rr rootRecord
+		if err := json.Unmarshal(kv.Value, &rr); err != nil {
+			return err
+		}
+		if c.root, err = ca.LoadRootCA(rr.Cert, rr.Key); err != nil {
+			return err
+		}
+		if err := ca.SaveRootCA(c.certDir(), c.root); err != nil {
+			return err
+		}
+	}
+	c.log.Info("joined the cluster", "node", c.st.NodeID, "role", c.st.Role, "cluster", c.st.ClusterID)
+	return c.saveState()
+}
+
+// fetchCA reads the cluster's root CA from a manager without trusting it
+// yet (the caller checks it against the token), and returns the local IP
+// this host reached the manager from.
+func fetchCA(ctx context.Context, addr string) ([]byte, string, error) {
+	var localIP string
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}},
+		DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, network, a)
+			if err == nil {
+				localIP, _, _ = net.SplitHostPort(conn.LocalAddr().String())
+			}
+			return conn, err
+		},
+	}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Timeout: 15 * time.Second, Transport: tr}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/ca", nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, "", fmt.Errorf("cluster: reach manager %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("cluster: fetch CA from %s: %d %v", addr, resp.StatusCode, err)
+	}
+	return b, localIP, nil
+}
+
+func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return doJSON(hc, req, out)
+}
+
+func doJSON(hc *http.Client, req *http.Request, out any) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL.Host, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Message string }
+		_ = json.Unmarshal(body, &e)
+		return fmt.Errorf("%w: %s", ErrJoinRefused, e.Message)
+	}
+	return json.Unmarshal(body, out)
+}

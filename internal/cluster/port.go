@@ -1,0 +1,247 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// protoTunnel is the ALPN name agents use; anything else on the cluster
+// port is HTTP (bootstrap, join, the manager list).
+const protoTunnel = "shoal-tunnel"
+
+// serverTLS admits anyone for bootstrap and join, but a client that
+// presents a certificate must hold a valid, unrevoked one of this cluster.
+func (c *Cluster) serverTLS() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return c.kp.Get(), nil
+		},
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		ClientCAs:  c.root.Pool(),
+		NextProtos: []string{protoTunnel, "http/1.1"},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return nil
+			}
+			_, err := c.root.PeerIdentity(cs)
+			return err
+		},
+	}
+}
+
+// serve runs the cluster port until ctx ends.
+func (c *Cluster) serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", c.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("cluster: listen %s: %w", c.cfg.ListenAddr, err)
+	}
+	defer ln.Close()
+	httpLn := newChanListener(ln.Addr())
+	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(httpLn)
+	defer srv.Close()
+	context.AfterFunc(ctx, func() { ln.Close() })
+	conf := c.serverTLS()
+	c.log.Info("serving the cluster port", "addr", ln.Addr().String())
+	for {
+		raw, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		go func() {
+			tc := tls.Server(raw, conf)
+			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				c.log.Debug("cluster port: handshake refused", "remote", raw.RemoteAddr(), "err", err)
+				raw.Close()
+				return
+			}
+			if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
+				if err := c.tunnels.ServeConn(ctx, tc); err != nil {
+					c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
+				}
+				return
+			}
+			httpLn.put(tc)
+		}()
+	}
+}
+
+func (c *Cluster) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ca", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		w.Write(c.root.CertPEM())
+	})
+	mux.HandleFunc("POST /join", c.handleJoin)
+	mux.HandleFunc("GET /managers", func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			httpError(w, http.StatusUnauthorized, "a node certificate is required")
+			return
+		}
+		writeJSONResp(w, c.managerAddrs())
+	})
+	return mux
+}
+
+func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "bad join request: "+err.Error())
+		return
+	}
+	resp, err := c.admit(r.Context(), req, r.RemoteAddr)
+	if err != nil {
+		status := http.StatusInternalServerError
+		switch {
+		case errors.Is(err, ca.ErrInvalidToken):
+			status = http.StatusForbidden
+		case errors.Is(err, ca.ErrInvalidCSR):
+			status = http.StatusBadRequest
+		case errors.Is(err, store.ErrNoQuorum):
+			status = http.StatusServiceUnavailable
+		}
+		c.log.Warn("join refused", "remote", r.RemoteAddr, "hostname", req.Hostname, "err", err)
+		httpError(w, status, err.Error())
+		return
+	}
+	writeJSONResp(w, resp)
+}
+
+// admit checks a join token, issues the node's certificate and records it.
+func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*joinResponse, error) {
+	tr, err := c.tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	role, err := tr.Tokens.Admit(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	addr := req.Addr
+	if addr == "" {
+		addr, _, _ = net.SplitHostPort(remote)
+	}
+	id := newID()
+	hosts := []string{addr}
+	if role == ca.RoleManager {
+		hosts = append(hosts, "127.0.0.1", "localhost")
+	}
+	certPEM, err := c.root.SignCSR(req.CSR, ca.NodeRequest{NodeID: id, Role: role, Hosts: hosts})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	n := Node{ID: id, Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if role == ca.RoleManager {
+		n.ClusterAddr = req.ClusterAddr
+	}
+	if err := c.nodes.Create(ctx, id, n); err != nil {
+		return nil, err
+	}
+	c.log.Info("node joined", "node", id, "hostname", req.Hostname, "role", n.Role, "addr", addr)
+	resp := &joinResponse{NodeID: id, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
+	if role == ca.RoleManager {
+		members, err := c.store.Members(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range members {
+			if !m.Learner {
+				resp.StoreURLs = append(resp.StoreURLs, m.ClientURLs...)
+			}
+		}
+		if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
+			resp.Managers = append(resp.Managers, n.ClusterAddr)
+		}
+	}
+	return resp, nil
+}
+
+// tokens reads the current join tokens from this manager's copy.
+func (c *Cluster) tokens(ctx context.Context) (tokensRecord, error) {
+	var tr tokensRecord
+	kv, err := c.store.Get(ctx, store.PrefixTokens+"current")
+	if err != nil {
+		return tr, err
+	}
+	err = json.Unmarshal(kv.Value, &tr)
+	return tr, err
+}
+
+// managerAddrs lists the managers' cluster ports, this one first.
+func (c *Cluster) managerAddrs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []string{c.st.ClusterAddr}
+	for _, n := range c.cache {
+		if n.Role == RoleManager && n.ClusterAddr != "" && !slices.Contains(out, n.ClusterAddr) {
+			out = append(out, n.ClusterAddr)
+		}
+	}
+	slices.Sort(out[1:])
+	return out
+}
+
+func httpError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(struct {
+		Message string `json:"message"`
+	}{msg})
+}
+
+func writeJSONResp(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+// chanListener hands connections accepted elsewhere to an http.Server.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	once sync.Once
+	done chan struct{}
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) put(c net.Conn) {
+	select {
+	case l.ch <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,91 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+)
+
+// Node is a node's record in the store: the desired state the node API
+// edits (role, availability, labels) and what the node said of itself
+// when it joined.
+type Node struct {
+	ID           string            `json:"id"`
+	Hostname     string            `json:"hostname"`
+	Role         string            `json:"role"`         // "worker" or "manager"
+	Availability string            `json:"availability"` // "active", "pause", "drain"
+	Labels       map[string]string `json:"labels,omitempty"`
+	Addr         string            `json:"addr"`                   // IP the node joined from
+	ClusterAddr  string            `json:"cluster_addr,omitempty"` // managers: host:port of the cluster port
+	Version      uint64            `json:"version"`                // bumped by each spec update
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// Roles as the node API spells them.
+const (
+	RoleWorker  = "worker"
+	RoleManager = "manager"
+)
+
+func certRole(role string) ca.Role {
+	if role == RoleManager {
+		return ca.RoleManager
+	}
+	return ca.RoleWorker
+}
+
+func apiRole(r ca.Role) string {
+	if r == ca.RoleManager {
+		return RoleManager
+	}
+	return RoleWorker
+}
+
+// rootRecord is the CA material managers share through the store.
+type rootRecord struct {
+	Cert []byte `json:"cert"`
+	Key  []byte `json:"key"`
+}
+
+// tokensRecord is the current join tokens and their version (for
+// swarm update's version check).
+type tokensRecord struct {
+	Tokens  ca.JoinTokens `json:"tokens"`
+	Version uint64        `json:"version"`
+	Created time.Time     `json:"created"`
+}
+
+// revokedRecord lists the node IDs whose certificates are revoked.
+type revokedRecord struct {
+	IDs []string `json:"ids"`
+}
+
+// state is what a node keeps in its data directory to restart.
+type state struct {
+	NodeID      string   `json:"node_id"`
+	ClusterID   string   `json:"cluster_id"`
+	Role        string   `json:"role"`
+	Addr        string   `json:"addr"`
+	ClusterAddr string   `json:"cluster_addr,omitempty"`
+	Managers    []string `json:"managers"`
+}
+
+// joinRequest is what a joining node sends with its token.
+type joinRequest struct {
+	Token       string `json:"token"`
+	CSR         []byte `json:"csr"`
+	Hostname    string `json:"hostname"`
+	Addr        string `json:"addr"`
+	ClusterAddr string `json:"cluster_addr,omitempty"` // a joining manager's cluster port
+}
+
+// joinResponse is the node's identity and where the managers are.
+type joinResponse struct {
+	NodeID    string   `json:"node_id"`
+	ClusterID string   `json:"cluster_id"`
+	Role      string   `json:"role"`
+	Cert      []byte   `json:"cert"`
+	Managers  []string `json:"managers"`
+	StoreURLs []string `json:"store_urls,omitempty"`
+}
