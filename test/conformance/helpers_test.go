@@ -23,12 +23,15 @@ var (
 	reNode   = regexp.MustCompile(`(^|[\s/"'=:,\[(])node[0-9]+/`)
 	reIP     = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(:\d+)?\b`)
 	reSpaces = regexp.MustCompile(`[ \t]+`)
+	// CLI 20.10 sometimes logs this after a failed `run` (a client-side race).
+	reClientNoise = regexp.MustCompile(`(?m)^time=.*msg="error waiting for container: context canceled"\n?`)
 )
 
 // norm makes output comparable between an engine and shoal: IDs, digests,
 // the node prefix of names (node2/web → web), addresses and runs of spaces
 // (table widths depend on name lengths).
 func norm(s string) string {
+	s = reClientNoise.ReplaceAllString(s, "")
 	s = reSHA.ReplaceAllString(s, "sha256:<digest>")
 	s = reID64.ReplaceAllString(s, "<id>")
 	s = reID12.ReplaceAllString(s, "<id>")
