@@ -108,7 +108,7 @@ func New(cfg Config) (*Cluster, error) {
 	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{}}, nil
 }
 
-func (c *Cluster) certDir() string  { return filepath.Join(c.cfg.DataDir, "certificates") }
+func (c *Cluster) certDir() string   { return filepath.Join(c.cfg.DataDir, "certificates") }
 func (c *Cluster) stateFile() string { return filepath.Join(c.cfg.DataDir, "state.json") }
 func (c *Cluster) storeDir() string  { return filepath.Join(c.cfg.DataDir, "raft") }
 

@@ -71,7 +71,7 @@ func (c *Cluster) find(ctx context.Context, ref string) (store.Item[Node], error
 		if strings.HasPrefix(it.ID, ref) {
 			byPrefix = append(byPrefix, it)
 		}
-		if it.Value.Hostname == ref {
+		if it.Value.Hostname == ref || c.engineName(it.ID) == ref {
 			byName = append(byName, it)
 		}
 	}
@@ -111,6 +111,16 @@ func (c *Cluster) engineOf(id string) *engine.Engine {
 	return nil
 }
 
+// engineName is the hostname the node's engine reports, if known.
+func (c *Cluster) engineName(id string) string {
+	if e := c.engineOf(id); e != nil {
+		if info := e.Info(); info != nil {
+			return info.Name
+		}
+	}
+	return ""
+}
+
 func (c *Cluster) swarmNode(r Node, members map[string]store.Member, now time.Time) swarm.Node {
 	n := swarm.Node{
 		ID:   r.ID,
@@ -142,6 +152,9 @@ func (c *Cluster) swarmNode(r Node, members map[string]store.Member, now time.Ti
 				labels[k] = v
 			}
 			n.Description.Engine = swarm.EngineDescription{EngineVersion: ver, Labels: labels}
+			if info.Name != "" {
+				n.Description.Hostname = info.Name // the engine's host, not shoal's view of it
+			}
 		}
 	}
 	n.Description.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}

@@ -1,0 +1,271 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/test/shoaltest"
+)
+
+const apiPort = 2385 // shoal's Docker API inside each namespace (dockerd has 2375)
+
+// host is one cluster node: its shoal process and data directory.
+type host struct {
+	i    int
+	p    *proc
+	dir  string
+	args []string
+}
+
+func apiOf(i int) string { return fmt.Sprintf("tcp://%s:%d", bed.Engines[i].IP, apiPort) }
+
+func nodeArgs(i int, dir string) []string {
+	return []string{"--data-dir", dir, "--engine", bed.Engines[i].UnixHost(),
+		"--advertise-addr", bed.Engines[i].IP, "-H", fmt.Sprintf("tcp://0.0.0.0:%d", apiPort),
+		"--engine-refresh-interval", "500ms", "--engine-failure-retry", "2"}
+}
+
+func docker(t *testing.T, host string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, errOut, err := shoaltest.Docker(ctx, host, args...)
+	if err != nil {
+		t.Fatalf("docker %s: %v\n%s%s", strings.Join(args, " "), err, out, errOut)
+	}
+	return out
+}
+
+func dockerErr(host string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, errOut, err := shoaltest.Docker(ctx, host, args...)
+	return out + errOut, err
+}
+
+func shoalCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := execOut(ctx, shoaltest.Binary(t), args...)
+	return strings.TrimSpace(out), err
+}
+
+// readyNodes counts the Ready nodes in docker node ls.
+func readyNodes(t *testing.T, api string) (int, string) {
+	out, err := dockerErr(api, "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}} {{.Self}}")
+	if err != nil {
+		return 0, out
+	}
+	return strings.Count(out, " Ready "), out
+}
+
+// engineHas says whether engine i holds a container named name (asked
+// directly over its socket, not through shoal).
+func engineHas(t *testing.T, i int, name string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, _, err := bed.Docker(ctx, bed.Engines[i].UnixHost(), "ps", "-a", "--format", "{{.Names}}")
+	if err != nil {
+		t.Fatalf("engine %d ps: %v", i, err)
+	}
+	for _, l := range strings.Fields(out) {
+		if l == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestWorkers(t *testing.T) {
+	base := t.TempDir()
+	mgr := &host{i: 0, dir: filepath.Join(base, "m0")}
+	mgr.args = append([]string{"init"}, nodeArgs(0, mgr.dir)...)
+	mgr.p = startShoal(t, 0, "manager0", mgr.args...)
+	api := apiOf(0)
+	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
+		_, err := dockerErr(api, "version")
+		return err
+	})
+	out := mgr.p.output()
+	if !strings.Contains(out, "shoal join --token SWMTKN-1-") {
+		t.Fatalf("init did not print the join command:\n%s", out)
+	}
+	token, err := shoalCmd(t, "join-token", "-H", api, "-q", "worker")
+	if err != nil || !strings.HasPrefix(token, "SWMTKN-1-") {
+		t.Fatalf("join-token: %q %v", token, err)
+	}
+	joinAddr := bed.Engines[0].IP + ":2377"
+
+	start := time.Now()
+	workers := map[int]*host{}
+	for _, i := range []int{1, 2} {
+		w := &host{i: i, dir: filepath.Join(base, fmt.Sprintf("w%d", i))}
+		w.args = append(append([]string{"join", "--token", token}, nodeArgs(i, w.dir)...), joinAddr)
+		w.p = startShoal(t, i, fmt.Sprintf("worker%d", i), w.args...)
+		workers[i] = w
+	}
+	shoaltest.Eventually(t, 40*time.Second, "3 Ready nodes", func() error {
+		if n, out := readyNodes(t, api); n != 3 || strings.Count(out, "node") != 3 {
+			return fmt.Errorf("%d ready:\n%s", n, out)
+		}
+		return nil
+	})
+	t.Logf("FIGURE join: 2 workers Ready in node ls %s after their shoal join started", time.Since(start).Round(10*time.Millisecond))
+	ls := docker(t, api, "node", "ls")
+	t.Logf("docker node ls:\n%s", ls)
+	if !regexp.MustCompile(`\*\s+node1\s+Ready\s+Active\s+Leader`).MatchString(ls) {
+		t.Errorf("node ls does not mark node1 as this Leader manager:\n%s", ls)
+	}
+	info := docker(t, api, "info")
+	for _, want := range []string{"Swarm: active", "Is Manager: true", "Managers: 1", "Nodes: 3", bed.Engines[0].IP + ":2377"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("docker info lacks %q:\n%s", want, info)
+		}
+	}
+	// The engines are reached through the tunnels: shoal was given only their unix sockets.
+	shoaltest.Eventually(t, 30*time.Second, "3 healthy engines", func() error {
+		out, err := dockerErr(api, "info", "--format", "{{json .DriverStatus}}")
+		if err != nil || strings.Count(out, `"Healthy"`) != 3 {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		return nil
+	})
+
+	t.Run("run on a worker through its tunnel", func(t *testing.T) {
+		docker(t, api, "run", "-d", "--name", "onw", "-e", "constraint:node==node2", "busybox", "sleep", "300")
+		if !engineHas(t, 1, "onw") {
+			t.Fatal("container onw is not on node2's engine")
+		}
+		if out := docker(t, api, "exec", "onw", "echo", "tunnel-ok"); !strings.Contains(out, "tunnel-ok") {
+			t.Fatalf("exec through the tunnel: %q", out)
+		}
+		docker(t, api, "rm", "-f", "onw")
+	})
+
+	t.Run("drain", func(t *testing.T) {
+		docker(t, api, "node", "update", "--availability", "drain", "node3")
+		if out := docker(t, api, "node", "inspect", "node3", "--format", "{{.Spec.Availability}}"); strings.TrimSpace(out) != "drain" {
+			t.Fatalf("availability %q", out)
+		}
+		time.Sleep(time.Second)
+		for k := range 4 {
+			docker(t, api, "run", "-d", "--name", fmt.Sprintf("dr%d", k), "busybox", "sleep", "300")
+		}
+		for k := range 4 {
+			if engineHas(t, 2, fmt.Sprintf("dr%d", k)) {
+				t.Errorf("dr%d was placed on drained node3", k)
+			}
+			docker(t, api, "rm", "-f", fmt.Sprintf("dr%d", k))
+		}
+		docker(t, api, "node", "update", "--availability", "active", "node3")
+	})
+
+	t.Run("label constraint", func(t *testing.T) {
+		docker(t, api, "node", "update", "--label-add", "zone=x", "node3")
+		if out := docker(t, api, "node", "inspect", "node3", "--format", "{{.Spec.Labels.zone}}"); strings.TrimSpace(out) != "x" {
+			t.Fatalf("label %q", out)
+		}
+		docker(t, api, "run", "-d", "--name", "lab", "-e", "constraint:node.labels.zone==x", "busybox", "sleep", "300")
+		if !engineHas(t, 2, "lab") {
+			t.Error("lab is not on node3, the node labelled zone=x")
+		}
+		docker(t, api, "rm", "-f", "lab")
+		docker(t, api, "node", "update", "--label-rm", "zone", "node3")
+		if out, err := dockerErr(api, "run", "-d", "--name", "lab2", "-e", "constraint:node.labels.zone==x", "busybox", "true"); err == nil {
+			t.Errorf("placed without any node labelled zone=x: %s", out)
+		}
+	})
+
+	t.Run("out of sequence", func(t *testing.T) {
+		out, err := dockerErr(api, "node", "inspect", "node2", "--format", "{{.Version.Index}}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stale := strings.TrimSpace(out)
+		docker(t, api, "node", "update", "--label-add", "a=b", "node2")
+		body := `{"Role":"worker","Availability":"active"}`
+		resp, err := execOut(ctx, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Content-Type: application/json",
+			"-d", body, fmt.Sprintf("http://%s:%d/v1.50/nodes/node2/update?version=%s", bed.Engines[0].IP, apiPort, stale))
+		if err != nil || (resp != "400" && resp != "409") {
+			t.Errorf("stale version update: %q %v", resp, err)
+		}
+	})
+
+	t.Run("wrong CA digest refused", func(t *testing.T) {
+		other, err := ca.NewRootCA("other", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherTok, _ := ca.NewJoinToken(other.CertPEM())
+		real, _ := ca.ParseJoinToken(token)
+		bad := ca.JoinToken{Digest: otherTok.Digest, Secret: real.Secret}.String()
+		p := startShoal(t, 1, "badjoin", append(append([]string{"join", "--token", bad}, nodeArgs(1, filepath.Join(base, "bad"))...), joinAddr)...)
+		exited, code := p.wait(20 * time.Second)
+		if !exited || code == 0 || !strings.Contains(p.output(), "does not match") {
+			t.Fatalf("join with a foreign CA digest: exited %v code %d\n%s", exited, code, p.tail(5))
+		}
+	})
+
+	t.Run("rotated token", func(t *testing.T) {
+		newTok, err := shoalCmd(t, "join-token", "-H", api, "--rotate", "-q", "worker")
+		if err != nil || newTok == token || !strings.HasPrefix(newTok, "SWMTKN-1-") {
+			t.Fatalf("rotate: %q %v", newTok, err)
+		}
+		if out := docker(t, api, "swarm", "join-token", "-q", "worker"); strings.TrimSpace(out) != newTok {
+			t.Errorf("docker swarm join-token shows %q, want %q", out, newTok)
+		}
+		p := startShoal(t, 2, "oldtoken", append(append([]string{"join", "--token", token}, nodeArgs(2, filepath.Join(base, "old"))...), joinAddr)...)
+		exited, code := p.wait(20 * time.Second)
+		if !exited || code == 0 || !strings.Contains(p.output(), "invalid join token") {
+			t.Fatalf("join with the rotated-out token: exited %v code %d\n%s", exited, code, p.tail(5))
+		}
+		// Nodes already in keep working.
+		docker(t, api, "run", "-d", "--name", "afterrot", "-e", "constraint:node==node3", "busybox", "sleep", "300")
+		if !engineHas(t, 2, "afterrot") {
+			t.Error("afterrot is not on node3")
+		}
+		docker(t, api, "rm", "-f", "afterrot")
+		if n, out := readyNodes(t, api); n != 3 {
+			t.Errorf("after rotation %d ready:\n%s", n, out)
+		}
+		if out := docker(t, api, "swarm", "join-token", "worker"); !strings.Contains(out, newTok) || !strings.Contains(out, joinAddr) {
+			t.Errorf("docker swarm join-token worker:\n%s", out)
+		}
+	})
+
+	t.Run("rm refuses a Ready node", func(t *testing.T) {
+		if out, err := dockerErr(api, "node", "rm", "node3"); err == nil || !strings.Contains(out, "not down") {
+			t.Fatalf("node rm of a Ready node: %v %s", err, out)
+		}
+		if out, err := dockerErr(api, "node", "demote", "node1"); err == nil || !strings.Contains(out, "last manager") {
+			t.Fatalf("demote of the last manager: %v %s", err, out)
+		}
+	})
+
+	t.Run("rm force revokes", func(t *testing.T) {
+		id := strings.TrimSpace(docker(t, api, "node", "inspect", "node3", "--format", "{{.ID}}"))
+		docker(t, api, "node", "rm", "--force", "node3")
+		if out := docker(t, api, "node", "ls"); strings.Contains(out, id) {
+			t.Fatalf("node3 still listed:\n%s", out)
+		}
+		w := workers[2]
+		w.p.kill()
+		restarted := startShoal(t, 2, "worker2-again", w.args...)
+		time.Sleep(6 * time.Second)
+		if out := restarted.output(); strings.Contains(out, "tunnel up") {
+			t.Fatalf("the removed node's agent reconnected:\n%s", restarted.tail(10))
+		}
+		if out := docker(t, api, "node", "ls"); strings.Contains(out, id) || strings.Contains(out, "node3") {
+			t.Fatalf("node3 is back:\n%s", out)
+		}
+	})
+}
