@@ -248,15 +248,15 @@ func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, 
 		if e == nil && strings.Contains(bare, "/") {
 			return errdefs.ErrNotFound.WithMessage("node " + bare[:strings.IndexByte(bare, '/')] + " not found")
 		}
+		if e != nil && !e.Healthy() {
+			return errdefs.ErrUnavailable.WithMessage("node " + e.Name() + " is not healthy")
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, "", err
 	}
 	if e != nil {
-		if !e.Healthy() {
-			return nil, "", errdefs.ErrUnavailable.WithMessage("node " + e.Name() + " is not healthy")
-		}
 		return e, bare, nil
 	}
 	e, err = m.pickNode(ctx)
