@@ -9,8 +9,10 @@ E2E_TIMEOUT ?= 20m
 
 all: build
 
+COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/shoal
+	$(GO) build -ldflags "-X github.com/shoal-dev/shoal/internal/cli.GitCommit=$(COMMIT)" -o $(BIN) ./cmd/shoal
 
 vet:
 	$(GO) vet ./...

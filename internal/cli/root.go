@@ -10,10 +10,15 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 )
 
-// Version is shoal's version, set at build time with -ldflags.
-var Version = "0.1.0-dev"
+// Version and GitCommit describe the build, set with -ldflags -X.
+var (
+	Version   = "0.1.0-dev"
+	GitCommit = "unknown"
+)
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, args []string) int {
@@ -28,6 +33,7 @@ fits best, and every later call goes to the engine that holds the object.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd(), newInitCmd(), newJoinTokenCmd())
+	dockerapi.GitCommit = GitCommit
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "shoal:", err)

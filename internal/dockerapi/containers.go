@@ -56,15 +56,15 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request, _ param
 // containerForward serves a call the owning engine answers by itself.
 func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+		t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 		if err != nil {
 			return err
 		}
 		if !mutates {
-			_, err := s.forward(w, r, t, "/containers/"+id+"/"+action)
+			_, err := s.forward(w, r, t, "/containers/"+ref+"/"+action)
 			return err
 		}
-		return s.forwardThen(w, r, t, "/containers/"+id+"/"+action, func(status int) {
+		return s.forwardThen(w, r, t, "/containers/"+ref+"/"+action, func(status int) {
 			if status/100 == 2 {
 				s.b.ContainerChanged(r.Context(), t, id, false)
 			}
@@ -94,11 +94,11 @@ func (s *Server) forwardThen(w http.ResponseWriter, r *http.Request, t Target, p
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
-	return s.forwardThen(w, r, t, "/containers/"+id, func(status int) {
+	return s.forwardThen(w, r, t, "/containers/"+ref, func(status int) {
 		if status/100 == 2 {
 			s.b.ContainerChanged(r.Context(), t, id, true)
 		}
@@ -106,16 +106,18 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p param
 }
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
-	release, err := s.b.CheckRename(r.Context(), id, r.URL.Query().Get("name"))
-	if err != nil {
-		return err
+	if id != "" { // an unknown container gets the engine's 404 below
+		release, err := s.b.CheckRename(r.Context(), id, r.URL.Query().Get("name"))
+		if err != nil {
+			return err
+		}
+		defer release()
 	}
-	defer release()
-	status, err := s.forward(w, r, t, "/containers/"+id+"/rename")
+	status, err := s.forward(w, r, t, "/containers/"+ref+"/rename")
 	if err != nil {
 		return err
 	}
@@ -127,21 +129,21 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p param
 
 func (s *Server) attachContainer(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+		t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 		if err != nil {
 			return err
 		}
-		return s.hijack(w, r, t, "/containers/"+id+"/"+action)
+		return s.hijack(w, r, t, "/containers/"+ref+"/"+action)
 	}
 }
 
 // inspectContainer forwards inspect and adds the "Node" the container runs on.
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
-	out, err := outRequest(r.Context(), r, t, "/containers/"+id+"/json", nil)
+	out, err := outRequest(r.Context(), r, t, "/containers/"+ref+"/json", nil)
 	if err != nil {
 		return err
 	}
@@ -189,11 +191,11 @@ func addField(obj []byte, key string, v any) []byte {
 }
 
 func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
-	out, err := outRequest(r.Context(), r, t, "/containers/"+id+"/exec", nil)
+	out, err := outRequest(r.Context(), r, t, "/containers/"+ref+"/exec", nil)
 	if err != nil {
 		return err
 	}

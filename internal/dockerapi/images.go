@@ -6,7 +6,7 @@ import (
 )
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ params) error {
-	list, err := s.b.ListImages(r.Context(), r.URL.Query())
+	list, err := s.b.ListImages(r.Context(), apiVersion(r), r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -145,11 +145,11 @@ func (s *Server) searchImages(w http.ResponseWriter, r *http.Request, _ params) 
 // commit runs on the container's engine; the new image is there only.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
-	t, id, err := s.b.ResolveContainer(r.Context(), q.Get("container"))
+	t, _, ref, err := s.b.ResolveContainer(r.Context(), q.Get("container"))
 	if err != nil {
 		return err
 	}
-	q.Set("container", id)
+	q.Set("container", ref)
 	r.URL.RawQuery = q.Encode()
 	status, err := s.forward(w, r, t, "/commit")
 	if err == nil && status/100 == 2 {

@@ -16,7 +16,6 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/moby/moby/api/types/system"
 )
 
 // Versions shoal speaks to clients.
@@ -27,15 +26,18 @@ const (
 
 // Backend is what the API needs from the cluster manager.
 type Backend interface {
-	Info(ctx context.Context) (*system.Info, error)
+	Info(ctx context.Context) (any, error)
 	KernelVersion() string
 
 	// Containers.
 	// ListContainers returns the writer of the JSON list, or why not.
 	ListContainers(ctx context.Context, q url.Values) (func(io.Writer) error, error)
 	CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error)
-	// ResolveContainer finds the engine holding ref (ID, prefix, name, node/name).
-	ResolveContainer(ctx context.Context, ref string) (Target, string, error)
+	// ResolveContainer finds the engine holding ref (ID, prefix, name,
+	// node/name): the container's ID ("" if no engine has it: then t is
+	// any engine, to answer the 404 in its words) and the reference to put
+	// in the engine's path.
+	ResolveContainer(ctx context.Context, ref string) (t Target, id, pathRef string, err error)
 	// ContainerChanged refreshes shoal's view after a forwarded call changed it.
 	ContainerChanged(ctx context.Context, t Target, id string, removed bool)
 	// InspectNode describes the node of t for the "Node" field of inspect.
@@ -49,7 +51,7 @@ type Backend interface {
 	ResolveExec(ctx context.Context, id string) (Target, error)
 
 	// Images.
-	ListImages(ctx context.Context, q url.Values) ([]image.Summary, error)
+	ListImages(ctx context.Context, version string, q url.Values) (any, error)
 	ResolveImage(ctx context.Context, name string) (Target, error)
 	LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error
 	PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error

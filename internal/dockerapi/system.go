@@ -11,6 +11,9 @@ import (
 
 var startTime = time.Now()
 
+// GitCommit is the commit shoal was built from (set by the CLI at build time).
+var GitCommit = "unknown"
+
 func (s *Server) ping(w http.ResponseWriter, r *http.Request, _ params) error {
 	h := w.Header()
 	h.Set("Builder-Version", "1")
@@ -40,6 +43,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 		Os:            runtime.GOOS,
 		Arch:          runtime.GOARCH,
 		GoVersion:     runtime.Version(),
+		GitCommit:     GitCommit,
 		KernelVersion: s.b.KernelVersion(),
 		BuildTime:     startTime.UTC().Format(time.RFC3339),
 		Components: []system.ComponentVersion{{
@@ -51,6 +55,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 				"Os":            runtime.GOOS,
 				"Arch":          runtime.GOARCH,
 				"GoVersion":     runtime.Version(),
+				"GitCommit":     GitCommit,
 				"KernelVersion": s.b.KernelVersion(),
 			},
 		}},

@@ -105,6 +105,7 @@ type Engine struct {
 	lastErr    string
 	name       string
 	info       *system.Info
+	rawInfo    json.RawMessage // /info as the engine said it, for fields shoal does not model
 	version    string
 	apiVersion string
 	containers map[string]*Container
@@ -199,6 +200,13 @@ func (e *Engine) Info() *system.Info {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.info
+}
+
+// RawInfo is the engine's last /info as it sent it.
+func (e *Engine) RawInfo() json.RawMessage {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.rawInfo
 }
 
 // Version is the engine's server version and API version.
@@ -323,12 +331,17 @@ func (e *Engine) connect(ctx context.Context) error {
 }
 
 func (e *Engine) refreshInfo(ctx context.Context) error {
-	var info system.Info
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/info"), nil, nil, &info); err != nil {
+	var raw json.RawMessage
+	if err := e.client.JSON(ctx, "GET", e.apiPath("/info"), nil, nil, &raw); err != nil {
 		return err
+	}
+	var info system.Info
+	if err := json.Unmarshal(raw, &info); err != nil {
+		return fmt.Errorf("decoding /info: %w", err)
 	}
 	e.mu.Lock()
 	e.info = &info
+	e.rawInfo = raw
 	e.name = info.Name
 	e.gen++
 	e.mu.Unlock()

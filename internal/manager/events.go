@@ -3,14 +3,20 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/shoal-dev/shoal/internal/engine"
 )
+
+var timestampRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?$`)
 
 // shoal's own events, as classic Swarm named them.
 const (
@@ -85,6 +91,14 @@ func nodeAttrs(e *engine.Engine) map[string]any {
 // with its node, plus shoal's node events, until ctx ends or, with
 // until, every engine's stream has ended.
 func (m *Manager) Events(ctx context.Context, version string, q url.Values, w io.Writer) error {
+	for _, k := range []string{"since", "until"} {
+		if v := q.Get(k); v != "" && !timestampRe.MatchString(v) {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid value for %s: %q is not a unix timestamp (seconds[.nanoseconds])", k, v))
+		}
+	}
+	if _, err := parseFilters(q.Get("filters")); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wmu sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,46 +26,46 @@ func noHealthy() error {
 	return errdefs.ErrUnavailable.WithMessage("no healthy node in the pool")
 }
 
-// ListImages merges every healthy engine's images by image ID.
-func (m *Manager) ListImages(ctx context.Context, q url.Values) ([]image.Summary, error) {
-	var mu sync.Mutex
-	byID := map[string]*image.Summary{}
-	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var list []image.Summary
-		if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/json"), q, nil, &list); err != nil {
-			return err
+// ListImages merges every healthy engine's images by image ID, each entry
+// as the engine words it at the client's API version.
+func (m *Manager) ListImages(ctx context.Context, version string, q url.Values) (any, error) {
+	objs, err := m.fetchAll(ctx, version, "/images/json", q, pickArray)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]map[string]json.RawMessage{}
+	var order []string
+	var created = map[string]int64{}
+	for _, o := range objs {
+		id := o.str("Id")
+		prev, ok := byID[id]
+		if !ok {
+			byID[id] = o.obj
+			order = append(order, id)
+			var c int64
+			_ = json.Unmarshal(o.obj["Created"], &c)
+			created[id] = c
+			continue
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		for _, img := range list {
-			if prev, ok := byID[img.ID]; ok {
-				prev.RepoTags = union(prev.RepoTags, img.RepoTags)
-				prev.RepoDigests = union(prev.RepoDigests, img.RepoDigests)
-				if prev.Containers >= 0 && img.Containers > 0 {
-					prev.Containers += img.Containers
-				}
-				continue
+		for _, k := range []string{"RepoTags", "RepoDigests"} {
+			var a, b []string
+			_ = json.Unmarshal(prev[k], &a)
+			_ = json.Unmarshal(o.obj[k], &b)
+			if merged := union(a, b); len(merged) > 0 {
+				prev[k], _ = json.Marshal(merged)
 			}
-			c := img
-			byID[img.ID] = &c
-		}
-		return nil
-	})
-	for _, err := range errs {
-		if errdefs.IsInvalidArgument(err) {
-			return nil, err
 		}
 	}
-	out := make([]image.Summary, 0, len(byID))
-	for _, img := range byID {
-		out = append(out, *img)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Created != out[j].Created {
-			return out[i].Created > out[j].Created
+	sort.SliceStable(order, func(i, j int) bool {
+		if created[order[i]] != created[order[j]] {
+			return created[order[i]] > created[order[j]]
 		}
-		return out[i].ID < out[j].ID
+		return order[i] < order[j]
 	})
+	out := make([]map[string]json.RawMessage, 0, len(order))
+	for _, id := range order {
+		out = append(out, byID[id])
+	}
 	return out, nil
 }
 
@@ -92,21 +93,24 @@ func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Targ
 	}
 	found := make([]bool, len(engines))
 	var wg sync.WaitGroup
-	var firstErr error
+	var firstErr, notFound error
 	var mu sync.Mutex
 	for i, e := range engines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/"+name+"/json"), nil, nil, nil)
-			if err == nil {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
 				found[i] = true
-			} else if !errdefs.IsNotFound(err) {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = nodeErr{e.Name(), err}
+			case errdefs.IsNotFound(err):
+				if notFound == nil {
+					notFound = err
 				}
-				mu.Unlock()
+			case firstErr == nil:
+				firstErr = nodeErr{e.Name(), err}
 			}
 		}()
 	}
@@ -119,6 +123,9 @@ func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Targ
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	if notFound != nil {
+		return nil, notFound
+	}
 	return nil, errdefs.ErrNotFound.WithMessage("No such image: " + name)
 }
 
@@ -130,6 +137,7 @@ type streamMerger struct {
 	w      io.Writer
 	failed map[string]string // node → error
 	ok     int
+	loaded map[string]bool // "Loaded image: x" lines already said once
 }
 
 func (s *streamMerger) copyFrom(node string, r io.Reader) {
@@ -155,6 +163,11 @@ func (s *streamMerger) copyFrom(node string, r io.Reader) {
 			return
 		}
 		if v, ok := msg["stream"].(string); ok && strings.TrimSpace(v) != "" {
+			if strings.HasPrefix(v, "Loaded image") {
+				// Said once as the engine says it: clients (docker-py)
+				// read the loaded images from these lines.
+				s.once(v)
+			}
 			msg["stream"] = node + ": " + v
 		}
 		if v, ok := msg["id"].(string); ok && v != "" {
@@ -163,6 +176,19 @@ func (s *streamMerger) copyFrom(node string, r io.Reader) {
 			msg["status"] = node + ": " + v
 		}
 		s.emit(msg)
+	}
+}
+
+func (s *streamMerger) once(line string) {
+	s.mu.Lock()
+	if s.loaded == nil {
+		s.loaded = map[string]bool{}
+	}
+	seen := s.loaded[line]
+	s.loaded[line] = true
+	s.mu.Unlock()
+	if !seen {
+		s.emit(map[string]any{"stream": line})
 	}
 }
 
@@ -307,11 +333,18 @@ func (m *Manager) TagImage(ctx context.Context, name string, q url.Values) error
 	return firstError(errs, "No such image: "+name)
 }
 
-// firstError prefers an error that is not "not found".
+// firstError prefers an error that is not "not found"; when every engine
+// said not found, it is the first engine's own words (as dockerd's).
 func firstError(errs []error, notFoundMsg string) error {
 	for _, err := range errs {
 		if !errdefs.IsNotFound(err) {
 			return err
+		}
+	}
+	for _, err := range errs {
+		var ne nodeErr
+		if errors.As(err, &ne) {
+			return ne.err
 		}
 	}
 	return errdefs.ErrNotFound.WithMessage(notFoundMsg)
@@ -349,6 +382,16 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, q url.Values) ([
 	if removed == 0 {
 		return nil, firstError(errs, "No such image: "+name)
 	}
+	// Every node untags the same name: say it once.
+	seen := map[image.DeleteResponse]bool{}
+	uniq := out[:0]
+	for _, d := range out {
+		if !seen[d] {
+			seen[d] = true
+			uniq = append(uniq, d)
+		}
+	}
+	out = uniq
 	for _, err := range errs {
 		if !errdefs.IsNotFound(err) {
 			m.log.Warn("image remove failed on a node", "image", name, "error", err)

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -19,7 +20,41 @@ import (
 
 // Info reports the cluster as one big engine: summed CPUs, memory,
 // containers and images, with a warning line per node that is not healthy.
-func (m *Manager) Info(ctx context.Context) (*system.Info, error) {
+// Fields shoal does not compute (registry config, runtimes, cgroup and
+// kernel features...) are a healthy engine's, as it words them.
+func (m *Manager) Info(ctx context.Context) (any, error) {
+	info, err := m.clusterInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	var ours map[string]json.RawMessage
+	if err := json.Unmarshal(b, &ours); err != nil {
+		return nil, err
+	}
+	var base map[string]json.RawMessage
+	for _, e := range m.pool.Healthy() {
+		if raw := e.RawInfo(); len(raw) > 0 && json.Unmarshal(raw, &base) == nil {
+			break
+		}
+	}
+	if base == nil {
+		return ours, nil
+	}
+	for _, k := range []string{"ID", "Name", "ServerVersion", "Containers", "ContainersRunning", "ContainersPaused",
+		"ContainersStopped", "Images", "NCPU", "MemTotal", "Driver", "DriverStatus", "OperatingSystem", "OSType",
+		"Architecture", "KernelVersion", "Labels", "Warnings", "Swarm", "SystemTime", "DockerRootDir", "Plugins"} {
+		if v, ok := ours[k]; ok {
+			base[k] = v
+		}
+	}
+	return base, nil
+}
+
+func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 	engines := m.pool.Engines()
 	host, _ := os.Hostname()
 	info := &system.Info{

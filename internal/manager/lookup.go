@@ -14,13 +14,29 @@ import (
 )
 
 // ResolveContainer finds the engine that holds ref: a full ID, an ID
-// prefix, a name, /name, node/name or /node/name.
-func (m *Manager) ResolveContainer(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+// prefix, a name, /name, node/name or /node/name. It returns the
+// container's ID and the reference to use on that engine: the client's own
+// words without the node, so the engine's answers (errors included) read
+// as dockerd's would. A container that no engine has is sent to any
+// healthy engine with id "", so the client gets that engine's own 404.
+func (m *Manager) ResolveContainer(ctx context.Context, ref string) (dockerapi.Target, string, string, error) {
 	e, c, err := m.findContainer(ctx, ref)
 	if err != nil {
-		return nil, "", err
+		if errdefs.IsNotFound(err) {
+			if h := m.pool.Healthy(); len(h) > 0 {
+				return h[0], "", url.PathEscape(strings.TrimPrefix(ref, "/")), nil
+			}
+		}
+		return nil, "", "", err
 	}
-	return e, c.ID, nil
+	pathRef := strings.TrimPrefix(ref, "/")
+	if i := strings.IndexByte(pathRef, '/'); i > 0 {
+		pathRef = pathRef[i+1:] // node/name: the engine knows it as name
+	}
+	if pathRef == "" || strings.ContainsAny(pathRef, "/?#%") {
+		pathRef = c.ID
+	}
+	return e, c.ID, pathRef, nil
 }
 
 type hit struct {
@@ -139,7 +155,7 @@ func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r stri
 // ContainerChanged refreshes the cache after a call forwarded to the engine changed a container.
 func (m *Manager) ContainerChanged(ctx context.Context, t dockerapi.Target, id string, removed bool) {
 	e, ok := t.(*engine.Engine)
-	if !ok {
+	if !ok || id == "" {
 		return
 	}
 	if removed {
