@@ -214,23 +214,31 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 			return errdefs.ErrFailedPrecondition.WithMessage("attempting to demote the last manager of the swarm")
 		}
 	}
-	err = c.nodes.Update(ctx, it.ID, func(cur Node, exists bool) (Node, error) {
-		if !exists {
-			return cur, errdefs.ErrNotFound.WithMessage("node " + ref + " not found")
-		}
-		if cur.Version != version {
-			return cur, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, ErrOutOfSequence)
-		}
-		if spec.Role != "" {
-			cur.Role = string(spec.Role)
-		}
-		if spec.Availability != "" {
-			cur.Availability = string(spec.Availability)
-		}
-		cur.Labels = spec.Labels
-		cur.Version++
-		cur.UpdatedAt = time.Now().UTC()
-		return cur, nil
+	if spec.Role != "" && string(spec.Role) != it.Value.Role {
+		// The node's process would have to change (store member, API,
+		// certificate role); until it does, a role change is refused
+		// rather than recorded and not acted on.
+		return errdefs.ErrNotImplemented.WithMessage("changing a node's role (promote, demote) is not supported by shoal yet: join managers with the manager token")
+	}
+	err = c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Update(ctx, it.ID, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, errdefs.ErrNotFound.WithMessage("node " + ref + " not found")
+			}
+			if cur.Version != version {
+				return cur, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, ErrOutOfSequence)
+			}
+			if spec.Role != "" {
+				cur.Role = string(spec.Role)
+			}
+			if spec.Availability != "" {
+				cur.Availability = string(spec.Availability)
+			}
+			cur.Labels = spec.Labels
+			cur.Version++
+			cur.UpdatedAt = time.Now().UTC()
+			return cur, nil
+		})
 	})
 	if err == nil {
 		c.syncOnce(ctx)
@@ -255,23 +263,25 @@ func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error 
 	if !force && c.ready(it.ID, time.Now()) {
 		return errdefs.ErrFailedPrecondition.WithMessage("node " + ref + " is not down and can't be removed")
 	}
-	err = c.store.Update(ctx, store.PrefixCA+"revoked", func(cur []byte, exists bool) ([]byte, error) {
-		var r revokedRecord
-		if exists {
-			_ = json.Unmarshal(cur, &r)
-		}
-		for _, id := range r.IDs {
-			if id == it.ID {
-				return cur, nil
+	err = c.write(ctx, func(ctx context.Context) error {
+		return c.store.Update(ctx, store.PrefixCA+"revoked", func(cur []byte, exists bool) ([]byte, error) {
+			var r revokedRecord
+			if exists {
+				_ = json.Unmarshal(cur, &r)
 			}
-		}
-		r.IDs = append(r.IDs, it.ID)
-		return json.Marshal(r)
+			for _, id := range r.IDs {
+				if id == it.ID {
+					return cur, nil
+				}
+			}
+			r.IDs = append(r.IDs, it.ID)
+			return json.Marshal(r)
+		})
 	})
 	if err != nil {
 		return err
 	}
-	if err := c.nodes.Delete(ctx, it.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := c.write(ctx, func(ctx context.Context) error { return c.nodes.Delete(ctx, it.ID) }); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	c.root.Revocations().Revoke(it.ID)
@@ -302,28 +312,30 @@ func (c *Cluster) clusterInfo(tr tokensRecord) swarm.ClusterInfo {
 
 // UpdateSwarm rotates join tokens; the spec itself is not editable yet.
 func (c *Cluster) UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error {
-	return c.store.Update(ctx, store.PrefixTokens+"current", func(cur []byte, exists bool) ([]byte, error) {
-		var tr tokensRecord
-		if err := json.Unmarshal(cur, &tr); err != nil {
-			return nil, err
-		}
-		if tr.Version != version {
-			return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, ErrOutOfSequence)
-		}
-		var err error
-		if rotateWorker {
-			if tr.Tokens, err = tr.Tokens.Rotate(ca.RoleWorker, c.root.CertPEM()); err != nil {
+	return c.write(ctx, func(ctx context.Context) error {
+		return c.store.Update(ctx, store.PrefixTokens+"current", func(cur []byte, exists bool) ([]byte, error) {
+			var tr tokensRecord
+			if err := json.Unmarshal(cur, &tr); err != nil {
 				return nil, err
 			}
-		}
-		if rotateManager {
-			if tr.Tokens, err = tr.Tokens.Rotate(ca.RoleManager, c.root.CertPEM()); err != nil {
-				return nil, err
+			if tr.Version != version {
+				return nil, fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, ErrOutOfSequence)
 			}
-		}
-		tr.Version++
-		tr.Created = time.Now().UTC()
-		return json.Marshal(tr)
+			var err error
+			if rotateWorker {
+				if tr.Tokens, err = tr.Tokens.Rotate(ca.RoleWorker, c.root.CertPEM()); err != nil {
+					return nil, err
+				}
+			}
+			if rotateManager {
+				if tr.Tokens, err = tr.Tokens.Rotate(ca.RoleManager, c.root.CertPEM()); err != nil {
+					return nil, err
+				}
+			}
+			tr.Version++
+			tr.Created = time.Now().UTC()
+			return json.Marshal(tr)
+		})
 	})
 }
 
@@ -345,4 +357,30 @@ func (c *Cluster) SwarmInfo(ctx context.Context) swarm.Info {
 		info.Cluster = &ci
 	}
 	return info
+}
+
+// Write attempts: a proposal forwarded to a leader that just died is lost
+// and would wait out the store's whole write timeout, so a write is tried
+// for writeAttempt at a time until writeTimeout: it goes through as soon
+// as a new leader is elected.
+const (
+	writeAttempt = 800 * time.Millisecond
+	writeTimeout = 5 * time.Second
+)
+
+func (c *Cluster) write(ctx context.Context, f func(ctx context.Context) error) error {
+	deadline := time.Now().Add(writeTimeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, writeAttempt)
+		err := f(actx)
+		cancel()
+		retry := errors.Is(err, store.ErrNoQuorum) || errors.Is(err, context.DeadlineExceeded)
+		if !retry || ctx.Err() != nil || time.Now().After(deadline) {
+			if retry && !errors.Is(err, store.ErrNoQuorum) {
+				err = fmt.Errorf("%w: %w", store.ErrNoQuorum, err)
+			}
+			return err
+		}
+		time.Sleep(50 * time.Millisecond) // "no leader" may come back at once
+	}
 }

@@ -269,3 +269,130 @@ func TestWorkers(t *testing.T) {
 		}
 	})
 }
+
+// leaderOf returns the index of the host whose node is the Leader, as api sees it.
+func leaderOf(t *testing.T, api string) int {
+	t.Helper()
+	out := docker(t, api, "node", "ls", "--format", "{{.Hostname}} {{.ManagerStatus}}")
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && f[1] == "Leader" {
+			for i, e := range bed.Engines {
+				if e.Hostname == f[0] {
+					return i
+				}
+			}
+		}
+	}
+	t.Fatalf("no leader in:\n%s", out)
+	return -1
+}
+
+func TestManagers(t *testing.T) {
+	base := t.TempDir()
+	hosts := make([]*host, 3)
+	hosts[0] = &host{i: 0, dir: filepath.Join(base, "m0")}
+	hosts[0].args = append([]string{"init"}, nodeArgs(0, hosts[0].dir)...)
+	hosts[0].p = startShoal(t, 0, "manager0", hosts[0].args...)
+	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
+		_, err := dockerErr(apiOf(0), "version")
+		return err
+	})
+	mtoken, err := shoalCmd(t, "join-token", "-H", apiOf(0), "-q", "manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinAddr := bed.Engines[0].IP + ":2377"
+	for _, i := range []int{1, 2} {
+		start := time.Now()
+		h := &host{i: i, dir: filepath.Join(base, fmt.Sprintf("m%d", i))}
+		h.args = append(append([]string{"join", "--token", mtoken}, nodeArgs(i, h.dir)...), joinAddr)
+		h.p = startShoal(t, i, fmt.Sprintf("manager%d", i), h.args...)
+		hosts[i] = h
+		shoaltest.Eventually(t, 40*time.Second, "manager API", func() error {
+			_, err := dockerErr(apiOf(i), "info")
+			return err
+		})
+		t.Logf("FIGURE join: manager %d serves the API %s after its shoal join started", i, time.Since(start).Round(10*time.Millisecond))
+	}
+	shoaltest.Eventually(t, 30*time.Second, "3 Ready managers, all reachable", func() error {
+		out, err := dockerErr(apiOf(1), "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}")
+		if err != nil || strings.Count(out, "Ready") != 3 || strings.Count(out, "Leader")+strings.Count(out, "Reachable") != 3 {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
+	ls := docker(t, apiOf(1), "node", "ls")
+	t.Logf("docker node ls (on node2):\n%s", ls)
+	if !regexp.MustCompile(`\*\s+node2\s+Ready`).MatchString(ls) {
+		t.Errorf("node ls on node2's manager does not mark node2:\n%s", ls)
+	}
+	if info := docker(t, apiOf(2), "info"); !strings.Contains(info, "Managers: 3") || !strings.Contains(info, bed.Engines[2].IP+":2377") {
+		t.Errorf("docker info on node3:\n%s", info)
+	}
+	if out, err := dockerErr(apiOf(0), "node", "demote", "node2"); err == nil || !strings.Contains(out, "not supported") {
+		t.Errorf("demote (not supported yet) answered: %v %s", err, out)
+	}
+
+	// Any manager serves the whole API.
+	shoaltest.Eventually(t, 20*time.Second, "3 healthy engines on node3's manager", func() error {
+		out, err := dockerErr(apiOf(2), "info", "--format", "{{json .DriverStatus}}")
+		if err != nil || strings.Count(out, `"Healthy"`) != 3 {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		return nil
+	})
+	docker(t, apiOf(2), "run", "-d", "--name", "anym", "-e", "constraint:node==node1", "busybox", "sleep", "300")
+	if out := docker(t, apiOf(1), "ps", "--format", "{{.Names}}"); !strings.Contains(out, "node1/anym") {
+		t.Errorf("node2's manager does not list node1/anym:\n%s", out)
+	}
+	docker(t, apiOf(0), "rm", "-f", "anym")
+
+	// Kill the leader: measure until a write goes through another manager.
+	leader := leaderOf(t, apiOf(0))
+	other := (leader + 1) % 3
+	hosts[leader].p.kill()
+	killed := time.Now()
+	var took time.Duration
+	for k := 0; ; k++ {
+		if _, err := dockerErr(apiOf(other), "node", "update", "--label-add", fmt.Sprintf("w=%d", k), bed.Engines[other].Hostname); err == nil {
+			took = time.Since(killed)
+			break
+		}
+		if time.Since(killed) > 30*time.Second {
+			t.Fatal("no write accepted within 30 s of the leader's death")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("FIGURE failover: leader %s killed (SIGKILL); a node update through %s accepted %s later", bed.Engines[leader].Hostname, bed.Engines[other].Hostname, took.Round(10*time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("writes came back after %s, want ≤ 3 s", took)
+	}
+	out := docker(t, apiOf(other), "node", "ls")
+	if !regexp.MustCompile(bed.Engines[leader].Hostname + `\s+\S+\s+Active\s+Unreachable`).MatchString(out) {
+		t.Errorf("the dead leader is not Unreachable:\n%s", out)
+	}
+
+	// The killed manager comes back with its data.
+	hosts[leader].p = startShoal(t, leader, fmt.Sprintf("manager%d-again", leader), hosts[leader].args...)
+	shoaltest.Eventually(t, 40*time.Second, "restarted manager reachable and writable", func() error {
+		_, err := dockerErr(apiOf(leader), "node", "update", "--label-add", "back=1", bed.Engines[leader].Hostname)
+		return err
+	})
+
+	// Two managers down: no quorum, writes 503, reads keep working.
+	third := 3 - leader - other
+	hosts[other].p.kill()
+	hosts[third].p.kill()
+	out, err = dockerErr(apiOf(leader), "node", "update", "--label-add", "q=1", bed.Engines[leader].Hostname)
+	if err == nil || !strings.Contains(out, "no quorum") {
+		t.Errorf("write without quorum: %v %s", err, out)
+	}
+	if out, err := dockerErr(apiOf(leader), "node", "ls"); err != nil || !strings.Contains(out, "node1") {
+		t.Errorf("read without quorum: %v %s", err, out)
+	}
+	hosts[other].p = startShoal(t, other, fmt.Sprintf("manager%d-again", other), hosts[other].args...)
+	shoaltest.Eventually(t, 40*time.Second, "quorum back", func() error {
+		_, err := dockerErr(apiOf(leader), "node", "update", "--label-add", "q=2", bed.Engines[leader].Hostname)
+		return err
+	})
+}
