@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
+	"net"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -242,6 +245,50 @@ func TestWorkers(t *testing.T) {
 		}
 	})
 
+	t.Run("certificate from another CA refused", func(t *testing.T) {
+		other, err := ca.NewRootCA("other", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := other.IssueNode(ca.NodeRequest{NodeID: "intruder", Role: ca.RoleManager})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, _ := nc.TLS()
+		conf := &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}, NextProtos: []string{"shoal-tunnel"}}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", joinAddr, conf)
+		if err == nil {
+			// TLS 1.3: the server's verdict on the client certificate arrives with the first read.
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			conn.Close()
+		}
+		if err == nil || strings.Contains(err.Error(), "timeout") {
+			t.Fatalf("a foreign CA's certificate reached the cluster port: %v", err)
+		}
+	})
+
+	t.Run("Down after missed heartbeats", func(t *testing.T) {
+		w := workers[1]
+		w.p.kill()
+		killed := time.Now()
+		shoaltest.Eventually(t, 30*time.Second, "node2 Down", func() error {
+			out := docker(t, api, "node", "inspect", "node2", "--format", "{{.Status.State}}")
+			if strings.TrimSpace(out) != "down" {
+				return fmt.Errorf("state %s", out)
+			}
+			return nil
+		})
+		t.Logf("FIGURE down: node2 Down %s after its shoal was killed", time.Since(killed).Round(100*time.Millisecond))
+		w.p = startShoal(t, 1, "worker1-again", w.args...)
+		shoaltest.Eventually(t, 30*time.Second, "node2 Ready again", func() error {
+			if n, out := readyNodes(t, api); n != 3 {
+				return fmt.Errorf("%d ready:\n%s", n, out)
+			}
+			return nil
+		})
+	})
+
 	t.Run("rm refuses a Ready node", func(t *testing.T) {
 		if out, err := dockerErr(api, "node", "rm", "node3"); err == nil || !strings.Contains(out, "not down") {
 			t.Fatalf("node rm of a Ready node: %v %s", err, out)
@@ -312,6 +359,9 @@ func TestManagers(t *testing.T) {
 			_, err := dockerErr(apiOf(i), "info")
 			return err
 		})
+		if os.Getenv("CLUSTER_DEBUG") != "" {
+			t.Log(h.p.tail(25))
+		}
 		t.Logf("FIGURE join: manager %d serves the API %s after its shoal join started", i, time.Since(start).Round(10*time.Millisecond))
 	}
 	shoaltest.Eventually(t, 30*time.Second, "3 Ready managers, all reachable", func() error {
