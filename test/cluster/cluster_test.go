@@ -3,8 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
