@@ -2,6 +2,7 @@ package dockerapi
 
 import (
 	"encoding/json"
+	"github.com/containerd/errdefs"
 	"net/http"
 )
 
@@ -20,6 +21,12 @@ func (s *Server) imageForward(action string) handlerFunc {
 			ref += ":" + tag // push names the repository and the tag apart
 		}
 		t, err := s.b.ResolveImage(r.Context(), ref)
+		if errdefs.IsNotFound(err) {
+			// No node has it: let one say so in its own words.
+			if any, aerr := s.b.AnyEngine(); aerr == nil {
+				t, err = any, nil
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -135,6 +135,8 @@ func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Targ
 type streamMerger struct {
 	mu     sync.Mutex
 	w      io.Writer
+	wrote  bool
+	first  error             // the first engine refusal before any output
 	failed map[string]string // node → error
 	ok     int
 	loaded map[string]bool // "Loaded image: x" lines already said once
@@ -196,7 +198,18 @@ func (s *streamMerger) emit(msg map[string]any) {
 	b, _ := json.Marshal(msg)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.wrote = true
 	_, _ = s.w.Write(append(b, '\n'))
+}
+
+// refuse records an engine's error answer (an HTTP error, before any stream).
+func (s *streamMerger) refuse(node string, err error) {
+	s.mu.Lock()
+	if s.first == nil {
+		s.first = err
+	}
+	s.mu.Unlock()
+	s.fail(node, err.Error())
 }
 
 func (s *streamMerger) fail(node, msg string) {
@@ -217,8 +230,13 @@ func (s *streamMerger) done(node string) {
 }
 
 // finish reports the held-back failures: as errors when strict or when no
-// engine succeeded, else as status lines.
-func (s *streamMerger) finish(strict bool) {
+// engine succeeded, else as status lines. When every engine refused
+// before any output, it returns that refusal, so the client gets an HTTP
+// error as dockerd would answer it.
+func (s *streamMerger) finish(strict bool) error {
+	if s.ok == 0 && !s.wrote && s.first != nil {
+		return s.first
+	}
 	nodes := make([]string, 0, len(s.failed))
 	for n := range s.failed {
 		nodes = append(nodes, n)
@@ -232,6 +250,7 @@ func (s *streamMerger) finish(strict bool) {
 			s.emit(map[string]any{"status": text + " (the other nodes succeeded)"})
 		}
 	}
+	return nil
 }
 
 // LoadImage sends the archive to every healthy engine; a failure on any
@@ -262,8 +281,7 @@ func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w
 		m.engineStream(ctx, sm, e, "/images/load", q, r, http.Header{"Content-Type": {"application/x-tar"}})
 		return nil
 	})
-	sm.finish(true)
-	return nil
+	return sm.finish(true)
 }
 
 // engineStream runs one engine's streaming call into sm and refreshes its images.
@@ -276,7 +294,7 @@ func (m *Manager) engineStream(ctx context.Context, sm *streamMerger, e *engine.
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		sm.fail(e.Name(), engine.ResponseError(resp).Error())
+		sm.refuse(e.Name(), engine.ResponseError(resp))
 		return
 	}
 	sm.copyFrom(e.Name(), resp.Body)
@@ -305,8 +323,7 @@ func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io
 		m.engineStream(ctx, sm, e, "/images/create", q, nil, h)
 		return nil
 	})
-	sm.finish(false)
-	return nil
+	return sm.finish(false)
 }
 
 // TagImage tags the image on every healthy engine that has it.
@@ -456,8 +473,7 @@ func (m *Manager) ImportImage(ctx context.Context, body io.Reader, q url.Values,
 		m.engineStream(ctx, sm, e, "/images/create", q, rd, http.Header{"Content-Type": {"application/x-tar"}})
 		return nil
 	})
-	sm.finish(true)
-	return nil
+	return sm.finish(true)
 }
 
 // ImagesChanged refreshes an engine's images after a forwarded change.

@@ -177,6 +177,7 @@ var known = map[string]string{
 	"moby/*/ContainerInspect [json keys]":                "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"python-sdk/*/container.attrs [json keys]":           "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"api/*/GET /containers/{id}/json [json keys]":        "shoal adds \"Node\" to container inspect (as classic Swarm did)",
+	"api/*/GET /events?since=bad *":                      "shoal answers 400 for a malformed since/until before streaming; dockerd 20.10 answered 500 with Go's strconv error",
 }
 
 func knownReason(key string) (string, bool) {
