@@ -70,3 +70,46 @@ func BenchmarkPlace(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlaceGen is BenchmarkPlace with Node.Gen set, as the manager
+// sets it; with churn=k, k nodes (a round-robin choice) are republished
+// before each decision, as new *Nodes with a new Gen and one container
+// more, the way the manager publishes an engine whose cache changed. The
+// time of a churn run includes building those nodes (and the GC they cause
+// on a large heap), not only Place.
+func BenchmarkPlaceGen(b *testing.B) {
+	for _, c := range []struct{ nodes, churn int }{{1000, 0}, {10000, 0}, {10000, 10}} {
+		b.Run(fmt.Sprintf("nodes=%d/churn=%d", c.nodes, c.churn), func(b *testing.B) {
+			pool := benchPool(c.nodes)
+			for i, n := range pool {
+				n.Gen = uint64(i + 1)
+			}
+			s := New(Spread{}, Options{Overcommit: DefaultOvercommit})
+			req := &Request{
+				Name:   "web",
+				Image:  "app:3",
+				Memory: 256 << 20,
+				Env:    []string{"PATH=/bin", "constraint:zone==eu-1"},
+			}
+			if _, err := s.Place(req, pool); err != nil {
+				b.Fatal(err)
+			}
+			next := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				for range c.churn {
+					cp := *pool[next]
+					cp.Gen++
+					cp.Containers = append(cp.Containers[:len(cp.Containers):len(cp.Containers)], Container{ID: "new", State: "created", Memory: 64 << 20})
+					pool[next] = &cp
+					next = (next + 1) % len(pool)
+				}
+				if _, err := s.Place(req, pool); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+	}
+}

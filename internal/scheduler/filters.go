@@ -77,38 +77,63 @@ func (f *healthFilter) Explain(int) string {
 type constraintFilter struct {
 	x    *Expr
 	eq   bool       // the operator is ==
-	of0  []int32    // cols[0].of; the index does not reallocate it during a call
 	cols [2]*column // node: name and ID; otherwise one column
 	hit  [2][]int8  // per value id: 0 not yet evaluated, 1 match, -1 no match
+
+	// With one column, the verdict per value, operator applied: ok[id+1]
+	// is 1 when nodes with value id pass, -1 when they fail, 0 when not yet
+	// known; ok[0] is for nodes without the attribute. of is cols[0].of
+	// (the index does not reallocate it during a call). With two columns
+	// ok stays empty.
+	of []int32
+	ok []int8
 }
 
 func newConstraintFilter(x *Expr, idx *index) *constraintFilter {
 	f := &constraintFilter{x: x, eq: x.Op == OpEq}
 	switch x.Key {
 	case "node":
-		f.cols[0] = idx.column("\x00name", func(n *Node) (string, bool) { return n.Name, true })
-		f.cols[1] = idx.column("\x00id", func(n *Node) (string, bool) { return n.ID, true })
-	case "storagedriver":
-		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.StorageDriver }))
-	case "kernelversion":
-		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.KernelVersion }))
-	case "operatingsystem":
-		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.OperatingSystem }))
-	case "ostype":
-		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.OSType }))
-	case "architecture":
-		f.cols[0] = idx.column("\x00"+x.Key, builtin(x.Key, func(n *Node) string { return n.Architecture }))
+		f.cols[0] = idx.column("\x00name", nodeName)
+		f.cols[1] = idx.column("\x00id", nodeID)
+	case "storagedriver", "kernelversion", "operatingsystem", "ostype", "architecture":
+		// Look the column up before building its getter: no allocation
+		// when it exists.
+		if f.cols[0] = idx.cols["\x00"+x.Key]; f.cols[0] == nil {
+			f.cols[0] = idx.column("\x00"+x.Key, builtinGetter(x.Key))
+		}
 	default:
-		key := x.Key
-		f.cols[0] = idx.column("label:"+key, func(n *Node) (string, bool) { v, ok := n.Labels[key]; return v, ok })
-	}
-	for k, c := range f.cols {
-		if c != nil {
-			f.hit[k] = make([]int8, len(c.vals))
+		if f.cols[0] = idx.cols["label:"+x.Key]; f.cols[0] == nil {
+			key := x.Key
+			f.cols[0] = idx.column("label:"+key, func(n *Node) (string, bool) { v, ok := n.Labels[key]; return v, ok })
 		}
 	}
-	f.of0 = f.cols[0].of
+	if f.cols[1] != nil {
+		for k, c := range f.cols {
+			f.hit[k] = make([]int8, len(c.vals))
+		}
+	} else {
+		f.ok = make([]int8, len(f.cols[0].vals)+1)
+	}
+	f.of = f.cols[0].of
 	return f
+}
+
+func nodeName(n *Node) (string, bool) { return n.Name, true }
+func nodeID(n *Node) (string, bool)   { return n.ID, true }
+
+// builtinGetter reads the engine fact key.
+func builtinGetter(key string) func(*Node) (string, bool) {
+	switch key {
+	case "storagedriver":
+		return builtin(key, func(n *Node) string { return n.StorageDriver })
+	case "kernelversion":
+		return builtin(key, func(n *Node) string { return n.KernelVersion })
+	case "operatingsystem":
+		return builtin(key, func(n *Node) string { return n.OperatingSystem })
+	case "ostype":
+		return builtin(key, func(n *Node) string { return n.OSType })
+	}
+	return builtin(key, func(n *Node) string { return n.Architecture })
 }
 
 // builtin reads an engine fact, or the engine label of the same name when
@@ -131,16 +156,88 @@ func (f *constraintFilter) Explain(failed int) string {
 
 // Check: a node without the attribute matches no == pattern, not even *:
 // zone==* means "has a zone label" and zone!=* "has none".
-func (f *constraintFilter) Check(v *view) bool {
-	if f.cols[1] == nil { // the common case, with the indirections hoisted
-		if id := f.of0[v.i]; id >= 0 && int(id) < len(f.hit[0]) {
-			if h := f.hit[0][id]; h != 0 {
-				return (h == 1) == f.eq
+func (f *constraintFilter) Check(v *view) bool { return f.pass(v.i) }
+
+// narrows reports whether the constraint is an equality with a literal
+// value: then only the nodes holding that value (positions) can pass it.
+func (f *constraintFilter) narrows() bool { return f.eq && f.x.m.literal() }
+
+// bound is an upper bound of len(positions()), for choosing among several
+// narrowing constraints without building their lists.
+func (f *constraintFilter) bound() int {
+	n := 0
+	for _, c := range f.cols {
+		if c != nil {
+			if id, ok := c.ids[f.x.Value]; ok {
+				n += len(c.positions(id))
 			}
 		}
-		return f.match(0, v.i) == f.eq
 	}
-	return (f.match(0, v.i) || f.match(1, v.i)) == f.eq
+	return n
+}
+
+// positions lists, ascending, the positions of the nodes that hold the
+// value of a narrowing constraint: for node==x, the union of those named x
+// and those with ID x, built in *buf. The list may belong to a column: do
+// not modify it.
+func (f *constraintFilter) positions(buf *[]int32) []int32 {
+	var lists [2][]int32
+	for k, c := range f.cols {
+		if c != nil {
+			if id, ok := c.ids[f.x.Value]; ok {
+				lists[k] = c.positions(id)
+			}
+		}
+	}
+	if len(lists[1]) == 0 {
+		return lists[0]
+	}
+	if len(lists[0]) == 0 {
+		return lists[1]
+	}
+	a, b := lists[0], lists[1]
+	out := (*buf)[:0]
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || len(a) > 0 && a[0] < b[0]:
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || b[0] < a[0]:
+			out, b = append(out, b[0]), b[1:]
+		default: // the same position in both
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	*buf = out
+	return out
+}
+
+// pass is Check for the node at position i. scan has a copy of it.
+func (f *constraintFilter) pass(i int) bool {
+	if k := int(f.of[i]) + 1; uint(k) < uint(len(f.ok)) {
+		if h := f.ok[k]; h != 0 {
+			return h > 0
+		}
+	}
+	return f.decide(i)
+}
+
+// decide evaluates the constraint on node i and, with one column,
+// memoizes the verdict on its value.
+func (f *constraintFilter) decide(i int) bool {
+	if f.cols[1] != nil {
+		return (f.match(0, i) || f.match(1, i)) == f.eq
+	}
+	c := f.cols[0]
+	id := c.of[i]
+	pass := (id >= 0 && f.x.matches(c.vals[id])) == f.eq
+	if len(f.ok) < len(c.vals)+1 { // a node refreshed during this call brought a new value
+		f.ok = append(f.ok, make([]int8, len(c.vals)+1-len(f.ok))...)
+	}
+	f.ok[id+1] = -1
+	if pass {
+		f.ok[id+1] = 1
+	}
+	return pass
 }
 
 // match looks the node's value up in the per-call memo of the pattern's

@@ -9,12 +9,14 @@ import (
 
 // index is a Scheduler's compact, memoized copy of the pool it last saw:
 // one small record per node in a flat array, and columns of interned
-// attribute values per constraint key. At 10,000 nodes a Place call can
+// attribute values per constraint key, with inverted lists (value →
+// positions) for equality constraints. At 10,000 nodes a Place call can
 // spend about 10 ns per node, which is roughly one cache miss: reading each
 // Node, its label map and its containers on every call would cost ten
 // times that. So each call only checks, per node, that the pointer and a
-// stamp of the fields the records derive from are unchanged, and refreshes
-// the records of the nodes that changed.
+// stamp of the fields the records derive from are unchanged (for a Node
+// with Gen set, only the pointer), and refreshes the records of the nodes
+// that changed.
 //
 // This is memoization, not state: a Place call answers exactly as if it
 // computed everything from the Nodes, provided Nodes are treated as
@@ -24,6 +26,7 @@ type index struct {
 	stamps []stamp
 	recs   []rec
 	imgs   []imgStamp // what the image memos of each node were derived from
+	iota   []int32    // 0, 1, 2, …: every position
 	cols   map[string]*column
 	images map[string][]int8 // normalized image ref → per node: 0 unknown, 1 yes, -1 no
 	factor float64
@@ -34,6 +37,8 @@ type index struct {
 // stamp is what a record was derived from: the fields of the Node's first
 // cache line, so that checking it costs one memory access per node.
 type stamp struct {
+	gen        uint64 // Node.Gen; when non-zero the Node is trusted not to change
+	health     Health
 	labels     unsafe.Pointer // the label map's identity
 	containers unsafe.Pointer // start of the Containers array
 	ncont      int
@@ -47,7 +52,20 @@ func stampOf(n *Node) stamp {
 		ncont:      len(n.Containers),
 		cpu:        n.NanoCPUs,
 		mem:        n.Memory,
+		gen:        n.Gen,
+		health:     n.Health,
 	}
+}
+
+// every returns all positions, ascending.
+func (x *index) every() []int32 {
+	if len(x.iota) != len(x.nodes) {
+		x.iota = x.iota[:0]
+		for i := range x.nodes {
+			x.iota = append(x.iota, int32(i))
+		}
+	}
+	return x.iota
 }
 
 // imgStamp is what a node's image memos were derived from; it is checked
@@ -57,12 +75,15 @@ type imgStamp struct {
 	n      int
 }
 
-// matches reports whether n still has the stamped fields. It compares in
-// place: building a stamp and comparing structs is several times slower
-// (memequal, and stack stores reloaded at other widths).
+// matches reports whether n (the node this stamp was taken of, at the
+// same position) still has the stamped fields. scan does not call it for a
+// node stamped with a non-zero Gen: such a Node does not change (see Node).
+// It compares in place: building a stamp and comparing structs is several
+// times slower (memequal, and stack stores reloaded at other widths).
 func (s *stamp) matches(n *Node) bool {
-	return s.containers == unsafe.Pointer(unsafe.SliceData(n.Containers)) && s.ncont == len(n.Containers) &&
-		s.labels == *(*unsafe.Pointer)(unsafe.Pointer(&n.Labels)) && s.cpu == n.NanoCPUs && s.mem == n.Memory
+	return s.gen == n.Gen && s.containers == unsafe.Pointer(unsafe.SliceData(n.Containers)) && s.ncont == len(n.Containers) &&
+		s.labels == *(*unsafe.Pointer)(unsafe.Pointer(&n.Labels)) && s.cpu == n.NanoCPUs && s.mem == n.Memory &&
+		s.health == n.Health
 }
 
 // rec is a node's numbers as placement needs them.
@@ -99,6 +120,24 @@ func (x *index) fit(n int) {
 	}
 }
 
+// sync brings the index up to date with pool, refreshing the entries of
+// the nodes that changed: a new *Node at a position, or for a Node with
+// Gen == 0, a change of its stamp. A node stamped with a non-zero Gen is
+// not read at all while the same *Node is at its position, so that check
+// touches only the pool and the index's arrays, in order.
+func (x *index) sync(pool []*Node) {
+	nodes, stamps := x.nodes[:len(pool)], x.stamps[:len(pool)]
+	for i, n := range pool {
+		if n != nodes[i] {
+			if n != nil {
+				x.update(i, n)
+			}
+		} else if st := &stamps[i]; st.gen == 0 && n != nil && !st.matches(n) {
+			x.update(i, n)
+		}
+	}
+}
+
 // update refreshes the entries of position i, now holding n.
 func (x *index) update(i int, n *Node) {
 	if old := x.nodes[i]; old == nil || old.Name != n.Name || old.ID != n.ID {
@@ -114,7 +153,7 @@ func (x *index) resize(n int) {
 	x.recs = resize(x.recs, n)
 	x.imgs = resize(x.imgs, n)
 	for _, c := range x.cols {
-		c.of = resize(c.of, n)
+		c.resize(n)
 	}
 	for k, img := range x.images {
 		x.images[k] = resize(img, n)
@@ -157,7 +196,7 @@ func (x *index) refresh(i int, n *Node) {
 	}
 	x.recs[i] = r
 	for _, c := range x.cols {
-		c.of[i] = c.value(n)
+		c.set(i, c.value(n))
 	}
 	x.forgetImages(i)
 }
@@ -193,8 +232,14 @@ func (x *index) reorder() {
 	}
 	slices.SortFunc(idx, func(a, b int32) int {
 		na, nb := x.nodes[a], x.nodes[b]
-		if na == nil || nb == nil {
-			return cmp.Compare(a, b)
+		if na == nil || nb == nil { // positions never filled go last (comparing them by position with the others would not be an order)
+			if na == nil && nb == nil {
+				return cmp.Compare(a, b)
+			}
+			if na == nil {
+				return 1
+			}
+			return -1
 		}
 		if c := cmp.Compare(na.Name, nb.Name); c != 0 {
 			return c
@@ -219,7 +264,11 @@ func (x *index) column(key string, get func(*Node) (string, bool)) *column {
 	for i, n := range x.nodes {
 		c.of[i] = -1
 		if n != nil {
-			c.of[i] = c.value(n)
+			id := c.value(n)
+			c.of[i] = id
+			if id >= 0 {
+				c.post[id] = append(c.post[id], int32(i))
+			}
 		}
 	}
 	x.cols[key] = c
@@ -228,26 +277,35 @@ func (x *index) column(key string, get func(*Node) (string, bool)) *column {
 
 // imageColumn returns the memo of which nodes hold the image ref.
 func (x *index) imageColumn(ref *imageRef) []int8 {
-	key := ref.name + "\x00" + ref.id
-	if c, ok := x.images[key]; ok {
+	if c, ok := x.images[ref.name+"\x00"+ref.id]; ok { // no allocation for the key
 		return c
 	}
 	if len(x.images) >= maxImages {
 		clear(x.images)
 	}
 	c := make([]int8, len(x.nodes))
-	x.images[key] = c
+	x.images[ref.name+"\x00"+ref.id] = c
 	return c
 }
 
 // column holds one attribute of every node, interned: of[i] is the id of
 // node i's value in vals, or -1 when the node has none. Matching a rule
 // then costs one evaluation per distinct value, not per node.
+//
+// post inverts of: post[id] lists, ascending, the positions whose value is
+// id, so that an equality constraint visits only the nodes that can pass
+// it. Positions whose pool entry is nil keep the value of the node last
+// seen there, like the other memos. post is kept up to date as values
+// change, unless many change at once (stale): then it is rebuilt when next
+// used.
 type column struct {
-	get  func(*Node) (string, bool)
-	ids  map[string]int32
-	vals []string
-	of   []int32
+	get   func(*Node) (string, bool)
+	ids   map[string]int32
+	vals  []string
+	of    []int32
+	post  [][]int32
+	moves int  // positions moved between posting lists since the last rebuild
+	stale bool // post must be rebuilt from of
 }
 
 func (c *column) value(n *Node) int32 {
@@ -260,6 +318,63 @@ func (c *column) value(n *Node) int32 {
 		id = int32(len(c.vals))
 		c.ids[s] = id
 		c.vals = append(c.vals, s)
+		c.post = append(c.post, nil)
 	}
 	return id
+}
+
+// set gives position i the value id, moving it between posting lists.
+func (c *column) set(i int, id int32) {
+	old := c.of[i]
+	if old == id {
+		return
+	}
+	c.of[i] = id
+	if c.stale {
+		return
+	}
+	if c.moves++; c.moves > len(c.of)/8+64 { // cheaper to rebuild
+		c.stale = true
+		return
+	}
+	if old >= 0 {
+		l := c.post[old]
+		if k, ok := slices.BinarySearch(l, int32(i)); ok {
+			c.post[old] = slices.Delete(l, k, k+1)
+		}
+	}
+	if id >= 0 {
+		l := c.post[id]
+		if k, ok := slices.BinarySearch(l, int32(i)); !ok {
+			c.post[id] = slices.Insert(l, k, int32(i))
+		}
+	}
+}
+
+// resize sizes the column for n positions; new positions have no value
+// until their node is seen.
+func (c *column) resize(n int) {
+	old := len(c.of)
+	c.of = resize(c.of, n)
+	for i := old; i < n; i++ {
+		c.of[i] = -1
+	}
+	c.stale = true
+}
+
+// positions returns the positions holding value id, ascending. The slice
+// belongs to the column: it is valid until the next change of a value.
+func (c *column) positions(id int32) []int32 {
+	if c.stale {
+		for k := range c.post {
+			c.post[k] = c.post[k][:0]
+		}
+		for i, v := range c.of {
+			if v >= 0 {
+				c.post[v] = append(c.post[v], int32(i))
+			}
+		}
+		c.stale, c.moves = false, 0
+	}
+	return c.post[id]
 }

@@ -113,13 +113,18 @@ func (s *Scheduler) Place(req *Request, pool []*Node) (*Node, error) {
 	}
 }
 
+// place runs the pipeline: a pass that collects the soft-rule combinations
+// of the feasible nodes (only with soft rules), then a pass that offers the
+// feasible nodes to the strategy. Neither counts rejections; only when no
+// node fits does a third pass (explain) find which filter rejected each
+// node, for the *NoFitError.
 func (p *plan) place(strategy Strategy, pool []*Node) (*Node, error) {
 	want := uint64(0)
 	if len(p.soft) > 0 {
 		masks := maskSet{p: p, set: map[uint64]bool{}}
-		p.run(pool, &masks)
+		p.scan(pool, &masks)
 		if len(masks.set) == 0 {
-			return nil, p.noFit()
+			return nil, p.explain(pool)
 		}
 		want = greedySoft(len(p.soft), masks.set)
 	}
@@ -127,11 +132,11 @@ func (p *plan) place(strategy Strategy, pool []*Node) (*Node, error) {
 	if want != 0 {
 		pick = &softPicker{p: p, want: want, next: pick}
 	}
-	p.run(pool, pick)
+	p.scan(pool, pick)
 	if n := pick.chosen(); n != nil {
 		return n, nil
 	}
-	return nil, p.noFit()
+	return nil, p.explain(pool)
 }
 
 // maskSet collects which combinations of soft rules the feasible nodes satisfy.
@@ -158,23 +163,28 @@ func (s *softPicker) offer(v *view) {
 func (s *softPicker) chosen() *Node { return s.next.chosen() }
 
 // plan is the pipeline for one request. filters holds every hard filter
-// in order (for the explanation); run evaluates the node-record filters
-// (health, slots, CPU, memory) inline rather than through the interface.
+// in order (for the explanation); scan evaluates the node-record filters
+// (health, slots, CPU, memory) and the constraints inline rather than
+// through the interface.
 type plan struct {
 	filters []filter
-	failed  []int // per filter, counted on the first pass
-	passes  int
-	health  *healthFilter
+	failed  []int         // per filter, counted by explain
+	health  *healthFilter // &healthF
+	healthF healthFilter
 	cons    []*constraintFilter // filters[1 : 1+len(cons)], called directly: the common rules
 	mid     []filter            // the filters after them: affinities, dependencies, ports
 	slotsAt int                 // position of the slots filter; CPU and memory follow
 	soft    []filter
 	ask     ask
 	idx     *index
+	v       view    // the node offered to a sink or a filter interface
+	buf     []int32 // scratch for scan's candidates
 }
 
 func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error) {
-	p := &plan{idx: s.idx, health: &healthFilter{}}
+	p := &plan{idx: s.idx}
+	p.health = &p.healthF
+	p.filters = make([]filter, 0, 4+len(rules.Constraints)+len(rules.Affinities)+len(req.VolumesFrom)+len(req.Links)+len(req.Ports))
 	p.filters = append(p.filters, p.health)
 	for i := range rules.Constraints {
 		f := newConstraintFilter(&rules.Constraints[i], s.idx)
@@ -197,7 +207,10 @@ func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error
 		return nil, &RuleError{"constraint", "", "more than 64 soft rules"}
 	}
 	p.filters = append(p.filters, dependencyFilters(req, pool)...)
-	seen := map[Port]bool{}
+	var seen map[Port]bool
+	if len(req.Ports) > 0 {
+		seen = map[Port]bool{}
+	}
 	for _, port := range req.Ports {
 		port.Proto = proto(port.Proto)
 		if port.HostPort > 0 && !seen[port] {
@@ -223,70 +236,181 @@ func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error
 	if p.ask.mem > 0 {
 		p.filters = append(p.filters, &memoryFilter{p.ask.mem})
 	}
-	p.failed = make([]int, len(p.filters))
 	return p, nil
 }
 
-// run offers every node that passes the hard filters to sink, refreshing
-// the index entries of nodes that changed; the first pass counts
-// rejections per filter.
-func (p *plan) run(pool []*Node, sink picker) {
-	count := p.passes == 0
-	p.passes++
+// scan offers every node that passes the hard filters to sink, in pool
+// order. It is the hot loop: at 10,000 nodes it has about 10 ns per node.
+//
+// First it brings the index up to date (sync). Then it visits the candidates: when a hard constraint is an equality
+// with a literal value (zone==eu, node==n1), only the positions holding
+// that value, from the column's inverted list; otherwise every position.
+// Everything a candidate needs is read from the index's flat arrays (its
+// stamp, its record, one interned value per constraint), the strategy's
+// ranking is called directly, and the filters that read the Node come
+// last. The order of the checks does not matter here (scan does not count
+// rejections, explain does); the order of the offers is the pool's.
+func (p *plan) scan(pool []*Node, sink picker) {
 	x := p.idx
-	var v view
-	cons, mid, recs, nodes, stamps := p.cons, p.mid, x.recs, x.nodes, x.stamps
-	rank, _ := sink.(*rankPicker)
-	midAt := 1 + len(cons)
+	x.sync(pool)
+	stamps, recs := x.stamps[:len(pool)], x.recs[:len(pool)]
+	cand, cons := p.candidates()
+	if rank, ok := sink.(*rankPicker); ok && len(p.mid) == 0 {
+		p.rankScan(pool, cand, cons, rank)
+		return
+	}
+	mid := p.mid
 	cpuAsk, memAsk := p.ask.cpu, p.ask.mem
-	fail := func(at int) {
-		if count {
-			p.failed[at]++
+	v := &p.v
+outer:
+	for _, i32 := range cand {
+		i := int(i32)
+		n := pool[i]
+		if n == nil || stamps[i].health != Healthy {
+			continue
+		}
+		for _, f := range cons {
+			if !f.pass(i) {
+				continue outer
+			}
+		}
+		r := &recs[i]
+		if r.slots >= 0 && r.active >= r.slots ||
+			cpuAsk > 0 && r.cpu+cpuAsk > r.cpuMax ||
+			memAsk > 0 && r.mem+memAsk > r.memMax {
+			continue
+		}
+		v.n, v.r, v.i = n, r, i
+		for _, f := range mid {
+			if !f.Check(v) {
+				continue outer
+			}
+		}
+		sink.offer(v)
+	}
+}
+
+// candidates returns the positions scan visits, ascending, and the hard
+// constraints it must still check there. When a hard constraint is an
+// equality with a literal value, the positions are those holding the
+// value (of the most selective such constraint, which is then already
+// checked); otherwise all of them.
+func (p *plan) candidates() ([]int32, []*constraintFilter) {
+	var narrow *constraintFilter
+	size := 0
+	for _, f := range p.cons {
+		if f.narrows() {
+			if b := f.bound(); narrow == nil || b < size {
+				narrow, size = f, b
+			}
 		}
 	}
+	if narrow == nil {
+		return p.idx.every(), p.cons
+	}
+	cand := narrow.positions(&p.buf)
+	if len(p.cons) == 1 {
+		return cand, nil
+	}
+	rest := make([]*constraintFilter, 0, len(p.cons)-1)
+	for _, f := range p.cons {
+		if f != narrow {
+			rest = append(rest, f)
+		}
+	}
+	return cand, rest
+}
+
+// rankScan is scan's visit for Spread and Binpack without filters that
+// read the Node, the common case, kept apart so that its variables stay in
+// registers.
+func (p *plan) rankScan(pool []*Node, cand []int32, cons []*constraintFilter, rank *rankPicker) {
+	x := p.idx
+	stamps, recs := x.stamps[:len(pool)], x.recs[:len(pool)]
+	cpuAsk, memAsk := p.ask.cpu, p.ask.mem
+outer:
+	for _, i32 := range cand {
+		i := int(i32)
+		n := pool[i]
+		if n == nil || stamps[i].health != Healthy {
+			continue
+		}
+		for _, f := range cons { // f.pass(i), by hand: it is over the inlining budget
+			k := int(f.of[i]) + 1
+			h := int8(0)
+			if uint(k) < uint(len(f.ok)) {
+				h = f.ok[k]
+			}
+			if h == 0 && f.decide(i) {
+				h = 1
+			}
+			if h <= 0 {
+				continue outer
+			}
+		}
+		r := &recs[i]
+		if r.slots >= 0 && r.active >= r.slots ||
+			cpuAsk > 0 && r.cpu+cpuAsk > r.cpuMax ||
+			memAsk > 0 && r.mem+memAsk > r.memMax {
+			continue
+		}
+		// rank.offer, with the common outcome (n ranks below the best so
+		// far) decided here.
+		score := int64(float64(r.cpu+cpuAsk)*r.cpuPct) + int64(float64(r.mem+memAsk)*r.memPct)
+		if rank.best != nil && rank.below(score, r) {
+			continue
+		}
+		rank.consider(i, n, r, score)
+	}
+}
+
+// explain charges every rejected node to the first filter, in pipeline
+// order, that rejects it, and says so. It runs only when no node fits.
+func (p *plan) explain(pool []*Node) *NoFitError {
+	p.failed = make([]int, len(p.filters))
+	p.health.byState = [len(p.health.byState)]int{}
+	x := p.idx
+	x.sync(pool)
+	v := &p.v
+	cons, mid, recs := p.cons, p.mid, x.recs
+	midAt := 1 + len(cons)
+	cpuAsk, memAsk := p.ask.cpu, p.ask.mem
 outer:
 	for i, n := range pool {
 		if n == nil {
 			continue
 		}
-		if n != nodes[i] || !stamps[i].matches(n) {
-			x.update(i, n)
-		}
 		v.n, v.r, v.i = n, &recs[i], i
-		if n.Health != Healthy {
-			p.health.Check(&v)
-			fail(0)
+		if !p.health.Check(v) {
+			p.failed[0]++
 			continue
 		}
 		for j, f := range cons {
-			if !f.Check(&v) {
-				fail(1 + j)
+			if !f.Check(v) {
+				p.failed[1+j]++
 				continue outer
 			}
 		}
 		for j, f := range mid {
-			if !f.Check(&v) {
-				fail(midAt + j)
+			if !f.Check(v) {
+				p.failed[midAt+j]++
 				continue outer
 			}
 		}
 		r := v.r
 		switch at := p.slotsAt; {
 		case r.slots >= 0 && r.active >= r.slots:
-			fail(at)
+			p.failed[at]++
 		case cpuAsk > 0 && r.cpu+cpuAsk > r.cpuMax:
-			fail(at + 1)
+			p.failed[at+1]++
 		case memAsk > 0 && r.mem+memAsk > r.memMax:
 			if cpuAsk > 0 {
 				at++
 			}
-			fail(at + 1)
-		case rank != nil:
-			rank.offer(&v)
-		default:
-			sink.offer(&v)
+			p.failed[at+1]++
 		}
 	}
+	return p.noFit()
 }
 
 func (p *plan) softMask(v *view) uint64 {

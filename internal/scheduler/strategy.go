@@ -99,32 +99,75 @@ type rankPicker struct {
 	bestScore int64
 	bestCount int32
 	bestOrder int32
+	bestImage int8 // whether best holds the image: 0 not yet looked at, 1 yes, -1 no
+	image     int8 // the same, for the node being ranked
 }
 
 func (p *rankPicker) offer(v *view) {
 	r := v.r
 	// Whole percent of capacity reserved once the container is added; a
-	// node that reports no capacity scores 0.
+	// node that reports no capacity scores 0. (scan has a copy.)
 	score := int64(float64(r.cpu+p.ask.cpu)*r.cpuPct) + int64(float64(r.mem+p.ask.mem)*r.memPct)
-	if p.best == nil || p.better(v, score) {
-		p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder = v.n, v.i, score, r.active, r.order
+	p.consider(v.i, v.n, r, score)
+}
+
+// below reports, when it is cheap to tell, that a node with record r and
+// score ranks below the best so far (which must exist): a worse score or
+// count, or a tie with a best that holds the image and comes first.
+func (p *rankPicker) below(score int64, r *rec) bool {
+	if score != p.bestScore {
+		return (score > p.bestScore) != p.binpack
+	}
+	if r.active != p.bestCount {
+		return (r.active > p.bestCount) != p.binpack
+	}
+	return p.bestImage == 1 && r.order > p.bestOrder
+}
+
+// consider ranks node n at position i, with record r and score.
+func (p *rankPicker) consider(i int, n *Node, r *rec, score int64) {
+	if p.best == nil {
+		p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder, p.bestImage = n, i, score, r.active, r.order, 0
+		return
+	}
+	if score != p.bestScore {
+		if (score > p.bestScore) == p.binpack {
+			p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder, p.bestImage = n, i, score, r.active, r.order, 0
+		}
+		return
+	}
+	if r.active != p.bestCount {
+		if (r.active > p.bestCount) == p.binpack {
+			p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder, p.bestImage = n, i, score, r.active, r.order, 0
+		}
+		return
+	}
+	if p.tie(i, n, r) {
+		p.best, p.bestI, p.bestScore, p.bestCount, p.bestOrder, p.bestImage = n, i, score, r.active, r.order, p.image
 	}
 }
 
-// better reports whether v ranks above the current best. The image is
-// looked at only between otherwise equal nodes, and memoized.
-func (p *rankPicker) better(v *view, score int64) bool {
-	if score != p.bestScore {
-		return (score > p.bestScore) == p.binpack
+// tie reports whether n ranks above the current best when both have the
+// same score and count: a node with the image first, then the earlier
+// (Name, ID). The image is looked at only when the order does not already
+// decide, and memoized; p.image keeps what was learnt of n.
+func (p *rankPicker) tie(i int, n *Node, r *rec) bool {
+	earlier := r.order < p.bestOrder
+	if p.bestImage == 0 {
+		p.bestImage = -1
+		if p.ask.hasImage(p.bestI, p.best) {
+			p.bestImage = 1
+		}
 	}
-	if v.r.active != p.bestCount {
-		return (v.r.active > p.bestCount) == p.binpack
+	p.image = 0
+	if p.bestImage == 1 && !earlier || p.bestImage == -1 && earlier {
+		return earlier
 	}
-	earlier := v.r.order < p.bestOrder
-	if p.ask.hasImage(p.bestI, p.best) {
-		return earlier && p.ask.hasImage(v.i, v.n)
+	p.image = -1
+	if p.ask.hasImage(i, n) {
+		p.image = 1
 	}
-	return p.ask.hasImage(v.i, v.n) || earlier
+	return p.image == 1
 }
 
 func (p *rankPicker) chosen() *Node { return p.best }
