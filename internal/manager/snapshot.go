@@ -21,17 +21,24 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 		s := m.snaps[e.ID]
 		if s == nil || s.gen != gen {
 			s = &snap{gen: gen, node: nodeView(e)}
+			// A published view is never written again, so the scheduler
+			// may trust it by pointer (Gen must be non-zero for that).
+			s.node.Gen = gen + 1
 			m.snaps[e.ID] = s
 		}
 		n := s.node
+		// Views changed per call carry Gen 0: the scheduler then checks them
+		// field by field instead of trusting a generation they do not have.
 		if m.cfg.Cluster != nil {
 			cp := *n
 			cp.Labels = m.withNodeLabels(e.Addr, n.Labels)
+			cp.Gen = 0
 			n = &cp
 		}
 		if p := m.pending[e.ID]; len(p) > 0 {
 			cp := *n
 			cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
+			cp.Gen = 0
 			n = &cp
 		}
 		nodes = append(nodes, n)
