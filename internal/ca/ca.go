@@ -40,6 +40,8 @@ const (
 	DefaultNodeLifetime = 90 * 24 * time.Hour
 	// MinNodeLifetime is the shortest node certificate validity accepted.
 	MinNodeLifetime = 30 * time.Minute
+	// MinTestLifetime is the shortest validity NodeRequest.AllowShort permits.
+	MinTestLifetime = 10 * time.Second
 	// backdate absorbs clock skew between the signer and the verifier.
 	backdate = 5 * time.Minute
 )

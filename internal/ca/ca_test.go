@@ -266,3 +266,29 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal("revoked node admitted")
 	}
 }
+
+func TestShortLifetimeAndRenewInCert(t *testing.T) {
+	r, err := NewRootCA("c1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.IssueNode(NodeRequest{NodeID: "n", Role: RoleWorker, Lifetime: 20 * time.Second}); !errors.Is(err, ErrInvalidCert) {
+		t.Fatalf("20s without AllowShort: %v", err)
+	}
+	if _, err := r.IssueNode(NodeRequest{NodeID: "n", Role: RoleWorker, Lifetime: 5 * time.Second, AllowShort: true}); !errors.Is(err, ErrInvalidCert) {
+		t.Fatalf("5s with AllowShort: %v", err)
+	}
+	now := time.Now()
+	nc, err := r.IssueNode(NodeRequest{NodeID: "n", Role: RoleWorker, Lifetime: 20 * time.Second, AllowShort: true, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := nc.Leaf()
+	near := func(a, b time.Duration) bool { return (a - b).Abs() <= time.Second } // certificates keep whole seconds
+	if got := RenewInCert(leaf, now, 0); !near(got, 10*time.Second) {
+		t.Errorf("renew in %s at 50%%, want 10s", got)
+	}
+	if got := RenewInCert(leaf, now, 1); !near(got, 16*time.Second) {
+		t.Errorf("renew in %s at 80%%, want 16s", got)
+	}
+}

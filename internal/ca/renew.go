@@ -1,6 +1,7 @@
 package ca
 
 import (
+	"crypto/x509"
 	"math/rand/v2"
 	"time"
 )
@@ -35,3 +36,14 @@ func NeedsRenewal(notBefore, notAfter, now time.Time, frac float64) bool {
 
 // RenewFraction draws the random point used by RenewAt.
 func RenewFraction() float64 { return rand.Float64() }
+
+// RenewInCert is RenewIn for a node certificate issued by this package,
+// whose NotBefore is backdated to absorb clock skew: the window is counted
+// from the issue time, so a short-lived certificate is not renewed at once.
+func RenewInCert(cert *x509.Certificate, now time.Time, frac float64) time.Duration {
+	issued := cert.NotBefore.Add(backdate)
+	if !issued.Before(cert.NotAfter) {
+		issued = cert.NotBefore
+	}
+	return RenewIn(issued, cert.NotAfter, now, frac)
+}

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
@@ -30,6 +32,8 @@ type clusterOpts struct {
 	refresh       time.Duration
 	failureRetry  int
 	logLevel      string
+	certExpiry    time.Duration // init
+	testExpiry    time.Duration // init, hidden: below the 30 min floor, for tests
 }
 
 func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
@@ -61,17 +65,50 @@ comes back as it was.`,
   shoal join-token worker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runClusterNode(cmd.Context(), o, cluster.Config{Init: true})
+			life, err := o.expiry()
+			if err != nil {
+				return err
+			}
+			return runClusterNode(cmd.Context(), o, cluster.Config{Init: true, CertExpiry: life})
 		},
 	}
 	o.flags(cmd, true)
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	cmd.Flags().DurationVar(&o.certExpiry, "cert-expiry", ca.DefaultNodeLifetime, "validity of node certificates; each node renews its own between 50% and 80% of it")
+	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 30m floor of --cert-expiry (tests of renewal)")
+	_ = cmd.Flags().MarkHidden("test-cert-expiry")
 	return cmd
 }
 
-// runClusterNode starts this node of the cluster and, on a manager, the
-// engine pool, the manager and the Docker API over them.
+// expiry checks --cert-expiry (and the hidden test override).
+func (o *clusterOpts) expiry() (time.Duration, error) {
+	if o.testExpiry > 0 {
+		if o.testExpiry < ca.MinTestLifetime {
+			return 0, fmt.Errorf("--test-cert-expiry %s: at least %s", o.testExpiry, ca.MinTestLifetime)
+		}
+		return o.testExpiry, nil
+	}
+	if o.certExpiry < ca.MinNodeLifetime {
+		return 0, fmt.Errorf("--cert-expiry %s: at least %s", o.certExpiry, ca.MinNodeLifetime)
+	}
+	return o.certExpiry, nil
+}
+
+// runClusterNode runs this node of the cluster, starting it again from its
+// data directory each time it is promoted or demoted.
 func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) error {
+	for {
+		err := runClusterNodeOnce(ctx, o, cc)
+		if !errors.Is(err, cluster.ErrRoleChanged) || ctx.Err() != nil {
+			return err
+		}
+		cc.Init, cc.Token = false, "" // from now on the data directory says who we are
+	}
+}
+
+// runClusterNodeOnce starts this node of the cluster and, on a manager, the
+// engine pool, the manager and the Docker API over them.
+func runClusterNodeOnce(ctx context.Context, o *clusterOpts, cc cluster.Config) (rerr error) {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
@@ -105,17 +142,28 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	var roleChanged atomic.Bool
 	run := func(name string, f func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := f(ctx); err != nil && ctx.Err() == nil {
-				log.Error("component stopped", "component", name, "error", err)
+				if errors.Is(err, cluster.ErrRoleChanged) {
+					log.Info("role changed: restarting this node in its new role")
+					roleChanged.Store(true)
+				} else {
+					log.Error("component stopped", "component", name, "error", err)
+				}
 				cancel()
 			}
 		}()
 	}
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		if roleChanged.Load() && rerr == nil {
+			rerr = cluster.ErrRoleChanged
+		}
+	}()
 	run("cluster", cl.Run)
 	if !cl.IsManager() {
 		fmt.Fprintf(os.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())

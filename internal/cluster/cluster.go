@@ -64,6 +64,9 @@ type Config struct {
 	DownAfter time.Duration
 	// StoreWriteTimeout bounds a store write (store default when zero).
 	StoreWriteTimeout time.Duration
+	// CertExpiry is the validity of node certificates (Init; default
+	// ca.DefaultNodeLifetime). The caller checks its floor.
+	CertExpiry time.Duration
 }
 
 // Cluster is one node of the built-in cluster.
@@ -78,6 +81,8 @@ type Cluster struct {
 	tunnels *agent.Tunnels
 	nodes   store.Collection[Node]
 	started time.Time
+	// renewFrac picks the renewal point in the 50–80% window (runAgents only).
+	renewFrac float64
 
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
@@ -105,7 +110,8 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{}}, nil
+	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{},
+		renewFrac: ca.RenewFraction()}, nil
 }
 
 func (c *Cluster) certDir() string   { return filepath.Join(c.cfg.DataDir, "certificates") }
@@ -172,8 +178,10 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
-func (c *Cluster) saveState() error {
-	b, err := json.MarshalIndent(c.st, "", "  ")
+func (c *Cluster) saveState() error { return c.saveStateOf(c.st) }
+
+func (c *Cluster) saveStateOf(st state) error {
+	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -282,7 +290,11 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	c.st = state{NodeID: newID(), ClusterID: clusterID, Role: RoleManager, Addr: addr,
 		ClusterAddr: net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))}
 	c.st.Managers = []string{c.st.ClusterAddr}
-	nc, err := root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: []string{addr, "127.0.0.1", "localhost"}})
+	life := c.cfg.CertExpiry
+	if life <= 0 {
+		life = ca.DefaultNodeLifetime
+	}
+	nc, err := root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr), Lifetime: life, AllowShort: true})
 	if err != nil {
 		return err
 	}
@@ -300,6 +312,10 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	}
 	b, _ := json.Marshal(rootRecord{Cert: root.CertPEM(), Key: root.KeyPEM()})
 	if err := s.Put(ctx, store.PrefixCA+"root", b); err != nil {
+		return err
+	}
+	b, _ = json.Marshal(configRecord{NodeCertExpiry: life})
+	if err := s.Put(ctx, store.PrefixCA+"config", b); err != nil {
 		return err
 	}
 	b, _ = json.Marshal(tokensRecord{Tokens: tokens, Version: 1, Created: time.Now()})
@@ -352,13 +368,66 @@ func (c *Cluster) restart(ctx context.Context) error {
 		return err
 	}
 	c.kp = ca.NewKeypair(cert)
-	if c.IsManager() {
-		s, err := store.Open(ctx, c.storeConfig(nil))
-		if err != nil {
-			return fmt.Errorf("cluster: reopen store: %w", err)
-		}
-		c.store = s
+	if !c.IsManager() {
+		c.dropManagerFiles() // a demoted manager that stopped half-way
+		c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role)
+		return nil
 	}
-	c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role)
+	if c.root.CanSign() && c.renewIn() == 0 {
+		// A manager that was down past its renewal point signs its own,
+		// so its store peers accept it again.
+		if err := c.reissueSelf(ctx); err != nil {
+			return err
+		}
+	}
+	joining := len(c.st.StoreJoin) > 0
+	s, err := store.Open(ctx, c.storeConfig(c.st.StoreJoin))
+	if err != nil {
+		return fmt.Errorf("cluster: open store: %w", err)
+	}
+	c.store = s
+	if joining {
+		// Promoted: the root key comes from the store, as on a manager join.
+		if err := c.loadRootKey(ctx); err != nil {
+			return err
+		}
+		c.st.StoreJoin = nil
+		if err := c.saveState(); err != nil {
+			return err
+		}
+	}
+	c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role, "joined_store", joining)
 	return nil
+}
+
+// loadRootKey reads the CA key managers share through the store.
+func (c *Cluster) loadRootKey(ctx context.Context) error {
+	kv, err := c.store.Get(ctx, store.PrefixCA+"root")
+	if err != nil {
+		return fmt.Errorf("cluster: read root CA: %w", err)
+	}
+	var rr rootRecord
+	if err := json.Unmarshal(kv.Value, &rr); err != nil {
+		return err
+	}
+	if c.root, err = ca.LoadRootCA(rr.Cert, rr.Key); err != nil {
+		return err
+	}
+	return ca.SaveRootCA(c.certDir(), c.root)
+}
+
+// reissueSelf signs a fresh certificate for this manager with its own CA
+// key, keeping the lifetime of the one it replaces.
+func (c *Cluster) reissueSelf(ctx context.Context) error {
+	life := ca.DefaultNodeLifetime
+	if l := c.leaf(); l != nil {
+		life = l.NotAfter.Sub(l.NotBefore) - 5*time.Minute // the backdate
+	}
+	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, c.st.Addr),
+		Lifetime: max(life, ca.MinTestLifetime), AllowShort: true})
+	if err != nil {
+		return err
+	}
+	c.log.Info("certificate reissued locally at restart", "node", c.st.NodeID)
+	return c.installCert(nc)
 }

@@ -67,18 +67,7 @@ func (c *Cluster) join(ctx context.Context) error {
 			return fmt.Errorf("cluster: join store: %w", err)
 		}
 		c.store = s
-		kv, err := s.Get(ctx, store.PrefixCA+"root")
-		if err != nil {
-			return fmt.Errorf("cluster: read root CA: %w", err)
-		}
-		var rr rootRecord
-		if err := json.Unmarshal(kv.Value, &rr); err != nil {
-			return err
-		}
-		if c.root, err = ca.LoadRootCA(rr.Cert, rr.Key); err != nil {
-			return err
-		}
-		if err := ca.SaveRootCA(c.certDir(), c.root); err != nil {
+		if err := c.loadRootKey(ctx); err != nil {
 			return err
 		}
 	}

@@ -199,26 +199,11 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 	default:
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid role %q", spec.Role))
 	}
-	if spec.Role == swarm.NodeRoleWorker && it.Value.Role == RoleManager {
-		items, err := c.records(ctx)
-		if err != nil {
+	demote := spec.Role == swarm.NodeRoleWorker && it.Value.Role == RoleManager
+	if demote {
+		if err := c.canDemote(ctx, it.ID); err != nil {
 			return err
 		}
-		managers := 0
-		for _, x := range items {
-			if x.Value.Role == RoleManager {
-				managers++
-			}
-		}
-		if managers <= 1 {
-			return errdefs.ErrFailedPrecondition.WithMessage("attempting to demote the last manager of the swarm")
-		}
-	}
-	if spec.Role != "" && string(spec.Role) != it.Value.Role {
-		// The node's process would have to change (store member, API,
-		// certificate role); until it does, a role change is refused
-		// rather than recorded and not acted on.
-		return errdefs.ErrNotImplemented.WithMessage("changing a node's role (promote, demote) is not supported by shoal yet: join managers with the manager token")
 	}
 	err = c.write(ctx, func(ctx context.Context) error {
 		return c.nodes.Update(ctx, it.ID, func(cur Node, exists bool) (Node, error) {
@@ -231,6 +216,9 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 			if spec.Role != "" {
 				cur.Role = string(spec.Role)
 			}
+			if cur.Role == RoleWorker {
+				cur.ClusterAddr = ""
+			}
 			if spec.Availability != "" {
 				cur.Availability = string(spec.Availability)
 			}
@@ -240,10 +228,59 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 			return cur, nil
 		})
 	})
-	if err == nil {
-		c.syncOnce(ctx)
+	if err != nil {
+		return err
 	}
-	return err
+	if demote {
+		// The node leaves the store now (a leader hands leadership over
+		// first); should that fail, the node itself retries when it sees
+		// its record, then takes a worker certificate.
+		if err := c.store.RemoveMember(ctx, it.ID); err != nil && !errors.Is(err, store.ErrNoMember) {
+			c.log.Warn("demote: remove store member", "node", it.ID, "err", err)
+		} else {
+			c.log.Info("node demoted", "node", it.ID, "hostname", it.Value.Hostname)
+		}
+	} else if spec.Role == swarm.NodeRoleManager && it.Value.Role == RoleWorker {
+		c.log.Info("node promoted", "node", it.ID, "hostname", it.Value.Hostname)
+	}
+	c.syncOnce(ctx)
+	return nil
+}
+
+// canDemote refuses, as swarm mode does, to demote the last manager or a
+// manager whose leaving would cost the store its quorum.
+func (c *Cluster) canDemote(ctx context.Context, id string) error {
+	items, err := c.records(ctx)
+	if err != nil {
+		return err
+	}
+	managers := 0
+	for _, x := range items {
+		if x.Value.Role == RoleManager {
+			managers++
+		}
+	}
+	if managers <= 1 {
+		return errdefs.ErrFailedPrecondition.WithMessage("attempting to demote the last manager of the swarm")
+	}
+	members := c.members(ctx)
+	if m, ok := members[id]; !ok || m.Learner {
+		return nil
+	}
+	voters, reachable := 0, 0
+	for name, m := range members {
+		if m.Learner || name == id {
+			continue
+		}
+		voters++
+		if m.Reachable {
+			reachable++
+		}
+	}
+	if reachable < voters/2+1 {
+		return errdefs.ErrFailedPrecondition.WithMessage(fmt.Sprintf("can't remove member from the raft: this would result in a loss of quorum (%d of the %d remaining managers reachable)", reachable, voters))
+	}
+	return nil
 }
 
 // RemoveNode removes a node and revokes its certificate, so its agent

@@ -92,6 +92,8 @@ func (c *Cluster) handler() http.Handler {
 		w.Write(c.root.CertPEM())
 	})
 	mux.HandleFunc("POST /join", c.handleJoin)
+	mux.HandleFunc("GET /self", c.handleSelf)
+	mux.HandleFunc("POST /certificate", c.handleCertificate)
 	mux.HandleFunc("GET /managers", func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 			httpError(w, http.StatusUnauthorized, "a node certificate is required")
@@ -141,11 +143,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 		addr, _, _ = net.SplitHostPort(remote)
 	}
 	id := newID()
-	hosts := []string{addr}
-	if role == ca.RoleManager {
-		hosts = append(hosts, "127.0.0.1", "localhost")
-	}
-	certPEM, err := c.root.SignCSR(req.CSR, ca.NodeRequest{NodeID: id, Role: role, Hosts: hosts})
+	certPEM, err := c.sign(ctx, req.CSR, id, role, addr)
 	if err != nil {
 		return nil, err
 	}

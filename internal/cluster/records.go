@@ -69,6 +69,9 @@ type state struct {
 	Addr        string   `json:"addr"`
 	ClusterAddr string   `json:"cluster_addr,omitempty"`
 	Managers    []string `json:"managers"`
+	// StoreJoin is set on a node promoted to manager until it has joined
+	// the store: the client URLs of the members to join through.
+	StoreJoin []string `json:"store_join,omitempty"`
 }
 
 // joinRequest is what a joining node sends with its token.
@@ -84,6 +87,34 @@ type joinRequest struct {
 type joinResponse struct {
 	NodeID    string   `json:"node_id"`
 	ClusterID string   `json:"cluster_id"`
+	Role      string   `json:"role"`
+	Cert      []byte   `json:"cert"`
+	Managers  []string `json:"managers"`
+	StoreURLs []string `json:"store_urls,omitempty"`
+}
+
+// configRecord is the cluster-wide settings (swarm update's CA config).
+type configRecord struct {
+	NodeCertExpiry time.Duration `json:"node_cert_expiry"`
+}
+
+// selfResponse is what a manager tells a node of itself (GET /self): its
+// role as the store has it, and where the managers are.
+type selfResponse struct {
+	Role      string   `json:"role"`
+	Managers  []string `json:"managers"`
+	StoreURLs []string `json:"store_urls,omitempty"`
+}
+
+// certRequest asks for a new certificate (renewal or role change) for the
+// node the client certificate names; the role is the one of its record.
+type certRequest struct {
+	CSR         []byte `json:"csr"`
+	ClusterAddr string `json:"cluster_addr,omitempty"` // the node's cluster port, should it be a manager
+}
+
+// certResponse is the new certificate and, for a manager, the store's members.
+type certResponse struct {
 	Role      string   `json:"role"`
 	Cert      []byte   `json:"cert"`
 	Managers  []string `json:"managers"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"net"
 	"net/http"
 	"slices"
@@ -29,7 +28,15 @@ func (c *Cluster) Run(ctx context.Context) error {
 		go func() {
 			select {
 			case err := <-c.store.Err():
-				errc <- err
+				// A demoted manager's member stops once removed; the role
+				// change then restarts this node as a worker. Otherwise the
+				// error ends the node.
+				c.log.Warn("cluster: store stopped", "err", err)
+				select {
+				case <-time.After(3 * selfPeriod):
+					errc <- err
+				case <-ctx.Done():
+				}
 			case <-ctx.Done():
 			}
 		}()
@@ -162,19 +169,42 @@ func (c *Cluster) runAgents(ctx context.Context) error {
 		}
 	}
 	apply(c.st.Managers)
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
 	defer hc.CloseIdleConnections()
-	t := time.NewTicker(3 * time.Second)
+	t := time.NewTicker(selfPeriod)
 	defer t.Stop()
+	renewT := time.NewTimer(c.renewIn())
+	defer renewT.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-renewT.C:
+			next := 2 * time.Second // retry soon after a failure
+			if err := c.renew(ctx, hc); err != nil {
+				c.log.Warn("cluster: certificate renewal", "err", err)
+			} else {
+				next = c.renewIn()
+			}
+			renewT.Reset(next)
+			continue
 		case <-t.C:
 		}
-		managers, err := c.fetchManagers(ctx, hc)
+		self, err := c.fetchSelf(ctx, hc)
 		if err != nil {
-			c.log.Debug("cluster: manager list", "err", err)
+			c.log.Debug("cluster: own record", "err", err)
+			continue
+		}
+		if self.Role != c.st.Role && (self.Role == RoleManager || self.Role == RoleWorker) {
+			c.log.Info("cluster: role change", "from", c.st.Role, "to", self.Role)
+			if err := c.changeRole(ctx, hc, self.Role); err != nil {
+				c.log.Warn("cluster: role change", "to", self.Role, "err", err)
+				continue
+			}
+			return ErrRoleChanged
+		}
+		managers := self.Managers
+		if len(managers) == 0 {
 			continue
 		}
 		if !slices.Equal(managers, c.st.Managers) {
@@ -192,29 +222,6 @@ func (c *Cluster) httpTLS() *tls.Config {
 	conf := c.root.ClientTLSConfig(c.kp)
 	conf.NextProtos = []string{"http/1.1"}
 	return conf
-}
-
-func (c *Cluster) fetchManagers(ctx context.Context, hc *http.Client) ([]string, error) {
-	var last error
-	for _, addr := range c.st.Managers {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/managers", nil)
-		if err != nil {
-			return nil, err
-		}
-		var out []string
-		if err := doJSON(hc, req, &out); err != nil {
-			last = err
-			continue
-		}
-		slices.Sort(out)
-		if len(out) > 0 {
-			return out, nil
-		}
-	}
-	if last == nil {
-		last = errors.New("no manager known")
-	}
-	return nil, last
 }
 
 // engineDialer reaches the local engine: a unix socket or tcp address.

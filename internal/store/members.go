@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"go.etcd.io/etcd/client/pkg/v3/types"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/membership"
@@ -86,26 +91,93 @@ func (s *Store) probe(ctx context.Context, urls []string) bool {
 
 // RemoveMember removes the named member from the store (`docker node rm`
 // or demote of a manager). It needs a quorum, and refuses to remove the
-// last voting member.
+// last voting member. A leader being removed first hands its leadership
+// to another voter, and the removal is asked of the other members, so a
+// member can remove itself (it stops once it applies its removal).
 func (s *Store) RemoveMember(ctx context.Context, name string) error {
+	if err := s.alive(); err != nil {
+		return err
+	}
 	var target *membership.Member
-	voters := 0
+	var others []*membership.Member
 	for _, m := range s.etcd.Server.Cluster().Members() {
-		if m.Name == name {
+		switch {
+		case m.Name == name:
 			target = m
-		}
-		if !m.IsLearner {
-			voters++
+		case !m.IsLearner:
+			others = append(others, m)
 		}
 	}
 	if target == nil {
 		return fmt.Errorf("%w: %q", ErrNoMember, name)
 	}
-	if !target.IsLearner && voters == 1 {
+	if !target.IsLearner && len(others) == 0 {
 		return ErrLastVoter
 	}
-	return s.write(ctx, "remove member "+name, func(ctx context.Context) error {
-		_, err := s.client.MemberRemove(ctx, uint64(target.ID))
+	var urls []string
+	for _, m := range others {
+		urls = append(urls, m.ClientURLs...)
+	}
+	if len(urls) == 0 {
+		return fmt.Errorf("%w: no other member to ask", ErrNoQuorum)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if !target.IsLearner && s.etcd.Server.Leader() == target.ID {
+		if err := s.moveLeader(ctx, target, others); err != nil {
+			return err
+		}
+	}
+	c, err := newClient(s.cfg, urls)
+	if err != nil {
 		return err
-	})
+	}
+	defer c.Close()
+	_, err = c.MemberRemove(clientv3.WithRequireLeader(ctx), uint64(target.ID))
+	if errors.Is(err, rpctypes.ErrMemberNotFound) {
+		return fmt.Errorf("%w: %q", ErrNoMember, name)
+	}
+	if err != nil {
+		return fmt.Errorf("store: remove member %s: %w", name, mapErr(err))
+	}
+	s.log.Info("store: member removed", "name", name)
+	return nil
 }
+
+// moveLeader asks the leader (target) to hand leadership to the first
+// reachable voter of others, and waits until this member sees the change.
+func (s *Store) moveLeader(ctx context.Context, leader *membership.Member, others []*membership.Member) error {
+	var to *membership.Member
+	for _, m := range others {
+		if s.probe(ctx, m.ClientURLs) {
+			to = m
+			break
+		}
+	}
+	if to == nil {
+		return fmt.Errorf("%w: no reachable member to hand leadership to", ErrNoQuorum)
+	}
+	c, err := newClient(s.cfg, leader.ClientURLs)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.MoveLeader(ctx, uint64(to.ID)); err != nil {
+		return fmt.Errorf("store: move leadership to %s: %w", to.Name, mapErr(err))
+	}
+	s.log.Info("store: leadership moved", "from", leader.Name, "to", to.Name)
+	tick := time.NewTicker(s.cfg.Heartbeat / 2)
+	defer tick.Stop()
+	for s.etcd.Server.Leader() != to.ID {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: move leadership: %w", mapErr(ctx.Err()))
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Stopped is closed when this member has stopped, e.g. after applying its
+// own removal from the cluster.
+func (s *Store) Stopped() <-chan struct{} { return s.etcd.Server.StopNotify() }

@@ -379,9 +379,6 @@ func TestManagers(t *testing.T) {
 	if info := docker(t, apiOf(2), "info"); !strings.Contains(info, "Managers: 3") || !strings.Contains(info, bed.Engines[2].IP+":2377") {
 		t.Errorf("docker info on node3:\n%s", info)
 	}
-	if out, err := dockerErr(apiOf(0), "node", "demote", "node2"); err == nil || !strings.Contains(out, "not supported") {
-		t.Errorf("demote (not supported yet) answered: %v %s", err, out)
-	}
 
 	// Any manager serves the whole API.
 	shoaltest.Eventually(t, 20*time.Second, "3 healthy engines on node3's manager", func() error {
