@@ -274,6 +274,14 @@ func (m *Manager) retryWhilePending(ctx context.Context, place func() error) err
 	return err
 }
 
+// settle waits (up to 10 s) for engines still being contacted, so an
+// operation meant for every node (load, pull, import) reaches them all.
+func (m *Manager) settle(ctx context.Context) {
+	for wait := time.Now().Add(10 * time.Second); m.anyPending() && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (m *Manager) anyPending() bool {
 	for _, e := range m.pool.Engines() {
 		if st, _ := e.State(); st == engine.Pending {

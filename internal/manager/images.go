@@ -256,6 +256,7 @@ func (s *streamMerger) finish(strict bool) error {
 // LoadImage sends the archive to every healthy engine; a failure on any
 // of them fails the load.
 func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return noHealthy()
@@ -310,6 +311,7 @@ func (m *Manager) refreshImages(e *engine.Engine) {
 // least one engine got the image (the others are reported in the stream),
 // so a create can then be placed where the image is.
 func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error {
+	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return noHealthy()
@@ -441,6 +443,7 @@ func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name
 // ImportImage imports on every healthy engine (the uploaded archive, or
 // the URL in fromSrc), like load.
 func (m *Manager) ImportImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return noHealthy()
