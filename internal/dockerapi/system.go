@@ -1,6 +1,7 @@
 package dockerapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"runtime"
 	"time"
@@ -66,6 +67,12 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 func (s *Server) getInfo(w http.ResponseWriter, r *http.Request, _ params) error {
 	info, err := s.b.Info(r.Context())
 	if err != nil {
+		return err
+	}
+	if raw, ok := info.(json.RawMessage); ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write(append(raw, '\n'))
 		return err
 	}
 	return writeJSON(w, http.StatusOK, info)

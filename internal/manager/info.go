@@ -27,6 +27,11 @@ func (m *Manager) Info(ctx context.Context) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The node lines are kept encoded per engine: with a thousand nodes
+	// they are most of the answer, and re-encoding them per call is what
+	// would make info slow.
+	status := info.DriverStatus
+	info.DriverStatus = nil
 	b, err := json.Marshal(info)
 	if err != nil {
 		return nil, err
@@ -35,6 +40,20 @@ func (m *Manager) Info(ctx context.Context) (any, error) {
 	if err := json.Unmarshal(b, &ours); err != nil {
 		return nil, err
 	}
+	ds := make([]byte, 0, 64<<10)
+	ds = append(ds, '[')
+	head, _ := json.Marshal(status)
+	ds = append(ds, head[1:len(head)-1]...)
+	for _, e := range m.pool.Engines() {
+		if frag := m.engineSummary(e).statusJSON; len(frag) > 0 {
+			if len(ds) > 1 {
+				ds = append(ds, ',')
+			}
+			ds = append(ds, frag...)
+		}
+	}
+	ds = append(ds, ']')
+	ours["DriverStatus"] = ds
 	var base map[string]json.RawMessage
 	for _, e := range m.pool.Healthy() {
 		if raw := e.RawInfo(); len(raw) > 0 && json.Unmarshal(raw, &base) == nil {
@@ -42,7 +61,7 @@ func (m *Manager) Info(ctx context.Context) (any, error) {
 		}
 	}
 	if base == nil {
-		return ours, nil
+		base = map[string]json.RawMessage{}
 	}
 	for _, k := range []string{"ID", "Name", "ServerVersion", "Containers", "ContainersRunning", "ContainersPaused",
 		"ContainersStopped", "Images", "NCPU", "MemTotal", "Driver", "DriverStatus", "OperatingSystem", "OSType",
@@ -51,7 +70,36 @@ func (m *Manager) Info(ctx context.Context) (any, error) {
 			base[k] = v
 		}
 	}
-	return base, nil
+	for k, v := range ours {
+		if _, ok := base[k]; !ok {
+			base[k] = v
+		}
+	}
+	return joinObject(base), nil
+}
+
+// joinObject writes a JSON object from already-encoded values, in key
+// order, without the re-validation encoding/json would do.
+func joinObject(fields map[string]json.RawMessage) json.RawMessage {
+	keys := make([]string, 0, len(fields))
+	n := 2
+	for k, v := range fields {
+		keys = append(keys, k)
+		n += len(k) + len(v) + 4
+	}
+	sort.Strings(keys)
+	out := make([]byte, 0, n)
+	out = append(out, '{')
+	for i, k := range keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		kb, _ := json.Marshal(k)
+		out = append(out, kb...)
+		out = append(out, ':')
+		out = append(out, fields[k]...)
+	}
+	return append(out, '}')
 }
 
 func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
@@ -101,7 +149,6 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 			}
 			info.Warnings = append(info.Warnings, msg)
 		}
-		status = append(status, sum.status...)
 	}
 	info.Images = len(images)
 	info.DriverStatus = status
@@ -119,7 +166,7 @@ type engineInfo struct {
 	ncpu                                 int
 	memTotal                             int64
 	images                               []string
-	status                               [][2]string
+	statusJSON                           []byte // this node's DriverStatus lines, encoded, without brackets
 }
 
 func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
@@ -161,7 +208,7 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 	if errText == "" {
 		errText = "(none)"
 	}
-	s.status = [][2]string{
+	status := [][2]string{
 		{" " + e.Name(), e.Addr},
 		{"  └ ID", e.ID},
 		{"  └ Status", st.String()},
@@ -171,6 +218,9 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 		{"  └ Labels", strings.Join(labels, ", ")},
 		{"  └ Error", errText},
 		{"  └ ServerVersion", ver},
+	}
+	if b, err := json.Marshal(status); err == nil {
+		s.statusJSON = b[1 : len(b)-1]
 	}
 	m.infoMu.Lock()
 	m.infos[e.ID] = s
