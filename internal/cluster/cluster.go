@@ -88,6 +88,7 @@ type Cluster struct {
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	lastSeen map[string]time.Time
 	revoked  map[string]bool
+	names    map[string]string // node ID → the hostname its engine last reported
 }
 
 // New checks cfg; Start does the work.
@@ -110,7 +111,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{},
+	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{}, names: map[string]string{},
 		renewFrac: ca.RenewFraction()}, nil
 }
 

@@ -111,14 +111,20 @@ func (c *Cluster) engineOf(id string) *engine.Engine {
 	return nil
 }
 
-// engineName is the hostname the node's engine reports, if known.
+// engineName is the hostname the node's engine reports, if known: the
+// last one it reported while it is unreachable.
 func (c *Cluster) engineName(id string) string {
 	if e := c.engineOf(id); e != nil {
-		if info := e.Info(); info != nil {
+		if info := e.Info(); info != nil && info.Name != "" {
+			c.mu.Lock()
+			c.names[id] = info.Name
+			c.mu.Unlock()
 			return info.Name
 		}
 	}
-	return ""
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names[id]
 }
 
 func (c *Cluster) swarmNode(r Node, members map[string]store.Member, now time.Time) swarm.Node {
@@ -152,10 +158,10 @@ func (c *Cluster) swarmNode(r Node, members map[string]store.Member, now time.Ti
 				labels[k] = v
 			}
 			n.Description.Engine = swarm.EngineDescription{EngineVersion: ver, Labels: labels}
-			if info.Name != "" {
-				n.Description.Hostname = info.Name // the engine's host, not shoal's view of it
-			}
 		}
+	}
+	if name := c.engineName(r.ID); name != "" {
+		n.Description.Hostname = name // the engine's host, not shoal's view of it
 	}
 	n.Description.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}
 	if r.Role == RoleManager {
@@ -334,15 +340,15 @@ func (c *Cluster) Swarm(ctx context.Context) (*swarm.Swarm, error) {
 	if err != nil {
 		return nil, err
 	}
-	sw := &swarm.Swarm{ClusterInfo: c.clusterInfo(tr), JoinTokens: swarm.JoinTokens{Worker: tr.Tokens.Worker.String(), Manager: tr.Tokens.Manager.String()}}
+	sw := &swarm.Swarm{ClusterInfo: c.clusterInfo(ctx, tr), JoinTokens: swarm.JoinTokens{Worker: tr.Tokens.Worker.String(), Manager: tr.Tokens.Manager.String()}}
 	return sw, nil
 }
 
-func (c *Cluster) clusterInfo(tr tokensRecord) swarm.ClusterInfo {
+func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.ClusterInfo {
 	ci := swarm.ClusterInfo{ID: c.st.ClusterID, Meta: swarm.Meta{Version: swarm.Version{Index: tr.Version}, CreatedAt: c.root.Certificate().NotBefore, UpdatedAt: tr.Created}}
 	ci.Spec.Name = "default"
 	ci.Spec.Dispatcher.HeartbeatPeriod = 5 * time.Second
-	ci.Spec.CAConfig.NodeCertExpiry = ca.DefaultNodeLifetime
+	ci.Spec.CAConfig.NodeCertExpiry = c.certLifetime(ctx)
 	ci.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}
 	return ci
 }
@@ -390,7 +396,7 @@ func (c *Cluster) SwarmInfo(ctx context.Context) swarm.Info {
 	c.mu.Unlock()
 	sort.Slice(info.RemoteManagers, func(i, j int) bool { return info.RemoteManagers[i].NodeID < info.RemoteManagers[j].NodeID })
 	if tr, err := c.tokens(ctx); err == nil {
-		ci := c.clusterInfo(tr)
+		ci := c.clusterInfo(ctx, tr)
 		info.Cluster = &ci
 	}
 	return info

@@ -107,6 +107,7 @@ func (c *Cluster) syncOnce(ctx context.Context) {
 		p.Update(addrs)
 		for _, it := range items {
 			p.SetAvailability("tunnel://"+it.ID, it.Value.Availability)
+			c.engineName(it.ID) // remembered for when the engine is unreachable
 		}
 	}
 }

@@ -443,3 +443,83 @@ func TestManagers(t *testing.T) {
 		return err
 	})
 }
+
+// TestPartition cuts one manager of three off the network (its veth down)
+// and heals it: the two others keep the API writable and show it
+// Unreachable; healed, it catches up with the writes made meanwhile.
+func TestPartition(t *testing.T) {
+	base := t.TempDir()
+	hosts := make([]*host, 3)
+	hosts[0] = &host{i: 0, dir: filepath.Join(base, "m0")}
+	hosts[0].args = append([]string{"init"}, nodeArgs(0, hosts[0].dir)...)
+	hosts[0].p = startShoal(t, 0, "manager0", hosts[0].args...)
+	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
+		_, err := dockerErr(apiOf(0), "version")
+		return err
+	})
+	mtoken, err := shoalCmd(t, "join-token", "-H", apiOf(0), "-q", "manager")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		h := &host{i: i, dir: filepath.Join(base, fmt.Sprintf("m%d", i))}
+		h.args = append(append([]string{"join", "--token", mtoken}, nodeArgs(i, h.dir)...), bed.Engines[0].IP+":2377")
+		h.p = startShoal(t, i, fmt.Sprintf("manager%d", i), h.args...)
+		hosts[i] = h
+		shoaltest.Eventually(t, 40*time.Second, "manager API", func() error {
+			_, err := dockerErr(apiOf(i), "info")
+			return err
+		})
+	}
+	allUp := func(api string) func() error {
+		return func() error {
+			out, err := dockerErr(api, "node", "ls", "--format", "{{.Hostname}} {{.Status}} {{.ManagerStatus}}")
+			if err != nil || strings.Count(out, "Ready") != 3 || strings.Count(out, "Leader")+strings.Count(out, "Reachable") != 3 ||
+				!strings.Contains(out, "node1") || !strings.Contains(out, "node2") || !strings.Contains(out, "node3") {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		}
+	}
+	for i := range 3 {
+		shoaltest.Eventually(t, 40*time.Second, "3 reachable managers", allUp(apiOf(i)))
+	}
+
+	cut := leaderOf(t, apiOf(1)) // the leader: the others must also elect a new one
+	a, b := (cut+1)%3, (cut+2)%3
+	if err := bed.LinkDown(cut); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bed.LinkUp(cut) })
+	start := time.Now()
+	shoaltest.Eventually(t, 20*time.Second, "a write while the leader is cut off", func() error {
+		_, err := dockerErr(apiOf(a), "node", "update", "--label-add", "during=1", bed.Engines[a].Hostname)
+		return err
+	})
+	t.Logf("FIGURE partition: leader %s cut off (link down); a write through %s accepted %s later", bed.Engines[cut].Hostname, bed.Engines[a].Hostname, time.Since(start).Round(10*time.Millisecond))
+	shoaltest.Eventually(t, 30*time.Second, "the cut manager Unreachable", func() error {
+		l, err := nodeLine(apiOf(b), cut)
+		if err != nil || !strings.Contains(l, "Unreachable") {
+			return fmt.Errorf("%v %q", err, l)
+		}
+		return nil
+	})
+	t.Logf("docker node ls (on %s) while cut:\n%s", bed.Engines[b].Hostname, docker(t, apiOf(b), "node", "ls"))
+	docker(t, apiOf(b), "node", "update", "--label-add", "cut=yes", bed.Engines[a].Hostname)
+
+	if err := bed.LinkUp(cut); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	shoaltest.Eventually(t, 30*time.Second, "the healed manager sees the write made while it was cut off", func() error {
+		out, err := dockerErr(apiOf(cut), "node", "inspect", bed.Engines[a].Hostname, "--format", "{{.Spec.Labels.cut}}")
+		if err != nil || strings.TrimSpace(out) != "yes" {
+			return fmt.Errorf("%v %q", err, out)
+		}
+		return nil
+	})
+	t.Logf("FIGURE heal: link up; the write made during the cut read through %s %s later", bed.Engines[cut].Hostname, time.Since(healed).Round(10*time.Millisecond))
+	shoaltest.Eventually(t, 30*time.Second, "3 reachable managers after healing", allUp(apiOf(a)))
+	t.Logf("FIGURE heal: all 3 managers Ready and reachable again %s after link up", time.Since(healed).Round(10*time.Millisecond))
+	docker(t, apiOf(cut), "node", "update", "--label-add", "after=1", bed.Engines[cut].Hostname)
+}
