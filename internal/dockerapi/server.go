@@ -250,5 +250,8 @@ func (s *Server) routes() {
 	rt.handle("POST", "/nodes/{id}/update", s.updateNode)
 	rt.handle("DELETE", "/nodes/{id}", s.removeNode)
 	rt.handle("GET", "/swarm", s.inspectSwarm)
+	rt.handle("POST", "/swarm/init", s.swarmInit("init"))
+	rt.handle("POST", "/swarm/join", s.swarmInit("join"))
+	rt.handle("POST", "/swarm/leave", s.swarmInit("leave"))
 	rt.handle("POST", "/swarm/update", s.updateSwarm)
 }

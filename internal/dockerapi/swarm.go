@@ -111,3 +111,19 @@ func (s *Server) removeNode(w http.ResponseWriter, r *http.Request, p params) er
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
+
+// swarmInit answers `docker swarm init` (and join/leave) as dockerd does for
+// a node in a swarm; a classic shoal is told how to make one.
+func (s *Server) swarmInit(action string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ params) error {
+		if sb, ok := s.b.(SwarmBackend); ok {
+			if st, _ := sb.SwarmStatus(); st != string(swarm.LocalNodeStateInactive) {
+				if action == "leave" {
+					return errdefs.ErrNotImplemented.WithMessage("docker swarm leave is not supported by shoal yet: stop the shoal process of this node, then remove it with docker node rm")
+				}
+				return errdefs.ErrUnavailable.WithMessage(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`)
+			}
+		}
+		return errdefs.ErrNotImplemented.WithMessage("docker swarm " + action + " is not supported by shoal manage: create a built-in cluster with \"shoal init\" and add hosts with \"shoal join --token\"")
+	}
+}
