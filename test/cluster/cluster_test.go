@@ -105,6 +105,9 @@ func TestWorkers(t *testing.T) {
 		t.Fatalf("join-token: %q %v", token, err)
 	}
 	joinAddr := bed.Engines[0].IP + ":2377"
+	if out, err := dockerErr(api, "swarm", "init"); err == nil || !strings.Contains(out, "already part of a swarm") {
+		t.Errorf("docker swarm init on a cluster manager: %v %q; want dockerd's 'already part of a swarm'", err, out)
+	}
 
 	start := time.Now()
 	workers := map[int]*host{}
