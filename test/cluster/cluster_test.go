@@ -397,6 +397,23 @@ func TestManagers(t *testing.T) {
 	}
 	docker(t, apiOf(0), "rm", "-f", "anym")
 
+	// Two workers join: 3 managers and 2 workers.
+	wtoken, err := shoalCmd(t, "join-token", "-H", apiOf(1), "-q", "worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{3, 4} {
+		w := &host{i: i, dir: filepath.Join(base, fmt.Sprintf("w%d", i))}
+		w.args = append(append([]string{"join", "--token", wtoken}, nodeArgs(i, w.dir)...), bed.Engines[1].IP+":2377")
+		w.p = startShoal(t, i, fmt.Sprintf("worker%d", i), w.args...)
+	}
+	shoaltest.Eventually(t, 40*time.Second, "5 Ready nodes", func() error {
+		if n, out := readyNodes(t, apiOf(0)); n != 5 {
+			return fmt.Errorf("%d ready:\n%s", n, out)
+		}
+		return nil
+	})
+
 	// Kill the leader: measure until a write goes through another manager.
 	leader := leaderOf(t, apiOf(0))
 	other := (leader + 1) % 3
@@ -421,6 +438,14 @@ func TestManagers(t *testing.T) {
 	if !regexp.MustCompile(bed.Engines[leader].Hostname + `\s+\S+\s+Active\s+Unreachable`).MatchString(out) {
 		t.Errorf("the dead leader is not Unreachable:\n%s", out)
 	}
+	// The workers keep working through the managers that are left.
+	shoaltest.Eventually(t, 30*time.Second, "a container on a worker after the failover", func() error {
+		out, err := dockerErr(apiOf(other), "run", "--rm", "-e", "constraint:node=="+bed.Engines[4].Hostname, "busybox", "echo", "on-worker")
+		if err != nil || !strings.Contains(out, "on-worker") {
+			return fmt.Errorf("%v %s", err, out)
+		}
+		return nil
+	})
 
 	// The killed manager comes back with its data.
 	hosts[leader].p = startShoal(t, leader, fmt.Sprintf("manager%d-again", leader), hosts[leader].args...)

@@ -34,7 +34,7 @@ func mainRun(m *testing.M) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var err error
-	bed, err = testbed.Start(ctx, testbed.Options{Engines: 3, Prefix: bedPrefix})
+	bed, err = testbed.Start(ctx, testbed.Options{Engines: 5, Prefix: bedPrefix})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test/cluster: testbed:", err)
 		return 1
