@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -185,26 +183,7 @@ func runClusterNodeOnce(ctx context.Context, o *clusterOpts, cc cluster.Config) 
 	if cc.Init {
 		printJoinCommands(ctx, cl)
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		log.Info("serving the Docker API", "addr", l.Addr().String())
-		go func() { errc <- srv.Serve(l) }()
-	}
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		log.Error("API server stopped", "error", err)
-	}
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(sctx)
-	srv.Close()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveAPI(ctx, api, listeners, log, cancel)
 }
 
 // printJoinCommands tells the user how to add nodes, as docker swarm init does.

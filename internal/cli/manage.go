@@ -5,9 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -226,27 +224,9 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 		mgr.SetPrimaryCheck(func() bool { _, self := h.Primary(); return self })
 	}
 
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		log.Info("serving the Docker API", "addr", l.Addr().String())
-		go func() { errc <- srv.Serve(l) }()
-	}
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-		log.Error("API server stopped", "error", err)
-	}
-	cancel()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	_ = srv.Shutdown(sctx)
-	srv.Close()
+	err = serveAPI(ctx, handler, listeners, log, cancel)
 	wg.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return err
 }
 
 // listen opens each -H address: tcp://host:port, host:port, unix:///path.
