@@ -96,3 +96,12 @@ func TestSetFieldsKeepsOthers(t *testing.T) {
 		t.Errorf("setFields = %s", out)
 	}
 }
+
+func TestMergeReport(t *testing.T) {
+	merged := map[string]any{}
+	mergeReport(merged, map[string]any{"ContainersDeleted": []any{"a"}, "SpaceReclaimed": 10.0, "Kind": "x"})
+	mergeReport(merged, map[string]any{"ContainersDeleted": []any{"b"}, "SpaceReclaimed": 5.0, "Kind": "y"})
+	if !reflect.DeepEqual(merged["ContainersDeleted"], []any{"a", "b"}) || merged["SpaceReclaimed"] != 15.0 || merged["Kind"] != "x" {
+		t.Fatalf("merged %v", merged)
+	}
+}

@@ -365,20 +365,7 @@ func (m *Manager) Prune(ctx context.Context, version, path string, q url.Values)
 		mu.Lock()
 		defer mu.Unlock()
 		ok++
-		for k, v := range rep {
-			switch x := v.(type) {
-			case []any:
-				prev, _ := merged[k].([]any)
-				merged[k] = append(prev, x...)
-			case float64:
-				prev, _ := merged[k].(float64)
-				merged[k] = prev + x
-			default:
-				if _, seen := merged[k]; !seen {
-					merged[k] = v
-				}
-			}
-		}
+		mergeReport(merged, rep)
 		return nil
 	})
 	if ok == 0 && len(errs) > 0 {
@@ -394,6 +381,25 @@ func (m *Manager) Prune(ctx context.Context, version, path string, q url.Values)
 	return merged, nil
 }
 
+// mergeReport adds one engine's report to merged: lists are joined,
+// numbers added up, anything else kept from the first engine.
+func mergeReport(merged, rep map[string]any) {
+	for k, v := range rep {
+		switch x := v.(type) {
+		case []any:
+			prev, _ := merged[k].([]any)
+			merged[k] = append(prev, x...)
+		case float64:
+			prev, _ := merged[k].(float64)
+			merged[k] = prev + x
+		default:
+			if _, seen := merged[k]; !seen {
+				merged[k] = v
+			}
+		}
+	}
+}
+
 // DiskUsage merges /system/df of every healthy node.
 func (m *Manager) DiskUsage(ctx context.Context, version string, q url.Values) (any, error) {
 	var mu sync.Mutex
@@ -403,35 +409,21 @@ func (m *Manager) DiskUsage(ctx context.Context, version string, q url.Values) (
 		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, "/system/df"), q, nil, &df); err != nil {
 			return err
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		for k, v := range df {
-			switch x := v.(type) {
-			case []any:
-				if k == "Containers" {
-					for _, c := range x {
-						if cm, ok := c.(map[string]any); ok {
-							if names, ok := cm["Names"].([]any); ok {
-								for i, n := range names {
-									if s, ok := n.(string); ok {
-										names[i] = "/" + e.Name() + "/" + strings.TrimPrefix(s, "/")
-									}
-								}
-							}
+		containers, _ := df["Containers"].([]any)
+		for _, c := range containers {
+			if cm, ok := c.(map[string]any); ok {
+				if names, ok := cm["Names"].([]any); ok {
+					for i, n := range names {
+						if s, ok := n.(string); ok {
+							names[i] = "/" + e.Name() + "/" + strings.TrimPrefix(s, "/")
 						}
 					}
 				}
-				prev, _ := merged[k].([]any)
-				merged[k] = append(prev, x...)
-			case float64:
-				prev, _ := merged[k].(float64)
-				merged[k] = prev + x
-			default:
-				if _, seen := merged[k]; !seen {
-					merged[k] = v
-				}
 			}
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		mergeReport(merged, df)
 		return nil
 	})
 	for _, k := range []string{"Images", "Containers", "Volumes", "BuildCache"} {
