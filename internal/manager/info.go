@@ -61,17 +61,12 @@ func (m *Manager) Info(ctx context.Context) (any, error) {
 		}
 	}
 	if base == nil {
-		base = map[string]json.RawMessage{}
+		return joinObject(ours), nil
 	}
 	for _, k := range []string{"ID", "Name", "ServerVersion", "Containers", "ContainersRunning", "ContainersPaused",
 		"ContainersStopped", "Images", "NCPU", "MemTotal", "Driver", "DriverStatus", "OperatingSystem", "OSType",
 		"Architecture", "KernelVersion", "Labels", "Warnings", "Swarm", "SystemTime", "DockerRootDir", "Plugins"} {
 		if v, ok := ours[k]; ok {
-			base[k] = v
-		}
-	}
-	for k, v := range ours {
-		if _, ok := base[k]; !ok {
 			base[k] = v
 		}
 	}
