@@ -223,7 +223,9 @@ func TestEventsCarryNodes(t *testing.T) {
 	if err := b.Start(ctxT(t), 0); err != nil {
 		t.Fatal(err)
 	}
-	wait("engine_reconnect", func(m map[string]any) bool { return m["Action"] == "engine_reconnect" && attrs(m)["node.name"] == "node1" })
+	wait("engine_reconnect", func(m map[string]any) bool {
+		return m["Action"] == "engine_reconnect" && attrs(m)["node.name"] == "node1"
+	})
 	// Events of the node that came back reach the same stream.
 	must(t, s, "run", "-d", "--name", "ev2", "-e", "constraint:node==node1", "busybox", "true")
 	wait("start on the returned node", func(m map[string]any) bool {
