@@ -32,25 +32,7 @@ var bed *testbed.Bed // two engines shared by the tests that need engines
 func TestMain(m *testing.M) { os.Exit(mainRun(m)) }
 
 func mainRun(m *testing.M) int {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "test/discovery: must run as root (network namespaces, dockerd)")
-		return 1
-	}
-	_ = testbed.Reap(bedPrefix)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = testbed.Start(ctx, testbed.Options{Engines: 2, Prefix: bedPrefix})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "test/discovery: testbed:", err)
-		return 1
-	}
-	defer bed.Close()
-	if err := bed.LoadBusyboxAll(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "test/discovery: busybox:", err)
-		return 1
-	}
-	return m.Run()
+	return testbed.Main(m, testbed.Options{Engines: 2, Prefix: bedPrefix}, func(b *testbed.Bed) { bed = b })
 }
 
 // engineAddr is engine i's address as `shoal join --advertise` takes it.

@@ -4,7 +4,6 @@ package sched
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"sort"
 	"strings"
@@ -24,23 +23,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = testbed.Start(ctx, testbed.Options{
+	return testbed.Main(m, testbed.Options{
 		Engines: 3, Prefix: "sch",
 		Labels: []map[string]string{{"zone": "a", "storage": "ssd"}, {"zone": "b", "storage": "disk"}, {"zone": "c", "storage": "ssd"}},
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testbed:", err)
-		return 1
-	}
-	defer bed.Close()
-	if err := bed.LoadBusyboxAll(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "busybox:", err)
-		return 1
-	}
-	return m.Run()
+	}, func(b *testbed.Bed) { bed = b })
 }
 
 func nodes(b *testbed.Bed) string { return "nodes://" + strings.Join(b.Hosts(), ",") }
