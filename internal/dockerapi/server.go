@@ -242,6 +242,7 @@ func (s *Server) routes() {
 	rt.handle("GET", "/volumes/{name*}", s.volumeForward)
 	rt.handle("DELETE", "/volumes/{name*}", s.volumeForward)
 	rt.handle("POST", "/images/prune", s.prune("/images/prune"))
+	rt.handle("POST", "/build/prune", s.prune("/build/prune"))
 	rt.handle("GET", "/system/df", s.diskUsage)
 	rt.handle("GET", "/events", s.events)
 

@@ -303,5 +303,9 @@ func TestImageBuildCommitPushImport(t *testing.T) {
 		t.Errorf("system df: %q", df)
 	}
 	must(t, s, "image", "prune", "-f")
+	must(t, s, "builder", "prune", "-f")
+	if out := must(t, s, "system", "prune", "-f"); !strings.Contains(out, "Total reclaimed space") {
+		t.Errorf("system prune: %q", out)
+	}
 	must(t, s, "rmi", "built:v1", "imported:v1", "committed:v1", ref)
 }
