@@ -140,13 +140,21 @@ func (s *Server) inspectNode(w http.ResponseWriter, r *http.Request, p params) e
 	return writeJSON(w, http.StatusOK, n)
 }
 
-func (s *Server) searchImages(w http.ResponseWriter, r *http.Request, _ params) error {
-	t, err := s.b.AnyEngine()
-	if err != nil {
+// anyEngine serves calls any engine answers alike (registry search and
+// login checks), through the first healthy one.
+func (s *Server) anyEngine(path string) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ params) error {
+		t, err := s.b.AnyEngine()
+		if err != nil {
+			return err
+		}
+		_, err = s.forward(w, r, t, path)
 		return err
 	}
-	_, err = s.forward(w, r, t, "/images/search")
-	return err
+}
+
+func (s *Server) distribution(w http.ResponseWriter, r *http.Request, p params) error {
+	return s.anyEngine("/distribution/"+p["name"]+"/json")(w, r, p)
 }
 
 // commit runs on the container's engine; the new image is there only.

@@ -264,6 +264,13 @@ func TestImageBuildCommitPushImport(t *testing.T) {
 	if out := must(t, s, "run", "--rm", "committed:v1", "cat", "/c"); out != "c" {
 		t.Errorf("committed image content %q", out)
 	}
+	// docker login is checked by an engine against the registry.
+	login := exec.CommandContext(ctxT(t), "docker", "login", "-u", "u", "--password-stdin", reg)
+	login.Env = append(os.Environ(), "DOCKER_HOST="+s.Host, "DOCKER_CONFIG="+t.TempDir())
+	login.Stdin = strings.NewReader("p\n")
+	if out, err := login.CombinedOutput(); err != nil || !strings.Contains(string(out), "Login Succeeded") {
+		t.Errorf("docker login through shoal: %v\n%s", err, out)
+	}
 	// push from the node that has it, then pull everywhere.
 	ref := reg + "/test/committed:v1"
 	must(t, s, "tag", "committed:v1", ref)
