@@ -72,27 +72,6 @@ func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 	}
 }
 
-// forwardThen is forward, but calls after with the engine's status before
-// the answer goes to the client, so that the client's next call sees
-// shoal's view updated (docker stop x; docker ps).
-func (s *Server) forwardThen(w http.ResponseWriter, r *http.Request, t Target, path string, after func(status int)) error {
-	out, err := outRequest(r.Context(), r, t, path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := t.Do(out)
-	if err != nil {
-		if r.Context().Err() != nil {
-			return nil // the client went away
-		}
-		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
-	}
-	defer resp.Body.Close()
-	after(resp.StatusCode)
-	s.copyResponse(w, resp)
-	return nil
-}
-
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
 	t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
@@ -143,13 +122,9 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p para
 	if err != nil {
 		return err
 	}
-	out, err := outRequest(r.Context(), r, t, "/containers/"+ref+"/json", nil)
-	if err != nil {
+	resp, err := roundTrip(r, t, "/containers/"+ref+"/json")
+	if err != nil || resp == nil {
 		return err
-	}
-	resp, err := t.Do(out)
-	if err != nil {
-		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -195,13 +170,9 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) er
 	if err != nil {
 		return err
 	}
-	out, err := outRequest(r.Context(), r, t, "/containers/"+ref+"/exec", nil)
-	if err != nil {
+	resp, err := roundTrip(r, t, "/containers/"+ref+"/exec")
+	if err != nil || resp == nil {
 		return err
-	}
-	resp, err := t.Do(out)
-	if err != nil {
-		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

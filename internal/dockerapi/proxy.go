@@ -58,20 +58,40 @@ func outRequest(ctx context.Context, r *http.Request, t Target, path string, bod
 // forward sends r to t at path and streams the answer back. It returns the
 // engine's status (0 if the request never got an answer).
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, t Target, path string) (int, error) {
+	status := 0
+	err := s.forwardThen(w, r, t, path, func(st int) { status = st })
+	return status, err
+}
+
+// forwardThen is forward, but calls after with the engine's status before
+// the answer goes to the client, so that the client's next call sees
+// shoal's view updated (docker stop x; docker ps).
+func (s *Server) forwardThen(w http.ResponseWriter, r *http.Request, t Target, path string, after func(status int)) error {
+	resp, err := roundTrip(r, t, path)
+	if err != nil || resp == nil {
+		return err
+	}
+	defer resp.Body.Close()
+	after(resp.StatusCode)
+	s.copyResponse(w, resp)
+	return nil
+}
+
+// roundTrip sends r to t at path and returns the engine's answer; a nil
+// answer with no error means the client went away.
+func roundTrip(r *http.Request, t Target, path string) (*http.Response, error) {
 	out, err := outRequest(r.Context(), r, t, path, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	resp, err := t.Do(out)
 	if err != nil {
 		if r.Context().Err() != nil {
-			return 0, nil // the client went away
+			return nil, nil
 		}
-		return 0, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
+		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
 	}
-	defer resp.Body.Close()
-	s.copyResponse(w, resp)
-	return resp.StatusCode, nil
+	return resp, nil
 }
 
 // copyResponse streams resp to w, flushing as data arrives (logs -f, stats,
