@@ -128,6 +128,10 @@ func (c *Cluster) ClusterID() string { return c.st.ClusterID }
 // IsManager says whether this node runs the manager side (store, API).
 func (c *Cluster) IsManager() bool { return c.st.Role == RoleManager }
 
+// IsLeader says whether this node's store member leads the replicated
+// store: exactly one manager does, and never one cut off from the majority.
+func (c *Cluster) IsLeader() bool { return c.store != nil && c.store.IsLeader() }
+
 // ClusterAddr is this manager's cluster port as advertised.
 func (c *Cluster) ClusterAddr() string { return c.st.ClusterAddr }
 

@@ -7,8 +7,6 @@ import (
 	"net/http"
 
 	"github.com/containerd/errdefs"
-
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // statusOf is the one table that turns errors into HTTP statuses.
@@ -29,8 +27,6 @@ func statusOf(err error) int {
 	case errdefs.IsNotImplemented(err):
 		return http.StatusNotImplemented
 	case errdefs.IsUnavailable(err), errdefs.IsResourceExhausted(err), errdefs.IsFailedPrecondition(err):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, store.ErrNoQuorum):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

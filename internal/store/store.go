@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/containerd/errdefs"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -21,7 +22,9 @@ import (
 var (
 	// ErrNoQuorum means this member cannot reach a majority, so it cannot
 	// commit writes. Reads of the local copy keep working.
-	ErrNoQuorum  = errors.New("store: no quorum")
+	// It is of errdefs' "unavailable" class, so the API edge answers 503
+	// without knowing the store.
+	ErrNoQuorum  = errdefs.ErrUnavailable.WithMessage("store: no quorum")
 	ErrNotFound  = errors.New("store: key not found")
 	ErrExists    = errors.New("store: key already exists")
 	ErrConflict  = errors.New("store: key changed concurrently")
