@@ -26,9 +26,16 @@ type Elector interface {
 	Elect(ctx context.Context, me string, leader func(addr string)) error
 }
 
-// ForwardedHeader marks a request a replica forwarded: the receiver serves
-// it itself, so two managers that disagree for a moment on who is primary
-// cannot bounce a request between them.
+// ForwardedHeader marks a request a replica forwarded. It is a hop marker,
+// not a credential: anyone can set it, so it never makes a manager serve a
+// request it would not serve otherwise. Only the primary serves the API
+// (to everyone, marked or not); a replica forwards unmarked requests and
+// refuses marked ones with 503, so two managers that disagree for a moment
+// on who is primary cannot bounce a request between them, and a client
+// cannot make a replica answer from its own, possibly stale, view.
+// Proof of origin (an HMAC, mutual TLS) would add a shared secret to every
+// manager's configuration and still guard nothing the primary does not
+// already serve to any client.
 const ForwardedHeader = "X-Shoal-Forwarded-By"
 
 // Handler serves the API locally when this manager is primary and forwards
@@ -114,7 +121,8 @@ var (
 	hijackPath    = regexp.MustCompile(`^/(containers/[^/]+/attach|exec/[^/]+/start)$`)
 )
 
-// ServeHTTP serves /_ping and /info locally, the rest on the primary.
+// ServeHTTP serves /_ping and /info locally, the rest on the primary; a
+// request already forwarded once that reaches a replica is refused.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := versionPrefix.ReplaceAllString(r.URL.Path, "")
 	switch {
@@ -129,8 +137,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	primary, proxy := h.primary, h.proxy
 	h.mu.RUnlock()
 	switch {
-	case primary == h.self || r.Header.Get(ForwardedHeader) != "":
+	case primary == h.self:
 		h.local.ServeHTTP(w, r)
+	case r.Header.Get(ForwardedHeader) != "":
+		h.log.Debug("replication: refused a forwarded request", "from", r.Header.Get(ForwardedHeader), "primary", primary, "path", r.URL.Path)
+		writeError(w, http.StatusServiceUnavailable, "shoal: this manager is not the primary (primary: "+orUnknown(primary)+"); retry")
 	case primary == "":
 		writeError(w, http.StatusServiceUnavailable, "shoal: no primary manager elected yet")
 	case r.Header.Get("Upgrade") != "" || (r.Method == http.MethodPost && hijackPath.MatchString(p)):
@@ -138,6 +149,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		proxy.ServeHTTP(w, r)
 	}
+}
+
+func orUnknown(addr string) string {
+	if addr == "" {
+		return "not elected yet"
+	}
+	return addr
 }
 
 // serveInfo lets the local manager answer and adds its role to
