@@ -87,3 +87,109 @@ func TestFileWatch(t *testing.T) {
 	}
 	want([]string{"a:1", "c:3"})
 }
+
+// watchFile starts a File watcher on p and returns the lists it reports.
+func watchFile(t *testing.T, p string) <-chan []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	updates := make(chan []string, 100)
+	f := &File{Path: p, Interval: 5 * time.Millisecond}
+	go f.Watch(ctx, func(a []string) { updates <- a })
+	return updates
+}
+
+// slowWrite writes lines to w one at a time with a pause between them, as
+// a writer that renders its output as it goes.
+func slowWrite(t *testing.T, w *os.File, lines []string) {
+	t.Helper()
+	for _, l := range lines {
+		if _, err := w.WriteString(l + "\n"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectOnly reads updates until want arrives, failing on any other list
+// than want or the allowed earlier ones (an empty or half-written file).
+func expectOnly(t *testing.T, updates <-chan []string, want []string, earlier ...[]string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-updates:
+			if reflect.DeepEqual(got, want) {
+				return
+			}
+			ok := false
+			for _, e := range earlier {
+				ok = ok || reflect.DeepEqual(got, e)
+			}
+			if !ok {
+				t.Fatalf("watcher reported %v while the file was being rewritten; want only %v", got, want)
+			}
+		case <-deadline:
+			t.Fatalf("no update to %v", want)
+		}
+	}
+}
+
+func TestFileWatchTruncateThenSlowWrite(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "engines")
+	first := []string{"a:1", "b:1", "c:1", "d:1"}
+	if err := os.WriteFile(p, []byte("a:1\nb:1\nc:1\nd:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	updates := watchFile(t, p)
+	expectOnly(t, updates, first)
+	w, err := os.OpenFile(p, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := []string{"e:1", "f:1", "g:1", "h:1"}
+	slowWrite(t, w, next)
+	expectOnly(t, updates, next, first)
+}
+
+func TestFileWatchRenameOverAndRecreate(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "engines")
+	first := []string{"a:1", "b:1", "c:1"}
+	if err := os.WriteFile(p, []byte("a:1\nb:1\nc:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	updates := watchFile(t, p)
+	expectOnly(t, updates, first)
+
+	// A temp file written slowly, then renamed over: the watcher follows
+	// the path, not the replaced inode.
+	tmp, err := os.CreateTemp(dir, ".engines-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := []string{"d:1", "e:1", "f:1"}
+	slowWrite(t, tmp, second)
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		t.Fatal(err)
+	}
+	expectOnly(t, updates, second, first)
+
+	// An editor that deletes the file and creates it again: briefly
+	// missing, then empty, then half-written; none of that is applied.
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	w, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(30 * time.Millisecond)
+	third := []string{"g:1", "h:1", "i:1"}
+	slowWrite(t, w, third)
+	expectOnly(t, updates, third, second)
+}

@@ -9,11 +9,24 @@ import (
 	"time"
 )
 
+// DefaultSettle is how long a changed discovery file must stay unchanged
+// before its list is applied.
+const DefaultSettle = 300 * time.Millisecond
+
 // File reads engine addresses from a file, one a line ('#' comments,
 // [a:b] ranges), and re-reads it when it changes.
+//
+// The file is read by path on every look, so a writer that renames a new
+// file over it (or an editor that deletes and recreates it) is followed,
+// not the replaced inode. A change is applied only once two reads Settle
+// apart agree: a writer that truncates and then writes, or writes slowly,
+// is seen when it is done, never as the empty or half-written file it
+// leaves in between (which would remove engines from the pool). A file
+// that is briefly missing keeps the last list.
 type File struct {
 	Path     string
 	Interval time.Duration // how often to look for changes; default 1s
+	Settle   time.Duration // how long a change must stay put; default DefaultSettle
 	OnError  func(error)
 }
 
@@ -30,18 +43,19 @@ func (f *File) Watch(ctx context.Context, update func([]string)) error {
 	defer t.Stop()
 	for {
 		b, err := os.ReadFile(f.Path)
+		if err == nil && (first || !bytes.Equal(b, last)) {
+			b, err = f.settled(ctx, b)
+		}
 		switch {
+		case ctx.Err() != nil:
+			return nil
 		case err != nil:
-			if f.OnError != nil {
-				f.OnError(err)
-			}
+			f.report(err)
 		case first || !bytes.Equal(b, last):
 			last = b
 			list, perr := ParseList(strings.Split(string(b), "\n"))
 			if perr != nil {
-				if f.OnError != nil {
-					f.OnError(perr)
-				}
+				f.report(perr)
 				break
 			}
 			if first || !slices.Equal(list, lastList) {
@@ -57,10 +71,44 @@ func (f *File) Watch(ctx context.Context, update func([]string)) error {
 	}
 }
 
-// List reads the file once.
-func (f *File) List(context.Context) ([]string, error) {
+// settled re-reads the file after the settle delay until a read agrees
+// with the one before it, and returns that content. An error (the file
+// vanished meanwhile) or the end of ctx stops it.
+func (f *File) settled(ctx context.Context, b []byte) ([]byte, error) {
+	settle := f.Settle
+	if settle <= 0 {
+		settle = DefaultSettle
+	}
+	t := time.NewTimer(settle)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		again, err := os.ReadFile(f.Path)
+		if err != nil || bytes.Equal(again, b) {
+			return again, err
+		}
+		b = again
+		t.Reset(settle)
+	}
+}
+
+func (f *File) report(err error) {
+	if f.OnError != nil {
+		f.OnError(err)
+	}
+}
+
+// List reads the file once it is not changing.
+func (f *File) List(ctx context.Context) ([]string, error) {
 	b, err := os.ReadFile(f.Path)
 	if err != nil {
+		return nil, err
+	}
+	if b, err = f.settled(ctx, b); err != nil {
 		return nil, err
 	}
 	return ParseList(strings.Split(string(b), "\n"))
