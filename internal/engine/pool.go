@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 )
@@ -171,6 +172,9 @@ func (p *Pool) Healthy() []*Engine {
 	}
 	return out
 }
+
+// Timeout is how long one contact with an engine may take (Options.Timeout).
+func (p *Pool) Timeout() time.Duration { return p.opts.Timeout }
 
 // Node finds an engine by node ID, unique ID prefix, hostname or address.
 func (p *Pool) Node(ref string) (*Engine, error) {

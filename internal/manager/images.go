@@ -87,6 +87,14 @@ func union(a, b []string) []string {
 
 // ResolveImage finds a healthy engine that has the image.
 func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Target, error) {
+	t, err := m.findImage(ctx, name)
+	if m.lookAgain(ctx, err) {
+		t, err = m.findImage(ctx, name)
+	}
+	return t, err
+}
+
+func (m *Manager) findImage(ctx context.Context, name string) (dockerapi.Target, error) {
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return nil, noHealthy()

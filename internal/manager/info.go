@@ -98,6 +98,7 @@ func joinObject(fields map[string]json.RawMessage) json.RawMessage {
 }
 
 func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
+	m.awaitContact(ctx)
 	engines := m.pool.Engines()
 	host, _ := os.Hostname()
 	info := &system.Info{

@@ -91,6 +91,7 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 		all = true
 	}
 
+	m.awaitContact(ctx)
 	var items []listed
 	if boolParam(q.Get("size")) {
 		items, err = m.listLive(ctx)

@@ -49,6 +49,14 @@ func noSuchContainer(ref string) error {
 }
 
 func (m *Manager) findContainer(ctx context.Context, ref string) (*engine.Engine, *engine.Container, error) {
+	e, c, err := m.findContainerOnce(ctx, ref)
+	if m.lookAgain(ctx, err) {
+		e, c, err = m.findContainerOnce(ctx, ref)
+	}
+	return e, c, err
+}
+
+func (m *Manager) findContainerOnce(ctx context.Context, ref string) (*engine.Engine, *engine.Container, error) {
 	r := strings.TrimPrefix(ref, "/")
 	if r == "" {
 		return nil, nil, noSuchContainer(ref)

@@ -38,6 +38,7 @@ func (o rawObject) str(key string) string {
 func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Values, pick func(json.RawMessage) ([]map[string]json.RawMessage, error)) ([]rawObject, error) {
 	var mu sync.Mutex
 	var out []rawObject
+	m.awaitContact(ctx)
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
 		var raw json.RawMessage
 		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, path), q, nil, &raw); err != nil {
@@ -128,6 +129,14 @@ func (m *Manager) splitNode(ref string) (*engine.Engine, string) {
 // resolveObject finds the node holding network or volume ref (kind
 // "networks" or "volumes"); for a predefined network, the first healthy node.
 func (m *Manager) resolveObject(ctx context.Context, kind, ref string) (*engine.Engine, string, error) {
+	e, id, err := m.findObject(ctx, kind, ref)
+	if m.lookAgain(ctx, err) {
+		e, id, err = m.findObject(ctx, kind, ref)
+	}
+	return e, id, err
+}
+
+func (m *Manager) findObject(ctx context.Context, kind, ref string) (*engine.Engine, string, error) {
 	e, name := m.splitNode(ref)
 	candidates := m.pool.Healthy()
 	if e != nil {
@@ -402,6 +411,7 @@ func mergeReport(merged, rep map[string]any) {
 
 // DiskUsage merges /system/df of every healthy node.
 func (m *Manager) DiskUsage(ctx context.Context, version string, q url.Values) (any, error) {
+	m.awaitContact(ctx)
 	var mu sync.Mutex
 	merged := map[string]any{}
 	m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
