@@ -141,9 +141,8 @@ func TestShoalRestart(t *testing.T) {
 	if err := s.start(); err != nil {
 		t.Fatalf("restart shoal on port %d: %v", port, err)
 	}
-	if err := s.waitNodes(ctx, 3); err != nil {
-		t.Fatal(err)
-	}
+	// No waiting for the nodes: as a user would, ask at once. The manager
+	// waits for the engines it is still contacting before it answers.
 	after := dkOn(t, s.Host, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}")
 	for _, l := range lines(before) {
 		if !strings.Contains(after, l) {
