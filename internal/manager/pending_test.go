@@ -3,10 +3,12 @@ package manager_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,11 +32,22 @@ func sim(t *testing.T, o enginesim.Options) *enginesim.Engine {
 
 // slowAtFirst serves e, but holds every request that arrives in the first
 // d until d has passed: an engine shoal is still contacting (Pending).
-func slowAtFirst(t *testing.T, e http.Handler, d time.Duration) string {
+// extra answers objects the simulated engine does not model: a GET of a
+// path ending in one of its keys gets the JSON value.
+func slowAtFirst(t *testing.T, e http.Handler, d time.Duration, extra ...map[string]string) string {
 	t.Helper()
 	until := time.Now().Add(d)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(time.Until(until))
+		for _, x := range extra {
+			for suffix, body := range x {
+				if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, suffix) {
+					w.Header().Set("Content-Type", "application/json")
+					io.WriteString(w, body)
+					return
+				}
+			}
+		}
 		e.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -129,6 +142,22 @@ func TestListsWaitForPendingEngines(t *testing.T) {
 		}
 		if code := getJSON(t, url+"/v1.41/images/json", &list); code != 200 || len(list) != 2 {
 			t.Errorf("GET /images/json: %d, %d images; want 2", code, len(list))
+		}
+	})
+	t.Run("volume and image lookups", func(t *testing.T) {
+		url := startManager(t, 5*time.Second, fast.Addr(), slowAtFirst(t, slow, 500*time.Millisecond, map[string]string{
+			"/volumes/slowvol":            `{"Name":"slowvol","Driver":"local"}`,
+			"/images/slowimg:latest/json": `{"Id":"sha256:5104","RepoTags":["slowimg:latest"]}`,
+		}))
+		var v struct{ Name string }
+		if code := getJSON(t, url+"/v1.41/volumes/slowvol", &v); code != 200 || v.Name != "slowvol" {
+			t.Errorf("GET /volumes/slowvol: %d %q; want 200 slowvol", code, v.Name)
+		}
+		var img struct {
+			ID string `json:"Id"`
+		}
+		if code := getJSON(t, url+"/v1.41/images/slowimg:latest/json", &img); code != 200 || img.ID != "sha256:5104" {
+			t.Errorf("GET /images/slowimg:latest/json: %d %q; want 200 sha256:5104", code, img.ID)
 		}
 	})
 	t.Run("lookup", func(t *testing.T) {
