@@ -21,7 +21,7 @@ const apiPort = 2385 // shoal's Docker API inside each namespace (dockerd has 23
 // host is one cluster node: its shoal process and data directory.
 type host struct {
 	i    int
-	p    *proc
+	p    *shoaltest.Shoal
 	dir  string
 	args []string
 }
@@ -96,7 +96,7 @@ func TestWorkers(t *testing.T) {
 		_, err := dockerErr(api, "version")
 		return err
 	})
-	out := mgr.p.output()
+	out := mgr.p.Output()
 	if !strings.Contains(out, "shoal join --token SWMTKN-1-") {
 		t.Fatalf("init did not print the join command:\n%s", out)
 	}
@@ -215,9 +215,9 @@ func TestWorkers(t *testing.T) {
 		real, _ := ca.ParseJoinToken(token)
 		bad := ca.JoinToken{Digest: otherTok.Digest, Secret: real.Secret}.String()
 		p := startShoal(t, 1, "badjoin", append(append([]string{"join", "--token", bad}, nodeArgs(1, filepath.Join(base, "bad"))...), joinAddr)...)
-		exited, code := p.wait(20 * time.Second)
-		if !exited || code == 0 || !strings.Contains(p.output(), "does not match") {
-			t.Fatalf("join with a foreign CA digest: exited %v code %d\n%s", exited, code, p.tail(5))
+		exited, code := p.Wait(20 * time.Second)
+		if !exited || code == 0 || !strings.Contains(p.Output(), "does not match") {
+			t.Fatalf("join with a foreign CA digest: exited %v code %d\n%s", exited, code, p.LogTail(5))
 		}
 	})
 
@@ -230,9 +230,9 @@ func TestWorkers(t *testing.T) {
 			t.Errorf("docker swarm join-token shows %q, want %q", out, newTok)
 		}
 		p := startShoal(t, 2, "oldtoken", append(append([]string{"join", "--token", token}, nodeArgs(2, filepath.Join(base, "old"))...), joinAddr)...)
-		exited, code := p.wait(20 * time.Second)
-		if !exited || code == 0 || !strings.Contains(p.output(), "invalid join token") {
-			t.Fatalf("join with the rotated-out token: exited %v code %d\n%s", exited, code, p.tail(5))
+		exited, code := p.Wait(20 * time.Second)
+		if !exited || code == 0 || !strings.Contains(p.Output(), "invalid join token") {
+			t.Fatalf("join with the rotated-out token: exited %v code %d\n%s", exited, code, p.LogTail(5))
 		}
 		// Nodes already in keep working.
 		docker(t, api, "run", "-d", "--name", "afterrot", "-e", "constraint:node==node3", "busybox", "sleep", "300")
@@ -273,7 +273,7 @@ func TestWorkers(t *testing.T) {
 
 	t.Run("Down after missed heartbeats", func(t *testing.T) {
 		w := workers[1]
-		w.p.kill()
+		w.p.Kill()
 		killed := time.Now()
 		shoaltest.Eventually(t, 30*time.Second, "node2 Down", func() error {
 			out := docker(t, api, "node", "inspect", "node2", "--format", "{{.Status.State}}")
@@ -308,11 +308,11 @@ func TestWorkers(t *testing.T) {
 			t.Fatalf("node3 still listed:\n%s", out)
 		}
 		w := workers[2]
-		w.p.kill()
+		w.p.Kill()
 		restarted := startShoal(t, 2, "worker2-again", w.args...)
 		time.Sleep(6 * time.Second)
-		if out := restarted.output(); strings.Contains(out, "tunnel up") {
-			t.Fatalf("the removed node's agent reconnected:\n%s", restarted.tail(10))
+		if out := restarted.Output(); strings.Contains(out, "tunnel up") {
+			t.Fatalf("the removed node's agent reconnected:\n%s", restarted.LogTail(10))
 		}
 		if out := docker(t, api, "node", "ls"); strings.Contains(out, id) || strings.Contains(out, "node3") {
 			t.Fatalf("node3 is back:\n%s", out)
@@ -363,7 +363,7 @@ func TestManagers(t *testing.T) {
 			return err
 		})
 		if os.Getenv("CLUSTER_DEBUG") != "" {
-			t.Log(h.p.tail(25))
+			t.Log(h.p.LogTail(25))
 		}
 		t.Logf("FIGURE join: manager %d serves the API %s after its shoal join started", i, time.Since(start).Round(10*time.Millisecond))
 	}
@@ -417,7 +417,7 @@ func TestManagers(t *testing.T) {
 	// Kill the leader: measure until a write goes through another manager.
 	leader := leaderOf(t, apiOf(0))
 	other := (leader + 1) % 3
-	hosts[leader].p.kill()
+	hosts[leader].p.Kill()
 	killed := time.Now()
 	var took time.Duration
 	for k := 0; ; k++ {
@@ -456,8 +456,8 @@ func TestManagers(t *testing.T) {
 
 	// Two managers down: no quorum, writes 503, reads keep working.
 	third := 3 - leader - other
-	hosts[other].p.kill()
-	hosts[third].p.kill()
+	hosts[other].p.Kill()
+	hosts[third].p.Kill()
 	out, err = dockerErr(apiOf(leader), "node", "update", "--label-add", "q=1", bed.Engines[leader].Hostname)
 	if err == nil || !strings.Contains(out, "no quorum") {
 		t.Errorf("write without quorum: %v %s", err, out)

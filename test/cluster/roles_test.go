@@ -80,7 +80,7 @@ func TestRoles(t *testing.T) {
 		if got := w0.NotAfter.Sub(w0.NotBefore) - 5*time.Minute; got > life+time.Second {
 			t.Fatalf("worker certificate valid %s, want %s", got, life)
 		}
-		ups := strings.Count(h[2].p.output(), "tunnel up")
+		ups := strings.Count(h[2].p.Output(), "tunnel up")
 		var w1, m1 *x509.Certificate
 		shoaltest.Eventually(t, life+10*time.Second, "node3 (worker) and node1 (manager) renewed", func() error {
 			w1, m1 = certOf(t, h[2].dir), certOf(t, h[0].dir)
@@ -101,8 +101,8 @@ func TestRoles(t *testing.T) {
 		if st, err := os.Stat(filepath.Join(h[2].dir, "certificates", ca.NodeKeyFile)); err != nil || st.Mode().Perm() != 0o600 {
 			t.Errorf("key file after renewal: %v %v", st.Mode(), err)
 		}
-		if n := strings.Count(h[2].p.output(), "tunnel up"); n != ups {
-			t.Errorf("node3's tunnels came up %d times during renewal, want 0:\n%s", n-ups, h[2].p.tail(15))
+		if n := strings.Count(h[2].p.Output(), "tunnel up"); n != ups {
+			t.Errorf("node3's tunnels came up %d times during renewal, want 0:\n%s", n-ups, h[2].p.LogTail(15))
 		}
 		docker(t, api, "run", "-d", "--name", "afterrenew", "-e", "constraint:node==node3", "busybox", "sleep", "300")
 		if out := docker(t, api, "exec", "afterrenew", "echo", "ok"); !strings.Contains(out, "ok") {
@@ -147,7 +147,7 @@ func TestRoles(t *testing.T) {
 		leader := leaderOf(t, api)
 		other := (leader + 1) % 3
 		third := 3 - leader - other
-		h[leader].p.kill()
+		h[leader].p.Kill()
 		killed := time.Now()
 		shoaltest.Eventually(t, 20*time.Second, "write after the leader's death", func() error {
 			_, err := dockerErr(apiOf(other), "node", "update", "--label-add", "after=1", bed.Engines[other].Hostname)

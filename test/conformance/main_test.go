@@ -54,74 +54,16 @@ var (
 	cfgDir string           // DOCKER_CONFIG for the CLIs
 )
 
-// mainTB lets TestMain use shoaltest.Start (which wants a testing.TB).
-type mainTB struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-	dir      string
-	failed   bool
-}
-
-func (m *mainTB) Helper()                   {}
-func (m *mainTB) Logf(f string, a ...any)   { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-func (m *mainTB) Fatal(a ...any)            { panic(fmt.Sprint(a...)) }
-func (m *mainTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
-func (m *mainTB) Failed() bool              { return m.failed }
-func (m *mainTB) TempDir() string           { d, _ := os.MkdirTemp(m.dir, "t"); return d }
-func (m *mainTB) Cleanup(f func()) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.cleanups = append(m.cleanups, f)
-}
-func (m *mainTB) runCleanups() {
-	for i := len(m.cleanups) - 1; i >= 0; i-- {
-		m.cleanups[i]()
-	}
-}
-
 func TestMain(m *testing.M) { os.Exit(mainRun(m)) }
 
-func mainRun(m *testing.M) (code int) {
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "conformance: must run as root (network namespaces, dockerd)")
-		return 1
-	}
-	code = 1
-	dir, err := os.MkdirTemp("", "shoalcnf")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	tb := &mainTB{dir: dir}
-	defer func() {
-		if p := recover(); p != nil {
-			fmt.Fprintln(os.Stderr, "conformance: setup:", p)
-			code = 2
-		}
-		tb.failed = code != 0
-		tb.runCleanups()
-	}()
-	cfgDir = filepath.Join(dir, "dockercfg")
-	os.MkdirAll(cfgDir, 0o700)
-	_ = testbed.Reap("cnf")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bed, err = testbed.Start(ctx, testbed.Options{Engines: 3, Prefix: "cnf"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testbed:", err)
-		return 1
-	}
-	defer bed.Close()
-	if err := bed.LoadBusyboxAll(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "busybox:", err)
-		return 1
-	}
-	direct = target{Name: "engine", Host: bed.Engines[0].TCPAddr}
-	sh = shoaltest.Start(tb, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
-	pool = target{Name: "shoal", Host: sh.Host, Shoal: true}
-	code = m.Run()
+func mainRun(m *testing.M) int {
+	code := testbed.Main(m, testbed.MainOptions{Options: testbed.Options{Engines: 3, Prefix: "cnf"}}, func(tb testing.TB, b *testbed.Bed) {
+		bed = b
+		cfgDir = tb.TempDir()
+		direct = target{Name: "engine", Host: bed.Engines[0].TCPAddr}
+		sh = shoaltest.Manage(tb, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
+		pool = target{Name: "shoal", Host: sh.Host, Shoal: true}
+	})
 	writeSummary()
 	return code
 }

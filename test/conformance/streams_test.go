@@ -66,7 +66,7 @@ func goroutines(t *testing.T, addr string) int {
 // restarts node3.
 func TestStreams(t *testing.T) {
 	ctx := ctxT(t, 4*time.Minute)
-	s := shoaltest.Start(t, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
+	s := shoaltest.Manage(t, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
 	t.Cleanup(func() {
 		// Bring node3 back for anything that runs after.
 		c, cancel := context.WithTimeout(context.Background(), 90*time.Second)

@@ -33,7 +33,7 @@ func TestJoinListTTL(t *testing.T) {
 			if got := list(t, s.uri); len(got) != 2 {
 				t.Fatalf("after 3s of heartbeats: list = %v", got)
 			}
-			a.kill()
+			a.Kill()
 			t0 := time.Now()
 			shoaltest.Eventually(t, 15*time.Second, "killed join's entry expires", func() error {
 				if got := list(t, s.uri); !slices.Equal(got, []string{"10.99.0.2:2375"}) {
@@ -46,7 +46,7 @@ func TestJoinListTTL(t *testing.T) {
 			if expiry < time.Second {
 				t.Errorf("entry went after %s, before its TTL could run out", expiry)
 			}
-			b.stop(5 * time.Second)
+			b.Stop()
 			t0 = time.Now()
 			shoaltest.Eventually(t, 5*time.Second, "stopped join's entry removed", func() error {
 				if got := list(t, s.uri); len(got) != 0 {
@@ -76,11 +76,11 @@ func TestPoolFollowsStore(t *testing.T) {
 			if out, err := m.docker(t, "", "run", "--rm", "busybox", "echo", "hi"); err != nil || strings.TrimSpace(out) != "hi" {
 				t.Fatalf("docker run: %q %v", out, err)
 			}
-			j1.kill()
+			j1.Kill()
 			t0 = time.Now()
 			wantPool(t, m, 15*time.Second, 0)
 			t.Logf("%s: engine of a killed join (ttl 2s) left the pool after %s", kind, time.Since(t0).Round(10*time.Millisecond))
-			j0.stop(5 * time.Second)
+			j0.Stop()
 			wantPool(t, m, 15*time.Second)
 		})
 	}
@@ -111,7 +111,7 @@ func TestStoreOutage(t *testing.T) {
 				t.Fatalf("store down: docker ps: %v: %s", err, out)
 			}
 			// A change while the store is away: engine 1's join dies.
-			j1.kill()
+			j1.Kill()
 			s.restart(t)
 			t0 := time.Now()
 			wantPool(t, m, 30*time.Second, 0)

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,104 +31,11 @@ var bed *testbed.Bed // two engines shared by the tests that need engines
 func TestMain(m *testing.M) { os.Exit(mainRun(m)) }
 
 func mainRun(m *testing.M) int {
-	return testbed.Main(m, testbed.Options{Engines: 2, Prefix: bedPrefix}, func(b *testbed.Bed) { bed = b })
+	return testbed.Main(m, testbed.MainOptions{Options: testbed.Options{Engines: 2, Prefix: bedPrefix}}, func(_ testing.TB, b *testbed.Bed) { bed = b })
 }
 
 // engineAddr is engine i's address as `shoal join --advertise` takes it.
 func engineAddr(i int) string { return net.JoinHostPort(bed.Engines[i].IP, "2375") }
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// proc is a process a test started; it is ended (by PID) when the test
-// ends, whatever the outcome, and its log is shown if the test failed.
-type proc struct {
-	name string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startProc(t testing.TB, name string, env []string, argv ...string) *proc {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), name+".log")
-	p := &proc{name: name, log: logPath}
-	p.start(t, env, argv...)
-	t.Cleanup(func() {
-		p.stop(5 * time.Second)
-		if t.Failed() {
-			t.Logf("--- %s log (tail) ---\n%s", name, p.tail(40))
-		}
-	})
-	return p
-}
-
-func (p *proc) start(t testing.TB, env []string, argv ...string) {
-	t.Helper()
-	lf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lf.Close()
-	fmt.Fprintf(lf, "=== %s %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	// Pdeathsig: a test binary killed by `go test -timeout` takes it along.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	go func(done chan struct{}) { cmd.Wait(); close(done) }(p.done)
-}
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM, then SIGKILL after grace, to the process group.
-func (p *proc) stop(grace time.Duration) {
-	if p.cmd == nil || !p.alive() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		p.kill()
-	}
-}
-
-// kill SIGKILLs the process group (a crash) and waits for it.
-func (p *proc) kill() {
-	if p.cmd == nil || !p.alive() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *proc) tail(n int) string {
-	data, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
 
 // ---------------------------------------------------------------- stores
 
@@ -137,7 +43,7 @@ func (p *proc) tail(n int) string {
 type store struct {
 	kind   string // etcd or zk
 	uri    string // discovery URI with a prefix unique to the test
-	p      *proc
+	p      *shoaltest.Proc
 	argv   []string
 	env    []string
 	client string // 127.0.0.1:port
@@ -148,7 +54,7 @@ var storeKinds = []string{"etcd", "zk"}
 func startStore(t *testing.T, kind string) *store {
 	t.Helper()
 	dir := t.TempDir()
-	port := freePort(t)
+	port := shoaltest.FreePort(t)
 	s := &store{kind: kind, client: fmt.Sprintf("127.0.0.1:%d", port)}
 	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
 	s.uri = fmt.Sprintf("%s://%s/%s", kind, s.client, prefix)
@@ -157,7 +63,7 @@ func startStore(t *testing.T, kind string) *store {
 		if _, err := exec.LookPath("etcd"); err != nil {
 			t.Fatalf("etcd not installed (apt-get install etcd-server): %v", err)
 		}
-		peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+		peer := fmt.Sprintf("http://127.0.0.1:%d", shoaltest.FreePort(t))
 		s.argv = []string{"etcd", "--name", "t", "--data-dir", filepath.Join(dir, "data"),
 			"--listen-client-urls", "http://" + s.client, "--advertise-client-urls", "http://" + s.client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t=" + peer}
@@ -177,7 +83,7 @@ func startStore(t *testing.T, kind string) *store {
 	default:
 		t.Fatalf("unknown store %q", kind)
 	}
-	s.p = startProc(t, kind, s.env, s.argv...)
+	s.p = shoaltest.StartProc(t, kind, s.env, s.argv...)
 	s.waitReady(t)
 	return s
 }
@@ -189,12 +95,12 @@ func (s *store) waitReady(t *testing.T) {
 		if s.ready() {
 			return
 		}
-		if !s.p.alive() {
-			t.Fatalf("%s exited:\n%s", s.kind, s.p.tail(30))
+		if !s.p.Alive() {
+			t.Fatalf("%s exited:\n%s", s.kind, s.p.Tail(30))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s not ready in 30s:\n%s", s.kind, s.p.tail(30))
+	t.Fatalf("%s not ready in 30s:\n%s", s.kind, s.p.Tail(30))
 }
 
 func (s *store) ready() bool {
@@ -222,11 +128,11 @@ func (s *store) ready() bool {
 }
 
 // crash SIGKILLs the server; restart brings it back on the same data.
-func (s *store) crash() { s.p.kill() }
+func (s *store) crash() { s.p.Kill() }
 
 func (s *store) restart(t *testing.T) {
 	t.Helper()
-	s.p.start(t, s.env, s.argv...)
+	s.p.Restart(t)
 	s.waitReady(t)
 }
 
@@ -261,57 +167,39 @@ func lines(out string) []string {
 	return l
 }
 
-func join(t *testing.T, uri, addr string, extra ...string) *proc {
+func join(t *testing.T, uri, addr string, extra ...string) *shoaltest.Shoal {
 	t.Helper()
-	argv := append([]string{shoaltest.Binary(t), "join", "--advertise", addr, "--heartbeat", "500ms", "--ttl", "2s", "--log-level", "debug"}, extra...)
-	return startProc(t, "join-"+addr, nil, append(argv, uri)...)
+	args := append([]string{"join", "--advertise", addr, "--heartbeat", "500ms", "--ttl", "2s", "--log-level", "debug"}, extra...)
+	return shoaltest.Start(t, shoaltest.Options{Args: append(args, uri), Name: "join-" + addr, NoWait: true})
 }
 
-// manager is one `shoal manage` on a fixed port.
-type manager struct {
-	*proc
-	addr string
-	host string
-	argv []string
-}
+// manager is one `shoal manage`.
+type manager struct{ *shoaltest.Shoal }
 
 func startManager(t *testing.T, name, uri string, extra ...string) *manager {
 	t.Helper()
-	return startManagerAt(t, name, fmt.Sprintf("127.0.0.1:%d", freePort(t)), uri, extra...)
+	return startManagerAt(t, name, shoaltest.FreeAddr(t), uri, extra...)
 }
 
 func startManagerAt(t *testing.T, name, addr, uri string, extra ...string) *manager {
 	t.Helper()
-	argv := []string{shoaltest.Binary(t), "manage", "-H", "tcp://" + addr, "--log-level", "debug"}
-	argv = append(argv, shoaltest.FastFlags...)
-	argv = append(argv, extra...)
-	m := &manager{proc: startProc(t, name, nil, append(argv, uri)...), addr: addr, host: "tcp://" + addr, argv: append(argv, uri)}
-	m.waitPing(t)
-	return m
-}
-
-func (m *manager) waitPing(t *testing.T) {
-	t.Helper()
-	shoaltest.Eventually(t, 20*time.Second, m.name+" /_ping", func() error {
-		if !m.alive() {
-			t.Fatalf("%s exited:\n%s", m.name, m.tail(30))
-		}
-		_, err := m.get("/_ping")
-		return err
-	})
+	args := append([]string{"manage", "-H", "tcp://" + addr, "--log-level", "debug"}, shoaltest.FastFlags...)
+	args = append(append(args, extra...), uri)
+	return &manager{shoaltest.Start(t, shoaltest.Options{Args: args, Name: name})}
 }
 
 // restart starts a stopped or killed manager again with the same flags.
 func (m *manager) restart(t *testing.T) {
 	t.Helper()
-	m.proc.start(t, nil, m.argv...)
-	m.waitPing(t)
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 var httpc = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func (m *manager) get(path string) ([]byte, error) {
-	resp, err := httpc.Get("http://" + m.addr + path)
+	resp, err := httpc.Get("http://" + m.Addr + path)
 	if err != nil {
 		return nil, err
 	}
@@ -369,14 +257,14 @@ func (m *manager) docker(t *testing.T, stdin string, args ...string) (string, er
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if stdin == "" {
-		o, e, err := shoaltest.Docker(ctx, m.host, args...)
+		o, e, err := shoaltest.Docker(ctx, m.Host, args...)
 		if err != nil {
-			return o, fmt.Errorf("docker %s via %s: %v: %s", strings.Join(args, " "), m.addr, err, e)
+			return o, fmt.Errorf("docker %s via %s: %v: %s", strings.Join(args, " "), m.Addr, err, e)
 		}
 		return o, nil
 	}
 	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+m.host, "DOCKER_CONFIG="+t.TempDir())
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+m.Host, "DOCKER_CONFIG="+t.TempDir())
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.Output()
 	if err != nil {
@@ -384,7 +272,7 @@ func (m *manager) docker(t *testing.T, stdin string, args ...string) (string, er
 		if ee, ok := err.(*exec.ExitError); ok {
 			stderr = ee.Stderr
 		}
-		return string(out), fmt.Errorf("docker %s via %s: %v: %s", strings.Join(args, " "), m.addr, err, stderr)
+		return string(out), fmt.Errorf("docker %s via %s: %v: %s", strings.Join(args, " "), m.Addr, err, stderr)
 	}
 	return string(out), nil
 }
@@ -398,7 +286,7 @@ func wantPool(t *testing.T, m *manager, timeout time.Duration, engines ...int) {
 		want = append(want, bed.Engines[i].IP+"/ready")
 	}
 	slices.Sort(want)
-	shoaltest.Eventually(t, timeout, fmt.Sprintf("pool of %s = %v", m.name, want), func() error {
+	shoaltest.Eventually(t, timeout, fmt.Sprintf("pool of %s = %v", m.Name, want), func() error {
 		got, err := m.nodes()
 		if err != nil {
 			return err

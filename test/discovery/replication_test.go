@@ -15,7 +15,7 @@ func startReplicated(t *testing.T, uri string) (*manager, *manager) {
 	t.Helper()
 	var ms []*manager
 	for i := range 2 {
-		port := freePort(t)
+		port := shoaltest.FreePort(t)
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		m := startManagerAt(t, fmt.Sprintf("manager%d", i+1), addr, uri,
 			"--replication", "--advertise", addr, "--replication-ttl", "3s")
@@ -29,9 +29,9 @@ func startReplicated(t *testing.T, uri string) (*manager, *manager) {
 			return fmt.Errorf("%v %v", err0, err1)
 		}
 		switch {
-		case r0 == "primary" && r1 == "replica" && p1 == ms[0].addr && p0 == ms[0].addr:
+		case r0 == "primary" && r1 == "replica" && p1 == ms[0].Addr && p0 == ms[0].Addr:
 			primary, replica = ms[0], ms[1]
-		case r1 == "primary" && r0 == "replica" && p0 == ms[1].addr && p1 == ms[1].addr:
+		case r1 == "primary" && r0 == "replica" && p0 == ms[1].Addr && p1 == ms[1].Addr:
 			primary, replica = ms[1], ms[0]
 		default:
 			return fmt.Errorf("roles %s(%s) %s(%s)", r0, p0, r1, p1)
@@ -83,7 +83,7 @@ func TestReplicationFailover(t *testing.T) {
 			}
 
 			// The primary crashes.
-			primary.kill()
+			primary.Kill()
 			t0 := time.Now()
 			var took time.Duration
 			shoaltest.Eventually(t, 30*time.Second, "replica becomes primary", func() error {
@@ -91,7 +91,7 @@ func TestReplicationFailover(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if role != "primary" || p != replica.addr {
+				if role != "primary" || p != replica.Addr {
 					return fmt.Errorf("role %s, primary %s", role, p)
 				}
 				took = time.Since(t0)
@@ -122,7 +122,7 @@ func TestReplicationFailover(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if role != "replica" || p != replica.addr {
+				if role != "replica" || p != replica.Addr {
 					return fmt.Errorf("role %s, primary %s", role, p)
 				}
 				return nil
@@ -132,7 +132,7 @@ func TestReplicationFailover(t *testing.T) {
 			}
 
 			// A graceful stop hands over at once.
-			replica.stop(5 * time.Second)
+			replica.Stop()
 			t0 = time.Now()
 			shoaltest.Eventually(t, 10*time.Second, "hand-over on graceful stop", func() error {
 				role, _, err := primary.role()

@@ -94,7 +94,7 @@ func swarmPool(m *manager) (map[string]string, error) {
 func waitPool(t *testing.T, m *manager, timeout time.Duration, want map[string]string) time.Duration {
 	t.Helper()
 	t0 := time.Now()
-	shoaltest.Eventually(t, timeout, fmt.Sprintf("pool of %s = %v", m.name, want), func() error {
+	shoaltest.Eventually(t, timeout, fmt.Sprintf("pool of %s = %v", m.Name, want), func() error {
 		got, err := swarmPool(m)
 		if err != nil {
 			return err
@@ -124,7 +124,7 @@ func placements(t *testing.T, m *manager) []string {
 }
 
 func swarmReplicated(t *testing.T, name, uri string) *manager {
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", shoaltest.FreePort(t))
 	return startManagerAt(t, name, addr, uri, "--replication", "--advertise", addr, "--replication-ttl", "3s")
 }
 
@@ -244,7 +244,7 @@ func TestSwarmDiscovery(t *testing.T) {
 	wantRoles := func(timeout time.Duration, primary *manager, others ...*manager) time.Duration {
 		t.Helper()
 		t0 := time.Now()
-		shoaltest.Eventually(t, timeout, primary.name+" primary", func() error {
+		shoaltest.Eventually(t, timeout, primary.Name+" primary", func() error {
 			for _, m := range append([]*manager{primary}, others...) {
 				role, p, err := m.role()
 				if err != nil {
@@ -254,8 +254,8 @@ func TestSwarmDiscovery(t *testing.T) {
 				if m == primary {
 					want = "primary"
 				}
-				if role != want || p != primary.addr {
-					return fmt.Errorf("%s: role %s, primary %s", m.name, role, p)
+				if role != want || p != primary.Addr {
+					return fmt.Errorf("%s: role %s, primary %s", m.Name, role, p)
 				}
 			}
 			return nil
@@ -274,7 +274,7 @@ func TestSwarmDiscovery(t *testing.T) {
 	}
 
 	// The primary crashes: the other takes over after --replication-ttl.
-	m1.kill()
+	m1.Kill()
 	t0 = time.Now()
 	took := wantRoles(30*time.Second, m2)
 	var served time.Duration
@@ -306,7 +306,7 @@ func TestSwarmDiscovery(t *testing.T) {
 	waitPool(t, m1, 20*time.Second, allUp)
 
 	// A graceful stop hands over at once.
-	m2.stop(5 * time.Second)
+	m2.Stop()
 	d = wantRoles(10*time.Second, m1)
 	t.Logf("primary shoal stopped gracefully: other primary after %s", d.Round(10*time.Millisecond))
 }

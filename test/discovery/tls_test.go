@@ -67,17 +67,17 @@ func makePKI(t *testing.T, dir string) pki {
 func TestEtcdTLS(t *testing.T) {
 	dir := t.TempDir()
 	p := makePKI(t, dir)
-	client := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	peer := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	etcd := startProc(t, "etcd", nil, "etcd", "--name", "t", "--data-dir", filepath.Join(dir, "data"),
+	client := fmt.Sprintf("127.0.0.1:%d", shoaltest.FreePort(t))
+	peer := fmt.Sprintf("http://127.0.0.1:%d", shoaltest.FreePort(t))
+	etcd := shoaltest.StartProc(t, "etcd", nil, "etcd", "--name", "t", "--data-dir", filepath.Join(dir, "data"),
 		"--listen-client-urls", "https://"+client, "--advertise-client-urls", "https://"+client,
 		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer, "--initial-cluster", "t="+peer,
 		"--cert-file", p.srvCert, "--key-file", p.srvKey, "--client-cert-auth", "--trusted-ca-file", p.ca)
 	uri := "etcd://" + client + "/tls"
 	opts := []string{"--discovery-opt", "kv.cacertfile=" + p.ca, "--discovery-opt", "kv.certfile=" + p.cliCert, "--discovery-opt", "kv.keyfile=" + p.cliKey}
 	shoaltest.Eventually(t, 20*time.Second, "etcd with TLS answers shoal list", func() error {
-		if !etcd.alive() {
-			t.Fatalf("etcd exited:\n%s", etcd.tail(20))
+		if !etcd.Alive() {
+			t.Fatalf("etcd exited:\n%s", etcd.Tail(20))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -11,7 +11,7 @@ func TestAPIPingVersionInfo(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	for _, prefix := range []string{"", "/v1.41", "/v1.50", "/v1.56"} {
 		for _, m := range []string{"GET", "HEAD"} {
-			st, hdr, body, err := sh.do(ctx, m, prefix+"/_ping", nil, nil)
+			st, hdr, body, err := sh.Do(ctx, m, prefix+"/_ping", nil, nil)
 			if err != nil || st != 200 {
 				t.Errorf("%s %s/_ping: %d %v %s", m, prefix, st, err, body)
 				continue
@@ -26,14 +26,14 @@ func TestAPIPingVersionInfo(t *testing.T) {
 				t.Errorf("%s %s/_ping: no API-Version header", m, prefix)
 			}
 		}
-		st, _, body, err := sh.do(ctx, "GET", prefix+"/version", nil, nil)
+		st, _, body, err := sh.Do(ctx, "GET", prefix+"/version", nil, nil)
 		var v struct{ Version, APIVersion, MinAPIVersion, Os string }
 		if err != nil || st != 200 || json.Unmarshal(body, &v) != nil {
 			t.Errorf("GET %s/version: %d %v %s", prefix, st, err, body)
 		} else if v.APIVersion == "" || v.MinAPIVersion == "" || v.Os != "linux" {
 			t.Errorf("GET %s/version: incomplete %s", prefix, body)
 		}
-		st, _, body, err = sh.do(ctx, "GET", prefix+"/info", nil, nil)
+		st, _, body, err = sh.Do(ctx, "GET", prefix+"/info", nil, nil)
 		var info struct {
 			Name, ServerVersion string
 			NCPU                int
@@ -53,7 +53,7 @@ func TestAPIErrors(t *testing.T) {
 	}
 	check := func(method, path string, body []byte, want int, contains string) {
 		t.Helper()
-		st, hdr, b, err := sh.do(ctx, method, path, body, nil)
+		st, hdr, b, err := sh.Do(ctx, method, path, body, nil)
 		if err != nil {
 			t.Errorf("%s %s: %v", method, path, err)
 			return

@@ -154,7 +154,7 @@ func TestNameConflict(t *testing.T) {
 	if !strings.Contains(e.stderr, "Conflict") {
 		t.Errorf("second create with the same name: %q, want Conflict", e.stderr)
 	}
-	st, _, body, _ := sh.do(context.Background(), "POST", "/containers/create?name="+name, []byte(`{"Image":"busybox"}`), nil)
+	st, _, body, _ := sh.Do(context.Background(), "POST", "/containers/create?name="+name, []byte(`{"Image":"busybox"}`), nil)
 	if st != 409 {
 		t.Errorf("API create with a taken name: %d %s, want 409", st, body)
 	}

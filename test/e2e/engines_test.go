@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/test/shoaltest"
 	"github.com/shoal-dev/shoal/test/testbed"
 )
 
 // TestUnixEngine: an engine given as unix:///path.
 func TestUnixEngine(t *testing.T) {
-	s := startShoalT(t, 0, "nodes://"+bed.Engines[0].UnixHost())
-	if err := s.waitNodes(ctxT(t, 40*time.Second), 1); err != nil {
+	s := startShoalT(t, "nodes://"+bed.Engines[0].UnixHost())
+	if err := s.WaitNodes(ctxT(t, 40*time.Second), 1, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	out := dkOn(t, s.Host, "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
@@ -35,9 +36,9 @@ func TestTLSEngine(t *testing.T) {
 	if err := tb.LoadBusyboxAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := startShoalT(t, 0, "nodes://"+tb.Engines[0].TLSAddr+","+strings.TrimPrefix(tb.Engines[1].TLSAddr, "tcp://"),
+	s := startShoalT(t, "nodes://"+tb.Engines[0].TLSAddr+","+strings.TrimPrefix(tb.Engines[1].TLSAddr, "tcp://"),
 		"--engine-tlsverify", "--engine-tlscacert", tb.TLS.CACert, "--engine-tlscert", tb.TLS.ClientCert, "--engine-tlskey", tb.TLS.ClientKey)
-	if err := s.waitNodes(ctx, 2); err != nil {
+	if err := s.WaitNodes(ctx, 2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	out := dkOn(t, s.Host, "run", "--rm", "busybox", "echo", "via-tls")
@@ -54,9 +55,9 @@ func TestTLSEngine(t *testing.T) {
 	}
 	dkOn(t, s.Host, "rm", "-f", name)
 	// Without the client certificate the engines refuse shoal.
-	s2 := startShoalT(t, 0, "nodes://"+tb.Engines[0].TLSAddr, "--engine-tlsverify", "--engine-tlscacert", tb.TLS.CACert)
+	s2 := startShoalT(t, "nodes://"+tb.Engines[0].TLSAddr, "--engine-tlsverify", "--engine-tlscacert", tb.TLS.CACert)
 	err := waitFor(ctx, 10*time.Second, func() error {
-		ns, err := s2.nodes(ctx)
+		ns, err := s2.Nodes(ctx)
 		if err != nil {
 			return err
 		}
@@ -80,7 +81,7 @@ func TestFileDiscovery(t *testing.T) {
 		os.Rename(tmp, f)
 	}
 	write("# engines\n" + bed.Engines[0].TCPAddr + "\n")
-	s := startShoalT(t, 0, "file://"+f)
+	s := startShoalT(t, "file://"+f)
 	ctx := ctxT(t, 2*time.Minute)
 	count := func(n int) {
 		t.Helper()
@@ -109,7 +110,7 @@ func TestFileDiscovery(t *testing.T) {
 	// A missing file is not fatal; shoal keeps serving.
 	os.Remove(f)
 	time.Sleep(time.Second)
-	if !s.alive() {
+	if !s.Alive() {
 		t.Fatalf("shoal died when the discovery file was removed")
 	}
 	write(bed.Engines[0].TCPAddr + "\n" + bed.Engines[2].TCPAddr + "\n")
@@ -119,13 +120,9 @@ func TestFileDiscovery(t *testing.T) {
 // TestShoalRestart: a restarted shoal (same port) finds every container.
 func TestShoalRestart(t *testing.T) {
 	e := bed.Engines
-	port, err := freePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := startShoalT(t, port, fmt.Sprintf("nodes://%s,%s,%s", e[0].TCPAddr, e[1].TCPAddr, e[2].TCPAddr))
+	s := startShoalT(t, fmt.Sprintf("nodes://%s,%s,%s", e[0].TCPAddr, e[1].TCPAddr, e[2].TCPAddr))
 	ctx := ctxT(t, 2*time.Minute)
-	if err := s.waitNodes(ctx, 3); err != nil {
+	if err := s.WaitNodes(ctx, 3, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	var names []string
@@ -137,9 +134,9 @@ func TestShoalRestart(t *testing.T) {
 	}
 	dkOn(t, s.Host, "stop", "-t", "0", names[2])
 	before := dkOn(t, s.Host, "ps", "-a", "--no-trunc", "--format", "{{.ID}} {{.Names}} {{.State}}")
-	s.kill()
-	if err := s.start(); err != nil {
-		t.Fatalf("restart shoal on port %d: %v", port, err)
+	s.Kill()
+	if err := s.Restart(); err != nil {
+		t.Fatalf("restart shoal on %s: %v", s.Addr, err)
 	}
 	// No waiting for the nodes: as a user would, ask at once. The manager
 	// waits for the engines it is still contacting before it answers.
@@ -158,7 +155,7 @@ func TestShoalRestart(t *testing.T) {
 		t.Errorf("exec after restart: %q", out)
 	}
 	// The names are still reserved.
-	_, err = runDocker(ctx, dockerCmd{host: s.Host, args: []string{"create", "--name", names[1], "busybox"}})
+	_, err := runDocker(ctx, dockerCmd{host: s.Host, args: []string{"create", "--name", names[1], "busybox"}})
 	if err == nil || !strings.Contains(err.(*dockerErr).stderr, "Conflict") {
 		t.Errorf("create with a name taken before the restart: %v", err)
 	}
@@ -166,7 +163,7 @@ func TestShoalRestart(t *testing.T) {
 
 // waitNodeState waits until node host (by hostname) has the status in
 // `docker node ls` of s, e.g. "Ready" or "Down".
-func waitNodeState(t *testing.T, ctx context.Context, s *shoal, id, want string, timeout time.Duration) {
+func waitNodeState(t *testing.T, ctx context.Context, s *shoaltest.Shoal, id, want string, timeout time.Duration) {
 	t.Helper()
 	err := waitFor(ctx, timeout, func() error {
 		out, err := runDocker(ctx, dockerCmd{host: s.Host, args: []string{"node", "ls", "--format", "{{.ID}} {{.Status}}"}})

@@ -24,11 +24,11 @@ func TestEngineFaults(t *testing.T) {
 	if err := tb.LoadBusyboxAll(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s := startShoalT(t, 0, "nodes://"+tb.Engines[0].TCPAddr+","+tb.Engines[1].TCPAddr, "--debug")
-	if err := s.waitNodes(ctx, 2); err != nil {
+	s := startShoalT(t, "nodes://"+tb.Engines[0].TCPAddr+","+tb.Engines[1].TCPAddr, "--debug")
+	if err := s.WaitNodes(ctx, 2, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	ns, err := s.nodes(ctx)
+	ns, err := s.Nodes(ctx)
 	if err != nil || len(ns) != 2 || ns[0].ID == ns[1].ID || ns[0].Description.Hostname != "twin" || ns[1].Description.Hostname != "twin" {
 		t.Fatalf("two engines named twin: nodes %+v %v", ns, err)
 	}
@@ -95,7 +95,7 @@ func TestEngineFaults(t *testing.T) {
 		} else {
 			t.Logf("logs -f ended %s after the kill (%v)", time.Since(t0).Round(time.Millisecond), err)
 		}
-		if !s.alive() {
+		if !s.Alive() {
 			t.Fatalf("shoal died")
 		}
 	})
@@ -164,7 +164,7 @@ func TestEngineFaults(t *testing.T) {
 
 	t.Run("ClientHangsUpMidLogs", func(t *testing.T) {
 		goroutines := func() int {
-			st, _, body, err := s.do(ctx, "GET", "/debug/pprof/goroutine?debug=1", nil, nil)
+			st, _, body, err := s.Do(ctx, "GET", "/debug/pprof/goroutine?debug=1", nil, nil)
 			if err != nil || st != 200 {
 				t.Fatalf("GET /debug/pprof/goroutine: %d %v", st, err)
 			}
@@ -210,7 +210,7 @@ func TestEngineFaults(t *testing.T) {
 		for _, id := range ids {
 			waitNodeState(t, ctx, s, id, "Down", 20*time.Second)
 		}
-		st, _, body, err := s.do(ctx, "POST", "/containers/create", []byte(`{"Image":"busybox","Cmd":["true"]}`), nil)
+		st, _, body, err := s.Do(ctx, "POST", "/containers/create", []byte(`{"Image":"busybox","Cmd":["true"]}`), nil)
 		if err != nil || st != 503 {
 			t.Errorf("create with every node down: %d %v %s, want 503", st, err, body)
 		}
@@ -225,10 +225,10 @@ func TestEngineFaults(t *testing.T) {
 		} else if e := err.(*dockerErr); !strings.Contains(strings.ToLower(e.stderr), "healthy") {
 			t.Errorf("docker run with every node down: %q", e.stderr)
 		}
-		if !s.alive() {
+		if !s.Alive() {
 			t.Fatal("shoal died")
 		}
-		if st, _, _, err := s.do(ctx, "GET", "/_ping", nil, nil); err != nil || st != 200 {
+		if st, _, _, err := s.Do(ctx, "GET", "/_ping", nil, nil); err != nil || st != 200 {
 			t.Errorf("ping with every node down: %d %v", st, err)
 		}
 	})

@@ -38,7 +38,7 @@ func TestMiscCLI(t *testing.T) {
 		t.Errorf("ps --size: %q", out)
 	}
 	// wait --condition=removed via the API (CLI has no flag): run --rm uses it.
-	st, _, body, err := sh.do(context.Background(), "POST", "/containers/"+b+"/wait?condition=not-running", nil, nil)
+	st, _, body, err := sh.Do(context.Background(), "POST", "/containers/"+b+"/wait?condition=not-running", nil, nil)
 	if err != nil || st != 200 {
 		t.Errorf("wait not-running on a created container: %d %v %s", st, err, body)
 	}
@@ -73,7 +73,7 @@ func TestMiscCLI(t *testing.T) {
 	id := strings.TrimSpace(dk(t, "create", "busybox", "true"))
 	rmf(t, id)
 	var cs []struct{ Names []string }
-	_, _, body, _ = sh.do(context.Background(), "GET", "/containers/json?all=1&filters="+`{"id":["`+id+`"]}`, nil, nil)
+	_, _, body, _ = sh.Do(context.Background(), "GET", "/containers/json?all=1&filters="+`{"id":["`+id+`"]}`, nil, nil)
 	if err := json.Unmarshal(body, &cs); err != nil || len(cs) != 1 || len(cs[0].Names) == 0 || strings.Count(cs[0].Names[0], "/") != 2 {
 		t.Errorf("API list of an unnamed container: %v %s", err, body)
 	}

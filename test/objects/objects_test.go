@@ -28,27 +28,15 @@ var (
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var err error
-	bed, err = testbed.Start(ctx, testbed.Options{Engines: 3, Prefix: "obj", ExtraArgs: []string{"--insecure-registry", "10.213.0.0/16"}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testbed:", err)
-		return 1
-	}
-	defer bed.Close()
-	if err := bed.LoadBusyboxAll(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "busybox:", err)
-		return 1
-	}
-	stop, err := startRegistry(bed.Gateway + ":5000")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "registry:", err)
-		return 1
-	}
-	defer stop()
-	reg = bed.Gateway + ":5000"
-	return m.Run()
+	return testbed.Main(m, testbed.MainOptions{Options: testbed.Options{Engines: 3, Prefix: "obj", ExtraArgs: []string{"--insecure-registry", "10.213.0.0/16"}}},
+		func(tb testing.TB, b *testbed.Bed) {
+			bed, reg = b, b.Gateway+":5000"
+			stop, err := startRegistry(reg)
+			if err != nil {
+				tb.Fatalf("registry: %v", err)
+			}
+			tb.Cleanup(stop)
+		})
 }
 
 func startRegistry(addr string) (func(), error) {
@@ -100,7 +88,7 @@ func engineHas(t *testing.T, i int, args ...string) string {
 }
 
 func TestNetworksAndVolumesPerNode(t *testing.T) {
-	s := shoaltest.Start(t, "nodes://"+strings.Join(bed.Hosts(), ","))
+	s := shoaltest.Manage(t, "nodes://"+strings.Join(bed.Hosts(), ","))
 	t.Cleanup(func() {
 		s.Docker(context.Background(), "rm", "-f", "n1", "n2", "n3")
 		s.Docker(context.Background(), "network", "rm", "appnet", "node3/pinned")
@@ -163,7 +151,7 @@ func TestEventsCarryNodes(t *testing.T) {
 	if err := b.LoadBusyboxAll(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	s := shoaltest.Start(t, "nodes://"+strings.Join(b.Hosts(), ","), shoaltest.FastFlags...)
+	s := shoaltest.Manage(t, "nodes://"+strings.Join(b.Hosts(), ","), shoaltest.FastFlags...)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "docker", "events", "--format", "{{json .}}")
@@ -239,7 +227,7 @@ func TestEventsCarryNodes(t *testing.T) {
 }
 
 func TestImageBuildCommitPushImport(t *testing.T) {
-	s := shoaltest.Start(t, "nodes://"+strings.Join(bed.Hosts(), ","))
+	s := shoaltest.Manage(t, "nodes://"+strings.Join(bed.Hosts(), ","))
 	// build: placed by constraint build args, the image is on that node only.
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nARG X=1\nRUN echo built-$X > /built\nCMD [\"cat\", \"/built\"]\n"), 0o644)

@@ -14,22 +14,18 @@ package scale
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,8 +33,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/system"
 
-	"github.com/shoal-dev/shoal/internal/cli"
 	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/test/shoaltest"
 )
 
 // apiPrefix is the version the measuring client speaks (docker CLI 29).
@@ -270,106 +266,12 @@ func waitLoaded(t *testing.T, hc *http.Client, base string, nodes, containers in
 // startShoal runs `shoal manage` on a free port and returns its base URL
 // and pid (0 when in-process).
 func startShoal(t *testing.T, discovery string, inproc bool) (string, int) {
-	port := freePort(t)
-	args := []string{"manage", "-H", "tcp://127.0.0.1:" + port, "--log-level", "warn", discovery}
+	args := []string{"manage", "--log-level", "warn"}
 	if os.Getenv("SHOAL_SCALE_PROFILE") != "" {
-		args = append(args[:len(args)-1], "--debug", discovery)
+		args = append(args, "--debug")
 	}
-	base := "http://127.0.0.1:" + port
-	if inproc {
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int)
-		go func() { done <- cli.Execute(ctx, args) }()
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case <-done:
-			case <-time.After(30 * time.Second):
-				t.Error("in-process shoal did not stop")
-			}
-		})
-		waitListening(t, port)
-		return base, 0
-	}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "shoal.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(shoalBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("shoal log (last 4 KiB):\n%s", b[max(0, len(b)-4096):])
-		}
-	})
-	waitListening(t, port)
-	return base, cmd.Process.Pid
-}
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func shoalBinary(t *testing.T) string {
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "shoal-scale-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "shoal")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/shoal-dev/shoal/cmd/shoal").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-}
-
-func waitListening(t *testing.T, port string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			return
-		}
-	}
-	t.Fatalf("shoal does not listen on port %s", port)
+	s := shoaltest.Start(t, shoaltest.Options{Args: append(args, discovery), InProcess: inproc})
+	return "http://" + s.Addr, s.PID()
 }
 
 // raiseNoFile lifts the soft open-files limit to the hard one: the fleet

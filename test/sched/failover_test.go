@@ -42,7 +42,7 @@ func whereIs(t *testing.T, b *testbed.Bed, name string) []int {
 
 func TestRescheduleOnNodeFailure(t *testing.T) {
 	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schr"})
-	s := shoaltest.Start(t, nodes(b), append(shoaltest.FastFlags, "--reschedule-after", "2s")...)
+	s := shoaltest.Manage(t, nodes(b), append(shoaltest.FastFlags, "--reschedule-after", "2s")...)
 	mustRun(t, s, "--name", "rs", "-e", "reschedule:on-node-failure", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
 	mustRun(t, s, "--name", "plain", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
 	// rs2 prefers node1 (a soft rule, dropped when node1 is gone) and asks
@@ -95,7 +95,7 @@ func TestRescheduleOnNodeFailure(t *testing.T) {
 func TestContainerSlots(t *testing.T) {
 	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schs",
 		Labels: []map[string]string{{"containerslots": "2"}, {"containerslots": "1"}}})
-	s := shoaltest.Start(t, nodes(b))
+	s := shoaltest.Manage(t, nodes(b))
 	for i := 0; i < 3; i++ {
 		mustRun(t, s, "busybox", "sleep", "1000")
 	}
@@ -144,7 +144,7 @@ func TestPullWhenMissing(t *testing.T) {
 		t.Fatal(err, e)
 	}
 
-	s := shoaltest.Start(t, nodes(b))
+	s := shoaltest.Manage(t, nodes(b))
 	out, errOut, err := s.Docker(ctx, "run", "--rm", ref, "echo", "pulled-and-ran")
 	if err != nil || strings.TrimSpace(out) != "pulled-and-ran" {
 		t.Fatalf("docker run of a missing image: %v\nstdout %q\nstderr %q", err, out, errOut)

@@ -23,10 +23,10 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	return testbed.Main(m, testbed.Options{
+	return testbed.Main(m, testbed.MainOptions{Options: testbed.Options{
 		Engines: 3, Prefix: "sch",
 		Labels: []map[string]string{{"zone": "a", "storage": "ssd"}, {"zone": "b", "storage": "disk"}, {"zone": "c", "storage": "ssd"}},
-	}, func(b *testbed.Bed) { bed = b })
+	}}, func(_ testing.TB, b *testbed.Bed) { bed = b })
 }
 
 func nodes(b *testbed.Bed) string { return "nodes://" + strings.Join(b.Hosts(), ",") }

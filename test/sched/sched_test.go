@@ -10,7 +10,7 @@ import (
 )
 
 func TestSpreadSixOnThree(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed), "--strategy", "spread")
+	s := shoaltest.Manage(t, nodes(bed), "--strategy", "spread")
 	cleanup(t, s)
 	var refs []string
 	for i := 0; i < 6; i++ {
@@ -22,7 +22,7 @@ func TestSpreadSixOnThree(t *testing.T) {
 }
 
 func TestBinpackFillsOneNode(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed), "--strategy", "binpack")
+	s := shoaltest.Manage(t, nodes(bed), "--strategy", "binpack")
 	cleanup(t, s)
 	var refs []string
 	for i := 0; i < 6; i++ {
@@ -34,7 +34,7 @@ func TestBinpackFillsOneNode(t *testing.T) {
 }
 
 func TestConstraints(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed))
+	s := shoaltest.Manage(t, nodes(bed))
 	cleanup(t, s)
 	for _, tc := range []struct {
 		args []string
@@ -76,7 +76,7 @@ func contains(list []string, s string) bool {
 }
 
 func TestAffinitiesAndDependencies(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed))
+	s := shoaltest.Manage(t, nodes(bed))
 	cleanup(t, s)
 	mustRun(t, s, "--name", "db", "-v", "/data", "-e", "constraint:zone==b", "busybox", "sleep", "300")
 	mustRun(t, s, "--name", "cache", "--label", "role=cache", "-e", "constraint:zone==c", "busybox", "sleep", "300")
@@ -121,7 +121,7 @@ func TestAffinitiesAndDependencies(t *testing.T) {
 }
 
 func TestPortConflicts(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed))
+	s := shoaltest.Manage(t, nodes(bed))
 	cleanup(t, s)
 	var refs []string
 	for i := 0; i < 3; i++ {
@@ -134,7 +134,7 @@ func TestPortConflicts(t *testing.T) {
 }
 
 func TestResourcesAndConcurrency(t *testing.T) {
-	s := shoaltest.Start(t, nodes(bed), "--overcommit", "0")
+	s := shoaltest.Manage(t, nodes(bed), "--overcommit", "0")
 	cleanup(t, s)
 	runFails(t, s, "lack", "--memory", "1000g", "busybox", "true")
 

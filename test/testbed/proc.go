@@ -71,7 +71,7 @@ func (b *Bed) Start(ctx context.Context, i int) error {
 	}
 	if err := waitPing(ctx, e, p, timeout); err != nil {
 		b.stopPID(e, 5*time.Second)
-		return fmt.Errorf("testbed: engine %d (%s): %w\n--- tail of %s ---\n%s", i, e.Hostname, err, e.LogPath, tail(e.LogPath, 30))
+		return fmt.Errorf("testbed: engine %d (%s): %w\n--- tail of %s ---\n%s", i, e.Hostname, err, e.LogPath, Tail(e.LogPath, 30))
 	}
 	b.log("testbed %s: engine %d %s (%s) pid %d up in %s", b.ID, i, e.Hostname, e.IP, e.PID, time.Since(t0).Round(time.Millisecond))
 	return nil
@@ -387,7 +387,9 @@ func (b *Bed) killBedProcesses() error {
 	return nil
 }
 
-func tail(path string, n int) string {
+// Tail returns the last n lines of the file at path (for logs shown when
+// something fails), or the read error's text.
+func Tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()

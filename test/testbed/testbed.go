@@ -415,32 +415,3 @@ func (b *Bed) log(format string, args ...any) {
 		b.logf(format, args...)
 	}
 }
-
-// Main is the body of a test package's TestMain that shares one Bed: it
-// checks for root, reaps dead leftovers of opts.Prefix, starts the Bed,
-// loads busybox into every engine, hands the Bed to set, runs the tests and
-// tears the Bed down even when they fail. It returns the exit code.
-func Main(m *testing.M, opts Options, set func(*Bed)) int {
-	name := "testbed " + opts.Prefix
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, name+": must run as root (network namespaces, dockerd)")
-		return 1
-	}
-	if opts.Prefix != "" {
-		_ = Reap(opts.Prefix)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	bed, err := Start(ctx, opts)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, name+":", err)
-		return 1
-	}
-	defer bed.Close()
-	if err := bed.LoadBusyboxAll(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, name+": busybox:", err)
-		return 1
-	}
-	set(bed)
-	return m.Run()
-}

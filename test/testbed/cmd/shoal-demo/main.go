@@ -169,7 +169,7 @@ func up(args []string) error {
 			return fail(err)
 		}
 		if err := waitPing(*listen, sp, *wait); err != nil {
-			return fail(fmt.Errorf("%w\n--- tail of %s ---\n%s", err, sp.Log, tailFile(sp.Log, 20)))
+			return fail(fmt.Errorf("%w\n--- tail of %s ---\n%s", err, sp.Log, testbed.Tail(sp.Log, 20)))
 		}
 		logf("shoal pid %d answers on %s (log %s)", sp.PID, *listen, sp.Log)
 	}
@@ -361,16 +361,4 @@ func writeState(path string, st *state) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-func tailFile(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
