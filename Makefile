@@ -17,8 +17,10 @@ build:
 vet:
 	$(GO) vet ./...
 
+# unit: the packages' own tests and the manager scenarios over simulated
+# engines (test/scenario, shoal in-process): no root, no dockerd.
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/) ./test/scenario/
 
 e2e: build
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/...
