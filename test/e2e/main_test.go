@@ -175,7 +175,7 @@ func runDocker2(ctx context.Context, c dockerCmd) (string, string, error) {
 	return o.String(), e.String(), nil
 }
 
-func ctxT(t *testing.T, d time.Duration) context.Context {
+func ctxT(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx

@@ -1,36 +1,35 @@
 package sched
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/shoal-dev/shoal/test/scenario"
 	"github.com/shoal-dev/shoal/test/shoaltest"
 )
 
-func TestSpreadSixOnThree(t *testing.T) {
-	s := shoaltest.Manage(t, nodes(bed), "--strategy", "spread")
-	cleanup(t, s)
-	var refs []string
-	for i := 0; i < 6; i++ {
-		refs = append(refs, mustRun(t, s, "--name", fmt.Sprintf("sp%d", i), "busybox", "sleep", "300"))
+// TestPlacement runs the placement scenario (spread 2/2/2, binpack 6/0/0,
+// constraint:node==X, the no-fit answer) on the real engines; the same body
+// runs over simulated engines in test/scenario.
+func TestPlacement(t *testing.T) {
+	env := scenario.Env{Image: "busybox", Cmd: []string{"sleep", "300"}}
+	for _, e := range bed.Engines {
+		env.Engines = append(env.Engines, e.Host())
+		env.Nodes = append(env.Nodes, e.Hostname)
 	}
-	if c := counts(t, s, refs); fmt.Sprint(c) != "[2 2 2]" {
-		t.Fatalf("spread placed %v, want 2/2/2", c)
+	env.Shoal = func(tb testing.TB, flags ...string) string {
+		tb.Helper()
+		s := shoaltest.Manage(tb, nodes(bed), flags...)
+		if err := s.WaitNodes(context.Background(), len(bed.Engines), 30*time.Second); err != nil {
+			tb.Fatal(err)
+		}
+		return s.Host
 	}
-}
-
-func TestBinpackFillsOneNode(t *testing.T) {
-	s := shoaltest.Manage(t, nodes(bed), "--strategy", "binpack")
-	cleanup(t, s)
-	var refs []string
-	for i := 0; i < 6; i++ {
-		refs = append(refs, mustRun(t, s, "--memory", "64m", "busybox", "sleep", "300"))
-	}
-	if c := counts(t, s, refs); fmt.Sprint(c) != "[6 0 0]" {
-		t.Fatalf("binpack placed %v, want all on one node", c)
-	}
+	scenario.Placement(t, env)
 }
 
 func TestConstraints(t *testing.T) {
