@@ -17,10 +17,11 @@ build:
 vet:
 	$(GO) vet ./...
 
-# unit: the packages' own tests and the manager scenarios over simulated
-# engines (test/scenario, shoal in-process): no root, no dockerd.
+# unit: the packages' own tests, the test harness's, and the manager
+# scenarios over simulated engines (test/scenario, shoal in-process): no
+# root, no dockerd.
 unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/) ./test/scenario/
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/) ./test/shoaltest/ ./test/scenario/
 
 e2e: build
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/...
