@@ -108,7 +108,9 @@ func (c *client) create(name string, s spec) (status int, id, msg string) {
 	}
 	st, b := c.do(http.MethodPost, path, s)
 	if st == http.StatusCreated {
-		var r struct{ ID string `json:"Id"` }
+		var r struct {
+			ID string `json:"Id"`
+		}
 		if err := json.Unmarshal(b, &r); err != nil || r.ID == "" {
 			c.tb.Fatalf("create %s: 201 with %q", name, b)
 		}
