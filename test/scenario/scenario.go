@@ -35,6 +35,8 @@ type Env struct {
 	// Image is an image every engine holds; Cmd keeps a container running.
 	Image string
 	Cmd   []string
+	// Kill makes engine i fail as a crashed host would (for Rescheduling).
+	Kill func(tb testing.TB, i int)
 }
 
 // client is a Docker API client for one endpoint that keeps the status and
@@ -88,7 +90,8 @@ func (c *client) do(method, path string, body any) (int, []byte) {
 type spec struct {
 	Image      string
 	Cmd        []string
-	Env        []string `json:",omitempty"`
+	Env        []string          `json:",omitempty"`
+	Labels     map[string]string `json:",omitempty"`
 	HostConfig struct {
 		Memory int64 `json:",omitempty"`
 	}
@@ -145,9 +148,15 @@ func (c *client) run(name string, s spec) string {
 	return id
 }
 
+// removeAtEnd removes the container when tb ends. One on an engine the
+// scenario killed cannot be (503): the engines' own teardown removes it.
 func (c *client) removeAtEnd(id string) {
 	c.tb.Cleanup(func() {
-		if st, b := c.do(http.MethodDelete, "/containers/"+id+"?force=1", nil); st != http.StatusNoContent && st != http.StatusNotFound {
+		switch st, b := c.do(http.MethodDelete, "/containers/"+id+"?force=1", nil); st {
+		case http.StatusNoContent, http.StatusNotFound:
+		case http.StatusServiceUnavailable:
+			c.tb.Logf("remove %s: its engine is down: %s", id, b)
+		default:
 			c.tb.Errorf("remove %s: %d %s", id, st, b)
 		}
 	})

@@ -22,6 +22,8 @@ func simEnv(t *testing.T) scenario.Env {
 	}
 	t.Cleanup(func() { fleet.Close() })
 	env := scenario.Env{Image: "busybox", Cmd: []string{"sleep", "300"}}
+	// A closed simulated engine refuses connections, as a crashed host's dockerd.
+	env.Kill = func(tb testing.TB, i int) { fleet.Engines[i].Close() }
 	for _, e := range fleet.Engines {
 		env.Engines = append(env.Engines, "tcp://"+e.Addr())
 		env.Nodes = append(env.Nodes, e.Name())
@@ -43,3 +45,9 @@ func TestPlacement(t *testing.T) { scenario.Placement(t, simEnv(t)) }
 func TestNameRaces(t *testing.T) { scenario.NameRaces(t, simEnv(t)) }
 
 func TestLookups(t *testing.T) { scenario.Lookups(t, simEnv(t)) }
+
+func TestRescheduling(t *testing.T) {
+	if name, node := scenario.Rescheduling(t, simEnv(t)); name == "" || node == "node1" {
+		t.Fatalf("Rescheduling returned %q on %q", name, node)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/test/scenario"
 	"github.com/shoal-dev/shoal/test/shoaltest"
 	"github.com/shoal-dev/shoal/test/testbed"
 )
@@ -40,56 +41,56 @@ func whereIs(t *testing.T, b *testbed.Bed, name string) []int {
 	return at
 }
 
+// TestRescheduleOnNodeFailure runs the rescheduling scenario (the same body
+// runs over simulated engines in test/scenario) on two real engines, then
+// brings the killed engine back: its stale copy is removed, so only one runs.
 func TestRescheduleOnNodeFailure(t *testing.T) {
 	b := startBed(t, testbed.Options{Engines: 2, Prefix: "schr"})
-	s := shoaltest.Manage(t, nodes(b), append(shoaltest.FastFlags, "--reschedule-after", "2s")...)
-	mustRun(t, s, "--name", "rs", "-e", "reschedule:on-node-failure", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
-	mustRun(t, s, "--name", "plain", "-e", "constraint:node==node1", "busybox", "sleep", "1000")
-	// rs2 prefers node1 (a soft rule, dropped when node1 is gone) and asks
-	// for rescheduling in the label form.
-	mustRun(t, s, "--name", "rs2", "--label", `com.docker.swarm.reschedule-policies=["on-node-failure"]`, "-e", "constraint:node==~node1", "busybox", "sleep", "1000")
-	if n := nodeOf(t, s, "rs2"); n != "node1" {
-		t.Fatalf("rs2 placed on %s, want node1", n)
-	}
-
-	if err := b.Kill(0); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	shoaltest.Eventually(t, 40*time.Second, "rs2 running on node2", func() error {
-		out, _, err := s.Docker(ctxT(t), "ps", "--filter", "name=rs2", "--format", "{{.Names}} {{.State}}")
-		if err != nil || !strings.Contains(out, "node2/rs2 running") {
-			return fmt.Errorf("ps: %q %v", out, err)
+	var s *shoaltest.Shoal
+	env := bedEnv(b, &s)
+	env.Kill = func(tb testing.TB, i int) {
+		if err := b.Kill(i); err != nil {
+			tb.Fatal(err)
 		}
-		return nil
-	})
-	t.Logf("rescheduled %v after the engine was killed", time.Since(start).Round(100*time.Millisecond))
-	// rs is pinned to node1 by a hard constraint: it cannot move, and says so in the log.
-	if at := whereIs(t, b, "rs"); len(at) != 0 {
-		t.Errorf("rs (constrained to node1) was recreated on %v", at)
 	}
-	if out, _, _ := s.Docker(ctxT(t), "ps", "-a", "--format", "{{.Names}}", "--filter", "name=plain"); strings.Contains(out, "node2") {
-		t.Errorf("plain has no reschedule policy but moved: %s", out)
-	}
+	name, moved := scenario.Rescheduling(t, env)
 
-	// The node comes back: its stale rs2 is removed, so only one runs.
 	if err := b.Start(ctxT(t), 0); err != nil {
 		t.Fatal(err)
 	}
-	shoaltest.Eventually(t, 40*time.Second, "node1 back and stale rs2 removed", func() error {
+	shoaltest.Eventually(t, 40*time.Second, "node1 back and stale "+name+" removed", func() error {
 		out, _, _ := s.Docker(ctxT(t), "node", "ls", "--format", "{{.Hostname}} {{.Status}}")
 		if !strings.Contains(out, "node1 Ready") {
 			return fmt.Errorf("nodes: %s", out)
 		}
-		if at := whereIs(t, b, "rs2"); len(at) != 1 || at[0] != 1 {
-			return fmt.Errorf("rs2 on engines %v, want only node2", at)
+		if at := whereIs(t, b, name); len(at) != 1 || at[0] != 1 {
+			return fmt.Errorf("%s on engines %v, want only node2", name, at)
 		}
 		return nil
 	})
-	out, _, err := s.Docker(ctxT(t), "ps", "-a", "--filter", "name=rs2", "--format", "{{.Names}}")
-	if err != nil || strings.TrimSpace(out) != "node2/rs2" {
-		t.Fatalf("after the node returned, ps shows %q (%v); want only node2/rs2", out, err)
+	out, _, err := s.Docker(ctxT(t), "ps", "-a", "--filter", "name="+name, "--format", "{{.Names}}")
+	if err != nil || strings.TrimSpace(out) != moved+"/"+name {
+		t.Fatalf("after the node returned, ps shows %q (%v); want only %s/%s", out, err, moved, name)
 	}
+}
+
+// bedEnv is a Bed as a test/scenario environment; *s is the last shoal
+// the scenario started.
+func bedEnv(b *testbed.Bed, s **shoaltest.Shoal) scenario.Env {
+	env := scenario.Env{Image: "busybox", Cmd: []string{"sleep", "300"}}
+	for _, e := range b.Engines {
+		env.Engines = append(env.Engines, e.Host())
+		env.Nodes = append(env.Nodes, e.Hostname)
+	}
+	env.Shoal = func(tb testing.TB, flags ...string) string {
+		tb.Helper()
+		*s = shoaltest.Manage(tb, nodes(b), flags...)
+		if err := (*s).WaitNodes(context.Background(), len(b.Engines), 30*time.Second); err != nil {
+			tb.Fatal(err)
+		}
+		return (*s).Host
+	}
+	return env
 }
 
 func TestContainerSlots(t *testing.T) {

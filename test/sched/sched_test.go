@@ -1,12 +1,10 @@
 package sched
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/shoal-dev/shoal/test/scenario"
 	"github.com/shoal-dev/shoal/test/shoaltest"
@@ -16,20 +14,8 @@ import (
 // constraint:node==X, the no-fit answer) on the real engines; the same body
 // runs over simulated engines in test/scenario.
 func TestPlacement(t *testing.T) {
-	env := scenario.Env{Image: "busybox", Cmd: []string{"sleep", "300"}}
-	for _, e := range bed.Engines {
-		env.Engines = append(env.Engines, e.Host())
-		env.Nodes = append(env.Nodes, e.Hostname)
-	}
-	env.Shoal = func(tb testing.TB, flags ...string) string {
-		tb.Helper()
-		s := shoaltest.Manage(tb, nodes(bed), flags...)
-		if err := s.WaitNodes(context.Background(), len(bed.Engines), 30*time.Second); err != nil {
-			tb.Fatal(err)
-		}
-		return s.Host
-	}
-	scenario.Placement(t, env)
+	var s *shoaltest.Shoal
+	scenario.Placement(t, bedEnv(bed, &s))
 }
 
 func TestConstraints(t *testing.T) {
