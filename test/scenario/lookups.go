@@ -8,14 +8,15 @@ import (
 // Lookups finds one container by every reference a client may use: full
 // ID, a 12- and a 5-character prefix, name, /name, node/name and
 // /node/name, with one container of the same kind on every node; an
-// unknown reference is a 404 with dockerd's message.
+// unknown reference is a 404 with dockerd's message. The containers are
+// only created: lookups do not need them running.
 func Lookups(t *testing.T, env Env) {
 	c := newClient(t, env.Shoal(t))
 	ids := map[string]string{} // node → ID
 	nameOf := map[string]string{}
 	for _, node := range env.Nodes {
 		name := uniq("look")
-		ids[node] = c.run(name, env.spec("constraint:node=="+node))
+		ids[node] = c.created(name, env.spec("constraint:node=="+node))
 		nameOf[node] = name
 	}
 	node := env.Nodes[len(env.Nodes)-1]

@@ -134,14 +134,21 @@ func message(tb testing.TB, status int, b []byte) string {
 	return *e.Message
 }
 
-// run creates and starts a container and removes it when tb ends.
-func (c *client) run(name string, s spec) string {
+// created creates a container (not started) and removes it when tb ends.
+func (c *client) created(name string, s spec) string {
 	c.tb.Helper()
 	st, id, msg := c.create(name, s)
 	if st != http.StatusCreated {
 		c.tb.Fatalf("create %s: %d %s", name, st, msg)
 	}
 	c.removeAtEnd(id)
+	return id
+}
+
+// run creates and starts a container and removes it when tb ends.
+func (c *client) run(name string, s spec) string {
+	c.tb.Helper()
+	id := c.created(name, s)
 	if st, b := c.do(http.MethodPost, "/containers/"+id+"/start", nil); st != http.StatusNoContent {
 		c.tb.Fatalf("start %s: %d %s", name, st, b)
 	}
