@@ -2,9 +2,10 @@
 // test/testbed in network namespaces) and drives it with real clients: the
 // docker CLI 28, the Debian docker CLI 20.10 and the moby Go client.
 //
-// TestMain builds shoal, starts one shared Bed of 3 engines and one shared
-// shoal over them, and loads the busybox image through shoal. Tests that
-// kill or restart engines start their own small Bed or their own shoal.
+// TestMain (testbed.Main) starts one shared Bed of 3 engines and one shared
+// shoal binary over them (shoaltest), and loads the busybox image through
+// shoal. Tests that kill or restart engines start their own small Bed or
+// their own shoal. scenario_test.go runs the test/scenario bodies here.
 package e2e
 
 import (
