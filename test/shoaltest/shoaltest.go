@@ -63,6 +63,7 @@ type Shoal struct {
 	LogPath string
 
 	opts Options
+	tb   testing.TB
 	proc *Proc // binary mode
 
 	mu     sync.Mutex
@@ -113,7 +114,7 @@ func prepare(tb testing.TB, opts Options) *Shoal {
 	if opts.Name == "" {
 		opts.Name = args[0]
 	}
-	s := &Shoal{Name: opts.Name, opts: opts, LogPath: opts.LogPath}
+	s := &Shoal{Name: opts.Name, opts: opts, tb: tb, LogPath: opts.LogPath}
 	s.Host, s.Unix = hosts(args)
 	s.Addr = strings.TrimPrefix(s.Host, "tcp://")
 	if opts.InProcess {
@@ -226,7 +227,7 @@ func (s *Shoal) Stop() {
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		panic("shoaltest: in-process shoal did not stop within 30s of its context's end")
+		s.tb.Errorf("in-process %s did not stop within 30s of its context's end", s.Name)
 	}
 }
 
