@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/containerd/errdefs"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 const maxJSONBody = 16 << 20
@@ -23,13 +24,38 @@ func readBody(r *http.Request) ([]byte, error) {
 }
 
 func (s *Server) listContainers(w http.ResponseWriter, r *http.Request, _ params) error {
-	write, err := s.b.ListContainers(r.Context(), r.URL.Query())
+	opts, err := containerListOptions(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	list, err := s.b.Containers.ListContainers(r.Context(), opts)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	return write(w)
+	return writeContainerList(w, list)
+}
+
+// writeContainerList writes the entries as one JSON array, in chunks.
+func writeContainerList(w io.Writer, list backend.ContainerList) error {
+	buf := make([]byte, 0, 64<<10)
+	buf = append(buf, '[')
+	for i, ent := range list {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, ent...)
+		if len(buf) > 48<<10 {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, ']', '\n')
+	_, err := w.Write(buf)
+	return err
 }
 
 func (s *Server) createContainer(w http.ResponseWriter, r *http.Request, _ params) error {
@@ -37,8 +63,11 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request, _ param
 	if err != nil {
 		return err
 	}
-	q := r.URL.Query()
-	resp, err := s.b.CreateContainer(r.Context(), q.Get("name"), q.Get("platform"), apiVersion(r), body)
+	req, err := containerCreateRequest(r, body)
+	if err != nil {
+		return err
+	}
+	resp, err := s.b.Containers.CreateContainer(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -46,7 +75,11 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request, _ param
 }
 
 func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request, _ params) error {
-	rep, err := s.b.PruneContainers(r.Context(), r.URL.Query())
+	opts, err := pruneOptions(r)
+	if err != nil {
+		return err
+	}
+	rep, err := s.b.Containers.PruneContainers(r.Context(), opts)
 	if err != nil {
 		return err
 	}
@@ -56,7 +89,7 @@ func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request, _ param
 // containerForward serves a call the owning engine answers by itself.
 func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+		t, id, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 		if err != nil {
 			return err
 		}
@@ -66,31 +99,35 @@ func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 		}
 		return s.forwardThen(w, r, t, "/containers/"+ref+"/"+action, func(status int) {
 			if status/100 == 2 {
-				s.b.ContainerChanged(r.Context(), t, id, false)
+				s.b.Containers.ContainerChanged(r.Context(), t, id, false)
 			}
 		})
 	}
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, id, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
 	return s.forwardThen(w, r, t, "/containers/"+ref, func(status int) {
 		if status/100 == 2 {
-			s.b.ContainerChanged(r.Context(), t, id, true)
+			s.b.Containers.ContainerChanged(r.Context(), t, id, true)
 		}
 	})
 }
 
 func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, id, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
 	if id != "" { // an unknown container gets the engine's 404 below
-		release, err := s.b.CheckRename(r.Context(), id, r.URL.Query().Get("name"))
+		name, err := renameTarget(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		release, err := s.b.Containers.CheckRename(r.Context(), id, name)
 		if err != nil {
 			return err
 		}
@@ -101,14 +138,14 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request, p param
 		return err
 	}
 	if status/100 == 2 {
-		s.b.ContainerChanged(r.Context(), t, id, false)
+		s.b.Containers.ContainerChanged(r.Context(), t, id, false)
 	}
 	return nil
 }
 
 func (s *Server) attachContainer(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+		t, _, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 		if err != nil {
 			return err
 		}
@@ -118,7 +155,7 @@ func (s *Server) attachContainer(action string) handlerFunc {
 
 // inspectContainer forwards inspect and adds the "Node" the container runs on.
 func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p params) error {
-	t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, _, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
@@ -135,7 +172,7 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p para
 	if err != nil {
 		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
 	}
-	b = addField(b, "Node", s.b.InspectNode(t))
+	b = addField(b, "Node", s.b.Containers.InspectNode(t))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(b)
@@ -166,7 +203,7 @@ func addField(obj []byte, key string, v any) []byte {
 }
 
 func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) error {
-	t, _, ref, err := s.b.ResolveContainer(r.Context(), p["id"])
+	t, _, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
@@ -181,7 +218,7 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) er
 			ID string `json:"Id"`
 		}
 		if json.Unmarshal(b, &ex) == nil && ex.ID != "" {
-			s.b.ExecCreated(t, ex.ID)
+			s.b.Execs.ExecCreated(t, ex.ID)
 		}
 	}
 	copyHeader(w.Header(), resp.Header)
@@ -193,7 +230,7 @@ func (s *Server) createExec(w http.ResponseWriter, r *http.Request, p params) er
 }
 
 func (s *Server) startExec(w http.ResponseWriter, r *http.Request, p params) error {
-	t, err := s.b.ResolveExec(r.Context(), p["id"])
+	t, err := s.b.Execs.ResolveExec(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
@@ -202,7 +239,7 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request, p params) err
 
 func (s *Server) execForward(action string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p params) error {
-		t, err := s.b.ResolveExec(r.Context(), p["id"])
+		t, err := s.b.Execs.ResolveExec(r.Context(), p["id"])
 		if err != nil {
 			return err
 		}

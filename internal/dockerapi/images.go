@@ -2,12 +2,18 @@ package dockerapi
 
 import (
 	"encoding/json"
-	"github.com/containerd/errdefs"
 	"net/http"
+
+	"github.com/containerd/errdefs"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 func (s *Server) listImages(w http.ResponseWriter, r *http.Request, _ params) error {
-	list, err := s.b.ListImages(r.Context(), apiVersion(r), r.URL.Query())
+	opts, err := imageListOptions(r)
+	if err != nil {
+		return err
+	}
+	list, err := s.b.Images.ListImages(r.Context(), opts)
 	if err != nil {
 		return err
 	}
@@ -20,10 +26,10 @@ func (s *Server) imageForward(action string) handlerFunc {
 		if tag := r.URL.Query().Get("tag"); action == "push" && tag != "" {
 			ref += ":" + tag // push names the repository and the tag apart
 		}
-		t, err := s.b.ResolveImage(r.Context(), ref)
+		t, err := s.b.Images.ResolveImage(r.Context(), ref)
 		if errdefs.IsNotFound(err) {
 			// No node has it: let one say so in its own words.
-			if any, aerr := s.b.AnyEngine(); aerr == nil {
+			if any, aerr := s.b.Images.AnyEngine(); aerr == nil {
 				t, err = any, nil
 			}
 		}
@@ -42,7 +48,7 @@ func (s *Server) saveImages(w http.ResponseWriter, r *http.Request, p params) er
 	if len(names) == 0 {
 		return badRequest("no image names given")
 	}
-	t, err := s.b.ResolveImage(r.Context(), names[0])
+	t, err := s.b.Images.ResolveImage(r.Context(), names[0])
 	if err != nil {
 		return err
 	}
@@ -92,7 +98,7 @@ func (f *flushWriter) finish(err error) error {
 
 func (s *Server) loadImage(w http.ResponseWriter, r *http.Request, _ params) error {
 	fw := s.streamJSON(w)
-	return fw.finish(s.b.LoadImage(r.Context(), r.Body, r.URL.Query(), fw))
+	return fw.finish(s.b.Images.LoadImage(r.Context(), backend.ImageStreamRequest{Query: r.URL.Query(), Body: r.Body}, fw))
 }
 
 func (s *Server) createImage(w http.ResponseWriter, r *http.Request, _ params) error {
@@ -102,14 +108,15 @@ func (s *Server) createImage(w http.ResponseWriter, r *http.Request, _ params) e
 			return badRequest("fromImage or fromSrc is required")
 		}
 		fw := s.streamJSON(w)
-		return fw.finish(s.b.ImportImage(r.Context(), r.Body, q, fw))
+		return fw.finish(s.b.Images.ImportImage(r.Context(), backend.ImageStreamRequest{Query: q, Body: r.Body}, fw))
 	}
 	fw := s.streamJSON(w)
-	return fw.finish(s.b.PullImage(r.Context(), q, r.Header.Get("X-Registry-Auth"), fw))
+	return fw.finish(s.b.Images.PullImage(r.Context(), backend.ImageStreamRequest{Query: q, Auth: r.Header.Get("X-Registry-Auth")}, fw))
 }
 
 func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, p params) error {
-	if err := s.b.TagImage(r.Context(), p["name"], r.URL.Query()); err != nil {
+	q := r.URL.Query()
+	if err := s.b.Images.TagImage(r.Context(), p["name"], backend.ImageTagOptions{Repo: q.Get("repo"), Tag: q.Get("tag")}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusCreated)
@@ -117,34 +124,19 @@ func (s *Server) tagImage(w http.ResponseWriter, r *http.Request, p params) erro
 }
 
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, p params) error {
-	list, err := s.b.RemoveImage(r.Context(), p["name"], r.URL.Query())
+	q := r.URL.Query()
+	list, err := s.b.Images.RemoveImage(r.Context(), p["name"], backend.ImageRemoveOptions{Force: boolValue(q.Get("force")), Query: q})
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, list)
-}
-
-func (s *Server) listNodes(w http.ResponseWriter, r *http.Request, _ params) error {
-	list, err := s.b.Nodes(r.Context(), r.URL.Query())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, list)
-}
-
-func (s *Server) inspectNode(w http.ResponseWriter, r *http.Request, p params) error {
-	n, err := s.b.Node(r.Context(), p["id"])
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, n)
 }
 
 // anyEngine serves calls any engine answers alike (registry search and
 // login checks), through the first healthy one.
 func (s *Server) anyEngine(path string) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ params) error {
-		t, err := s.b.AnyEngine()
+		t, err := s.b.Images.AnyEngine()
 		if err != nil {
 			return err
 		}
@@ -160,7 +152,7 @@ func (s *Server) distribution(w http.ResponseWriter, r *http.Request, p params) 
 // commit runs on the container's engine; the new image is there only.
 func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
-	t, _, ref, err := s.b.ResolveContainer(r.Context(), q.Get("container"))
+	t, _, ref, err := s.b.Containers.ResolveContainer(r.Context(), q.Get("container"))
 	if err != nil {
 		return err
 	}
@@ -168,7 +160,7 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error 
 	r.URL.RawQuery = q.Encode()
 	status, err := s.forward(w, r, t, "/commit")
 	if err == nil && status/100 == 2 {
-		s.b.ImagesChanged(t)
+		s.b.Images.ImagesChanged(t)
 	}
 	return err
 }
@@ -176,14 +168,26 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error 
 // build runs on one engine chosen by the scheduler (constraint:... build
 // args steer it); the image is built there only.
 func (s *Server) build(w http.ResponseWriter, r *http.Request, _ params) error {
-	t, q, err := s.b.PlaceBuild(r.Context(), r.URL.Query())
+	q := r.URL.Query()
+	args, err := buildArgs(q)
 	if err != nil {
 		return err
+	}
+	t, send, err := s.b.Builds.PlaceBuild(r.Context(), args)
+	if err != nil {
+		return err
+	}
+	if send != nil {
+		b, err := json.Marshal(send)
+		if err != nil {
+			return err
+		}
+		q.Set("buildargs", string(b))
 	}
 	r.URL.RawQuery = q.Encode()
 	status, err := s.forward(w, r, t, "/build")
 	if err == nil && status/100 == 2 {
-		s.b.ImagesChanged(t)
+		s.b.Images.ImagesChanged(t)
 	}
 	return err
 }

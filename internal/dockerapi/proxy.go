@@ -14,16 +14,6 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// Target is one engine a request can be forwarded to.
-type Target interface {
-	Name() string
-	// APIPath prefixes path with the version to use on this engine for a
-	// client speaking clientVersion.
-	APIPath(clientVersion, path string) string
-	Do(req *http.Request) (*http.Response, error)
-	Dial(ctx context.Context) (net.Conn, error)
-}
-
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func copyHeader(dst, src http.Header) {

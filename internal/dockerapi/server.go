@@ -5,17 +5,12 @@
 package dockerapi
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
-	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 // Versions shoal speaks to clients.
@@ -24,74 +19,11 @@ const (
 	MinAPIVersion = "1.40"
 )
 
-// Backend is what the API needs from the cluster manager.
-type Backend interface {
-	Info(ctx context.Context) (any, error)
-	KernelVersion() string
-
-	// Containers.
-	// ListContainers returns the writer of the JSON list, or why not.
-	ListContainers(ctx context.Context, q url.Values) (func(io.Writer) error, error)
-	CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error)
-	// ResolveContainer finds the engine holding ref (ID, prefix, name,
-	// node/name): the container's ID ("" if no engine has it: then t is
-	// any engine, to answer the 404 in its words) and the reference to put
-	// in the engine's path.
-	ResolveContainer(ctx context.Context, ref string) (t Target, id, pathRef string, err error)
-	// ContainerChanged refreshes shoal's view after a forwarded call changed it.
-	ContainerChanged(ctx context.Context, t Target, id string, removed bool)
-	// InspectNode describes the node of t for the "Node" field of inspect.
-	InspectNode(t Target) any
-	// CheckRename reserves newName for id, or says it is taken; release ends the reservation.
-	CheckRename(ctx context.Context, id, newName string) (release func(), err error)
-	PruneContainers(ctx context.Context, q url.Values) (*container.PruneReport, error)
-
-	// Exec instances.
-	ExecCreated(t Target, execID string)
-	ResolveExec(ctx context.Context, id string) (Target, error)
-
-	// Images.
-	ListImages(ctx context.Context, version string, q url.Values) (any, error)
-	ResolveImage(ctx context.Context, name string) (Target, error)
-	LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error
-	PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error
-	// ImportImage imports (POST /images/create?fromSrc=...) on every healthy engine.
-	ImportImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error
-	// ImagesChanged refreshes shoal's view of t's images after a forwarded change.
-	ImagesChanged(t Target)
-	// AnyEngine is a healthy engine for calls any engine can answer (search).
-	AnyEngine() (Target, error)
-	// PlaceBuild chooses the engine for a build from the constraint:...
-	// build args, and returns the query without them.
-	PlaceBuild(ctx context.Context, q url.Values) (Target, url.Values, error)
-	TagImage(ctx context.Context, name string, q url.Values) error
-	RemoveImage(ctx context.Context, name string, q url.Values) ([]image.DeleteResponse, error)
-
-	// Networks and volumes (per node).
-	ListNetworks(ctx context.Context, version string, q url.Values) (any, error)
-	ListVolumes(ctx context.Context, version string, q url.Values) (any, error)
-	CreateNetwork(ctx context.Context, version string, body []byte) (any, error)
-	CreateVolume(ctx context.Context, version string, body []byte) (any, error)
-	ResolveNetwork(ctx context.Context, ref string) (Target, string, error)
-	ResolveVolume(ctx context.Context, ref string) (Target, string, error)
-	ResolveNetworkFor(ctx context.Context, network, container string) (t Target, networkID, containerID string, err error)
-	ObjectsChanged(t Target)
-
-	// Pool-wide.
-	Prune(ctx context.Context, version, path string, q url.Values) (any, error)
-	DiskUsage(ctx context.Context, version string, q url.Values) (any, error)
-	Events(ctx context.Context, version string, q url.Values, w io.Writer) error
-
-	// Nodes.
-	Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error)
-	Node(ctx context.Context, ref string) (*swarm.Node, error)
-}
-
 // Server is the Docker API HTTP handler.
 type Server struct {
 	// Debug serves Go's profiles under /debug/pprof/, as dockerd -D does.
 	Debug   bool
-	b       Backend
+	b       Backends
 	log     *slog.Logger
 	rt      router
 	version string
@@ -99,6 +31,11 @@ type Server struct {
 
 // New returns the API server for b. version is shoal's own version string.
 func New(b Backend, version string, log *slog.Logger) *Server {
+	return NewServer(All(b), version, log)
+}
+
+// NewServer returns the API server for the backends of each noun.
+func NewServer(b Backends, version string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -233,18 +170,26 @@ func (s *Server) routes() {
 
 	rt.handle("GET", "/networks", s.listNetworks)
 	rt.handle("POST", "/networks/create", s.createNetwork)
-	rt.handle("POST", "/networks/prune", s.prune("/networks/prune"))
+	rt.handle("POST", "/networks/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+		return s.b.Networks.PruneNetworks(r.Context(), o)
+	}))
 	rt.handle("GET", "/networks/{id*}", s.networkForward)
 	rt.handle("DELETE", "/networks/{id*}", s.networkForward)
 	rt.handle("POST", "/networks/{id*}/connect", s.networkConnect("connect"))
 	rt.handle("POST", "/networks/{id*}/disconnect", s.networkConnect("disconnect"))
 	rt.handle("GET", "/volumes", s.listVolumes)
 	rt.handle("POST", "/volumes/create", s.createVolume)
-	rt.handle("POST", "/volumes/prune", s.prune("/volumes/prune"))
+	rt.handle("POST", "/volumes/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+		return s.b.Volumes.PruneVolumes(r.Context(), o)
+	}))
 	rt.handle("GET", "/volumes/{name*}", s.volumeForward)
 	rt.handle("DELETE", "/volumes/{name*}", s.volumeForward)
-	rt.handle("POST", "/images/prune", s.prune("/images/prune"))
-	rt.handle("POST", "/build/prune", s.prune("/build/prune"))
+	rt.handle("POST", "/images/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+		return s.b.Images.PruneImages(r.Context(), o)
+	}))
+	rt.handle("POST", "/build/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+		return s.b.Builds.PruneBuildCache(r.Context(), o)
+	}))
 	rt.handle("GET", "/system/df", s.diskUsage)
 	rt.handle("GET", "/events", s.events)
 

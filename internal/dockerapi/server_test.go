@@ -10,9 +10,6 @@ import (
 	"github.com/containerd/errdefs"
 )
 
-// nopBackend satisfies Backend for requests that never reach it.
-type nopBackend struct{ Backend }
-
 func TestRouterWildcards(t *testing.T) {
 	var rt router
 	hit := ""
@@ -71,7 +68,7 @@ func TestSplitVersion(t *testing.T) {
 
 func serve(t *testing.T, method, path string) (*httptest.ResponseRecorder, string) {
 	t.Helper()
-	s := New(nopBackend{}, "test", nil)
+	s := NewServer(Backends{}, "test", nil) // no backends: requests that reach one panic
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
 	var m struct{ Message string }
@@ -116,7 +113,7 @@ func TestServeErrorsAndVersions(t *testing.T) {
 }
 
 func TestPanicBecomesJSON500(t *testing.T) {
-	// nopBackend's nil interface panics on Info: the client must get a 500 JSON error.
+	// The nil System panics on Info: the client must get a 500 JSON error.
 	rec, msg := serve(t, "GET", "/info")
 	if rec.Code != 500 || msg == "" {
 		t.Fatalf("got %d %q", rec.Code, msg)

@@ -1,13 +1,13 @@
 package dockerapi
 
 import (
-	"encoding/json"
 	"net/http"
 	"runtime"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/system"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 var startTime = time.Now()
@@ -45,7 +45,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 		Arch:          runtime.GOARCH,
 		GoVersion:     runtime.Version(),
 		GitCommit:     GitCommit,
-		KernelVersion: s.b.KernelVersion(),
+		KernelVersion: s.b.System.KernelVersion(),
 		BuildTime:     startTime.UTC().Format(time.RFC3339),
 		Components: []system.ComponentVersion{{
 			Name:    "Engine",
@@ -57,7 +57,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 				"Arch":          runtime.GOARCH,
 				"GoVersion":     runtime.Version(),
 				"GitCommit":     GitCommit,
-				"KernelVersion": s.b.KernelVersion(),
+				"KernelVersion": s.b.System.KernelVersion(),
 			},
 		}},
 	}
@@ -65,17 +65,22 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request, _ params) er
 }
 
 func (s *Server) getInfo(w http.ResponseWriter, r *http.Request, _ params) error {
-	info, err := s.b.Info(r.Context())
+	info, err := s.b.System.Info(r.Context())
 	if err != nil {
 		return err
 	}
-	if raw, ok := info.(json.RawMessage); ok {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusOK)
-		_, err := w.Write(append(raw, '\n'))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(info, '\n'))
+	return err
+}
+
+func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, _ params) error {
+	v, err := s.b.System.DiskUsage(r.Context(), backend.DiskUsageOptions{Version: apiVersion(r), Query: r.URL.Query()})
+	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, info)
+	return writeJSON(w, http.StatusOK, v)
 }
 
 func errMethod(method, path string) error {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,42 +15,13 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
-var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
-
-// createBody is the part of a create request shoal reads to place it.
-type createBody struct {
-	Image        string
-	Env          []string
-	Labels       map[string]string
-	ExposedPorts map[string]json.RawMessage
-	HostConfig   *struct {
-		NanoCpus          int64
-		CpuShares         int64
-		Memory            int64
-		MemoryReservation int64
-		NetworkMode       string
-		VolumesFrom       []string
-		Links             []string
-		Binds             []string
-		PortBindings      map[string][]struct {
-			HostIp   string
-			HostPort string
-		}
-		Mounts []struct {
-			Type   string
-			Source string
-		}
-	}
-	NetworkingConfig *struct {
-		EndpointsConfig map[string]json.RawMessage
-	}
-}
-
-func (b *createBody) request(name string) *scheduler.Request {
+// placement is what the scheduler needs of a create request.
+func placement(name string, b *backend.ContainerConfig) *scheduler.Request {
 	req := &scheduler.Request{Name: name, Image: b.Image, Env: b.Env, Labels: b.Labels}
 	h := b.HostConfig
 	if h != nil {
@@ -151,28 +121,24 @@ func (m *Manager) confirmNameOwner(ctx context.Context, name string) {
 	}
 }
 
+// createFromSpec recreates a container from its kept create spec.
+func (m *Manager) createFromSpec(ctx context.Context, name string, spec []byte) (*container.CreateResponse, error) {
+	req := backend.ContainerCreateRequest{Name: name, Body: spec}
+	if err := json.Unmarshal(spec, &req.Config); err != nil {
+		return nil, fmt.Errorf("decoding the create spec: %w", err)
+	}
+	return m.CreateContainer(ctx, req)
+}
+
 // CreateContainer places a container on a node and creates it there.
-func (m *Manager) CreateContainer(ctx context.Context, name, platform, clientVersion string, body []byte) (*container.CreateResponse, error) {
-	name = strings.TrimPrefix(name, "/")
+func (m *Manager) CreateContainer(ctx context.Context, creq backend.ContainerCreateRequest) (*container.CreateResponse, error) {
+	name, platform, clientVersion, body, cb := creq.Name, creq.Platform, creq.Version, creq.Body, &creq.Config
 	m.confirmNameOwner(ctx, name)
-	if name != "" && !validName.MatchString("/"+name) {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name))
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: request body is empty")
-	}
-	var cb createBody
-	if err := json.Unmarshal(body, &cb); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
-	}
-	if cb.Image == "" {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("no image specified: the create request has no Image")
-	}
 	rules, env, err := scheduler.ParseRules(cb.Env, cb.Labels)
 	if err != nil {
 		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	req := cb.request(name)
+	req := placement(name, cb)
 	// Prefer nodes that already have the image: a soft affinity, dropped
 	// when no node has it (then the client pulls, and retries).
 	placeRules := rules
@@ -361,14 +327,9 @@ func setFields(body []byte, fields map[string]any) ([]byte, error) {
 }
 
 // CheckRename reserves newName for a rename, or says it is taken.
+// The API edge has checked the name.
 func (m *Manager) CheckRename(ctx context.Context, id, newName string) (func(), error) {
 	newName = strings.TrimPrefix(newName, "/")
-	if newName == "" {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("Neither old nor new names may be empty")
-	}
-	if !validName.MatchString("/" + newName) {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName))
-	}
 	m.confirmNameOwner(ctx, newName)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -384,7 +345,8 @@ func (m *Manager) CheckRename(ctx context.Context, id, newName string) (func(), 
 }
 
 // PruneContainers prunes on every healthy engine and adds up the reports.
-func (m *Manager) PruneContainers(ctx context.Context, q url.Values) (*container.PruneReport, error) {
+func (m *Manager) PruneContainers(ctx context.Context, opts backend.PruneOptions) (*container.PruneReport, error) {
+	q := opts.EngineQuery()
 	rep := &container.PruneReport{ContainersDeleted: []string{}}
 	var mu sync.Mutex
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {

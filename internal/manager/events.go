@@ -3,20 +3,15 @@ package manager
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
-	"regexp"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/containerd/errdefs"
-
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
-
-var timestampRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?$`)
 
 // shoal's own events, as classic Swarm named them.
 const (
@@ -90,15 +85,8 @@ func nodeAttrs(e *engine.Engine) map[string]any {
 // Events streams the events of every healthy engine as one, each tagged
 // with its node, plus shoal's node events, until ctx ends or, with
 // until, every engine's stream has ended.
-func (m *Manager) Events(ctx context.Context, version string, q url.Values, w io.Writer) error {
-	for _, k := range []string{"since", "until"} {
-		if v := q.Get(k); v != "" && !timestampRe.MatchString(v) {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid value for %s: %q is not a unix timestamp (seconds[.nanoseconds])", k, v))
-		}
-	}
-	if _, err := parseFilters(q.Get("filters")); err != nil {
-		return err
-	}
+func (m *Manager) Events(ctx context.Context, opts backend.EventsOptions, w io.Writer) error {
+	version, q := opts.Version, opts.Query()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wmu sync.Mutex
@@ -152,7 +140,7 @@ func (m *Manager) Events(ctx context.Context, version string, q url.Values, w io
 		case ev := <-subs:
 			e, _ := ev["engine"].(*engine.Engine)
 			delete(ev, "engine")
-			if !eventFilterMatches(q, ev) {
+			if !eventFilterMatches(opts.Filters, ev) {
 				continue
 			}
 			if !write(ev) {
@@ -173,10 +161,9 @@ func (m *Manager) Events(ctx context.Context, version string, q url.Values, w io
 }
 
 // eventFilterMatches applies the type filter to shoal's own events.
-func eventFilterMatches(q url.Values, ev map[string]any) bool {
-	f, err := parseFilters(q.Get("filters"))
-	if err != nil || len(f["type"]) == 0 {
-		return err == nil
+func eventFilterMatches(f backend.Filters, ev map[string]any) bool {
+	if len(f["type"]) == 0 {
+		return true
 	}
 	return anyOf(f["type"], func(t string) bool { return t == ev["Type"] })
 }

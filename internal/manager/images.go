@@ -17,7 +17,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/image"
-	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
@@ -28,12 +28,12 @@ func noHealthy() error {
 
 // ListImages merges every healthy engine's images by image ID, each entry
 // as the engine words it at the client's API version.
-func (m *Manager) ListImages(ctx context.Context, version string, q url.Values) (any, error) {
-	objs, err := m.fetchAll(ctx, version, "/images/json", q, pickArray)
+func (m *Manager) ListImages(ctx context.Context, opts backend.ImageListOptions) ([]backend.Object, error) {
+	objs, err := m.fetchAll(ctx, opts.Version, "/images/json", opts.Query(), pickArray)
 	if err != nil {
 		return nil, err
 	}
-	byID := map[string]map[string]json.RawMessage{}
+	byID := map[string]backend.Object{}
 	var order []string
 	var created = map[string]int64{}
 	for _, o := range objs {
@@ -62,7 +62,7 @@ func (m *Manager) ListImages(ctx context.Context, version string, q url.Values) 
 		}
 		return order[i] < order[j]
 	})
-	out := make([]map[string]json.RawMessage, 0, len(order))
+	out := make([]backend.Object, 0, len(order))
 	for _, id := range order {
 		out = append(out, byID[id])
 	}
@@ -86,7 +86,7 @@ func union(a, b []string) []string {
 }
 
 // ResolveImage finds a healthy engine that has the image.
-func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Target, error) {
+func (m *Manager) ResolveImage(ctx context.Context, name string) (backend.Target, error) {
 	t, err := m.findImage(ctx, name)
 	if m.lookAgain(ctx, err) {
 		t, err = m.findImage(ctx, name)
@@ -94,7 +94,7 @@ func (m *Manager) ResolveImage(ctx context.Context, name string) (dockerapi.Targ
 	return t, err
 }
 
-func (m *Manager) findImage(ctx context.Context, name string) (dockerapi.Target, error) {
+func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, error) {
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return nil, noHealthy()
@@ -263,7 +263,8 @@ func (s *streamMerger) finish(strict bool) error {
 
 // LoadImage sends the archive to every healthy engine; a failure on any
 // of them fails the load.
-func (m *Manager) LoadImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+func (m *Manager) LoadImage(ctx context.Context, req backend.ImageStreamRequest, w io.Writer) error {
+	body, q := req.Body, req.Query
 	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
@@ -318,7 +319,8 @@ func (m *Manager) refreshImages(e *engine.Engine) {
 // PullImage pulls on every healthy engine in parallel. It succeeds when at
 // least one engine got the image (the others are reported in the stream),
 // so a create can then be placed where the image is.
-func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io.Writer) error {
+func (m *Manager) PullImage(ctx context.Context, req backend.ImageStreamRequest, w io.Writer) error {
+	q, auth := req.Query, req.Auth
 	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
@@ -337,7 +339,14 @@ func (m *Manager) PullImage(ctx context.Context, q url.Values, auth string, w io
 }
 
 // TagImage tags the image on every healthy engine that has it.
-func (m *Manager) TagImage(ctx context.Context, name string, q url.Values) error {
+func (m *Manager) TagImage(ctx context.Context, name string, opts backend.ImageTagOptions) error {
+	q := url.Values{}
+	if opts.Repo != "" {
+		q.Set("repo", opts.Repo)
+	}
+	if opts.Tag != "" {
+		q.Set("tag", opts.Tag)
+	}
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return noHealthy()
@@ -380,12 +389,13 @@ func firstError(errs []error, notFoundMsg string) error {
 // RemoveImage removes the image from every healthy engine that has it.
 // Without force, an image in use anywhere is refused before any engine
 // removes it, so a refused rmi changes nothing.
-func (m *Manager) RemoveImage(ctx context.Context, name string, q url.Values) ([]image.DeleteResponse, error) {
+func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.ImageRemoveOptions) ([]image.DeleteResponse, error) {
+	q := opts.Query
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return nil, noHealthy()
 	}
-	if !boolParam(q.Get("force")) {
+	if !opts.Force {
 		if err := m.imageInUse(ctx, engines, name); err != nil {
 			return nil, err
 		}
@@ -450,7 +460,8 @@ func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name
 
 // ImportImage imports on every healthy engine (the uploaded archive, or
 // the URL in fromSrc), like load.
-func (m *Manager) ImportImage(ctx context.Context, body io.Reader, q url.Values, w io.Writer) error {
+func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamRequest, w io.Writer) error {
+	body, q := req.Body, req.Query
 	m.settle(ctx)
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
@@ -488,14 +499,14 @@ func (m *Manager) ImportImage(ctx context.Context, body io.Reader, q url.Values,
 }
 
 // ImagesChanged refreshes an engine's images after a forwarded change.
-func (m *Manager) ImagesChanged(t dockerapi.Target) {
+func (m *Manager) ImagesChanged(t backend.Target) {
 	if e, ok := t.(*engine.Engine); ok {
 		m.refreshImages(e)
 	}
 }
 
 // AnyEngine returns the first healthy engine.
-func (m *Manager) AnyEngine() (dockerapi.Target, error) {
+func (m *Manager) AnyEngine() (backend.Target, error) {
 	h := m.pool.Healthy()
 	if len(h) == 0 {
 		return nil, noHealthy()
@@ -507,24 +518,23 @@ func (m *Manager) AnyEngine() (dockerapi.Target, error) {
 // rules from build args: --build-arg constraint:node==n1 reaches the API as
 // buildargs {"constraint:node": "=n1"}; those are removed before the engine
 // sees them.
-func (m *Manager) PlaceBuild(ctx context.Context, q url.Values) (dockerapi.Target, url.Values, error) {
+func (m *Manager) PlaceBuild(ctx context.Context, args map[string]*string) (backend.Target, map[string]*string, error) {
 	var env []string
-	if raw := q.Get("buildargs"); raw != "" {
-		var args map[string]*string
-		if err := json.Unmarshal([]byte(raw), &args); err != nil {
-			return nil, nil, errdefs.ErrInvalidArgument.WithMessage("invalid buildargs: " + err.Error())
+	var send map[string]*string
+	for k, v := range args {
+		if v != nil && (strings.HasPrefix(k, "constraint:") || strings.HasPrefix(k, "affinity:")) {
+			env = append(env, k+"="+*v)
+			continue
 		}
-		for k, v := range args {
-			if v != nil && (strings.HasPrefix(k, "constraint:") || strings.HasPrefix(k, "affinity:")) {
-				env = append(env, k+"="+*v)
-				delete(args, k)
-			}
+		if send == nil {
+			send = map[string]*string{}
 		}
-		if len(env) > 0 {
-			b, _ := json.Marshal(args)
-			q = cloneValues(q)
-			q.Set("buildargs", string(b))
-		}
+		send[k] = v
+	}
+	if len(env) == 0 {
+		send = nil // nothing to take out: the client's args go as sent
+	} else if send == nil {
+		send = map[string]*string{}
 	}
 	rules, _, err := scheduler.ParseRules(env, nil)
 	if err != nil {
@@ -548,13 +558,5 @@ func (m *Manager) PlaceBuild(ctx context.Context, q url.Values) (dockerapi.Targe
 	if err != nil {
 		return nil, nil, err
 	}
-	return target, q, nil
-}
-
-func cloneValues(q url.Values) url.Values {
-	out := url.Values{}
-	for k, v := range q {
-		out[k] = append([]string(nil), v...)
-	}
-	return out
+	return target, send, nil
 }

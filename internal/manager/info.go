@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"runtime"
 	"sort"
@@ -15,6 +14,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/system"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
 
@@ -22,7 +22,7 @@ import (
 // containers and images, with a warning line per node that is not healthy.
 // Fields shoal does not compute (registry config, runtimes, cgroup and
 // kernel features...) are a healthy engine's, as it words them.
-func (m *Manager) Info(ctx context.Context) (any, error) {
+func (m *Manager) Info(ctx context.Context) (json.RawMessage, error) {
 	info, err := m.clusterInfo(ctx)
 	if err != nil {
 		return nil, err
@@ -225,11 +225,7 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 }
 
 // Nodes lists every engine of the pool as a swarm-mode node.
-func (m *Manager) Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error) {
-	f, err := parseFilters(q.Get("filters"))
-	if err != nil {
-		return nil, err
-	}
+func (m *Manager) Nodes(ctx context.Context, f backend.Filters) ([]swarm.Node, error) {
 	out := []swarm.Node{}
 	if m.cfg.Cluster != nil {
 		all, err := m.cfg.Cluster.Nodes(ctx)
@@ -259,7 +255,7 @@ func (m *Manager) Nodes(ctx context.Context, q url.Values) ([]swarm.Node, error)
 	return out, nil
 }
 
-func nodeMatches(n swarm.Node, f map[string][]string) bool {
+func nodeMatches(n swarm.Node, f backend.Filters) bool {
 	for k, vals := range f {
 		ok := anyOf(vals, func(v string) bool {
 			switch k {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"path"
 	"regexp"
@@ -15,45 +14,9 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
-
-// parseFilters reads Docker's filters parameter in both its forms:
-// {"key":{"value":true}} and the older {"key":["value"]}.
-func parseFilters(raw string) (map[string][]string, error) {
-	out := map[string][]string{}
-	if raw == "" {
-		return out, nil
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter: " + err.Error())
-	}
-	for k, v := range m {
-		var set map[string]bool
-		if json.Unmarshal(v, &set) == nil {
-			for val, ok := range set {
-				if ok {
-					out[k] = append(out[k], val)
-				}
-			}
-			continue
-		}
-		var list []string
-		if err := json.Unmarshal(v, &list); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter: " + err.Error())
-		}
-		out[k] = append(out[k], list...)
-	}
-	return out, nil
-}
-
-var containerFilters = map[string]bool{"id": true, "name": true, "label": true, "status": true, "ancestor": true,
-	"node": true, "exited": true, "before": true, "since": true, "health": true, "network": true, "volume": true,
-	"is-task": true, "publish": true, "expose": true}
-
-var validStatus = map[string]bool{"created": true, "restarting": true, "running": true, "removing": true,
-	"paused": true, "exited": true, "dead": true}
 
 type listed struct {
 	e       *engine.Engine
@@ -62,30 +25,19 @@ type listed struct {
 }
 
 // ListContainers merges every engine's containers, as `docker ps` expects,
-// with names shown as /<node>/<name>. It returns the writer of the JSON
-// answer: the cached entries are written as the engines sent them.
-func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Writer) error, error) {
-	f, err := parseFilters(q.Get("filters"))
-	if err != nil {
-		return nil, err
+// with names shown as /<node>/<name>; the cached entries are kept as the
+// engines sent them.
+func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerListOptions) (backend.ContainerList, error) {
+	f := make(backend.Filters, len(opts.Filters)+2)
+	for k, v := range opts.Filters {
+		f[k] = v
 	}
-	for k := range f {
-		if !containerFilters[k] {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter '" + k + "'")
-		}
+	all, limit := opts.All, opts.Limit
+	if opts.Before != "" {
+		f["before"] = append(f["before"][:len(f["before"]):len(f["before"])], opts.Before)
 	}
-	for _, s := range f["status"] {
-		if !validStatus[s] {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter 'status=" + s + "'")
-		}
-	}
-	all := boolParam(q.Get("all"))
-	limit, _ := strconv.Atoi(q.Get("limit"))
-	if v := q.Get("before"); v != "" {
-		f["before"] = append(f["before"], v)
-	}
-	if v := q.Get("since"); v != "" {
-		f["since"] = append(f["since"], v)
+	if opts.Since != "" {
+		f["since"] = append(f["since"][:len(f["since"]):len(f["since"])], opts.Since)
 	}
 	if limit > 0 || len(f["before"]) > 0 || len(f["since"]) > 0 {
 		all = true
@@ -93,7 +45,8 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 
 	m.awaitContact(ctx)
 	var items []listed
-	if boolParam(q.Get("size")) {
+	var err error
+	if opts.Size {
 		items, err = m.listLive(ctx)
 		if err != nil {
 			return nil, err
@@ -133,30 +86,29 @@ func (m *Manager) ListContainers(ctx context.Context, q url.Values) (func(io.Wri
 			break
 		}
 	}
-	return func(w io.Writer) error {
-		now := time.Now()
-		buf := make([]byte, 0, 64<<10)
-		buf = append(buf, '[')
-		for i, it := range out {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			status := "Host Down" // as classic Swarm said of a node it cannot reach
-			if it.e.Healthy() {
-				status = it.c.StatusText(now)
-			}
-			buf = it.c.AppendJSON(buf, status)
-			if len(buf) > 48<<10 {
-				if _, err := w.Write(buf); err != nil {
-					return err
-				}
-				buf = buf[:0]
-			}
+	return renderList(out, time.Now()), nil
+}
+
+// renderList encodes the listed containers into one buffer, each entry a
+// slice of it.
+func renderList(out []listed, now time.Time) backend.ContainerList {
+	list := make(backend.ContainerList, len(out))
+	var buf []byte
+	ends := make([]int, len(out))
+	for i, it := range out {
+		status := "Host Down" // as classic Swarm said of a node it cannot reach
+		if it.e.Healthy() {
+			status = it.c.StatusText(now)
 		}
-		buf = append(buf, ']', '\n')
-		_, err := w.Write(buf)
-		return err
-	}, nil
+		buf = it.c.AppendJSON(buf, status)
+		ends[i] = len(buf)
+	}
+	start := 0
+	for i, end := range ends {
+		list[i] = buf[start:end:end]
+		start = end
+	}
+	return list
 }
 
 func boolParam(v string) bool {
@@ -205,7 +157,7 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 }
 
 // containerMatcher compiles the filters into one predicate.
-func (m *Manager) containerMatcher(ctx context.Context, f map[string][]string) (func(listed) bool, error) {
+func (m *Manager) containerMatcher(ctx context.Context, f backend.Filters) (func(listed) bool, error) {
 	var preds []func(listed) bool
 	if v := f["id"]; len(v) > 0 {
 		preds = append(preds, func(it listed) bool {

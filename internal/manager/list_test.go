@@ -3,22 +3,9 @@ package manager
 import (
 	"reflect"
 	"testing"
-)
 
-func TestParseFilters(t *testing.T) {
-	for _, raw := range []string{`{"name":{"web":true},"label":{"a=b":true}}`, `{"name":["web"],"label":["a=b"]}`} {
-		f, err := parseFilters(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !reflect.DeepEqual(f["name"], []string{"web"}) || !reflect.DeepEqual(f["label"], []string{"a=b"}) {
-			t.Errorf("%s → %v", raw, f)
-		}
-	}
-	if _, err := parseFilters(`{bad`); err == nil {
-		t.Error("want error for malformed filters")
-	}
-}
+	"github.com/shoal-dev/shoal/internal/backend"
+)
 
 func TestLabelMatch(t *testing.T) {
 	l := map[string]string{"a": "1", "b": ""}
@@ -53,32 +40,12 @@ func TestExitCode(t *testing.T) {
 	}
 }
 
-func TestCreateBodyRequest(t *testing.T) {
-	var cb createBody
-	cb.Image = "busybox"
-	cb.HostConfig = &struct {
-		NanoCpus          int64
-		CpuShares         int64
-		Memory            int64
-		MemoryReservation int64
-		NetworkMode       string
-		VolumesFrom       []string
-		Links             []string
-		Binds             []string
-		PortBindings      map[string][]struct {
-			HostIp   string
-			HostPort string
-		}
-		Mounts []struct {
-			Type   string
-			Source string
-		}
-	}{Memory: 64 << 20, Binds: []string{"data:/data", "/host:/h"}}
-	cb.HostConfig.PortBindings = map[string][]struct {
-		HostIp   string
-		HostPort string
-	}{"80/tcp": {{HostPort: "8080"}, {HostPort: ""}}}
-	req := cb.request("web")
+func TestPlacementRequest(t *testing.T) {
+	cfg := backend.ContainerConfig{Image: "busybox", HostConfig: &backend.HostConfig{
+		Memory: 64 << 20, Binds: []string{"data:/data", "/host:/h"},
+		PortBindings: map[string][]backend.PortBinding{"80/tcp": {{HostPort: "8080"}, {HostPort: ""}}},
+	}}
+	req := placement("web", &cfg)
 	if req.Memory != 64<<20 || len(req.Ports) != 1 || req.Ports[0].HostPort != 8080 || req.Ports[0].Proto != "tcp" {
 		t.Errorf("request = %+v", req)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
 
@@ -19,7 +19,7 @@ import (
 // words without the node, so the engine's answers (errors included) read
 // as dockerd's would. A container that no engine has is sent to any
 // healthy engine with id "", so the client gets that engine's own 404.
-func (m *Manager) ResolveContainer(ctx context.Context, ref string) (dockerapi.Target, string, string, error) {
+func (m *Manager) ResolveContainer(ctx context.Context, ref string) (backend.Target, string, string, error) {
 	e, c, err := m.findContainer(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -161,7 +161,7 @@ func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r stri
 }
 
 // ContainerChanged refreshes the cache after a call forwarded to the engine changed a container.
-func (m *Manager) ContainerChanged(ctx context.Context, t dockerapi.Target, id string, removed bool) {
+func (m *Manager) ContainerChanged(ctx context.Context, t backend.Target, id string, removed bool) {
 	e, ok := t.(*engine.Engine)
 	if !ok || id == "" {
 		return
@@ -178,21 +178,12 @@ func (m *Manager) ContainerChanged(ctx context.Context, t dockerapi.Target, id s
 }
 
 // InspectNode is the "Node" object added to container inspect, as classic Swarm did.
-func (m *Manager) InspectNode(t dockerapi.Target) any {
+func (m *Manager) InspectNode(t backend.Target) *backend.NodeSummary {
 	e, ok := t.(*engine.Engine)
 	if !ok {
 		return nil
 	}
-	type node struct {
-		ID     string
-		IP     string
-		Addr   string
-		Name   string
-		Cpus   int
-		Memory int64
-		Labels map[string]string
-	}
-	n := node{ID: e.ID, IP: e.IP, Addr: e.Addr, Name: e.Name(), Labels: map[string]string{}}
+	n := &backend.NodeSummary{ID: e.ID, IP: e.IP, Addr: e.Addr, Name: e.Name(), Labels: map[string]string{}}
 	if info := e.Info(); info != nil {
 		n.Cpus, n.Memory = info.NCPU, info.MemTotal
 		n.Labels = engineLabels(info.Labels)
@@ -210,7 +201,7 @@ func engineLabels(ls []string) map[string]string {
 }
 
 // ExecCreated remembers which engine holds an exec instance.
-func (m *Manager) ExecCreated(t dockerapi.Target, id string) {
+func (m *Manager) ExecCreated(t backend.Target, id string) {
 	e, ok := t.(*engine.Engine)
 	if !ok {
 		return
@@ -222,7 +213,7 @@ func (m *Manager) ExecCreated(t dockerapi.Target, id string) {
 
 // ResolveExec finds the engine of an exec instance; after a manager
 // restart it asks the engines.
-func (m *Manager) ResolveExec(ctx context.Context, id string) (dockerapi.Target, error) {
+func (m *Manager) ResolveExec(ctx context.Context, id string) (backend.Target, error) {
 	m.execMu.Lock()
 	x, ok := m.execs[id]
 	if ok {

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
@@ -72,8 +71,6 @@ type snap struct {
 	gen  uint64
 	node *scheduler.Node
 }
-
-var _ dockerapi.Backend = (*Manager)(nil)
 
 // New returns a Manager over cfg.Pool.
 func New(cfg Config) *Manager {

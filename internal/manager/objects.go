@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,7 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
-	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
@@ -25,17 +24,13 @@ var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": t
 // rawObject is one network or volume as an engine describes it.
 type rawObject struct {
 	e   *engine.Engine
-	obj map[string]json.RawMessage
+	obj backend.Object
 }
 
-func (o rawObject) str(key string) string {
-	var s string
-	_ = json.Unmarshal(o.obj[key], &s)
-	return s
-}
+func (o rawObject) str(key string) string { return o.obj.String(key) }
 
 // fetchAll asks every healthy engine for path and returns the decoded answers.
-func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Values, pick func(json.RawMessage) ([]map[string]json.RawMessage, error)) ([]rawObject, error) {
+func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Values, pick func(json.RawMessage) ([]backend.Object, error)) ([]rawObject, error) {
 	var mu sync.Mutex
 	var out []rawObject
 	m.awaitContact(ctx)
@@ -70,32 +65,29 @@ func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Valu
 	return out, nil
 }
 
-func pickArray(raw json.RawMessage) ([]map[string]json.RawMessage, error) {
-	var list []map[string]json.RawMessage
+func pickArray(raw json.RawMessage) ([]backend.Object, error) {
+	var list []backend.Object
 	return list, json.Unmarshal(raw, &list)
 }
 
-func pickVolumes(raw json.RawMessage) ([]map[string]json.RawMessage, error) {
-	var v struct{ Volumes []map[string]json.RawMessage }
+func pickVolumes(raw json.RawMessage) ([]backend.Object, error) {
+	var v struct{ Volumes []backend.Object }
 	return v.Volumes, json.Unmarshal(raw, &v)
 }
 
-func withNodeName(o rawObject) map[string]json.RawMessage {
-	cp := make(map[string]json.RawMessage, len(o.obj))
-	for k, v := range o.obj {
-		cp[k] = v
-	}
-	cp["Name"], _ = json.Marshal(o.e.Name() + "/" + o.str("Name"))
+func withNodeName(o rawObject) backend.Object {
+	cp := o.obj.Clone()
+	_ = cp.Set("Name", o.e.Name()+"/"+o.str("Name"))
 	return cp
 }
 
 // ListNetworks merges the networks of all nodes, named <node>/<name>.
-func (m *Manager) ListNetworks(ctx context.Context, version string, q url.Values) (any, error) {
-	objs, err := m.fetchAll(ctx, version, "/networks", q, pickArray)
+func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([]backend.Object, error) {
+	objs, err := m.fetchAll(ctx, opts.Version, "/networks", opts.Query(), pickArray)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]map[string]json.RawMessage, 0, len(objs))
+	out := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
 		out = append(out, withNodeName(o))
 	}
@@ -103,16 +95,16 @@ func (m *Manager) ListNetworks(ctx context.Context, version string, q url.Values
 }
 
 // ListVolumes merges the volumes of all nodes, named <node>/<name>.
-func (m *Manager) ListVolumes(ctx context.Context, version string, q url.Values) (any, error) {
-	objs, err := m.fetchAll(ctx, version, "/volumes", q, pickVolumes)
+func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*backend.VolumeList, error) {
+	objs, err := m.fetchAll(ctx, opts.Version, "/volumes", opts.Query(), pickVolumes)
 	if err != nil {
 		return nil, err
 	}
-	vols := make([]map[string]json.RawMessage, 0, len(objs))
+	vols := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
 		vols = append(vols, withNodeName(o))
 	}
-	return map[string]any{"Volumes": vols, "Warnings": []string{}}, nil
+	return &backend.VolumeList{Volumes: vols, Warnings: []string{}}, nil
 }
 
 // splitNode splits "node/name" when node names a pool engine.
@@ -188,7 +180,7 @@ func (m *Manager) findObject(ctx context.Context, kind, ref string) (*engine.Eng
 }
 
 // ResolveNetwork finds the node and ID of a network.
-func (m *Manager) ResolveNetwork(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+func (m *Manager) ResolveNetwork(ctx context.Context, ref string) (backend.Target, string, error) {
 	e, id, err := m.resolveObject(ctx, "networks", ref)
 	if err != nil {
 		return nil, "", err
@@ -197,7 +189,7 @@ func (m *Manager) ResolveNetwork(ctx context.Context, ref string) (dockerapi.Tar
 }
 
 // ResolveVolume finds the node and name of a volume.
-func (m *Manager) ResolveVolume(ctx context.Context, ref string) (dockerapi.Target, string, error) {
+func (m *Manager) ResolveVolume(ctx context.Context, ref string) (backend.Target, string, error) {
 	e, name, err := m.resolveObject(ctx, "volumes", ref)
 	if err != nil {
 		return nil, "", err
@@ -207,7 +199,7 @@ func (m *Manager) ResolveVolume(ctx context.Context, ref string) (dockerapi.Targ
 
 // ResolveNetworkFor finds network ref on the node of container cref, for
 // connect and disconnect.
-func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (dockerapi.Target, string, string, error) {
+func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (backend.Target, string, string, error) {
 	ce, c, err := m.findContainer(ctx, cref)
 	if err != nil {
 		return nil, "", "", err
@@ -274,16 +266,8 @@ func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, 
 
 // CreateNetwork creates a network on one node (see objectNode). Names are
 // unique in the cluster, as on one engine.
-func (m *Manager) CreateNetwork(ctx context.Context, version string, body []byte) (any, error) {
-	var req map[string]json.RawMessage
-	if err := json.Unmarshal(body, &req); err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
-	}
-	var name string
-	_ = json.Unmarshal(req["Name"], &name)
-	if name == "" {
-		return nil, errdefs.ErrInvalidArgument.WithMessage("network name is required")
-	}
+func (m *Manager) CreateNetwork(ctx context.Context, r backend.ObjectCreateRequest) (backend.Object, error) {
+	version, name, req := r.Version, r.Name, r.Body.Clone()
 	e, bare, err := m.objectNode(ctx, name)
 	if err != nil {
 		return nil, err
@@ -297,8 +281,8 @@ func (m *Manager) CreateNetwork(ctx context.Context, version string, body []byte
 			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("network with name %s already exists (on %s)", bare, where))
 		}
 	}
-	req["Name"], _ = json.Marshal(bare)
-	var resp map[string]any
+	_ = req.Set("Name", bare)
+	var resp backend.Object
 	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/networks/create"), nil, req, &resp); err != nil {
 		return nil, nodeErr{e.Name(), err}
 	}
@@ -308,18 +292,8 @@ func (m *Manager) CreateNetwork(ctx context.Context, version string, body []byte
 
 // CreateVolume creates a volume on one node; creating a name that exists
 // returns the existing volume, as dockerd does.
-func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte) (any, error) {
-	var req map[string]json.RawMessage
-	if len(bytes.TrimSpace(body)) > 0 {
-		if err := json.Unmarshal(body, &req); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
-		}
-	}
-	if req == nil {
-		req = map[string]json.RawMessage{}
-	}
-	var name string
-	_ = json.Unmarshal(req["Name"], &name)
+func (m *Manager) CreateVolume(ctx context.Context, r backend.ObjectCreateRequest) (backend.Object, error) {
+	version, name, req := r.Version, r.Name, r.Body.Clone()
 	var e *engine.Engine
 	var bare string
 	var err error
@@ -335,11 +309,11 @@ func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte)
 		} else if errdefs.IsInvalidArgument(err) {
 			return nil, errdefs.ErrConflict.WithMessage(fmt.Sprintf("volume %s exists on several nodes: use <node>/%s", bare, bare))
 		}
-		req["Name"], _ = json.Marshal(bare)
+		_ = req.Set("Name", bare)
 	} else if e, err = m.pickNode(ctx); err != nil {
 		return nil, err
 	}
-	var resp map[string]any
+	var resp backend.Object
 	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/volumes/create"), nil, req, &resp); err != nil {
 		return nil, nodeErr{e.Name(), err}
 	}
@@ -348,7 +322,7 @@ func (m *Manager) CreateVolume(ctx context.Context, version string, body []byte)
 }
 
 // ObjectsChanged refreshes a node's networks and volumes after a forwarded change.
-func (m *Manager) ObjectsChanged(t dockerapi.Target) {
+func (m *Manager) ObjectsChanged(t backend.Target) {
 	if e, ok := t.(*engine.Engine); ok {
 		m.refreshObjects(e)
 	}
@@ -360,11 +334,32 @@ func (m *Manager) refreshObjects(e *engine.Engine) {
 	_ = e.RefreshNetworksVolumes(ctx)
 }
 
-// Prune runs a prune (path like "/networks/prune") on every healthy node
+// PruneNetworks prunes the networks of every healthy node.
+func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
+	return m.prune(ctx, "/networks/prune", opts)
+}
+
+// PruneVolumes prunes the volumes of every healthy node.
+func (m *Manager) PruneVolumes(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
+	return m.prune(ctx, "/volumes/prune", opts)
+}
+
+// PruneImages prunes the images of every healthy node.
+func (m *Manager) PruneImages(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
+	return m.prune(ctx, "/images/prune", opts)
+}
+
+// PruneBuildCache prunes the build cache of every healthy node.
+func (m *Manager) PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
+	return m.prune(ctx, "/build/prune", opts)
+}
+
+// prune runs a prune (path like "/networks/prune") on every healthy node
 // and merges the reports: lists are joined, SpaceReclaimed added up.
-func (m *Manager) Prune(ctx context.Context, version, path string, q url.Values) (any, error) {
+func (m *Manager) prune(ctx context.Context, path string, opts backend.PruneOptions) (backend.Report, error) {
+	version, q := opts.Version, opts.EngineQuery()
 	var mu sync.Mutex
-	merged := map[string]any{}
+	merged := backend.Report{}
 	ok := 0
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
 		var rep map[string]any
@@ -410,10 +405,11 @@ func mergeReport(merged, rep map[string]any) {
 }
 
 // DiskUsage merges /system/df of every healthy node.
-func (m *Manager) DiskUsage(ctx context.Context, version string, q url.Values) (any, error) {
+func (m *Manager) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (backend.Report, error) {
+	version, q := opts.Version, opts.Query
 	m.awaitContact(ctx)
 	var mu sync.Mutex
-	merged := map[string]any{}
+	merged := backend.Report{}
 	m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
 		var df map[string]any
 		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, "/system/df"), q, nil, &df); err != nil {

@@ -81,7 +81,7 @@ func (m *Manager) reschedule(ctx context.Context, e *engine.Engine, c *engine.Co
 	e.ForgetContainer(c.ID)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := m.CreateContainer(ctx, name, "", "", c.Spec)
+	resp, err := m.createFromSpec(ctx, name, c.Spec)
 	if err != nil {
 		log.Error("reschedule failed", "error", err)
 		return

@@ -3,22 +3,23 @@ package dockerapi
 import (
 	"encoding/json"
 	"net/http"
+
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 func (s *Server) listNetworks(w http.ResponseWriter, r *http.Request, _ params) error {
-	v, err := s.b.ListNetworks(r.Context(), apiVersion(r), r.URL.Query())
+	opts, err := listOptions(r)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request, _ params) error {
-	v, err := s.b.ListVolumes(r.Context(), apiVersion(r), r.URL.Query())
+	list, err := s.b.Networks.ListNetworks(r.Context(), opts)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, v)
+	if list == nil {
+		list = []backend.Object{}
+	}
+	return writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request, _ params) error {
@@ -26,19 +27,11 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request, _ params)
 	if err != nil {
 		return err
 	}
-	v, err := s.b.CreateNetwork(r.Context(), apiVersion(r), body)
+	req, err := objectCreateRequest(r, body, true)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, v)
-}
-
-func (s *Server) createVolume(w http.ResponseWriter, r *http.Request, _ params) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	v, err := s.b.CreateVolume(r.Context(), apiVersion(r), body)
+	v, err := s.b.Networks.CreateNetwork(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -47,25 +40,13 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request, _ params) 
 
 // networkForward serves inspect and remove on the network's node.
 func (s *Server) networkForward(w http.ResponseWriter, r *http.Request, p params) error {
-	t, id, err := s.b.ResolveNetwork(r.Context(), p["id"])
+	t, id, err := s.b.Networks.ResolveNetwork(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
 	status, err := s.forward(w, r, t, "/networks/"+id)
 	if err == nil && r.Method == http.MethodDelete && status/100 == 2 {
-		s.b.ObjectsChanged(t)
-	}
-	return err
-}
-
-func (s *Server) volumeForward(w http.ResponseWriter, r *http.Request, p params) error {
-	t, name, err := s.b.ResolveVolume(r.Context(), p["name"])
-	if err != nil {
-		return err
-	}
-	status, err := s.forward(w, r, t, "/volumes/"+name)
-	if err == nil && r.Method == http.MethodDelete && status/100 == 2 {
-		s.b.ObjectsChanged(t)
+		s.b.Networks.ObjectsChanged(t)
 	}
 	return err
 }
@@ -87,7 +68,7 @@ func (s *Server) networkConnect(action string) handlerFunc {
 		if cref == "" {
 			return badRequest("a container is required")
 		}
-		t, netID, cid, err := s.b.ResolveNetworkFor(r.Context(), p["id"], cref)
+		t, netID, cid, err := s.b.Networks.ResolveNetworkFor(r.Context(), p["id"], cref)
 		if err != nil {
 			return err
 		}
@@ -101,31 +82,24 @@ func (s *Server) networkConnect(action string) handlerFunc {
 		r2.ContentLength = int64(len(body))
 		status, err := s.forward(w, r2, t, "/networks/"+netID+"/"+action)
 		if err == nil && status/100 == 2 {
-			s.b.ContainerChanged(r.Context(), t, cid, false)
+			// the container's view lists its networks
+			s.b.Containers.ContainerChanged(r.Context(), t, cid, false)
 		}
 		return err
 	}
 }
 
-func (s *Server) prune(path string) handlerFunc {
+// prune serves a pool-wide prune through the noun's backend.
+func (s *Server) prune(run func(*http.Request, backend.PruneOptions) (backend.Report, error)) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, _ params) error {
-		v, err := s.b.Prune(r.Context(), apiVersion(r), path, r.URL.Query())
+		opts, err := pruneOptions(r)
+		if err != nil {
+			return err
+		}
+		v, err := run(r, opts)
 		if err != nil {
 			return err
 		}
 		return writeJSON(w, http.StatusOK, v)
 	}
-}
-
-func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, _ params) error {
-	v, err := s.b.DiskUsage(r.Context(), apiVersion(r), r.URL.Query())
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, v)
-}
-
-func (s *Server) events(w http.ResponseWriter, r *http.Request, _ params) error {
-	fw := s.streamJSON(w)
-	return fw.finish(s.b.Events(r.Context(), apiVersion(r), r.URL.Query(), fw))
 }
