@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -104,7 +103,7 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 		delete(obj, "Status")
 		names := make([]string, len(l.Names))
 		for i, n := range l.Names {
-			names[i] = "/" + node + "/" + strings.TrimPrefix(n, "/")
+			names[i] = ParseNamePath(n).Under(node).String()
 		}
 		obj["Names"], _ = json.Marshal(names)
 		b, err := json.Marshal(obj)
@@ -187,13 +186,6 @@ func (c *Container) StatusText(now time.Time) string {
 	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.FinishedAt))
 }
 
-// Name is the container's primary name without the leading slash.
-func (c *Container) Name() string {
-	for _, n := range c.Names {
-		n = strings.TrimPrefix(n, "/")
-		if !strings.Contains(n, "/") {
-			return n
-		}
-	}
-	return ""
-}
+// Name is the container's own name, without its node ("web" whether the
+// engine lists it as /web or, being a shoal, as /node1/web).
+func (c *Container) Name() string { return c.Path().Base() }

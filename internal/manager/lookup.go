@@ -14,7 +14,8 @@ import (
 )
 
 // ResolveContainer finds the engine that holds ref: a full ID, an ID
-// prefix, a name, /name, node/name or /node/name. It returns the
+// prefix, a name, /name, node/name, /node/name or, through a shoal of
+// shoals, member/node/name. It returns the
 // container's ID and the reference to use on that engine: the client's own
 // words without the node, so the engine's answers (errors included) read
 // as dockerd's would. A container that no engine has is sent to any
@@ -30,13 +31,36 @@ func (m *Manager) ResolveContainer(ctx context.Context, ref string) (backend.Tar
 		return nil, "", "", err
 	}
 	pathRef := strings.TrimPrefix(ref, "/")
-	if i := strings.IndexByte(pathRef, '/'); i > 0 {
-		pathRef = pathRef[i+1:] // node/name: the engine knows it as name
+	if p := engine.ParseNamePath(ref); len(p) > 1 {
+		// node/name: the engine knows it as name; a longer path (or one
+		// not starting with the engine) is put by ID, which needs no escaping.
+		pathRef = ""
+		if len(p) == 2 && isNode(e, p[0]) {
+			pathRef = p[1]
+		}
 	}
 	if pathRef == "" || strings.ContainsAny(pathRef, "/?#%") {
 		pathRef = c.ID
 	}
 	return e, c.ID, pathRef, nil
+}
+
+// isNode says whether ref names engine e (by name or ID).
+func isNode(e *engine.Engine, ref string) bool { return e.Name() == ref || e.ID == ref }
+
+// nameMatches says whether ref names container c of engine e: ref ends
+// c's path under e ("web", "node1/web", "member/node1/web" for the
+// container a member shoal lists as /node1/web), the node being named by
+// engine name or ID.
+func nameMatches(e *engine.Engine, c *engine.Container, ref engine.NamePath) bool {
+	p := c.Path()
+	if len(p) == 0 || len(ref) == 0 {
+		return false
+	}
+	if p.HasSuffix(ref) {
+		return true
+	}
+	return len(ref) == len(p)+1 && isNode(e, ref[0]) && p.Equal(ref[1:])
 }
 
 type hit struct {
@@ -82,19 +106,14 @@ func (m *Manager) findCached(engines []*engine.Engine, r string) (hit, error) {
 			return hit{e, c}, nil
 		}
 	}
-	nodeRef, name := "", r
-	if i := strings.IndexByte(r, '/'); i > 0 {
-		nodeRef, name = r[:i], r[i+1:]
-	}
+	ref := engine.ParseNamePath(r)
+	name := ref.Base()
 	var byName, byPrefix []hit
 	for _, e := range engines {
-		if nodeRef != "" && e.Name() != nodeRef && e.ID != nodeRef {
-			continue
-		}
 		for _, c := range e.Containers() {
-			if c.Name() == name {
+			if nameMatches(e, c, ref) {
 				byName = append(byName, hit{e, c})
-			} else if nodeRef == "" && strings.HasPrefix(c.ID, r) {
+			} else if len(ref) == 1 && strings.HasPrefix(c.ID, r) {
 				byPrefix = append(byPrefix, hit{e, c})
 			}
 		}
@@ -116,12 +135,24 @@ func (m *Manager) findCached(engines []*engine.Engine, r string) (hit, error) {
 	return hit{}, nil
 }
 
+// liveRef is whom findLive asks for ref, and in which words: node/name
+// (or member/node/name) asks that node for the rest; any other reference
+// is asked of every engine as given (a member shoal knows its node/name).
+func liveRef(engines []*engine.Engine, r string) (nodeRef, name string) {
+	ref := engine.ParseNamePath(r)
+	if len(ref) > 1 {
+		for _, e := range engines {
+			if isNode(e, ref[0]) {
+				return ref[0], strings.Join(ref[1:], "/")
+			}
+		}
+	}
+	return "", strings.Join(ref, "/")
+}
+
 // findLive asks the healthy engines directly, in parallel.
 func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r string) (hit, error) {
-	nodeRef, name := "", r
-	if i := strings.IndexByte(r, '/'); i > 0 {
-		nodeRef, name = r[:i], r[i+1:]
-	}
+	nodeRef, name := liveRef(engines, r)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var mu sync.Mutex
@@ -137,7 +168,9 @@ func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r stri
 			var ins struct {
 				ID string `json:"Id"`
 			}
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/"+url.PathEscape(name)+"/json"), nil, nil, &ins); err != nil {
+			// The path is escaped when the request is built; a member's
+			// node/name stays two segments, as its router expects.
+			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/"+name+"/json"), nil, nil, &ins); err != nil {
 				return
 			}
 			if err := e.RefreshContainer(ctx, ins.ID); err != nil {
