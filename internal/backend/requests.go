@@ -17,11 +17,22 @@ type ContainerListOptions struct {
 	Filters       Filters
 }
 
-// ContainerList is a container list answer: one entry per container, each
-// the engine's own JSON with names under their node and a fresh Status.
-// The entries stay encoded: re-encoding tens of thousands of them per
-// `docker ps` is what would make it slow.
-type ContainerList []json.RawMessage
+// ContainerList is a container list answer, in order.
+type ContainerList []ListedContainer
+
+// ListedContainer is one entry of a container list.
+type ListedContainer struct {
+	// Status is the human status to show ("Up 5 minutes", "Host Down").
+	Status string
+	// Entry appends the engine's own JSON for the container, names under
+	// their node, with Status set. The entries stay encoded in the cache
+	// and are written straight to the client: re-encoding (or even
+	// copying) tens of thousands of them per `docker ps` is what would
+	// make it slow.
+	Entry interface {
+		AppendJSON(buf []byte, status string) []byte
+	}
+}
 
 // ContainerCreateRequest is a parsed POST /containers/create. Body is the
 // client's request as sent, forwarded to the engine (shoal does not model

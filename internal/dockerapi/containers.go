@@ -45,7 +45,7 @@ func writeContainerList(w io.Writer, list backend.ContainerList) error {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, ent...)
+		buf = ent.Entry.AppendJSON(buf, ent.Status)
 		if len(buf) > 48<<10 {
 			if _, err := w.Write(buf); err != nil {
 				return err

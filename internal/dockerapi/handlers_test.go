@@ -133,6 +133,14 @@ func (fakeSystem) Info(context.Context) (json.RawMessage, error) { return json.R
 
 type fakeBuilds struct{ Builds }
 
+// rawEntry is a container list entry: its JSON fields after Status.
+type rawEntry string
+
+func (r rawEntry) AppendJSON(buf []byte, status string) []byte {
+	s, _ := json.Marshal(status)
+	return append(append(append(append(buf, `{"Status":`...), s...), ','), r+"}"...)
+}
+
 func call(s *Server, method, path, body string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
@@ -150,7 +158,7 @@ func wantError(t *testing.T, rec *httptest.ResponseRecorder, code int, msgPrefix
 }
 
 func TestContainersHandlers(t *testing.T) {
-	f := &fakeContainers{list: backend.ContainerList{json.RawMessage(`{"Status":"Up","Id":"a"}`), json.RawMessage(`{"Status":"Exited","Id":"b"}`)}}
+	f := &fakeContainers{list: backend.ContainerList{{Status: "Up", Entry: rawEntry(`"Id":"a"`)}, {Status: "Exited", Entry: rawEntry(`"Id":"b"`)}}}
 	s := NewServer(Backends{Containers: f}, "test", nil)
 
 	wantError(t, call(s, "GET", `/containers/json?filters={bad`, ""), 400, "invalid filter: ")

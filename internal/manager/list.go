@@ -89,24 +89,15 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 	return renderList(out, time.Now()), nil
 }
 
-// renderList encodes the listed containers into one buffer, each entry a
-// slice of it.
+// renderList gives each listed container its status as of now.
 func renderList(out []listed, now time.Time) backend.ContainerList {
 	list := make(backend.ContainerList, len(out))
-	var buf []byte
-	ends := make([]int, len(out))
 	for i, it := range out {
 		status := "Host Down" // as classic Swarm said of a node it cannot reach
 		if it.e.Healthy() {
 			status = it.c.StatusText(now)
 		}
-		buf = it.c.AppendJSON(buf, status)
-		ends[i] = len(buf)
-	}
-	start := 0
-	for i, end := range ends {
-		list[i] = buf[start:end:end]
-		start = end
+		list[i] = backend.ListedContainer{Status: status, Entry: it.c}
 	}
 	return list
 }

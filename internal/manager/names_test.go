@@ -80,7 +80,7 @@ func TestNestedShoalNames(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListContainers = %d entries, %v", len(list), err)
 	}
-	if !strings.Contains(string(list[0]), `"Names":["/shoal/node1/web"]`) {
-		t.Errorf("list entry %s: want Names [/shoal/node1/web]", list[0])
+	if entry := string(list[0].Entry.AppendJSON(nil, list[0].Status)); !strings.Contains(entry, `"Names":["/shoal/node1/web"]`) {
+		t.Errorf("list entry %s: want Names [/shoal/node1/web]", entry)
 	}
 }
