@@ -118,7 +118,9 @@ func (f *fakeEvents) Events(_ context.Context, o backend.EventsOptions, w io.Wri
 
 type fakeNodes struct{}
 
-func (fakeNodes) Nodes(context.Context, backend.Filters) ([]swarm.Node, error) { return []swarm.Node{}, nil }
+func (fakeNodes) Nodes(context.Context, backend.Filters) ([]swarm.Node, error) {
+	return []swarm.Node{}, nil
+}
 func (fakeNodes) UpdateNode(context.Context, string, uint64, swarm.NodeSpec) error {
 	return errdefs.ErrNotImplemented
 }
@@ -129,7 +131,9 @@ func (fakeNodes) Node(_ context.Context, ref string) (*swarm.Node, error) {
 
 type fakeSystem struct{ System }
 
-func (fakeSystem) Info(context.Context) (json.RawMessage, error) { return json.RawMessage(`{"Name":"shoal"}`), nil }
+func (fakeSystem) Info(context.Context) (json.RawMessage, error) {
+	return json.RawMessage(`{"Name":"shoal"}`), nil
+}
 
 type fakeBuilds struct{ Builds }
 
