@@ -88,8 +88,8 @@ func (o Object) Clone() Object {
 	return cp
 }
 
-// Report is the merge of the engines' reports of a pool-wide call (prune,
-// disk usage): lists joined, numbers added up, other fields the first
-// engine's. Its shape is the engines' own, which varies by call and API
-// version, so it stays generic JSON.
+// Report is the merge of the engines' disk usage reports: lists joined,
+// numbers added up, other fields the first engine's. Its shape is the
+// engines' own, which changed much across API versions (1.52 replaced the
+// lists by per-kind usage objects), so it stays generic JSON.
 type Report map[string]any

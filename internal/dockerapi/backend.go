@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -68,7 +71,7 @@ type Images interface {
 	AnyEngine() (Target, error)
 	TagImage(ctx context.Context, name string, opts backend.ImageTagOptions) error
 	RemoveImage(ctx context.Context, name string, opts backend.ImageRemoveOptions) ([]image.DeleteResponse, error)
-	PruneImages(ctx context.Context, opts backend.PruneOptions) (backend.Report, error)
+	PruneImages(ctx context.Context, opts backend.PruneOptions) (*image.PruneReport, error)
 }
 
 // Builds places builds and prunes the build cache.
@@ -77,7 +80,7 @@ type Builds interface {
 	// build args, and returns the build args to send instead (nil: send
 	// the client's unchanged).
 	PlaceBuild(ctx context.Context, buildArgs map[string]*string) (Target, map[string]*string, error)
-	PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (backend.Report, error)
+	PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (*build.CachePruneReport, error)
 }
 
 // Networks serves networks, each on one node.
@@ -90,7 +93,7 @@ type Networks interface {
 	ResolveNetworkFor(ctx context.Context, network, container string) (t Target, networkID, containerID string, err error)
 	// ObjectsChanged refreshes t's networks and volumes after a forwarded change.
 	ObjectsChanged(t Target)
-	PruneNetworks(ctx context.Context, opts backend.PruneOptions) (backend.Report, error)
+	PruneNetworks(ctx context.Context, opts backend.PruneOptions) (*network.PruneReport, error)
 }
 
 // Volumes serves volumes, each on one node.
@@ -100,7 +103,7 @@ type Volumes interface {
 	// ResolveVolume finds the node and name of a volume.
 	ResolveVolume(ctx context.Context, ref string) (Target, string, error)
 	ObjectsChanged(t Target)
-	PruneVolumes(ctx context.Context, opts backend.PruneOptions) (backend.Report, error)
+	PruneVolumes(ctx context.Context, opts backend.PruneOptions) (*volume.PruneReport, error)
 }
 
 // Events streams the pool's events.

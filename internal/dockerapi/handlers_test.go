@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -107,6 +108,10 @@ func (f *fakeVolumes) ListVolumes(context.Context, backend.ListOptions) (*backen
 func (f *fakeVolumes) CreateVolume(_ context.Context, r backend.ObjectCreateRequest) (backend.Object, error) {
 	f.gotCreate = r
 	return backend.Object{"Name": json.RawMessage(`"v"`)}, nil
+}
+
+func (f *fakeVolumes) PruneVolumes(context.Context, backend.PruneOptions) (*volume.PruneReport, error) {
+	return &volume.PruneReport{VolumesDeleted: []string{"v1", "v2"}, SpaceReclaimed: 5}, nil
 }
 
 type fakeEvents struct{ got backend.EventsOptions }
@@ -255,6 +260,10 @@ func TestNetworksAndVolumesHandlers(t *testing.T) {
 	}
 	if rec := call(s, "POST", "/volumes/create", ""); rec.Code != 201 || v.gotCreate.Name != "" || v.gotCreate.Body == nil {
 		t.Errorf("volume create without a body: %d %+v", rec.Code, v.gotCreate)
+	}
+	// The prune report is dockerd's, in its field order.
+	if rec := call(s, "POST", "/volumes/prune", ""); rec.Body.String() != `{"VolumesDeleted":["v1","v2"],"SpaceReclaimed":5}`+"\n" {
+		t.Errorf("volume prune %q", rec.Body.String())
 	}
 	// The volume list keeps dockerd's shape: Volumes, then Warnings.
 	if rec := call(s, "GET", "/volumes", ""); rec.Body.String() != `{"Volumes":[{"Name":"node1/v"}],"Warnings":[]}`+"\n" {

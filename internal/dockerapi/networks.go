@@ -88,18 +88,3 @@ func (s *Server) networkConnect(action string) handlerFunc {
 		return err
 	}
 }
-
-// prune serves a pool-wide prune through the noun's backend.
-func (s *Server) prune(run func(*http.Request, backend.PruneOptions) (backend.Report, error)) handlerFunc {
-	return func(w http.ResponseWriter, r *http.Request, _ params) error {
-		opts, err := pruneOptions(r)
-		if err != nil {
-			return err
-		}
-		v, err := run(r, opts)
-		if err != nil {
-			return err
-		}
-		return writeJSON(w, http.StatusOK, v)
-	}
-}

@@ -170,7 +170,7 @@ func (s *Server) routes() {
 
 	rt.handle("GET", "/networks", s.listNetworks)
 	rt.handle("POST", "/networks/create", s.createNetwork)
-	rt.handle("POST", "/networks/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+	rt.handle("POST", "/networks/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (any, error) {
 		return s.b.Networks.PruneNetworks(r.Context(), o)
 	}))
 	rt.handle("GET", "/networks/{id*}", s.networkForward)
@@ -179,15 +179,15 @@ func (s *Server) routes() {
 	rt.handle("POST", "/networks/{id*}/disconnect", s.networkConnect("disconnect"))
 	rt.handle("GET", "/volumes", s.listVolumes)
 	rt.handle("POST", "/volumes/create", s.createVolume)
-	rt.handle("POST", "/volumes/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+	rt.handle("POST", "/volumes/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (any, error) {
 		return s.b.Volumes.PruneVolumes(r.Context(), o)
 	}))
 	rt.handle("GET", "/volumes/{name*}", s.volumeForward)
 	rt.handle("DELETE", "/volumes/{name*}", s.volumeForward)
-	rt.handle("POST", "/images/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+	rt.handle("POST", "/images/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (any, error) {
 		return s.b.Images.PruneImages(r.Context(), o)
 	}))
-	rt.handle("POST", "/build/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (backend.Report, error) {
+	rt.handle("POST", "/build/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (any, error) {
 		return s.b.Builds.PruneBuildCache(r.Context(), o)
 	}))
 	rt.handle("GET", "/system/df", s.diskUsage)
@@ -202,4 +202,20 @@ func (s *Server) routes() {
 	rt.handle("POST", "/swarm/join", s.swarmInit("join"))
 	rt.handle("POST", "/swarm/leave", s.swarmInit("leave"))
 	rt.handle("POST", "/swarm/update", s.updateSwarm)
+}
+
+// prune serves a pool-wide prune through the noun's backend; run returns
+// the noun's typed report.
+func (s *Server) prune(run func(*http.Request, backend.PruneOptions) (any, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, _ params) error {
+		opts, err := pruneOptions(r)
+		if err != nil {
+			return err
+		}
+		v, err := run(r, opts)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusOK, v)
+	}
 }

@@ -10,6 +10,10 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
@@ -335,41 +339,52 @@ func (m *Manager) refreshObjects(e *engine.Engine) {
 }
 
 // PruneNetworks prunes the networks of every healthy node.
-func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
-	return m.prune(ctx, "/networks/prune", opts)
+func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (*network.PruneReport, error) {
+	return prune(ctx, m, "/networks/prune", opts, func(sum *network.PruneReport, one network.PruneReport) {
+		sum.NetworksDeleted = append(sum.NetworksDeleted, one.NetworksDeleted...)
+	})
 }
 
 // PruneVolumes prunes the volumes of every healthy node.
-func (m *Manager) PruneVolumes(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
-	return m.prune(ctx, "/volumes/prune", opts)
+func (m *Manager) PruneVolumes(ctx context.Context, opts backend.PruneOptions) (*volume.PruneReport, error) {
+	return prune(ctx, m, "/volumes/prune", opts, func(sum *volume.PruneReport, one volume.PruneReport) {
+		sum.VolumesDeleted = append(sum.VolumesDeleted, one.VolumesDeleted...)
+		sum.SpaceReclaimed += one.SpaceReclaimed
+	})
 }
 
 // PruneImages prunes the images of every healthy node.
-func (m *Manager) PruneImages(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
-	return m.prune(ctx, "/images/prune", opts)
+func (m *Manager) PruneImages(ctx context.Context, opts backend.PruneOptions) (*image.PruneReport, error) {
+	return prune(ctx, m, "/images/prune", opts, func(sum *image.PruneReport, one image.PruneReport) {
+		sum.ImagesDeleted = append(sum.ImagesDeleted, one.ImagesDeleted...)
+		sum.SpaceReclaimed += one.SpaceReclaimed
+	})
 }
 
 // PruneBuildCache prunes the build cache of every healthy node.
-func (m *Manager) PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (backend.Report, error) {
-	return m.prune(ctx, "/build/prune", opts)
+func (m *Manager) PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (*build.CachePruneReport, error) {
+	return prune(ctx, m, "/build/prune", opts, func(sum *build.CachePruneReport, one build.CachePruneReport) {
+		sum.CachesDeleted = append(sum.CachesDeleted, one.CachesDeleted...)
+		sum.SpaceReclaimed += one.SpaceReclaimed
+	})
 }
 
 // prune runs a prune (path like "/networks/prune") on every healthy node
-// and merges the reports: lists are joined, SpaceReclaimed added up.
-func (m *Manager) prune(ctx context.Context, path string, opts backend.PruneOptions) (backend.Report, error) {
+// and adds up the reports with add.
+func prune[R any](ctx context.Context, m *Manager, path string, opts backend.PruneOptions, add func(sum *R, one R)) (*R, error) {
 	version, q := opts.Version, opts.EngineQuery()
 	var mu sync.Mutex
-	merged := backend.Report{}
+	merged := new(R)
 	ok := 0
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var rep map[string]any
+		var rep R
 		if err := e.Client().JSON(ctx, "POST", e.APIPath(version, path), q, nil, &rep); err != nil {
 			return err
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		ok++
-		mergeReport(merged, rep)
+		add(merged, rep)
 		return nil
 	})
 	if ok == 0 && len(errs) > 0 {
