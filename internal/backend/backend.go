@@ -90,6 +90,6 @@ func (o Object) Clone() Object {
 
 // Report is the merge of the engines' disk usage reports: lists joined,
 // numbers added up, other fields the first engine's. Its shape is the
-// engines' own, which changed much across API versions (1.52 replaced the
-// lists by per-kind usage objects), so it stays generic JSON.
+// engines' own, which changed much across API versions (1.52 added per-kind
+// usage objects, 1.53 dropped the lists), so it stays generic JSON.
 type Report map[string]any
