@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,16 +29,18 @@ type listed struct {
 // with names shown as /<node>/<name>; the cached entries are kept as the
 // engines sent them.
 func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerListOptions) (backend.ContainerList, error) {
+	// The legacy before and since parameters are filters too (added to a
+	// copy: the options are the caller's).
 	f := make(backend.Filters, len(opts.Filters)+2)
 	for k, v := range opts.Filters {
-		f[k] = v
+		f[k] = slices.Clone(v)
 	}
 	all, limit := opts.All, opts.Limit
 	if opts.Before != "" {
-		f["before"] = append(f["before"][:len(f["before"]):len(f["before"])], opts.Before)
+		f["before"] = append(f["before"], opts.Before)
 	}
 	if opts.Since != "" {
-		f["since"] = append(f["since"][:len(f["since"]):len(f["since"])], opts.Since)
+		f["since"] = append(f["since"], opts.Since)
 	}
 	if limit > 0 || len(f["before"]) > 0 || len(f["since"]) > 0 {
 		all = true
