@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -312,5 +315,74 @@ func TestParseFilters(t *testing.T) {
 	}
 	if _, err := parseFilters(`{bad`); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("malformed filters: %v, want an invalid-argument error", err)
+	}
+}
+
+// fakeTarget is an engine served by an httptest server.
+type fakeTarget struct{ srv *httptest.Server }
+
+func (f fakeTarget) Name() string                  { return "node1" }
+func (f fakeTarget) APIPath(_, path string) string { return "/v1.41" + path }
+func (f fakeTarget) Do(r *http.Request) (*http.Response, error) {
+	r.URL.Scheme, r.URL.Host = "http", f.srv.Listener.Addr().String()
+	return f.srv.Client().Transport.RoundTrip(r)
+}
+func (f fakeTarget) Dial(ctx context.Context) (net.Conn, error) {
+	return (&net.Dialer{}).DialContext(ctx, "tcp", f.srv.Listener.Addr().String())
+}
+
+type fakeBuildPlacer struct {
+	Builds
+	t   Target
+	got map[string]*string
+}
+
+func (f *fakeBuildPlacer) PlaceBuild(_ context.Context, args map[string]*string) (Target, map[string]*string, error) {
+	f.got = args
+	send := map[string]*string{}
+	for k, v := range args {
+		if !strings.HasPrefix(k, "constraint:") {
+			send[k] = v
+		}
+	}
+	if len(send) == len(args) {
+		return f.t, nil, nil
+	}
+	return f.t, send, nil
+}
+
+type fakeImagesChanged struct{ Images }
+
+func (fakeImagesChanged) ImagesChanged(Target) {}
+
+// A build reaches the backend with its build args decoded; the engine
+// gets the args the backend returns (placement rules taken out), or the
+// client's query untouched.
+func TestBuildArgsRewritten(t *testing.T) {
+	var gotQuery url.Values
+	var gotPath string
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery, gotPath = r.URL.Query(), r.URL.Path
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"stream":"ok"}`+"\n")
+	}))
+	defer engine.Close()
+	b := &fakeBuildPlacer{t: fakeTarget{engine}}
+	s := NewServer(Backends{Builds: b, Images: fakeImagesChanged{}}, "test", nil)
+
+	args := url.QueryEscape(`{"constraint:node":"=n1","A":"1","B":null}`)
+	rec := call(s, "POST", "/build?t=x&buildargs="+args, "")
+	if rec.Code != 200 || rec.Body.String() != `{"stream":"ok"}`+"\n" || gotPath != "/v1.41/build" {
+		t.Fatalf("build: %d %q at %s", rec.Code, rec.Body.String(), gotPath)
+	}
+	if v := b.got["constraint:node"]; v == nil || *v != "=n1" || len(b.got) != 3 || b.got["B"] != nil {
+		t.Errorf("backend got build args %v", b.got)
+	}
+	if gotQuery.Get("buildargs") != `{"A":"1","B":null}` || gotQuery.Get("t") != "x" {
+		t.Errorf("engine got %v", gotQuery)
+	}
+	call(s, "POST", "/build?t=y&buildargs="+url.QueryEscape(`{"A":"1"}`), "")
+	if gotQuery.Get("buildargs") != `{"A":"1"}` || gotQuery.Get("t") != "y" {
+		t.Errorf("without rules the engine got %v", gotQuery)
 	}
 }
