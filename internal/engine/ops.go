@@ -200,13 +200,48 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]*Container, erro
 	return DecodeContainers(raw, e.Name())
 }
 
-// InspectImage returns an image's inspect as the engine sent it.
-func (e *Engine) InspectImage(ctx context.Context, ref string) (json.RawMessage, error) {
+// ObjectInspect is an image, network or volume as the engine described it;
+// Raw is its whole answer.
+type ObjectInspect struct {
+	ID   string // empty for a volume
+	Name string // empty for an image
+	Raw  json.RawMessage
+}
+
+// InspectImage asks the engine about an image (ID, name or name:tag; a
+// name's slashes stay, as dockerd routes them).
+func (e *Engine) InspectImage(ctx context.Context, ref string) (*ObjectInspect, error) {
+	return e.inspectObject(ctx, "/images/"+ref+"/json")
+}
+
+// InspectNetwork asks the engine about a network (ID, ID prefix or name).
+func (e *Engine) InspectNetwork(ctx context.Context, ref string) (*ObjectInspect, error) {
+	return e.inspectObject(ctx, "/networks/"+url.PathEscape(ref))
+}
+
+// InspectVolume asks the engine about a volume by name.
+func (e *Engine) InspectVolume(ctx context.Context, name string) (*ObjectInspect, error) {
+	return e.inspectObject(ctx, "/volumes/"+url.PathEscape(name))
+}
+
+// InspectExec asks the engine about an exec instance.
+func (e *Engine) InspectExec(ctx context.Context, id string) (*ObjectInspect, error) {
+	return e.inspectObject(ctx, "/exec/"+url.PathEscape(id)+"/json")
+}
+
+func (e *Engine) inspectObject(ctx context.Context, path string) (*ObjectInspect, error) {
 	var raw json.RawMessage
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/images/"+ref+"/json"), nil, nil, &raw); err != nil {
+	if err := e.client.JSON(ctx, "GET", e.apiPath(path), nil, nil, &raw); err != nil {
 		return nil, err
 	}
-	return raw, nil
+	var obj struct {
+		ID   string `json:"Id"`
+		Name string
+	}
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, unreachable("decoding %s: %v", path, err)
+	}
+	return &ObjectInspect{ID: obj.ID, Name: obj.Name, Raw: raw}, nil
 }
 
 // post sends a body-less POST whose 304 (nothing to do) is no error.

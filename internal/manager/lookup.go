@@ -134,10 +134,8 @@ func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ins struct {
-				ID string `json:"Id"`
-			}
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/"+url.PathEscape(name)+"/json"), nil, nil, &ins); err != nil {
+			ins, err := e.Inspect(ctx, name)
+			if err != nil {
 				return
 			}
 			if err := e.RefreshContainer(ctx, ins.ID); err != nil {
@@ -242,7 +240,7 @@ func (m *Manager) ResolveExec(ctx context.Context, id string) (dockerapi.Target,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/exec/"+url.PathEscape(id)+"/json"), nil, nil, nil); err == nil {
+			if _, err := e.InspectExec(ctx, id); err == nil {
 				mu.Lock()
 				found = e
 				mu.Unlock()
