@@ -368,7 +368,13 @@ func TestEventsSlowClientStreamEnds(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// The pool applies an event to its cache just before it publishes it.
+	for deadline := time.Now().Add(10 * time.Second); len(c.pool.Engines()[0].Containers()) < 20; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not see the creates")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	close(w.release) // the client reads again, but it is too late: it lost events
 	select {
 	case err := <-done:
