@@ -424,4 +424,3 @@ func (w *blockingWriter) Write(b []byte) (int, error) {
 	w.mu.Unlock()
 	return len(b), nil
 }
-
