@@ -18,7 +18,7 @@ const DefaultSubscriberBuffer = 1024
 // (Message decoded, Raw exactly as the engine sent it, so no field is lost).
 type Event struct {
 	Engine *Engine
-	Time   time.Time // when shoal saw it
+	Time   time.Time // when shoal saw it (history: when the engine recorded it)
 
 	Old, New State // for a state change
 
