@@ -397,7 +397,11 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		if prev, ok := old[c.ID]; ok && prev.State == c.State {
 			c.copyInspect(prev)
 		} else if err := e.inspectInto(ctx, c); err != nil {
-			continue // removed meanwhile
+			prev, ok := old[c.ID]
+			if !ok || errors.Is(err, ErrNotFound) {
+				continue // removed meanwhile
+			}
+			c.copyInspect(prev) // a failed inspect must not drop a known container
 		}
 		next[c.ID] = c
 	}
@@ -488,8 +492,13 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 		}
 	}
 	if found != nil {
-		if err := e.inspectInto(ctx, found); err != nil {
+		// Only the engine saying so means it is gone: an engine failing
+		// mid-refresh must not drop a container (it would never be
+		// rescheduled).
+		if err := e.inspectInto(ctx, found); errors.Is(err, ErrNotFound) {
 			found = nil
+		} else if err != nil {
+			return err
 		}
 	}
 	e.mu.Lock()

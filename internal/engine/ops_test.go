@@ -266,3 +266,39 @@ func TestKeepSpecsOnlyForLabelledContainers(t *testing.T) {
 		t.Fatalf("spec kept for an unlabelled container: %s", s)
 	}
 }
+
+// A container stays cached when its engine fails mid-refresh: only the
+// engine's "no such container" drops it (or a dying engine's containers
+// could vanish from the view and never be rescheduled).
+func TestRefreshKeepsContainerUnlessEngineSaysGone(t *testing.T) {
+	inspect, state := 200, "running"
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1.41/containers/json":
+			_, _ = w.Write([]byte(`[{"Id":"c1","Names":["/web"],"State":"` + state + `"}]`))
+		case "/v1.41/containers/c1/json":
+			w.WriteHeader(inspect)
+			if inspect == 200 {
+				_, _ = w.Write([]byte(`{"Id":"c1","State":{"Status":"running"},"Config":{}}`))
+			} else {
+				_, _ = w.Write([]byte(`{"message":"trouble"}`))
+			}
+		}
+	})
+	ctx := context.Background()
+	if err := e.RefreshContainer(ctx, "c1"); err != nil || e.Container("c1") == nil {
+		t.Fatalf("first refresh: %v", err)
+	}
+	inspect = 500
+	if err := e.RefreshContainer(ctx, "c1"); err == nil || e.Container("c1") == nil {
+		t.Fatalf("a failed inspect dropped the container (err %v)", err)
+	}
+	state = "exited" // a changed state makes the full refresh inspect it
+	if err := e.refreshContainers(ctx); err != nil || e.Container("c1") == nil || e.Container("c1").State != "exited" {
+		t.Fatalf("a failed inspect in a full refresh dropped the container (err %v)", err)
+	}
+	inspect = 404
+	if err := e.RefreshContainer(ctx, "c1"); err != nil || e.Container("c1") != nil {
+		t.Fatalf("a container the engine no longer has stays cached (err %v)", err)
+	}
+}

@@ -31,7 +31,8 @@ func TestRescheduleRecreatesFromKeptSpec(t *testing.T) {
 
 	m.rescheduleOnce(context.Background(), time.Now().Add(time.Minute))
 	if all, running := other.Count(); all != 1 || running != 1 {
-		t.Fatalf("on the other engine: %d containers, %d running; want the rescheduled one, running", all, running)
+		st, _ := e.State()
+		t.Fatalf("on the other engine: %d containers, %d running; want the rescheduled one, running (lost: %v since %v, %d cached)", all, running, st, e.StateSince(), len(e.Containers()))
 	}
 	ne, nc, err := m.findContainer(context.Background(), "rs")
 	if err != nil || ne.Addr != other.Addr() || nc.ID == id || nc.Labels[scheduler.LabelReschedule] == "" || nc.Env[0] != "A=1" {
