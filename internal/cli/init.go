@@ -117,12 +117,7 @@ func runClusterNodeOnce(ctx context.Context, o *clusterOpts, cc cluster.Config) 
 	}
 	var mgr *manager.Manager
 	pool := engine.NewPool(engine.Options{
-		RefreshInterval: o.refresh, FailureRetry: o.failureRetry, Logger: log, KeepSpec: manager.WantsReschedule,
-		OnState: func(e *engine.Engine, old, new engine.State) {
-			if mgr != nil {
-				mgr.EngineStateChanged(e, old, new)
-			}
-		},
+		RefreshInterval: o.refresh, FailureRetry: o.failureRetry, Logger: log,
 	}, nil)
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	cc.Pool, cc.Logger = pool, log

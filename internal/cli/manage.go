@@ -171,12 +171,7 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	var mgr *manager.Manager // set below, before the pool runs
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: o.refresh, ResyncInterval: o.resync, Timeout: o.timeout,
-		FailureRetry: o.failureRetry, Logger: log, KeepSpec: manager.WantsReschedule,
-		OnState: func(e *engine.Engine, old, new engine.State) {
-			if mgr != nil {
-				mgr.EngineStateChanged(e, old, new)
-			}
-		},
+		FailureRetry: o.failureRetry, Logger: log,
 	}, engineTLS)
 	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
 	mgr = manager.New(manager.Config{

@@ -180,7 +180,7 @@ func (c *Client) JSON(ctx context.Context, method, path string, query url.Values
 	}
 	resp, err := c.Raw(ctx, method, path, query, body, hdr)
 	if err != nil {
-		return errdefs.ErrUnavailable.WithMessage(err.Error())
+		return unavailable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -211,27 +211,4 @@ func ResponseError(resp *http.Response) error {
 		msg = http.StatusText(resp.StatusCode)
 	}
 	return StatusError(resp.StatusCode, msg)
-}
-
-// StatusError maps an HTTP status to the errdefs class with message msg.
-func StatusError(status int, msg string) error {
-	switch status {
-	case http.StatusBadRequest:
-		return errdefs.ErrInvalidArgument.WithMessage(msg)
-	case http.StatusUnauthorized:
-		return errdefs.ErrUnauthenticated.WithMessage(msg)
-	case http.StatusForbidden:
-		return errdefs.ErrPermissionDenied.WithMessage(msg)
-	case http.StatusNotFound:
-		return errdefs.ErrNotFound.WithMessage(msg)
-	case http.StatusNotModified:
-		return errdefs.ErrNotModified.WithMessage(msg)
-	case http.StatusConflict:
-		return errdefs.ErrConflict.WithMessage(msg)
-	case http.StatusNotImplemented:
-		return errdefs.ErrNotImplemented.WithMessage(msg)
-	case http.StatusServiceUnavailable:
-		return errdefs.ErrUnavailable.WithMessage(msg)
-	}
-	return errdefs.ErrUnknown.WithMessage(msg)
 }

@@ -38,7 +38,7 @@ type Container struct {
 	HealthStatus          string
 	CreatedAt             time.Time // nanosecond precision, for ordering
 	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
-	// kept only when Options.KeepSpec asks for it.
+	// kept only for the label keys given to Pool.KeepSpecs.
 	Spec json.RawMessage
 
 	// raw is the engine's list entry with Names as /<node>/<name> and

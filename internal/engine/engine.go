@@ -14,7 +14,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,19 +57,23 @@ type Options struct {
 	FailureRetry    int           // consecutive failures before Unhealthy
 	Timeout         time.Duration // per health check
 	Logger          *slog.Logger
-	// OnEvent, if set, receives every event of every engine (already
-	// applied to the cache). It must not block.
-	OnEvent func(e *Engine, m events.Message)
-	// OnState, if set, is told when an engine changes state.
-	OnState func(e *Engine, old, new State)
-	// KeepSpec, if set, says for which containers (by labels) the cache
-	// keeps the full create spec (Config and HostConfig), so they can be
-	// recreated elsewhere when their engine is lost.
-	KeepSpec func(labels map[string]string) bool
+	// SubscriberBuffer is how many events a bus subscriber may fall
+	// behind before it is cut off (default DefaultSubscriberBuffer).
+	SubscriberBuffer int
 
 	// loads bounds how many engines load their full state at once, so a
 	// manager starting over a thousand engines does not peak in memory.
 	loads chan struct{}
+	// bus delivers state changes and engine events to Pool.Subscribe.
+	bus *bus
+	// specKeys are the label keys whose presence makes the cache keep a
+	// container's create spec (Pool.KeepSpecs).
+	spec *specKeys
+}
+
+type specKeys struct {
+	mu   sync.RWMutex
+	keys []string
 }
 
 func (o *Options) defaults() {
@@ -287,8 +290,8 @@ func (e *Engine) setState(s State, errMsg string) {
 	e.mu.Unlock()
 	if old != s {
 		e.opts.Logger.Info("engine state", "addr", e.Addr, "name", e.Name(), "from", old.String(), "to", s.String(), "error", errMsg)
-		if e.opts.OnState != nil {
-			e.opts.OnState(e, old, s)
+		if e.opts.bus != nil {
+			e.opts.bus.publish(Event{Engine: e, Time: time.Now(), Old: old, New: s})
 		}
 	}
 }
@@ -382,11 +385,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	e.ticket++
 	ticket := e.ticket
 	e.mu.Unlock()
-	var raw json.RawMessage
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}}, nil, &raw); err != nil {
-		return err
-	}
-	list, err := DecodeContainers(raw, e.Name())
+	list, err := e.List(ctx, ListOptions{All: true})
 	if err != nil {
 		return err
 	}
@@ -398,7 +397,11 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		if prev, ok := old[c.ID]; ok && prev.State == c.State {
 			c.copyInspect(prev)
 		} else if err := e.inspectInto(ctx, c); err != nil {
-			continue // removed meanwhile
+			prev, ok := old[c.ID]
+			if !ok || errors.Is(err, ErrNotFound) {
+				continue // removed meanwhile
+			}
+			c.copyInspect(prev) // a failed inspect must not drop a known container
 		}
 		next[c.ID] = c
 	}
@@ -455,7 +458,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	}
 	_ = json.Unmarshal(raw.Config, &ins.Config)
 	_ = json.Unmarshal(raw.HostConfig, &ins.HostConfig)
-	if e.opts.KeepSpec != nil && e.opts.KeepSpec(c.Labels) && len(raw.Config) > 0 {
+	if e.opts.keepSpec(c.Labels) && len(raw.Config) > 0 {
 		if spec, err := specOf(raw.Config, raw.HostConfig); err == nil {
 			c.Spec = spec
 		}
@@ -478,12 +481,7 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 	e.ticket++
 	ticket := e.ticket
 	e.mu.Unlock()
-	f, _ := json.Marshal(map[string][]string{"id": {id}})
-	var raw json.RawMessage
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), url.Values{"all": {"1"}, "filters": {string(f)}}, nil, &raw); err != nil {
-		return err
-	}
-	list, err := DecodeContainers(raw, e.Name())
+	list, err := e.List(ctx, ListOptions{All: true, Filters: map[string][]string{"id": {id}}})
 	if err != nil {
 		return err
 	}
@@ -494,8 +492,13 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 		}
 	}
 	if found != nil {
-		if err := e.inspectInto(ctx, found); err != nil {
+		// Only the engine saying so means it is gone: an engine failing
+		// mid-refresh must not drop a container (it would never be
+		// rescheduled).
+		if err := e.inspectInto(ctx, found); errors.Is(err, ErrNotFound) {
 			found = nil
+		} else if err != nil {
+			return err
 		}
 	}
 	e.mu.Lock()
@@ -639,12 +642,13 @@ func (e *Engine) session(ctx context.Context) error {
 				err = errors.New("event stream closed")
 			}
 			return err
-		case m := <-evs:
-			if e.apply(sctx, m) {
+		case ev := <-evs:
+			if e.apply(sctx, ev.Message) {
 				refreshNV = true
 			}
-			if e.opts.OnEvent != nil {
-				e.opts.OnEvent(e, m)
+			if e.opts.bus != nil {
+				ev.Engine, ev.Time = e, time.Now()
+				e.opts.bus.publish(ev)
 			}
 		case <-health.C:
 			health.Reset(next())
@@ -674,7 +678,7 @@ func (e *Engine) session(ctx context.Context) error {
 
 // openEvents starts the engine's event stream and returns once the engine
 // accepted it, so a resync right after misses nothing.
-func (e *Engine) openEvents(ctx context.Context) (<-chan events.Message, <-chan error, error) {
+func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, error) {
 	resp, err := e.client.Raw(ctx, "GET", e.apiPath("/events"), nil, nil, nil)
 	if err != nil {
 		return nil, nil, err
@@ -683,19 +687,24 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan events.Message, <-chan 
 		defer resp.Body.Close()
 		return nil, nil, ResponseError(resp)
 	}
-	out := make(chan events.Message, 16)
+	out := make(chan Event, 16)
 	errc := make(chan error, 1)
 	go func() {
 		defer resp.Body.Close()
 		dec := json.NewDecoder(resp.Body)
 		for {
-			var m events.Message
-			if err := dec.Decode(&m); err != nil {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
 				errc <- err
 				return
 			}
+			ev := Event{Raw: raw}
+			if err := json.Unmarshal(raw, &ev.Message); err != nil {
+				errc <- fmt.Errorf("decoding event: %w", err)
+				return
+			}
 			select {
-			case out <- m:
+			case out <- ev:
 			case <-ctx.Done():
 				errc <- ctx.Err()
 				return

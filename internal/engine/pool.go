@@ -55,7 +55,35 @@ func (p *Pool) newClient(addr string) (*Client, error) {
 func NewPool(opts Options, tlsConf *tls.Config) *Pool {
 	opts.defaults()
 	opts.loads = make(chan struct{}, 32)
+	opts.bus = newBus(opts.SubscriberBuffer)
+	opts.spec = &specKeys{}
 	return &Pool{opts: opts, tls: tlsConf, engines: map[string]*Engine{}, cancels: map[string]context.CancelFunc{}}
+}
+
+// KeepSpecs makes the cache keep the create spec (Container.Spec) of every
+// container that carries any of these label keys, so it can be recreated
+// elsewhere when its engine is lost. It is data, not a callback, so the
+// pool depends on no consumer; the consumer (the rescheduler) still
+// decides from the label's value. Call it before Run: a container already
+// cached gets its spec at its next inspect.
+func (p *Pool) KeepSpecs(keys ...string) {
+	p.opts.spec.mu.Lock()
+	defer p.opts.spec.mu.Unlock()
+	p.opts.spec.keys = append(p.opts.spec.keys, keys...)
+}
+
+func (o *Options) keepSpec(labels map[string]string) bool {
+	if o.spec == nil {
+		return false
+	}
+	o.spec.mu.RLock()
+	defer o.spec.mu.RUnlock()
+	for _, k := range o.spec.keys {
+		if _, ok := labels[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Run starts the engines known so far and blocks until ctx ends, then stops them all.

@@ -1,13 +1,10 @@
 package manager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,7 +107,7 @@ func (m *Manager) confirmNameOwner(ctx context.Context, name string) {
 				continue
 			}
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := e.Client().JSON(cctx, "GET", e.APIPath("", "/containers/"+c.ID+"/json"), nil, nil, nil)
+			_, err := e.Inspect(cctx, c.ID)
 			cancel()
 			if errdefs.IsNotFound(err) {
 				e.ForgetContainer(c.ID)
@@ -121,22 +118,35 @@ func (m *Manager) confirmNameOwner(ctx context.Context, name string) {
 	}
 }
 
-// createFromSpec recreates a container from its kept create spec.
-func (m *Manager) createFromSpec(ctx context.Context, name string, spec []byte) (*container.CreateResponse, error) {
-	req := backend.ContainerCreateRequest{Name: name, Body: spec}
-	if err := json.Unmarshal(spec, &req.Config); err != nil {
-		return nil, fmt.Errorf("decoding the create spec: %w", err)
+// createFromSpec recreates a container from its kept create spec, through
+// placement and the engine's typed create: not through the API, whose
+// checks are for clients' requests.
+func (m *Manager) createFromSpec(ctx context.Context, name string, spec []byte) (*engine.Engine, engine.Created, error) {
+	var cb backend.ContainerConfig
+	if err := json.Unmarshal(spec, &cb); err != nil {
+		return nil, engine.Created{}, fmt.Errorf("decoding the create spec: %w", err)
 	}
-	return m.CreateContainer(ctx, req)
+	return m.create(ctx, engine.CreateSpec{Name: name, Body: spec}, &cb)
 }
 
 // CreateContainer places a container on a node and creates it there.
 func (m *Manager) CreateContainer(ctx context.Context, creq backend.ContainerCreateRequest) (*container.CreateResponse, error) {
-	name, platform, clientVersion, body, cb := creq.Name, creq.Platform, creq.Version, creq.Body, &creq.Config
-	m.confirmNameOwner(ctx, name)
+	m.confirmNameOwner(ctx, creq.Name)
+	_, cr, err := m.create(ctx, engine.CreateSpec{Name: creq.Name, Platform: creq.Platform, Body: creq.Body, APIVersion: creq.Version}, &creq.Config)
+	if err != nil {
+		return nil, err
+	}
+	return &container.CreateResponse{ID: cr.ID, Warnings: cr.Warnings}, nil
+}
+
+// create places a container on a node and creates it there, through the
+// engine's typed create; the spec's body goes to the engine as sent, but
+// for shoal's directives. The API's creates and the rescheduler use it.
+func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backend.ContainerConfig) (*engine.Engine, engine.Created, error) {
+	name := spec.Name
 	rules, env, err := scheduler.ParseRules(cb.Env, cb.Labels)
 	if err != nil {
-		return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, engine.Created{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	req := placement(name, cb)
 	// Prefer nodes that already have the image: a soft affinity, dropped
@@ -154,7 +164,7 @@ func (m *Manager) CreateContainer(ctx context.Context, creq backend.ContainerCre
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, engine.Created{}, err
 	}
 	defer m.unplace(e.ID, name, placed)
 
@@ -168,60 +178,45 @@ func (m *Manager) CreateContainer(ctx context.Context, creq backend.ContainerCre
 		for k, v := range rules.Labels() {
 			labels[k] = v
 		}
-		if body, err = setFields(body, map[string]any{"Env": env, "Labels": labels}); err != nil {
-			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+		if spec.Body, err = setFields(spec.Body, map[string]any{"Env": env, "Labels": labels}); err != nil {
+			return nil, engine.Created{}, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
 		}
 	}
-	q := url.Values{}
-	if name != "" {
-		q.Set("name", name)
-	}
-	if platform != "" {
-		q.Set("platform", platform)
-	}
-	resp, err := e.Client().Raw(ctx, "POST", e.APIPath(clientVersion, "/containers/create"), q, bytes.NewReader(body), http.Header{"Content-Type": {"application/json"}})
-	if err != nil {
+	cr, err := e.Create(ctx, spec)
+	if errors.Is(err, engine.ErrUnreachable) {
 		// The engine may have created it before the failure: undo by name.
 		if name != "" {
 			m.removeQuietly(e, name)
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, engine.Created{}, ctx.Err()
 		}
-		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", e.Name(), err))
+		return nil, engine.Created{}, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", e.Name(), err))
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return nil, engine.ResponseError(resp)
-	}
-	var cr container.CreateResponse
-	if err := json.NewDecoder(resp.Body).Decode(&cr); err != nil || cr.ID == "" {
-		if name != "" {
-			m.removeQuietly(e, name)
-		}
-		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: bad create answer: %v", e.Name(), err))
+	if err != nil {
+		return nil, engine.Created{}, err
 	}
 	if ctx.Err() != nil { // the client hung up: nobody will ever use it
 		m.removeQuietly(e, cr.ID)
-		return nil, ctx.Err()
+		return nil, engine.Created{}, ctx.Err()
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := e.RefreshContainer(rctx, cr.ID); err != nil || e.Container(cr.ID) == nil {
 		m.removeQuietly(e, cr.ID)
-		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s failed right after creating the container: %v", e.Name(), err))
+		return nil, engine.Created{}, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s failed right after creating the container: %v", e.Name(), err))
 	}
 	if cr.Warnings == nil {
 		cr.Warnings = []string{}
 	}
 	m.log.Info("container created", "id", cr.ID[:12], "name", name, "node", e.Name())
-	return &cr, nil
+	return e, cr, nil
 }
 
 func (m *Manager) removeQuietly(e *engine.Engine, ref string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := e.Client().JSON(ctx, "DELETE", e.APIPath("", "/containers/"+url.PathEscape(ref)), url.Values{"force": {"1"}, "v": {"1"}}, nil, nil)
+	err := e.Remove(ctx, ref, engine.RemoveOptions{Force: true, Volumes: true})
 	if err != nil && !errdefs.IsNotFound(err) {
 		m.log.Warn("could not remove half-created container", "node", e.Name(), "ref", ref, "error", err)
 	}

@@ -1,17 +1,26 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
-	"net/url"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
 
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 )
+
+var timestampRe = regexp.MustCompile(`^-?[0-9]+(\.[0-9]{1,9})?$`)
 
 // shoal's own events, as classic Swarm named them.
 const (
@@ -20,185 +29,244 @@ const (
 	EventNodeReconnect  = "engine_reconnect"
 )
 
-type hub struct {
-	mu   sync.Mutex
-	subs map[chan map[string]any]bool
+// eventsRequest is a parsed `docker events` request.
+type eventsRequest struct {
+	since, until time.Time
+	filter       eventFilter
 }
 
-func (h *hub) subscribe() (chan map[string]any, func()) {
-	ch := make(chan map[string]any, 64)
-	h.mu.Lock()
-	if h.subs == nil {
-		h.subs = map[chan map[string]any]bool{}
+// eventsRequestOf checks what the edge could not (the filter keys events
+// accept) and reads the timestamps, already checked there.
+func eventsRequestOf(opts backend.EventsOptions) (*eventsRequest, error) {
+	req := &eventsRequest{}
+	for k, v := range map[string]string{"since": opts.Since, "until": opts.Until} {
+		if v == "" {
+			continue
+		}
+		if !timestampRe.MatchString(v) {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid value for %s: %q is not a unix timestamp (seconds[.nanoseconds])", k, v))
+		}
+		if k == "since" {
+			req.since = parseTimestamp(v)
+		} else {
+			req.until = parseTimestamp(v)
+		}
 	}
-	h.subs[ch] = true
-	h.mu.Unlock()
-	return ch, func() {
-		h.mu.Lock()
-		delete(h.subs, ch)
-		h.mu.Unlock()
+	f, err := newEventFilter(opts.Filters)
+	if err != nil {
+		return nil, err
 	}
+	req.filter = f
+	return req, nil
 }
 
-func (h *hub) publish(ev map[string]any) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for ch := range h.subs {
+// parseTimestamp reads seconds[.nanoseconds] (already validated).
+func parseTimestamp(v string) time.Time {
+	secs, frac, _ := strings.Cut(v, ".")
+	s, _ := strconv.ParseInt(secs, 10, 64)
+	var ns int64
+	if frac != "" {
+		ns, _ = strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	}
+	if strings.HasPrefix(secs, "-") {
+		ns = -ns
+	}
+	return time.Unix(s, ns)
+}
+
+// Events streams the events of every engine as one, each tagged with its
+// node, plus shoal's node events, until ctx ends or until passes. The
+// engines' JSON is kept as they sent it whatever the client's version.
+//
+// Every client reads the pool's event bus, which is fed by the one stream
+// each engine's loop already follows, and filters in shoal: a thousand
+// clients cost the engines nothing more. Only the past (since, or until,
+// up to now) is asked of each healthy engine; the live part comes from the
+// bus, subscribed before the past is asked so there is no gap, and an
+// engine event at or before that instant is skipped so there is no
+// duplicate (this assumes the engines' clocks agree with the manager's,
+// as dockerd's own since/until do).
+func (m *Manager) Events(ctx context.Context, opts backend.EventsOptions, w io.Writer) error {
+	req, err := eventsRequestOf(opts)
+	if err != nil {
+		return err
+	}
+	return m.streamEvents(ctx, req, w)
+}
+
+func (m *Manager) streamEvents(ctx context.Context, req *eventsRequest, w io.Writer) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sub := m.pool.Subscribe(ctx)
+	cut := time.Now()
+	out := &eventWriter{w: w, stop: cancel}
+	out.headers()
+
+	history := !req.since.IsZero() || !req.until.IsZero()
+	if history && (req.since.IsZero() || req.since.Before(cut)) {
+		end := cut
+		if !req.until.IsZero() && req.until.Before(cut) {
+			end = req.until
+		}
+		m.eventHistory(ctx, req, end, out)
+	}
+	if !req.until.IsZero() && !req.until.After(cut) {
+		return nil
+	}
+	var untilC <-chan time.Time
+	if !req.until.IsZero() {
+		t := time.NewTimer(req.until.Sub(time.Now()))
+		defer t.Stop()
+		untilC = t.C
+	}
+	for {
 		select {
-		case ch <- ev:
-		default: // a slow reader loses shoal events rather than stall the pool
+		case <-ctx.Done():
+			return nil
+		case <-untilC:
+			return nil
+		case ev, ok := <-sub.C():
+			if !ok {
+				if errors.Is(sub.Err(), engine.ErrSubscriberTooSlow) {
+					m.log.Warn("events client too slow: its stream ends rather than lose events", "error", sub.Err())
+				}
+				return nil
+			}
+			if history && !ev.IsState() && ev.Message.TimeNano <= cut.UnixNano() {
+				continue // already sent as history
+			}
+			if !m.writeBusEvent(ev, req.filter, out) {
+				return nil
+			}
 		}
 	}
 }
 
-// EngineStateChanged is the pool's OnState hook: it turns health changes
-// into shoal events for `docker events`.
-func (m *Manager) EngineStateChanged(e *engine.Engine, old, new engine.State) {
+// eventWriter writes whole JSON lines from several goroutines.
+type eventWriter struct {
+	mu   sync.Mutex
+	w    io.Writer
+	stop func()
+}
+
+// headers sends the response headers at once: clients wait for them
+// before anything happens.
+func (o *eventWriter) headers() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, _ = o.w.Write(nil)
+}
+
+// write sends one event; false (and the stream stopped) once the client is gone.
+func (o *eventWriter) write(ev map[string]any) bool {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return true
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, err := o.w.Write(append(b, '\n')); err != nil {
+		o.stop()
+		return false
+	}
+	return true
+}
+
+// writeBusEvent sends one event of the bus if it passes the filter.
+func (m *Manager) writeBusEvent(ev engine.Event, f eventFilter, out *eventWriter) bool {
+	if ev.IsState() {
+		msg, ok := nodeEvent(ev)
+		if !ok || !f.match(nodeMessage(msg), ev.Engine) {
+			return true
+		}
+		return out.write(msg)
+	}
+	if !f.match(ev.Message, ev.Engine) {
+		return true
+	}
+	return out.write(engineEventJSON(ev.Raw, ev.Engine))
+}
+
+// nodeEvent turns an engine state change into shoal's node event.
+func nodeEvent(ev engine.Event) (map[string]any, bool) {
 	action := ""
 	switch {
-	case new == engine.Healthy && old == engine.Pending:
+	case ev.New == engine.Healthy && ev.Old == engine.Pending:
 		action = EventNodeConnect
-	case new == engine.Healthy:
+	case ev.New == engine.Healthy:
 		action = EventNodeReconnect
-	case new == engine.Unhealthy:
+	case ev.New == engine.Unhealthy:
 		action = EventNodeDisconnect
 	default:
-		return
+		return nil, false
 	}
-	now := time.Now()
+	e := ev.Engine
 	attrs := nodeAttrs(e)
 	attrs["name"] = e.Name()
-	m.events.publish(map[string]any{
+	return map[string]any{
 		"Type": "node", "Action": action, "status": action, "id": e.ID,
 		"Actor":    map[string]any{"ID": e.ID, "Attributes": attrs},
 		"scope":    "local",
-		"time":     now.Unix(),
-		"timeNano": now.UnixNano(),
-		"engine":   e,
-	})
+		"time":     ev.Time.Unix(),
+		"timeNano": ev.Time.UnixNano(),
+	}, true
+}
+
+// nodeMessage is a node event as the filter sees it.
+func nodeMessage(ev map[string]any) events.Message {
+	actor := ev["Actor"].(map[string]any)
+	attrs := map[string]string{}
+	for k, v := range actor["Attributes"].(map[string]any) {
+		attrs[k], _ = v.(string)
+	}
+	return events.Message{Type: "node", Action: events.Action(ev["Action"].(string)), Scope: "local",
+		Actor: events.Actor{ID: actor["ID"].(string), Attributes: attrs}}
 }
 
 func nodeAttrs(e *engine.Engine) map[string]any {
 	return map[string]any{"node.name": e.Name(), "node.id": e.ID, "node.addr": e.Addr, "node.ip": e.IP}
 }
 
-// Events streams the events of every healthy engine as one, each tagged
-// with its node, plus shoal's node events, until ctx ends or, with
-// until, every engine's stream has ended.
-func (m *Manager) Events(ctx context.Context, opts backend.EventsOptions, w io.Writer) error {
-	version, q := opts.Version, opts.Query()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wmu sync.Mutex
-	write := func(ev map[string]any) bool {
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return true
-		}
-		wmu.Lock()
-		defer wmu.Unlock()
-		_, err = w.Write(append(b, '\n'))
-		return err == nil
+// engineEventJSON is an engine's event as it sent it, with the node.*
+// attributes added. Each client decodes its own copy: nothing is shared.
+func engineEventJSON(raw json.RawMessage, e *engine.Engine) map[string]any {
+	var ev map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // timeNano does not fit a float64
+	if dec.Decode(&ev) != nil || ev == nil {
+		ev = map[string]any{}
 	}
-	// Headers go out at once: clients wait for them before anything happens.
-	wmu.Lock()
-	_, _ = w.Write(nil)
-	wmu.Unlock()
+	actor, _ := ev["Actor"].(map[string]any)
+	if actor == nil {
+		actor = map[string]any{}
+		ev["Actor"] = actor
+	}
+	attrs, _ := actor["Attributes"].(map[string]any)
+	if attrs == nil {
+		attrs = map[string]any{}
+		actor["Attributes"] = attrs
+	}
+	for k, v := range nodeAttrs(e) {
+		attrs[k] = v
+	}
+	return ev
+}
 
-	subs, unsubscribe := m.events.subscribe()
-	defer unsubscribe()
-	until := q.Get("until")
+// eventHistory sends what every healthy engine recorded from req.since up
+// to end, and returns when all have answered.
+func (m *Manager) eventHistory(ctx context.Context, req *eventsRequest, end time.Time, out *eventWriter) {
 	var wg sync.WaitGroup
-	streaming := map[*engine.Engine]bool{}
-	start := func(e *engine.Engine, q url.Values) {
-		if streaming[e] {
-			return
-		}
-		streaming[e] = true
+	for _, e := range m.pool.Healthy() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			m.engineEvents(ctx, e, version, q, write, cancel)
+			err := e.Events(ctx, req.since, end, func(ev engine.Event) bool {
+				return !req.filter.match(ev.Message, e) || out.write(engineEventJSON(ev.Raw, e))
+			})
+			if err != nil {
+				m.log.Debug("event history", "node", e.Name(), "error", err)
+			}
 		}()
 	}
-	for _, e := range m.pool.Healthy() {
-		start(e, q)
-	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	if until != "" {
-		select {
-		case <-done:
-		case <-ctx.Done():
-		}
-		return nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case ev := <-subs:
-			e, _ := ev["engine"].(*engine.Engine)
-			delete(ev, "engine")
-			if !eventFilterMatches(opts.Filters, ev) {
-				continue
-			}
-			if !write(ev) {
-				return nil
-			}
-			if e != nil && ev["Action"] != EventNodeDisconnect {
-				// A node that (re)joined: follow its events from now on.
-				nq := url.Values{}
-				for k, v := range q {
-					nq[k] = v
-				}
-				nq.Set("since", strconv.FormatInt(time.Now().Unix(), 10))
-				delete(streaming, e)
-				start(e, nq)
-			}
-		}
-	}
-}
-
-// eventFilterMatches applies the type filter to shoal's own events.
-func eventFilterMatches(f backend.Filters, ev map[string]any) bool {
-	if len(f["type"]) == 0 {
-		return true
-	}
-	return anyOf(f["type"], func(t string) bool { return t == ev["Type"] })
-}
-
-func (m *Manager) engineEvents(ctx context.Context, e *engine.Engine, version string, q url.Values, write func(map[string]any) bool, stop func()) {
-	resp, err := e.Client().Raw(ctx, "GET", e.APIPath(version, "/events"), q, nil, nil)
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return
-	}
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var ev map[string]any
-		if err := dec.Decode(&ev); err != nil {
-			return
-		}
-		actor, _ := ev["Actor"].(map[string]any)
-		if actor == nil {
-			actor = map[string]any{}
-			ev["Actor"] = actor
-		}
-		attrs, _ := actor["Attributes"].(map[string]any)
-		if attrs == nil {
-			attrs = map[string]any{}
-			actor["Attributes"] = attrs
-		}
-		for k, v := range nodeAttrs(e) {
-			attrs[k] = v
-		}
-		if !write(ev) {
-			stop()
-			return
-		}
-	}
+	wg.Wait()
 }

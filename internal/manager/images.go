@@ -107,7 +107,7 @@ func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/"+name+"/json"), nil, nil, nil)
+			_, err := e.InspectImage(ctx, name)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -439,10 +439,8 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.Ima
 
 func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name string) error {
 	for _, e := range engines {
-		var img struct {
-			ID string `json:"Id"`
-		}
-		if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/images/"+name+"/json"), nil, nil, &img); err != nil {
+		img, err := e.InspectImage(ctx, name)
+		if err != nil {
 			continue
 		}
 		for _, c := range e.Containers() {

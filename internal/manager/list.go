@@ -2,9 +2,7 @@ package manager
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"path"
 	"regexp"
 	"slices"
@@ -122,12 +120,7 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var raw json.RawMessage
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/json"), url.Values{"all": {"1"}, "size": {"1"}}, nil, &raw); err != nil {
-				m.log.Warn("list containers", "node", e.Name(), "error", err)
-				return
-			}
-			list, err := engine.DecodeContainers(raw, e.Name())
+			list, err := e.List(ctx, engine.ListOptions{All: true, Size: true})
 			if err != nil {
 				m.log.Warn("list containers", "node", e.Name(), "error", err)
 				return

@@ -165,12 +165,9 @@ func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var ins struct {
-				ID string `json:"Id"`
-			}
-			// The path is escaped when the request is built; a member's
-			// node/name stays two segments, as its router expects.
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/containers/"+name+"/json"), nil, nil, &ins); err != nil {
+			// A member's node/name stays two segments, as its router expects.
+			ins, err := e.Inspect(ctx, name)
+			if err != nil {
 				return
 			}
 			if err := e.RefreshContainer(ctx, ins.ID); err != nil {
@@ -266,7 +263,7 @@ func (m *Manager) ResolveExec(ctx context.Context, id string) (backend.Target, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.Client().JSON(ctx, "GET", e.APIPath("", "/exec/"+url.PathEscape(id)+"/json"), nil, nil, nil); err == nil {
+			if _, err := e.InspectExec(ctx, id); err == nil {
 				mu.Lock()
 				found = e
 				mu.Unlock()

@@ -47,8 +47,6 @@ type Manager struct {
 	pending map[string][]scheduler.Container // node ID → placed, not yet cached
 	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
 
-	events hub
-
 	// primary says whether this manager acts for the cluster (with
 	// --replication only the primary reschedules); nil means always.
 	primary atomic.Pointer[func() bool]
@@ -84,6 +82,10 @@ func New(cfg Config) *Manager {
 		snaps:   map[string]*snap{},
 		execs:   map[string]execEntry{},
 		infos:   map[string]*engineInfo{},
+	}
+	if cfg.Pool != nil {
+		// The rescheduler recreates these from their kept spec.
+		cfg.Pool.KeepSpecs(scheduler.LabelReschedule)
 	}
 	if cfg.RescheduleAfter <= 0 {
 		cfg.RescheduleAfter = 10 * time.Second

@@ -147,11 +147,11 @@ func (m *Manager) findObject(ctx context.Context, kind, ref string) (*engine.Eng
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var obj struct {
-				ID   string `json:"Id"`
-				Name string
+			inspect := c.InspectVolume
+			if kind == "networks" {
+				inspect = c.InspectNetwork
 			}
-			if err := c.Client().JSON(ctx, "GET", c.APIPath("", "/"+kind+"/"+url.PathEscape(name)), nil, nil, &obj); err == nil {
+			if obj, err := inspect(ctx, name); err == nil {
 				found[i] = obj.Name
 				if kind == "networks" {
 					found[i] = obj.ID
@@ -212,10 +212,8 @@ func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (back
 	if ne != nil && ne != ce {
 		return nil, "", "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container %s is on node %s, network %s on node %s: a container can only join a network of its own node", cref, ce.Name(), name, ne.Name()))
 	}
-	var obj struct {
-		ID string `json:"Id"`
-	}
-	if err := ce.Client().JSON(ctx, "GET", ce.APIPath("", "/networks/"+url.PathEscape(name)), nil, nil, &obj); err != nil {
+	obj, err := ce.InspectNetwork(ctx, name)
+	if err != nil {
 		if errdefs.IsNotFound(err) {
 			return nil, "", "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found on node %s, where container %s runs", name, ce.Name(), cref))
 		}

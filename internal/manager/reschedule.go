@@ -1,11 +1,9 @@
 package manager
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/url"
+	"errors"
 	"strings"
 	"time"
 
@@ -81,30 +79,18 @@ func (m *Manager) reschedule(ctx context.Context, e *engine.Engine, c *engine.Co
 	e.ForgetContainer(c.ID)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := m.createFromSpec(ctx, name, c.Spec)
+	ne, cr, err := m.createFromSpec(ctx, name, c.Spec)
 	if err != nil {
 		log.Error("reschedule failed", "error", err)
 		return
 	}
-	ne, nc, err := m.findContainer(ctx, resp.ID)
-	if err != nil {
-		log.Error("rescheduled container vanished", "error", err)
-		return
-	}
 	if c.State == "running" || c.State == "restarting" {
-		r, err := ne.Client().Raw(ctx, "POST", ne.APIPath("", "/containers/"+nc.ID+"/start"), nil, nil, nil)
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode/100 != 2 {
-				err = engine.ResponseError(r)
-			}
-		}
-		if err != nil {
+		if err := ne.Start(ctx, cr.ID); err != nil {
 			log.Error("rescheduled container did not start", "node", ne.Name(), "error", err)
 		}
-		_ = ne.RefreshContainer(ctx, nc.ID)
+		_ = ne.RefreshContainer(ctx, cr.ID)
 	}
-	log.Info("container rescheduled", "to", ne.Name(), "new_id", nc.ID[:12])
+	log.Info("container rescheduled", "to", ne.Name(), "new_id", cr.ID[:12])
 }
 
 // removeStale deletes, on an engine that came back, the old copies of
@@ -119,13 +105,10 @@ func (m *Manager) removeStale(ctx context.Context, e *engine.Engine) {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		r, err := e.Client().Raw(rctx, "DELETE", e.APIPath("", "/containers/"+c.ID), url.Values{"force": {"1"}}, bytes.NewReader(nil), http.Header{})
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode/100 == 2 || r.StatusCode == 404 {
-				e.ForgetContainer(c.ID)
-				m.log.Info("removed stale copy of a rescheduled container", "container", c.Name(), "node", e.Name(), "id", c.ID[:12])
-			}
+		err := e.Remove(rctx, c.ID, engine.RemoveOptions{Force: true})
+		if err == nil || errors.Is(err, engine.ErrNotFound) {
+			e.ForgetContainer(c.ID)
+			m.log.Info("removed stale copy of a rescheduled container", "container", c.Name(), "node", e.Name(), "id", c.ID[:12])
 		}
 		cancel()
 	}
