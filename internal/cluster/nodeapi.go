@@ -212,7 +212,7 @@ func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, sp
 		}
 	}
 	err = c.write(ctx, func(ctx context.Context) error {
-		return c.nodes.Update(ctx, it.ID, func(cur Node, exists bool) (Node, error) {
+		return c.nodes.Modify(ctx, it.ID, func(cur Node, exists bool) (Node, error) {
 			if !exists {
 				return cur, errdefs.ErrNotFound.WithMessage("node " + ref + " not found")
 			}

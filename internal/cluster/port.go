@@ -152,7 +152,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	if role == ca.RoleManager {
 		n.ClusterAddr = req.ClusterAddr
 	}
-	if err := c.write(ctx, func(ctx context.Context) error { return c.nodes.Create(ctx, id, n) }); err != nil {
+	if err := c.write(ctx, func(ctx context.Context) error { _, err := c.nodes.Create(ctx, id, n); return err }); err != nil {
 		return nil, err
 	}
 	c.log.Info("node joined", "node", id, "hostname", req.Hostname, "role", n.Role, "addr", addr)

@@ -132,7 +132,7 @@ func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	role := certRole(n.Role)
 	if role == ca.RoleManager && req.ClusterAddr != "" && n.ClusterAddr != req.ClusterAddr {
 		err := c.write(ctx, func(ctx context.Context) error {
-			return c.nodes.Update(ctx, n.ID, func(cur Node, exists bool) (Node, error) {
+			return c.nodes.Modify(ctx, n.ID, func(cur Node, exists bool) (Node, error) {
 				if !exists {
 					return cur, store.ErrNotFound
 				}
