@@ -14,6 +14,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
+// handleJoin admits a node presenting a join token (POST /join).
 func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
@@ -22,20 +23,24 @@ func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := c.admit(r.Context(), req, r.RemoteAddr)
 	if err != nil {
-		status := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, ca.ErrInvalidToken):
-			status = http.StatusForbidden
-		case errors.Is(err, ca.ErrInvalidCSR):
-			status = http.StatusBadRequest
-		case errors.Is(err, store.ErrNoQuorum):
-			status = http.StatusServiceUnavailable
-		}
 		c.log.Warn("join refused", "remote", r.RemoteAddr, "hostname", req.Hostname, "err", err)
-		httpError(w, status, err.Error())
+		httpError(w, joinStatus(err), err.Error())
 		return
 	}
 	writeJSONResp(w, resp)
+}
+
+// joinStatus is the HTTP status a refused join is answered with.
+func joinStatus(err error) int {
+	switch {
+	case errors.Is(err, ca.ErrInvalidToken):
+		return http.StatusForbidden
+	case errors.Is(err, ca.ErrInvalidCSR):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNoQuorum):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 // admit checks a join token, issues the node's certificate and records it.
@@ -48,40 +53,55 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	if err != nil {
 		return nil, err
 	}
+	n := newRecord(req, role, remote, time.Now())
+	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.write(ctx, func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err }); err != nil {
+		return nil, err
+	}
+	c.log.Info("node joined", "node", n.ID, "hostname", req.Hostname, "role", n.Role, "addr", n.Addr)
+	resp := &joinResponse{NodeID: n.ID, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
+	if role == ca.RoleManager {
+		if err := c.addStoreJoin(ctx, resp, n); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// newRecord is the record of a node being admitted with role; its address
+// is the one it says it has, else the one it called from.
+func newRecord(req joinRequest, role ca.Role, remote string, now time.Time) Node {
 	addr := req.Addr
 	if addr == "" {
 		addr, _, _ = net.SplitHostPort(remote)
 	}
-	id := newID()
-	certPEM, err := c.sign(ctx, req.CSR, id, role, addr)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	n := Node{ID: id, Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
+	now = now.UTC()
+	n := Node{ID: newID(), Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if role == ca.RoleManager {
 		n.ClusterAddr = req.ClusterAddr
 	}
-	if err := c.write(ctx, func(ctx context.Context) error { _, err := c.nodes.Create(ctx, id, n); return err }); err != nil {
-		return nil, err
+	return n
+}
+
+// addStoreJoin tells a joining manager the store members to join through
+// and counts it among the managers.
+func (c *Cluster) addStoreJoin(ctx context.Context, resp *joinResponse, n Node) error {
+	members, err := c.store.Members(ctx)
+	if err != nil {
+		return err
 	}
-	c.log.Info("node joined", "node", id, "hostname", req.Hostname, "role", n.Role, "addr", addr)
-	resp := &joinResponse{NodeID: id, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
-	if role == ca.RoleManager {
-		members, err := c.store.Members(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range members {
-			if !m.Learner {
-				resp.StoreURLs = append(resp.StoreURLs, m.ClientURLs...)
-			}
-		}
-		if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
-			resp.Managers = append(resp.Managers, n.ClusterAddr)
+	for _, m := range members {
+		if !m.Learner {
+			resp.StoreURLs = append(resp.StoreURLs, m.ClientURLs...)
 		}
 	}
-	return resp, nil
+	if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
+		resp.Managers = append(resp.Managers, n.ClusterAddr)
+	}
+	return nil
 }
 
 // sign issues a node certificate for a CSR with the identity given here.

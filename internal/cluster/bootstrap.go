@@ -22,11 +22,9 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	if clusterID == "" {
 		clusterID = newID()
 	}
-	root, err := ca.NewRootCA(clusterID, time.Now())
-	if err != nil {
+	if c.root, err = ca.NewRootCA(clusterID, time.Now()); err != nil {
 		return err
 	}
-	c.root = root
 	c.st = state{NodeID: newID(), ClusterID: clusterID, Role: RoleManager, Addr: addr,
 		ClusterAddr: net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))}
 	c.st.Managers = []string{c.st.ClusterAddr}
@@ -34,42 +32,48 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	if life <= 0 {
 		life = ca.DefaultNodeLifetime
 	}
-	nc, err := root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr), Lifetime: life, AllowShort: true})
+	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr), Lifetime: life, AllowShort: true})
 	if err != nil {
 		return err
 	}
 	if err := c.saveIdentity(nc); err != nil {
 		return err
 	}
-	s, err := store.Open(ctx, c.storeConfig(nil))
-	if err != nil {
+	if c.store, err = store.Open(ctx, c.storeConfig(nil)); err != nil {
 		return fmt.Errorf("cluster: open store: %w", err)
 	}
-	c.store = s
-	tokens, err := ca.NewJoinTokens(root.CertPEM())
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(rootRecord{Cert: root.CertPEM(), Key: root.KeyPEM()})
-	if err := s.Put(ctx, store.PrefixCA+"root", b); err != nil {
-		return err
-	}
-	b, _ = json.Marshal(configRecord{NodeCertExpiry: life})
-	if err := s.Put(ctx, store.PrefixCA+"config", b); err != nil {
-		return err
-	}
-	b, _ = json.Marshal(tokensRecord{Tokens: tokens, Version: 1, Created: time.Now()})
-	if err := s.Put(ctx, store.PrefixTokens+"current", b); err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	self := Node{ID: c.st.NodeID, Hostname: c.cfg.Hostname, Role: RoleManager, Availability: "active", Addr: addr,
-		ClusterAddr: c.st.ClusterAddr, Version: 1, CreatedAt: now, UpdatedAt: now}
-	if err := store.NewCollection[Node](s, store.PrefixNodes).Put(ctx, self.ID, self); err != nil {
+	if err := c.seed(ctx, life); err != nil {
 		return err
 	}
 	c.log.Info("cluster initialised", "cluster", clusterID, "node", c.st.NodeID, "addr", c.st.ClusterAddr)
 	return c.saveState()
+}
+
+// seed writes a new cluster's first records: the CA every manager shares,
+// its settings, the join tokens and this node.
+func (c *Cluster) seed(ctx context.Context, life time.Duration) error {
+	tokens, err := ca.NewJoinTokens(c.root.CertPEM())
+	if err != nil {
+		return err
+	}
+	records := []struct {
+		key string
+		v   any
+	}{
+		{keyRoot, rootRecord{Cert: c.root.CertPEM(), Key: c.root.KeyPEM()}},
+		{keyConfig, configRecord{NodeCertExpiry: life}},
+		{keyTokens, tokensRecord{Tokens: tokens, Version: 1, Created: time.Now()}},
+	}
+	for _, r := range records {
+		b, _ := json.Marshal(r.v)
+		if err := c.store.Put(ctx, r.key, b); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UTC()
+	self := Node{ID: c.st.NodeID, Hostname: c.cfg.Hostname, Role: RoleManager, Availability: "active", Addr: c.st.Addr,
+		ClusterAddr: c.st.ClusterAddr, Version: 1, CreatedAt: now, UpdatedAt: now}
+	return store.NewCollection[Node](c.store, store.PrefixNodes).Put(ctx, self.ID, self)
 }
 
 // saveIdentity writes the root (with its key when held) and the node
@@ -91,23 +95,9 @@ func (c *Cluster) saveIdentity(nc ca.NodeCert) error {
 
 // restart reloads a node from its data directory.
 func (c *Cluster) restart(ctx context.Context) error {
-	if err := c.loadState(); err != nil {
+	if err := c.loadIdentity(); err != nil {
 		return err
 	}
-	root, err := ca.LoadRootCAFrom(c.certDir())
-	if err != nil {
-		return err
-	}
-	c.root = root
-	nc, err := ca.LoadNodeCertFrom(c.certDir())
-	if err != nil {
-		return err
-	}
-	cert, err := nc.TLS()
-	if err != nil {
-		return err
-	}
-	c.kp = ca.NewKeypair(cert)
 	if !c.IsManager() {
 		c.dropManagerFiles() // a demoted manager that stopped half-way
 		c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role)
@@ -127,12 +117,7 @@ func (c *Cluster) restart(ctx context.Context) error {
 	}
 	c.store = s
 	if joining {
-		// Promoted: the root key comes from the store, as on a manager join.
-		if err := c.loadRootKey(ctx); err != nil {
-			return err
-		}
-		c.st.StoreJoin = nil
-		if err := c.saveState(); err != nil {
+		if err := c.finishPromotion(ctx); err != nil {
 			return err
 		}
 	}
@@ -140,9 +125,42 @@ func (c *Cluster) restart(ctx context.Context) error {
 	return nil
 }
 
+// loadIdentity reads the state, the root CA and this node's certificate.
+func (c *Cluster) loadIdentity() error {
+	if err := c.loadState(); err != nil {
+		return err
+	}
+	root, err := ca.LoadRootCAFrom(c.certDir())
+	if err != nil {
+		return err
+	}
+	c.root = root
+	nc, err := ca.LoadNodeCertFrom(c.certDir())
+	if err != nil {
+		return err
+	}
+	cert, err := nc.TLS()
+	if err != nil {
+		return err
+	}
+	c.kp = ca.NewKeypair(cert)
+	return nil
+}
+
+// finishPromotion runs once a promoted node has joined the store: the root
+// key comes from the store, as on a manager join, and the node no longer
+// needs to know where to join.
+func (c *Cluster) finishPromotion(ctx context.Context) error {
+	if err := c.loadRootKey(ctx); err != nil {
+		return err
+	}
+	c.st.StoreJoin = nil
+	return c.saveState()
+}
+
 // loadRootKey reads the CA key managers share through the store.
 func (c *Cluster) loadRootKey(ctx context.Context) error {
-	kv, err := c.store.Get(ctx, store.PrefixCA+"root")
+	kv, err := c.store.Get(ctx, keyRoot)
 	if err != nil {
 		return fmt.Errorf("cluster: read root CA: %w", err)
 	}

@@ -82,7 +82,6 @@ type Cluster struct {
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	lastSeen map[string]time.Time
-	revoked  map[string]bool
 	names    map[string]string // node ID → the hostname its engine last reported
 }
 
@@ -106,7 +105,7 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{}, names: map[string]string{},
+	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, names: map[string]string{},
 		renewFrac: ca.RenewFraction()}, nil
 }
 

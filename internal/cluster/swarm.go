@@ -11,7 +11,6 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 
 	"github.com/shoal-dev/shoal/internal/ca"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // Swarm describes the cluster with its join tokens.
@@ -36,7 +35,7 @@ func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.Cluste
 // UpdateSwarm rotates join tokens; the spec itself is not editable yet.
 func (c *Cluster) UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error {
 	return c.write(ctx, func(ctx context.Context) error {
-		return c.store.Update(ctx, store.PrefixTokens+"current", func(cur []byte, exists bool) ([]byte, error) {
+		return c.store.Update(ctx, keyTokens, func(cur []byte, exists bool) ([]byte, error) {
 			var tr tokensRecord
 			if err := json.Unmarshal(cur, &tr); err != nil {
 				return nil, err
