@@ -23,6 +23,15 @@ var ErrRoleChanged = errors.New("cluster: this node's role changed")
 // managers); a promotion or demotion is acted on within about that long.
 const selfPeriod = 2 * time.Second
 
+// roleChange says whether this node, now in role cur, must change to the
+// role its record gives (an unknown role is left alone).
+func roleChange(cur, recorded string) (string, bool) {
+	if recorded == cur || (recorded != RoleManager && recorded != RoleWorker) {
+		return "", false
+	}
+	return recorded, true
+}
+
 // askOrder lists the managers to ask about this node: the others first,
 // since this node's own copy may be the one that is out of date.
 func (c *Cluster) askOrder() []string {
