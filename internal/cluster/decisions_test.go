@@ -172,3 +172,26 @@ func TestRenewIn(t *testing.T) {
 		}
 	}
 }
+
+func TestNextState(t *testing.T) {
+	worker := state{NodeID: "n", Role: RoleWorker, Addr: "10.0.0.2", Managers: []string{"10.0.0.1:2377"}}
+	resp := certResponse{Role: RoleManager, Managers: []string{"10.0.0.1:2377", "10.0.0.2:2377"}, StoreURLs: []string{"https://10.0.0.1:2378"}}
+	mgr, err := nextState(worker, RoleManager, "10.0.0.2:2377", resp)
+	if err != nil || mgr.Role != RoleManager || mgr.ClusterAddr != "10.0.0.2:2377" || len(mgr.StoreJoin) != 1 || len(mgr.Managers) != 2 {
+		t.Fatalf("promoted state %+v, %v", mgr, err)
+	}
+	if _, err := nextState(worker, RoleManager, "10.0.0.2:2377", certResponse{Role: RoleManager}); err == nil {
+		t.Fatal("promotion without a store member to join through")
+	}
+	if _, err := nextState(worker, RoleManager, "x", certResponse{Role: RoleWorker}); err == nil {
+		t.Fatal("a certificate for the wrong role accepted")
+	}
+	mgr.StoreJoin = nil
+	back, err := nextState(mgr, RoleWorker, "", certResponse{Role: RoleWorker, Managers: resp.Managers})
+	if err != nil || back.ClusterAddr != "" || back.StoreJoin != nil || !slices.Equal(back.Managers, []string{"10.0.0.1:2377"}) {
+		t.Fatalf("demoted state %+v, %v", back, err)
+	}
+	if len(resp.Managers) != 2 {
+		t.Fatal("nextState changed the reply's manager list")
+	}
+}

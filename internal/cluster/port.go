@@ -59,27 +59,33 @@ func (c *Cluster) serve(ctx context.Context) error {
 			}
 			return err
 		}
-		go func() {
-			tc := tls.Server(raw, conf)
-			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := tc.HandshakeContext(hctx)
-			cancel()
-			if err != nil {
-				c.log.Debug("cluster port: handshake refused", "remote", raw.RemoteAddr(), "err", err)
-				raw.Close()
-				return
-			}
-			if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
-				if err := c.tunnels.ServeConn(ctx, tc); err != nil {
-					c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
-				}
-				return
-			}
-			httpLn.put(tc)
-		}()
+		go c.dispatch(ctx, raw, conf, httpLn)
 	}
 }
 
+// dispatch completes a connection's handshake and hands it to the tunnels
+// (ALPN shoal-tunnel) or to the HTTP server.
+func (c *Cluster) dispatch(ctx context.Context, raw net.Conn, conf *tls.Config, httpLn *chanListener) {
+	tc := tls.Server(raw, conf)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		c.log.Debug("cluster port: handshake refused", "remote", raw.RemoteAddr(), "err", err)
+		raw.Close()
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
+		if err := c.tunnels.ServeConn(ctx, tc); err != nil {
+			c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
+		}
+		return
+	}
+	httpLn.put(tc)
+}
+
+// handler serves the cluster port's HTTP calls: the CA and joining for
+// anyone, the rest for nodes with a certificate.
 func (c *Cluster) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca", func(w http.ResponseWriter, r *http.Request) {

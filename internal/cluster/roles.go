@@ -82,17 +82,9 @@ func (c *Cluster) requestCert(ctx context.Context, hc *http.Client, req certRequ
 // the new role, leaves the store (demotion) or records where to join it
 // (promotion), and saves the new state; Run then returns ErrRoleChanged.
 func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) error {
-	ns := c.st
 	if want == RoleWorker && c.store != nil {
-		// The manager that took the demotion removed us already, unless it
-		// could not: then we do (through the other members).
-		err := c.store.RemoveMember(ctx, c.st.NodeID)
-		if err != nil && !errors.Is(err, store.ErrNoMember) {
-			select {
-			case <-c.store.Stopped(): // removed: our member stopped itself
-			default:
-				return fmt.Errorf("cluster: leave the store: %w", err)
-			}
+		if err := c.leaveOwnStore(ctx); err != nil {
+			return err
 		}
 	}
 	csr, key, err := ca.NewCSR()
@@ -107,22 +99,12 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 	if err != nil {
 		return err
 	}
-	if resp.Role != want {
-		return fmt.Errorf("cluster: asked for a %s certificate, got %s", want, resp.Role)
+	ns, err := nextState(c.st, want, req.ClusterAddr, resp)
+	if err != nil {
+		return err
 	}
-	ns.Role = want
-	ns.Managers = resp.Managers
-	if want == RoleManager {
-		if len(resp.StoreURLs) == 0 {
-			return errors.New("cluster: no store member to join through")
-		}
-		ns.ClusterAddr, ns.StoreJoin = req.ClusterAddr, resp.StoreURLs
-	} else {
-		ns.Managers = slices.DeleteFunc(ns.Managers, func(a string) bool { return a == c.st.ClusterAddr })
-		ns.ClusterAddr, ns.StoreJoin = "", nil
-		if c.store != nil {
-			c.store.Close()
-		}
+	if want == RoleWorker && c.store != nil {
+		c.store.Close()
 	}
 	if err := c.installCert(ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}); err != nil {
 		return err
@@ -135,6 +117,43 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 	}
 	c.log.Info("role changed", "node", c.st.NodeID, "from", c.st.Role, "to", want)
 	return nil
+}
+
+// leaveOwnStore makes sure a demoted manager's member is out of the store:
+// the manager that took the demotion removed it already, unless it could
+// not; then this node does, through the other members.
+func (c *Cluster) leaveOwnStore(ctx context.Context) error {
+	err := c.store.RemoveMember(ctx, c.st.NodeID)
+	if err == nil || errors.Is(err, store.ErrNoMember) {
+		return nil
+	}
+	select {
+	case <-c.store.Stopped(): // removed: our member stopped itself
+		return nil
+	default:
+		return fmt.Errorf("cluster: leave the store: %w", err)
+	}
+}
+
+// nextState is the state of a node in cur moving to role want with the
+// certificate reply resp: a new manager serves clusterAddr and joins the
+// store through the members resp names; a new worker forgets both.
+func nextState(cur state, want, clusterAddr string, resp certResponse) (state, error) {
+	if resp.Role != want {
+		return cur, fmt.Errorf("cluster: asked for a %s certificate, got %s", want, resp.Role)
+	}
+	ns := cur
+	ns.Role, ns.Managers = want, resp.Managers
+	if want == RoleManager {
+		if len(resp.StoreURLs) == 0 {
+			return cur, errors.New("cluster: no store member to join through")
+		}
+		ns.ClusterAddr, ns.StoreJoin = clusterAddr, resp.StoreURLs
+		return ns, nil
+	}
+	ns.Managers = slices.DeleteFunc(slices.Clone(ns.Managers), func(a string) bool { return a == cur.ClusterAddr })
+	ns.ClusterAddr, ns.StoreJoin = "", nil
+	return ns, nil
 }
 
 // dropManagerFiles removes what only managers keep: the store's data and

@@ -86,29 +86,15 @@ func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	role := certRole(n.Role)
 	if role == ca.RoleManager && req.ClusterAddr != "" && n.ClusterAddr != req.ClusterAddr {
-		err := c.write(ctx, func(ctx context.Context) error {
-			return c.nodes.Modify(ctx, n.ID, func(cur Node, exists bool) (Node, error) {
-				if !exists {
-					return cur, store.ErrNotFound
-				}
-				cur.ClusterAddr = req.ClusterAddr
-				return cur, nil
-			})
-		})
-		if err != nil {
+		if err := c.setClusterAddr(ctx, n.ID, req.ClusterAddr); err != nil {
 			httpError(w, http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		n.ClusterAddr = req.ClusterAddr
-		c.syncOnce(ctx)
 	}
 	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
 	if err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, ca.ErrInvalidCSR) {
-			status = http.StatusBadRequest
-		}
-		httpError(w, status, err.Error())
+		httpError(w, signStatus(err), err.Error())
 		return
 	}
 	resp := certResponse{Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
@@ -120,4 +106,29 @@ func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	}
 	c.log.Info("certificate issued", "node", n.ID, "role", n.Role, "remote", r.RemoteAddr)
 	writeJSONResp(w, resp)
+}
+
+// setClusterAddr records where a node being promoted serves its cluster port.
+func (c *Cluster) setClusterAddr(ctx context.Context, id, addr string) error {
+	err := c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, store.ErrNotFound
+			}
+			cur.ClusterAddr = addr
+			return cur, nil
+		})
+	})
+	if err == nil {
+		c.syncOnce(ctx)
+	}
+	return err
+}
+
+// signStatus is the HTTP status of a certificate that could not be signed.
+func signStatus(err error) int {
+	if errors.Is(err, ca.ErrInvalidCSR) {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
 }
