@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type node struct {
 	*Cluster
 	cfg  Config
 	done chan error // Run's result
+	stop func()     // ends Run and closes the node, as a crash would not
 }
 
 // config describes a node on loopback with its own data directory, three
@@ -53,14 +55,18 @@ func start(t *testing.T, cfg Config) (*node, error) {
 		c.Close()
 		return nil, err
 	}
-	t.Cleanup(func() { c.Close() })
 	n := &node{Cluster: c, cfg: cfg, done: make(chan error, 1)}
 	rctx, cancel := context.WithCancel(context.Background())
 	go func() { n.done <- c.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-n.done
-	})
+	var once sync.Once
+	n.stop = func() {
+		once.Do(func() {
+			cancel()
+			n.done <- <-n.done // keep the result for whoever reads it later
+			c.Close()
+		})
+	}
+	t.Cleanup(n.stop)
 	if c.IsManager() {
 		waitDial(t, c.ClusterAddr())
 	}
