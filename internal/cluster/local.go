@@ -15,6 +15,9 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
+// A node's data directory holds its certificates, its state (who it is,
+// where the managers are) and, on a manager, the store member's data.
+
 func (c *Cluster) certDir() string { return filepath.Join(c.cfg.DataDir, "certificates") }
 
 func (c *Cluster) stateFile() string { return filepath.Join(c.cfg.DataDir, "state.json") }
