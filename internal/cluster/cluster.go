@@ -7,16 +7,11 @@ package cluster
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -87,7 +82,6 @@ type Cluster struct {
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	lastSeen map[string]time.Time
-	revoked  map[string]bool
 	names    map[string]string // node ID → the hostname its engine last reported
 }
 
@@ -111,13 +105,9 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, revoked: map[string]bool{}, names: map[string]string{},
+	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, names: map[string]string{},
 		renewFrac: ca.RenewFraction()}, nil
 }
-
-func (c *Cluster) certDir() string   { return filepath.Join(c.cfg.DataDir, "certificates") }
-func (c *Cluster) stateFile() string { return filepath.Join(c.cfg.DataDir, "state.json") }
-func (c *Cluster) storeDir() string  { return filepath.Join(c.cfg.DataDir, "raft") }
 
 // NodeID is this node's ID.
 func (c *Cluster) NodeID() string { return c.st.NodeID }
@@ -181,258 +171,4 @@ func (c *Cluster) Close() error {
 		return c.store.Close()
 	}
 	return nil
-}
-
-func (c *Cluster) saveState() error { return c.saveStateOf(c.st) }
-
-func (c *Cluster) saveStateOf(st state) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(c.stateFile(), b, 0o600)
-}
-
-func (c *Cluster) loadState() error {
-	b, err := os.ReadFile(c.stateFile())
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, &c.st)
-}
-
-// listenPort is the cluster port number.
-func (c *Cluster) listenPort() int {
-	_, p, err := net.SplitHostPort(c.cfg.ListenAddr)
-	if err != nil {
-		return 2377
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		return 2377
-	}
-	return n
-}
-
-func (c *Cluster) listenHost() string {
-	h, _, _ := net.SplitHostPort(c.cfg.ListenAddr)
-	return h
-}
-
-// storeConfig is this manager's store member.
-func (c *Cluster) storeConfig(join []string) store.Config {
-	port := c.listenPort()
-	host := c.listenHost()
-	if host == "" {
-		host = "0.0.0.0"
-	}
-	dir := c.certDir()
-	return store.Config{
-		Name:             c.st.NodeID,
-		Dir:              c.storeDir(),
-		ClientURL:        fmt.Sprintf("https://%s", net.JoinHostPort(c.st.Addr, strconv.Itoa(port+1))),
-		PeerURL:          fmt.Sprintf("https://%s", net.JoinHostPort(c.st.Addr, strconv.Itoa(port+2))),
-		ListenClientURL:  fmt.Sprintf("https://%s", net.JoinHostPort(host, strconv.Itoa(port+1))),
-		ListenPeerURL:    fmt.Sprintf("https://%s", net.JoinHostPort(host, strconv.Itoa(port+2))),
-		TLS:              store.TLSFiles{CAFile: filepath.Join(dir, ca.RootCertFile), CertFile: filepath.Join(dir, ca.NodeCertFile), KeyFile: filepath.Join(dir, ca.NodeKeyFile)},
-		AllowedHostnames: []string{string(ca.RoleManager)},
-		Join:             join,
-		ClusterToken:     c.st.ClusterID,
-		WriteTimeout:     c.cfg.StoreWriteTimeout,
-		Logger:           c.log,
-	}
-}
-
-// advertise picks this node's address: the flag, the listen host, or
-// the first non-loopback IPv4 address.
-func (c *Cluster) advertise(fallback string) (string, error) {
-	if c.cfg.AdvertiseAddr != "" {
-		return c.cfg.AdvertiseAddr, nil
-	}
-	if h := c.listenHost(); h != "" && h != "0.0.0.0" && h != "::" {
-		return h, nil
-	}
-	if fallback != "" {
-		return fallback, nil
-	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return "", err
-	}
-	for _, a := range addrs {
-		if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() && ipn.IP.To4() != nil {
-			return ipn.IP.String(), nil
-		}
-	}
-	return "", errors.New("cluster: no address to advertise; use --advertise-addr")
-}
-
-// newID returns a swarm-style ID: 25 base36 characters.
-func newID() string {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Exp(big.NewInt(36), big.NewInt(25), nil))
-	s := n.Text(36)
-	for len(s) < 25 {
-		s = "0" + s
-	}
-	return s
-}
-
-// initCluster creates a new cluster with this node as its first manager.
-func (c *Cluster) initCluster(ctx context.Context) error {
-	addr, err := c.advertise("")
-	if err != nil {
-		return err
-	}
-	clusterID := c.cfg.ClusterID
-	if clusterID == "" {
-		clusterID = newID()
-	}
-	root, err := ca.NewRootCA(clusterID, time.Now())
-	if err != nil {
-		return err
-	}
-	c.root = root
-	c.st = state{NodeID: newID(), ClusterID: clusterID, Role: RoleManager, Addr: addr,
-		ClusterAddr: net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))}
-	c.st.Managers = []string{c.st.ClusterAddr}
-	life := c.cfg.CertExpiry
-	if life <= 0 {
-		life = ca.DefaultNodeLifetime
-	}
-	nc, err := root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr), Lifetime: life, AllowShort: true})
-	if err != nil {
-		return err
-	}
-	if err := c.saveIdentity(nc); err != nil {
-		return err
-	}
-	s, err := store.Open(ctx, c.storeConfig(nil))
-	if err != nil {
-		return fmt.Errorf("cluster: open store: %w", err)
-	}
-	c.store = s
-	tokens, err := ca.NewJoinTokens(root.CertPEM())
-	if err != nil {
-		return err
-	}
-	b, _ := json.Marshal(rootRecord{Cert: root.CertPEM(), Key: root.KeyPEM()})
-	if err := s.Put(ctx, store.PrefixCA+"root", b); err != nil {
-		return err
-	}
-	b, _ = json.Marshal(configRecord{NodeCertExpiry: life})
-	if err := s.Put(ctx, store.PrefixCA+"config", b); err != nil {
-		return err
-	}
-	b, _ = json.Marshal(tokensRecord{Tokens: tokens, Version: 1, Created: time.Now()})
-	if err := s.Put(ctx, store.PrefixTokens+"current", b); err != nil {
-		return err
-	}
-	now := time.Now().UTC()
-	self := Node{ID: c.st.NodeID, Hostname: c.cfg.Hostname, Role: RoleManager, Availability: "active", Addr: addr,
-		ClusterAddr: c.st.ClusterAddr, Version: 1, CreatedAt: now, UpdatedAt: now}
-	if err := store.NewCollection[Node](s, store.PrefixNodes).Put(ctx, self.ID, self); err != nil {
-		return err
-	}
-	c.log.Info("cluster initialised", "cluster", clusterID, "node", c.st.NodeID, "addr", c.st.ClusterAddr)
-	return c.saveState()
-}
-
-// saveIdentity writes the root (with its key when held) and the node
-// certificate, and loads the certificate for TLS.
-func (c *Cluster) saveIdentity(nc ca.NodeCert) error {
-	if err := ca.SaveRootCA(c.certDir(), c.root); err != nil {
-		return err
-	}
-	if err := ca.SaveNodeCert(c.certDir(), nc); err != nil {
-		return err
-	}
-	cert, err := nc.TLS()
-	if err != nil {
-		return err
-	}
-	c.kp = ca.NewKeypair(cert)
-	return nil
-}
-
-// restart reloads a node from its data directory.
-func (c *Cluster) restart(ctx context.Context) error {
-	if err := c.loadState(); err != nil {
-		return err
-	}
-	root, err := ca.LoadRootCAFrom(c.certDir())
-	if err != nil {
-		return err
-	}
-	c.root = root
-	nc, err := ca.LoadNodeCertFrom(c.certDir())
-	if err != nil {
-		return err
-	}
-	cert, err := nc.TLS()
-	if err != nil {
-		return err
-	}
-	c.kp = ca.NewKeypair(cert)
-	if !c.IsManager() {
-		c.dropManagerFiles() // a demoted manager that stopped half-way
-		c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role)
-		return nil
-	}
-	if c.root.CanSign() && c.renewIn() == 0 {
-		// A manager that was down past its renewal point signs its own,
-		// so its store peers accept it again.
-		if err := c.reissueSelf(ctx); err != nil {
-			return err
-		}
-	}
-	joining := len(c.st.StoreJoin) > 0
-	s, err := store.Open(ctx, c.storeConfig(c.st.StoreJoin))
-	if err != nil {
-		return fmt.Errorf("cluster: open store: %w", err)
-	}
-	c.store = s
-	if joining {
-		// Promoted: the root key comes from the store, as on a manager join.
-		if err := c.loadRootKey(ctx); err != nil {
-			return err
-		}
-		c.st.StoreJoin = nil
-		if err := c.saveState(); err != nil {
-			return err
-		}
-	}
-	c.log.Info("cluster node restarted", "node", c.st.NodeID, "role", c.st.Role, "joined_store", joining)
-	return nil
-}
-
-// loadRootKey reads the CA key managers share through the store.
-func (c *Cluster) loadRootKey(ctx context.Context) error {
-	kv, err := c.store.Get(ctx, store.PrefixCA+"root")
-	if err != nil {
-		return fmt.Errorf("cluster: read root CA: %w", err)
-	}
-	var rr rootRecord
-	if err := json.Unmarshal(kv.Value, &rr); err != nil {
-		return err
-	}
-	if c.root, err = ca.LoadRootCA(rr.Cert, rr.Key); err != nil {
-		return err
-	}
-	return ca.SaveRootCA(c.certDir(), c.root)
-}
-
-// reissueSelf signs a fresh certificate for this manager with its own CA
-// key, keeping the lifetime of the one it replaces.
-func (c *Cluster) reissueSelf(ctx context.Context) error {
-	life := ca.DefaultNodeLifetime
-	if l := c.leaf(); l != nil {
-		life = l.NotAfter.Sub(l.NotBefore) - 5*time.Minute // the backdate
-	}
-	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, c.st.Addr),
-		Lifetime: max(life, ca.MinTestLifetime), AllowShort: true})
-	if err != nil {
-		return err
-	}
-	c.log.Info("certificate reissued locally at restart", "node", c.st.NodeID)
-	return c.installCert(nc)
 }

@@ -19,18 +19,7 @@ import (
 // join bootstraps trust from the token, asks a manager for a certificate
 // and, with a manager token, joins the store.
 func (c *Cluster) join(ctx context.Context) error {
-	tok, err := ca.ParseJoinToken(c.cfg.Token)
-	if err != nil {
-		return err
-	}
-	rootPEM, localIP, err := fetchCA(ctx, c.cfg.JoinAddr)
-	if err != nil {
-		return err
-	}
-	if !tok.MatchesCA(rootPEM) {
-		return fmt.Errorf("%w: the manager at %s presented a root CA whose digest is not the token's", ca.ErrTokenCAMismatch, c.cfg.JoinAddr)
-	}
-	root, err := ca.LoadRootCA(rootPEM, nil)
+	root, localIP, err := c.trustedRoot(ctx)
 	if err != nil {
 		return err
 	}
@@ -44,35 +33,66 @@ func (c *Cluster) join(ctx context.Context) error {
 	}
 	clusterAddr := net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))
 	req := joinRequest{Token: c.cfg.Token, CSR: csr, Hostname: c.cfg.Hostname, Addr: addr, ClusterAddr: clusterAddr}
-	var resp joinResponse
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
-		MinVersion: tls.VersionTLS12, RootCAs: root.Pool(), ServerName: string(ca.RoleManager), NextProtos: []string{"http/1.1"},
-	}}}
-	defer hc.CloseIdleConnections()
-	if err := postJSON(ctx, hc, "https://"+c.cfg.JoinAddr+"/join", req, &resp); err != nil {
+	resp, err := c.askToJoin(ctx, root, req)
+	if err != nil {
 		return err
 	}
-	nc := ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}
 	c.root = root
 	c.st = state{NodeID: resp.NodeID, ClusterID: resp.ClusterID, Role: resp.Role, Addr: addr, Managers: resp.Managers}
 	if resp.Role == RoleManager {
 		c.st.ClusterAddr = clusterAddr
 	}
-	if err := c.saveIdentity(nc); err != nil {
+	if err := c.saveIdentity(ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}); err != nil {
 		return err
 	}
 	if resp.Role == RoleManager {
-		s, err := store.Open(ctx, c.storeConfig(resp.StoreURLs))
-		if err != nil {
-			return fmt.Errorf("cluster: join store: %w", err)
-		}
-		c.store = s
-		if err := c.loadRootKey(ctx); err != nil {
+		if err := c.joinStore(ctx, resp.StoreURLs); err != nil {
 			return err
 		}
 	}
 	c.log.Info("joined the cluster", "node", c.st.NodeID, "role", c.st.Role, "cluster", c.st.ClusterID)
 	return c.saveState()
+}
+
+// trustedRoot fetches the cluster's root CA from the manager to join and
+// trusts it only if it is the one the token pins.
+func (c *Cluster) trustedRoot(ctx context.Context) (*ca.RootCA, string, error) {
+	tok, err := ca.ParseJoinToken(c.cfg.Token)
+	if err != nil {
+		return nil, "", err
+	}
+	rootPEM, localIP, err := fetchCA(ctx, c.cfg.JoinAddr)
+	if err != nil {
+		return nil, "", err
+	}
+	if !tok.MatchesCA(rootPEM) {
+		return nil, "", fmt.Errorf("%w: the manager at %s presented a root CA whose digest is not the token's", ca.ErrTokenCAMismatch, c.cfg.JoinAddr)
+	}
+	root, err := ca.LoadRootCA(rootPEM, nil)
+	return root, localIP, err
+}
+
+// askToJoin presents the token and CSR to the manager, which it now
+// authenticates with the trusted root.
+func (c *Cluster) askToJoin(ctx context.Context, root *ca.RootCA, req joinRequest) (joinResponse, error) {
+	var resp joinResponse
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		MinVersion: tls.VersionTLS12, RootCAs: root.Pool(), ServerName: string(ca.RoleManager), NextProtos: []string{"http/1.1"},
+	}}}
+	defer hc.CloseIdleConnections()
+	err := postJSON(ctx, hc, "https://"+c.cfg.JoinAddr+"/join", req, &resp)
+	return resp, err
+}
+
+// joinStore adds a new manager's member to the store and takes the CA key
+// the managers share from it.
+func (c *Cluster) joinStore(ctx context.Context, members []string) error {
+	s, err := store.Open(ctx, c.storeConfig(members))
+	if err != nil {
+		return fmt.Errorf("cluster: join store: %w", err)
+	}
+	c.store = s
+	return c.loadRootKey(ctx)
 }
 
 // fetchCA reads the cluster's root CA from a manager without trusting it

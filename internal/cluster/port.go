@@ -4,17 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/shoal-dev/shoal/internal/ca"
-	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // protoTunnel is the ALPN name agents use; anything else on the cluster
@@ -64,27 +59,33 @@ func (c *Cluster) serve(ctx context.Context) error {
 			}
 			return err
 		}
-		go func() {
-			tc := tls.Server(raw, conf)
-			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := tc.HandshakeContext(hctx)
-			cancel()
-			if err != nil {
-				c.log.Debug("cluster port: handshake refused", "remote", raw.RemoteAddr(), "err", err)
-				raw.Close()
-				return
-			}
-			if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
-				if err := c.tunnels.ServeConn(ctx, tc); err != nil {
-					c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
-				}
-				return
-			}
-			httpLn.put(tc)
-		}()
+		go c.dispatch(ctx, raw, conf, httpLn)
 	}
 }
 
+// dispatch completes a connection's handshake and hands it to the tunnels
+// (ALPN shoal-tunnel) or to the HTTP server.
+func (c *Cluster) dispatch(ctx context.Context, raw net.Conn, conf *tls.Config, httpLn *chanListener) {
+	tc := tls.Server(raw, conf)
+	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		c.log.Debug("cluster port: handshake refused", "remote", raw.RemoteAddr(), "err", err)
+		raw.Close()
+		return
+	}
+	if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
+		if err := c.tunnels.ServeConn(ctx, tc); err != nil {
+			c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
+		}
+		return
+	}
+	httpLn.put(tc)
+}
+
+// handler serves the cluster port's HTTP calls: the CA and joining for
+// anyone, the rest for nodes with a certificate.
 func (c *Cluster) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ca", func(w http.ResponseWriter, r *http.Request) {
@@ -102,87 +103,6 @@ func (c *Cluster) handler() http.Handler {
 		writeJSONResp(w, c.managerAddrs())
 	})
 	return mux
-}
-
-func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
-	var req joinRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
-		httpError(w, http.StatusBadRequest, "bad join request: "+err.Error())
-		return
-	}
-	resp, err := c.admit(r.Context(), req, r.RemoteAddr)
-	if err != nil {
-		status := http.StatusInternalServerError
-		switch {
-		case errors.Is(err, ca.ErrInvalidToken):
-			status = http.StatusForbidden
-		case errors.Is(err, ca.ErrInvalidCSR):
-			status = http.StatusBadRequest
-		case errors.Is(err, store.ErrNoQuorum):
-			status = http.StatusServiceUnavailable
-		}
-		c.log.Warn("join refused", "remote", r.RemoteAddr, "hostname", req.Hostname, "err", err)
-		httpError(w, status, err.Error())
-		return
-	}
-	writeJSONResp(w, resp)
-}
-
-// admit checks a join token, issues the node's certificate and records it.
-func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*joinResponse, error) {
-	tr, err := c.tokens(ctx)
-	if err != nil {
-		return nil, err
-	}
-	role, err := tr.Tokens.Admit(req.Token)
-	if err != nil {
-		return nil, err
-	}
-	addr := req.Addr
-	if addr == "" {
-		addr, _, _ = net.SplitHostPort(remote)
-	}
-	id := newID()
-	certPEM, err := c.sign(ctx, req.CSR, id, role, addr)
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now().UTC()
-	n := Node{ID: id, Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
-	if role == ca.RoleManager {
-		n.ClusterAddr = req.ClusterAddr
-	}
-	if err := c.write(ctx, func(ctx context.Context) error { return c.nodes.Create(ctx, id, n) }); err != nil {
-		return nil, err
-	}
-	c.log.Info("node joined", "node", id, "hostname", req.Hostname, "role", n.Role, "addr", addr)
-	resp := &joinResponse{NodeID: id, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
-	if role == ca.RoleManager {
-		members, err := c.store.Members(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range members {
-			if !m.Learner {
-				resp.StoreURLs = append(resp.StoreURLs, m.ClientURLs...)
-			}
-		}
-		if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
-			resp.Managers = append(resp.Managers, n.ClusterAddr)
-		}
-	}
-	return resp, nil
-}
-
-// tokens reads the current join tokens from this manager's copy.
-func (c *Cluster) tokens(ctx context.Context) (tokensRecord, error) {
-	var tr tokensRecord
-	kv, err := c.store.Get(ctx, store.PrefixTokens+"current")
-	if err != nil {
-		return tr, err
-	}
-	err = json.Unmarshal(kv.Value, &tr)
-	return tr, err
 }
 
 // managerAddrs lists the managers' cluster ports, this one first.
@@ -241,5 +161,6 @@ func (l *chanListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *chanListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
+func (l *chanListener) Close() error { l.once.Do(func() { close(l.done) }); return nil }
+
 func (l *chanListener) Addr() net.Addr { return l.addr }

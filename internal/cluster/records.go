@@ -4,28 +4,16 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/cluster/nodeapi"
 )
 
-// Node is a node's record in the store: the desired state the node API
-// edits (role, availability, labels) and what the node said of itself
-// when it joined.
-type Node struct {
-	ID           string            `json:"id"`
-	Hostname     string            `json:"hostname"`
-	Role         string            `json:"role"`         // "worker" or "manager"
-	Availability string            `json:"availability"` // "active", "pause", "drain"
-	Labels       map[string]string `json:"labels,omitempty"`
-	Addr         string            `json:"addr"`                   // IP the node joined from
-	ClusterAddr  string            `json:"cluster_addr,omitempty"` // managers: host:port of the cluster port
-	Version      uint64            `json:"version"`                // bumped by each spec update
-	CreatedAt    time.Time         `json:"created_at"`
-	UpdatedAt    time.Time         `json:"updated_at"`
-}
+// Node is a node's record in the store (see nodeapi.Node).
+type Node = nodeapi.Node
 
 // Roles as the node API spells them.
 const (
-	RoleWorker  = "worker"
-	RoleManager = "manager"
+	RoleWorker  = nodeapi.RoleWorker
+	RoleManager = nodeapi.RoleManager
 )
 
 func certRole(role string) ca.Role {

@@ -52,11 +52,12 @@ func (c Collection[T]) Put(ctx context.Context, id string, v T) error {
 	return c.s.Put(ctx, c.Key(id), b)
 }
 
-// Create stores v as id unless id exists (ErrExists).
-func (c Collection[T]) Create(ctx context.Context, id string, v T) error {
+// Create stores v as id unless id exists (ErrExists); it returns the
+// item's revision.
+func (c Collection[T]) Create(ctx context.Context, id string, v T) (int64, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("store: encode %s: %w", c.Key(id), err)
+		return 0, fmt.Errorf("store: encode %s: %w", c.Key(id), err)
 	}
 	return c.s.Create(ctx, c.Key(id), b)
 }
@@ -92,9 +93,21 @@ func (c Collection[T]) Delete(ctx context.Context, id string) error {
 	return c.s.Delete(ctx, c.Key(id))
 }
 
-// Update applies fn to the current value of id (zero T and false when
-// absent) and stores the result if nobody changed id meanwhile; see Store.Update.
-func (c Collection[T]) Update(ctx context.Context, id string, fn func(cur T, exists bool) (T, error)) error {
+// Update stores v as id if id is still at revision rev (the Revision of
+// the Item it was read as): ErrConflict if someone changed it since,
+// ErrNotFound if it is gone. It returns the new revision.
+func (c Collection[T]) Update(ctx context.Context, id string, rev int64, v T) (int64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("store: encode %s: %w", c.Key(id), err)
+	}
+	return c.s.Replace(ctx, c.Key(id), rev, b)
+}
+
+// Modify applies fn to the current value of id (zero T and false when
+// absent) and stores the result if nobody changed id meanwhile, calling fn
+// again with the fresh value otherwise; see Store.Update.
+func (c Collection[T]) Modify(ctx context.Context, id string, fn func(cur T, exists bool) (T, error)) error {
 	return c.s.Update(ctx, c.Key(id), func(raw []byte, exists bool) ([]byte, error) {
 		var cur T
 		if exists {

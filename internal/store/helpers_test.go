@@ -3,12 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/testport"
 )
 
 // Test timing: etcd's default heartbeat (100ms) and election timeout (1s),
@@ -56,22 +56,16 @@ func (c *testCA) files(tb testing.TB, name string, role ca.Role) TLSFiles {
 	}
 }
 
-func freePort(tb testing.TB) int {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
+// config describes member name on two ports of its own: ports from
+// testport, since a port freed by closing a listener may be taken by
+// another test process before etcd binds it.
 func (c *testCA) config(tb testing.TB, name string, join ...string) Config {
+	port := testport.Get(tb, 2)
 	return Config{
 		Name:             name,
 		Dir:              filepath.Join(tb.TempDir(), "data"),
-		PeerURL:          fmt.Sprintf("https://127.0.0.1:%d", freePort(tb)),
-		ClientURL:        fmt.Sprintf("https://127.0.0.1:%d", freePort(tb)),
+		PeerURL:          fmt.Sprintf("https://127.0.0.1:%d", port),
+		ClientURL:        fmt.Sprintf("https://127.0.0.1:%d", port+1),
 		TLS:              c.files(tb, name, ca.RoleManager),
 		AllowedHostnames: []string{string(ca.RoleManager)},
 		Join:             join,

@@ -92,18 +92,25 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) error {
 	})
 }
 
-// Create sets key only if it does not exist, else ErrExists.
-func (s *Store) Create(ctx context.Context, key string, value []byte) error {
-	return s.write(ctx, "create "+key, func(ctx context.Context) error {
+// Create sets key only if it does not exist, else ErrExists. It returns
+// the revision of the write.
+func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	var rev int64
+	err := s.write(ctx, "create "+key, func(ctx context.Context) error {
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, string(value))).
 			Commit()
-		if err == nil && !resp.Succeeded {
+		switch {
+		case err != nil:
+			return err
+		case !resp.Succeeded:
 			return ErrExists
 		}
-		return err
+		rev = resp.Header.Revision
+		return nil
 	})
+	return rev, err
 }
 
 // Delete removes key, or returns ErrNotFound.
@@ -115,6 +122,32 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		}
 		return err
 	})
+}
+
+// Replace sets key to value only if key last changed at revision rev (as
+// read by Get or List), so a writer never overwrites a change it has not
+// seen: ErrConflict if key changed since, ErrNotFound if it is gone. It
+// returns the revision of the write.
+func (s *Store) Replace(ctx context.Context, key string, rev int64, value []byte) (int64, error) {
+	var newRev int64
+	err := s.write(ctx, "replace "+key, func(ctx context.Context) error {
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+			Then(clientv3.OpPut(key, string(value))).
+			Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
+			Commit()
+		switch {
+		case err != nil:
+			return err
+		case resp.Succeeded:
+			newRev = resp.Header.Revision
+			return nil
+		case resp.Responses[0].GetResponseRange().Count == 0:
+			return ErrNotFound
+		}
+		return ErrConflict
+	})
+	return newRev, err
 }
 
 // maxUpdateAttempts bounds Update's optimistic retries under contention.
@@ -187,7 +220,7 @@ func (s *Store) write(ctx context.Context, what string, op func(context.Context)
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrExists), errors.Is(err, ErrNotFound):
+	case errors.Is(err, ErrExists), errors.Is(err, ErrNotFound), errors.Is(err, ErrConflict):
 		return fmt.Errorf("%w: %s", err, what)
 	case ctx.Err() != nil:
 		return fmt.Errorf("store: %s: %w", what, ctx.Err())

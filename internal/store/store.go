@@ -1,7 +1,8 @@
 // Package store is the built-in cluster's replicated state: an etcd member
 // embedded in each manager, reached over mutual TLS with certificates from
-// the cluster CA, with small typed helpers for the keys shoal keeps there
-// (nodes, join tokens, CA material, services).
+// the cluster CA, with typed collections for the records shoal keeps there
+// (Collection[T] for nodes, Services for services; join tokens and CA
+// material as single keys).
 package store
 
 import (

@@ -32,16 +32,16 @@ func TestSingleMemberKV(t *testing.T) {
 	nodes := NewCollection[node](s, PrefixNodes)
 	watch := nodes.Watch(ctx, 0)
 
-	if err := nodes.Create(ctx, "n1", node{Addr: "a"}); err != nil {
+	if _, err := nodes.Create(ctx, "n1", node{Addr: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := nodes.Create(ctx, "n1", node{Addr: "b"}); !errors.Is(err, ErrExists) {
+	if _, err := nodes.Create(ctx, "n1", node{Addr: "b"}); !errors.Is(err, ErrExists) {
 		t.Fatalf("second create: %v", err)
 	}
 	if err := nodes.Put(ctx, "n2", node{Addr: "b"}); err != nil {
 		t.Fatal(err)
 	}
-	err := nodes.Update(ctx, "n1", func(cur node, ok bool) (node, error) {
+	err := nodes.Modify(ctx, "n1", func(cur node, ok bool) (node, error) {
 		if !ok {
 			return cur, errors.New("n1 missing")
 		}
@@ -95,7 +95,7 @@ func TestUpdateConcurrent(t *testing.T) {
 	errs := make(chan error, n)
 	for range n {
 		go func() {
-			errs <- counter.Update(ctx, "c", func(cur int, _ bool) (int, error) { return cur + 1, nil })
+			errs <- counter.Modify(ctx, "c", func(cur int, _ bool) (int, error) { return cur + 1, nil })
 		}()
 	}
 	for range n {

@@ -1,0 +1,119 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// handleJoin admits a node presenting a join token (POST /join).
+func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "bad join request: "+err.Error())
+		return
+	}
+	resp, err := c.admit(r.Context(), req, r.RemoteAddr)
+	if err != nil {
+		c.log.Warn("join refused", "remote", r.RemoteAddr, "hostname", req.Hostname, "err", err)
+		httpError(w, joinStatus(err), err.Error())
+		return
+	}
+	writeJSONResp(w, resp)
+}
+
+// joinStatus is the HTTP status a refused join is answered with.
+func joinStatus(err error) int {
+	switch {
+	case errors.Is(err, ca.ErrInvalidToken):
+		return http.StatusForbidden
+	case errors.Is(err, ca.ErrInvalidCSR):
+		return http.StatusBadRequest
+	case errors.Is(err, store.ErrNoQuorum):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// admit checks a join token, issues the node's certificate and records it.
+func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*joinResponse, error) {
+	tr, err := c.tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	role, err := tr.Tokens.Admit(req.Token)
+	if err != nil {
+		return nil, err
+	}
+	n := newRecord(req, role, remote, time.Now())
+	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.write(ctx, func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err }); err != nil {
+		return nil, err
+	}
+	c.log.Info("node joined", "node", n.ID, "hostname", req.Hostname, "role", n.Role, "addr", n.Addr)
+	resp := &joinResponse{NodeID: n.ID, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
+	if role == ca.RoleManager {
+		if err := c.addStoreJoin(ctx, resp, n); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
+}
+
+// newRecord is the record of a node being admitted with role; its address
+// is the one it says it has, else the one it called from.
+func newRecord(req joinRequest, role ca.Role, remote string, now time.Time) Node {
+	addr := req.Addr
+	if addr == "" {
+		addr, _, _ = net.SplitHostPort(remote)
+	}
+	now = now.UTC()
+	n := Node{ID: newID(), Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
+	if role == ca.RoleManager {
+		n.ClusterAddr = req.ClusterAddr
+	}
+	return n
+}
+
+// addStoreJoin tells a joining manager the store members to join through
+// and counts it among the managers.
+func (c *Cluster) addStoreJoin(ctx context.Context, resp *joinResponse, n Node) error {
+	members, err := c.store.Members(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if !m.Learner {
+			resp.StoreURLs = append(resp.StoreURLs, m.ClientURLs...)
+		}
+	}
+	if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
+		resp.Managers = append(resp.Managers, n.ClusterAddr)
+	}
+	return nil
+}
+
+// sign issues a node certificate for a CSR with the identity given here.
+func (c *Cluster) sign(ctx context.Context, csr []byte, id string, role ca.Role, addr string) ([]byte, error) {
+	return c.root.SignCSR(csr, ca.NodeRequest{NodeID: id, Role: role, Hosts: certHosts(role, addr),
+		Lifetime: c.certLifetime(ctx), AllowShort: true})
+}
+
+func certHosts(role ca.Role, addr string) []string {
+	hosts := []string{addr}
+	if role == ca.RoleManager {
+		hosts = append(hosts, "127.0.0.1", "localhost")
+	}
+	return hosts
+}

@@ -1,0 +1,152 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/agent"
+)
+
+// renewRetry is how soon a failed certificate renewal is tried again.
+const renewRetry = 2 * time.Second
+
+// runAgents keeps one tunnel to each manager, learning the manager list
+// and this node's role from the managers themselves, and renews this
+// node's certificate when due. It returns ErrRoleChanged once the node has
+// taken a new role.
+func (c *Cluster) runAgents(ctx context.Context) error {
+	as := c.newAgents(ctx)
+	defer as.stop()
+	as.apply(c.st.Managers)
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
+	defer hc.CloseIdleConnections()
+	t := time.NewTicker(selfPeriod)
+	defer t.Stop()
+	renewT := time.NewTimer(c.renewIn())
+	defer renewT.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-renewT.C:
+			renewT.Reset(c.renewOnce(ctx, hc))
+		case <-t.C:
+			if err := c.followSelf(ctx, hc, as); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// renewOnce renews the certificate and says when to renew next.
+func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration {
+	if err := c.renew(ctx, hc); err != nil {
+		c.log.Warn("cluster: certificate renewal", "err", err)
+		return renewRetry
+	}
+	return c.renewIn()
+}
+
+// followSelf asks the managers about this node and acts on what changed:
+// its role (ErrRoleChanged once acted on) or the list of managers.
+func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
+	self, err := c.fetchSelf(ctx, hc)
+	if err != nil {
+		c.log.Debug("cluster: own record", "err", err)
+		return nil
+	}
+	if want, ok := roleChange(c.st.Role, self.Role); ok {
+		c.log.Info("cluster: role change", "from", c.st.Role, "to", want)
+		if err := c.changeRole(ctx, hc, want); err != nil {
+			c.log.Warn("cluster: role change", "to", want, "err", err)
+			return nil
+		}
+		return ErrRoleChanged
+	}
+	if len(self.Managers) == 0 {
+		return nil
+	}
+	if !slices.Equal(self.Managers, c.st.Managers) {
+		c.log.Info("cluster: managers changed", "managers", self.Managers)
+		c.st.Managers = self.Managers
+		_ = c.saveState()
+	}
+	as.apply(self.Managers)
+	return nil
+}
+
+// agents runs one agent (tunnel) per manager.
+type agents struct {
+	ctx     context.Context
+	newNode func(addr string) (*agent.Node, error)
+	running map[string]context.CancelFunc
+	log     *slog.Logger
+}
+
+func (c *Cluster) newAgents(ctx context.Context) *agents {
+	tlsConf := c.root.ClientTLSConfig(c.kp)
+	tlsConf.NextProtos = []string{protoTunnel}
+	newNode := func(addr string) (*agent.Node, error) {
+		return agent.NewNode(agent.NodeConfig{
+			Managers: []string{addr}, TLS: tlsConf, DialEngine: c.engineDialer(),
+			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log,
+		})
+	}
+	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log}
+}
+
+// apply starts an agent for each new manager and stops those of managers
+// no longer listed.
+func (a *agents) apply(managers []string) {
+	for _, addr := range managers {
+		if a.running[addr] != nil {
+			continue
+		}
+		n, err := a.newNode(addr)
+		if err != nil {
+			a.log.Error("cluster: agent", "manager", addr, "err", err)
+			continue
+		}
+		actx, cancel := context.WithCancel(a.ctx)
+		a.running[addr] = cancel
+		go n.Run(actx)
+	}
+	for addr, cancel := range a.running {
+		if !slices.Contains(managers, addr) {
+			cancel()
+			delete(a.running, addr)
+		}
+	}
+}
+
+func (a *agents) stop() {
+	for _, cancel := range a.running {
+		cancel()
+	}
+}
+
+// httpTLS is the client side of the cluster port's HTTP calls with this
+// node's certificate.
+func (c *Cluster) httpTLS() *tls.Config {
+	conf := c.root.ClientTLSConfig(c.kp)
+	conf.NextProtos = []string{"http/1.1"}
+	return conf
+}
+
+// engineDialer reaches the local engine: a unix socket or tcp address.
+func (c *Cluster) engineDialer() func(ctx context.Context) (net.Conn, error) {
+	network, address := "unix", strings.TrimPrefix(c.cfg.Engine, "unix://")
+	if strings.HasPrefix(c.cfg.Engine, "tcp://") || !strings.Contains(c.cfg.Engine, "://") && !strings.HasPrefix(c.cfg.Engine, "/") {
+		network, address = "tcp", strings.TrimPrefix(c.cfg.Engine, "tcp://")
+	}
+	return func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, address)
+	}
+}

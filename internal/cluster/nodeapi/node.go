@@ -1,0 +1,44 @@
+// Package nodeapi is swarm mode's node API over the built-in cluster's node
+// records, as decisions without I/O: finding a node by reference, checking
+// and applying a spec update, whether a demotion or a removal may go ahead,
+// and how a record reads as a swarm.Node. The cluster package reads the
+// store, the store's members and the engines, and passes what it found in.
+package nodeapi
+
+import (
+	"errors"
+	"time"
+)
+
+// Node is a node's record in the store: the desired state the node API
+// edits (role, availability, labels) and what the node said of itself
+// when it joined.
+type Node struct {
+	ID           string            `json:"id"`
+	Hostname     string            `json:"hostname"`
+	Role         string            `json:"role"`         // "worker" or "manager"
+	Availability string            `json:"availability"` // "active", "pause", "drain"
+	Labels       map[string]string `json:"labels,omitempty"`
+	Addr         string            `json:"addr"`                   // IP the node joined from
+	ClusterAddr  string            `json:"cluster_addr,omitempty"` // managers: host:port of the cluster port
+	Version      uint64            `json:"version"`                // bumped by each spec update
+	CreatedAt    time.Time         `json:"created_at"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// Roles as the node API spells them.
+const (
+	RoleWorker  = "worker"
+	RoleManager = "manager"
+)
+
+// ErrOutOfSequence is a node or swarm update whose version is not the
+// current one (swarm mode's words).
+var ErrOutOfSequence = errors.New("update out of sequence")
+
+// Member is what the decisions need of a store member (a manager).
+type Member struct {
+	Learner   bool // still catching up; not counted for the quorum
+	Leader    bool
+	Reachable bool
+}

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-dev/shoal/internal/cluster/nodeapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// ErrOutOfSequence is a node or swarm update whose version is not the
+// current one (swarm mode's words).
+var ErrOutOfSequence = nodeapi.ErrOutOfSequence
+
+// records returns the node records from this manager's copy.
+func (c *Cluster) records(ctx context.Context) ([]Node, error) {
+	items, _, err := c.nodes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Node, len(items))
+	for i, it := range items {
+		out[i] = it.Value
+	}
+	return out, nil
+}
+
+// Nodes lists every node as swarm mode does.
+func (c *Cluster) Nodes(ctx context.Context) ([]swarm.Node, error) {
+	recs, err := c.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	members := c.members(ctx)
+	now := time.Now()
+	out := make([]swarm.Node, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, c.swarmNode(r, members, now))
+	}
+	nodeapi.Sort(out)
+	return out, nil
+}
+
+// Node finds a node by ID, unique ID prefix or hostname.
+func (c *Cluster) Node(ctx context.Context, ref string) (*swarm.Node, error) {
+	r, err := c.find(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	n := c.swarmNode(r, c.members(ctx), time.Now())
+	return &n, nil
+}
+
+func (c *Cluster) find(ctx context.Context, ref string) (Node, error) {
+	recs, err := c.records(ctx)
+	if err != nil {
+		return Node{}, err
+	}
+	return nodeapi.Find(recs, ref, c.engineName)
+}
+
+// members maps store member names (node IDs) to their status.
+func (c *Cluster) members(ctx context.Context) map[string]nodeapi.Member {
+	ms, err := c.store.Members(ctx)
+	out := map[string]nodeapi.Member{}
+	if err != nil {
+		return out
+	}
+	for _, m := range ms {
+		out[m.Name] = nodeapi.Member{Learner: m.Learner, Leader: m.Leader, Reachable: m.Reachable}
+	}
+	return out
+}
+
+func (c *Cluster) engineOf(id string) *engine.Engine {
+	if c.cfg.Pool == nil {
+		return nil
+	}
+	for _, e := range c.cfg.Pool.Engines() {
+		if e.Addr == "tunnel://"+id {
+			return e
+		}
+	}
+	return nil
+}
+
+// engineName is the hostname the node's engine reports, if known: the
+// last one it reported while it is unreachable.
+func (c *Cluster) engineName(id string) string {
+	if e := c.engineOf(id); e != nil {
+		if info := e.Info(); info != nil && info.Name != "" {
+			c.mu.Lock()
+			c.names[id] = info.Name
+			c.mu.Unlock()
+			return info.Name
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.names[id]
+}
+
+// swarmNode is a record with what this manager observes of the node.
+func (c *Cluster) swarmNode(r Node, members map[string]nodeapi.Member, now time.Time) swarm.Node {
+	o := nodeapi.Observed{Ready: c.ready(r.ID, now), EngineName: c.engineName(r.ID), TrustRoot: string(c.root.CertPEM())}
+	if e := c.engineOf(r.ID); e != nil {
+		if o.Info = e.Info(); o.Info != nil {
+			o.EngineVersion, _ = e.Version()
+		}
+	}
+	if m, ok := members[r.ID]; ok {
+		o.Member = &m
+	}
+	return nodeapi.ToSwarm(r, o)
+}
+
+// NodeLabels returns the node labels of the engine at addr ("tunnel://<ID>").
+func (c *Cluster) NodeLabels(addr string) map[string]string {
+	id, ok := strings.CutPrefix(addr, "tunnel://")
+	if !ok {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cache[id].Labels
+}
+
+// UpdateNode applies a node spec (role, availability, labels) if version
+// is the node's current one.
+func (c *Cluster) UpdateNode(ctx context.Context, ref string, version uint64, spec swarm.NodeSpec) error {
+	n, err := c.find(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := nodeapi.CheckSpec(spec); err != nil {
+		return err
+	}
+	demote := nodeapi.IsDemotion(n, spec)
+	if demote {
+		if err := c.canDemote(ctx, n.ID); err != nil {
+			return err
+		}
+	}
+	if err := c.writeSpec(ctx, n.ID, ref, version, spec); err != nil {
+		return err
+	}
+	switch {
+	case demote:
+		c.leaveStore(ctx, n)
+	case nodeapi.IsPromotion(n, spec):
+		c.log.Info("node promoted", "node", n.ID, "hostname", n.Hostname)
+	}
+	c.syncOnce(ctx)
+	return nil
+}
+
+func (c *Cluster) writeSpec(ctx context.Context, id, ref string, version uint64, spec swarm.NodeSpec) error {
+	return c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, nodeapi.NotFound(ref)
+			}
+			return nodeapi.Apply(cur, version, spec, time.Now())
+		})
+	})
+}
+
+// leaveStore removes a demoted manager's store member now (a leader hands
+// leadership over first); should that fail, the node itself retries when
+// it sees its record, then takes a worker certificate.
+func (c *Cluster) leaveStore(ctx context.Context, n Node) {
+	if err := c.store.RemoveMember(ctx, n.ID); err != nil && !errors.Is(err, store.ErrNoMember) {
+		c.log.Warn("demote: remove store member", "node", n.ID, "err", err)
+		return
+	}
+	c.log.Info("node demoted", "node", n.ID, "hostname", n.Hostname)
+}
+
+// canDemote refuses, as swarm mode does, to demote the last manager or a
+// manager whose leaving would cost the store its quorum.
+func (c *Cluster) canDemote(ctx context.Context, id string) error {
+	recs, err := c.records(ctx)
+	if err != nil {
+		return err
+	}
+	return nodeapi.CanDemote(recs, c.members(ctx), id)
+}
+
+// RemoveNode removes a node and revokes its certificate, so its agent
+// cannot connect again. A Ready node needs force; a manager must be
+// demoted first.
+func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error {
+	n, err := c.find(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if err := nodeapi.CanRemove(n, ref, c.st.NodeID, c.ready(n.ID, time.Now()), force); err != nil {
+		return err
+	}
+	if err := c.write(ctx, func(ctx context.Context) error { return c.revoke(ctx, n.ID) }); err != nil {
+		return err
+	}
+	if err := c.write(ctx, func(ctx context.Context) error { return c.nodes.Delete(ctx, n.ID) }); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	c.root.Revocations().Revoke(n.ID)
+	c.tunnels.Disconnect(n.ID)
+	c.syncOnce(ctx)
+	c.log.Info("node removed", "node", n.ID, "hostname", n.Hostname)
+	return nil
+}

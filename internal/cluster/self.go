@@ -1,0 +1,134 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+
+	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// peer is the verified identity of the node calling the cluster port.
+func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		httpError(w, http.StatusUnauthorized, "a node certificate is required")
+		return ca.Identity{}, false
+	}
+	id, err := c.root.PeerIdentity(*r.TLS)
+	if err != nil {
+		httpError(w, http.StatusForbidden, err.Error())
+		return ca.Identity{}, false
+	}
+	return id, true
+}
+
+// record reads the calling node's record, answering 404 when it is gone.
+func (c *Cluster) peerRecord(w http.ResponseWriter, r *http.Request) (Node, bool) {
+	id, ok := c.peer(w, r)
+	if !ok {
+		return Node{}, false
+	}
+	it, err := c.nodes.Get(r.Context(), id.NodeID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		httpError(w, http.StatusNotFound, "node "+id.NodeID+" is not in the cluster")
+		return Node{}, false
+	case err != nil:
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return Node{}, false
+	}
+	return it.Value, true
+}
+
+// voterURLs are the client URLs of the store's voting members.
+func (c *Cluster) voterURLs(ctx context.Context) []string {
+	members, err := c.store.Members(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range members {
+		if !m.Learner && m.Reachable {
+			out = append(out, m.ClientURLs...)
+		}
+	}
+	return out
+}
+
+// handleSelf tells a node its role as recorded and where the managers are.
+func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
+	n, ok := c.peerRecord(w, r)
+	if !ok {
+		return
+	}
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs()}
+	writeJSONResp(w, resp)
+}
+
+// handleCertificate issues a new certificate to the calling node with the
+// role of its record: renewal, promotion and demotion alike. A node
+// becoming a manager has its cluster port recorded and is told the store's
+// members to join through.
+func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
+	var req certRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		httpError(w, http.StatusBadRequest, "bad certificate request: "+err.Error())
+		return
+	}
+	n, ok := c.peerRecord(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	role := certRole(n.Role)
+	if role == ca.RoleManager && req.ClusterAddr != "" && n.ClusterAddr != req.ClusterAddr {
+		if err := c.setClusterAddr(ctx, n.ID, req.ClusterAddr); err != nil {
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
+		n.ClusterAddr = req.ClusterAddr
+	}
+	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
+	if err != nil {
+		httpError(w, signStatus(err), err.Error())
+		return
+	}
+	resp := certResponse{Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
+	if role == ca.RoleManager {
+		resp.StoreURLs = c.voterURLs(ctx)
+		if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
+			resp.Managers = append(resp.Managers, n.ClusterAddr)
+		}
+	}
+	c.log.Info("certificate issued", "node", n.ID, "role", n.Role, "remote", r.RemoteAddr)
+	writeJSONResp(w, resp)
+}
+
+// setClusterAddr records where a node being promoted serves its cluster port.
+func (c *Cluster) setClusterAddr(ctx context.Context, id, addr string) error {
+	err := c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, store.ErrNotFound
+			}
+			cur.ClusterAddr = addr
+			return cur, nil
+		})
+	})
+	if err == nil {
+		c.syncOnce(ctx)
+	}
+	return err
+}
+
+// signStatus is the HTTP status of a certificate that could not be signed.
+func signStatus(err error) int {
+	if errors.Is(err, ca.ErrInvalidCSR) {
+		return http.StatusBadRequest
+	}
+	return http.StatusInternalServerError
+}
