@@ -2,21 +2,14 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
-	"github.com/shoal-dev/shoal/internal/dockerapi"
-	"github.com/shoal-dev/shoal/internal/engine"
-	"github.com/shoal-dev/shoal/internal/manager"
-	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/run"
 )
 
 // clusterOpts are the flags of `shoal init` and of `shoal join --token`.
@@ -92,102 +85,15 @@ func (o *clusterOpts) expiry() (time.Duration, error) {
 	return o.certExpiry, nil
 }
 
-// runClusterNode runs this node of the cluster, starting it again from its
-// data directory each time it is promoted or demoted.
+// runClusterNode runs this node of the cluster (see run.ClusterNode).
 func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) error {
-	for {
-		err := runClusterNodeOnce(ctx, o, cc)
-		if !errors.Is(err, cluster.ErrRoleChanged) || ctx.Err() != nil {
-			return err
-		}
-		cc.Init, cc.Token = false, "" // from now on the data directory says who we are
-	}
-}
-
-// runClusterNodeOnce starts this node of the cluster and, on a manager, the
-// engine pool, the manager and the Docker API over them.
-func runClusterNodeOnce(ctx context.Context, o *clusterOpts, cc cluster.Config) (rerr error) {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
 	}
-	strategy, err := scheduler.ParseStrategy(o.strategy)
-	if err != nil {
-		return fmt.Errorf("--strategy: %w", err)
-	}
-	var mgr *manager.Manager
-	pool := engine.NewPool(engine.Options{
-		RefreshInterval: o.refresh, FailureRetry: o.failureRetry, Logger: log,
-	}, nil)
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
-	cc.Pool, cc.Logger = pool, log
-	cl, err := cluster.New(cc)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	if err := cl.Start(ctx); err != nil {
-		return err
-	}
-	defer cl.Close()
-	log.Info("cluster node ready", "node", cl.NodeID(), "manager", cl.IsManager(), "took", time.Since(start).Round(time.Millisecond))
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	var roleChanged atomic.Bool
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				if errors.Is(err, cluster.ErrRoleChanged) {
-					log.Info("role changed: restarting this node in its new role")
-					roleChanged.Store(true)
-				} else {
-					log.Error("component stopped", "component", name, "error", err)
-				}
-				cancel()
-			}
-		}()
-	}
-	defer func() {
-		wg.Wait()
-		if roleChanged.Load() && rerr == nil {
-			rerr = cluster.ErrRoleChanged
-		}
-	}()
-	run("cluster", cl.Run)
-	if !cl.IsManager() {
-		fmt.Fprintf(os.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
-		<-ctx.Done()
-		return nil
-	}
-	listeners, err := listen(o.hosts, nil)
-	if err != nil {
-		cancel()
-		return err
-	}
-	mgr = manager.New(manager.Config{
-		Pool: pool, Placer: scheduler.New(strategy, scheduler.Options{Overcommit: 0.05}), Strategy: o.strategy,
-		Version: Version, Logger: log, Cluster: cl,
+	return run.ClusterNode(ctx, run.ClusterConfig{
+		Cluster: cc, Hosts: o.hosts, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
+		Version: Version, Log: log,
 	})
-	api := dockerapi.New(mgr, Version, log)
-	run("pool", pool.Run)
-	run("manager", mgr.Run)
-	if cc.Init {
-		printJoinCommands(ctx, cl)
-	}
-	return serveAPI(ctx, api, listeners, log, cancel)
-}
-
-// printJoinCommands tells the user how to add nodes, as docker swarm init does.
-func printJoinCommands(ctx context.Context, cl *cluster.Cluster) {
-	sw, err := cl.Swarm(ctx)
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(os.Stdout, "Cluster initialized: current node (%s) is now a manager.\n\n", cl.NodeID())
-	fmt.Fprintf(os.Stdout, "To add a worker to this cluster, run the following command:\n\n    shoal join --token %s %s\n\n", sw.JoinTokens.Worker, cl.ClusterAddr())
-	fmt.Fprintf(os.Stdout, "To add a manager to this cluster, run 'shoal join-token manager' and follow the instructions.\n\n")
 }

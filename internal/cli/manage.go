@@ -2,24 +2,12 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"strings"
-	"sync"
+	"log/slog"
 	"time"
 
-	"github.com/docker/go-connections/tlsconfig"
 	"github.com/spf13/cobra"
 
-	"github.com/shoal-dev/shoal/internal/discovery"
-	"github.com/shoal-dev/shoal/internal/dockerapi"
-	"github.com/shoal-dev/shoal/internal/engine"
-	"github.com/shoal-dev/shoal/internal/manager"
-	"github.com/shoal-dev/shoal/internal/replica"
-	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/run"
 )
 
 type manageOpts struct {
@@ -109,34 +97,18 @@ with the --engine-tls* flags).`,
 	return cmd
 }
 
-func (o *manageOpts) engineTLSConfig() (*tls.Config, error) {
-	if !o.engineTLS && !o.engineTLSVerify && o.engineTLSCert == "" {
-		return nil, nil
+// config is manage's flags as the run package takes them.
+func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
+	return run.ManageConfig{
+		Discovery: uri, DiscoveryOpts: o.discoveryOpts, Hosts: o.hosts, Debug: o.debug,
+		TLS:       run.TLSFiles{On: o.tls, Verify: o.tlsVerify, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey},
+		EngineTLS: run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
+		Strategy:  o.strategy, Overcommit: o.overcommit,
+		Refresh: o.refresh, Resync: o.resync, Timeout: o.timeout, FailureRetry: o.failureRetry,
+		RescheduleAfter: o.rescheduleAfter,
+		Replication:     o.replication, Advertise: o.advertise, ReplicationTTL: o.replicationTTL,
+		Version: Version, Log: log,
 	}
-	return tlsconfig.Client(tlsconfig.Options{
-		CAFile:             o.engineTLSCA,
-		CertFile:           o.engineTLSCert,
-		KeyFile:            o.engineTLSKey,
-		InsecureSkipVerify: !o.engineTLSVerify,
-	})
-}
-
-func (o *manageOpts) serverTLSConfig() (*tls.Config, error) {
-	if !o.tls && !o.tlsVerify {
-		return nil, nil
-	}
-	if o.tlsCert == "" || o.tlsKey == "" {
-		return nil, errors.New("--tls/--tlsverify need --tlscert and --tlskey")
-	}
-	opts := tlsconfig.Options{CertFile: o.tlsCert, KeyFile: o.tlsKey, ClientAuth: tls.NoClientCert}
-	if o.tlsVerify {
-		if o.tlsCA == "" {
-			return nil, errors.New("--tlsverify needs --tlscacert")
-		}
-		opts.CAFile = o.tlsCA
-		opts.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tlsconfig.Server(opts)
 }
 
 func runManage(ctx context.Context, o *manageOpts, uri string) error {
@@ -144,122 +116,5 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	if err != nil {
 		return err
 	}
-	strategy, err := scheduler.ParseStrategy(o.strategy)
-	if err != nil {
-		return fmt.Errorf("--strategy: %w", err)
-	}
-	disc, err := o.openDiscovery(uri, log)
-	if err != nil {
-		return err
-	}
-	if f, ok := disc.(*discovery.File); ok {
-		f.OnError = func(err error) { log.Warn("discovery file", "path", f.Path, "error", err) }
-	}
-	engineTLS, err := o.engineTLSConfig()
-	if err != nil {
-		return fmt.Errorf("engine TLS: %w", err)
-	}
-	serverTLS, err := o.serverTLSConfig()
-	if err != nil {
-		return fmt.Errorf("API TLS: %w", err)
-	}
-	listeners, err := listen(o.hosts, serverTLS)
-	if err != nil {
-		return err
-	}
-
-	var mgr *manager.Manager // set below, before the pool runs
-	pool := engine.NewPool(engine.Options{
-		RefreshInterval: o.refresh, ResyncInterval: o.resync, Timeout: o.timeout,
-		FailureRetry: o.failureRetry, Logger: log,
-	}, engineTLS)
-	sched := scheduler.New(strategy, scheduler.Options{Overcommit: o.overcommit})
-	mgr = manager.New(manager.Config{
-		Pool: pool, Placer: sched, Strategy: o.strategy, Version: Version, Logger: log,
-		RescheduleAfter: o.rescheduleAfter,
-	})
-	api := dockerapi.New(mgr, Version, log)
-	api.Debug = o.debug
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				log.Error("component stopped", "component", name, "error", err)
-				cancel()
-			}
-		}()
-	}
-	run("pool", pool.Run)
-	run("manager", mgr.Run)
-	run("discovery", func(ctx context.Context) error {
-		if nw, ok := disc.(discovery.NodeWatcher); ok {
-			return nw.WatchNodes(ctx, func(nodes []discovery.Node) {
-				addrs := make([]string, len(nodes))
-				for i, n := range nodes {
-					addrs[i] = n.Addr
-				}
-				pool.Update(addrs)
-				for _, n := range nodes {
-					pool.SetAvailability(n.Addr, n.Availability)
-				}
-			})
-		}
-		return disc.Watch(ctx, pool.Update)
-	})
-	handler, err := o.replicate(api, disc, log, run)
-	if err != nil {
-		return err
-	}
-	if h, ok := handler.(*replica.Handler); ok {
-		mgr.SetPrimaryCheck(func() bool { _, self := h.Primary(); return self })
-	}
-
-	err = serveAPI(ctx, handler, listeners, log, cancel)
-	wg.Wait()
-	return err
-}
-
-// listen opens each -H address: tcp://host:port, host:port, unix:///path.
-func listen(hosts []string, tlsConf *tls.Config) ([]net.Listener, error) {
-	var out []net.Listener
-	fail := func(err error) ([]net.Listener, error) {
-		for _, l := range out {
-			l.Close()
-		}
-		return nil, err
-	}
-	for _, h := range hosts {
-		var l net.Listener
-		var err error
-		switch {
-		case strings.HasPrefix(h, "unix://"):
-			p := strings.TrimPrefix(h, "unix://")
-			if fi, serr := os.Stat(p); serr == nil && fi.Mode()&os.ModeSocket != 0 {
-				os.Remove(p) // stale socket of an earlier run
-			}
-			l, err = net.Listen("unix", p)
-			if err == nil {
-				_ = os.Chmod(p, 0o660)
-			}
-		default:
-			addr := strings.TrimPrefix(h, "tcp://")
-			if _, _, serr := net.SplitHostPort(addr); serr != nil {
-				return fail(fmt.Errorf("-H %q: %v", h, serr))
-			}
-			l, err = net.Listen("tcp", addr)
-			if err == nil && tlsConf != nil {
-				l = tls.NewListener(l, tlsConf)
-			}
-		}
-		if err != nil {
-			return fail(fmt.Errorf("-H %q: %w", h, err))
-		}
-		out = append(out, l)
-	}
-	return out, nil
+	return run.Manage(ctx, o.config(uri, log))
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/engine"
@@ -27,7 +26,8 @@ type Config struct {
 	Placer   Placer
 	Strategy string // shown in info
 	// RescheduleAfter is how long a node must stay unhealthy before its
-	// containers with the on-node-failure policy are recreated elsewhere.
+	// containers with the on-node-failure policy are recreated elsewhere
+	// (DefaultRescheduleAfter if zero).
 	RescheduleAfter time.Duration
 	Version         string
 	Logger          *slog.Logger
@@ -46,10 +46,6 @@ type Manager struct {
 	names   map[string]bool
 	pending map[string][]scheduler.Container // node ID → placed, not yet cached
 	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
-
-	// primary says whether this manager acts for the cluster (with
-	// --replication only the primary reschedules); nil means always.
-	primary atomic.Pointer[func() bool]
 
 	infoMu sync.Mutex
 	infos  map[string]*engineInfo
@@ -70,10 +66,17 @@ type snap struct {
 	node *scheduler.Node
 }
 
+// DefaultRescheduleAfter is RescheduleAfter when the config leaves it zero
+// (shoal init and join have no flag for it).
+const DefaultRescheduleAfter = 10 * time.Second
+
 // New returns a Manager over cfg.Pool.
 func New(cfg Config) *Manager {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RescheduleAfter <= 0 {
+		cfg.RescheduleAfter = DefaultRescheduleAfter
 	}
 	m := &Manager{
 		cfg: cfg, pool: cfg.Pool, log: cfg.Logger,
@@ -87,18 +90,15 @@ func New(cfg Config) *Manager {
 		// The rescheduler recreates these from their kept spec.
 		cfg.Pool.KeepSpecs(scheduler.LabelReschedule)
 	}
-	if cfg.RescheduleAfter <= 0 {
-		cfg.RescheduleAfter = 10 * time.Second
-	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.kernel = strings.TrimSpace(string(b))
 	}
 	return m
 }
 
-// Run does the manager's housekeeping until ctx ends.
+// Run does the manager's housekeeping until ctx ends. The cluster-wide
+// loops are separate components run only by the leader (Rescheduler).
 func (m *Manager) Run(ctx context.Context) error {
-	go m.rescheduleLoop(ctx)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
@@ -109,15 +109,6 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.expireExecs(time.Now().Add(-time.Hour))
 		}
 	}
-}
-
-// SetPrimaryCheck makes the cluster-wide loops (rescheduling) run only
-// while f says this manager is the primary.
-func (m *Manager) SetPrimaryCheck(f func() bool) { m.primary.Store(&f) }
-
-func (m *Manager) isPrimary() bool {
-	f := m.primary.Load()
-	return f == nil || (*f)()
 }
 
 // KernelVersion is the manager host's kernel.

@@ -31,26 +31,43 @@ func WantsReschedule(labels map[string]string) bool {
 	return false
 }
 
-// rescheduleLoop moves the rescheduleable containers of nodes that stayed
-// down for RescheduleAfter, and removes their stale copies when such a
-// node comes back.
-func (m *Manager) rescheduleLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+// Rescheduler moves the rescheduleable containers of nodes that stayed
+// down for RescheduleAfter, and removes their stale copies when such a node
+// comes back. It acts for the whole cluster, so only the leader runs it:
+// two managers doing it at once would each recreate the same container.
+type Rescheduler struct {
+	m *Manager
+	// Now is the clock a pass measures downtime with (time.Now by default).
+	Now func() time.Time
+	// Tick, if set, starts each pass instead of a one-second ticker.
+	Tick <-chan time.Time
+}
+
+// Rescheduler returns the manager's rescheduling loop, to be run while
+// this manager leads.
+func (m *Manager) Rescheduler() *Rescheduler {
+	return &Rescheduler{m: m, Now: time.Now}
+}
+
+// Run makes a pass at every tick until ctx ends.
+func (r *Rescheduler) Run(ctx context.Context) error {
+	tick := r.Tick
+	if tick == nil {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
-			m.rescheduleOnce(ctx, time.Now())
+			return nil
+		case <-tick:
+			r.m.rescheduleOnce(ctx, r.Now())
 		}
 	}
 }
 
 func (m *Manager) rescheduleOnce(ctx context.Context, now time.Time) {
-	if !m.isPrimary() {
-		return // a replica leaves this to the primary, or both would recreate
-	}
 	for _, e := range m.pool.Engines() {
 		st, _ := e.State()
 		switch {

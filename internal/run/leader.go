@@ -33,7 +33,9 @@ func (s StoreElection) Leading() bool { return s.Store.IsLeader() }
 // primary elected through the discovery store (or following the swarm
 // leader) leads; replicas forward to it.
 type Replication struct {
-	Handler interface{ Primary() (addr string, self bool) } // *replica.Handler
+	Handler interface {
+		Primary() (addr string, self bool)
+	} // *replica.Handler
 }
 
 // Leading says whether this manager is the primary.

@@ -1,0 +1,125 @@
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// ClusterConfig is a node of the built-in cluster: `shoal init` and
+// `shoal join --token`.
+type ClusterConfig struct {
+	// Cluster says how to create, join or restart the node: Init or
+	// Token+JoinAddr, CertExpiry, DataDir, ListenAddr, AdvertiseAddr and
+	// Engine. Pool and Logger are set by ClusterNode.
+	Cluster cluster.Config
+	Hosts   []string // -H addresses the API is served on while a manager
+
+	Strategy     string        // spread, binpack or random
+	Refresh      time.Duration // engine health check period
+	FailureRetry int
+
+	Version string
+	Log     *slog.Logger
+	Stdout  io.Writer // where the join commands are printed; os.Stdout if nil
+}
+
+// clusterOvercommit is the scheduler's overcommit in the built-in cluster,
+// which has no flag for it.
+const clusterOvercommit = 0.05
+
+// ClusterNode runs this node of the cluster until ctx ends, starting it
+// again from its data directory each time it is promoted or demoted.
+func ClusterNode(ctx context.Context, c ClusterConfig) error {
+	strategy, err := scheduler.ParseStrategy(c.Strategy)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	if c.Stdout == nil {
+		c.Stdout = os.Stdout
+	}
+	for {
+		err := c.runOnce(ctx, strategy)
+		if !errors.Is(err, cluster.ErrRoleChanged) || ctx.Err() != nil {
+			return err
+		}
+		c.Cluster.Init, c.Cluster.Token = false, "" // from now on the data directory says who we are
+	}
+}
+
+// runOnce starts this node of the cluster and, on a manager, the engine
+// pool, the manager and the Docker API over them. It returns
+// cluster.ErrRoleChanged when the node must start again in a new role.
+func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy) error {
+	log := c.Log
+	pool := engine.NewPool(engine.Options{RefreshInterval: c.Refresh, FailureRetry: c.FailureRetry, Logger: log}, nil)
+	cc := c.Cluster
+	cc.Pool, cc.Logger = pool, log
+	cl, err := cluster.New(cc)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if err := cl.Start(ctx); err != nil {
+		return err
+	}
+	defer cl.Close()
+	log.Info("cluster node ready", "node", cl.NodeID(), "manager", cl.IsManager(), "took", time.Since(start).Round(time.Millisecond))
+
+	g := NewGroup(ctx, func(f *Failure) {
+		if errors.Is(f.Err, cluster.ErrRoleChanged) {
+			log.Info("role changed: restarting this node in its new role")
+			return
+		}
+		logFailure(log)(f)
+	})
+	g.Go("cluster", Func(cl.Run))
+	if !cl.IsManager() {
+		fmt.Fprintf(c.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
+		return clusterOutcome(g.Wait())
+	}
+	listeners, err := listen(c.Hosts, nil)
+	if err != nil {
+		g.Stop()
+		_ = g.Wait()
+		return err
+	}
+	s := newStack(pool, manager.Config{
+		Strategy: c.Strategy, Version: c.Version, Logger: log, Cluster: cl,
+	}, strategy, clusterOvercommit)
+	s.start(g, StoreElection{Store: cl})
+	if c.Cluster.Init {
+		printJoinCommands(g.Context(), c.Stdout, cl)
+	}
+	serve(g, s.api, listeners, log)
+	return clusterOutcome(g.Wait())
+}
+
+// clusterOutcome is outcome, except that a role change is handed up so
+// that ClusterNode starts the node again.
+func clusterOutcome(err error) error {
+	if errors.Is(err, cluster.ErrRoleChanged) {
+		return cluster.ErrRoleChanged
+	}
+	return outcome(err)
+}
+
+// printJoinCommands tells the user how to add nodes, as docker swarm init does.
+func printJoinCommands(ctx context.Context, out io.Writer, cl *cluster.Cluster) {
+	sw, err := cl.Swarm(ctx)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(out, "Cluster initialized: current node (%s) is now a manager.\n\n", cl.NodeID())
+	fmt.Fprintf(out, "To add a worker to this cluster, run the following command:\n\n    shoal join --token %s %s\n\n", sw.JoinTokens.Worker, cl.ClusterAddr())
+	fmt.Fprintf(out, "To add a manager to this cluster, run 'shoal join-token manager' and follow the instructions.\n\n")
+}

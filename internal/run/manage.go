@@ -1,0 +1,136 @@
+package run
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/discovery"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/replica"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// ManageConfig is `shoal manage`: its flags and its <discovery> argument.
+type ManageConfig struct {
+	Discovery     string   // the <discovery> URI
+	DiscoveryOpts []string // --discovery-opt key=value entries
+	Hosts         []string // -H addresses the API is served on
+	TLS           TLSFiles // --tls, --tlsverify, --tlscacert, --tlscert, --tlskey
+	EngineTLS     TLSFiles // the --engine-tls* flags
+	Debug         bool     // serve Go profiles under /debug/pprof/
+
+	Strategy        string // spread, binpack or random
+	Overcommit      float64
+	Refresh         time.Duration // engine health check period
+	Resync          time.Duration // engine full reload period
+	Timeout         time.Duration // engine health check timeout
+	FailureRetry    int
+	RescheduleAfter time.Duration
+
+	Replication    bool
+	Advertise      string // with Replication: this manager's API as others reach it
+	ReplicationTTL time.Duration
+
+	Version string
+	Log     *slog.Logger
+}
+
+// Manage runs `shoal manage` until ctx ends: the pool of engines named by
+// the discovery, the manager and the Docker API over them, and with
+// --replication the election of a primary.
+func Manage(ctx context.Context, c ManageConfig) error {
+	log := c.Log
+	strategy, err := scheduler.ParseStrategy(c.Strategy)
+	if err != nil {
+		return fmt.Errorf("--strategy: %w", err)
+	}
+	disc, err := c.openDiscovery(log)
+	if err != nil {
+		return err
+	}
+	engineTLS, err := c.EngineTLS.engineClient()
+	if err != nil {
+		return fmt.Errorf("engine TLS: %w", err)
+	}
+	serverTLS, err := c.TLS.server()
+	if err != nil {
+		return fmt.Errorf("API TLS: %w", err)
+	}
+	listeners, err := listen(c.Hosts, serverTLS)
+	if err != nil {
+		return err
+	}
+
+	pool := engine.NewPool(engine.Options{
+		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
+		FailureRetry: c.FailureRetry, Logger: log,
+	}, engineTLS)
+	s := newStack(pool, manager.Config{
+		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter,
+	}, strategy, c.Overcommit)
+	s.api.Debug = c.Debug
+	var handler http.Handler = s.api
+	var lead Leadership = Single{}
+	var elect Component
+	if c.Replication {
+		h, e, err := c.replicate(s.api, disc, log)
+		if err != nil {
+			closeAll(listeners)
+			return err
+		}
+		handler, lead, elect = h, Replication{Handler: h}, e
+	}
+
+	g := NewGroup(ctx, logFailure(log))
+	s.start(g, lead)
+	g.Go("discovery", watchDiscovery(disc, pool))
+	if elect != nil {
+		g.Go("replication", elect)
+	}
+	serve(g, handler, listeners, log)
+	return outcome(g.Wait())
+}
+
+// watchDiscovery keeps the pool's engines those the discovery names.
+func watchDiscovery(disc discovery.Backend, pool *engine.Pool) Component {
+	return Func(func(ctx context.Context) error {
+		if nw, ok := disc.(discovery.NodeWatcher); ok {
+			return nw.WatchNodes(ctx, func(nodes []discovery.Node) {
+				addrs := make([]string, len(nodes))
+				for i, n := range nodes {
+					addrs[i] = n.Addr
+				}
+				pool.Update(addrs)
+				for _, n := range nodes {
+					pool.SetAvailability(n.Addr, n.Availability)
+				}
+			})
+		}
+		return disc.Watch(ctx, pool.Update)
+	})
+}
+
+// replicate wraps the API handler for --replication: the returned
+// component campaigns (or follows the swarm leader), and the handler
+// forwards to the primary while this manager is a replica.
+func (c *ManageConfig) replicate(api http.Handler, disc discovery.Backend, log *slog.Logger) (*replica.Handler, Component, error) {
+	fwdTLS, err := c.TLS.forward()
+	if err != nil {
+		return nil, nil, fmt.Errorf("replication TLS: %w", err)
+	}
+	h := replica.New(api, c.Advertise, fwdTLS, log)
+	if sw, ok := disc.(*discovery.Swarm); ok {
+		// The shoal on the swarm leader's node is primary; one that stops
+		// answering is passed over after --replication-ttl.
+		sw.Probe = discovery.PingProbe(fwdTLS)
+		log.Info("replication: primary follows the swarm leader", "advertise", c.Advertise, "swarm", sw.String(), "ttl", c.ReplicationTTL)
+		return h, Func(func(ctx context.Context) error { return h.Run(ctx, sw) }), nil
+	}
+	kv := disc.(*discovery.KV)
+	log.Info("replication: campaigning for primary", "advertise", c.Advertise, "store", kv.String(), "ttl", c.ReplicationTTL)
+	return h, Func(func(ctx context.Context) error { return h.Run(ctx, kv) }), nil
+}
