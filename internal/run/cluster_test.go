@@ -1,0 +1,103 @@
+package run
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/enginesim"
+)
+
+// freePorts finds a port p with p+1 and p+2 free too (the cluster port
+// and the store's two).
+func freePorts(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		p, _ := strings.CutPrefix(freeAddr(t), "127.0.0.1:")
+		var base int
+		fmt.Sscan(p, &base)
+		ok := true
+		for i := 1; i <= 2 && ok; i++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no three free ports in a row")
+	return 0
+}
+
+// syncBuffer is a bytes.Buffer safe to read while ClusterNode writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestClusterNodeInit runs `shoal init` in process over a simulated
+// engine: the join commands are printed, the API lists the engine's
+// containers (reached through the node's own tunnel), and it stops.
+func TestClusterNodeInit(t *testing.T) {
+	sim, err := enginesim.Start(enginesim.Options{Containers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	port, api := freePorts(t), freeAddr(t)
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ClusterNode(ctx, ClusterConfig{
+			Cluster: cluster.Config{
+				Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
+				AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
+			},
+			Hosts: []string{"tcp://" + api}, Strategy: "spread", Refresh: 100 * time.Millisecond,
+			Version: "test", Log: slog.New(slog.DiscardHandler), Stdout: &out,
+		})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		body, err := get("http://" + api + "/containers/json")
+		if err == nil && strings.Count(body, `"Id"`) == 3 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("ClusterNode returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ps through shoal init: %q %v; want the engine's 3 containers", body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if s := out.String(); !strings.Contains(s, "Cluster initialized: current node (") || !strings.Contains(s, "shoal join --token SWMTKN-1-") {
+		t.Errorf("printed:\n%s\nwant the join commands", s)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ClusterNode after its context ended = %v, want nil", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ClusterNode did not return after its context ended")
+	}
+}
