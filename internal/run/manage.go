@@ -2,8 +2,10 @@ package run
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"time"
 
@@ -43,43 +45,26 @@ type ManageConfig struct {
 // the discovery, the manager and the Docker API over them, and with
 // --replication the election of a primary.
 func Manage(ctx context.Context, c ManageConfig) error {
+	in, err := c.open()
+	if err != nil {
+		return err
+	}
 	log := c.Log
-	strategy, err := scheduler.ParseStrategy(c.Strategy)
-	if err != nil {
-		return fmt.Errorf("--strategy: %w", err)
-	}
-	disc, err := c.openDiscovery(log)
-	if err != nil {
-		return err
-	}
-	engineTLS, err := c.EngineTLS.engineClient()
-	if err != nil {
-		return fmt.Errorf("engine TLS: %w", err)
-	}
-	serverTLS, err := c.TLS.server()
-	if err != nil {
-		return fmt.Errorf("API TLS: %w", err)
-	}
-	listeners, err := listen(c.Hosts, serverTLS)
-	if err != nil {
-		return err
-	}
-
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
 		FailureRetry: c.FailureRetry, Logger: log,
-	}, engineTLS)
+	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter,
-	}, strategy, c.Overcommit)
+	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
 	var handler http.Handler = s.api
 	var lead Leadership = Single{}
 	var elect Component
 	if c.Replication {
-		h, e, err := c.replicate(s.api, disc, log)
+		h, e, err := c.replicate(s.api, in.disc, log)
 		if err != nil {
-			closeAll(listeners)
+			closeAll(in.listeners)
 			return err
 		}
 		handler, lead, elect = h, Replication{Handler: h}, e
@@ -87,12 +72,44 @@ func Manage(ctx context.Context, c ManageConfig) error {
 
 	g := NewGroup(ctx, logFailure(log))
 	s.start(g, lead)
-	g.Go("discovery", watchDiscovery(disc, pool))
+	g.Go("discovery", watchDiscovery(in.disc, pool))
 	if elect != nil {
 		g.Go("replication", elect)
 	}
-	serve(g, handler, listeners, log)
+	serve(g, handler, in.listeners, log)
 	return outcome(g.Wait())
+}
+
+// manageInputs are what manage's configuration opens before anything runs.
+type manageInputs struct {
+	strategy  scheduler.Strategy
+	disc      discovery.Backend
+	engineTLS *tls.Config
+	listeners []net.Listener
+}
+
+// open checks the configuration and opens the discovery and the API's
+// listeners, in the order their errors have always been reported.
+func (c *ManageConfig) open() (*manageInputs, error) {
+	var in manageInputs
+	var err error
+	if in.strategy, err = scheduler.ParseStrategy(c.Strategy); err != nil {
+		return nil, fmt.Errorf("--strategy: %w", err)
+	}
+	if in.disc, err = c.openDiscovery(c.Log); err != nil {
+		return nil, err
+	}
+	if in.engineTLS, err = c.EngineTLS.engineClient(); err != nil {
+		return nil, fmt.Errorf("engine TLS: %w", err)
+	}
+	serverTLS, err := c.TLS.server()
+	if err != nil {
+		return nil, fmt.Errorf("API TLS: %w", err)
+	}
+	if in.listeners, err = listen(c.Hosts, serverTLS); err != nil {
+		return nil, err
+	}
+	return &in, nil
 }
 
 // watchDiscovery keeps the pool's engines those the discovery names.
