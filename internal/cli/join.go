@@ -2,16 +2,12 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/internal/cluster"
-	"github.com/shoal-dev/shoal/internal/discovery"
+	"github.com/shoal-dev/shoal/internal/run"
 )
 
 type joinOpts struct {
@@ -76,74 +72,13 @@ TLS to the store: --discovery-opt kv.cacertfile=ca.pem
 	return cmd
 }
 
-// openKV opens a key-value store discovery; other kinds are an error for
-// the commands that need one.
-func openKV(uri string, optEntries []string, what string) (*discovery.KV, error) {
-	opts, err := discovery.ParseOptions(optEntries)
-	if err != nil {
-		return nil, err
-	}
-	d, err := discovery.Open(uri, opts)
-	if err != nil {
-		return nil, err
-	}
-	kv, ok := d.(*discovery.KV)
-	if !ok {
-		return nil, fmt.Errorf("%s needs a key-value store discovery (etcd://, zk://, consul://), not %q", what, uri)
-	}
-	return kv, nil
-}
-
 func runJoin(ctx context.Context, o *joinOpts, uri string) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
 	}
-	if o.advertise == "" {
-		return errors.New("--advertise is required: the engine's address as managers should dial it")
-	}
-	if _, _, err := net.SplitHostPort(strings.TrimPrefix(o.advertise, "tcp://")); err != nil {
-		return fmt.Errorf("--advertise %q: %v", o.advertise, err)
-	}
-	if o.heartbeat <= 0 || o.ttl <= o.heartbeat {
-		return fmt.Errorf("--ttl (%s) must be longer than --heartbeat (%s)", o.ttl, o.heartbeat)
-	}
-	kv, err := openKV(uri, o.discoveryOpts, "join")
-	if err != nil {
-		return err
-	}
-	kv.SessionTTL = o.ttl
-	defer kv.Close()
-	log.Info("joining", "discovery", kv.String(), "advertise", o.advertise, "heartbeat", o.heartbeat, "ttl", o.ttl)
-	t := time.NewTicker(o.heartbeat)
-	defer t.Stop()
-	ok := false
-	for {
-		if err := kv.Register(ctx, o.advertise, o.ttl); err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			log.Warn("registration failed; retrying at the next heartbeat", "error", err)
-			ok = false
-		} else if !ok {
-			log.Info("registered", "advertise", o.advertise)
-			ok = true
-		} else {
-			log.Debug("refreshed", "advertise", o.advertise)
-		}
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-			continue
-		}
-		break
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := kv.Deregister(dctx, o.advertise); err != nil {
-		log.Warn("deregistration failed; the entry expires by itself", "error", err)
-	} else {
-		log.Info("deregistered", "advertise", o.advertise)
-	}
-	return nil
+	return run.Register(ctx, run.RegisterConfig{
+		Discovery: uri, DiscoveryOpts: o.discoveryOpts, Advertise: o.advertise,
+		Heartbeat: o.heartbeat, TTL: o.ttl, Log: log,
+	})
 }
