@@ -100,14 +100,24 @@ with the --engine-tls* flags).`,
 // config is manage's flags as the run package takes them.
 func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 	return run.ManageConfig{
-		Discovery: uri, DiscoveryOpts: o.discoveryOpts, Hosts: o.hosts, Debug: o.debug,
-		TLS:       run.TLSFiles{On: o.tls, Verify: o.tlsVerify, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey},
-		EngineTLS: run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
-		Strategy:  o.strategy, Overcommit: o.overcommit,
-		Refresh: o.refresh, Resync: o.resync, Timeout: o.timeout, FailureRetry: o.failureRetry,
+		Discovery:       uri,
+		DiscoveryOpts:   o.discoveryOpts,
+		Hosts:           o.hosts,
+		TLS:             run.TLSFiles{On: o.tls, Verify: o.tlsVerify, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey},
+		EngineTLS:       run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
+		Debug:           o.debug,
+		Strategy:        o.strategy,
+		Overcommit:      o.overcommit,
+		Refresh:         o.refresh,
+		Resync:          o.resync,
+		Timeout:         o.timeout,
+		FailureRetry:    o.failureRetry,
 		RescheduleAfter: o.rescheduleAfter,
-		Replication:     o.replication, Advertise: o.advertise, ReplicationTTL: o.replicationTTL,
-		Version: Version, Log: log,
+		Replication:     o.replication,
+		Advertise:       o.advertise,
+		ReplicationTTL:  o.replicationTTL,
+		Version:         Version,
+		Log:             log,
 	}
 }
 
