@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -13,31 +12,14 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/internal/testport"
 )
 
-// freePorts finds a port p with p+1 and p+2 free too (the cluster port
-// and the store's two).
+// freePorts is a port p with p+1 and p+2 (the cluster port and the
+// store's two), handed to no other test process.
 func freePorts(t *testing.T) int {
 	t.Helper()
-	for range 50 {
-		p, _ := strings.CutPrefix(freeAddr(t), "127.0.0.1:")
-		var base int
-		fmt.Sscan(p, &base)
-		ok := true
-		for i := 1; i <= 2 && ok; i++ {
-			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no three free ports in a row")
-	return 0
+	return testport.Get(t, 3)
 }
 
 // syncBuffer is a bytes.Buffer safe to read while ClusterNode writes.

@@ -7,22 +7,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/internal/testport"
 )
 
+// freeAddr is a loopback address no other test process is handed.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return "127.0.0.1:" + strconv.Itoa(testport.Get(t, 1))
 }
 
 func manageConfig(hosts []string, uri string) ManageConfig {

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/cli"
+	"github.com/shoal-dev/shoal/internal/testport"
 	"github.com/shoal-dev/shoal/test/testbed"
 )
 
@@ -387,15 +388,11 @@ func (s *Shoal) WaitNodes(ctx context.Context, n int, timeout time.Duration) err
 	}
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that is free and that no other
+// test process is handed (internal/testport holds it for this process).
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testport.Get(tb, 1)
 }
 
 // FreeAddr is "127.0.0.1:<FreePort>".
