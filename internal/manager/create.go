@@ -341,21 +341,18 @@ func (m *Manager) CheckRename(ctx context.Context, id, newName string) (func(), 
 
 // PruneContainers prunes on every healthy engine and adds up the reports.
 func (m *Manager) PruneContainers(ctx context.Context, opts backend.PruneOptions) (*container.PruneReport, error) {
-	q := opts.EngineQuery()
+	cq := engine.ClientQuery{Query: opts.EngineQuery()}
 	rep := &container.PruneReport{ContainersDeleted: []string{}}
 	var mu sync.Mutex
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var r container.PruneReport
-		if err := e.Client().JSON(ctx, "POST", e.APIPath("", "/containers/prune"), q, nil, &r); err != nil {
+		r, err := e.PruneContainers(ctx, cq)
+		if err != nil {
 			return err
 		}
 		mu.Lock()
 		rep.ContainersDeleted = append(rep.ContainersDeleted, r.ContainersDeleted...)
 		rep.SpaceReclaimed += r.SpaceReclaimed
 		mu.Unlock()
-		for _, id := range r.ContainersDeleted {
-			e.ForgetContainer(id)
-		}
 		return nil
 	})
 	if len(errs) > 0 && len(rep.ContainersDeleted) == 0 {

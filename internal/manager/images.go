@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -29,7 +27,7 @@ func noHealthy() error {
 // ListImages merges every healthy engine's images by image ID, each entry
 // as the engine words it at the client's API version.
 func (m *Manager) ListImages(ctx context.Context, opts backend.ImageListOptions) ([]backend.Object, error) {
-	objs, err := m.fetchAll(ctx, opts.Version, "/images/json", opts.Query(), pickArray)
+	objs, err := m.fetchAll(ctx, "images", (*engine.Engine).ListImages, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
 		return nil, err
 	}
@@ -288,26 +286,28 @@ func (m *Manager) LoadImage(ctx context.Context, req backend.ImageStreamRequest,
 			return err
 		}
 		defer r.Close()
-		m.engineStream(ctx, sm, e, "/images/load", q, r, http.Header{"Content-Type": {"application/x-tar"}})
+		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.LoadImage(ctx, q, r) })
 		return nil
 	})
 	return sm.finish(true)
 }
 
-// engineStream runs one engine's streaming call into sm and refreshes its images.
-func (m *Manager) engineStream(ctx context.Context, sm *streamMerger, e *engine.Engine, path string, q url.Values, body io.Reader, h http.Header) {
+// engineStream runs one engine's streaming call (open) into sm and
+// refreshes its images. An engine that could not be asked is a failure in
+// the stream; an engine's refusal is also the error when no engine did it.
+func (m *Manager) engineStream(sm *streamMerger, e *engine.Engine, open func() (io.ReadCloser, error)) {
 	defer m.refreshImages(e)
-	resp, err := e.Client().Raw(ctx, "POST", e.APIPath("", path), q, body, h)
-	if err != nil {
+	progress, err := open()
+	switch {
+	case errors.Is(err, engine.ErrUnreachable):
 		sm.fail(e.Name(), err.Error())
 		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		sm.refuse(e.Name(), engine.ResponseError(resp))
+	case err != nil:
+		sm.refuse(e.Name(), err)
 		return
 	}
-	sm.copyFrom(e.Name(), resp.Body)
+	defer progress.Close()
+	sm.copyFrom(e.Name(), progress)
 }
 
 func (m *Manager) refreshImages(e *engine.Engine) {
@@ -328,11 +328,7 @@ func (m *Manager) PullImage(ctx context.Context, req backend.ImageStreamRequest,
 	}
 	sm := &streamMerger{w: w}
 	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
-		h := http.Header{}
-		if auth != "" {
-			h.Set("X-Registry-Auth", auth)
-		}
-		m.engineStream(ctx, sm, e, "/images/create", q, nil, h)
+		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.PullImage(ctx, q, auth) })
 		return nil
 	})
 	return sm.finish(false)
@@ -340,13 +336,6 @@ func (m *Manager) PullImage(ctx context.Context, req backend.ImageStreamRequest,
 
 // TagImage tags the image on every healthy engine that has it.
 func (m *Manager) TagImage(ctx context.Context, name string, opts backend.ImageTagOptions) error {
-	q := url.Values{}
-	if opts.Repo != "" {
-		q.Set("repo", opts.Repo)
-	}
-	if opts.Tag != "" {
-		q.Set("tag", opts.Tag)
-	}
 	engines := m.pool.Healthy()
 	if len(engines) == 0 {
 		return noHealthy()
@@ -354,7 +343,7 @@ func (m *Manager) TagImage(ctx context.Context, name string, opts backend.ImageT
 	var mu sync.Mutex
 	tagged := 0
 	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
-		err := e.Client().JSON(ctx, "POST", e.APIPath("", "/images/"+name+"/tag"), q, nil, nil)
+		err := e.TagImage(ctx, name, opts.Repo, opts.Tag)
 		if err == nil {
 			mu.Lock()
 			tagged++
@@ -404,8 +393,7 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.Ima
 	out := []image.DeleteResponse{}
 	removed := 0
 	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
-		var list []image.DeleteResponse
-		err := e.Client().JSON(ctx, "DELETE", e.APIPath("", "/images/"+name), q, nil, &list)
+		list, err := e.RemoveImage(ctx, name, q)
 		if err != nil {
 			return err
 		}
@@ -490,7 +478,7 @@ func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamReques
 			defer f.Close()
 			rd = f
 		}
-		m.engineStream(ctx, sm, e, "/images/create", q, rd, http.Header{"Content-Type": {"application/x-tar"}})
+		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.ImportImage(ctx, q, rd) })
 		return nil
 	})
 	return sm.finish(true)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -25,7 +24,7 @@ import (
 
 var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": true}
 
-// rawObject is one network or volume as an engine describes it.
+// rawObject is one image, network or volume as an engine describes it.
 type rawObject struct {
 	e   *engine.Engine
 	obj backend.Object
@@ -33,19 +32,24 @@ type rawObject struct {
 
 func (o rawObject) str(key string) string { return o.obj.String(key) }
 
-// fetchAll asks every healthy engine for path and returns the decoded answers.
-func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Values, pick func(json.RawMessage) ([]backend.Object, error)) ([]rawObject, error) {
+// listFunc is an engine's list of networks or volumes.
+type listFunc func(e *engine.Engine, ctx context.Context, cq engine.ClientQuery) ([]json.RawMessage, error)
+
+// fetchAll asks every healthy engine for its list and returns the objects.
+func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq engine.ClientQuery) ([]rawObject, error) {
 	var mu sync.Mutex
 	var out []rawObject
 	m.awaitContact(ctx)
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var raw json.RawMessage
-		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, path), q, nil, &raw); err != nil {
-			return err
-		}
-		objs, err := pick(raw)
+		raws, err := list(e, ctx, cq)
 		if err != nil {
 			return err
+		}
+		objs := make([]backend.Object, len(raws))
+		for i, raw := range raws {
+			if err := json.Unmarshal(raw, &objs[i]); err != nil {
+				return fmt.Errorf("decoding the %s of node %s: %w", what, e.Name(), err)
+			}
 		}
 		mu.Lock()
 		for _, o := range objs {
@@ -58,7 +62,7 @@ func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Valu
 		if errdefs.IsInvalidArgument(err) {
 			return nil, err
 		}
-		m.log.Warn("list on a node failed", "path", path, "error", err)
+		m.log.Warn("list on a node failed", "what", what, "error", err)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].e.Name() != out[j].e.Name() {
@@ -69,16 +73,6 @@ func (m *Manager) fetchAll(ctx context.Context, version, path string, q url.Valu
 	return out, nil
 }
 
-func pickArray(raw json.RawMessage) ([]backend.Object, error) {
-	var list []backend.Object
-	return list, json.Unmarshal(raw, &list)
-}
-
-func pickVolumes(raw json.RawMessage) ([]backend.Object, error) {
-	var v struct{ Volumes []backend.Object }
-	return v.Volumes, json.Unmarshal(raw, &v)
-}
-
 func withNodeName(o rawObject) backend.Object {
 	cp := o.obj.Clone()
 	_ = cp.Set("Name", o.e.Name()+"/"+o.str("Name"))
@@ -87,7 +81,7 @@ func withNodeName(o rawObject) backend.Object {
 
 // ListNetworks merges the networks of all nodes, named <node>/<name>.
 func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([]backend.Object, error) {
-	objs, err := m.fetchAll(ctx, opts.Version, "/networks", opts.Query(), pickArray)
+	objs, err := m.fetchAll(ctx, "networks", (*engine.Engine).ListNetworks, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +94,7 @@ func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([
 
 // ListVolumes merges the volumes of all nodes, named <node>/<name>.
 func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*backend.VolumeList, error) {
-	objs, err := m.fetchAll(ctx, opts.Version, "/volumes", opts.Query(), pickVolumes)
+	objs, err := m.fetchAll(ctx, "volumes", (*engine.Engine).ListVolumes, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
 		return nil, err
 	}
@@ -284,12 +278,7 @@ func (m *Manager) CreateNetwork(ctx context.Context, r backend.ObjectCreateReque
 		}
 	}
 	_ = req.Set("Name", bare)
-	var resp backend.Object
-	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/networks/create"), nil, req, &resp); err != nil {
-		return nil, nodeErr{e.Name(), err}
-	}
-	m.refreshObjects(e)
-	return resp, nil
+	return m.createObject(ctx, e, version, req, (*engine.Engine).CreateNetwork)
 }
 
 // CreateVolume creates a volume on one node; creating a name that exists
@@ -315,11 +304,26 @@ func (m *Manager) CreateVolume(ctx context.Context, r backend.ObjectCreateReques
 	} else if e, err = m.pickNode(ctx); err != nil {
 		return nil, err
 	}
-	var resp backend.Object
-	if err := e.Client().JSON(ctx, "POST", e.APIPath(version, "/volumes/create"), nil, req, &resp); err != nil {
+	return m.createObject(ctx, e, version, req, (*engine.Engine).CreateVolume)
+}
+
+// createObject creates a network or volume on e from the client's request
+// and answers as the engine did.
+func (m *Manager) createObject(ctx context.Context, e *engine.Engine, version string, req backend.Object,
+	create func(e *engine.Engine, ctx context.Context, version string, body json.RawMessage) (*engine.ObjectInspect, error)) (backend.Object, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	created, err := create(e, ctx, version, body)
+	if err != nil {
 		return nil, nodeErr{e.Name(), err}
 	}
 	m.refreshObjects(e)
+	var resp backend.Object
+	if err := json.Unmarshal(created.Raw, &resp); err != nil {
+		return nil, nodeErr{e.Name(), err}
+	}
 	return resp, nil
 }
 
@@ -338,14 +342,14 @@ func (m *Manager) refreshObjects(e *engine.Engine) {
 
 // PruneNetworks prunes the networks of every healthy node.
 func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (*network.PruneReport, error) {
-	return prune(ctx, m, "/networks/prune", opts, func(sum *network.PruneReport, one network.PruneReport) {
+	return prune(ctx, m, (*engine.Engine).PruneNetworks, opts, func(sum *network.PruneReport, one network.PruneReport) {
 		sum.NetworksDeleted = append(sum.NetworksDeleted, one.NetworksDeleted...)
 	})
 }
 
 // PruneVolumes prunes the volumes of every healthy node.
 func (m *Manager) PruneVolumes(ctx context.Context, opts backend.PruneOptions) (*volume.PruneReport, error) {
-	return prune(ctx, m, "/volumes/prune", opts, func(sum *volume.PruneReport, one volume.PruneReport) {
+	return prune(ctx, m, (*engine.Engine).PruneVolumes, opts, func(sum *volume.PruneReport, one volume.PruneReport) {
 		sum.VolumesDeleted = append(sum.VolumesDeleted, one.VolumesDeleted...)
 		sum.SpaceReclaimed += one.SpaceReclaimed
 	})
@@ -353,7 +357,7 @@ func (m *Manager) PruneVolumes(ctx context.Context, opts backend.PruneOptions) (
 
 // PruneImages prunes the images of every healthy node.
 func (m *Manager) PruneImages(ctx context.Context, opts backend.PruneOptions) (*image.PruneReport, error) {
-	return prune(ctx, m, "/images/prune", opts, func(sum *image.PruneReport, one image.PruneReport) {
+	return prune(ctx, m, (*engine.Engine).PruneImages, opts, func(sum *image.PruneReport, one image.PruneReport) {
 		sum.ImagesDeleted = append(sum.ImagesDeleted, one.ImagesDeleted...)
 		sum.SpaceReclaimed += one.SpaceReclaimed
 	})
@@ -361,22 +365,22 @@ func (m *Manager) PruneImages(ctx context.Context, opts backend.PruneOptions) (*
 
 // PruneBuildCache prunes the build cache of every healthy node.
 func (m *Manager) PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (*build.CachePruneReport, error) {
-	return prune(ctx, m, "/build/prune", opts, func(sum *build.CachePruneReport, one build.CachePruneReport) {
+	return prune(ctx, m, (*engine.Engine).PruneBuildCache, opts, func(sum *build.CachePruneReport, one build.CachePruneReport) {
 		sum.CachesDeleted = append(sum.CachesDeleted, one.CachesDeleted...)
 		sum.SpaceReclaimed += one.SpaceReclaimed
 	})
 }
 
-// prune runs a prune (path like "/networks/prune") on every healthy node
-// and adds up the reports with add.
-func prune[R any](ctx context.Context, m *Manager, path string, opts backend.PruneOptions, add func(sum *R, one R)) (*R, error) {
-	version, q := opts.Version, opts.EngineQuery()
+// prune runs an engine's prune (e.g. (*engine.Engine).PruneNetworks) on
+// every healthy node and adds up the reports with add.
+func prune[R any](ctx context.Context, m *Manager, run func(e *engine.Engine, ctx context.Context, cq engine.ClientQuery) (R, error), opts backend.PruneOptions, add func(sum *R, one R)) (*R, error) {
+	cq := engine.ClientQuery{Version: opts.Version, Query: opts.EngineQuery()}
 	var mu sync.Mutex
 	merged := new(R)
 	ok := 0
 	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var rep R
-		if err := e.Client().JSON(ctx, "POST", e.APIPath(version, path), q, nil, &rep); err != nil {
+		rep, err := run(e, ctx, cq)
+		if err != nil {
 			return err
 		}
 		mu.Lock()
@@ -419,13 +423,13 @@ func mergeReport(merged, rep map[string]any) {
 
 // DiskUsage merges /system/df of every healthy node.
 func (m *Manager) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (backend.Report, error) {
-	version, q := opts.Version, opts.Query
+	cq := engine.ClientQuery{Version: opts.Version, Query: opts.Query}
 	m.awaitContact(ctx)
 	var mu sync.Mutex
 	merged := backend.Report{}
 	m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
-		var df map[string]any
-		if err := e.Client().JSON(ctx, "GET", e.APIPath(version, "/system/df"), q, nil, &df); err != nil {
+		df, err := e.DiskUsage(ctx, cq)
+		if err != nil {
 			return err
 		}
 		containers, _ := df["Containers"].([]any)
