@@ -35,11 +35,19 @@ func WantsReschedule(labels map[string]string) bool {
 // down for RescheduleAfter, and removes their stale copies when such a node
 // comes back. It acts for the whole cluster, so only the leader runs it:
 // two managers doing it at once would each recreate the same container.
+//
+// It follows the pool's event bus rather than polling the engines: an
+// engine turning Unhealthy arranges a check at StateSince+RescheduleAfter,
+// one turning Healthy has its stale copies removed at once. Starting (a new
+// leader) and falling behind the bus both begin with a full pass over the
+// pool, since the changes before that were not seen.
 type Rescheduler struct {
 	m *Manager
-	// Now is the clock a pass measures downtime with (time.Now by default).
+	// Now is the clock downtime is measured with (time.Now by default).
 	Now func() time.Time
-	// Tick, if set, starts each pass instead of a one-second ticker.
+	// Tick, if set, replaces the timer that wakes the rescheduler when a
+	// check is due: each tick acts on the checks due at Now(). Tests set
+	// both to drive it on a fake clock.
 	Tick <-chan time.Time
 }
 
@@ -49,38 +57,126 @@ func (m *Manager) Rescheduler() *Rescheduler {
 	return &Rescheduler{m: m, Now: time.Now}
 }
 
-// Run makes a pass at every tick until ctx ends.
+// checks are the engines down at the last look, with when each is due to
+// have its containers rescheduled.
+type checks map[*engine.Engine]time.Time
+
+// Run follows the pool until ctx ends.
 func (r *Rescheduler) Run(ctx context.Context) error {
-	tick := r.Tick
-	if tick == nil {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		tick = t.C
-	}
+	due := checks{}
+	sub := r.follow(ctx, due)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
+		wake := r.Tick
+		if wake == nil {
+			r.arm(timer, due)
+			wake = timer.C
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick:
-			r.m.rescheduleOnce(ctx, r.Now())
+		case ev, ok := <-sub.C():
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.m.log.Warn("rescheduler fell behind the pool's events; looking at every node again", "error", sub.Err())
+				sub = r.follow(ctx, due)
+				continue
+			}
+			r.handle(ctx, ev, due)
+		case <-wake:
+			r.runDue(ctx, due)
 		}
 	}
 }
 
-func (m *Manager) rescheduleOnce(ctx context.Context, now time.Time) {
-	for _, e := range m.pool.Engines() {
-		st, _ := e.State()
-		switch {
-		case st == engine.Unhealthy && now.Sub(e.StateSince()) >= m.cfg.RescheduleAfter:
-			for _, c := range e.Containers() {
-				if WantsReschedule(c.Labels) {
-					m.reschedule(ctx, e, c)
-				}
-			}
-		case st == engine.Healthy:
-			m.removeStale(ctx, e)
+// follow subscribes to the pool, then makes a full pass: subscribing
+// first means no change falls between the pass and the events.
+func (r *Rescheduler) follow(ctx context.Context, due checks) *engine.Subscription {
+	sub := r.m.pool.Subscribe(ctx)
+	r.pass(ctx, due)
+	return sub
+}
+
+// pass looks at every engine: down ones get a check (run now if due),
+// healthy ones lose their stale copies.
+func (r *Rescheduler) pass(ctx context.Context, due checks) {
+	clear(due)
+	for _, e := range r.m.pool.Engines() {
+		switch st, _ := e.State(); st {
+		case engine.Unhealthy:
+			due[e] = e.StateSince().Add(r.m.cfg.RescheduleAfter)
+		case engine.Healthy:
+			r.m.removeStale(ctx, e)
 		}
 	}
+	r.runDue(ctx, due)
+}
+
+// handle acts on an engine's state change; its other events do not
+// concern the rescheduler.
+func (r *Rescheduler) handle(ctx context.Context, ev engine.Event, due checks) {
+	if !ev.IsState() {
+		return
+	}
+	delete(due, ev.Engine)
+	switch ev.New {
+	case engine.Unhealthy:
+		due[ev.Engine] = ev.Engine.StateSince().Add(r.m.cfg.RescheduleAfter)
+	case engine.Healthy:
+		r.m.removeStale(ctx, ev.Engine)
+	}
+}
+
+// arm sets timer to the earliest check (stopped when there is none).
+func (r *Rescheduler) arm(timer *time.Timer, due checks) {
+	if len(due) == 0 {
+		timer.Stop()
+		return
+	}
+	var next time.Time
+	for _, at := range due {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
+	timer.Reset(max(next.Sub(r.Now()), 0))
+}
+
+// runDue reschedules the containers of every engine whose check is due
+// and that is still down and still in the pool.
+func (r *Rescheduler) runDue(ctx context.Context, due checks) {
+	now := r.Now()
+	for e, at := range due {
+		if now.Before(at) {
+			continue
+		}
+		delete(due, e)
+		if st, _ := e.State(); st != engine.Unhealthy || !r.inPool(e) {
+			continue
+		}
+		if since := e.StateSince(); now.Sub(since) < r.m.cfg.RescheduleAfter {
+			due[e] = since.Add(r.m.cfg.RescheduleAfter) // down again since the check was set
+			continue
+		}
+		for _, c := range e.Containers() {
+			if WantsReschedule(c.Labels) {
+				r.m.reschedule(ctx, e, c)
+			}
+		}
+	}
+}
+
+func (r *Rescheduler) inPool(e *engine.Engine) bool {
+	for _, o := range r.m.pool.Engines() {
+		if o == e {
+			return true
+		}
+	}
+	return false
 }
 
 // reschedule recreates c (on the lost engine e) on another node, under its name.

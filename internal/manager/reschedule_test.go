@@ -29,7 +29,9 @@ func TestRescheduleRecreatesFromKeptSpec(t *testing.T) {
 	_ = lost.Close()
 	waitUntil(t, "the engine is down", func() bool { st, _ := e.State(); return st == engine.Unhealthy })
 
-	m.rescheduleOnce(context.Background(), time.Now().Add(time.Minute))
+	r := m.Rescheduler()
+	r.Now = func() time.Time { return time.Now().Add(time.Minute) }
+	r.pass(context.Background(), checks{})
 	if all, running := other.Count(); all != 1 || running != 1 {
 		st, _ := e.State()
 		t.Fatalf("on the other engine: %d containers, %d running; want the rescheduled one, running (lost: %v since %v, %d cached)", all, running, st, e.StateSince(), len(e.Containers()))
