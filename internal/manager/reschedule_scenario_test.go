@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -18,13 +19,48 @@ import (
 )
 
 // fakeClock is the rescheduler's clock in tests: it moves only when told.
+// While held, reading it blocks (a test holds the rescheduler mid-check).
 type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu   sync.Mutex
+	now  time.Time
+	hold chan struct{} // closed on release
+	held chan struct{} // a reader waits
 }
 
-func (c *fakeClock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	h, held := c.hold, c.held
+	c.mu.Unlock()
+	if h != nil {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		<-h
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
 func (c *fakeClock) Set(t time.Time) { c.mu.Lock(); c.now = t; c.mu.Unlock() }
+
+// Hold makes readers of the clock wait until the returned release is called.
+func (c *fakeClock) Hold() (release func()) {
+	h := make(chan struct{})
+	c.mu.Lock()
+	c.hold, c.held = h, make(chan struct{}, 1)
+	c.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.hold = nil
+			c.mu.Unlock()
+			close(h)
+		})
+	}
+}
 
 // switchLeadership is leadership a test turns on and off.
 type switchLeadership struct {
@@ -57,6 +93,12 @@ type simCluster struct {
 
 func startSimCluster(t *testing.T, cfg manager.Config) *simCluster {
 	t.Helper()
+	return startSimClusterWith(t, cfg, engine.Options{})
+}
+
+// startSimClusterWith is startSimCluster with pool options.
+func startSimClusterWith(t *testing.T, cfg manager.Config, opts engine.Options) *simCluster {
+	t.Helper()
 	var sims [2]*enginesim.Engine
 	for i, name := range []string{"node-a", "node-b"} {
 		s, err := enginesim.Start(enginesim.Options{Name: name})
@@ -66,9 +108,8 @@ func startSimCluster(t *testing.T, cfg manager.Config) *simCluster {
 		t.Cleanup(func() { s.Close() })
 		sims[i] = s
 	}
-	pool := engine.NewPool(engine.Options{
-		RefreshInterval: 50 * time.Millisecond, Timeout: time.Second, FailureRetry: 1,
-	}, nil)
+	opts.RefreshInterval, opts.Timeout, opts.FailureRetry = 50*time.Millisecond, time.Second, 1
+	pool := engine.NewPool(opts, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = pool.Run(ctx) }()
@@ -358,12 +399,12 @@ func TestStaleCopyRemovedOnReturn(t *testing.T) {
 	ea := c.engineOf(c.a)
 	waitUntil(t, "node-a is healthy again", func() bool { return ea.Healthy() })
 	back := time.Now()
-	waitUntil(t, "the stale copy on node-a is removed", func() bool { all, _ := c.a.Count(); return all == 0 })
+	waitUntil(t, "the stale copy on node-a is removed, from the engine and the view", func() bool {
+		all, _ := c.a.Count()
+		return all == 0 && ea.Container(id) == nil
+	})
 	if d := time.Since(back); d > 2*time.Second {
 		t.Errorf("the stale copy was removed %v after node-a returned", d)
-	}
-	if ea.Container(id) != nil {
-		t.Error("the stale copy is still in the view")
 	}
 	if all, running := c.b.Count(); all != 1 || running != 1 {
 		t.Errorf("node-b has %d containers, %d running; want web, running", all, running)
@@ -378,4 +419,54 @@ func TestRescheduleOnRealClock(t *testing.T) {
 	runReschedulerWhileLeading(t, c.mgr, &switchLeadership{on: true}, nil, nil)
 	cutA(t, c)
 	waitUntil(t, "web is recreated on node-b", func() bool { return c.hasContainer(c.b, "web") })
+}
+
+// TestRescheduleAfterFallingBehind: a rescheduler held up while the pool
+// overflows its one-event buffer is cut off (ErrSubscriberTooSlow), so it
+// never sees node-a go down; it subscribes again and makes a full pass,
+// which finds node-a down and reschedules web at RescheduleAfter.
+func TestRescheduleAfterFallingBehind(t *testing.T) {
+	c := startSimClusterWith(t, manager.Config{}, engine.Options{SubscriberBuffer: 1})
+	runWeb(t, c)
+	clock, tick := &fakeClock{now: time.Now()}, make(chan time.Time)
+	runReschedulerWhileLeading(t, c.mgr, &switchLeadership{on: true}, clock, tick)
+	pass(t, clock, tick, clock.Now())
+
+	release := c.holdRescheduler(t, clock, tick)
+	eb := c.engineOf(c.b)
+	for i := range 3 {
+		id, err := c.b.Create(enginesim.CreateSpec{Name: fmt.Sprint("filler", i), Image: "busybox"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the pool saw the filler", func() bool { return eb.Container(id) != nil })
+	}
+	down := cutA(t, c)
+	clock.Set(down)
+	release()
+
+	waitUntil(t, "web is recreated on node-b at RescheduleAfter", func() bool {
+		pass(t, clock, tick, down.Add(manager.DefaultRescheduleAfter))
+		return c.hasContainer(c.b, "web")
+	})
+}
+
+// holdRescheduler stops the rescheduler inside its next check, until release.
+func (c *simCluster) holdRescheduler(t *testing.T, clock *fakeClock, tick chan time.Time) (release func()) {
+	t.Helper()
+	release = clock.Hold()
+	t.Cleanup(release)
+	clock.mu.Lock()
+	held := clock.held
+	clock.mu.Unlock()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case <-held:
+			return release
+		case tick <- time.Time{}:
+		case <-deadline:
+			t.Fatal("the rescheduler does not read its clock")
+		}
+	}
 }
