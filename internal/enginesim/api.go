@@ -16,7 +16,6 @@ import (
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/system"
-	"github.com/moby/moby/api/types/volume"
 )
 
 // ServeHTTP routes one request of the simulated Docker Engine API.
@@ -59,10 +58,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.createContainer(w, r)
 	case path == "/images/json" && get:
 		writeJSON(w, http.StatusOK, e.imageList())
-	case path == "/networks" && get:
-		writeJSON(w, http.StatusOK, networkList())
-	case path == "/volumes" && get:
-		writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: []volume.Volume{}, Warnings: []string{}})
+	case e.objectOp(w, r, path):
 	case strings.HasPrefix(path, "/containers/"):
 		e.containerOp(w, r, strings.TrimPrefix(path, "/containers/"))
 	default:

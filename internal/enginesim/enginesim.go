@@ -19,6 +19,8 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/volume"
 )
 
 // Errors of the simulated engine; the HTTP layer maps them to dockerd's statuses.
@@ -112,6 +114,8 @@ type Engine struct {
 	containers map[string]*record // by ID
 	names      map[string]string  // name → ID
 	images     []imageRecord
+	networks   []network.Summary        // created (the predefined ones are networkList)
+	volumes    map[string]volume.Volume // by name
 	seq        uint64
 	subs       map[*subscriber]struct{}
 	closed     bool
