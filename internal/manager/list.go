@@ -146,130 +146,183 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 // containerMatcher compiles the filters into one predicate.
 func (m *Manager) containerMatcher(ctx context.Context, f backend.Filters) (func(listed) bool, error) {
 	var preds []func(listed) bool
-	if v := f["id"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return strings.HasPrefix(it.c.ID, x) })
-		})
-	}
-	if v := f["name"]; len(v) > 0 {
-		res := make([]*regexp.Regexp, 0, len(v))
-		for _, x := range v {
-			re, err := regexp.Compile(x)
+	for _, k := range listFilterKeys {
+		if v := f[k]; len(v) > 0 {
+			p, err := listFilters[k](v)
 			if err != nil {
-				return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter 'name=" + x + "': " + err.Error())
+				return nil, err
 			}
-			res = append(res, re)
+			preds = append(preds, p)
 		}
-		preds = append(preds, func(it listed) bool {
-			for _, n := range it.c.Names {
-				full := "/" + it.e.Name() + n
-				for _, re := range res {
-					if re.MatchString(n) || re.MatchString(full) {
-						return true
-					}
+	}
+	order, err := m.orderFilters(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	preds = append(preds, order...)
+	return func(it listed) bool {
+		for _, p := range preds {
+			if !p(it) {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// listFilters build, for each filter key that needs only the listed
+// container, its predicate from the key's values; listFilterKeys is the
+// order they are checked in (the first bad value is the one reported).
+var (
+	listFilters = map[string]func(v []string) (func(listed) bool, error){
+		"id": idFilter, "name": nameFilter, "label": labelFilter, "status": statusFilter,
+		"ancestor": ancestorFilter, "node": nodeFilter, "exited": exitedFilter, "health": healthFilter,
+		"network": networkFilter, "volume": volumeFilter, "is-task": isTaskFilter,
+		"publish": portFilter(true), "expose": portFilter(false),
+	}
+	listFilterKeys = []string{"id", "name", "label", "status", "ancestor", "node", "exited", "health", "network", "volume", "is-task", "publish", "expose"}
+)
+
+func idFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool { return strings.HasPrefix(it.c.ID, x) })
+	}, nil
+}
+
+func nameFilter(v []string) (func(listed) bool, error) {
+	res := make([]*regexp.Regexp, 0, len(v))
+	for _, x := range v {
+		re, err := regexp.Compile(x)
+		if err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage("invalid filter 'name=" + x + "': " + err.Error())
+		}
+		res = append(res, re)
+	}
+	return func(it listed) bool {
+		for _, n := range it.c.Names {
+			full := "/" + it.e.Name() + n
+			for _, re := range res {
+				if re.MatchString(n) || re.MatchString(full) {
+					return true
+				}
+			}
+		}
+		return false
+	}, nil
+}
+
+func labelFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool { return allOf(v, func(x string) bool { return labelMatch(it.c.Labels, x) }) }, nil
+}
+
+func statusFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool { return it.c.State == x })
+	}, nil
+}
+
+func ancestorFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool { return imageMatches(it.c.Image, it.c.ImageID, x) })
+	}, nil
+}
+
+func nodeFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool {
+			if it.e.ID == x || strings.HasPrefix(it.e.ID, x) || it.e.Addr == x {
+				return true
+			}
+			ok, _ := path.Match(x, it.e.Name())
+			return ok
+		})
+	}, nil
+}
+
+func exitedFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		if it.c.State != "exited" {
+			return false
+		}
+		code := exitCode(it.c.Status)
+		return anyOf(v, func(x string) bool { return x == code })
+	}, nil
+}
+
+func healthFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		h := "none"
+		if it.c.HealthStatus != "" {
+			h = it.c.HealthStatus
+		} else if i := strings.LastIndex(it.c.Status, "("); i >= 0 && strings.HasSuffix(it.c.Status, ")") {
+			h = strings.TrimPrefix(it.c.Status[i+1:len(it.c.Status)-1], "health: ")
+		}
+		return anyOf(v, func(x string) bool { return x == h })
+	}, nil
+}
+
+func networkFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool {
+			for name, id := range it.c.Networks {
+				if name == x || (id != "" && strings.HasPrefix(id, x)) {
+					return true
 				}
 			}
 			return false
 		})
-	}
-	if v := f["label"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool { return allOf(v, func(x string) bool { return labelMatch(it.c.Labels, x) }) })
-	}
-	if v := f["status"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return it.c.State == x })
-		})
-	}
-	if v := f["ancestor"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool { return imageMatches(it.c.Image, it.c.ImageID, x) })
-		})
-	}
-	if v := f["node"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool {
-				if it.e.ID == x || strings.HasPrefix(it.e.ID, x) || it.e.Addr == x {
+	}, nil
+}
+
+func volumeFilter(v []string) (func(listed) bool, error) {
+	return func(it listed) bool {
+		return anyOf(v, func(x string) bool {
+			for _, mp := range it.c.Mounts {
+				if mp.Name == x || mp.Destination == x || mp.Source == x {
 					return true
 				}
-				ok, _ := path.Match(x, it.e.Name())
-				return ok
-			})
-		})
-	}
-	if v := f["exited"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			if it.c.State != "exited" {
-				return false
 			}
-			code := exitCode(it.c.Status)
-			return anyOf(v, func(x string) bool { return x == code })
+			return false
 		})
-	}
-	if v := f["health"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			h := "none"
-			if it.c.HealthStatus != "" {
-				h = it.c.HealthStatus
-			} else if i := strings.LastIndex(it.c.Status, "("); i >= 0 && strings.HasSuffix(it.c.Status, ")") {
-				h = strings.TrimPrefix(it.c.Status[i+1:len(it.c.Status)-1], "health: ")
-			}
-			return anyOf(v, func(x string) bool { return x == h })
-		})
-	}
-	if v := f["network"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
+	}, nil
+}
+
+func isTaskFilter(v []string) (func(listed) bool, error) {
+	want := boolParam(v[0])
+	return func(it listed) bool {
+		_, ok := it.c.Labels["com.docker.swarm.task"]
+		return ok == want
+	}, nil
+}
+
+// portFilter matches published (host) or exposed (container) ports.
+func portFilter(published bool) func(v []string) (func(listed) bool, error) {
+	return func(v []string) (func(listed) bool, error) {
+		return func(it listed) bool {
 			return anyOf(v, func(x string) bool {
-				for name, id := range it.c.Networks {
-					if name == x || (id != "" && strings.HasPrefix(id, x)) {
+				port, proto, _ := strings.Cut(x, "/")
+				if proto == "" {
+					proto = "tcp"
+				}
+				for _, p := range it.c.Ports {
+					n := p.PrivatePort
+					if published {
+						n = p.PublicPort
+					}
+					if strconv.Itoa(int(n)) == port && p.Type == proto {
 						return true
 					}
 				}
 				return false
 			})
-		})
+		}, nil
 	}
-	if v := f["volume"]; len(v) > 0 {
-		preds = append(preds, func(it listed) bool {
-			return anyOf(v, func(x string) bool {
-				for _, mp := range it.c.Mounts {
-					if mp.Name == x || mp.Destination == x || mp.Source == x {
-						return true
-					}
-				}
-				return false
-			})
-		})
-	}
-	if v := f["is-task"]; len(v) > 0 {
-		want := boolParam(v[0])
-		preds = append(preds, func(it listed) bool {
-			_, ok := it.c.Labels["com.docker.swarm.task"]
-			return ok == want
-		})
-	}
-	for _, k := range []string{"publish", "expose"} {
-		if v := f[k]; len(v) > 0 {
-			pub := k == "publish"
-			preds = append(preds, func(it listed) bool {
-				return anyOf(v, func(x string) bool {
-					port, proto, _ := strings.Cut(x, "/")
-					if proto == "" {
-						proto = "tcp"
-					}
-					for _, p := range it.c.Ports {
-						n := p.PrivatePort
-						if pub {
-							n = p.PublicPort
-						}
-						if strconv.Itoa(int(n)) == port && p.Type == proto {
-							return true
-						}
-					}
-					return false
-				})
-			})
-		}
-	}
+}
+
+// orderFilters are before= and since=: they name containers, looked up
+// in the cluster.
+func (m *Manager) orderFilters(ctx context.Context, f backend.Filters) ([]func(listed) bool, error) {
+	var preds []func(listed) bool
 	for _, k := range []string{"before", "since"} {
 		for _, ref := range f[k] {
 			_, c, err := m.findContainer(ctx, ref)
@@ -290,14 +343,7 @@ func (m *Manager) containerMatcher(ctx context.Context, f backend.Filters) (func
 			})
 		}
 	}
-	return func(it listed) bool {
-		for _, p := range preds {
-			if !p(it) {
-				return false
-			}
-		}
-		return true
-	}, nil
+	return preds, nil
 }
 
 func anyOf(vals []string, f func(string) bool) bool {
