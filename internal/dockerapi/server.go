@@ -114,10 +114,25 @@ func unsupported(path string) bool {
 }
 
 func versionLess(a, b string) bool {
-	var a1, a2, b1, b2 int
-	fmt.Sscanf(a, "%d.%d", &a1, &a2)
-	fmt.Sscanf(b, "%d.%d", &b1, &b2)
-	return a1 < b1 || (a1 == b1 && a2 < b2)
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		x, y := "", ""
+		if i < len(as) {
+			x = strings.TrimLeft(as[i], "0")
+		}
+		if i < len(bs) {
+			y = strings.TrimLeft(bs[i], "0")
+		}
+		// Compared as digit strings, so a part too long for an int
+		// (/v1.99999999999999999999/) is large, not zero.
+		if len(x) != len(y) {
+			return len(x) < len(y)
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return false
 }
 
 func (s *Server) routes() {

@@ -95,6 +95,9 @@ func TestServeErrorsAndVersions(t *testing.T) {
 		{"GET", "/v1.99/_ping", 400, "client version 1.99 is too new. Maximum supported API version is " + APIVersion},
 		{"GET", "/v1.41/nothing/here", 404, "page not found"},
 		{"GET", "/services", 501, "GET /services is not supported by shoal yet"},
+		{"GET", "/v1.99999999999999999999/_ping", 400, "client version 1.99999999999999999999 is too new. Maximum supported API version is " + APIVersion},
+		{"GET", "/v2.0/_ping", 400, "client version 2.0 is too new. Maximum supported API version is " + APIVersion},
+		{"POST", "/v1.41/swarm/leave?force=1", 503, "This node is not part of a swarm"},
 		{"POST", "/v1.50/swarm/init", 501, "docker swarm init is not supported by shoal manage: create a built-in cluster with \"shoal init\" and add hosts with \"shoal join --token\""},
 		{"POST", "/v1.50/services/create", 501, "POST /services/create is not supported by shoal yet"},
 	} {

@@ -66,6 +66,9 @@ func (s *Server) updateSwarm(w http.ResponseWriter, r *http.Request, _ params) e
 	return nil
 }
 
+// errNoSwarm is dockerd's answer to leaving when there is no swarm.
+var errNoSwarm = errdefs.ErrUnavailable.WithMessage("This node is not part of a swarm")
+
 // swarmInit answers `docker swarm init` (and join/leave) as dockerd does for
 // a node in a swarm; a classic shoal is told how to make one.
 func (s *Server) swarmInit(action string) handlerFunc {
@@ -77,6 +80,11 @@ func (s *Server) swarmInit(action string) handlerFunc {
 				}
 				return errdefs.ErrUnavailable.WithMessage(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`)
 			}
+		}
+		if action == "leave" {
+			// dockerd's answer outside a swarm; SDKs' teardown (docker-py's
+			// leave_swarm(force=True)) takes this 503 as "nothing to leave".
+			return errNoSwarm
 		}
 		return errdefs.ErrNotImplemented.WithMessage("docker swarm " + action + " is not supported by shoal manage: create a built-in cluster with \"shoal init\" and add hosts with \"shoal join --token\"")
 	}

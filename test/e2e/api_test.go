@@ -77,6 +77,8 @@ func TestAPIErrors(t *testing.T) {
 	check("GET", "/plugins", nil, 501, "not supported")
 	check("GET", "/v1.45/plugins", nil, 501, "not supported")
 	check("POST", "/swarm/init", nil, 501, "not supported")
+	check("POST", "/swarm/leave?force=1", nil, 503, "This node is not part of a swarm")
+	check("GET", "/v1.99999999999999999999/info", nil, 400, "too new")
 	check("GET", "/v1.24/info", nil, 400, "too old")
 	check("GET", "/v1.99/info", nil, 400, "too new")
 	check("GET", "/v1.24/_ping", nil, 400, "")

@@ -115,3 +115,7 @@ def events():
     ev = c.events(since=t0, until=until, decode=True, filters={"container": "pysdk"})
     return sorted(set(e.get("Action", e.get("status")) for e in ev))
 step("events since/until (container pysdk)", events)
+# Test suites' teardown: leaving a swarm that was never joined is a 503
+# "This node is not part of a swarm", which docker-py takes as done.
+step("swarm.leave(force=True) outside a swarm", lambda: c.swarm.leave(force=True))
+step("leave_swarm() outside a swarm", lambda: c.api.leave_swarm())
