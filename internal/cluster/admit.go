@@ -33,7 +33,9 @@ func (c *Cluster) handleJoin(w http.ResponseWriter, r *http.Request) {
 // joinStatus is the HTTP status a refused join is answered with.
 func joinStatus(err error) int {
 	switch {
-	case errors.Is(err, ca.ErrInvalidToken):
+	case errors.Is(err, ca.ErrInvalidToken), errors.Is(err, ca.ErrTokenCAMismatch):
+		// A token for another cluster's CA is refused like a wrong
+		// secret: the caller is not allowed in, nothing failed here.
 		return http.StatusForbidden
 	case errors.Is(err, ca.ErrInvalidCSR):
 		return http.StatusBadRequest

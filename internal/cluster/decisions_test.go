@@ -80,6 +80,7 @@ func TestRotateTokens(t *testing.T) {
 func TestJoinStatus(t *testing.T) {
 	for err, want := range map[error]int{
 		ca.ErrInvalidToken:         http.StatusForbidden,
+		ca.ErrTokenCAMismatch:      http.StatusForbidden,
 		ca.ErrInvalidCSR:           http.StatusBadRequest,
 		store.ErrNoQuorum:          http.StatusServiceUnavailable,
 		errors.New("disk on fire"): http.StatusInternalServerError,

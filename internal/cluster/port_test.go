@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
 )
 
 // The cluster port's HTTP calls, driven without TLS: what anyone may call
@@ -44,8 +46,22 @@ func TestPortHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A token pinning another cluster's CA is refused as forbidden.
+	other, err := ca.NewRootCA("other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := ca.ParseJoinToken(sw.JoinTokens.Worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := ca.JoinToken{Digest: other.Digest(), Secret: good.Secret}
+	body, _ := json.Marshal(joinRequest{Token: foreign.String(), Hostname: "x"})
+	if rec := call("POST", "/join", string(body)); rec.Code != http.StatusForbidden {
+		t.Fatalf("join with another CA's token: %d %s", rec.Code, rec.Body)
+	}
 	// A good token with a bad CSR is the CSR's fault.
-	body, _ := json.Marshal(joinRequest{Token: sw.JoinTokens.Worker, CSR: []byte("not a csr"), Hostname: "x"})
+	body, _ = json.Marshal(joinRequest{Token: sw.JoinTokens.Worker, CSR: []byte("not a csr"), Hostname: "x"})
 	if rec := call("POST", "/join", string(body)); rec.Code != http.StatusBadRequest {
 		t.Fatalf("join with a bad CSR: %d %s", rec.Code, rec.Body)
 	}
