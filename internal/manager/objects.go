@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -40,7 +41,8 @@ func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq e
 	var mu sync.Mutex
 	var out []rawObject
 	m.awaitContact(ctx)
-	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+	engines := m.pool.Healthy()
+	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
 		raws, err := list(e, ctx, cq)
 		if err != nil {
 			return err
@@ -58,6 +60,9 @@ func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq e
 		mu.Unlock()
 		return nil
 	})
+	if err := refusedByAll(errs, len(engines)); err != nil {
+		return nil, err
+	}
 	for _, err := range errs {
 		if errdefs.IsInvalidArgument(err) {
 			return nil, err
@@ -71,6 +76,30 @@ func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq e
 		return out[i].str("Name") < out[j].str("Name")
 	})
 	return out, nil
+}
+
+// refusedByAll is the engines' own error when every one of the n engines
+// asked answered the same refusal (a bad filter pattern, say): that is the
+// request's fault, and the client gets it in the engine's words and status,
+// as from one engine. Engines that failed each for their own reasons, or
+// could not be reached, leave the answer to the others (nil).
+func refusedByAll(errs []error, n int) error {
+	if n == 0 || len(errs) != n {
+		return nil
+	}
+	var first error
+	for _, err := range errs {
+		var ne nodeErr
+		if !errors.As(err, &ne) || errors.Is(err, engine.ErrUnreachable) {
+			return nil
+		}
+		if first == nil {
+			first = ne.err
+		} else if ne.err.Error() != first.Error() {
+			return nil
+		}
+	}
+	return first
 }
 
 func withNodeName(o rawObject) backend.Object {

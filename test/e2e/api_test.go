@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -180,5 +183,32 @@ func TestAPIClients(t *testing.T) {
 			}
 			run("rm", "-f", name)
 		})
+	}
+}
+
+// A request every engine refuses alike (a bad pattern in a list filter) is
+// answered as one engine answers it, not as an empty list; the CLI then
+// fails as it does against an engine.
+func TestListRefusedByEveryEngine(t *testing.T) {
+	ctx := ctxT(t, 30*time.Second)
+	q := "?filters=" + url.QueryEscape(`{"reference":["["]}`)
+	direct, err := httpc.Get("http://" + strings.TrimPrefix(bed.Engines[0].TCPAddr, "tcp://") + "/v1.41/images/json" + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := io.ReadAll(direct.Body)
+	direct.Body.Close()
+	st, _, got, err := sh.Do(ctx, "GET", "/v1.41/images/json"+q, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != direct.StatusCode || strings.TrimSpace(string(got)) != strings.TrimSpace(string(want)) {
+		t.Fatalf("shoal: %d %s; the engine: %d %s", st, got, direct.StatusCode, want)
+	}
+	if direct.StatusCode == http.StatusOK {
+		t.Fatalf("the engine accepted the bad pattern: %s", want)
+	}
+	if out, err := runDocker(ctx, dockerCmd{host: sh.Host, args: []string{"images", "--filter", "reference=["}}); err == nil {
+		t.Fatalf("docker images with a bad pattern succeeded through shoal: %s", out)
 	}
 }
