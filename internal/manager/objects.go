@@ -266,6 +266,12 @@ func (m *Manager) pickNode(ctx context.Context) (*engine.Engine, error) {
 // objectNode decides the node of a network or volume to create: the one
 // named by "node/name", else the scheduler's pick.
 func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, string, error) {
+	if prefix, _, ok := strings.Cut(name, "/"); ok && (prefix == "" || prefix == "." || prefix == "..") {
+		// A path, not <node>/<name>: no node is named so; the engine
+		// answers such a name in its own words (400, invalid characters).
+		e, err := m.pickNode(ctx)
+		return e, name, err
+	}
 	var e *engine.Engine
 	var bare string
 	// A node named right after shoal starts may not have answered yet.

@@ -81,6 +81,7 @@ func TestAPIErrors(t *testing.T) {
 	check("GET", "/v1.45/plugins", nil, 501, "not supported")
 	check("POST", "/swarm/init", nil, 501, "not supported")
 	check("POST", "/swarm/leave?force=1", nil, 503, "This node is not part of a swarm")
+	check("POST", "/volumes/create", []byte(`{"Name": "../../etc"}`), 400, "includes invalid characters")
 	check("GET", "/v1.99999999999999999999/info", nil, 400, "too new")
 	check("GET", "/v1.24/info", nil, 400, "too old")
 	check("GET", "/v1.99/info", nil, 400, "too new")
