@@ -85,6 +85,11 @@ func (c *Cluster) saveIdentity(nc ca.NodeCert) error {
 	if err := ca.SaveNodeCert(c.certDir(), nc); err != nil {
 		return err
 	}
+	return c.useCert(nc)
+}
+
+// useCert makes nc this node's certificate for TLS.
+func (c *Cluster) useCert(nc ca.NodeCert) error {
 	cert, err := nc.TLS()
 	if err != nil {
 		return err
@@ -139,12 +144,7 @@ func (c *Cluster) loadIdentity() error {
 	if err != nil {
 		return err
 	}
-	cert, err := nc.TLS()
-	if err != nil {
-		return err
-	}
-	c.kp = ca.NewKeypair(cert)
-	return nil
+	return c.useCert(nc)
 }
 
 // finishPromotion runs once a promoted node has joined the store: the root
