@@ -8,8 +8,6 @@ package discovery
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 )
 
@@ -71,64 +69,6 @@ func (s Static) Watch(ctx context.Context, update func([]string)) error {
 	update([]string(s))
 	<-ctx.Done()
 	return nil
-}
-
-var rangeRe = regexp.MustCompile(`\[([0-9]+):([0-9]+)\]`)
-
-// ParseList expands entries: blank ones and '#' comments are skipped,
-// "10.0.0.[11:13]:2375" stands for .11, .12 and .13.
-func ParseList(entries []string) ([]string, error) {
-	var out []string
-	for _, e := range entries {
-		if i := strings.IndexByte(e, '#'); i >= 0 {
-			e = e[:i]
-		}
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		x, err := expand(e)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x...)
-	}
-	return out, nil
-}
-
-func expand(e string) ([]string, error) {
-	loc := rangeRe.FindStringSubmatchIndex(e)
-	if loc == nil {
-		if strings.ContainsAny(e, "[]") {
-			return nil, fmt.Errorf("address %q: malformed range (want [start:end])", e)
-		}
-		return []string{e}, nil
-	}
-	a, b := e[loc[2]:loc[3]], e[loc[4]:loc[5]]
-	lo, err1 := strconv.Atoi(a)
-	hi, err2 := strconv.Atoi(b)
-	if err1 != nil || err2 != nil || lo > hi {
-		return nil, fmt.Errorf("address %q: bad range [%s:%s]", e, a, b)
-	}
-	if hi-lo > 65535 {
-		return nil, fmt.Errorf("address %q: range too large", e)
-	}
-	width := 0
-	if len(a) > 1 && a[0] == '0' {
-		width = len(a)
-	}
-	var out []string
-	for i := lo; i <= hi; i++ {
-		n := fmt.Sprintf("%0*d", width, i)
-		rest, err := expand(e[loc[1]:])
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rest {
-			out = append(out, e[:loc[0]]+n+r)
-		}
-	}
-	return out, nil
 }
 
 // Lister is a backend whose current list can be read once (shoal list).

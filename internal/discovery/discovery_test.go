@@ -2,9 +2,12 @@ package discovery
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -13,26 +16,105 @@ func TestParseList(t *testing.T) {
 	for _, tc := range []struct {
 		in   []string
 		want []string
-		err  bool
+		err  error
 	}{
 		{in: []string{"10.0.0.1:2375", " 10.0.0.2:2375 "}, want: []string{"10.0.0.1:2375", "10.0.0.2:2375"}},
 		{in: []string{"10.0.0.[13:15]:2375"}, want: []string{"10.0.0.13:2375", "10.0.0.14:2375", "10.0.0.15:2375"}},
 		{in: []string{"node-[08:10]:2375"}, want: []string{"node-08:2375", "node-09:2375", "node-10:2375"}},
 		{in: []string{"# comment", "", "unix:///run/d.sock # trailing"}, want: []string{"unix:///run/d.sock"}},
 		{in: []string{"h[1:2]-[1:2]:1"}, want: []string{"h1-1:1", "h1-2:1", "h2-1:1", "h2-2:1"}},
-		{in: []string{"10.0.0.[5:3]:2375"}, err: true},
-		{in: []string{"10.0.0.[x]:2375"}, err: true},
+		{in: []string{"10.0.0.[5:3]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[x]:2375"}, err: ErrBadRange},
+		// Bracketed IPv6 addresses are hosts, not ranges (they were
+		// refused as malformed ranges).
+		{in: []string{"[::1]:2375"}, want: []string{"[::1]:2375"}},
+		{in: []string{"tcp://[fd00::1]:2375"}, want: []string{"tcp://[fd00::1]:2375"}},
+		{in: []string{"[fd00::1]"}, want: []string{"[fd00::1]"}},
+		{in: []string{"https://[::]:2376/"}, want: []string{"https://[::]:2376/"}},
+		{in: []string{"[fe80::1%eth0]:2375"}, want: []string{"[fe80::1%eth0]:2375"}},
+		{in: []string{"[::ffff:10.0.0.1]:2375"}, want: []string{"[::ffff:10.0.0.1]:2375"}},
+		{in: []string{"[fd00::1]:[2375:2376]"}, want: []string{"[fd00::1]:2375", "[fd00::1]:2376"}},
+		{in: []string{"[1:2]:2375"}, want: []string{"1:2375", "2:2375"}}, // N:M is never an IPv6 address
+		{in: []string{"[fd00::[1:5]]:2375"}, err: ErrBadRange},          // no ranges inside IPv6
+		{in: []string{"[fd00::1]x:2375"}, err: ErrBadRange},
+		{in: []string{"h.[fd00::1]:2375"}, err: ErrBadRange}, // IPv6 only as the whole host
+		{in: []string{"[10.0.0.1]:2375"}, err: ErrBadRange},
+		// Stray, unbalanced and nested brackets, empty ranges (the first
+		// became "10.0.0.]1" and "10.0.0.]2").
+		{in: []string{"10.0.0.][1:2]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.1]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[1:2]]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[1:2:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[[1:2]]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[:]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[1:]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[:2]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[+1:2]:2375"}, err: ErrBadRange},
+		{in: []string{"10.0.0.[1:99999999999999999999]:2375"}, err: ErrBadRange},
+		{in: []string{"ok:1", "10.0.0.[2:1]:2375"}, err: ErrBadRange},
+		// The cap (the first ran shoal out of memory).
+		{in: []string{"10.[0:65535].[0:65535].1:2375"}, err: ErrTooManyAddresses},
+		{in: []string{"h[0:9223372036854775807]-[0:9223372036854775807]:1"}, err: ErrTooManyAddresses},
+		{in: []string{"10.1.[0:255].[0:255]:2375", "10.2.0.1:2375"}, err: ErrTooManyAddresses},
+		{in: []string{"10.1.[0:127].[0:255]:2375", "10.2.[0:127].[0:255]:2375", "x:1"}, err: ErrTooManyAddresses},
 	} {
 		got, err := ParseList(tc.in)
-		if tc.err {
-			if err == nil {
-				t.Errorf("ParseList(%q): want error, got %v", tc.in, got)
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("ParseList(%q) = %d addresses, %v; want %v", tc.in, len(got), err, tc.err)
 			}
 			continue
 		}
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("ParseList(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestParseListAtTheCap: a list of exactly MaxAddresses expands, in one
+// entry or several, so the 10,000 engines a manager is built for fit.
+func TestParseListAtTheCap(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		n    int
+		last string
+	}{
+		{[]string{"10.1.[0:255].[0:255]:2375"}, MaxAddresses, "10.1.255.255:2375"},
+		{[]string{"10.1.[0:127].[0:255]:2375", "10.2.[0:127].[0:255]:2375"}, MaxAddresses, "10.2.127.255:2375"},
+		{[]string{"10.0.[0:39].[1:250]:2375"}, 10000, "10.0.39.250:2375"},
+	} {
+		got, err := ParseList(tc.in)
+		if err != nil {
+			t.Fatalf("ParseList(%q): %v", tc.in, err)
+		}
+		if len(got) != tc.n || got[len(got)-1] != tc.last {
+			t.Fatalf("ParseList(%q) = %d addresses, last %q; want %d, last %q", tc.in, len(got), got[len(got)-1], tc.n, tc.last)
+		}
+	}
+}
+
+// TestParseListRefusesBeforeExpanding: a list past the cap costs nothing
+// to refuse, and the error names the entry and the limit.
+func TestParseListRefusesBeforeExpanding(t *testing.T) {
+	entry := "10.[0:65535].[0:65535].[0:65535].1:2375"
+	var err error
+	allocs := testing.AllocsPerRun(3, func() { _, err = ParseList([]string{"a:1", entry}) })
+	if !errors.Is(err, ErrTooManyAddresses) {
+		t.Fatalf("err = %v, want ErrTooManyAddresses", err)
+	}
+	if allocs > 100 {
+		t.Errorf("refusing took %v allocations; the list must not be expanded", allocs)
+	}
+	for _, want := range []string{entry, fmt.Sprint(MaxAddresses), "281474976710656"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	_, err = New("nodes://10.1.[0:255].[0:255]:2375,10.2.0.[1:3]:2375")
+	if !errors.Is(err, ErrTooManyAddresses) || !strings.Contains(err.Error(), "10.2.0.[1:3]:2375") {
+		t.Errorf("list past the cap: %v; want ErrTooManyAddresses naming the entry that crosses it", err)
 	}
 }
 

@@ -36,14 +36,14 @@ func (f *File) Watch(ctx context.Context, update func([]string)) error {
 	if iv <= 0 {
 		iv = time.Second
 	}
-	var last []byte
+	var last []byte // the content last parsed, good or not
 	var lastList []string
-	first := true
+	first, seen := true, false // no list reported yet; last not yet set
 	t := time.NewTicker(iv)
 	defer t.Stop()
 	for {
 		b, err := os.ReadFile(f.Path)
-		if err == nil && (first || !bytes.Equal(b, last)) {
+		if err == nil && (!seen || !bytes.Equal(b, last)) {
 			b, err = f.settled(ctx, b)
 		}
 		switch {
@@ -51,8 +51,10 @@ func (f *File) Watch(ctx context.Context, update func([]string)) error {
 			return nil
 		case err != nil:
 			f.report(err)
-		case first || !bytes.Equal(b, last):
-			last = b
+		case !seen || !bytes.Equal(b, last):
+			// A bad list (malformed, too many addresses) is reported once
+			// and the last good one stays until the content changes.
+			last, seen = b, true
 			list, perr := ParseList(strings.Split(string(b), "\n"))
 			if perr != nil {
 				f.report(perr)
