@@ -275,3 +275,86 @@ func TestFileWatchRenameOverAndRecreate(t *testing.T) {
 	slowWrite(t, w, third)
 	expectOnly(t, updates, third, second)
 }
+
+// watchFileErrors is watchFile that also returns what the watcher reports
+// through OnError.
+func watchFileErrors(t *testing.T, p string) (<-chan []string, <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	updates := make(chan []string, 100)
+	errs := make(chan error, 1000)
+	f := &File{Path: p, Interval: 5 * time.Millisecond, Settle: 5 * time.Millisecond, OnError: func(err error) { errs <- err }}
+	go f.Watch(ctx, func(a []string) { updates <- a })
+	return updates, errs
+}
+
+func wantErr(t *testing.T, errs <-chan error, want error) {
+	t.Helper()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, want) {
+			t.Fatalf("OnError(%v), want %v", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no error reported, want %v", want)
+	}
+}
+
+// writeFile replaces p's content at once (a temp file renamed over it), so
+// a watcher never sees it empty.
+func writeFile(t *testing.T, p, content string) {
+	t.Helper()
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFileWatchKeepsListOnBadContent: a file rewritten past the cap or with
+// a malformed range is reported and the last good list stays in force.
+func TestFileWatchKeepsListOnBadContent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "engines")
+	writeFile(t, p, "a:1\nb:[1:2]\n")
+	updates, errs := watchFileErrors(t, p)
+	expectOnly(t, updates, []string{"a:1", "b:1", "b:2"})
+
+	writeFile(t, p, "a:1\n10.[0:65535].[0:65535].1:2375\n")
+	wantErr(t, errs, ErrTooManyAddresses)
+	writeFile(t, p, "a:1\n10.0.0.][1:2]:2375\n")
+	wantErr(t, errs, ErrBadRange)
+	select {
+	case got := <-updates:
+		t.Fatalf("bad content applied: %v", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	writeFile(t, p, "a:1\n[::1]:2375\n")
+	expectOnly(t, updates, []string{"a:1", "[::1]:2375"})
+}
+
+// TestFileWatchBadFirstContentReportedOnce: a bad file is reported once,
+// not at every look, and its fix is applied.
+func TestFileWatchBadFirstContentReportedOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "engines")
+	writeFile(t, p, "10.0.0.[5:3]:2375\n")
+	updates, errs := watchFileErrors(t, p)
+	wantErr(t, errs, ErrBadRange)
+	time.Sleep(100 * time.Millisecond) // twenty looks at the unchanged file
+	if n := len(errs); n != 0 {
+		t.Fatalf("unchanged bad file reported %d more times", n)
+	}
+	writeFile(t, p, "10.0.0.[3:5]:2375\n")
+	expectOnly(t, updates, []string{"10.0.0.3:2375", "10.0.0.4:2375", "10.0.0.5:2375"})
+}
+
+func TestFileListPastTheCap(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "engines")
+	writeFile(t, p, "10.1.[0:255].[0:255]:2375\n10.2.0.1:2375\n")
+	f := &File{Path: p, Settle: time.Millisecond}
+	if got, err := f.List(context.Background()); !errors.Is(err, ErrTooManyAddresses) {
+		t.Fatalf("List = %d addresses, %v; want ErrTooManyAddresses", len(got), err)
+	}
+}
