@@ -39,10 +39,12 @@ by <discovery> behave as one Docker host.
 
 Discovery:
   nodes://10.0.0.11:2375,10.0.0.12:2375,10.0.0.[13:15]:2375
-      a fixed list; [a:b] expands to a range
+      a fixed list; [a:b] expands to a range (decimal a <= b; at most
+      65536 addresses in all, counted before expanding)
   file:///etc/shoal/engines
       one address per line, '#' comments, [a:b] ranges; the file is watched
-      and engines join or leave the pool without a restart
+      and engines join or leave the pool without a restart; a bad file is
+      logged and the last good list kept
   etcd://h1:2379,h2:2379/prefix, zk://h1:2181,h2:2181/prefix, consul://h:8500/prefix
       the engines registered by 'shoal join' under
       <prefix>/docker/swarm/nodes/; the store is watched, and while it cannot
@@ -60,7 +62,7 @@ the shoal on the swarm leader's node is primary); the others forward every
 API call to it and answer /_ping and /info themselves.
 
 Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
-with the --engine-tls* flags).`,
+with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.`,
 		Example: `  shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H unix:///run/shoal.sock file:///etc/shoal/engines
   export DOCKER_HOST=tcp://127.0.0.1:2375; docker run --rm busybox echo hi`,
