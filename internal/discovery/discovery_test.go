@@ -35,7 +35,7 @@ func TestParseList(t *testing.T) {
 		{in: []string{"[::ffff:10.0.0.1]:2375"}, want: []string{"[::ffff:10.0.0.1]:2375"}},
 		{in: []string{"[fd00::1]:[2375:2376]"}, want: []string{"[fd00::1]:2375", "[fd00::1]:2376"}},
 		{in: []string{"[1:2]:2375"}, want: []string{"1:2375", "2:2375"}}, // N:M is never an IPv6 address
-		{in: []string{"[fd00::[1:5]]:2375"}, err: ErrBadRange},          // no ranges inside IPv6
+		{in: []string{"[fd00::[1:5]]:2375"}, err: ErrBadRange},           // no ranges inside IPv6
 		{in: []string{"[fd00::1]x:2375"}, err: ErrBadRange},
 		{in: []string{"h.[fd00::1]:2375"}, err: ErrBadRange}, // IPv6 only as the whole host
 		{in: []string{"[10.0.0.1]:2375"}, err: ErrBadRange},
