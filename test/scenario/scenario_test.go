@@ -51,3 +51,5 @@ func TestRescheduling(t *testing.T) {
 		t.Fatalf("Rescheduling returned %q on %q", name, node)
 	}
 }
+
+func TestParallelReservations(t *testing.T) { scenario.ParallelReservations(t, simEnv(t)) }

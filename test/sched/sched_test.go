@@ -193,3 +193,11 @@ func TestResourcesAndConcurrency(t *testing.T) {
 		t.Fatalf("20 creates of one name: %d won, %d conflicts; want 1 and 19", wins, conflicts)
 	}
 }
+
+// TestParallelReservations runs 100 `run -d` reserving a twelfth of a
+// node's memory at once, three times: exactly the capacity starts (issue
+// 10 B); the same body runs over simulated engines in test/scenario.
+func TestParallelReservations(t *testing.T) {
+	var s *shoaltest.Shoal
+	scenario.ParallelReservations(t, bedEnv(bed, &s))
+}
