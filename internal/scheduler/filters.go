@@ -378,21 +378,95 @@ func (f *resourceDep) Explain(failed int) string {
 	return fmt.Sprintf("%s %s %s %s", nodes(failed), verb(failed, "lacks", "lack"), f.kind, f.name)
 }
 
+// depsApart rejects every node when the containers a request depends on
+// are each in the pool but not all on one node. The per-node counts of
+// the containerDep filters ("2 nodes lack container db") would be true but
+// would not say what the user must change; this says where each one is.
+type depsApart struct{ text string }
+
+func (f *depsApart) Name() string       { return "dependency" }
+func (f *depsApart) Check(*view) bool   { return false }
+func (f *depsApart) Explain(int) string { return f.text }
+
+// apart returns a depsApart when deps name at least two containers, each
+// found on some node, and no node holds them all; otherwise nil.
+func apart(deps []*containerDep, pool []*Node) filter {
+	if len(deps) < 2 {
+		return nil
+	}
+	where := make([][]string, len(deps))
+	for _, n := range pool {
+		if n == nil {
+			continue
+		}
+		all := true
+		for i, d := range deps {
+			if n.Container(d.ref) == nil {
+				all = false
+				continue
+			}
+			name := n.Name
+			if n.Health != Healthy {
+				name += " (" + n.Health.String() + ")"
+			}
+			where[i] = append(where[i], name)
+		}
+		if all {
+			return nil
+		}
+	}
+	links := true
+	for i, d := range deps {
+		if len(where[i]) == 0 {
+			return nil // missing everywhere: containerDep says so
+		}
+		links = links && d.flag == "--link"
+	}
+	parts := make([]string, len(deps))
+	for i, d := range deps {
+		what := d.ref
+		if !links {
+			what += " (" + d.flag + ")"
+		}
+		parts[i] = what + " is on " + andList(where[i])
+	}
+	lead := "containers linked to must be on one node: "
+	if !links {
+		lead = "containers it depends on must be on one node: "
+	}
+	return &depsApart{lead + strings.Join(parts, ", ")}
+}
+
+// andList words names as "a", "a and b", "a, b and c".
+func andList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
 // dependencyFilters builds the dependency filters of a request.
 func dependencyFilters(req *Request, pool []*Node) []filter {
-	var fs []filter
+	var deps []*containerDep
 	ref := func(s string) string { s, _, _ = strings.Cut(strings.TrimPrefix(s, "/"), ":"); return s }
 	for _, s := range req.VolumesFrom {
-		fs = append(fs, &containerDep{ref(s), "--volumes-from"})
+		deps = append(deps, &containerDep{ref(s), "--volumes-from"})
 	}
 	for _, s := range req.Links {
-		fs = append(fs, &containerDep{ref(s), "--link"})
+		deps = append(deps, &containerDep{ref(s), "--link"})
 	}
 	nets := req.Networks
 	if c, ok := strings.CutPrefix(req.NetworkMode, "container:"); ok {
-		fs = append(fs, &containerDep{strings.TrimPrefix(c, "/"), "--network container:" + c})
+		deps = append(deps, &containerDep{strings.TrimPrefix(c, "/"), "--network container:" + c})
 	} else if req.NetworkMode != "" {
 		nets = append(nets[:len(nets):len(nets)], req.NetworkMode)
+	}
+	fs := make([]filter, 0, len(deps)+1)
+	if f := apart(distinctDeps(deps), pool); f != nil {
+		fs = append(fs, f)
+	}
+	for _, d := range deps {
+		fs = append(fs, d)
 	}
 	seen := map[string]bool{}
 	for _, name := range nets {
@@ -416,6 +490,18 @@ func dependencyFilters(req *Request, pool []*Node) []filter {
 		}
 	}
 	return fs
+}
+
+// distinctDeps drops a dependency on a container already named (by the
+// same reference) by an earlier one.
+func distinctDeps(deps []*containerDep) []*containerDep {
+	out := make([]*containerDep, 0, len(deps))
+	for _, d := range deps {
+		if !slices.ContainsFunc(out, func(o *containerDep) bool { return o.ref == d.ref }) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 func anyNode(pool []*Node, f func(*Node) bool) bool {

@@ -215,6 +215,54 @@ func TestDependencyFilter(t *testing.T) {
 	})
 }
 
+// TestDependenciesApart: when the containers a request links to (or
+// otherwise depends on) exist but on different nodes, the answer says
+// which is where, not only how many nodes lack each (issue 10 #7).
+func TestDependenciesApart(t *testing.T) {
+	pool := func() []*Node {
+		return []*Node{
+			mk("e1", with(Container{ID: "aaa1", Name: "db", State: "running"})),
+			mk("e2", with(Container{ID: "bbb2", Name: "cache", State: "running"}, Container{ID: "ccc3", Name: "data", State: "exited"})),
+			mk("e3", health(Unhealthy), with(Container{ID: "ddd4", Name: "queue", State: "running"})),
+			mk("e4"),
+		}
+	}
+	tests := []struct {
+		name string
+		req  Request
+		want string // "" when it is placed
+	}{
+		{"links on two nodes", Request{Links: []string{"/db:/web/db", "cache:cache"}},
+			"no node can run this container: 1 node unhealthy, containers linked to must be on one node: db is on e1, cache is on e2"},
+		{"mixed dependencies", Request{VolumesFrom: []string{"data:ro"}, Links: []string{"db"}},
+			"no node can run this container: 1 node unhealthy, containers it depends on must be on one node: data (--volumes-from) is on e2, db (--link) is on e1"},
+		{"one on an unhealthy node", Request{Links: []string{"db", "queue"}},
+			"no node can run this container: 1 node unhealthy, containers linked to must be on one node: db is on e1, queue is on e3 (unhealthy)"},
+		{"one missing everywhere", Request{Links: []string{"db", "nosuch"}},
+			"no node can run this container: 1 node unhealthy, 2 nodes lack container db (--link), 1 node lacks container nosuch (--link)"},
+		{"together", Request{Links: []string{"cache"}, VolumesFrom: []string{"data"}}, ""},
+		{"one container named twice", Request{Links: []string{"db:a", "db:b"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := New(Spread{}, Options{}).Place(&tt.req, pool())
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("not placed: %v", err)
+				}
+				return
+			}
+			var nf *NoFitError
+			if !errors.As(err, &nf) {
+				t.Fatalf("placed on %v (err %v), want *NoFitError", n, err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("got  %q\nwant %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestPortFilter(t *testing.T) {
 	c := func(state string, ports ...Port) Container {
 		return Container{ID: "x" + state, Name: "x" + state, State: state, Ports: ports}
