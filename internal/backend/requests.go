@@ -227,3 +227,18 @@ type VolumeList struct {
 	Volumes  []Object
 	Warnings []string
 }
+
+// BuildPlacement is what placing a POST /build reads of its query; the
+// placement answers with the same fields as the engine must get them.
+type BuildPlacement struct {
+	// Args are the build args; constraint:/affinity: entries among them
+	// place the build (classic Swarm) and are not sent on. A placement
+	// answers nil when the client's args go as sent.
+	Args map[string]*string
+	// CacheFrom are the images the build may take its cache from: a node
+	// that holds one is preferred.
+	CacheFrom []string
+	// NetworkMode is the network of the RUN steps: a user network puts the
+	// build on the node that has it ("node/network" names the node).
+	NetworkMode string
+}

@@ -77,9 +77,9 @@ type Images interface {
 // Builds places builds and prunes the build cache.
 type Builds interface {
 	// PlaceBuild chooses the engine for a build from the constraint:...
-	// build args, and returns the build args to send instead (nil: send
-	// the client's unchanged).
-	PlaceBuild(ctx context.Context, buildArgs map[string]*string) (Target, map[string]*string, error)
+	// build args, the cachefrom images and the network mode, and returns
+	// what to send the engine instead (Args nil: the client's unchanged).
+	PlaceBuild(ctx context.Context, req backend.BuildPlacement) (Target, backend.BuildPlacement, error)
 	PruneBuildCache(ctx context.Context, opts backend.PruneOptions) (*build.CachePruneReport, error)
 }
 

@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -334,21 +335,27 @@ func (f fakeTarget) Dial(ctx context.Context) (net.Conn, error) {
 type fakeBuildPlacer struct {
 	Builds
 	t   Target
-	got map[string]*string
+	got backend.BuildPlacement
 }
 
-func (f *fakeBuildPlacer) PlaceBuild(_ context.Context, args map[string]*string) (Target, map[string]*string, error) {
-	f.got = args
+// PlaceBuild takes constraint: args out, and a node/ prefix off the network.
+func (f *fakeBuildPlacer) PlaceBuild(_ context.Context, req backend.BuildPlacement) (Target, backend.BuildPlacement, error) {
+	f.got = req
 	send := map[string]*string{}
-	for k, v := range args {
+	for k, v := range req.Args {
 		if !strings.HasPrefix(k, "constraint:") {
 			send[k] = v
 		}
 	}
-	if len(send) == len(args) {
-		return f.t, nil, nil
+	out := req
+	out.Args = send
+	if len(send) == len(req.Args) {
+		out.Args = nil
 	}
-	return f.t, send, nil
+	if _, n, ok := strings.Cut(req.NetworkMode, "/"); ok {
+		out.NetworkMode = n
+	}
+	return f.t, out, nil
 }
 
 type fakeImagesChanged struct{ Images }
@@ -375,8 +382,8 @@ func TestBuildArgsRewritten(t *testing.T) {
 	if rec.Code != 200 || rec.Body.String() != `{"stream":"ok"}`+"\n" || gotPath != "/v1.41/build" {
 		t.Fatalf("build: %d %q at %s", rec.Code, rec.Body.String(), gotPath)
 	}
-	if v := b.got["constraint:node"]; v == nil || *v != "=n1" || len(b.got) != 3 || b.got["B"] != nil {
-		t.Errorf("backend got build args %v", b.got)
+	if v := b.got.Args["constraint:node"]; v == nil || *v != "=n1" || len(b.got.Args) != 3 || b.got.Args["B"] != nil {
+		t.Errorf("backend got build args %v", b.got.Args)
 	}
 	if gotQuery.Get("buildargs") != `{"A":"1","B":null}` || gotQuery.Get("t") != "x" {
 		t.Errorf("engine got %v", gotQuery)
@@ -384,5 +391,33 @@ func TestBuildArgsRewritten(t *testing.T) {
 	call(s, "POST", "/build?t=y&buildargs="+url.QueryEscape(`{"A":"1"}`), "")
 	if gotQuery.Get("buildargs") != `{"A":"1"}` || gotQuery.Get("t") != "y" {
 		t.Errorf("without rules the engine got %v", gotQuery)
+	}
+}
+
+// A build's cachefrom and networkmode reach the backend decoded; the
+// engine gets the network mode the backend answers (without its node).
+func TestBuildPlacementInputs(t *testing.T) {
+	var gotQuery url.Values
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery = r.URL.Query()
+		io.WriteString(w, `{"stream":"ok"}`+"\n")
+	}))
+	defer engine.Close()
+	b := &fakeBuildPlacer{t: fakeTarget{engine}}
+	s := NewServer(Backends{Builds: b, Images: fakeImagesChanged{}}, "test", nil)
+
+	cf := url.QueryEscape(`["app:cache","base:1"]`)
+	if rec := call(s, "POST", "/build?cachefrom="+cf+"&networkmode=node2%2Fbuildnet", ""); rec.Code != 200 {
+		t.Fatalf("build: %d %s", rec.Code, rec.Body)
+	}
+	if fmt.Sprint(b.got.CacheFrom) != "[app:cache base:1]" || b.got.NetworkMode != "node2/buildnet" {
+		t.Errorf("backend got %+v", b.got)
+	}
+	if gotQuery.Get("networkmode") != "buildnet" || gotQuery.Get("cachefrom") != `["app:cache","base:1"]` {
+		t.Errorf("engine got %v", gotQuery)
+	}
+	call(s, "POST", "/build?cachefrom=notjson&networkmode=host", "")
+	if b.got.CacheFrom != nil || b.got.NetworkMode != "host" || gotQuery.Get("cachefrom") != "notjson" || gotQuery.Get("networkmode") != "host" {
+		t.Errorf("backend got %+v, engine got %v", b.got, gotQuery)
 	}
 }

@@ -166,23 +166,28 @@ func (s *Server) commit(w http.ResponseWriter, r *http.Request, _ params) error 
 }
 
 // build runs on one engine chosen by the scheduler (constraint:... build
-// args steer it); the image is built there only.
+// args steer it, and where its cachefrom images and network are); the
+// image is built there only.
 func (s *Server) build(w http.ResponseWriter, r *http.Request, _ params) error {
 	q := r.URL.Query()
 	args, err := buildArgs(q)
 	if err != nil {
 		return err
 	}
-	t, send, err := s.b.Builds.PlaceBuild(r.Context(), args)
+	req := backend.BuildPlacement{Args: args, CacheFrom: cacheFrom(q), NetworkMode: q.Get("networkmode")}
+	t, send, err := s.b.Builds.PlaceBuild(r.Context(), req)
 	if err != nil {
 		return err
 	}
-	if send != nil {
-		b, err := json.Marshal(send)
+	if send.Args != nil {
+		b, err := json.Marshal(send.Args)
 		if err != nil {
 			return err
 		}
 		q.Set("buildargs", string(b))
+	}
+	if send.NetworkMode != req.NetworkMode {
+		q.Set("networkmode", send.NetworkMode)
 	}
 	r.URL.RawQuery = q.Encode()
 	status, err := s.forward(w, r, t, "/build")

@@ -179,6 +179,16 @@ func buildArgs(q url.Values) (map[string]*string, error) {
 	return args, nil
 }
 
+// cacheFrom reads a build's cachefrom (a JSON list of image refs). One
+// that does not decode places nothing: the engine answers it.
+func cacheFrom(q url.Values) []string {
+	var refs []string
+	if raw := q.Get("cachefrom"); raw != "" {
+		_ = json.Unmarshal([]byte(raw), &refs)
+	}
+	return refs
+}
+
 // objectCreateRequest decodes a network or volume create; the network
 // must be named, a volume need not be.
 func objectCreateRequest(r *http.Request, body []byte, nameRequired bool) (backend.ObjectCreateRequest, error) {

@@ -503,28 +503,24 @@ func (m *Manager) AnyEngine() (backend.Target, error) {
 // PlaceBuild picks the engine for a build. Classic Swarm read placement
 // rules from build args: --build-arg constraint:node==n1 reaches the API as
 // buildargs {"constraint:node": "=n1"}; those are removed before the engine
-// sees them.
-func (m *Manager) PlaceBuild(ctx context.Context, args map[string]*string) (backend.Target, map[string]*string, error) {
-	var env []string
-	var send map[string]*string
-	for k, v := range args {
-		if v != nil && (strings.HasPrefix(k, "constraint:") || strings.HasPrefix(k, "affinity:")) {
-			env = append(env, k+"="+*v)
-			continue
-		}
-		if send == nil {
-			send = map[string]*string{}
-		}
-		send[k] = v
-	}
-	if len(env) == 0 {
-		send = nil // nothing to take out: the client's args go as sent
-	} else if send == nil {
-		send = map[string]*string{}
-	}
-	rules, _, err := scheduler.ParseRules(env, nil)
+// sees them. A node holding a --cache-from image is preferred, and a user
+// network (--network) puts the build where that network is.
+func (m *Manager) PlaceBuild(ctx context.Context, req backend.BuildPlacement) (backend.Target, backend.BuildPlacement, error) {
+	rules, send, err := buildRules(req.Args)
 	if err != nil {
-		return nil, nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		return nil, req, err
+	}
+	preferCacheFrom(&rules, req.CacheFrom)
+	netNode, mode, err := m.buildNetwork(ctx, req.NetworkMode)
+	if err != nil {
+		return nil, req, err
+	}
+	if netNode != nil {
+		x, err := scheduler.ParseExpr("constraint", "node=="+netNode.ID)
+		if err != nil {
+			return nil, req, err
+		}
+		rules.Constraints = append(rules.Constraints, x)
 	}
 	var target *engine.Engine
 	err = m.retryWhilePending(ctx, func() error {
@@ -534,7 +530,7 @@ func (m *Manager) PlaceBuild(ctx context.Context, args map[string]*string) (back
 		if len(nodes) == 0 {
 			return noHealthy()
 		}
-		n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &rules}, nodes)
+		n, err := m.cfg.Placer.Place(&scheduler.Request{Rules: &rules, NetworkMode: mode}, nodes)
 		if err != nil {
 			return errdefs.ErrUnavailable.WithMessage(err.Error())
 		}
@@ -542,7 +538,7 @@ func (m *Manager) PlaceBuild(ctx context.Context, args map[string]*string) (back
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, req, err
 	}
-	return target, send, nil
+	return target, backend.BuildPlacement{Args: send, CacheFrom: req.CacheFrom, NetworkMode: mode}, nil
 }

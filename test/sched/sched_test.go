@@ -5,7 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/test/scenario"
 	"github.com/shoal-dev/shoal/test/shoaltest"
 )
@@ -200,4 +202,70 @@ func TestResourcesAndConcurrency(t *testing.T) {
 func TestParallelReservations(t *testing.T) {
 	var s *shoaltest.Shoal
 	scenario.ParallelReservations(t, bedEnv(bed, &s))
+}
+
+// TestParallelRunsCLI is issue 10 B as found: 100 `docker run -d --memory
+// 2g` at once through the docker CLI, with the default overcommit (5%),
+// three rounds: exactly the capacity starts each time, and no node holds
+// more than it can.
+func TestParallelRunsCLI(t *testing.T) {
+	s := shoaltest.Manage(t, nodes(bed))
+	cleanup(t, s)
+	if err := s.WaitNodes(ctxT(t), len(bed.Engines), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	const mem = 2 << 30
+	capOf, want := make([]int, len(bed.Engines)), 0
+	for i := range bed.Engines {
+		info, err := bed.Info(ctxT(t), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		capOf[i] = int(int64(info["MemTotal"].(float64)*(1+scheduler.DefaultOvercommit)) / mem)
+		want += capOf[i]
+	}
+	for round := 1; round <= 3; round++ {
+		var mu sync.Mutex
+		var ids []string
+		refused := 0
+		var wg sync.WaitGroup
+		for range 100 {
+			wg.Go(func() {
+				out, errOut, err := s.Docker(ctxT(t), "run", "-d", "--memory", "2g", "busybox", "sleep", "300")
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil:
+					ids = append(ids, strings.TrimSpace(out))
+				case strings.Contains(errOut, "lack"):
+					refused++
+				default:
+					t.Errorf("docker run: %v: %s", err, errOut)
+				}
+			})
+		}
+		wg.Wait()
+		per := make([]int, len(bed.Engines))
+		for i := range bed.Engines {
+			out, _, err := shoaltest.Docker(ctxT(t), bed.Engines[i].Host(), "ps", "-q")
+			if err != nil {
+				t.Fatal(err)
+			}
+			per[i] = len(strings.Fields(out))
+		}
+		t.Logf("round %d: 100 parallel docker run --memory 2g: %d started, %d refused; per node %v (capacity %v)", round, len(ids), refused, per, capOf)
+		if len(ids) != want {
+			t.Errorf("round %d: %d started, want %d", round, len(ids), want)
+		}
+		for i := range per {
+			if per[i] > capOf[i] {
+				t.Errorf("round %d: node%d runs %d containers of 2 GiB, capacity %d", round, i+1, per[i], capOf[i])
+			}
+		}
+		if len(ids) > 0 {
+			if _, e, err := s.Docker(ctxT(t), append([]string{"rm", "-f"}, ids...)...); err != nil {
+				t.Fatalf("rm: %v %s", err, e)
+			}
+		}
+	}
 }
