@@ -389,15 +389,20 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.mu.RLock()
-	old := e.containers
-	e.mu.RUnlock()
+	// Single refreshes write the cache meanwhile (under e.mu): read it so,
+	// and see what they cached since the list (a create's own refresh).
+	cached := func(id string) (*Container, bool) {
+		e.mu.RLock()
+		defer e.mu.RUnlock()
+		c, ok := e.containers[id]
+		return c, ok
+	}
 	next := make(map[string]*Container, len(list))
 	for _, c := range list {
-		if prev, ok := old[c.ID]; ok && prev.State == c.State {
+		if prev, ok := cached(c.ID); ok && prev.State == c.State {
 			c.copyInspect(prev)
 		} else if err := e.inspectInto(ctx, c); err != nil {
-			prev, ok := old[c.ID]
+			prev, ok := cached(c.ID)
 			if !ok || errors.Is(err, ErrNotFound) {
 				continue // removed meanwhile
 			}

@@ -71,7 +71,7 @@ func TestParallelReservationsSurviveFailedRefreshes(t *testing.T) {
 		sim, addr := busyEngine(t, fmt.Sprintf("busy%d", i+1))
 		sims, addrs = append(sims, sim), append(addrs, addr)
 	}
-	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, Timeout: time.Second, FailureRetry: 3}, nil)
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, ResyncInterval: 100 * time.Millisecond, Timeout: time.Second, FailureRetry: 3}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = pool.Run(ctx) }()
