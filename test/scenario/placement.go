@@ -79,3 +79,35 @@ func noFit(t *testing.T, env Env) {
 		}
 	}
 }
+
+// LinksApart: a create linking to two containers that run on different
+// nodes is refused (503) with where each one is, not only with how many
+// nodes lack each (issue 10 #7); linking to both once they are together
+// works. It needs at least two engines.
+func LinksApart(t *testing.T, env Env) {
+	if len(env.Nodes) < 2 {
+		t.Fatalf("LinksApart needs 2 engines, has %d", len(env.Nodes))
+	}
+	c := newClient(t, env.Shoal(t))
+	db, cache := uniq("db"), uniq("cache")
+	c.run(db, env.spec("constraint:node=="+env.Nodes[0]))
+	c.run(cache, env.spec("constraint:node=="+env.Nodes[1]))
+	s := env.spec()
+	s.HostConfig.Links = []string{db + ":db", cache + ":cache"}
+	st, id, msg := c.create(uniq("app"), s)
+	if st == http.StatusCreated {
+		c.removeAtEnd(id)
+	}
+	want := fmt.Sprintf("no node can run this container: containers linked to must be on one node: %s is on %s, %s is on %s", db, env.Nodes[0], cache, env.Nodes[1])
+	if st != http.StatusServiceUnavailable || msg != want {
+		t.Fatalf("create linking to containers on two nodes: %d %q, want %d %q", st, msg, http.StatusServiceUnavailable, want)
+	}
+	// Kept together by an affinity, they can be linked to.
+	near := uniq("near")
+	c.run(near, env.spec("affinity:container=="+db))
+	s.HostConfig.Links = []string{db + ":db", near + ":near"}
+	app := c.run(uniq("app"), s)
+	if got := c.nodeOf(app); got != env.Nodes[0] {
+		t.Errorf("the container linking to %s and %s runs on %s, want %s", db, near, got, env.Nodes[0])
+	}
+}

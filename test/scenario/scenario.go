@@ -93,7 +93,8 @@ type spec struct {
 	Env        []string          `json:",omitempty"`
 	Labels     map[string]string `json:",omitempty"`
 	HostConfig struct {
-		Memory int64 `json:",omitempty"`
+		Memory int64    `json:",omitempty"`
+		Links  []string `json:",omitempty"`
 	}
 }
 

@@ -53,3 +53,5 @@ func TestRescheduling(t *testing.T) {
 }
 
 func TestParallelReservations(t *testing.T) { scenario.ParallelReservations(t, simEnv(t)) }
+
+func TestLinksApart(t *testing.T) { scenario.LinksApart(t, simEnv(t)) }

@@ -1,7 +1,11 @@
 package sched
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -267,5 +271,85 @@ func TestParallelRunsCLI(t *testing.T) {
 				t.Fatalf("rm: %v %s", err, e)
 			}
 		}
+	}
+}
+
+// TestLinksApart runs the links-apart scenario (issue 10 #7) on the real
+// engines; the same body runs over simulated engines in test/scenario.
+func TestLinksApart(t *testing.T) {
+	var s *shoaltest.Shoal
+	scenario.LinksApart(t, bedEnv(bed, &s))
+}
+
+// TestBuildPlacement: a build goes where its inputs are (issue 10 #4),
+// through the docker CLI's classic builder: with --cache-from to the node
+// holding that image, with --network to the node holding that network
+// (also named node/network), and a network no node has is refused with
+// dockerd's words. Without them, spread would pick node1 (the first name
+// among equal nodes), so node2 and node3 show the inputs decided.
+func TestBuildPlacement(t *testing.T) {
+	s := shoaltest.Manage(t, nodes(bed))
+	if err := s.WaitNodes(ctxT(t), len(bed.Engines), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo built > /built\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := func(args ...string) (string, error) {
+		cmd := exec.CommandContext(ctxT(t), "docker", append(append([]string{"build", "-q"}, args...), dir)...)
+		cmd.Env = append(os.Environ(), "DOCKER_HOST="+s.Host, "DOCKER_CONFIG="+t.TempDir(), "DOCKER_BUILDKIT=0")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	engine := func(i int, args ...string) string {
+		out, errOut, err := shoaltest.Docker(ctxT(t), bed.Engines[i].Host(), args...)
+		if err != nil {
+			t.Fatalf("node%d: docker %v: %v %s", i+1, args, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	holders := func(ref string) []int {
+		var at []int
+		for i := range bed.Engines {
+			if engine(i, "images", "-q", ref) != "" {
+				at = append(at, i+1)
+			}
+		}
+		return at
+	}
+	t.Cleanup(func() {
+		for i := range bed.Engines {
+			shoaltest.Docker(context.Background(), bed.Engines[i].Host(), "rmi", "-f", "cachesrc:v1", "bycache:v1", "bynet:v1", "bynodenet:v1")
+		}
+		s.Docker(context.Background(), "network", "rm", "node3/buildnet")
+	})
+
+	engine(1, "tag", "busybox", "cachesrc:v1")
+	if out, err := build("--cache-from", "cachesrc:v1", "-t", "bycache:v1"); err != nil {
+		t.Fatalf("build --cache-from: %v\n%s", err, out)
+	}
+	if at := holders("bycache:v1"); fmt.Sprint(at) != "[2]" {
+		t.Errorf("built with --cache-from cachesrc:v1 (on node2 only) on nodes %v, want [2]", at)
+	}
+
+	if _, errOut, err := s.Docker(ctxT(t), "network", "create", "node3/buildnet"); err != nil {
+		t.Fatalf("network create: %v %s", err, errOut)
+	}
+	if out, err := build("--network", "buildnet", "-t", "bynet:v1"); err != nil {
+		t.Fatalf("build --network buildnet: %v\n%s", err, out)
+	}
+	if at := holders("bynet:v1"); fmt.Sprint(at) != "[3]" {
+		t.Errorf("built with --network buildnet (on node3) on nodes %v, want [3]", at)
+	}
+	if out, err := build("--network", "node3/buildnet", "-t", "bynodenet:v1"); err != nil {
+		t.Fatalf("build --network node3/buildnet: %v\n%s", err, out)
+	}
+	if at := holders("bynodenet:v1"); fmt.Sprint(at) != "[3]" {
+		t.Errorf("built with --network node3/buildnet on nodes %v, want [3]", at)
+	}
+	out, err := build("--network", "nosuchnet", "-t", "nonet:v1")
+	if err == nil || !strings.Contains(out, "network nosuchnet not found") {
+		t.Errorf("build --network nosuchnet: %v %q, want a failure saying network nosuchnet not found", err, out)
 	}
 }
