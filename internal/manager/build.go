@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/containerd/errdefs"
@@ -63,6 +64,9 @@ func (m *Manager) buildNetwork(ctx context.Context, mode string) (*engine.Engine
 		return nil, mode, nil
 	}
 	if e, name := m.splitNode(mode); e != nil {
+		if hasNetwork(e, name) {
+			return e, name, nil
+		}
 		if _, err := e.InspectNetwork(ctx, name); err != nil {
 			if errdefs.IsNotFound(err) {
 				return nil, "", errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found on node %s", name, e.Name()))
@@ -72,11 +76,8 @@ func (m *Manager) buildNetwork(ctx context.Context, mode string) (*engine.Engine
 		return e, name, nil
 	}
 	for _, e := range m.pool.Engines() {
-		nets, _ := e.NetworksVolumes()
-		for _, n := range nets {
-			if n == mode {
-				return nil, mode, nil
-			}
+		if hasNetwork(e, mode) {
+			return nil, mode, nil
 		}
 	}
 	e, _, err := m.resolveObject(ctx, "networks", mode)
@@ -84,4 +85,10 @@ func (m *Manager) buildNetwork(ctx context.Context, mode string) (*engine.Engine
 		return nil, "", err
 	}
 	return e, mode, nil
+}
+
+// hasNetwork says whether the engine's cache knows a network by this name.
+func hasNetwork(e *engine.Engine, name string) bool {
+	nets, _ := e.NetworksVolumes()
+	return slices.Contains(nets, name)
 }
