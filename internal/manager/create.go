@@ -196,6 +196,7 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 	if err != nil {
 		return nil, engine.Created{}, err
 	}
+	m.bind(placed, cr.ID)
 	if ctx.Err() != nil { // the client hung up: nobody will ever use it
 		m.removeQuietly(e, cr.ID)
 		return nil, engine.Created{}, ctx.Err()
@@ -275,8 +276,9 @@ func (m *Manager) place(req *scheduler.Request) (*engine.Engine, scheduler.Conta
 		return nil, scheduler.Container{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	e := byID[n.ID]
+	m.seq++
 	c := scheduler.Container{
-		ID: "pending-" + req.Name, Name: req.Name, Image: req.Image, Labels: req.Labels, State: "created",
+		ID: "pending-" + strconv.FormatUint(m.seq, 10), Name: req.Name, Image: req.Image, Labels: req.Labels, State: "created",
 		NanoCPUs: req.NanoCPUs, CPUShares: req.CPUShares, Memory: req.Memory, MemoryReservation: req.MemoryReservation,
 		Ports: req.Ports,
 	}
@@ -287,13 +289,29 @@ func (m *Manager) place(req *scheduler.Request) (*engine.Engine, scheduler.Conta
 	return e, c, nil
 }
 
+// bind records the ID the engine gave the container placed as c: from
+// the moment the engine's cache holds it, the cache counts it and the
+// pending entry no longer does (see snapshot), so it is never counted
+// twice while the create finishes.
+func (m *Manager) bind(c scheduler.Container, id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.created == nil {
+		m.created = map[string]string{}
+	}
+	m.created[c.ID] = id
+}
+
+// unplace drops the reservation of c, once the engine's cache holds the
+// container (or the create failed and was undone).
 func (m *Manager) unplace(nodeID, name string, c scheduler.Container) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.names, name)
+	delete(m.created, c.ID)
 	p := m.pending[nodeID]
 	for i := range p {
-		if p[i].ID == c.ID && p[i].Name == c.Name {
+		if p[i].ID == c.ID {
 			p = append(p[:i:i], p[i+1:]...)
 			break
 		}

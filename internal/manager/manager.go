@@ -45,6 +45,8 @@ type Manager struct {
 	mu      sync.Mutex // placement and name reservations
 	names   map[string]bool
 	pending map[string][]scheduler.Container // node ID → placed, not yet cached
+	created map[string]string                // pending entry ID → the container's ID, once created
+	seq     uint64                           // numbers pending entries
 	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
 
 	infoMu sync.Mutex

@@ -35,7 +35,7 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 			cp.Gen = 0
 			n = &cp
 		}
-		if p := m.pending[e.ID]; len(p) > 0 {
+		if p := m.uncached(e); len(p) > 0 {
 			cp := *n
 			cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
 			cp.Gen = 0
@@ -52,6 +52,25 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 		}
 	}
 	return nodes, byID
+}
+
+// uncached is the pending entries of e that its cache does not count yet:
+// those still being created, and those created but not yet seen in the
+// cache. Callers hold m.mu.
+func (m *Manager) uncached(e *engine.Engine) []scheduler.Container {
+	p := m.pending[e.ID]
+	for i, c := range p {
+		if id, ok := m.created[c.ID]; ok && e.Container(id) != nil {
+			out := append(make([]scheduler.Container, 0, len(p)-1), p[:i]...)
+			for _, c := range p[i+1:] {
+				if id, ok := m.created[c.ID]; !ok || e.Container(id) == nil {
+					out = append(out, c)
+				}
+			}
+			return out
+		}
+	}
+	return p
 }
 
 func nodeView(e *engine.Engine) *scheduler.Node {
