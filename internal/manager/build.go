@@ -40,9 +40,10 @@ func buildRules(args map[string]*string) (rules scheduler.Rules, send map[string
 
 // preferCacheFrom adds a soft affinity for each --cache-from image, in the
 // client's order: the build then runs where its cache is, as it would on
-// one engine, and anywhere when no node holds one.
+// one engine, and anywhere when no node holds one. Only the first few
+// count: the scheduler takes at most 64 soft rules.
 func preferCacheFrom(rules *scheduler.Rules, refs []string) {
-	for _, ref := range refs {
+	for _, ref := range refs[:min(len(refs), 16)] {
 		if x, err := scheduler.ParseExpr("affinity", "image==~"+ref); err == nil {
 			rules.Affinities = append(rules.Affinities, x)
 		}

@@ -461,9 +461,11 @@ func dependencyFilters(req *Request, pool []*Node) []filter {
 	} else if req.NetworkMode != "" {
 		nets = append(nets[:len(nets):len(nets)], req.NetworkMode)
 	}
-	fs := make([]filter, 0, len(deps)+1)
-	if f := apart(distinctDeps(deps), pool); f != nil {
-		fs = append(fs, f)
+	var fs []filter
+	if len(deps) > 1 {
+		if f := apart(distinctDeps(deps), pool); f != nil {
+			fs = append(fs, f)
+		}
 	}
 	for _, d := range deps {
 		fs = append(fs, d)
