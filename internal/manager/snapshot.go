@@ -35,7 +35,7 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 			cp.Gen = 0
 			n = &cp
 		}
-		if p := m.uncached(e); len(p) > 0 {
+		if p := m.uncached(e.ID, n); len(p) > 0 {
 			cp := *n
 			cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
 			cp.Gen = 0
@@ -54,16 +54,21 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 	return nodes, byID
 }
 
-// uncached is the pending entries of e that its cache does not count yet:
-// those still being created, and those created but not yet seen in the
-// cache. Callers hold m.mu.
-func (m *Manager) uncached(e *engine.Engine) []scheduler.Container {
-	p := m.pending[e.ID]
+// uncached is the pending entries of node that its view n does not count
+// yet: those still being created, and those created but not in the view.
+// It checks the view, not the live cache: a container cached after the
+// view was built must still count as pending. Callers hold m.mu.
+func (m *Manager) uncached(node string, n *scheduler.Node) []scheduler.Container {
+	p := m.pending[node]
+	inView := func(c scheduler.Container) bool {
+		id, ok := m.created[c.ID]
+		return ok && n.Container(id) != nil
+	}
 	for i, c := range p {
-		if id, ok := m.created[c.ID]; ok && e.Container(id) != nil {
+		if inView(c) {
 			out := append(make([]scheduler.Container, 0, len(p)-1), p[:i]...)
 			for _, c := range p[i+1:] {
-				if id, ok := m.created[c.ID]; !ok || e.Container(id) == nil {
+				if !inView(c) {
 					out = append(out, c)
 				}
 			}
