@@ -37,7 +37,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 	f.StringVar(&o.dataDir, "data-dir", "/var/lib/shoal", "directory of this node's certificates, state and (managers) replicated store")
 	f.StringVar(&o.engine, "engine", "unix:///var/run/docker.sock", "this host's Docker engine (unix:///path or tcp://host:port); managers reach it only through this node's tunnel")
 	f.StringVar(&o.strategy, "strategy", "spread", "placement strategy when this node is a manager: spread, binpack or random")
-	f.DurationVar(&o.refresh, "engine-refresh-interval", 5*time.Second, "how often each engine's health is checked (managers)")
+	f.DurationVar(&o.refresh, "engine-refresh-interval", 2*time.Second, "how often each engine's health is checked (managers); a check waits at most this long (at least 1s)")
 	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy (managers)")
 }
 

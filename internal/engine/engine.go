@@ -55,7 +55,9 @@ type Options struct {
 	RefreshInterval time.Duration // health check period
 	ResyncInterval  time.Duration // full reload of containers/images/info
 	FailureRetry    int           // consecutive failures before Unhealthy
-	Timeout         time.Duration // per health check
+	// Timeout bounds one contact with the engine (connect, a refresh); a
+	// health check is bounded tighter, by PingTimeout.
+	Timeout time.Duration
 	Logger          *slog.Logger
 	// SubscriberBuffer is how many events a bus subscriber may fall
 	// behind before it is cut off (default DefaultSubscriberBuffer).
@@ -78,7 +80,7 @@ type specKeys struct {
 
 func (o *Options) defaults() {
 	if o.RefreshInterval <= 0 {
-		o.RefreshInterval = 5 * time.Second
+		o.RefreshInterval = DefaultRefreshInterval
 	}
 	if o.ResyncInterval <= 0 {
 		o.ResyncInterval = 60 * time.Second
@@ -92,6 +94,27 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// DefaultRefreshInterval is how often an engine's health is checked when
+// Options leave it zero. With the default FailureRetry (3) an engine that
+// stops answering (a hung dockerd: its kernel still accepts connections)
+// is Unhealthy 6 to 8 s after it stopped: three checks in a row that each
+// waited PingTimeout (2 s) in vain, the first up to one period after.
+const DefaultRefreshInterval = 2 * time.Second
+
+// minPingTimeout keeps very short refresh intervals (tests, simulations)
+// from failing an engine that is merely busy for a moment.
+const minPingTimeout = time.Second
+
+// PingTimeout is how long a health check waits for /_ping: the refresh
+// interval (a check that has not answered when the next one is due has
+// failed), at least a second, at most Timeout. dockerd answers /_ping
+// without work, so a busy engine still answers well within it; waiting
+// the whole Timeout (made for connects and refreshes) three times is what
+// made a hung engine take 17 s to be noticed.
+func (o *Options) PingTimeout() time.Duration {
+	return min(o.Timeout, max(o.RefreshInterval, minPingTimeout))
 }
 
 // Engine is one Docker engine of the pool and its cached state.
@@ -179,6 +202,15 @@ func (e *Engine) StateSince() time.Time {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.since
+}
+
+// Failing says whether the engine's last health check failed while it is
+// still counted Healthy (it has not failed FailureRetry times yet): a call
+// to it is likely to wait in vain.
+func (e *Engine) Failing() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.state == Healthy && e.failures > 0
 }
 
 // Healthy says whether the engine takes new work.
@@ -351,9 +383,9 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks the engine answers /_ping within the timeout.
+// Ping checks the engine answers /_ping within Options.PingTimeout.
 func (e *Engine) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, e.opts.PingTimeout())
 	defer cancel()
 	resp, err := e.client.Raw(ctx, "GET", "/_ping", nil, nil, nil)
 	if err != nil {

@@ -204,6 +204,10 @@ func (p *Pool) Healthy() []*Engine {
 // Timeout is how long one contact with an engine may take (Options.Timeout).
 func (p *Pool) Timeout() time.Duration { return p.opts.Timeout }
 
+// PingTimeout is how long a health check waits for an engine's answer
+// (Options.PingTimeout).
+func (p *Pool) PingTimeout() time.Duration { return p.opts.PingTimeout() }
+
 // Node finds an engine by node ID, unique ID prefix, hostname or address.
 func (p *Pool) Node(ref string) (*Engine, error) {
 	var byName, byPrefix []*Engine

@@ -36,38 +36,64 @@ func (o rawObject) str(key string) string { return o.obj.String(key) }
 // listFunc is an engine's list of networks or volumes.
 type listFunc func(e *engine.Engine, ctx context.Context, cq engine.ClientQuery) ([]json.RawMessage, error)
 
-// fetchAll asks every healthy engine for its list and returns the objects.
+// fetchAll asks every healthy engine for its list and returns the objects;
+// an engine that fails or does not answer is left out and logged.
 func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq engine.ClientQuery) ([]rawObject, error) {
+	out, _, err := m.fetchEach(ctx, what, list, cq)
+	return out, err
+}
+
+// fetchEach is fetchAll that also returns a warning per node left out:
+// those not healthy (as info words them) and those that failed or went
+// silent (see ask), for replies that carry warnings.
+func (m *Manager) fetchEach(ctx context.Context, what string, list listFunc, cq engine.ClientQuery) ([]rawObject, []string, error) {
 	var mu sync.Mutex
 	var out []rawObject
+	failed := map[*engine.Engine]error{}
 	m.awaitContact(ctx)
 	engines := m.pool.Healthy()
 	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
-		raws, err := list(e, ctx, cq)
-		if err != nil {
-			return err
-		}
-		objs := make([]backend.Object, len(raws))
-		for i, raw := range raws {
-			if err := json.Unmarshal(raw, &objs[i]); err != nil {
-				return fmt.Errorf("decoding the %s of node %s: %w", what, e.Name(), err)
+		err := m.ask(ctx, e, readPatience, func(ctx context.Context) error {
+			raws, err := list(e, ctx, cq)
+			if err != nil {
+				return err
 			}
+			objs := make([]backend.Object, len(raws))
+			for i, raw := range raws {
+				if err := json.Unmarshal(raw, &objs[i]); err != nil {
+					return fmt.Errorf("decoding the %s of node %s: %w", what, e.Name(), err)
+				}
+			}
+			mu.Lock()
+			for _, o := range objs {
+				out = append(out, rawObject{e, o})
+			}
+			mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			mu.Lock()
+			failed[e] = err
+			mu.Unlock()
 		}
-		mu.Lock()
-		for _, o := range objs {
-			out = append(out, rawObject{e, o})
-		}
-		mu.Unlock()
-		return nil
+		return err
 	})
-	if err := refusedByAll(errs, len(engines)); err != nil {
-		return nil, err
+	if ctx.Err() != nil {
+		return nil, nil, ctx.Err()
 	}
-	for _, err := range errs {
-		if errdefs.IsInvalidArgument(err) {
-			return nil, err
+	if err := refusedByAll(errs, len(engines)); err != nil {
+		return nil, nil, err
+	}
+	if len(engines) > 0 && len(errs) == len(engines) {
+		// No node answered: an empty list would be a lie.
+		return nil, nil, errs[0]
+	}
+	warnings := m.downWarnings()
+	for _, e := range engines {
+		if err := failed[e]; err != nil {
+			m.log.Warn("a node is left out of a list", "what", what, "node", e.Name(), "addr", e.Addr, "error", err)
+			warnings = append(warnings, nodeWarning(e, fmt.Sprintf("is left out of the %s: %v", what, err)))
 		}
-		m.log.Warn("list on a node failed", "what", what, "error", err)
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		if out[i].e.Name() != out[j].e.Name() {
@@ -75,14 +101,16 @@ func (m *Manager) fetchAll(ctx context.Context, what string, list listFunc, cq e
 		}
 		return out[i].str("Name") < out[j].str("Name")
 	})
-	return out, nil
+	return out, warnings, nil
 }
 
 // refusedByAll is the engines' own error when every one of the n engines
-// asked answered the same refusal (a bad filter pattern, say): that is the
-// request's fault, and the client gets it in the engine's words and status,
-// as from one engine. Engines that failed each for their own reasons, or
-// could not be reached, leave the answer to the others (nil).
+// asked that answered gave the same refusal (a bad filter pattern, say)
+// and none listed anything: that is the request's fault, and the client
+// gets it in the engine's words and status, as from one engine. Engines
+// that failed each for their own reasons leave the answer to the others
+// (nil), and so do engines that could not be reached or went silent: they
+// prove nothing about the request.
 func refusedByAll(errs []error, n int) error {
 	if n == 0 || len(errs) != n {
 		return nil
@@ -90,8 +118,11 @@ func refusedByAll(errs []error, n int) error {
 	var first error
 	for _, err := range errs {
 		var ne nodeErr
-		if !errors.As(err, &ne) || errors.Is(err, engine.ErrUnreachable) {
+		if !errors.As(err, &ne) {
 			return nil
+		}
+		if errors.Is(err, engine.ErrUnreachable) {
+			continue
 		}
 		if first == nil {
 			first = ne.err
@@ -123,7 +154,7 @@ func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([
 
 // ListVolumes merges the volumes of all nodes, named <node>/<name>.
 func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*backend.VolumeList, error) {
-	objs, err := m.fetchAll(ctx, "volumes", (*engine.Engine).ListVolumes, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
+	objs, warnings, err := m.fetchEach(ctx, "volumes", (*engine.Engine).ListVolumes, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +162,10 @@ func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*b
 	for _, o := range objs {
 		vols = append(vols, withNodeName(o))
 	}
-	return &backend.VolumeList{Volumes: vols, Warnings: []string{}}, nil
+	if warnings == nil {
+		warnings = []string{}
+	}
+	return &backend.VolumeList{Volumes: vols, Warnings: warnings}, nil
 }
 
 // splitNode splits "node/name" when node names a pool engine.
