@@ -20,6 +20,7 @@ import (
 
 // ServeHTTP routes one request of the simulated Docker Engine API.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.waitWhileHung()
 	path, version, ok := splitVersion(r.URL.Path)
 	w.Header().Set("Api-Version", e.opts.APIVersion)
 	w.Header().Set("Docker-Experimental", "false")

@@ -119,6 +119,51 @@ type Engine struct {
 	seq        uint64
 	subs       map[*subscriber]struct{}
 	closed     bool
+
+	hangMu sync.Mutex
+	hung   chan struct{} // while hung: closed by Resume
+	held   int           // requests a hang has held
+}
+
+// Hang makes the engine stop answering, as a dockerd stopped with SIGSTOP
+// does: connections are still accepted and requests read, but each is
+// held, unanswered, until Resume, even when its client gives up; event
+// streams already open go silent.
+func (e *Engine) Hang() {
+	e.hangMu.Lock()
+	defer e.hangMu.Unlock()
+	if e.hung == nil {
+		e.hung = make(chan struct{})
+	}
+}
+
+// Resume answers the held requests, and the new ones, again.
+func (e *Engine) Resume() {
+	e.hangMu.Lock()
+	defer e.hangMu.Unlock()
+	if e.hung != nil {
+		close(e.hung)
+		e.hung = nil
+	}
+}
+
+// Held is how many requests hangs have held so far.
+func (e *Engine) Held() int {
+	e.hangMu.Lock()
+	defer e.hangMu.Unlock()
+	return e.held
+}
+
+func (e *Engine) waitWhileHung() {
+	e.hangMu.Lock()
+	c := e.hung
+	if c != nil {
+		e.held++
+	}
+	e.hangMu.Unlock()
+	if c != nil {
+		<-c
+	}
 }
 
 // Start listens on opts.Addr and serves the simulated engine until Close.
@@ -163,6 +208,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.Resume()
 	for s := range e.subs {
 		s.close()
 	}

@@ -166,7 +166,8 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 	if err != nil {
 		return nil, engine.Created{}, err
 	}
-	defer m.unplace(e.ID, name, placed)
+	release := func() { m.unplace(e.ID, name, placed) }
+	defer func() { release() }()
 
 	if len(env) != len(cb.Env) {
 		// The directives must not reach the engine; they stay on the
@@ -182,7 +183,25 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 			return nil, engine.Created{}, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
 		}
 	}
-	cr, err := e.Create(ctx, spec)
+	cr, err := m.createOn(ctx, e, spec)
+	if errors.Is(err, errNoAnswer) {
+		// The node took the create and went silent (a hung engine not yet
+		// marked Unhealthy): place it once more, elsewhere. What the
+		// abandoned create makes is removed when it lands (createOn).
+		silent, why := e, err
+		release()
+		release = func() {}
+		err = errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) does not answer (%v): the container was not created", silent.Name(), silent.Addr, why))
+		if e2, p2, perr := m.place(avoiding(req, silent)); perr == nil {
+			m.log.Warn("create moved off a node that does not answer", "name", name, "from", silent.Name(), "to", e2.Name(), "error", why)
+			e, placed = e2, p2
+			release = func() { m.unplace(e2.ID, name, p2) }
+			cr, err = m.createOn(ctx, e, spec)
+			if errors.Is(err, errNoAnswer) {
+				err = errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("nodes %s and %s do not answer (%v): the container was not created", silent.Name(), e.Name(), err))
+			}
+		}
+	}
 	if errors.Is(err, engine.ErrUnreachable) {
 		// The engine may have created it before the failure: undo by name.
 		if name != "" {
@@ -362,7 +381,7 @@ func (m *Manager) PruneContainers(ctx context.Context, opts backend.PruneOptions
 	cq := engine.ClientQuery{Query: opts.EngineQuery()}
 	rep := &container.PruneReport{ContainersDeleted: []string{}}
 	var mu sync.Mutex
-	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+	errs := m.fanOut(ctx, m.pool.Healthy(), m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		r, err := e.PruneContainers(ctx, cq)
 		if err != nil {
 			return err
@@ -372,7 +391,7 @@ func (m *Manager) PruneContainers(ctx context.Context, opts backend.PruneOptions
 		rep.SpaceReclaimed += r.SpaceReclaimed
 		mu.Unlock()
 		return nil
-	})
+	}))
 	if len(errs) > 0 && len(rep.ContainersDeleted) == 0 {
 		return nil, errs[0]
 	}

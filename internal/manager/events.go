@@ -260,8 +260,10 @@ func (m *Manager) eventHistory(ctx context.Context, req *eventsRequest, end time
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := e.Events(ctx, req.since, end, func(ev engine.Event) bool {
-				return !req.filter.match(ev.Message, e) || out.write(engineEventJSON(ev.Raw, e))
+			err := m.ask(ctx, e, writePatience, func(ctx context.Context) error {
+				return e.Events(ctx, req.since, end, func(ev engine.Event) bool {
+					return !req.filter.match(ev.Message, e) || out.write(engineEventJSON(ev.Raw, e))
+				})
 			})
 			if err != nil {
 				m.log.Debug("event history", "node", e.Name(), "error", err)

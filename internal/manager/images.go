@@ -105,7 +105,10 @@ func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := e.InspectImage(ctx, name)
+			err := m.ask(ctx, e, readPatience, func(ctx context.Context) error {
+				_, err := e.InspectImage(ctx, name)
+				return err
+			})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -279,7 +282,7 @@ func (m *Manager) LoadImage(ctx context.Context, req backend.ImageStreamRequest,
 		return errdefs.ErrInvalidArgument.WithMessage("reading the image archive: " + err.Error())
 	}
 	sm := &streamMerger{w: w}
-	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+	m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		r, err := os.Open(f.Name())
 		if err != nil {
 			sm.fail(e.Name(), err.Error())
@@ -288,7 +291,7 @@ func (m *Manager) LoadImage(ctx context.Context, req backend.ImageStreamRequest,
 		defer r.Close()
 		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.LoadImage(ctx, q, r) })
 		return nil
-	})
+	}))
 	return sm.finish(true)
 }
 
@@ -313,7 +316,7 @@ func (m *Manager) engineStream(sm *streamMerger, e *engine.Engine, open func() (
 func (m *Manager) refreshImages(e *engine.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = e.RefreshImages(ctx)
+	_ = m.ask(ctx, e, readPatience, e.RefreshImages)
 }
 
 // PullImage pulls on every healthy engine in parallel. It succeeds when at
@@ -327,10 +330,10 @@ func (m *Manager) PullImage(ctx context.Context, req backend.ImageStreamRequest,
 		return noHealthy()
 	}
 	sm := &streamMerger{w: w}
-	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+	m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.PullImage(ctx, q, auth) })
 		return nil
-	})
+	}))
 	return sm.finish(false)
 }
 
@@ -342,7 +345,7 @@ func (m *Manager) TagImage(ctx context.Context, name string, opts backend.ImageT
 	}
 	var mu sync.Mutex
 	tagged := 0
-	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+	errs := m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		err := e.TagImage(ctx, name, opts.Repo, opts.Tag)
 		if err == nil {
 			mu.Lock()
@@ -351,7 +354,7 @@ func (m *Manager) TagImage(ctx context.Context, name string, opts backend.ImageT
 			m.refreshImages(e)
 		}
 		return err
-	})
+	}))
 	if tagged > 0 {
 		return nil
 	}
@@ -392,7 +395,7 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.Ima
 	var mu sync.Mutex
 	out := []image.DeleteResponse{}
 	removed := 0
-	errs := m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+	errs := m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		list, err := e.RemoveImage(ctx, name, q)
 		if err != nil {
 			return err
@@ -403,7 +406,7 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.Ima
 		mu.Unlock()
 		m.refreshImages(e)
 		return nil
-	})
+	}))
 	if removed == 0 {
 		return nil, firstError(errs, "No such image: "+name)
 	}
@@ -427,7 +430,11 @@ func (m *Manager) RemoveImage(ctx context.Context, name string, opts backend.Ima
 
 func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name string) error {
 	for _, e := range engines {
-		img, err := e.InspectImage(ctx, name)
+		var img *engine.ObjectInspect
+		err := m.ask(ctx, e, readPatience, func(ctx context.Context) (err error) {
+			img, err = e.InspectImage(ctx, name)
+			return err
+		})
 		if err != nil {
 			continue
 		}
@@ -467,7 +474,7 @@ func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamReques
 		path = f.Name()
 	}
 	sm := &streamMerger{w: w}
-	m.fanOut(ctx, engines, func(ctx context.Context, e *engine.Engine) error {
+	m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		var rd io.Reader
 		if path != "" {
 			f, err := os.Open(path)
@@ -480,7 +487,7 @@ func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamReques
 		}
 		m.engineStream(sm, e, func() (io.ReadCloser, error) { return e.ImportImage(ctx, q, rd) })
 		return nil
-	})
+	}))
 	return sm.finish(true)
 }
 

@@ -120,7 +120,11 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			list, err := e.List(ctx, engine.ListOptions{All: true, Size: true})
+			var list []*engine.Container
+			err := m.ask(ctx, e, readPatience, func(ctx context.Context) (err error) {
+				list, err = e.List(ctx, engine.ListOptions{All: true, Size: true})
+				return err
+			})
 			if err != nil {
 				m.log.Warn("list containers", "node", e.Name(), "error", err)
 				return

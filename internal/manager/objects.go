@@ -208,11 +208,18 @@ func (m *Manager) findObject(ctx context.Context, kind, ref string) (*engine.Eng
 			if kind == "networks" {
 				inspect = c.InspectNetwork
 			}
-			if obj, err := inspect(ctx, name); err == nil {
-				found[i] = obj.Name
-				if kind == "networks" {
-					found[i] = obj.ID
+			err := m.ask(ctx, c, readPatience, func(ctx context.Context) error {
+				obj, err := inspect(ctx, name)
+				if err == nil {
+					found[i] = obj.Name
+					if kind == "networks" {
+						found[i] = obj.ID
+					}
 				}
+				return err
+			})
+			if errors.Is(err, errNoAnswer) {
+				m.log.Warn("a node is left out of a lookup", "kind", kind, "name", name, "node", c.Name(), "error", err)
 			}
 		}()
 	}
@@ -406,7 +413,7 @@ func (m *Manager) ObjectsChanged(t backend.Target) {
 func (m *Manager) refreshObjects(e *engine.Engine) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10e9)
 	defer cancel()
-	_ = e.RefreshNetworksVolumes(ctx)
+	_ = m.ask(ctx, e, readPatience, e.RefreshNetworksVolumes)
 }
 
 // PruneNetworks prunes the networks of every healthy node.
@@ -447,26 +454,28 @@ func prune[R any](ctx context.Context, m *Manager, run func(e *engine.Engine, ct
 	var mu sync.Mutex
 	merged := new(R)
 	ok := 0
-	errs := m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+	engines := m.pool.Healthy()
+	errs := m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		rep, err := run(e, ctx, cq)
 		if err != nil {
 			return err
 		}
 		mu.Lock()
-		defer mu.Unlock()
 		ok++
 		add(merged, rep)
+		mu.Unlock()
+		m.refreshObjects(e)
+		m.refreshImages(e)
 		return nil
-	})
+	}))
 	if ok == 0 && len(errs) > 0 {
 		return nil, errs[0]
 	}
-	if len(m.pool.Healthy()) == 0 {
+	if len(engines) == 0 {
 		return nil, noHealthy()
 	}
-	for _, e := range m.pool.Healthy() {
-		m.refreshObjects(e)
-		m.refreshImages(e)
+	for _, err := range errs {
+		m.log.Warn("prune failed on a node", "error", err)
 	}
 	return merged, nil
 }
@@ -496,7 +505,8 @@ func (m *Manager) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) 
 	m.awaitContact(ctx)
 	var mu sync.Mutex
 	merged := backend.Report{}
-	m.fanOut(ctx, m.pool.Healthy(), func(ctx context.Context, e *engine.Engine) error {
+	engines := m.pool.Healthy()
+	errs := m.fanOut(ctx, engines, m.live(readPatience, func(ctx context.Context, e *engine.Engine) error {
 		df, err := e.DiskUsage(ctx, cq)
 		if err != nil {
 			return err
@@ -517,7 +527,17 @@ func (m *Manager) DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) 
 		defer mu.Unlock()
 		mergeReport(merged, df)
 		return nil
-	})
+	}))
+	if err := refusedByAll(errs, len(engines)); err != nil {
+		return nil, err
+	}
+	if len(engines) > 0 && len(errs) == len(engines) {
+		return nil, errs[0]
+	}
+	// The reply has no warnings: the nodes left out are logged.
+	for _, err := range errs {
+		m.log.Warn("a node is left out of the disk usage", "error", err)
+	}
 	for _, k := range []string{"Images", "Containers", "Volumes", "BuildCache"} {
 		if merged[k] == nil {
 			merged[k] = []any{}

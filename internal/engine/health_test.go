@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"testing"
+	"time"
+)
+
+// A health check waits the refresh interval (at least a second, at most
+// Timeout): a check that has not answered when the next is due failed.
+func TestPingTimeout(t *testing.T) {
+	for _, tc := range []struct{ refresh, timeout, want time.Duration }{
+		{2 * time.Second, 5 * time.Second, 2 * time.Second},
+		{100 * time.Millisecond, 5 * time.Second, time.Second},
+		{10 * time.Second, 5 * time.Second, 5 * time.Second},
+		{500 * time.Millisecond, 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		o := Options{RefreshInterval: tc.refresh, Timeout: tc.timeout}
+		if got := o.PingTimeout(); got != tc.want {
+			t.Errorf("refresh %s, timeout %s: ping timeout %s, want %s", tc.refresh, tc.timeout, got, tc.want)
+		}
+	}
+	var o Options
+	o.defaults()
+	if o.RefreshInterval != 2*time.Second || o.PingTimeout() != 2*time.Second || o.FailureRetry != 3 {
+		t.Errorf("defaults: refresh %s, ping timeout %s, retry %d", o.RefreshInterval, o.PingTimeout(), o.FailureRetry)
+	}
+}
+
+// An engine that stops answering (its kernel still accepts connections)
+// is Unhealthy after FailureRetry checks that each waited PingTimeout, not
+// the longer Timeout, and Healthy again once it answers.
+func TestHungEngineIsUnhealthySoon(t *testing.T) {
+	p, sims := simPool(t, 1, Options{RefreshInterval: 200 * time.Millisecond, Timeout: 5 * time.Second, FailureRetry: 3})
+	e := p.Engines()[0]
+	t.Cleanup(sims[0].Resume)
+	t0 := time.Now()
+	sims[0].Hang()
+	for e.Healthy() {
+		if time.Since(t0) > 12*time.Second {
+			t.Fatalf("a hung engine is still Healthy after %s (3 checks waiting Timeout would take 15 s)", time.Since(t0))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("hung engine Unhealthy after %s", time.Since(t0).Round(time.Millisecond))
+	if d := time.Since(t0); d < 2*time.Second {
+		t.Errorf("Unhealthy after %s: three checks of a second each cannot fail that fast", d)
+	}
+	if st, _ := e.State(); st != Unhealthy {
+		t.Errorf("state %s, want Unhealthy", st)
+	}
+	sims[0].Resume()
+	waitFor(t, "the resumed engine healthy", e.Healthy)
+}
