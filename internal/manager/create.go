@@ -381,19 +381,24 @@ func (m *Manager) PruneContainers(ctx context.Context, opts backend.PruneOptions
 	cq := engine.ClientQuery{Query: opts.EngineQuery()}
 	rep := &container.PruneReport{ContainersDeleted: []string{}}
 	var mu sync.Mutex
+	ok := 0
 	errs := m.fanOut(ctx, m.pool.Healthy(), m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		r, err := e.PruneContainers(ctx, cq)
 		if err != nil {
 			return err
 		}
 		mu.Lock()
+		ok++
 		rep.ContainersDeleted = append(rep.ContainersDeleted, r.ContainersDeleted...)
 		rep.SpaceReclaimed += r.SpaceReclaimed
 		mu.Unlock()
 		return nil
 	}))
-	if len(errs) > 0 && len(rep.ContainersDeleted) == 0 {
+	if len(errs) > 0 && ok == 0 {
 		return nil, errs[0]
+	}
+	for _, err := range errs {
+		m.log.Warn("prune failed on a node", "error", err)
 	}
 	return rep, nil
 }

@@ -99,7 +99,7 @@ func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, e
 	}
 	found := make([]bool, len(engines))
 	var wg sync.WaitGroup
-	var firstErr, notFound error
+	var firstErr, notFound, silent error
 	var mu sync.Mutex
 	for i, e := range engines {
 		wg.Add(1)
@@ -118,6 +118,13 @@ func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, e
 				if notFound == nil {
 					notFound = err
 				}
+			case errors.Is(err, errNoAnswer):
+				// Not knowing what a silent node holds is no reason to
+				// fail a lookup the others answered.
+				m.log.Warn("a node is left out of an image lookup", "image", name, "node", e.Name(), "error", err)
+				if silent == nil {
+					silent = nodeErr{e.Name(), err}
+				}
 			case firstErr == nil:
 				firstErr = nodeErr{e.Name(), err}
 			}
@@ -134,6 +141,9 @@ func (m *Manager) findImage(ctx context.Context, name string) (backend.Target, e
 	}
 	if notFound != nil {
 		return nil, notFound
+	}
+	if silent != nil {
+		return nil, silent
 	}
 	return nil, errdefs.ErrNotFound.WithMessage("No such image: " + name)
 }
