@@ -55,9 +55,7 @@ type Options struct {
 	RefreshInterval time.Duration // health check period
 	ResyncInterval  time.Duration // full reload of containers/images/info
 	FailureRetry    int           // consecutive failures before Unhealthy
-	// Timeout bounds one contact with the engine (connect, a refresh); a
-	// health check is bounded tighter, by PingTimeout.
-	Timeout time.Duration
+	Timeout         time.Duration // per contact (connect, refresh); a health check: PingTimeout
 	Logger          *slog.Logger
 	// SubscriberBuffer is how many events a bus subscriber may fall
 	// behind before it is cut off (default DefaultSubscriberBuffer).

@@ -34,10 +34,14 @@ type silentNode struct {
 }
 
 func (s *silentNode) Error() string {
-	if s.ping == nil {
-		return fmt.Sprintf("no answer after %s", s.waited.Round(100*time.Millisecond))
+	waited := s.waited.Round(100 * time.Millisecond)
+	switch {
+	case s.ping == nil:
+		return fmt.Sprintf("no answer in %s", waited)
+	case errors.Is(s.ping, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer in %s, nor to a ping", waited)
 	}
-	return fmt.Sprintf("no answer after %s, nor to /_ping (%v)", s.waited.Round(100*time.Millisecond), s.ping)
+	return fmt.Sprintf("no answer in %s, and a ping failed: %v", waited, s.ping)
 }
 
 func (s *silentNode) Unwrap() error { return errNoAnswer }

@@ -137,6 +137,25 @@ func (b *Bed) Kill(i int) error {
 	return nil
 }
 
+// Pause stops engine i's dockerd with SIGSTOP: a hung engine, whose kernel
+// still accepts connections while nothing answers. Resume it with Resume.
+func (b *Bed) Pause(i int) error {
+	return b.signal(i, syscall.SIGSTOP)
+}
+
+// Resume continues engine i's dockerd after Pause (SIGCONT).
+func (b *Bed) Resume(i int) error {
+	return b.signal(i, syscall.SIGCONT)
+}
+
+func (b *Bed) signal(i int, sig syscall.Signal) error {
+	e := b.Engines[i]
+	if !isOurDockerd(e) {
+		return fmt.Errorf("testbed: engine %d: dockerd is not running", i)
+	}
+	return syscall.Kill(e.PID, sig)
+}
+
 func (b *Bed) stopPID(e *Engine, timeout time.Duration) error {
 	if !isOurDockerd(e) {
 		return nil
