@@ -206,9 +206,18 @@ func (e *Engine) events(w http.ResponseWriter, r *http.Request) {
 	if f != nil {
 		f.Flush() // the client waits for the headers before it resyncs
 	}
+	// The simulation keeps no past events: a stream with until ends then.
+	var until <-chan time.Time
+	if u, err := strconv.ParseFloat(r.URL.Query().Get("until"), 64); err == nil {
+		t := time.NewTimer(time.Until(time.Unix(0, int64(u*1e9))))
+		defer t.Stop()
+		until = t.C
+	}
 	enc := json.NewEncoder(w)
 	for {
 		select {
+		case <-until:
+			return
 		case m := <-s.ch:
 			if err := enc.Encode(m); err != nil {
 				return

@@ -508,13 +508,13 @@ func (m *Manager) ImagesChanged(t backend.Target) {
 	}
 }
 
-// AnyEngine returns the first healthy engine.
+// AnyEngine returns a healthy engine (see anyAnswering).
 func (m *Manager) AnyEngine() (backend.Target, error) {
-	h := m.pool.Healthy()
-	if len(h) == 0 {
+	e := m.anyAnswering()
+	if e == nil {
 		return nil, noHealthy()
 	}
-	return h[0], nil
+	return e, nil
 }
 
 // PlaceBuild picks the engine for a build. Classic Swarm read placement

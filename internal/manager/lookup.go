@@ -24,8 +24,8 @@ func (m *Manager) ResolveContainer(ctx context.Context, ref string) (backend.Tar
 	e, c, err := m.findContainer(ctx, ref)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
-			if h := m.pool.Healthy(); len(h) > 0 {
-				return h[0], "", url.PathEscape(strings.TrimPrefix(ref, "/")), nil
+			if e := m.anyAnswering(); e != nil {
+				return e, "", url.PathEscape(strings.TrimPrefix(ref, "/")), nil
 			}
 		}
 		return nil, "", "", err

@@ -213,3 +213,19 @@ func avoiding(req *scheduler.Request, e *engine.Engine) *scheduler.Request {
 	cp.Rules = &rules
 	return &cp
 }
+
+// anyAnswering is a healthy engine for a call any engine answers alike,
+// one whose last health check passed if there is one: a hung engine not
+// yet marked Unhealthy would hold the call forever. Nil if none is healthy.
+func (m *Manager) anyAnswering() *engine.Engine {
+	h := m.pool.Healthy()
+	for _, e := range h {
+		if !e.Failing() {
+			return e
+		}
+	}
+	if len(h) > 0 {
+		return h[0]
+	}
+	return nil
+}

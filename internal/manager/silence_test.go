@@ -112,7 +112,9 @@ func TestListsLeaveOutASilentNode(t *testing.T) {
 	if len(vl.Warnings) != 1 || !strings.Contains(vl.Warnings[0], "WARNING: node "+sims[1].Name()) || !strings.Contains(vl.Warnings[0], "no answer") {
 		t.Errorf("warnings %q: want one naming node %s", vl.Warnings, sims[1].Name())
 	}
-	for _, path := range []string{"/images/json", "/networks", "/system/df", "/images/nosuch/json", "/networks/nosuch"} {
+	until := fmt.Sprint(time.Now().Unix())
+	for _, path := range []string{"/images/json", "/networks", "/system/df", "/images/nosuch/json", "/networks/nosuch",
+		"/containers/json?all=1&size=1", "/events?since=0&until=" + until} {
 		st, b, took := call(t, "GET", url+"/v1.41"+path, "")
 		if took > silentBound || st >= 500 {
 			t.Errorf("GET %s with a hung node: %d in %s: %s", path, st, took, b)
@@ -284,5 +286,31 @@ func TestUnhealthyNodeIsNotPlacedOn(t *testing.T) {
 	}
 	if all, _ := f.Engines[1].Count(); all != 4 {
 		t.Errorf("the healthy engine has %d containers, want 4", all)
+	}
+}
+
+// When the only engine asked does not answer, a list is an error, not an
+// empty success.
+func TestListWithNoNodeAnsweringFails(t *testing.T) {
+	_, sims, url := hungCluster(t, 1)
+	sims[0].Hang()
+	for _, path := range []string{"/volumes", "/images/json", "/networks", "/system/df"} {
+		st, b, took := call(t, "GET", url+"/v1.41"+path, "")
+		if st != 503 || !strings.Contains(b, sims[0].Name()) || took > silentBound {
+			t.Errorf("GET %s with the only node hung: %d in %s: %s", path, st, took, b)
+		}
+	}
+}
+
+// Nodes that could not be reached or went silent say nothing about the
+// request: the refusal of the nodes that answered is the answer.
+func TestRefusedByAllButSilentNodes(t *testing.T) {
+	bad := nodeErr{node: "a", err: engine.StatusError(500, "syntax error in pattern")}
+	silent := nodeErr{node: "b", err: &silentNode{waited: time.Second}}
+	if err := refusedByAll([]error{bad, silent}, 2); err == nil || err.Error() != "syntax error in pattern" {
+		t.Errorf("one refused, one silent: %v", err)
+	}
+	if err := refusedByAll([]error{silent}, 1); err != nil {
+		t.Errorf("only a silent node: %v, want nil", err)
 	}
 }
