@@ -93,11 +93,10 @@ func (c *Client) transport() *http.Transport {
 		TLSClientConfig:     c.tls,
 		MaxIdleConnsPerHost: 4,
 		WriteBufferSize:     1 << 10,
-		// Idle connections close after 3 s: with health checks every 2 s
-		// (the default) the checks reuse theirs rather than dial (and, with
-		// TLS, handshake) each time; with checks further apart, a thousand
-		// engines hold one connection each (the event stream), not two.
-		IdleConnTimeout:       3 * time.Second,
+		// Idle connections close before the next health check (every 2 s
+		// by default): a thousand engines then hold one connection each
+		// (the event stream), not two.
+		IdleConnTimeout:       1500 * time.Millisecond,
 		ReadBufferSize:        2 << 10,
 		ResponseHeaderTimeout: 0,
 		DisableCompression:    true,
