@@ -185,16 +185,18 @@ func (m *Manager) createOn(ctx context.Context, e *engine.Engine, spec engine.Cr
 	return cr, err
 }
 
-// reapAbandoned removes what an abandoned create made: the container of
-// its answer, or, when the answer was lost on the way (the engine died),
-// the container of its name, if it has one.
+// reapAbandoned removes the container an abandoned create made, by the ID
+// in its answer. An answer lost on the way (the engine died, or the wait
+// ran out) is only logged: removing by name so long after could remove a
+// container made since under that name, and an engine that died while
+// hung most likely never made it.
 func (m *Manager) reapAbandoned(e *engine.Engine, name string, cr engine.Created, err error) {
 	switch {
 	case err == nil:
 		m.log.Warn("removing a container whose create was given up on", "node", e.Name(), "id", cr.ID, "name", name)
 		m.removeQuietly(e, cr.ID)
-	case errors.Is(err, engine.ErrUnreachable) && name != "":
-		m.removeQuietly(e, name)
+	case errors.Is(err, engine.ErrUnreachable):
+		m.log.Warn("a create given up on ended without an answer: if the node made the container, it is still there", "node", e.Name(), "name", name, "error", err)
 	}
 }
 
