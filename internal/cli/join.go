@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -23,17 +25,24 @@ type joinOpts struct {
 func newJoinCmd() *cobra.Command {
 	o := &joinOpts{}
 	cmd := &cobra.Command{
-		Use:   "join --token <token> [flags] <manager host:port> | join --advertise <engine address> [flags] <discovery>",
+		Use:   "join --token <token> [flags] <manager host:port> | join [flags] [<manager host:port>] | join --advertise <engine address> [flags] <discovery>",
 		Short: "Join a built-in cluster, or register an engine in a key-value store discovery",
 		Long: `With --token: join the built-in cluster of the manager at <manager
 host:port> (its cluster port, 2377). The node checks the manager's root CA
 against the token, receives its certificate and keeps mutual-TLS tunnels to
 the managers, through which they reach the local --engine (no TCP port
 needed). With a manager token the host also joins the replicated store and
-serves the Docker API on -H. Started again with the same --data-dir, the node
-comes back without a token.
+serves the Docker API on -H.
 
-Without --token: register the engine at --advertise under <discovery> (etcd://, zk://,
+Resuming: when --data-dir already holds this host's cluster membership (it
+joined before, or ran shoal init), 'shoal join' resumes it, with or without
+--token and the manager address: the node comes back with its node ID and
+its role (the managers it knew are tried; the token and address given are
+not needed and not used). To join anew, e.g. after 'docker node rm', empty
+--data-dir first. 'shoal leave' makes a worker leave the cluster.
+
+With a discovery URL and no --token: register the engine at --advertise under
+<discovery> (etcd://, zk://,
 consul://) and refresh the entry every --heartbeat. The entry expires --ttl
 after the last refresh, so when this process dies the engine leaves the pool
 of every shoal manager watching the store; when it stops normally (SIGTERM,
@@ -50,15 +59,24 @@ TLS to the store: --discovery-opt kv.cacertfile=ca.pem
   --discovery-opt kv.certfile=cert.pem --discovery-opt kv.keyfile=key.pem`,
 		Example: `  shoal join --token SWMTKN-1-... 10.0.0.1:2377
   shoal join --token SWMTKN-1-... --engine unix:///var/run/docker.sock --data-dir /var/lib/shoal 10.0.0.1:2377
+  shoal join --data-dir /var/lib/shoal            # resume after a restart
   shoal join --advertise 10.0.0.11:2375 etcd://10.0.0.2:2379/shoal
   shoal join --advertise 10.0.0.11:2375 --heartbeat 5s --ttl 15s zk://10.0.0.2,10.0.0.3/shoal`,
-		Args: cobra.ExactArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if o.token != "" {
-				o.cluster.logLevel = o.logLevel
-				return runClusterNode(cmd.Context(), &o.cluster, cluster.Config{Token: o.token, JoinAddr: args[0]})
+			mode, err := joinModeOf(o.token, args, o.cluster.dataDir, cluster.HasMembership(o.cluster.dataDir))
+			if err != nil {
+				return err
 			}
-			return runJoin(cmd.Context(), o, args[0])
+			if mode == joinKV {
+				return runJoin(cmd.Context(), o, args[0])
+			}
+			o.cluster.logLevel = o.logLevel
+			cc := cluster.Config{Token: o.token}
+			if len(args) == 1 {
+				cc.JoinAddr = args[0]
+			}
+			return runClusterNode(cmd.Context(), &o.cluster, cc)
 		},
 	}
 	o.cluster.flags(cmd, true)
@@ -81,4 +99,32 @@ func runJoin(ctx context.Context, o *joinOpts, uri string) error {
 		Discovery: uri, DiscoveryOpts: o.discoveryOpts, Advertise: o.advertise,
 		Heartbeat: o.heartbeat, TTL: o.ttl, Log: log,
 	})
+}
+
+// joinMode is what shoal join does with its arguments.
+type joinMode int
+
+const (
+	joinCluster joinMode = iota // join the built-in cluster, or resume a membership
+	joinKV                      // register an engine in key-value discovery
+)
+
+// joinModeOf picks the mode: a discovery URL (scheme://) is a key-value
+// join; otherwise a token joins the built-in cluster, and a data directory
+// that holds a membership resumes it, token or not.
+func joinModeOf(token string, args []string, dataDir string, member bool) (joinMode, error) {
+	if len(args) == 1 && strings.Contains(args[0], "://") && token == "" {
+		return joinKV, nil
+	}
+	switch {
+	case member:
+		return joinCluster, nil
+	case token == "" && len(args) == 0:
+		return 0, fmt.Errorf("nothing to join: --data-dir %s holds no cluster membership to resume; give --token and a manager address, or --advertise and a discovery URL", dataDir)
+	case token == "":
+		return 0, fmt.Errorf("no --token, and --data-dir %s holds no cluster membership to resume: give the join token to join the cluster at %s", dataDir, args[0])
+	case len(args) == 0:
+		return 0, fmt.Errorf("--token needs the address of a manager's cluster port (host:2377)")
+	}
+	return joinCluster, nil
 }

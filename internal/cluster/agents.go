@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -57,9 +59,15 @@ func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration 
 // its role (ErrRoleChanged once acted on) or the list of managers.
 func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
 	self, err := c.fetchSelf(ctx, hc)
+	if errors.Is(err, ErrRemoved) {
+		return fmt.Errorf("%w (its certificate is revoked): to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
+	}
 	if err != nil {
 		c.log.Debug("cluster: own record", "err", err)
 		return nil
+	}
+	if self.Left {
+		return ErrLeft
 	}
 	if want, ok := roleChange(c.st.Role, self.Role); ok {
 		c.log.Info("cluster: role change", "from", c.st.Role, "to", want)

@@ -82,7 +82,11 @@ type Cluster struct {
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	lastSeen map[string]time.Time
-	names    map[string]string // node ID → the hostname its engine last reported
+	names    map[string]string    // node ID → the hostname its engine last reported
+	refused  map[string]time.Time // removed node ID → when its refusal was last logged
+
+	left      chan struct{} // closed once this node left the cluster
+	leaveOnce sync.Once
 }
 
 // New checks cfg; Start does the work.
@@ -106,7 +110,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, names: map[string]string{},
-		renewFrac: ca.RenewFraction()}, nil
+		refused: map[string]time.Time{}, left: make(chan struct{}), renewFrac: ca.RenewFraction()}, nil
 }
 
 // NodeID is this node's ID.

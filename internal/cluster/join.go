@@ -152,6 +152,9 @@ func doJSON(hc *http.Client, req *http.Request, out any) error {
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Message string }
 		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode == http.StatusGone {
+			return fmt.Errorf("%w: %s", ErrRemoved, e.Message)
+		}
 		return fmt.Errorf("%w: %s", ErrJoinRefused, e.Message)
 	}
 	return json.Unmarshal(body, out)

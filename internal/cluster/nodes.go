@@ -107,7 +107,7 @@ func (c *Cluster) engineName(id string) string {
 
 // swarmNode is a record with what this manager observes of the node.
 func (c *Cluster) swarmNode(r Node, members map[string]nodeapi.Member, now time.Time) swarm.Node {
-	o := nodeapi.Observed{Ready: c.ready(r.ID, now), EngineName: c.engineName(r.ID), TrustRoot: string(c.root.CertPEM())}
+	o := nodeapi.Observed{Ready: !r.Left && c.ready(r.ID, now), EngineName: c.engineName(r.ID), TrustRoot: string(c.root.CertPEM())}
 	if e := c.engineOf(r.ID); e != nil {
 		if o.Info = e.Info(); o.Info != nil {
 			o.EngineVersion, _ = e.Version()
@@ -199,7 +199,7 @@ func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error 
 	if err != nil {
 		return err
 	}
-	if err := nodeapi.CanRemove(n, ref, c.st.NodeID, c.ready(n.ID, time.Now()), force); err != nil {
+	if err := nodeapi.CanRemove(n, ref, c.st.NodeID, !n.Left && c.ready(n.ID, time.Now()), force); err != nil {
 		return err
 	}
 	if err := c.write(ctx, func(ctx context.Context) error { return c.revoke(ctx, n.ID) }); err != nil {

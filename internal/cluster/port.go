@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/ca"
 )
 
 // protoTunnel is the ALPN name agents use; anything else on the cluster
@@ -17,7 +20,9 @@ import (
 const protoTunnel = "shoal-tunnel"
 
 // serverTLS admits anyone for bootstrap and join, but a client that
-// presents a certificate must hold a valid, unrevoked one of this cluster.
+// presents a certificate must hold a valid one of this cluster. A revoked
+// one passes the handshake so that the node can be told why it is refused
+// (dispatch and peer refuse it).
 func (c *Cluster) serverTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -31,8 +36,10 @@ func (c *Cluster) serverTLS() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			_, err := c.root.PeerIdentity(cs)
-			return err
+			if _, err := c.root.PeerIdentity(cs); !errors.Is(err, ca.ErrRevoked) {
+				return err
+			}
+			return nil
 		},
 	}
 }
@@ -76,6 +83,10 @@ func (c *Cluster) dispatch(ctx context.Context, raw net.Conn, conf *tls.Config, 
 		return
 	}
 	if tc.ConnectionState().NegotiatedProtocol == protoTunnel {
+		if err := c.admitTunnel(tc); err != nil {
+			tc.Close()
+			return
+		}
 		if err := c.tunnels.ServeConn(ctx, tc); err != nil {
 			c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
 		}
@@ -95,9 +106,9 @@ func (c *Cluster) handler() http.Handler {
 	mux.HandleFunc("POST /join", c.handleJoin)
 	mux.HandleFunc("GET /self", c.handleSelf)
 	mux.HandleFunc("POST /certificate", c.handleCertificate)
+	mux.HandleFunc("POST /leave", c.handleLeave)
 	mux.HandleFunc("GET /managers", func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-			httpError(w, http.StatusUnauthorized, "a node certificate is required")
+		if _, ok := c.peer(w, r); !ok {
 			return
 		}
 		writeJSONResp(w, c.managerAddrs())
@@ -111,7 +122,7 @@ func (c *Cluster) managerAddrs() []string {
 	defer c.mu.Unlock()
 	out := []string{c.st.ClusterAddr}
 	for _, n := range c.cache {
-		if n.Role == RoleManager && n.ClusterAddr != "" && !slices.Contains(out, n.ClusterAddr) {
+		if n.Role == RoleManager && !n.Left && n.ClusterAddr != "" && !slices.Contains(out, n.ClusterAddr) {
 			out = append(out, n.ClusterAddr)
 		}
 	}

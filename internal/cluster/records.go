@@ -89,6 +89,7 @@ type configRecord struct {
 // selfResponse is what a manager tells a node of itself (GET /self): its
 // role as the store has it, and where the managers are.
 type selfResponse struct {
+	Left      bool     `json:"left,omitempty"` // the node left (swarm leave): it stops
 	Role      string   `json:"role"`
 	Managers  []string `json:"managers"`
 	StoreURLs []string `json:"store_urls,omitempty"`

@@ -55,6 +55,9 @@ func (c *Cluster) fetchSelf(ctx context.Context, hc *http.Client) (selfResponse,
 		}
 		var out selfResponse
 		if err := doJSON(hc, req, &out); err != nil {
+			if errors.Is(err, ErrRemoved) {
+				return selfResponse{}, err // any manager's word is final
+			}
 			last = err
 			continue
 		}

@@ -23,6 +23,8 @@ func (c *Cluster) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
+	case <-c.left:
+		return ErrLeft
 	case err := <-errc:
 		if ctx.Err() != nil {
 			return nil

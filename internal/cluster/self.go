@@ -19,6 +19,12 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 		return ca.Identity{}, false
 	}
 	id, err := c.root.PeerIdentity(*r.TLS)
+	if errors.Is(err, ca.ErrRevoked) {
+		rid := peerID(*r.TLS)
+		c.refuseRemoved(rid, r.RemoteAddr)
+		httpError(w, http.StatusGone, "node "+rid+" was removed from the cluster (docker node rm)")
+		return ca.Identity{}, false
+	}
 	if err != nil {
 		httpError(w, http.StatusForbidden, err.Error())
 		return ca.Identity{}, false
@@ -65,7 +71,7 @@ func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs()}
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left}
 	writeJSONResp(w, resp)
 }
 

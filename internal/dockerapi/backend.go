@@ -125,6 +125,8 @@ type Swarm interface {
 	UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error
 	// SwarmStatus is the local node state and whether this is a manager.
 	SwarmStatus() (state string, manager bool)
+	// LeaveSwarm is swarm leave on this node (force: even a manager).
+	LeaveSwarm(ctx context.Context, force bool) error
 }
 
 // Backend is one value serving every noun (the cluster manager).

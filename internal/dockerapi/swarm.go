@@ -76,7 +76,11 @@ func (s *Server) swarmInit(action string) handlerFunc {
 		if sb := s.b.Swarm; sb != nil {
 			if st, _ := sb.SwarmStatus(); st != string(swarm.LocalNodeStateInactive) {
 				if action == "leave" {
-					return errdefs.ErrNotImplemented.WithMessage("docker swarm leave is not supported by shoal yet: stop the shoal process of this node, then remove it with docker node rm")
+					if err := sb.LeaveSwarm(r.Context(), boolValue(r.URL.Query().Get("force"))); err != nil {
+						return err
+					}
+					w.WriteHeader(http.StatusOK)
+					return nil
 				}
 				return errdefs.ErrUnavailable.WithMessage(`This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.`)
 			}

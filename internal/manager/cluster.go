@@ -18,6 +18,7 @@ type Cluster interface {
 	Swarm(ctx context.Context) (*swarm.Swarm, error)
 	UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error
 	SwarmInfo(ctx context.Context) swarm.Info
+	LeaveSwarm(ctx context.Context, force bool) error
 	// NodeLabels are the node labels of the engine at addr; the scheduler
 	// sees them as "node.labels.<key>".
 	NodeLabels(addr string) map[string]string
@@ -56,6 +57,14 @@ func (m *Manager) RemoveNode(ctx context.Context, ref string, force bool) error 
 		return errNotSwarm
 	}
 	return m.cfg.Cluster.RemoveNode(ctx, ref, force)
+}
+
+// LeaveSwarm makes this manager leave the built-in cluster.
+func (m *Manager) LeaveSwarm(ctx context.Context, force bool) error {
+	if m.cfg.Cluster == nil {
+		return errNotSwarm
+	}
+	return m.cfg.Cluster.LeaveSwarm(ctx, force)
 }
 
 // SwarmStatus is what /_ping says of the cluster: ("active", true) on a

@@ -76,16 +76,19 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	log.Info("cluster node ready", "node", cl.NodeID(), "manager", cl.IsManager(), "took", time.Since(start).Round(time.Millisecond))
 
 	g := NewGroup(ctx, func(f *Failure) {
-		if errors.Is(f.Err, cluster.ErrRoleChanged) {
+		switch {
+		case errors.Is(f.Err, cluster.ErrRoleChanged):
 			log.Info("role changed: restarting this node in its new role")
-			return
+		case errors.Is(f.Err, cluster.ErrLeft), errors.Is(f.Err, cluster.ErrRemoved):
+			// the end of this node's membership: leaveOrFail says it once
+		default:
+			logFailure(log)(f)
 		}
-		logFailure(log)(f)
 	})
 	g.Go("cluster", Func(cl.Run))
 	if !cl.IsManager() {
 		fmt.Fprintf(c.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
-		return clusterOutcome(g.Wait())
+		return c.leaveOrFail(cl, g.Wait())
 	}
 	listeners, err := listen(c.Hosts, nil)
 	if err != nil {
@@ -101,7 +104,32 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		printJoinCommands(g.Context(), c.Stdout, cl)
 	}
 	serve(g, s.api, listeners, log)
-	return clusterOutcome(g.Wait())
+	return c.leaveOrFail(cl, g.Wait())
+}
+
+// leaveOrFail ends the node's run: a node that left clears its membership
+// and stops as swarm mode's does (exit 0); a removed node stops with an
+// error, logged once, since retrying with a revoked certificate cannot
+// succeed and an operator must act (empty the data dir to join anew).
+func (c *ClusterConfig) leaveOrFail(cl *cluster.Cluster, err error) error {
+	switch {
+	case errors.Is(err, cluster.ErrLeft):
+		cl.Close()
+		if err := cluster.ClearMembership(c.Cluster.DataDir); err != nil {
+			return err
+		}
+		c.Log.Info("this node left the cluster; its membership was cleared from the data directory", "data_dir", c.Cluster.DataDir)
+		fmt.Fprintln(c.Stdout, "Node left the swarm.")
+		return nil
+	case errors.Is(err, cluster.ErrRemoved):
+		var f *Failure
+		if errors.As(err, &f) {
+			err = f.Err
+		}
+		c.Log.Error("stopping: this node was removed from the cluster", "node", cl.NodeID(), "err", err)
+		return err
+	}
+	return clusterOutcome(err)
 }
 
 // clusterOutcome is outcome, except that a role change is handed up so

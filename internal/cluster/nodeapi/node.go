@@ -24,6 +24,10 @@ type Node struct {
 	Version      uint64            `json:"version"`                // bumped by each spec update
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
+
+	// Left is set when the node left the cluster (swarm leave): it shows
+	// Down until docker node rm, as in swarm mode.
+	Left bool `json:"left,omitempty"`
 }
 
 // Roles as the node API spells them.
