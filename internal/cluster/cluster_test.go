@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,9 +167,19 @@ func TestManagerAndWorker(t *testing.T) {
 		if !slices.Contains(m.revokedIDs(ctx), w.NodeID()) {
 			t.Fatal("the removed node is not revoked")
 		}
-		// Its certificate no longer opens the cluster port, nor its tunnel.
-		if _, err := w.fetchSelf(ctx, w.client(t)); err == nil {
-			t.Fatal("a revoked node still reads its record")
+		// Its certificate no longer opens the cluster port, nor its tunnel;
+		// the manager says why, and the node stops instead of retrying.
+		if _, err := w.fetchSelf(ctx, w.client(t)); !errors.Is(err, ErrRemoved) {
+			t.Fatalf("a revoked node reading its record: %v, want ErrRemoved", err)
+		}
+		select {
+		case err := <-w.done:
+			if !errors.Is(err, ErrRemoved) {
+				t.Fatalf("the removed node's Run returned %v, want ErrRemoved", err)
+			}
+			w.done <- err
+		case <-time.After(3 * selfPeriod):
+			t.Fatal("the removed node is still running")
 		}
 		eventually(t, 10*time.Second, "tunnel closed", func() error {
 			for _, p := range m.tunnels.Connected() {
@@ -209,5 +220,83 @@ func TestRestart(t *testing.T) {
 	empty, _ := New(cfg)
 	if err := empty.Start(context.Background()); !errors.Is(err, ErrNoCluster) {
 		t.Fatalf("start on an empty data directory: %v", err)
+	}
+}
+
+// A worker leaves (shoal leave): it shows Down, its run ends with ErrLeft
+// and its membership is gone. A manager leaves only when forced.
+func TestLeave(t *testing.T) {
+	m := initManager(t, "mgr")
+	ctx := ctxT(t, 90*time.Second)
+	sw, err := m.Swarm(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mustStart(t, joinCfg(t, m, "worker1", sw.JoinTokens.Worker))
+	eventually(t, 20*time.Second, "worker ready", func() error {
+		n, err := m.Node(ctx, "worker1")
+		if err == nil && n.Status.State != swarm.NodeStateReady {
+			err = fmt.Errorf("worker is %s", n.Status.State)
+		}
+		return err
+	})
+	if err := Leave(ctx, Config{DataDir: w.cfg.DataDir}); err != nil {
+		t.Fatal(err)
+	}
+	if HasMembership(w.cfg.DataDir) {
+		t.Fatal("the worker's data directory still holds its membership")
+	}
+	if n, err := m.Node(ctx, "worker1"); err != nil || n.Status.State != swarm.NodeStateDown {
+		t.Fatalf("after leaving, the worker is %+v, %v; want Down", n, err)
+	}
+	select {
+	case err := <-w.done:
+		if !errors.Is(err, ErrLeft) {
+			t.Fatalf("the worker's Run returned %v, want ErrLeft", err)
+		}
+		w.done <- err
+	case <-time.After(3 * selfPeriod):
+		t.Fatal("the worker that left is still running")
+	}
+	if err := m.RemoveNode(ctx, "worker1", false); err != nil {
+		t.Fatalf("docker node rm of a node that left: %v", err)
+	}
+	if err := Leave(ctx, Config{DataDir: m.cfg.DataDir}); !errors.Is(err, ErrManagerLeave) {
+		t.Fatalf("shoal leave on a manager: %v", err)
+	}
+
+	err = m.LeaveSwarm(ctx, false)
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "Removing the last manager erases all current state of the swarm") {
+		t.Fatalf("leave of the last manager without force: %v", err)
+	}
+	if err := m.LeaveSwarm(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-m.done:
+		if !errors.Is(err, ErrLeft) {
+			t.Fatalf("the manager's Run returned %v, want ErrLeft", err)
+		}
+		m.done <- err
+	case <-time.After(5 * time.Second):
+		t.Fatal("the manager that left is still running")
+	}
+}
+
+// The refusal of a removed node is logged once per refusedLogEvery.
+func TestRefusalLogRateLimited(t *testing.T) {
+	c, err := New(Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if !c.shouldLogRefusal("n1", now) || c.shouldLogRefusal("n1", now.Add(time.Second)) {
+		t.Fatal("a second refusal within the interval was logged")
+	}
+	if !c.shouldLogRefusal("n2", now) {
+		t.Fatal("another node's refusal was not logged")
+	}
+	if !c.shouldLogRefusal("n1", now.Add(refusedLogEvery)) {
+		t.Fatal("a refusal after the interval was not logged")
 	}
 }

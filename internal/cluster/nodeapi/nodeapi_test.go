@@ -2,6 +2,7 @@ package nodeapi
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +174,41 @@ func TestSort(t *testing.T) {
 	Sort(nodes)
 	if nodes[0].ID != "3" || nodes[1].ID != "1" || nodes[2].ID != "2" {
 		t.Fatalf("sorted = %v", nodes)
+	}
+}
+
+func TestCanLeave(t *testing.T) {
+	up := Member{Reachable: true}
+	three := []Node{{ID: "a", Role: RoleManager}, {ID: "b", Role: RoleManager}, {ID: "c", Role: RoleManager}, {ID: "w", Role: RoleWorker}}
+	const suffix = "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message."
+	for _, tc := range []struct {
+		name    string
+		recs    []Node
+		members map[string]Member
+		self    string
+		force   bool
+		want    string // "" when leaving is allowed
+	}{
+		{name: "worker", recs: three, members: map[string]Member{"a": up}, self: "w"},
+		{name: "manager forced", recs: three, members: map[string]Member{"a": up}, self: "a", force: true},
+		{name: "last manager", recs: three[:1], members: map[string]Member{"a": up}, self: "a",
+			want: "You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. "},
+		{name: "quorum kept", recs: three, members: map[string]Member{"a": up, "b": up, "c": up}, self: "a",
+			want: "You are attempting to leave the swarm on a node that is participating as a manager. " + suffix},
+		{name: "quorum lost", recs: three, members: map[string]Member{"a": up, "b": up, "c": {}}, self: "a",
+			want: "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves 1 managers out of 3. Without a Raft quorum your swarm will be inaccessible. " + suffix},
+		{name: "a left manager does not count", recs: append(slices.Clone(three[:2]), Node{ID: "c", Role: RoleManager, Left: true}), members: map[string]Member{"a": up, "b": up}, self: "a",
+			want: "You are attempting to leave the swarm on a node that is participating as a manager. Removing this node leaves 1 managers out of 2. Without a Raft quorum your swarm will be inaccessible. " + suffix},
+	} {
+		err := CanLeave(tc.recs, tc.members, tc.self, tc.force)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, errdefs.ErrUnavailable) || err.Error() != tc.want {
+			t.Errorf("%s:\n got %v\nwant %s", tc.name, err, tc.want)
+		}
 	}
 }
