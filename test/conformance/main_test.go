@@ -6,6 +6,9 @@
 // directly; node2 and node3 form shoal's pool. Every scenario runs once per
 // target and records observations (exit codes, normalised stdout/stderr,
 // status codes, JSON key sets); the two lists are compared step by step.
+// The docker-py, compose and CLI 28 scenarios also run against a built-in
+// cluster (shoal init + shoal join --token) over node2 and node3, compared
+// with the engine the same way (cluster_test.go).
 // A difference fails the test unless it is listed in known (with the reason),
 // and every comparison ends up in a Markdown summary written after the run
 // (path in $SHOAL_CONFORMANCE_SUMMARY, default $TMPDIR/shoal-conformance.md).
@@ -41,7 +44,7 @@ const (
 
 // target is one Docker endpoint a scenario runs against.
 type target struct {
-	Name  string // "engine" or "shoal"
+	Name  string // "engine", "shoal" or "cluster"
 	Host  string // DOCKER_HOST form: tcp://ip:port
 	Shoal bool
 }
@@ -51,6 +54,7 @@ var (
 	sh     *shoaltest.Shoal // shoal over node2, node3
 	direct target           // node1
 	pool   target           // shoal
+	clus   target           // the built-in cluster over node2, node3
 	cfgDir string           // DOCKER_CONFIG for the CLIs
 )
 
@@ -63,6 +67,7 @@ func mainRun(m *testing.M) int {
 		direct = target{Name: "engine", Host: bed.Engines[0].TCPAddr}
 		sh = shoaltest.Manage(tb, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
 		pool = target{Name: "shoal", Host: sh.Host, Shoal: true}
+		clus = startCluster(tb)
 	})
 	writeSummary()
 	return code
@@ -95,6 +100,7 @@ func (r *rec) add(step, val string) { r.obs = append(r.obs, obs{step, val}) }
 // row is one line of the summary.
 type row struct {
 	Client, Scenario, Step, Status, Engine, Shoal, Note string
+	Target                                              string // "shoal" (manage) or "cluster"
 }
 
 var (
@@ -132,19 +138,26 @@ func knownReason(key string) (string, bool) {
 	return "", false
 }
 
-// conform runs scenario against the engine, then against shoal, and compares.
+// conform runs scenario against the engine, then against shoal (and the
+// built-in cluster, see onCluster), and compares each with the engine.
 func conform(t *testing.T, client, scenario string, fn func(r *rec)) {
 	t.Helper()
-	var res [2][]obs
-	for i, tg := range []target{direct, pool} {
+	tgs := []target{direct, pool}
+	if runsOnCluster(client, scenario) {
+		tgs = append(tgs, clus)
+	}
+	res := make([][]obs, len(tgs))
+	for i, tg := range tgs {
 		r := &rec{t: t, tg: tg}
 		fn(r)
 		res[i] = r.obs
 	}
-	compare(t, client, scenario, res[0], res[1])
+	for i := 1; i < len(tgs); i++ {
+		compare(t, client, scenario, tgs[i].Name, res[0], res[i])
+	}
 }
 
-func compare(t *testing.T, client, scenario string, e, s []obs) {
+func compare(t *testing.T, client, scenario, tname string, e, s []obs) {
 	t.Helper()
 	em := map[string]string{}
 	var order []string
@@ -173,7 +186,7 @@ func compare(t *testing.T, client, scenario string, e, s []obs) {
 		if !sok {
 			sv = "(not observed)"
 		}
-		r := row{Client: client, Scenario: scenario, Step: step, Engine: ev, Shoal: sv}
+		r := row{Client: client, Scenario: scenario, Step: step, Engine: ev, Shoal: sv, Target: tname}
 		key := client + "/" + scenario + "/" + step
 		switch {
 		case eok && sok && ev == sv:
@@ -187,13 +200,13 @@ func compare(t *testing.T, client, scenario string, e, s []obs) {
 					r.Engine, r.Shoal = setDiff(ev, sv), setDiff(sv, ev)
 					ev, sv = "only here: "+r.Engine, "only here: "+r.Shoal
 				}
-				t.Logf("KNOWN DIFF %s: %s\n  engine: %s\n  shoal:  %s", key, why, short(ev), short(sv))
+				t.Logf("KNOWN DIFF (%s) %s: %s\n  engine: %s\n  %s: %s", tname, key, why, short(ev), tname, short(sv))
 			} else {
 				r.Status = "DIFF"
-				t.Errorf("DIFF %s\n  engine: %s\n  shoal:  %s", key, short(ev), short(sv))
+				t.Errorf("DIFF (%s) %s\n  engine: %s\n  %s: %s", tname, key, short(ev), tname, short(sv))
 				if strings.HasSuffix(step, "[json keys]") {
 					r.Engine, r.Shoal = setDiff(ev, sv), setDiff(sv, ev)
-					t.Errorf("  keys only on the engine: %s\n  keys only through shoal: %s", r.Engine, r.Shoal)
+					t.Errorf("  keys only on the engine: %s\n  keys only through %s: %s", r.Engine, tname, r.Shoal)
 				}
 			}
 		}
@@ -201,7 +214,16 @@ func compare(t *testing.T, client, scenario string, e, s []obs) {
 		rep = append(rep, r)
 		repMu.Unlock()
 	}
-	t.Logf("%s/%s: %d steps the same, %d different", client, scenario, pass, ndiff)
+	t.Logf("%s/%s (%s): %d steps the same, %d different", client, scenario, tname, pass, ndiff)
+}
+
+// label is the summary's client column: the client, and the target when
+// it is the built-in cluster.
+func (r row) label() string {
+	if r.Target == "cluster" {
+		return r.Client + " (cluster)"
+	}
+	return r.Client
 }
 
 // setDiff lists the space-separated words of a that b lacks.
@@ -247,11 +269,11 @@ func writeSummary() {
 	per := map[string]*agg{}
 	var clients []string
 	for _, r := range rep {
-		a := per[r.Client]
+		a := per[r.label()]
 		if a == nil {
 			a = &agg{}
-			per[r.Client] = a
-			clients = append(clients, r.Client)
+			per[r.label()] = a
+			clients = append(clients, r.label())
 		}
 		switch r.Status {
 		case "same", "ok":
@@ -279,7 +301,7 @@ func writeSummary() {
 		if r.Status == "same" || r.Status == "ok" {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Client, r.Scenario, r.Step, r.Status, cell(r.Engine), cell(r.Shoal), cell(r.Note))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", r.label(), r.Scenario, r.Step, r.Status, cell(r.Engine), cell(r.Shoal), cell(r.Note))
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "conformance: summary:", err)
