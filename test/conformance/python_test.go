@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -20,6 +21,9 @@ func TestPythonSDK(t *testing.T) {
 		t.Run(ver, func(t *testing.T) {
 			conform(t, "python-sdk", "docker-py-"+ver, func(r *rec) {
 				cmd := exec.CommandContext(ctxT(t, 3*time.Minute), python, "testdata/sdk.py", r.tg.Host, ver, tarPath)
+				if r.tg == clus {
+					cmd.Env = append(os.Environ(), "SDK_IN_CLUSTER=1")
+				}
 				var o, e bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &o, &e
 				if err := cmd.Run(); err != nil {
