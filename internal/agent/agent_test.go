@@ -197,7 +197,12 @@ func TestTunnelHijack(t *testing.T) {
 		t.Fatalf("upgrade: %v %v", resp, err)
 	}
 	io.WriteString(conn, "hello over the tunnel")
-	conn.Close() // half-close: the engine sees EOF, echoes, and ends
+	// Half-close as the API's hijack does: the engine sees EOF, echoes, and ends.
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok {
+		t.Fatalf("a tunnel stream (%T) has no CloseWrite: a hijacked stdin would never end", conn)
+	}
+	cw.CloseWrite()
 	got, err := io.ReadAll(br)
 	if err != nil || string(got) != "hello over the tunnel" {
 		t.Fatalf("echo = %q, %v", got, err)

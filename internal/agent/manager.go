@@ -235,15 +235,25 @@ func (e *Endpoint) Dial(ctx context.Context) (net.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotConnected, e.nodeID)
 	}
-	conn, err := s.sess.Open()
+	conn, err := s.sess.OpenStream()
 	if errors.Is(err, yamux.ErrSessionShutdown) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotConnected, e.nodeID, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent: open stream to %s: %w", e.nodeID, err)
 	}
-	return conn, nil
+	return &streamConn{conn}, nil
 }
+
+// streamConn is a tunnel stream with CloseWrite, so that a hijacked
+// attach or exec passes the client's end of stdin on to the engine as
+// with a direct TCP or unix connection (`docker run -i ... < file` ends).
+// A yamux stream's Close sends FIN and keeps reading: a half-close; the
+// node turns it into the engine socket's CloseWrite.
+type streamConn struct{ *yamux.Stream }
+
+// CloseWrite ends what is sent to the engine; the answer can still be read.
+func (c *streamConn) CloseWrite() error { return c.Stream.Close() }
 
 // RoundTripper sends HTTP requests to the node's engine through the
 // tunnel, whatever host the request URL names; idle connections (streams)

@@ -35,10 +35,10 @@ func (c *Cluster) LeaveSwarm(ctx context.Context, force bool) error {
 	if err := nodeapi.CanLeave(recs, c.members(ctx), c.st.NodeID, force); err != nil {
 		return err
 	}
-	if err := c.markLeft(ctx, c.st.NodeID); err != nil && len(recs) > 1 {
-		// The last manager's record goes with its store; any other must
-		// say it left, or the rest of the cluster would take it as merely Down.
-		return err
+	if err := c.markLeft(ctx, c.st.NodeID); err != nil {
+		// Forced, as swarm mode does, even without a quorum to record it:
+		// the others then show this manager Down and unreachable.
+		c.log.Warn("leave: record that this manager left", "err", err)
 	}
 	if err := c.store.RemoveMember(ctx, c.st.NodeID); err != nil && !errors.Is(err, store.ErrLastVoter) && !errors.Is(err, store.ErrNoMember) {
 		c.log.Warn("leave: remove own store member", "err", err)
