@@ -133,6 +133,7 @@ var known = map[string]string{
 var knownOnCluster = map[string]string{
 	"python-sdk/*/leave_swarm() outside a swarm":           "a built-in cluster's manager is in a swarm: leaving without force is refused with swarm mode's 503 for a manager",
 	"python-sdk/*/swarm.leave(force=True) outside a swarm": "not run against a built-in cluster: forced, its manager would leave it, as on swarm mode",
+	"cli28/system/info --format {{json .}} [json keys]":    "a built-in cluster's manager is in a swarm: docker info's Swarm section has Cluster, Managers and Nodes, as on a swarm mode manager",
 }
 
 func knownReason(key string) (string, bool) {
