@@ -60,7 +60,7 @@ func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration 
 func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
 	self, err := c.fetchSelf(ctx, hc)
 	if errors.Is(err, ErrRemoved) {
-		return fmt.Errorf("%w (its certificate is revoked): to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
+		return fmt.Errorf("%w; to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
 	}
 	if err != nil {
 		c.log.Debug("cluster: own record", "err", err)

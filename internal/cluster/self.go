@@ -22,7 +22,7 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 	if errors.Is(err, ca.ErrRevoked) {
 		rid := peerID(*r.TLS)
 		c.refuseRemoved(rid, r.RemoteAddr)
-		httpError(w, http.StatusGone, "node "+rid+" was removed from the cluster (docker node rm)")
+		httpError(w, http.StatusGone, "node "+rid+": certificate revoked by docker node rm")
 		return ca.Identity{}, false
 	}
 	if err != nil {
