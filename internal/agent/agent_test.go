@@ -60,6 +60,11 @@ type cluster struct {
 
 var fastTiming = Timing{KeepAliveInterval: 200 * time.Millisecond, KeepAliveTimeout: 500 * time.Millisecond}
 
+// bulkTiming is for tests that move tens of MiB at once: under -race on a
+// loaded machine a write can stall past fastTiming's 500 ms, which yamux
+// counts as a dead session; those tests are about data, not heartbeats.
+var bulkTiming = Timing{KeepAliveInterval: 200 * time.Millisecond, KeepAliveTimeout: 10 * time.Second}
+
 func keypair(t *testing.T, root *ca.RootCA, id string, role ca.Role) *ca.Keypair {
 	t.Helper()
 	nc, err := root.IssueNode(ca.NodeRequest{NodeID: id, Role: role, Hosts: []string{"127.0.0.1"}})
@@ -75,11 +80,16 @@ func keypair(t *testing.T, root *ca.RootCA, id string, role ca.Role) *ca.Keypair
 
 func newManager(t *testing.T, root *ca.RootCA, id string) *cluster {
 	t.Helper()
+	return newManagerTimed(t, root, id, fastTiming)
+}
+
+func newManagerTimed(t *testing.T, root *ca.RootCA, id string, timing Timing) *cluster {
+	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", root.ServerTLSConfig(keypair(t, root, id, ca.RoleManager)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tun := NewTunnels(root, fastTiming, nil)
+	tun := NewTunnels(root, timing, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { tun.Serve(ctx, ln); close(done) }()
@@ -89,9 +99,14 @@ func newManager(t *testing.T, root *ca.RootCA, id string) *cluster {
 
 func startNode(t *testing.T, root *ca.RootCA, kp *ca.Keypair, sock string, managers ...string) *Node {
 	t.Helper()
+	return startNodeTimed(t, root, kp, sock, fastTiming, managers...)
+}
+
+func startNodeTimed(t *testing.T, root *ca.RootCA, kp *ca.Keypair, sock string, timing Timing, managers ...string) *Node {
+	t.Helper()
 	n, err := NewNode(NodeConfig{
 		Managers: managers, TLS: root.ClientTLSConfig(kp), EngineSocket: sock,
-		Timing: fastTiming, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Timing: timing, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -133,8 +148,8 @@ func ping(ep *Endpoint) (string, error) {
 
 func TestTunnelHTTP(t *testing.T) {
 	root, _ := ca.NewRootCA("c1", time.Now())
-	m := newManager(t, root, "m1")
-	startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	m := newManagerTimed(t, root, "m1", bulkTiming)
+	startNodeTimed(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), bulkTiming, m.addr)
 	waitConnected(t, m.tunnels, "node1", true)
 
 	peers := m.tunnels.Connected()
