@@ -62,7 +62,7 @@ func TestRawAPI(t *testing.T) {
 				shape("POST /containers/create (linked)", call("POST", "/containers/create?name=rawlink", map[string]any{
 					"Image": "busybox", "Cmd": []string{"sleep", "300"}, "HostConfig": map[string]any{"Links": []string{name + ":db"}},
 				}), 1)
-				shape("DELETE /containers//rawlink/db?link=1", call("DELETE", "/containers//rawlink/db?link=1", nil), 1)
+				shape("DELETE /containers/rawlink/db?link=1", call("DELETE", "/containers/rawlink/db?link=1", nil), 1)
 				shape("DELETE /containers/rawlink/db?link=1 (again)", call("DELETE", "/containers/rawlink/db?link=1", nil), 1)
 				var lk struct{ HostConfig struct{ Links []string } }
 				json.Unmarshal(call("GET", "/containers/rawlink/json", nil).Body, &lk)
