@@ -247,6 +247,11 @@ func TestStreamsCutByDeadEngine(t *testing.T) {
 	if r := events.wait(time.Second); r.code != -1 {
 		t.Errorf("docker events ended when one engine died: exit %d %q", r.code, r.stderr)
 	}
+	// An aborted answer is not a crash: neither shoal nor net/http (its
+	// log is shoal's at debug level) reports a panic.
+	if out := s.Output(); strings.Contains(out, "panic") {
+		t.Errorf("shoal logged a panic:\n%s", s.LogTail(50))
+	}
 	if err := tb.Start(ctx, 0); err != nil {
 		t.Fatal(err)
 	}
