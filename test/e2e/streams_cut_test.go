@@ -24,9 +24,12 @@ type streamCut struct {
 	// talking to the engine directly).
 	args func(c, node string) []string
 	env  []string
-	// stdin is what the command reads; nil keeps its stdin open (a pipe
+	// stdin is what the command reads; "" keeps its stdin open (a pipe
 	// never written), as an interactive user's would be.
 	stdin string
+	// ready is output that says the engine's answer is streaming (the
+	// build's own RUN output, not the CLI's "Sending build context").
+	ready string
 	// exitOnly: through shoal the command fails as from the engine, but
 	// in its own words: exec asks for the exit code after its stream, and
 	// the CLI says nothing (exit 255) only when it cannot reach the
@@ -35,14 +38,14 @@ type streamCut struct {
 }
 
 var streamCuts = []streamCut{
-	{name: "logs", args: func(c, _ string) []string { return []string{"logs", "-f", c} }},
-	{name: "attach", args: func(c, _ string) []string { return []string{"attach", "--no-stdin", c} }},
+	{name: "logs", ready: "tick", args: func(c, _ string) []string { return []string{"logs", "-f", c} }},
+	{name: "attach", ready: "tick", args: func(c, _ string) []string { return []string{"attach", "--no-stdin", c} }},
 	// docker stats shows a container it lost as 0s, and goes on.
-	{name: "stats", args: func(c, _ string) []string { return []string{"stats", c} }},
-	{name: "exec", exitOnly: true, args: func(c, _ string) []string {
+	{name: "stats", ready: "cutstats", args: func(c, _ string) []string { return []string{"stats", c} }},
+	{name: "exec", ready: "ex", exitOnly: true, args: func(c, _ string) []string {
 		return []string{"exec", "-i", c, "sh", "-c", "while true; do echo ex; sleep 0.2; done"}
 	}},
-	{name: "build", env: []string{"DOCKER_BUILDKIT=0"}, stdin: "FROM busybox\nRUN echo building && sleep 120\n",
+	{name: "build", ready: "\nbuilding", env: []string{"DOCKER_BUILDKIT=0"}, stdin: "FROM busybox\nRUN echo building && sleep 120\n",
 		args: func(c, node string) []string {
 			args := []string{"build", "--no-cache", "-t", c + "img"}
 			if node != "" {
@@ -61,26 +64,20 @@ type cutResult struct {
 
 // runningStream is a started docker command.
 type runningStream struct {
-	cmd     *exec.Cmd
-	out     *lockedBuf
-	errb    *lockedBuf
-	stdinW  io.Closer
-	started chan struct{}
+	cmd    *exec.Cmd
+	out    *lockedBuf
+	errb   *lockedBuf
+	stdinW io.Closer
 }
 
 type lockedBuf struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	first chan struct{}
-	once  sync.Once
+	mu sync.Mutex
+	b  bytes.Buffer
 }
 
 func (l *lockedBuf) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(p) > 0 && l.first != nil {
-		l.once.Do(func() { close(l.first) })
-	}
 	return l.b.Write(p)
 }
 
@@ -100,8 +97,7 @@ func startStream(t *testing.T, ctx context.Context, host string, sc streamCut, c
 		}
 	}
 	cmd.Env = append(env, sc.env...)
-	rs := &runningStream{cmd: cmd, out: &lockedBuf{first: make(chan struct{})}, errb: &lockedBuf{}}
-	rs.started = rs.out.first
+	rs := &runningStream{cmd: cmd, out: &lockedBuf{}, errb: &lockedBuf{}}
 	cmd.Stdout, cmd.Stderr = rs.out, rs.errb
 	cmd.WaitDelay = 2 * time.Second
 	if sc.stdin != "" {
@@ -163,14 +159,17 @@ func cutStreams(t *testing.T, ctx context.Context, tb *testbed.Bed, i int, host,
 		dkOn(t, host, append(args, "busybox", "sh", "-c", "i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.2; done")...)
 		running[sc.name] = startStream(t, ctx, host, sc, c, node)
 	}
-	for name, rs := range running {
-		select {
-		case <-rs.started:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s: no output after 30s; stderr %q", name, rs.errb.String())
+	for _, sc := range streamCuts {
+		rs := running[sc.name]
+		if err := waitFor(ctx, 60*time.Second, func() error {
+			if !strings.Contains(rs.out.String(), sc.ready) {
+				return fmt.Errorf("no %q in %q; stderr %q", sc.ready, tail(rs.out.String(), 300), rs.errb.String())
+			}
+			return nil
+		}); err != nil {
+			t.Fatalf("%s: %v", sc.name, err)
 		}
 	}
-	time.Sleep(500 * time.Millisecond) // build: past "Step 2/2", into RUN
 	if err := tb.Kill(i); err != nil {
 		t.Fatal(err)
 	}
