@@ -158,7 +158,8 @@ func TestCLIImages(t *testing.T) {
 		res := c.do("eor", "import", "--change", `CMD ["cat", "/imp.txt"]`, imp, p+"-imp:1")
 		got := c.run("", "image", "inspect", "-f", "{{.Config.Cmd}} {{.RepoTags}}", strings.TrimSpace(res.Out))
 		c.add("image inspect <import's output> [exit, stdout]", itoa(got.Exit)+" "+norm(got.Out))
-		c.run("", "rmi", p+"-imp:1")
+		c.do("eor", "import", imp, p+"-imp:2")
+		c.run("", "rmi", p+"-imp:1", p+"-imp:2")
 	})
 }
 
