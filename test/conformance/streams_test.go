@@ -62,9 +62,9 @@ func goroutines(t *testing.T, addr string) int {
 
 // TestStreams opens a few hundred concurrent streams through shoal (logs -f,
 // events, attach, stats), closes half from the client side, kills one
-// engine, and checks that shoal ends the streams of that engine cleanly,
-// stays responsive and releases its goroutines. It runs last: it stops and
-// restarts node3.
+// engine, and checks that shoal ends the streams of that engine as the engine
+// would (cut, not as a clean end), stays responsive and releases its
+// goroutines. It runs last: it stops and restarts node3.
 func TestStreams(t *testing.T) {
 	ctx := ctxT(t, 4*time.Minute)
 	s := shoaltest.Manage(t, poolNodes(), append([]string{"--debug"}, shoaltest.FastFlags...)...)
