@@ -40,6 +40,10 @@ type Containers interface {
 	// has it: then t is any engine, to answer the 404 in its words) and
 	// the reference to put in the engine's path.
 	ResolveContainer(ctx context.Context, ref string) (t Target, id, pathRef string, err error)
+	// ResolveLink finds the engine of the parent of link ref
+	// ("parent/alias", DELETE /containers/{ref}?link=1), the parent's ID
+	// and the link's name on that engine, by which dockerd removes it.
+	ResolveLink(ctx context.Context, ref string) (t Target, parentID, pathRef string, err error)
 	// ContainerChanged refreshes shoal's view after a forwarded call changed it.
 	ContainerChanged(ctx context.Context, t Target, id string, removed bool)
 	// InspectNode describes the node of t for the "Node" field of inspect.

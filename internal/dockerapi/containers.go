@@ -106,6 +106,9 @@ func (s *Server) containerForward(action string, mutates bool) handlerFunc {
 }
 
 func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p params) error {
+	if boolValue(r.URL.Query().Get("link")) {
+		return s.removeLink(w, r, p["id"])
+	}
 	t, id, ref, err := s.b.Containers.ResolveContainer(r.Context(), p["id"])
 	if err != nil {
 		return err
@@ -113,6 +116,21 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request, p param
 	return s.forwardThen(w, r, t, "/containers/"+ref, func(status int) {
 		if status/100 == 2 {
 			s.b.Containers.ContainerChanged(r.Context(), t, id, true)
+		}
+	})
+}
+
+// removeLink serves `docker rm --link /web/db` (DELETE
+// /containers/web/db?link=1): the path is parent/alias, not node/name; it
+// goes to the parent's engine in that engine's names.
+func (s *Server) removeLink(w http.ResponseWriter, r *http.Request, ref string) error {
+	t, parentID, pathRef, err := s.b.Containers.ResolveLink(r.Context(), ref)
+	if err != nil {
+		return err
+	}
+	return s.forwardThen(w, r, t, "/containers/"+pathRef, func(status int) {
+		if status/100 == 2 {
+			s.b.Containers.ContainerChanged(r.Context(), t, parentID, false)
 		}
 	})
 }

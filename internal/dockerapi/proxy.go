@@ -93,6 +93,11 @@ func (s *Server) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	streamBody(w, resp.Body)
 }
 
+// streamBody copies body to w as it arrives. A read error other than the
+// body's end means the engine (or the way to it) died mid-answer: the
+// client's answer is aborted (http.ErrAbortHandler: the connection ends
+// without the last chunk), so that its client reports "unexpected EOF" as
+// it would from the dying engine, instead of taking the cut for a clean end.
 func streamBody(w http.ResponseWriter, body io.Reader) {
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
@@ -105,8 +110,11 @@ func streamBody(w http.ResponseWriter, body io.Reader) {
 			}
 			_ = rc.Flush()
 		}
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return
+		}
+		if err != nil {
+			panic(http.ErrAbortHandler)
 		}
 	}
 }
@@ -200,9 +208,25 @@ func splice(cconn net.Conn, cin io.Reader, econn net.Conn, ein io.Reader) {
 		<-done
 	}()
 	_, err := io.Copy(cconn, ein)
-	if cw, ok := cconn.(closeWriter); ok && (err == nil || errors.Is(err, io.EOF)) {
+	if err != nil {
+		// The engine's side broke (not a clean end): the client's
+		// connection is reset rather than closed cleanly, as a dying
+		// engine's would be.
+		resetOnClose(cconn)
+	} else if cw, ok := cconn.(closeWriter); ok {
 		_ = cw.CloseWrite()
 	}
 	close(done)
 	once.Do(closeAll)
+}
+
+// resetOnClose makes closing c reset the connection (RST) instead of
+// ending it cleanly (FIN), where c is TCP (under TLS or not).
+func resetOnClose(c net.Conn) {
+	if tc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 }

@@ -159,6 +159,11 @@ type streamMerger struct {
 	failed map[string]string // node → error
 	ok     int
 	loaded map[string]bool // "Loaded image: x" lines already said once
+	// imageIDs, when not nil, holds back each node's status that is an
+	// image ID (an import's last line), so that the stream ends with one
+	// such status exactly as from one engine: clients take the last status
+	// for the new image's ID.
+	imageIDs map[string]string
 }
 
 func (s *streamMerger) copyFrom(node string, r io.Reader) {
@@ -194,6 +199,12 @@ func (s *streamMerger) copyFrom(node string, r io.Reader) {
 		if v, ok := msg["id"].(string); ok && v != "" {
 			msg["id"] = node + ": " + v
 		} else if v, ok := msg["status"].(string); ok {
+			if s.imageIDs != nil && isImageID(v) {
+				s.mu.Lock()
+				s.imageIDs[node] = v
+				s.mu.Unlock()
+				continue
+			}
 			msg["status"] = node + ": " + v
 		}
 		s.emit(msg)
@@ -261,15 +272,43 @@ func (s *streamMerger) finish(strict bool) error {
 		nodes = append(nodes, n)
 	}
 	sort.Strings(nodes)
+	failed := len(nodes) > 0 && (strict || s.ok == 0)
 	for _, n := range nodes {
 		text := n + ": " + s.failed[n]
-		if strict || s.ok == 0 {
+		if failed {
 			s.emit(map[string]any{"errorDetail": map[string]any{"message": text}, "error": text})
 		} else {
 			s.emit(map[string]any{"status": text + " (the other nodes succeeded)"})
 		}
 	}
+	if !failed {
+		s.emitImageID()
+	}
 	return nil
+}
+
+// emitImageID ends the stream with the image ID of the first node (by
+// name) that gave one; each node's import has its own ID (the creation
+// time differs), and shoal finds the image by any of them.
+func (s *streamMerger) emitImageID() {
+	nodes := make([]string, 0, len(s.imageIDs))
+	for n := range s.imageIDs {
+		nodes = append(nodes, n)
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	sort.Strings(nodes)
+	s.emit(map[string]any{"status": s.imageIDs[nodes[0]]})
+}
+
+// isImageID reports whether v is an image ID ("sha256:" and 64 hex digits).
+func isImageID(v string) bool {
+	hex, ok := strings.CutPrefix(v, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	return strings.Trim(hex, "0123456789abcdef") == ""
 }
 
 // LoadImage sends the archive to every healthy engine; a failure on any
@@ -462,7 +501,7 @@ func (m *Manager) imageInUse(ctx context.Context, engines []*engine.Engine, name
 }
 
 // ImportImage imports on every healthy engine (the uploaded archive, or
-// the URL in fromSrc), like load.
+// the URL in fromSrc), like load; the stream ends with one image ID.
 func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamRequest, w io.Writer) error {
 	body, q := req.Body, req.Query
 	m.settle(ctx)
@@ -483,7 +522,7 @@ func (m *Manager) ImportImage(ctx context.Context, req backend.ImageStreamReques
 		}
 		path = f.Name()
 	}
-	sm := &streamMerger{w: w}
+	sm := &streamMerger{w: w, imageIDs: map[string]string{}}
 	m.fanOut(ctx, engines, m.live(writePatience, func(ctx context.Context, e *engine.Engine) error {
 		var rd io.Reader
 		if path != "" {

@@ -45,6 +45,28 @@ func (m *Manager) ResolveContainer(ctx context.Context, ref string) (backend.Tar
 	return e, c.ID, pathRef, nil
 }
 
+// ResolveLink finds the parent container of link ref ("parent/alias", as
+// `docker rm --link /web/db` names it, the parent by any reference
+// ResolveContainer takes) and returns its engine, its ID and the link's
+// name on that engine: the parent's name there, then the alias (dockerd
+// removes a link by name only). A ref without a parent, or whose parent
+// no engine has, goes to an engine as given, for its own error.
+func (m *Manager) ResolveLink(ctx context.Context, ref string) (backend.Target, string, string, error) {
+	r := strings.TrimPrefix(ref, "/")
+	i := strings.LastIndexByte(r, '/')
+	if i <= 0 {
+		return m.ResolveContainer(ctx, ref)
+	}
+	e, c, err := m.findContainer(ctx, r[:i])
+	if err != nil {
+		if h := m.pool.Healthy(); errdefs.IsNotFound(err) && len(h) > 0 {
+			return h[0], "", r, nil
+		}
+		return nil, "", "", err
+	}
+	return e, c.ID, strings.TrimPrefix(c.Path().String(), "/") + "/" + r[i+1:], nil
+}
+
 // isNode says whether ref names engine e (by name or ID).
 func isNode(e *engine.Engine, ref string) bool { return e.Name() == ref || e.ID == ref }
 

@@ -19,9 +19,12 @@ import (
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
-// Networks and volumes live on one node each. Lists show them as
-// <node>/<name>; "node/name" addresses one; a bare name must be unique in
-// the cluster (except the predefined networks, which every node has).
+// Networks and volumes live on one node each. Lists show each one under
+// the Name its engine gives it (the name the client created it with, which
+// clients look for in the list), with the node in an added "Node" field; a
+// name several nodes have (bridge, host, none) is listed once per node.
+// "node/name" addresses one; a bare name must be unique in the cluster
+// (except the predefined networks, which every node has).
 
 var predefinedNetworks = map[string]bool{"bridge": true, "host": true, "none": true}
 
@@ -133,13 +136,16 @@ func refusedByAll(errs []error, n int) error {
 	return first
 }
 
-func withNodeName(o rawObject) backend.Object {
+// withNodeName is o as its engine described it plus the "Node" it is on
+// (as in container inspect). The Name stays the engine's: a client that
+// created "data" looks for "data" in the list.
+func (m *Manager) withNodeName(o rawObject) backend.Object {
 	cp := o.obj.Clone()
-	_ = cp.Set("Name", o.e.Name()+"/"+o.str("Name"))
+	_ = cp.Set("Node", m.InspectNode(o.e))
 	return cp
 }
 
-// ListNetworks merges the networks of all nodes, named <node>/<name>.
+// ListNetworks merges the networks of all nodes, each with its node.
 func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([]backend.Object, error) {
 	objs, err := m.fetchAll(ctx, "networks", (*engine.Engine).ListNetworks, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
@@ -147,12 +153,12 @@ func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([
 	}
 	out := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, withNodeName(o))
+		out = append(out, m.withNodeName(o))
 	}
 	return out, nil
 }
 
-// ListVolumes merges the volumes of all nodes, named <node>/<name>.
+// ListVolumes merges the volumes of all nodes, each with its node.
 func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*backend.VolumeList, error) {
 	objs, warnings, err := m.fetchEach(ctx, "volumes", (*engine.Engine).ListVolumes, engine.ClientQuery{Version: opts.Version, Query: opts.Query()})
 	if err != nil {
@@ -160,7 +166,7 @@ func (m *Manager) ListVolumes(ctx context.Context, opts backend.ListOptions) (*b
 	}
 	vols := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
-		vols = append(vols, withNodeName(o))
+		vols = append(vols, m.withNodeName(o))
 	}
 	if warnings == nil {
 		warnings = []string{}

@@ -56,6 +56,17 @@ func TestRawAPI(t *testing.T) {
 				shape("POST /containers/create (no such image)", call("POST", "/containers/create", map[string]any{"Image": "nosuch:1"}), 1)
 				shape("POST /containers/create (bad json)", call("POST", "/containers/create", "{"), 1)
 				shape("POST /containers/{id}/start", call("POST", "/containers/"+name+"/start", nil), 1)
+				// A link removed by parent/alias (docker rm --link /rawlink/db).
+				call("DELETE", "/containers/rawlink?force=1", nil)
+				defer api(ctx, r.tg, "DELETE", "/containers/rawlink?force=1", nil)
+				shape("POST /containers/create (linked)", call("POST", "/containers/create?name=rawlink", map[string]any{
+					"Image": "busybox", "Cmd": []string{"sleep", "300"}, "HostConfig": map[string]any{"Links": []string{name + ":db"}},
+				}), 1)
+				shape("DELETE /containers/rawlink/db?link=1", call("DELETE", "/containers/rawlink/db?link=1", nil), 1)
+				shape("DELETE /containers/rawlink/db?link=1 (again)", call("DELETE", "/containers/rawlink/db?link=1", nil), 1)
+				var lk struct{ HostConfig struct{ Links []string } }
+				json.Unmarshal(call("GET", "/containers/rawlink/json", nil).Body, &lk)
+				r.add("links after DELETE ?link=1", fmt.Sprint(lk.HostConfig.Links))
 				shape("POST /containers/{id}/start (again)", call("POST", "/containers/"+name+"/start", nil), 1)
 				shape("GET /containers/json", call("GET", `/containers/json?filters={"label":["cnf=raw"]}`, nil), 2)
 				shape("GET /containers/{id}/json", call("GET", "/containers/"+name+"/json", nil), 2)

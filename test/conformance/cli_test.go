@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"archive/tar"
+	"bytes"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -149,7 +151,38 @@ func TestCLIImages(t *testing.T) {
 		c.do("eor", "image", "inspect", "nosuch")
 		c.do("eor", "history", "nosuch")
 		c.do("eor", "tag", "nosuch", "x:1")
+		// import --change: the output is the new image's ID alone, which
+		// finds the image.
+		imp := filepath.Join(c.dir, "imp.tar")
+		writeTar(c.t, imp, "imp.txt", "imported\n")
+		res := c.do("eor", "import", "--change", `CMD ["cat", "/imp.txt"]`, imp, p+"-imp:1")
+		got := c.run("", "image", "inspect", "-f", "{{.Config.Cmd}} {{.RepoTags}}", strings.TrimSpace(res.Out))
+		c.add("image inspect <import's output> [exit, stdout]", itoa(got.Exit)+" "+norm(got.Out))
+		c.do("eor", "import", imp, p+"-imp:2")
+		c.run("", "rmi", p+"-imp:1", p+"-imp:2")
 	})
+}
+
+// writeTar writes a tar archive holding one file.
+func writeTar(t *testing.T, path, name, content string) {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(content))})
+	tw.Write([]byte(content))
+	tw.Close()
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hasLine reports whether out has a line that is exactly want.
+func hasLine(out, want string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) == want {
+			return true
+		}
+	}
+	return false
 }
 
 func TestCLINetworksVolumes(t *testing.T) {
@@ -166,11 +199,14 @@ func TestCLINetworksVolumes(t *testing.T) {
 		c.do("eor", "network", "create", net)
 		c.do("er", "network", "create", net)
 		c.do("eo", "network", "ls", "--filter", "name="+net, "--format", "{{.Name}} {{.Driver}} {{.Scope}}")
+		// Found by the exact name it was created with (scripts grep for it).
+		c.add("network ls --format {{.Name}} [has <net>]", strconv.FormatBool(hasLine(c.run("", "network", "ls", "--format", "{{.Name}}").Out, net)))
 		c.do("eo", "network", "inspect", "-f", "{{.Name}} {{.Driver}} {{.Scope}}", net)
 		c.do("ek", "network", "inspect", net)
 		c.do("eor", "volume", "create", vol)
 		c.do("eor", "volume", "create", vol)
 		c.do("eo", "volume", "ls", "--filter", "name="+vol, "--format", "{{.Name}} {{.Driver}}")
+		c.add("volume ls --format {{.Name}} [has <vol>]", strconv.FormatBool(hasLine(c.run("", "volume", "ls", "--format", "{{.Name}}").Out, vol)))
 		c.do("eo", "volume", "inspect", "-f", "{{.Name}} {{.Driver}}", vol)
 		c.do("ek", "volume", "inspect", vol)
 		c.do("eo", "run", "-d", "--name", web, "--network", net, "busybox", "sh", "-c", "mkdir /www; echo hello-web > /www/index.html; exec httpd -f -p 80 -h /www")

@@ -126,6 +126,7 @@ var known = map[string]string{
 	"python-sdk/*/container.attrs [json keys]":           "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"api/*/GET /containers/{id}/json [json keys]":        "shoal adds \"Node\" to container inspect (as classic Swarm did)",
 	"api/*/GET /events?since=bad *":                      "shoal answers 400 for a malformed since/until before streaming; dockerd 20.10 answered 500 with Go's strconv error",
+	"api/*/GET /networks [json keys]":                    "shoal adds \"Node\" to each listed network and volume: the node it is on (its Name stays the engine's; docs/api.md)",
 }
 
 // knownOnCluster lists the differences by design of the built-in cluster

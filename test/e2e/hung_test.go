@@ -107,11 +107,12 @@ func TestHungEngine(t *testing.T) {
 		t.Errorf("images with a hung engine: %v %q", err, out)
 	}
 	out, _, _, err = timed(patient, "network", "ls", "--format", "{{.Name}}")
-	if err != nil || !strings.Contains(out, live+"/hn-"+live) {
+	// Listed under the names given (one line each).
+	if err != nil || !strings.Contains("\n"+out, "\nhn-"+live+"\n") {
 		t.Errorf("network ls with a hung engine: %v %q", err, out)
 	}
 	out, _, _, err = timed(patient, "volume", "ls", "--format", "{{.Name}}")
-	if err != nil || !strings.Contains(out, live+"/hv-"+live) || strings.Contains(out, hung+"/hv-") {
+	if err != nil || !strings.Contains("\n"+out, "\nhv-"+live+"\n") || strings.Contains("\n"+out, "\nhv-"+hung+"\n") {
 		t.Errorf("volume ls with a hung engine: %v %q", err, out)
 	}
 	if _, _, _, err = timed(patient, "system", "df"); err != nil {

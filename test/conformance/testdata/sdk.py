@@ -87,10 +87,12 @@ net = None
 def net_create():
     global net
     net = c.networks.create("pynet", driver="bridge", check_duplicate=True, labels={"l": "v"})
-    return net.name.split("/")[-1]
+    return net.name
 step("networks.create", net_create)
 step("networks.create duplicate", lambda: c.networks.create("pynet", check_duplicate=True).name)
-step("networks.list by name", lambda: [n.name.split("/")[-1] for n in c.networks.list(names=["pynet"])])
+step("networks.list by name", lambda: [n.name for n in c.networks.list(names=["pynet"])])
+# Clients find what they created by its exact name in the whole list.
+step("networks.list finds pynet by its name", lambda: [n.name for n in c.networks.list() if n.name == "pynet"])
 step("networks.get attrs keys", lambda: keys(c.networks.get("pynet").attrs))
 def net_connect():
     u = c.containers.run("busybox", ["sleep", "60"], name="pysdk-net-user", detach=True, network="pynet")
@@ -104,12 +106,27 @@ def net_connect():
 step("network connect/disconnect", net_connect)
 step("network.remove", lambda: c.networks.get("pynet").remove())
 step("networks.get missing", lambda: c.networks.get("nosuch"))
-step("volumes.create", lambda: c.volumes.create("pyvol", labels={"l": "v"}).name.split("/")[-1])
+step("volumes.create", lambda: c.volumes.create("pyvol", labels={"l": "v"}).name)
 step("volumes.get attrs keys", lambda: keys(c.volumes.get("pyvol").attrs))
-step("volumes.list has pyvol", lambda: any(v.name.split("/")[-1] == "pyvol" for v in c.volumes.list()))
+step("volumes.list finds pyvol by its name", lambda: [v.name for v in c.volumes.list() if v.name == "pyvol"])
 step("run with volume", lambda: c.containers.run("busybox", ["sh", "-c", "echo v > /d/f; cat /d/f"], volumes={"pyvol": {"bind": "/d", "mode": "rw"}}, remove=True).decode())
 step("volume.remove", lambda: c.volumes.get("pyvol").remove())
 step("volumes.get missing", lambda: c.volumes.get("nosuch"))
+def import_with_changes():
+    # The last status of an import is the new image's ID: SDKs read it
+    # as such and look the image up by it.
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        data = b"imported"
+        ti = tarfile.TarInfo("imp.txt"); ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    res = c.api.import_image_from_data(buf.getvalue(), repository="pyimport", tag="1", changes=['CMD ["cat", "/imp.txt"]'])
+    msgs = [json.loads(l) for l in res.splitlines() if l.strip()]
+    last = msgs[-1]["status"]
+    im = c.images.get(last)
+    return [len(msgs), last.startswith("sha256:"), im.attrs["Config"]["Cmd"], "pyimport:1" in im.tags]
+step("import_image_from_data(changes=...): image by last status", import_with_changes)
+step("import cleanup", lambda: c.images.remove("pyimport:1") and None)
 def events():
     until = int(time.time()) + 1
     ev = c.events(since=t0, until=until, decode=True, filters={"container": "pysdk"})
