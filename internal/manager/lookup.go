@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -23,9 +22,16 @@ import (
 func (m *Manager) ResolveContainer(ctx context.Context, ref string) (backend.Target, string, string, error) {
 	e, c, err := m.findContainer(ctx, ref)
 	if err != nil {
+		bare := strings.TrimPrefix(ref, "/")
+		if errdefs.IsNotFound(err) && strings.ContainsAny(bare, "/?#%") {
+			// A path-like name must not reach an engine's router (where
+			// it could name another endpoint); dockerd's words for it are
+			// these, with the name as the client wrote it.
+			return nil, "", "", noSuchContainer(bare)
+		}
 		if errdefs.IsNotFound(err) {
 			if e := m.anyAnswering(); e != nil {
-				return e, "", url.PathEscape(strings.TrimPrefix(ref, "/")), nil
+				return e, "", bare, nil
 			}
 		}
 		return nil, "", "", err

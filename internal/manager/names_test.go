@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"context"
+	"github.com/containerd/errdefs"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -70,10 +71,18 @@ func TestNestedShoalNames(t *testing.T) {
 			t.Errorf("ResolveContainer(%q) = %q, %v; want %s", ref, got, err, id)
 		}
 	}
-	for _, ref := range []string{"other/node1/web", "shoal/node2/web", "node1/db"} {
-		if _, got, _, err := outer.ResolveContainer(ctx, ref); err != nil || got != "" {
-			t.Errorf("ResolveContainer(%q) = %q, %v; want not found (no ID)", ref, got, err)
+	// A path-like name no engine has is dockerd's 404 in the client's
+	// words, answered here: escaped into an engine's path it would read
+	// "other%2Fnode1%2Fweb" (or name another endpoint).
+	for _, ref := range []string{"other/node1/web", "shoal/node2/web", "/node1/db", "a?b", "50%"} {
+		want := "No such container: " + strings.TrimPrefix(ref, "/")
+		if _, got, _, err := outer.ResolveContainer(ctx, ref); !errdefs.IsNotFound(err) || err.Error() != want || got != "" {
+			t.Errorf("ResolveContainer(%q) = %q, %v; want %q", ref, got, err, want)
 		}
+	}
+	// A plain name no engine has goes to an engine as written, for its own 404.
+	if _, got, pathRef, err := outer.ResolveContainer(ctx, "no such"); err != nil || got != "" || pathRef != "no such" {
+		t.Errorf(`ResolveContainer("no such") = %q, %q, %v; want an engine, no ID, the name unescaped`, got, pathRef, err)
 	}
 
 	list, err := outer.ListContainers(ctx, backend.ContainerListOptions{All: true})
