@@ -42,9 +42,8 @@ not needed and not used). To join anew, e.g. after 'docker node rm', empty
 --data-dir first. 'shoal leave' makes a worker leave the cluster.
 
 With a discovery URL and no --token: register the engine at --advertise under
-<discovery> (etcd://, zk://,
-consul://) and refresh the entry every --heartbeat. The entry expires --ttl
-after the last refresh, so when this process dies the engine leaves the pool
+<discovery> (etcd://, zk://, consul://) and refresh the entry every
+--heartbeat. The entry expires --ttl after the last refresh, so when this process dies the engine leaves the pool
 of every shoal manager watching the store; when it stops normally (SIGTERM,
 Ctrl-C) the entry is removed at once.
 
