@@ -43,9 +43,9 @@ not needed and not used). To join anew, e.g. after 'docker node rm', empty
 
 With a discovery URL and no --token: register the engine at --advertise under
 <discovery> (etcd://, zk://, consul://) and refresh the entry every
---heartbeat. The entry expires --ttl after the last refresh, so when this process dies the engine leaves the pool
-of every shoal manager watching the store; when it stops normally (SIGTERM,
-Ctrl-C) the entry is removed at once.
+--heartbeat. The entry expires --ttl after the last refresh, so when this
+process dies the engine leaves the pool of every shoal manager watching the
+store; when it stops normally (SIGTERM, Ctrl-C) the entry is removed at once.
 
 Discovery:
   etcd://h1:2379,h2:2379/prefix
