@@ -52,6 +52,6 @@ func TestRescheduling(t *testing.T) {
 	}
 }
 
-func TestParallelReservations(t *testing.T) { scenario.ParallelReservations(t, simEnv(t)) }
+func TestParallelReservations(t *testing.T) { scenario.ParallelReservations(t, simEnv(t), 3) }
 
 func TestLinksApart(t *testing.T) { scenario.LinksApart(t, simEnv(t)) }

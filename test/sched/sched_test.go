@@ -201,17 +201,17 @@ func TestResourcesAndConcurrency(t *testing.T) {
 }
 
 // TestParallelReservations runs 100 `run -d` reserving a twelfth of a
-// node's memory at once, three times: exactly the capacity starts (issue
-// 10 B); the same body runs over simulated engines in test/scenario.
+// node's memory at once: exactly the capacity starts (issue 10 B); the
+// same body runs three rounds over simulated engines in test/scenario.
 func TestParallelReservations(t *testing.T) {
 	var s *shoaltest.Shoal
-	scenario.ParallelReservations(t, bedEnv(bed, &s))
+	scenario.ParallelReservations(t, bedEnv(bed, &s), 1)
 }
 
 // TestParallelRunsCLI is issue 10 B as found: 100 `docker run -d --memory
-// 2g` at once through the docker CLI, with the default overcommit (5%),
-// three rounds: exactly the capacity starts each time, and no node holds
-// more than it can.
+// 2g` at once through the docker CLI, with the default overcommit (5%):
+// exactly the capacity starts, and no node holds more than it can. One
+// round: the overshoot the issue reports showed in every round it ran.
 func TestParallelRunsCLI(t *testing.T) {
 	s := shoaltest.Manage(t, nodes(bed))
 	cleanup(t, s)
@@ -228,7 +228,8 @@ func TestParallelRunsCLI(t *testing.T) {
 		capOf[i] = int(int64(info["MemTotal"].(float64)*(1+scheduler.DefaultOvercommit)) / mem)
 		want += capOf[i]
 	}
-	for round := 1; round <= 3; round++ {
+	const rounds = 1 // raise to look for a rarer hole
+	for round := 1; round <= rounds; round++ {
 		var mu sync.Mutex
 		var ids []string
 		refused := 0
