@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 
@@ -14,6 +15,10 @@ const maxJSONBody = 16 << 20
 
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	var tooLarge errBodyTooLarge
+	if errors.As(err, &tooLarge) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, badRequest("reading request body: " + err.Error())
 	}

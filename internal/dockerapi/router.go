@@ -17,6 +17,7 @@ type route struct {
 	method string
 	segs   []string
 	h      handlerFunc
+	stream bool // the body is a stream (an upload or a hijack): not capped
 }
 
 // router matches Docker API paths. Unlike net/http's mux it lets a wildcard
@@ -28,6 +29,20 @@ type router struct {
 
 func (rt *router) handle(method, pattern string, h handlerFunc) {
 	rt.routes = append(rt.routes, route{method: method, segs: split(pattern), h: h})
+}
+
+// handleStream is handle for a route whose body is a stream.
+func (rt *router) handleStream(method, pattern string, h handlerFunc) {
+	rt.routes = append(rt.routes, route{method: method, segs: split(pattern), h: h, stream: true})
+}
+
+// limitBodies wraps the handler of every route but the streamed ones.
+func (rt *router) limitBodies(wrap func(handlerFunc) handlerFunc) {
+	for i := range rt.routes {
+		if !rt.routes[i].stream {
+			rt.routes[i].h = wrap(rt.routes[i].h)
+		}
+	}
 }
 
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }

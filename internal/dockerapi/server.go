@@ -22,11 +22,14 @@ const (
 // Server is the Docker API HTTP handler.
 type Server struct {
 	// Debug serves Go's profiles under /debug/pprof/, as dockerd -D does.
-	Debug   bool
-	b       Backends
-	log     *slog.Logger
-	rt      router
-	version string
+	Debug bool
+	// MaxBodyBytes caps a request body, except on the routes that stream
+	// one (load, build, import, archive upload, attach and exec); 0 is no cap.
+	MaxBodyBytes int64
+	b            Backends
+	log          *slog.Logger
+	rt           router
+	version      string
 }
 
 // New returns the API server for b. version is shoal's own version string.
@@ -39,8 +42,9 @@ func NewServer(b Backends, version string, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{b: b, log: log, version: version}
+	s := &Server{b: b, log: log, version: version, MaxBodyBytes: DefaultMaxBodyBytes}
 	s.routes()
+	s.rt.limitBodies(s.limitBody)
 	return s
 }
 
@@ -150,7 +154,7 @@ func (s *Server) routes() {
 		rt.handle("GET", "/containers/{id*}/"+a, s.containerForward(a, false))
 	}
 	rt.handle("HEAD", "/containers/{id*}/archive", s.containerForward("archive", false))
-	rt.handle("PUT", "/containers/{id*}/archive", s.containerForward("archive", false))
+	rt.handleStream("PUT", "/containers/{id*}/archive", s.containerForward("archive", false))
 	for _, a := range []string{"start", "stop", "restart", "kill", "pause", "unpause", "update"} {
 		rt.handle("POST", "/containers/{id*}/"+a, s.containerForward(a, true))
 	}
@@ -158,18 +162,18 @@ func (s *Server) routes() {
 		rt.handle("POST", "/containers/{id*}/"+a, s.containerForward(a, false))
 	}
 	rt.handle("POST", "/containers/{id*}/rename", s.renameContainer)
-	rt.handle("POST", "/containers/{id*}/attach", s.attachContainer("attach"))
-	rt.handle("GET", "/containers/{id*}/attach/ws", s.attachContainer("attach/ws"))
+	rt.handleStream("POST", "/containers/{id*}/attach", s.attachContainer("attach"))
+	rt.handleStream("GET", "/containers/{id*}/attach/ws", s.attachContainer("attach/ws"))
 	rt.handle("POST", "/containers/{id*}/exec", s.createExec)
 	rt.handle("DELETE", "/containers/{id*}", s.removeContainer)
 
-	rt.handle("POST", "/exec/{id}/start", s.startExec)
+	rt.handleStream("POST", "/exec/{id}/start", s.startExec)
 	rt.handle("POST", "/exec/{id}/resize", s.execForward("resize"))
 	rt.handle("GET", "/exec/{id}/json", s.execForward("json"))
 
 	rt.handle("GET", "/images/json", s.listImages)
-	rt.handle("POST", "/images/load", s.loadImage)
-	rt.handle("POST", "/images/create", s.createImage)
+	rt.handleStream("POST", "/images/load", s.loadImage)
+	rt.handleStream("POST", "/images/create", s.createImage)
 	rt.handle("GET", "/images/{name*}/json", s.imageForward("json"))
 	rt.handle("GET", "/images/{name*}/history", s.imageForward("history"))
 	rt.handle("GET", "/images/{name*}/get", s.imageForward("get"))
@@ -178,7 +182,7 @@ func (s *Server) routes() {
 	rt.handle("POST", "/auth", s.anyEngine("/auth"))
 	rt.handle("GET", "/distribution/{name*}/json", s.distribution)
 	rt.handle("POST", "/commit", s.commit)
-	rt.handle("POST", "/build", s.build)
+	rt.handleStream("POST", "/build", s.build)
 	rt.handle("GET", "/images/get", s.saveImages)
 	rt.handle("POST", "/images/{name*}/tag", s.tagImage)
 	rt.handle("DELETE", "/images/{name*}", s.removeImage)

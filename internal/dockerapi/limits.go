@@ -1,0 +1,244 @@
+package dockerapi
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Defaults of Limits. Requests as a whole have no deadline: logs -f,
+// attach, events, load and build streams legitimately last hours.
+const (
+	// DefaultReadHeaderTimeout cuts a client that sends its request
+	// headers slowly (slowloris) before it holds a connection for long.
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultIdleTimeout closes keep-alive connections between requests.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultMaxHeaderBytes is Go's (and so dockerd's) 1 MiB: registry
+	// auth headers of a build can be large.
+	DefaultMaxHeaderBytes = http.DefaultMaxHeaderBytes
+	// DefaultMaxBodyBytes caps the JSON body of a request; a create with
+	// thousands of Env entries and labels stays far below it.
+	DefaultMaxBodyBytes = maxJSONBody
+	// DefaultMaxConnsPerClient caps the connections of one client address.
+	DefaultMaxConnsPerClient = 256
+	// DefaultMaxConns caps all API connections; it stays well below the
+	// 20,000 open files shoal asks for, since a proxied call holds a
+	// connection to an engine too and engines need theirs.
+	DefaultMaxConns = 8192
+)
+
+// Limits bound what one client can take of the API server, so that a slow
+// or abusive client cannot starve others or grow memory without bound.
+// A zero connection cap means no cap.
+type Limits struct {
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	MaxConnsPerClient int
+	MaxConns          int
+}
+
+// DefaultLimits are the limits shoal serves with unless told otherwise.
+func DefaultLimits() Limits {
+	return Limits{
+		ReadHeaderTimeout: DefaultReadHeaderTimeout,
+		IdleTimeout:       DefaultIdleTimeout,
+		MaxHeaderBytes:    DefaultMaxHeaderBytes,
+		MaxConnsPerClient: DefaultMaxConnsPerClient,
+		MaxConns:          DefaultMaxConns,
+	}
+}
+
+// HTTPServer returns the http.Server that serves h within l. Its own
+// errors (bad handshakes, malformed requests) are logged at debug level.
+func (l Limits) HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		MaxHeaderBytes:    l.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Listener wraps ln so that connections beyond the caps of c are closed
+// as soon as they are accepted. Wrap the plain listener, below TLS, so a
+// refused client costs no handshake.
+func (c *ConnLimiter) Listener(ln net.Listener) net.Listener {
+	if c == nil {
+		return ln
+	}
+	return &limitListener{Listener: ln, c: c}
+}
+
+// ConnLimiter counts the API's open connections, per client address and
+// in all, across every listener it wraps.
+type ConnLimiter struct {
+	perClient, total int
+	log              *slog.Logger
+	warnEvery        time.Duration
+
+	mu       sync.Mutex
+	open     int
+	byClient map[string]int
+	lastWarn time.Time
+	refused  int // since the last warning
+}
+
+// NewConnLimiter returns the limiter of l's connection caps.
+func NewConnLimiter(l Limits, log *slog.Logger) *ConnLimiter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &ConnLimiter{perClient: l.MaxConnsPerClient, total: l.MaxConns, log: log,
+		warnEvery: 10 * time.Second, byClient: map[string]int{}}
+}
+
+// clientOf is the address a connection counts against. Unix socket
+// clients share no address, and are local users the socket's mode let in:
+// they count only against the total.
+func clientOf(conn net.Conn) string {
+	a, ok := conn.RemoteAddr().(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	return a.IP.String()
+}
+
+// admit counts conn in, or reports why it is refused.
+func (c *ConnLimiter) admit(client string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.total > 0 && c.open >= c.total {
+		return fmt.Errorf("%d connections open, the limit (--max-conns)", c.open)
+	}
+	if client != "" && c.perClient > 0 && c.byClient[client] >= c.perClient {
+		return fmt.Errorf("%d connections open from this client, the limit (--max-conns-per-client)", c.byClient[client])
+	}
+	c.open++
+	if client != "" {
+		c.byClient[client]++
+	}
+	return nil
+}
+
+func (c *ConnLimiter) release(client string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open--
+	if client == "" {
+		return
+	}
+	if c.byClient[client]--; c.byClient[client] <= 0 {
+		delete(c.byClient, client)
+	}
+}
+
+// refuse logs a refused connection at warning level, at most once per
+// warnEvery, with the count refused since: a flood must not flood the log.
+func (c *ConnLimiter) refuse(conn net.Conn, why error) {
+	c.mu.Lock()
+	c.refused++
+	now := time.Now()
+	if now.Sub(c.lastWarn) < c.warnEvery {
+		c.mu.Unlock()
+		return
+	}
+	n := c.refused
+	c.refused, c.lastWarn = 0, now
+	c.mu.Unlock()
+	c.log.Warn("API connection refused", "client", conn.RemoteAddr().String(), "reason", why.Error(), "refused", n)
+}
+
+type limitListener struct {
+	net.Listener
+	c *ConnLimiter
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		conn, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		client := clientOf(conn)
+		if err := l.c.admit(client); err != nil {
+			l.c.refuse(conn, err)
+			conn.Close()
+			continue
+		}
+		return &limitConn{Conn: conn, release: func() { l.c.release(client) }}, nil
+	}
+}
+
+// limitConn gives its place back once, on its first Close; a hijacked
+// connection (attach, exec) is closed through it as well.
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// errBodyTooLarge is a request body over the server's limit.
+type errBodyTooLarge struct{ limit int64 }
+
+func (e errBodyTooLarge) Error() string {
+	return fmt.Sprintf("request body too large: limit is %d bytes", e.limit)
+}
+
+func (errBodyTooLarge) HTTPStatus() int { return http.StatusBadRequest }
+
+// limitBody refuses a body declared larger than the limit before the
+// handler runs, and cuts one that grows past it while read (chunked), so
+// no handler or forwarded call reads more than limit bytes.
+func (s *Server) limitBody(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		limit := s.MaxBodyBytes
+		if limit <= 0 || r.Body == nil || r.Body == http.NoBody {
+			return h(w, r, p)
+		}
+		if r.ContentLength > limit {
+			return errBodyTooLarge{limit}
+		}
+		r.Body = &limitedBody{rc: r.Body, left: limit, limit: limit}
+		return h(w, r, p)
+	}
+}
+
+// limitedBody reads at most limit bytes of a body and then fails with
+// errBodyTooLarge.
+type limitedBody struct {
+	rc    io.ReadCloser
+	left  int64
+	limit int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, errBodyTooLarge{b.limit}
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	if int64(n) > b.left {
+		n = int(b.left)
+		b.left = -1
+		return n, errBodyTooLarge{b.limit}
+	}
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
