@@ -9,12 +9,14 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/run"
 )
 
 // clusterOpts are the flags of `shoal init` and of `shoal join --token`.
 type clusterOpts struct {
 	hosts         []string
+	limits        dockerapi.Limits
 	advertiseAddr string
 	listenAddr    string
 	dataDir       string
@@ -31,6 +33,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 	f := cmd.Flags()
 	if withHosts {
 		f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on when this node is a manager (tcp://host:port or unix:///path; repeatable)")
+		limitFlags(f, &o.limits)
 	}
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
 	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
@@ -93,7 +96,7 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	}
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	return run.ClusterNode(ctx, run.ClusterConfig{
-		Cluster: cc, Hosts: o.hosts, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
+		Cluster: cc, Hosts: o.hosts, Limits: o.limits, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
 		Version: Version, Log: log,
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/run"
 )
 
@@ -27,6 +28,7 @@ type manageOpts struct {
 	replication                              bool
 	advertise                                string
 	replicationTTL                           time.Duration
+	limits                                   dockerapi.Limits
 }
 
 func newManageCmd() *cobra.Command {
@@ -92,6 +94,7 @@ with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.`,
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
+	limitFlags(f, &o.limits)
 	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile, swarm.port; repeatable)")
 	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value or swarm discovery; replicas forward to it")
 	f.StringVar(&o.advertise, "advertise", "", "with --replication: host:port at which the other managers reach this manager's API")
@@ -108,6 +111,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 		TLS:             run.TLSFiles{On: o.tls, Verify: o.tlsVerify, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey},
 		EngineTLS:       run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
 		Debug:           o.debug,
+		Limits:          o.limits,
 		Strategy:        o.strategy,
 		Overcommit:      o.overcommit,
 		Refresh:         o.refresh,

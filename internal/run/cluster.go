@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/manager"
 	"github.com/shoal-dev/shoal/internal/scheduler"
@@ -23,6 +24,9 @@ type ClusterConfig struct {
 	// Engine. Pool and Logger are set by ClusterNode.
 	Cluster cluster.Config
 	Hosts   []string // -H addresses the API is served on while a manager
+	// Limits bound the API's connections, headers and idle time; zero
+	// is dockerapi.DefaultLimits.
+	Limits dockerapi.Limits
 
 	Strategy     string        // spread, binpack or random
 	Refresh      time.Duration // engine health check period
@@ -90,7 +94,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		fmt.Fprintf(c.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
 		return c.leaveOrFail(cl, g.Wait())
 	}
-	listeners, err := listen(c.Hosts, nil)
+	listeners, err := listen(c.Hosts, nil, connLimiter(c.Limits, log))
 	if err != nil {
 		g.Stop()
 		_ = g.Wait()
@@ -103,7 +107,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)
 	}
-	serve(g, s.api, listeners, log)
+	serve(g, s.api, listeners, c.Limits, log)
 	return c.leaveOrFail(cl, g.Wait())
 }
 

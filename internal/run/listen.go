@@ -11,10 +11,13 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 )
 
 // listen opens each -H address: tcp://host:port, host:port, unix:///path.
-func listen(hosts []string, tlsConf *tls.Config) ([]net.Listener, error) {
+// Every listener counts its connections in lim (nil: no caps).
+func listen(hosts []string, tlsConf *tls.Config, lim *dockerapi.ConnLimiter) ([]net.Listener, error) {
 	var out []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		closeAll(out)
@@ -33,12 +36,14 @@ func listen(hosts []string, tlsConf *tls.Config) ([]net.Listener, error) {
 			if err == nil {
 				_ = os.Chmod(p, 0o660)
 			}
+			l = limitListener(l, err, lim)
 		default:
 			addr := strings.TrimPrefix(h, "tcp://")
 			if _, _, serr := net.SplitHostPort(addr); serr != nil {
 				return fail(fmt.Errorf("-H %q: %v", h, serr))
 			}
 			l, err = net.Listen("tcp", addr)
+			l = limitListener(l, err, lim)
 			if err == nil && tlsConf != nil {
 				l = tls.NewListener(l, tlsConf)
 			}
@@ -51,6 +56,14 @@ func listen(hosts []string, tlsConf *tls.Config) ([]net.Listener, error) {
 	return out, nil
 }
 
+// limitListener wraps a listener just opened (err nil) in lim.
+func limitListener(l net.Listener, err error, lim *dockerapi.ConnLimiter) net.Listener {
+	if err != nil {
+		return l
+	}
+	return lim.Listener(l)
+}
+
 func closeAll(ls []net.Listener) {
 	for _, l := range ls {
 		l.Close()
@@ -61,13 +74,14 @@ func closeAll(ls []net.Listener) {
 type apiServer struct {
 	handler   http.Handler
 	listeners []net.Listener
+	limits    dockerapi.Limits
 	log       *slog.Logger
 }
 
 // Run serves until ctx ends or a listener fails, then shuts the server
 // down (5 s grace). A listener's failure is the component's error.
 func (s *apiServer) Run(ctx context.Context) error {
-	srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	srv := s.limits.HTTPServer(s.handler, s.log)
 	errc := make(chan error, len(s.listeners))
 	for _, l := range s.listeners {
 		s.log.Info("serving the Docker API", "addr", l.Addr().String())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/discovery"
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/manager"
 	"github.com/shoal-dev/shoal/internal/replica"
@@ -24,6 +25,9 @@ type ManageConfig struct {
 	TLS           TLSFiles // --tls, --tlsverify, --tlscacert, --tlscert, --tlskey
 	EngineTLS     TLSFiles // the --engine-tls* flags
 	Debug         bool     // serve Go profiles under /debug/pprof/
+	// Limits bound the API's connections, headers and idle time; zero
+	// is dockerapi.DefaultLimits.
+	Limits dockerapi.Limits
 
 	Strategy        string // spread, binpack or random
 	Overcommit      float64
@@ -76,7 +80,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	if elect != nil {
 		g.Go("replication", elect)
 	}
-	serve(g, handler, in.listeners, log)
+	serve(g, handler, in.listeners, c.Limits, log)
 	return outcome(g.Wait())
 }
 
@@ -106,7 +110,7 @@ func (c *ManageConfig) open() (*manageInputs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API TLS: %w", err)
 	}
-	if in.listeners, err = listen(c.Hosts, serverTLS); err != nil {
+	if in.listeners, err = listen(c.Hosts, serverTLS, connLimiter(c.Limits, c.Log)); err != nil {
 		return nil, err
 	}
 	return &in, nil

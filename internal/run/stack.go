@@ -39,8 +39,22 @@ func (s *stack) start(g *Group, lead Leadership) {
 }
 
 // serve runs the API server on its listeners as a component of g.
-func serve(g *Group, h http.Handler, ls []net.Listener, log *slog.Logger) {
-	g.Go("api", &apiServer{handler: h, listeners: ls, log: log})
+func serve(g *Group, h http.Handler, ls []net.Listener, lim dockerapi.Limits, log *slog.Logger) {
+	g.Go("api", &apiServer{handler: h, listeners: ls, limits: limitsOrDefault(lim), log: log})
+}
+
+// limitsOrDefault is lim, or shoal's defaults for a configuration that
+// set none (callers other than the CLI).
+func limitsOrDefault(lim dockerapi.Limits) dockerapi.Limits {
+	if lim == (dockerapi.Limits{}) {
+		return dockerapi.DefaultLimits()
+	}
+	return lim
+}
+
+// connLimiter is the connection caps all of the API's listeners share.
+func connLimiter(lim dockerapi.Limits, log *slog.Logger) *dockerapi.ConnLimiter {
+	return dockerapi.NewConnLimiter(limitsOrDefault(lim), log)
 }
 
 // outcome turns how the group ended into the command's result: shoal
