@@ -57,6 +57,9 @@ func DefaultLimits() Limits {
 // HTTPServer returns the http.Server that serves h within l. Its own
 // errors (bad handshakes, malformed requests) are logged at debug level.
 func (l Limits) HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
