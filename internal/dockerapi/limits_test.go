@@ -206,3 +206,26 @@ func TestDefaultLimits(t *testing.T) {
 		t.Errorf("default caps %+v, body %d", l, DefaultMaxBodyBytes)
 	}
 }
+
+// A forwarded call's body is capped as it streams to the engine: over the
+// cap it is the client's 400, not the node's 503; an archive upload is
+// not capped.
+func TestForwardedBodyLimit(t *testing.T) {
+	var got int64
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, _ = io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(engine.Close)
+	s := NewServer(Backends{Containers: streamContainers{t: fakeTarget{engine}}}, "test", nil)
+	s.MaxBodyBytes = 1024
+
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, chunked("POST", "/containers/web/update", `{"Memory":`+strings.Repeat("1", 4096)+`}`))
+	wantError(t, rec, 400, "request body too large: limit is 1024 bytes")
+
+	rec = httptest.NewRecorder()
+	s.ServeHTTP(rec, chunked("PUT", "/containers/web/archive?path=/", strings.Repeat("t", 64<<10)))
+	if rec.Code != 200 || got != 64<<10 {
+		t.Errorf("archive upload: %d %q, engine read %d bytes; want 200 and %d", rec.Code, rec.Body.String(), got, 64<<10)
+	}
+}

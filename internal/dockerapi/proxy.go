@@ -79,6 +79,10 @@ func roundTrip(r *http.Request, t Target, path string) (*http.Response, error) {
 		if r.Context().Err() != nil {
 			return nil, nil
 		}
+		var tooLarge errBodyTooLarge
+		if errors.As(err, &tooLarge) {
+			return nil, tooLarge // the client's fault, not the node's
+		}
 		return nil, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: %v", t.Name(), err))
 	}
 	return resp, nil
