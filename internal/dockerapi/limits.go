@@ -24,8 +24,11 @@ const (
 	// DefaultMaxBodyBytes caps the JSON body of a request; a create with
 	// thousands of Env entries and labels stays far below it.
 	DefaultMaxBodyBytes = maxJSONBody
-	// DefaultMaxConnsPerClient caps the connections of one client address.
-	DefaultMaxConnsPerClient = 256
+	// DefaultMaxConnsPerClient caps the connections of one client address:
+	// high enough for one host's legitimate fan-in (a CI runner's parallel
+	// runs, an upper shoal or a replica holding a stream per client call),
+	// low enough that one address cannot take all of DefaultMaxConns.
+	DefaultMaxConnsPerClient = 1024
 	// DefaultMaxConns caps all API connections; it stays well below the
 	// 20,000 open files shoal asks for, since a proxied call holds a
 	// connection to an engine too and engines need theirs.

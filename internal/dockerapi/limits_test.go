@@ -202,7 +202,7 @@ func TestDefaultLimits(t *testing.T) {
 		srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
 		t.Errorf("server limits %v %v %v %v %v", srv.ReadHeaderTimeout, srv.IdleTimeout, srv.MaxHeaderBytes, srv.ReadTimeout, srv.WriteTimeout)
 	}
-	if l.MaxConnsPerClient != 256 || l.MaxConns != 8192 || DefaultMaxBodyBytes != 16<<20 {
+	if l.MaxConnsPerClient != 1024 || l.MaxConns != 8192 || DefaultMaxBodyBytes != 16<<20 {
 		t.Errorf("default caps %+v, body %d", l, DefaultMaxBodyBytes)
 	}
 }
