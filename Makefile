@@ -5,7 +5,7 @@ BIN       := bin/shoal
 DEMO      := $(GO) run ./test/testbed/cmd/shoal-demo
 E2E_TIMEOUT ?= 20m
 
-.PHONY: all build test unit e2e vet demo demo-down bench clean
+.PHONY: all build test unit e2e vet demo demo-down bench fuzz clean
 
 all: build
 
@@ -38,6 +38,21 @@ demo-down:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/scheduler/
 	./scripts/bench-proxy.sh
+
+# fuzz: every Go fuzz target (func FuzzXxx in a package's fuzz_test.go) for
+# FUZZTIME each, one after another. Plain `go test` (make unit) runs only
+# their seed corpus and testdata/fuzz; a crash found here is written to the
+# package's testdata/fuzz/FuzzXxx/, to be kept with the fix.
+FUZZTIME  ?= 1m
+FUZZPKGS  := $(shell grep -l '^func Fuzz' $$(find internal -name fuzz_test.go) 2>/dev/null | xargs -r -n1 dirname | sort -u)
+
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$pkg/fuzz_test.go); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$pkg/; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

@@ -114,10 +114,14 @@ func (p pattern) expand(out []string, i int, prefix string) []string {
 	if !x.isRange {
 		return p.expand(out, i+1, prefix+x.text)
 	}
-	for n := x.lo; n <= x.hi; n++ {
+	// Stop on n == hi, not n > hi: n++ past math.MaxInt would wrap around
+	// and loop for ever on a range ending there.
+	for n := x.lo; ; n++ {
 		out = p.expand(out, i+1, prefix+fmt.Sprintf("%0*d", x.width, n))
+		if n == x.hi {
+			return out
+		}
 	}
-	return out
 }
 
 // parseEntry cuts one address into literal text and ranges.
