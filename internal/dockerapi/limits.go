@@ -196,6 +196,11 @@ func (c *limitConn) Close() error {
 	return err
 }
 
+// drainFactor bounds the oversize body read and discarded before the
+// answer: beyond drainFactor times the limit the client gets the answer and
+// a reset, as it is then sending far more than any API call needs.
+const drainFactor = 4
+
 // errBodyTooLarge is a request body over the server's limit.
 type errBodyTooLarge struct{ limit int64 }
 
@@ -215,6 +220,13 @@ func (s *Server) limitBody(h handlerFunc) handlerFunc {
 			return h(w, r, p)
 		}
 		if r.ContentLength > limit {
+			// Read what the client is still sending (up to a bound) so that
+			// it reads this answer: closing on unread data resets the
+			// connection, and the client would see "connection reset"
+			// instead of the message.
+			if r.ContentLength <= drainFactor*limit {
+				_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, r.ContentLength))
+			}
 			return errBodyTooLarge{limit}
 		}
 		r.Body = &limitedBody{rc: r.Body, left: limit, limit: limit}
