@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/shoal-dev/shoal/internal/enginesim"
 	"github.com/shoal-dev/shoal/internal/manager"
 )
 
@@ -12,15 +11,7 @@ import (
 // as dockerd removes it: the parent's local name, then the alias, however
 // the client named the parent.
 func TestResolveLink(t *testing.T) {
-	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	id, err := sim.Create(enginesim.CreateSpec{Name: "web", Image: "busybox"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, id := simWithContainer(t, "node1", "web")
 	m := manager.New(manager.Config{Pool: startPool(t, 1, sim.Addr())})
 	ctx := context.Background()
 	for _, ref := range []string{"/web/db", "web/db", "node1/web/db", "/node1/web/db", id[:12] + "/db"} {

@@ -43,15 +43,7 @@ func startPool(t *testing.T, want int, addrs ...string) *engine.Pool {
 // containers as /member/node/name and finds them by every form of
 // reference, the three-segment one included.
 func TestNestedShoalNames(t *testing.T) {
-	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	id, err := sim.Create(enginesim.CreateSpec{Name: "web", Image: "busybox"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, id := simWithContainer(t, "node1", "web")
 	inner := manager.New(manager.Config{Pool: startPool(t, 1, sim.Addr())})
 	member := httptest.NewServer(dockerapi.New(inner, "test", nil))
 	t.Cleanup(member.Close)
@@ -92,4 +84,20 @@ func TestNestedShoalNames(t *testing.T) {
 	if entry := string(list[0].Entry.AppendJSON(nil, list[0].Status)); !strings.Contains(entry, `"Names":["/shoal/node1/web"]`) {
 		t.Errorf("list entry %s: want Names [/shoal/node1/web]", entry)
 	}
+}
+
+// simWithContainer starts a simulated engine called node holding one
+// container named name, and returns the engine and the container's ID.
+func simWithContainer(t *testing.T, node, name string) (*enginesim.Engine, string) {
+	t.Helper()
+	sim, err := enginesim.Start(enginesim.Options{Name: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	id, err := sim.Create(enginesim.CreateSpec{Name: name, Image: "busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, id
 }
