@@ -88,14 +88,7 @@ func engineHas(t *testing.T, i int, name string) bool {
 
 func TestWorkers(t *testing.T) {
 	base := t.TempDir()
-	mgr := &host{i: 0, dir: filepath.Join(base, "m0")}
-	mgr.args = append([]string{"init"}, nodeArgs(0, mgr.dir)...)
-	mgr.p = startShoal(t, 0, "manager0", mgr.args...)
-	api := apiOf(0)
-	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
-		_, err := dockerErr(api, "version")
-		return err
-	})
+	mgr, api := initManager(t, base)
 	out := mgr.p.Output()
 	if !strings.Contains(out, "shoal join --token SWMTKN-1-") {
 		t.Fatalf("init did not print the join command:\n%s", out)
@@ -550,4 +543,19 @@ func TestPartition(t *testing.T) {
 	shoaltest.Eventually(t, 30*time.Second, "3 reachable managers after healing", allUp(apiOf(a)))
 	t.Logf("FIGURE heal: all 3 managers Ready and reachable again %s after link up", time.Since(healed).Round(10*time.Millisecond))
 	docker(t, apiOf(cut), "node", "update", "--label-add", "after=1", bed.Engines[cut].Hostname)
+}
+
+// initManager starts `shoal init` on engine 0 with its data in base/m0 and
+// waits for its Docker API, whose address it returns.
+func initManager(t *testing.T, base string) (*host, string) {
+	t.Helper()
+	mgr := &host{i: 0, dir: filepath.Join(base, "m0")}
+	mgr.args = append([]string{"init"}, nodeArgs(0, mgr.dir)...)
+	mgr.p = startShoal(t, 0, "manager0", mgr.args...)
+	api := apiOf(0)
+	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
+		_, err := dockerErr(api, "version")
+		return err
+	})
+	return mgr, api
 }

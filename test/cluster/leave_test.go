@@ -19,14 +19,7 @@ import (
 func TestRejoinLeaveRemove(t *testing.T) {
 	top := t // processes started in subtests outlive them
 	base := t.TempDir()
-	mgr := &host{i: 0, dir: filepath.Join(base, "m0")}
-	mgr.args = append([]string{"init"}, nodeArgs(0, mgr.dir)...)
-	mgr.p = startShoal(t, 0, "manager0", mgr.args...)
-	api := apiOf(0)
-	shoaltest.Eventually(t, 30*time.Second, "manager API", func() error {
-		_, err := dockerErr(api, "version")
-		return err
-	})
+	mgr, api := initManager(t, base)
 	token, err := shoalCmd(t, "join-token", "-H", api, "-q", "worker")
 	if err != nil {
 		t.Fatal(err)
