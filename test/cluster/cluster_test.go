@@ -66,7 +66,15 @@ func readyNodes(t *testing.T, api string) (int, string) {
 	if err != nil {
 		return 0, out
 	}
-	return strings.Count(out, " Ready "), out
+	// A node counts once its engine has answered: until then it shows the
+	// hostname its join request gave, not the engine's (nodeN here).
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && strings.HasPrefix(f[0], "node") && f[1] == "Ready" {
+			n++
+		}
+	}
+	return n, out
 }
 
 // engineHas says whether engine i holds a container named name (asked
