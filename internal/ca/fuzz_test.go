@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseJoinToken checks that a token either parses and round-trips
@@ -40,6 +41,45 @@ func FuzzParseJoinToken(f *testing.F) {
 		want := map[Role]JoinToken{RoleWorker: w, RoleManager: m}[role]
 		if strings.TrimSpace(s) != want.String() {
 			t.Fatalf("Admit(%q) granted %q, whose token is %q", s, role, want.String())
+		}
+	})
+}
+
+// FuzzSignCSR feeds the certificate request a joining or renewing node
+// sends to the cluster port: it is refused with ErrInvalidCSR, or signed
+// into a certificate whose identity is the signer's (node ID, role,
+// cluster), whatever the request asked for.
+func FuzzSignCSR(f *testing.F) {
+	r, err := NewRootCA("c1", time.Now().Add(-time.Hour))
+	if err != nil {
+		f.Fatal(err)
+	}
+	csr, _, err := NewCSR()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(csr)
+	f.Add([]byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"))
+	f.Add(r.CertPEM()) // a certificate, not a request
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		certPEM, err := r.SignCSR(in, NodeRequest{NodeID: "n1", Role: RoleWorker})
+		if err != nil {
+			if !errors.Is(err, ErrInvalidCSR) {
+				t.Fatalf("SignCSR: error %v is not ErrInvalidCSR", err)
+			}
+			return
+		}
+		leaf, err := ParseCertificatePEM(certPEM)
+		if err != nil {
+			t.Fatalf("SignCSR signed what does not parse: %v", err)
+		}
+		id, err := r.VerifyNode(leaf)
+		if err != nil {
+			t.Fatalf("SignCSR signed a certificate its root refuses: %v", err)
+		}
+		if id.NodeID != "n1" || id.Role != RoleWorker || id.ClusterID != "c1" {
+			t.Fatalf("signed identity %+v, want node n1, %s, cluster c1", id, RoleWorker)
 		}
 	})
 }
