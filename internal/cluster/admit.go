@@ -56,7 +56,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 		return nil, err
 	}
 	n := newRecord(req, role, remote, time.Now())
-	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
+	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr, n.Hostname)
 	if err != nil {
 		return nil, err
 	}
@@ -107,15 +107,21 @@ func (c *Cluster) addStoreJoin(ctx context.Context, resp *joinResponse, n Node) 
 }
 
 // sign issues a node certificate for a CSR with the identity given here.
-func (c *Cluster) sign(ctx context.Context, csr []byte, id string, role ca.Role, addr string) ([]byte, error) {
-	return c.root.SignCSR(csr, ca.NodeRequest{NodeID: id, Role: role, Hosts: certHosts(role, addr),
+func (c *Cluster) sign(ctx context.Context, csr []byte, id string, role ca.Role, addr, hostname string) ([]byte, error) {
+	return c.root.SignCSR(csr, ca.NodeRequest{NodeID: id, Role: role, Hosts: certHosts(role, addr, hostname),
 		Lifetime: c.certLifetime(ctx), AllowShort: true})
 }
 
-func certHosts(role ca.Role, addr string) []string {
+// certHosts are a node certificate's extra SANs. A manager's also name it
+// as the docker CLI dials its API (advertise address, host name, loopback),
+// so that the node certificate serves the API under --tlsverify.
+func certHosts(role ca.Role, addr, hostname string) []string {
 	hosts := []string{addr}
 	if role == ca.RoleManager {
 		hosts = append(hosts, "127.0.0.1", "localhost")
+		if isDNSName(hostname) {
+			hosts = append(hosts, hostname)
+		}
 	}
 	return hosts
 }

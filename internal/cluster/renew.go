@@ -43,7 +43,7 @@ func (c *Cluster) renew(ctx context.Context, hc *http.Client) error {
 	resp, err := c.requestCert(ctx, hc, certRequest{CSR: csr, ClusterAddr: c.st.ClusterAddr})
 	if err != nil && c.IsManager() && c.root.CanSign() {
 		resp.Role = c.st.Role
-		resp.Cert, err = c.sign(ctx, csr, c.st.NodeID, certRole(c.st.Role), c.st.Addr)
+		resp.Cert, err = c.sign(ctx, csr, c.st.NodeID, certRole(c.st.Role), c.st.Addr, c.cfg.Hostname)
 	}
 	if err != nil {
 		return err

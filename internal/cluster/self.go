@@ -98,7 +98,7 @@ func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
 		}
 		n.ClusterAddr = req.ClusterAddr
 	}
-	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr)
+	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr, n.Hostname)
 	if err != nil {
 		httpError(w, signStatus(err), err.Error())
 		return
