@@ -24,6 +24,11 @@ type ClusterConfig struct {
 	// Engine. Pool and Logger are set by ClusterNode.
 	Cluster cluster.Config
 	Hosts   []string // -H addresses the API is served on while a manager
+	// TLS is the API's: with --tlsverify and no files, the node's
+	// certificate and the cluster's CA; InsecureAPI is --insecure-no-tlsverify.
+	TLS         TLSFiles
+	InsecureAPI bool
+	apiFiles    apiFiles // TLS's files, loaded once
 	// Limits bound the API's connections, headers and idle time; zero
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
@@ -50,6 +55,12 @@ func ClusterNode(ctx context.Context, c ClusterConfig) error {
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
+	}
+	if err := checkAPISecurity(c.Hosts, c.TLS, c.InsecureAPI, c.Log); err != nil {
+		return err
+	}
+	if c.apiFiles, err = c.TLS.loadAPIFiles(); err != nil {
+		return err
 	}
 	for {
 		err := c.runOnce(ctx, strategy)
@@ -94,7 +105,8 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		fmt.Fprintf(c.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
 		return c.leaveOrFail(cl, g.Wait())
 	}
-	listeners, err := listen(c.Hosts, nil, connLimiter(c.Limits, log))
+	serverTLS := c.TLS.clusterServer(c.apiFiles, cl)
+	listeners, err := listen(c.Hosts, serverTLS, connLimiter(c.Limits, log), log)
 	if err != nil {
 		g.Stop()
 		_ = g.Wait()

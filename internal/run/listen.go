@@ -16,8 +16,11 @@ import (
 )
 
 // listen opens each -H address: tcp://host:port, host:port, unix:///path.
-// Every listener counts its connections in lim (nil: no caps).
-func listen(hosts []string, tlsConf *tls.Config, lim *dockerapi.ConnLimiter) ([]net.Listener, error) {
+// Every listener counts its connections in lim (nil: no caps). TCP
+// listeners serve tlsConf when not nil (unix sockets stay plain, as
+// dockerd's), refused handshakes logged to log.
+func listen(hosts []string, tlsConf *tls.Config, lim *dockerapi.ConnLimiter, log *slog.Logger) ([]net.Listener, error) {
+	refused := newRefusalLog(log)
 	var out []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		closeAll(out)
@@ -45,7 +48,7 @@ func listen(hosts []string, tlsConf *tls.Config, lim *dockerapi.ConnLimiter) ([]
 			l, err = net.Listen("tcp", addr)
 			l = limitListener(l, err, lim)
 			if err == nil && tlsConf != nil {
-				l = tls.NewListener(l, tlsConf)
+				l = newHandshakeListener(l, tlsConf, refused, handshakeTimeout)
 			}
 		}
 		if err != nil {

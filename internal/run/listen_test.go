@@ -13,7 +13,7 @@ import (
 // one listener is closed at once, while a connection within it is served.
 func TestListenSharesConnLimits(t *testing.T) {
 	lim := dockerapi.NewConnLimiter(dockerapi.Limits{MaxConnsPerClient: 1}, nil)
-	ls, err := listen([]string{"tcp://127.0.0.1:0", "127.0.0.1:0"}, nil, lim)
+	ls, err := listen([]string{"tcp://127.0.0.1:0", "127.0.0.1:0"}, nil, lim, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

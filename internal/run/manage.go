@@ -23,6 +23,7 @@ type ManageConfig struct {
 	DiscoveryOpts []string // --discovery-opt key=value entries
 	Hosts         []string // -H addresses the API is served on
 	TLS           TLSFiles // --tls, --tlsverify, --tlscacert, --tlscert, --tlskey
+	InsecureAPI   bool     // --insecure-no-tlsverify: TCP beyond loopback without --tlsverify
 	EngineTLS     TLSFiles // the --engine-tls* flags
 	Debug         bool     // serve Go profiles under /debug/pprof/
 	// Limits bound the API's connections, headers and idle time; zero
@@ -100,6 +101,9 @@ func (c *ManageConfig) open() (*manageInputs, error) {
 	if in.strategy, err = scheduler.ParseStrategy(c.Strategy); err != nil {
 		return nil, fmt.Errorf("--strategy: %w", err)
 	}
+	if err := checkAPISecurity(c.Hosts, c.TLS, c.InsecureAPI, c.Log); err != nil {
+		return nil, err
+	}
 	if in.disc, err = c.openDiscovery(c.Log); err != nil {
 		return nil, err
 	}
@@ -110,7 +114,7 @@ func (c *ManageConfig) open() (*manageInputs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("API TLS: %w", err)
 	}
-	if in.listeners, err = listen(c.Hosts, serverTLS, connLimiter(c.Limits, c.Log)); err != nil {
+	if in.listeners, err = listen(c.Hosts, serverTLS, connLimiter(c.Limits, c.Log), c.Log); err != nil {
 		return nil, err
 	}
 	return &in, nil

@@ -2,7 +2,10 @@ package run
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/docker/go-connections/tlsconfig"
 )
@@ -55,4 +58,76 @@ func (f TLSFiles) forward() (*tls.Config, error) {
 	return tlsconfig.Client(tlsconfig.Options{
 		CAFile: f.CA, CertFile: f.Cert, KeyFile: f.Key, InsecureSkipVerify: f.CA == "",
 	})
+}
+
+// clusterTLS is what the built-in cluster lends the API's TLS: this
+// node's certificate (renewed in place) and the CA clients must chain to
+// (read at each handshake, so a rotated root applies at once).
+type clusterTLS interface {
+	APICertificate(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	APIClientCAs() *x509.CertPool
+	VerifyAPIClient(tls.ConnectionState) error
+}
+
+// apiFiles are the certificate files given to the built-in cluster's API,
+// loaded before the node starts so that a bad file stops it early.
+type apiFiles struct {
+	certs []tls.Certificate // --tlscert/--tlskey, nil: the node's certificate
+	cas   *x509.CertPool    // --tlscacert, nil: the cluster's CA
+}
+
+func (f TLSFiles) loadAPIFiles() (apiFiles, error) {
+	var a apiFiles
+	if f.Cert != "" || f.Key != "" {
+		if f.Cert == "" || f.Key == "" {
+			return a, errors.New("API TLS: --tlscert and --tlskey go together")
+		}
+		pair, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+		if err != nil {
+			return a, fmt.Errorf("API TLS: --tlscert/--tlskey: %w", err)
+		}
+		a.certs = []tls.Certificate{pair}
+	}
+	if f.CA != "" {
+		pem, err := os.ReadFile(f.CA)
+		if err != nil {
+			return a, fmt.Errorf("API TLS: --tlscacert: %w", err)
+		}
+		a.cas = x509.NewCertPool()
+		if !a.cas.AppendCertsFromPEM(pem) {
+			return a, fmt.Errorf("API TLS: --tlscacert %s: no certificate", f.CA)
+		}
+	}
+	return a, nil
+}
+
+// clusterServer is the API's TLS in the built-in cluster, nil for plain
+// TCP. It needs no files: the node's certificate is served and clients
+// must hold a certificate of the cluster's CA ('shoal cert create').
+// Files given replace those: --tlscert/--tlskey the certificate served,
+// --tlscacert the CA clients must chain to.
+func (f TLSFiles) clusterServer(files apiFiles, cl clusterTLS) *tls.Config {
+	if !f.On && !f.Verify {
+		return nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: files.certs}
+	if files.certs == nil {
+		conf.GetCertificate = cl.APICertificate
+	}
+	if !f.Verify {
+		return conf
+	}
+	conf.ClientAuth = tls.RequireAndVerifyClientCert
+	conf.VerifyConnection = cl.VerifyAPIClient
+	if files.cas != nil {
+		conf.ClientCAs = files.cas
+		return conf
+	}
+	base := conf.Clone()
+	conf.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		c := base.Clone()
+		c.ClientCAs = cl.APIClientCAs()
+		return c, nil
+	}
+	return conf
 }
