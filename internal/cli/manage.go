@@ -18,8 +18,7 @@ type manageOpts struct {
 	refresh, resync, timeout                 time.Duration
 	failureRetry                             int
 	rescheduleAfter                          time.Duration
-	tls, tlsVerify                           bool
-	tlsCA, tlsCert, tlsKey                   string
+	apiTLS                                   apiTLSOpts
 	engineTLS, engineTLSVerify               bool
 	engineTLSCA, engineTLSCert, engineTLSKey string
 	logLevel                                 string
@@ -82,11 +81,7 @@ with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.`,
 	f.DurationVar(&o.timeout, "engine-timeout", 5*time.Second, "timeout of one contact with an engine (connect, refresh); bounds health checks too")
 	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy")
 	f.DurationVar(&o.rescheduleAfter, "reschedule-after", 10*time.Second, "how long a node must stay unhealthy before its containers with reschedule:on-node-failure are recreated on other nodes")
-	f.BoolVar(&o.tls, "tls", false, "serve the API with TLS (implied by --tlsverify)")
-	f.BoolVar(&o.tlsVerify, "tlsverify", false, "serve with TLS and require client certificates signed by --tlscacert")
-	f.StringVar(&o.tlsCA, "tlscacert", "", "CA certificate that client certificates must be signed by")
-	f.StringVar(&o.tlsCert, "tlscert", "", "TLS certificate of the API server")
-	f.StringVar(&o.tlsKey, "tlskey", "", "TLS key of the API server")
+	apiTLSFlags(f, &o.apiTLS, false)
 	f.BoolVar(&o.engineTLS, "engine-tls", false, "connect to tcp engines with TLS (implied by --engine-tlsverify)")
 	f.BoolVar(&o.engineTLSVerify, "engine-tlsverify", false, "connect to engines with TLS and verify their certificates against --engine-tlscacert")
 	f.StringVar(&o.engineTLSCA, "engine-tlscacert", "", "CA certificate that engine certificates must be signed by")
@@ -108,7 +103,8 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 		Discovery:       uri,
 		DiscoveryOpts:   o.discoveryOpts,
 		Hosts:           o.hosts,
-		TLS:             run.TLSFiles{On: o.tls, Verify: o.tlsVerify, CA: o.tlsCA, Cert: o.tlsCert, Key: o.tlsKey},
+		TLS:             o.apiTLS.files,
+		InsecureAPI:     o.apiTLS.insecure,
 		EngineTLS:       run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
 		Debug:           o.debug,
 		Limits:          o.limits,

@@ -32,7 +32,7 @@ fits best, and every later call goes to the engine that holds the object.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd(), newInitCmd(), newJoinTokenCmd(), newLeaveCmd())
+	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd(), newInitCmd(), newJoinTokenCmd(), newLeaveCmd(), newCertCmd())
 	dockerapi.GitCommit = GitCommit
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {

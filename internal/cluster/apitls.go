@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 
 	"github.com/shoal-dev/shoal/internal/ca"
@@ -50,8 +51,10 @@ var ErrNoCAKey = errors.New("cluster: this node holds no CA key; run this on a m
 // address.
 func LocalCA(dataDir string) (*ca.RootCA, string, error) {
 	c := &Cluster{cfg: Config{DataDir: dataDir}}
-	if err := c.loadState(); err != nil {
-		return nil, "", fmt.Errorf("%w (--data-dir %s): %w", ErrNoCluster, dataDir, err)
+	if err := c.loadState(); errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%w (--data-dir %s)", ErrNoCluster, dataDir)
+	} else if err != nil {
+		return nil, "", fmt.Errorf("cluster: read the node's state in %s: %w", dataDir, err)
 	}
 	root, err := readSigningRoot(c.certDir())
 	if err != nil {
