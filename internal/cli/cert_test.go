@@ -77,6 +77,14 @@ func TestCertCreateWithTLSVerify(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("ping: %s", resp.Status)
 	}
+	// shoal join-token reads the docker CLI's TLS environment.
+	t.Setenv("DOCKER_TLS_VERIFY", "1")
+	t.Setenv("DOCKER_CERT_PATH", out)
+	var tok strings.Builder
+	if err := runJoinToken(context.Background(), &joinTokenOpts{host: "tcp://" + api, quiet: true}, "worker", &tok); err != nil ||
+		!strings.HasPrefix(tok.String(), "SWMTKN-1-") {
+		t.Fatalf("join-token over TLS: %q %v", tok.String(), err)
+	}
 	// Without a certificate the handshake is refused.
 	hc.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
 	if resp, err := hc.Get("https://" + api + "/_ping"); err == nil {

@@ -56,9 +56,17 @@ store, with this host as its first manager. The Docker API is served on the
 -H addresses and joins and node tunnels on --listen-addr. The command prints
 the 'shoal join' commands for workers and managers, as 'docker swarm init'
 does, then keeps serving. Started again with the same --data-dir, the node
-comes back as it was.`,
-		Example: `  shoal init -H tcp://0.0.0.0:2375 --advertise-addr 10.0.0.1
-  shoal join-token worker`,
+comes back as it was.
+
+TLS: with --tlsverify and no certificate files the API is served with this
+node's cluster certificate (it names the advertise address, the host name,
+127.0.0.1 and localhost, and is renewed automatically) and requires client
+certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
+-H address beyond loopback without --tlsverify is refused.`,
+		Example: `  shoal init --tlsverify -H tcp://0.0.0.0:2376 --advertise-addr 10.0.0.1
+  shoal cert create --name alice --role admin --out ~/.docker/shoal
+  export DOCKER_HOST=tcp://10.0.0.1:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=~/.docker/shoal
+  docker swarm join-token worker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			life, err := o.expiry()

@@ -32,7 +32,8 @@ host:port> (its cluster port, 2377). The node checks the manager's root CA
 against the token, receives its certificate and keeps mutual-TLS tunnels to
 the managers, through which they reach the local --engine (no TCP port
 needed). With a manager token the host also joins the replicated store and
-serves the Docker API on -H.
+serves the Docker API on -H (--tlsverify without files: the node's cluster
+certificate, clients of the cluster's CA, as with 'shoal init').
 
 Resuming: when --data-dir already holds this host's cluster membership (it
 joined before, or ran shoal init), 'shoal join' resumes it, with or without

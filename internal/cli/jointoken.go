@@ -28,7 +28,8 @@ func newJoinTokenCmd() *cobra.Command {
 		Short: "Print (or rotate) the built-in cluster's join token for workers or managers",
 		Long: `Ask a manager's Docker API (-H, default $DOCKER_HOST or tcp://127.0.0.1:2375)
 for the join token of the role and print the 'shoal join' command that uses
-it. --rotate replaces the token first: the old one admits nobody new, while
+it. With DOCKER_TLS_VERIFY set, TLS with the certificates in
+$DOCKER_CERT_PATH (default ~/.docker), as the docker CLI. --rotate replaces the token first: the old one admits nobody new, while
 nodes already in keep working.`,
 		Example: `  shoal join-token worker
   shoal join-token -H tcp://10.0.0.1:2375 --rotate -q manager`,
@@ -68,7 +69,12 @@ func newAPIClient(host string) (*apiClient, error) {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			return nil, fmt.Errorf("-H %q: %v", host, err)
 		}
-		return &apiClient{hc: &http.Client{Timeout: 30 * time.Second}, base: "http://" + addr}, nil
+		conf, err := dockerClientTLS()
+		if err != nil || conf == nil {
+			return &apiClient{hc: &http.Client{Timeout: 30 * time.Second}, base: "http://" + addr}, err
+		}
+		tr := &http.Transport{TLSClientConfig: conf}
+		return &apiClient{hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}, base: "https://" + addr}, nil
 	}
 }
 

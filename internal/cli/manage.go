@@ -63,8 +63,14 @@ the shoal on the swarm leader's node is primary); the others forward every
 API call to it and answer /_ping and /info themselves.
 
 Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
-with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.`,
-		Example: `  shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
+with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.
+
+TLS: as dockerd 27+, a TCP -H address beyond loopback (0.0.0.0 included) is
+refused unless clients are verified (--tlsverify with --tlscacert,
+--tlscert, --tlskey); --insecure-no-tlsverify overrides this for labs.`,
+		Example: `  shoal manage --tlsverify --tlscacert ca.pem --tlscert server-cert.pem --tlskey server-key.pem \
+      -H tcp://0.0.0.0:2376 nodes://10.0.0.11:2375,10.0.0.12:2375
+  shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H unix:///run/shoal.sock file:///etc/shoal/engines
   export DOCKER_HOST=tcp://127.0.0.1:2375; docker run --rm busybox echo hi`,
 		Args: cobra.ExactArgs(1),

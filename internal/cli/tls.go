@@ -1,8 +1,15 @@
 package cli
 
 import (
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/docker/go-connections/tlsconfig"
 	"github.com/spf13/pflag"
 
+	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/run"
 )
 
@@ -33,4 +40,30 @@ func apiTLSFlags(f *pflag.FlagSet, o *apiTLSOpts, builtIn bool) {
 	f.StringVar(&o.files.Key, "tlskey", "", keyHelp)
 	f.BoolVar(&o.insecure, "insecure-no-tlsverify", false,
 		"DANGEROUS: serve the API on TCP addresses beyond loopback without --tlsverify; anyone who reaches them controls every engine as root (logged as a warning at every start)")
+}
+
+// dockerClientTLS is the TLS the docker CLI would use from its environment:
+// with DOCKER_TLS_VERIFY set, ca.pem, cert.pem and key.pem from
+// DOCKER_CERT_PATH (default ~/.docker); nil without it.
+func dockerClientTLS() (*tls.Config, error) {
+	if os.Getenv("DOCKER_TLS_VERIFY") == "" {
+		return nil, nil
+	}
+	dir := os.Getenv("DOCKER_CERT_PATH")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return nil, fmt.Errorf("DOCKER_TLS_VERIFY: %w", err)
+		}
+		dir = filepath.Join(home, ".docker")
+	}
+	conf, err := tlsconfig.Client(tlsconfig.Options{
+		CAFile:   filepath.Join(dir, ca.ClientCAFile),
+		CertFile: filepath.Join(dir, ca.ClientCertFile),
+		KeyFile:  filepath.Join(dir, ca.ClientKeyFile),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("DOCKER_TLS_VERIFY with DOCKER_CERT_PATH %s: %w", dir, err)
+	}
+	return conf, nil
 }
