@@ -30,7 +30,7 @@ func apiOf(i int) string { return fmt.Sprintf("tcp://%s:%d", bed.Engines[i].IP, 
 
 func nodeArgs(i int, dir string) []string {
 	return []string{"--data-dir", dir, "--engine", bed.Engines[i].UnixHost(),
-		"--advertise-addr", bed.Engines[i].IP, "-H", fmt.Sprintf("tcp://0.0.0.0:%d", apiPort),
+		"--advertise-addr", bed.Engines[i].IP, "-H", fmt.Sprintf("tcp://0.0.0.0:%d", apiPort), "--insecure-no-tlsverify",
 		"--engine-refresh-interval", "500ms", "--engine-failure-retry", "2"}
 }
 

@@ -46,7 +46,7 @@ func startCluster(tb testing.TB) target {
 	args := func(i int) []string {
 		e := bed.Engines[i]
 		return []string{"--data-dir", filepath.Join(dir, e.Hostname), "--engine", e.UnixHost(), "--advertise-addr", e.IP,
-			"-H", fmt.Sprintf("tcp://0.0.0.0:%d", clusterAPIPort), "--log-level", "debug",
+			"-H", fmt.Sprintf("tcp://0.0.0.0:%d", clusterAPIPort), "--insecure-no-tlsverify", "--log-level", "debug",
 			"--engine-refresh-interval", "300ms", "--engine-failure-retry", "2"}
 	}
 	mgr, wrk := bed.Engines[1], bed.Engines[2]
