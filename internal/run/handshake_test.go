@@ -105,7 +105,12 @@ func newFake(t *testing.T, root *ca.RootCA) *fakeCluster {
 
 // getTLS calls the API as a docker CLI with DOCKER_TLS_VERIFY would.
 func getTLS(addr string, root *ca.RootCA, cert *tls.Certificate) (string, error) {
-	conf := &tls.Config{RootCAs: root.Pool()}
+	return getTLSResuming(addr, root, cert, nil)
+}
+
+// getTLSResuming is getTLS resuming the TLS sessions of cache.
+func getTLSResuming(addr string, root *ca.RootCA, cert *tls.Certificate, cache tls.ClientSessionCache) (string, error) {
+	conf := &tls.Config{RootCAs: root.Pool(), ClientSessionCache: cache}
 	if cert != nil {
 		conf.Certificates = []tls.Certificate{*cert}
 	}
@@ -159,12 +164,18 @@ func TestClusterAPITLSFollowsRoot(t *testing.T) {
 	fake := newFake(t, oldRoot)
 	addr, _ := apiTLSServer(t, TLSFiles{Verify: true}, fake)
 	oldCert, newCert := mustClient(t, oldRoot, "old"), mustClient(t, newRoot, "new")
-	if _, err := getTLS(addr, oldRoot, &oldCert); err != nil {
+	sessions := tls.NewLRUClientSessionCache(4)
+	if _, err := getTLSResuming(addr, oldRoot, &oldCert, sessions); err != nil {
 		t.Fatal(err)
 	}
 	fake.root.Store(newRoot)
 	if _, err := getTLS(addr, oldRoot, &oldCert); err == nil {
 		t.Fatal("the old root's certificate accepted after the rotation")
+	}
+	// Nor may a session it opened before be resumed (Go checks a resumed
+	// session's chain against the ClientCAs of the handshake's config).
+	if _, err := getTLSResuming(addr, oldRoot, &oldCert, sessions); err == nil {
+		t.Fatal("a session of the old root's certificate resumed after the rotation")
 	}
 	if out, err := getTLS(addr, oldRoot, &newCert); err != nil || out != "ok new" {
 		t.Fatalf("new root's certificate: %q %v", out, err)
