@@ -15,6 +15,7 @@ type params map[string]string
 
 type route struct {
 	method string
+	key    string // "METHOD pattern" as registered: it names the route's authorization class
 	segs   []string
 	h      handlerFunc
 	stream bool // the body is a stream (an upload or a hijack): not capped
@@ -28,12 +29,12 @@ type router struct {
 }
 
 func (rt *router) handle(method, pattern string, h handlerFunc) {
-	rt.routes = append(rt.routes, route{method: method, segs: split(pattern), h: h})
+	rt.routes = append(rt.routes, route{method: method, key: method + " " + pattern, segs: split(pattern), h: h})
 }
 
 // handleStream is handle for a route whose body is a stream.
 func (rt *router) handleStream(method, pattern string, h handlerFunc) {
-	rt.routes = append(rt.routes, route{method: method, segs: split(pattern), h: h, stream: true})
+	rt.routes = append(rt.routes, route{method: method, key: method + " " + pattern, segs: split(pattern), h: h, stream: true})
 }
 
 // limitBodies wraps the handler of every route but the streamed ones.
@@ -50,15 +51,35 @@ func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") 
 // match returns the route for method and path; found reports whether any
 // route has that path (for 405 versus 404).
 func (rt *router) match(method, path string) (h handlerFunc, p params, pathFound bool) {
+	r, p, pathFound := rt.find(method, path)
+	if r == nil {
+		return nil, nil, pathFound
+	}
+	return r.h, p, true
+}
+
+// lookup is the route serving method and path (HEAD falls back to GET, as
+// in ServeHTTP), or nil.
+func (rt *router) lookup(method, path string) (*route, params) {
+	r, p, _ := rt.find(method, path)
+	if r == nil && method == http.MethodHead {
+		r, p, _ = rt.find(http.MethodGet, path)
+	}
+	return r, p
+}
+
+func (rt *router) find(method, path string) (*route, params, bool) {
 	segs := split(path)
-	for _, r := range rt.routes {
+	pathFound := false
+	for i := range rt.routes {
+		r := &rt.routes[i]
 		pp := params{}
 		if !matchSegs(r.segs, segs, pp) {
 			continue
 		}
 		pathFound = true
-		if r.method == method || (method == http.MethodHead && r.method == http.MethodGet && false) {
-			return r.h, pp, true
+		if r.method == method {
+			return r, pp, true
 		}
 	}
 	return nil, nil, pathFound

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -30,6 +31,10 @@ type Server struct {
 	log          *slog.Logger
 	rt           router
 	version      string
+
+	// Authz identifies clients (nil: authz.Default, certificates without
+	// a role are admin); every route is authorized by its class.
+	Authz *authz.Policy
 }
 
 // New returns the API server for b. version is shoal's own version string.
@@ -44,6 +49,7 @@ func NewServer(b Backends, version string, log *slog.Logger) *Server {
 	}
 	s := &Server{b: b, log: log, version: version, MaxBodyBytes: DefaultMaxBodyBytes}
 	s.routes()
+	s.authorizeRoutes()
 	s.rt.limitBodies(s.limitBody)
 	return s
 }
@@ -79,7 +85,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	r = withVersion(r, v)
+	r = s.identify(r)
 	if s.Debug && strings.HasPrefix(path, "/debug/pprof") {
+		if err := s.authorizeDebug(r); err != nil {
+			writeError(w, err)
+			return
+		}
 		r.URL.Path = path
 		pprofHandler(w, r)
 		return

@@ -43,6 +43,11 @@ func (s *Server) inspectSwarm(w http.ResponseWriter, r *http.Request, _ params) 
 	if err != nil {
 		return err
 	}
+	if !mayReadJoinTokens(r) {
+		c := *sw // the backend's value is not ours to change
+		c.JoinTokens = swarm.JoinTokens{}
+		sw = &c
+	}
 	return writeJSON(w, http.StatusOK, sw)
 }
 
