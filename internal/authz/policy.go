@@ -144,3 +144,21 @@ func isLoopback(remote string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// Config is what the flags say: --authz-default-role and --authz-policy.
+type Config struct {
+	DefaultRole string // "" is admin
+	PolicyFile  string // "" is no rules
+}
+
+// Load builds the policy the configuration describes.
+func (c Config) Load() (*Policy, error) {
+	def := RoleAdmin
+	if c.DefaultRole != "" {
+		var err error
+		if def, err = ParseRole(c.DefaultRole); err != nil {
+			return nil, fmt.Errorf("--authz-default-role: %w", err)
+		}
+	}
+	return LoadPolicy(c.PolicyFile, def)
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
@@ -18,6 +19,7 @@ type clusterOpts struct {
 	hosts         []string
 	limits        dockerapi.Limits
 	apiTLS        apiTLSOpts
+	authz         authz.Config
 	advertiseAddr string
 	listenAddr    string
 	dataDir       string
@@ -36,6 +38,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 		f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on when this node is a manager (tcp://host:port or unix:///path; repeatable)")
 		limitFlags(f, &o.limits)
 		apiTLSFlags(f, &o.apiTLS, true)
+		authzFlags(f, &o.authz)
 	}
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
 	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
@@ -106,7 +109,7 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	}
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	return run.ClusterNode(ctx, run.ClusterConfig{
-		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
+		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Authz: o.authz, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
 		Version: Version, Log: log,
 	})
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -111,6 +112,10 @@ func (c *apiClient) do(ctx context.Context, method, path string, q url.Values, o
 	return json.Unmarshal(b, out)
 }
 
+// errNoToken is the answer of a manager that hides the join tokens: it
+// shows them to admin certificates only.
+var errNoToken = errors.New("the manager sent no join token: join tokens are shown to admins only (a certificate with OU shoal-admin)")
+
 func runJoinToken(ctx context.Context, o *joinTokenOpts, role string, w io.Writer) error {
 	if role != "worker" && role != "manager" {
 		return fmt.Errorf("unknown role %q: use worker or manager", role)
@@ -147,6 +152,9 @@ func runJoinToken(ctx context.Context, o *joinTokenOpts, role string, w io.Write
 	token := sw.JoinTokens.Worker
 	if role == "manager" {
 		token = sw.JoinTokens.Manager
+	}
+	if token == "" {
+		return errNoToken
 	}
 	if o.quiet {
 		fmt.Fprintln(w, token)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
@@ -32,6 +33,7 @@ type ClusterConfig struct {
 	// Limits bound the API's connections, headers and idle time; zero
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
+	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
 
 	Strategy     string        // spread, binpack or random
 	Refresh      time.Duration // engine health check period
@@ -40,6 +42,8 @@ type ClusterConfig struct {
 	Version string
 	Log     *slog.Logger
 	Stdout  io.Writer // where the join commands are printed; os.Stdout if nil
+
+	policy *authz.Policy // Authz, loaded
 }
 
 // clusterOvercommit is the scheduler's overcommit in the built-in cluster,
@@ -52,6 +56,9 @@ func ClusterNode(ctx context.Context, c ClusterConfig) error {
 	strategy, err := scheduler.ParseStrategy(c.Strategy)
 	if err != nil {
 		return fmt.Errorf("--strategy: %w", err)
+	}
+	if c.policy, err = c.Authz.Load(); err != nil {
+		return err
 	}
 	if c.Stdout == nil {
 		c.Stdout = os.Stdout
@@ -115,6 +122,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, Cluster: cl,
 	}, strategy, clusterOvercommit)
+	s.api.Authz = c.policy
 	s.start(g, StoreElection{Store: cl})
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/discovery"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
@@ -29,6 +30,7 @@ type ManageConfig struct {
 	// Limits bound the API's connections, headers and idle time; zero
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
+	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
 
 	Strategy        string // spread, binpack or random
 	Overcommit      float64
@@ -50,6 +52,10 @@ type ManageConfig struct {
 // the discovery, the manager and the Docker API over them, and with
 // --replication the election of a primary.
 func Manage(ctx context.Context, c ManageConfig) error {
+	policy, err := c.Authz.Load()
+	if err != nil {
+		return err
+	}
 	in, err := c.open()
 	if err != nil {
 		return err
@@ -63,6 +69,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter,
 	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
+	s.api.Authz = policy
 	var handler http.Handler = s.api
 	var lead Leadership = Single{}
 	var elect Component
@@ -72,7 +79,9 @@ func Manage(ctx context.Context, c ManageConfig) error {
 			closeAll(in.listeners)
 			return err
 		}
-		handler, lead, elect = h, Replication{Handler: h}, e
+		// Callers are authorized here, before a replica forwards them
+		// to the primary under its own (admin) certificate.
+		handler, lead, elect = s.api.Guard(h), Replication{Handler: h}, e
 	}
 
 	g := NewGroup(ctx, logFailure(log))
