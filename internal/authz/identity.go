@@ -109,8 +109,9 @@ func From(ctx context.Context) (Identity, bool) {
 	return id, ok
 }
 
-// The organizational units of the certificate convention: the first OU of
-// a user certificate is its role, further ones "scope:key=value".
+// The organizational units of the certificate convention: one OU of a user
+// certificate is its role (requested first, but DER sorts the OUs), the
+// others "scope:key=value".
 const (
 	OUAdmin     = "shoal-admin"
 	OUOperator  = "shoal-operator"
@@ -150,25 +151,40 @@ func IdentityFromTLS(cs *tls.ConnectionState) (id Identity, ok bool) {
 }
 
 // fromConvention applies the certificate convention to a verified leaf.
+// The role OU is looked for among all OUs, not only the first: X.509
+// encodes the OUs of one name as a SET, which DER sorts, so the order a
+// certificate was requested in is not the order it carries.
 func fromConvention(leaf *x509.Certificate) (Identity, bool) {
-	ous := leaf.Subject.OrganizationalUnit
-	if len(ous) == 0 {
-		return Identity{}, false
+	role, found, many := RoleNone, false, false
+	for _, ou := range leaf.Subject.OrganizationalUnit {
+		if r, ok := ouRoles[ou]; ok {
+			many = found && r != role
+			role, found = r, true
+		}
 	}
-	role, ok := ouRoles[ous[0]]
-	if !ok {
+	if !found {
 		return Identity{}, false
 	}
 	id := Identity{Name: leaf.Subject.CommonName, Role: role, Source: SourceTLS}
-	scope, err := parseScope(ous[1:])
-	if err != nil {
-		// Fail closed: a certificate whose scope cannot be honoured
-		// exactly is worth nothing.
+	if many {
+		// Fail closed: two roles in one certificate is a mistake, and
+		// picking one could pick the wrong one.
 		id.Role = RoleNone
 		return id, true
 	}
+	return withScope(id, leaf), true
+}
+
+// withScope adds the certificate's scope OUs to id. A certificate whose
+// scope cannot be honoured exactly gets no role at all.
+func withScope(id Identity, leaf *x509.Certificate) Identity {
+	scope, err := parseScope(leaf.Subject.OrganizationalUnit)
+	if err != nil {
+		id.Role = RoleNone
+		return id
+	}
 	id.Scope = scope
-	return id, true
+	return id
 }
 
 // errScope says a certificate's scope entries contradict each other.

@@ -127,7 +127,9 @@ func (p *Policy) fromLeaf(leaf *x509.Certificate) Identity {
 	if id, ok := fromConvention(leaf); ok {
 		return id
 	}
-	return Identity{Name: leaf.Subject.CommonName, Role: p.DefaultRole, Source: SourceTLS}
+	// Scope OUs hold whatever the role: a scoped certificate without a
+	// role OU is not widened to every container.
+	return withScope(Identity{Name: leaf.Subject.CommonName, Role: p.DefaultRole, Source: SourceTLS}, leaf)
 }
 
 // isUnix reports whether r came in on a unix socket listener.
