@@ -184,7 +184,13 @@ func (s *Server) checkCall(r *http.Request, key string, id authz.Identity, p par
 			return r, s.linkInScope(ctx, id, p["id"])
 		}
 	case "POST /exec/{id}/start", "POST /exec/{id}/resize", "GET /exec/{id}/json":
-		return r, s.checkExec(r, id, p["id"])
+		return r, s.checkExec(r, id, p["id"], key == "POST /exec/{id}/start")
+	case "POST /containers/{id*}/attach", "GET /containers/{id*}/attach/ws", "GET /containers/{id*}/export",
+		"GET /containers/{id*}/archive", "HEAD /containers/{id*}/archive", "PUT /containers/{id*}/archive":
+		if err := s.containerInScope(ctx, id, p["id"]); err != nil {
+			return nil, err
+		}
+		return r, s.checkHostAccess(r, id, p["id"], ruleOf(key).what)
 	case "GET /containers/json", "POST /containers/prune", "GET /events":
 		return scopeFilters(r, id)
 	case "GET /system/df", "POST /images/prune", "POST /networks/prune", "POST /volumes/prune", "POST /build/prune":
@@ -269,6 +275,9 @@ func (s *Server) checkExecCreate(r *http.Request, id authz.Identity, ref string)
 	if err := s.containerInScope(r.Context(), id, ref); err != nil {
 		return nil, err
 	}
+	if err := s.checkHostAccess(r, id, ref, "exec into containers"); err != nil {
+		return nil, err
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return nil, err
@@ -305,7 +314,7 @@ func (s *Server) checkUpdate(r *http.Request, id authz.Identity, ref string) (*h
 // created: an exec is a bearer token (its ID), and Docker's authorization
 // plugins see only the create. A privileged exec (an admin's) runs for
 // admins only; a scoped caller's exec must be in a container of its scope.
-func (s *Server) checkExec(r *http.Request, id authz.Identity, execID string) error {
+func (s *Server) checkExec(r *http.Request, id authz.Identity, execID string, start bool) error {
 	cid, priv, err := s.inspectExec(r, execID)
 	if err != nil {
 		return err
@@ -317,6 +326,46 @@ func (s *Server) checkExec(r *http.Request, id authz.Identity, execID string) er
 		return errdefs.ErrNotFound.WithMessage("No such exec instance: " + execID)
 	} else if err != nil {
 		return err
+	}
+	if start && cid != "" {
+		return s.checkHostAccess(r, id, cid, "exec into containers")
+	}
+	return nil
+}
+
+// checkHostAccess refuses a non-admin a shell or the files of a container
+// an admin gave host access (privileged, host paths, the host's PID
+// namespace...): through it, they would have the host.
+func (s *Server) checkHostAccess(r *http.Request, id authz.Identity, ref, what string) error {
+	if id.Role >= authz.RoleAdmin || ref == "" {
+		return nil
+	}
+	t, cid, pathRef, err := s.b.Containers.ResolveContainer(r.Context(), ref)
+	if err != nil || cid == "" || t == nil {
+		return err // an unknown container gets the engine's 404
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://engine"+t.APIPath(apiVersion(r), "/containers/"+pathRef+"/json"), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := t.Do(req)
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil // gone meanwhile: the call itself gets the engine's answer
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONBody))
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	c, err := authz.ParseCreate(body) // an inspect's HostConfig reads as a create's
+	if err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": container inspect: " + err.Error())
+	}
+	if host := c.HostAccess(); len(host) > 0 {
+		return authz.Deny(id, what+" that have host access")
 	}
 	return nil
 }

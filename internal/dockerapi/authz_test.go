@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -288,3 +289,57 @@ func TestGuard(t *testing.T) {
 		t.Errorf("local server refused a guarded request: %s", local.Body)
 	}
 }
+
+// hostContainers are containers on one engine, "root" privileged.
+type hostContainers struct {
+	Containers
+	t Target
+}
+
+func (f *hostContainers) ResolveContainer(_ context.Context, ref string) (Target, string, string, error) {
+	return f.t, ref + "-id", ref, nil
+}
+
+// An operator may not get a shell in, attach to or copy files of a
+// container an admin gave host access: that would be the host.
+func TestNoShellInHostContainers(t *testing.T) {
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1.41/containers/root/json":
+			fmt.Fprint(w, `{"Id":"root-id","HostConfig":{"Privileged":true,"Binds":null}}`)
+		case "/v1.41/containers/web/json":
+			fmt.Fprint(w, `{"Id":"web-id","HostConfig":{"Privileged":false,"Binds":["data:/data"]}}`)
+		default:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"Id":"e1"}`)
+		}
+	}))
+	defer engine.Close()
+	s := NewServer(Backends{Containers: &hostContainers{t: fakeTarget{engine}}, Execs: fakeExecs{}}, "test", nil)
+	for _, tc := range []struct {
+		method, path, body, denied string
+	}{
+		{"POST", "/containers/root/exec", `{"Cmd":["sh"]}`, "authorization denied: otto (operator) may not exec into containers that have host access"},
+		{"POST", "/containers/root/attach?stream=1", ``, "authorization denied: otto (operator) may not attach to containers that have host access"},
+		{"GET", "/containers/root/archive?path=/", ``, "authorization denied: otto (operator) may not copy files from containers that have host access"},
+		{"PUT", "/containers/root/archive?path=/", ``, "authorization denied: otto (operator) may not copy files into containers that have host access"},
+		{"GET", "/containers/root/export", ``, "authorization denied: otto (operator) may not export containers that have host access"},
+		{"POST", "/containers/web/exec", `{"Cmd":["sh"]}`, ""},
+	} {
+		rec := callAs(s, operator, tc.method, tc.path, tc.body)
+		if tc.denied == "" {
+			if rec.Code != http.StatusCreated {
+				t.Errorf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body)
+			}
+			continue
+		}
+		wantError(t, rec, http.StatusForbidden, tc.denied)
+	}
+	if rec := callAs(s, admin, "POST", "/containers/root/exec", `{"Cmd":["sh"]}`); rec.Code != http.StatusCreated {
+		t.Errorf("admin exec: %d %s", rec.Code, rec.Body)
+	}
+}
+
+type fakeExecs struct{ Execs }
+
+func (fakeExecs) ExecCreated(Target, string) {}

@@ -253,7 +253,7 @@ func TestRolesOverTLS(t *testing.T) {
 	// Scope: web's operator sees and acts on team=web only; db does not
 	// exist for it, and what it creates is team=web.
 	b = webOp.want("GET", "/containers/json?all=1", "", http.StatusOK, `"/node1/web"`)
-	if strings.Contains(b, "db") || strings.Contains(b, "plain") {
+	if strings.Contains(b, "/node1/db") || strings.Contains(b, "/node1/plain") {
 		t.Errorf("scoped list shows other teams' containers: %s", b)
 	}
 	webOp.want("GET", "/containers/db/json", "", http.StatusNotFound, `{"message":"No such container: db"}`)
