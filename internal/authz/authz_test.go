@@ -305,3 +305,20 @@ func TestExecAndUpdateBodies(t *testing.T) {
 		t.Errorf("update of memory: %v %v", w, err)
 	}
 }
+
+func TestRunningHostAccessIgnoresCgroupv1Default(t *testing.T) {
+	req, err := ParseCreate([]byte(`{"HostConfig":{"CgroupnsMode":"host","NetworkMode":"bridge","IpcMode":"private"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := req.RunningHostAccess(); len(got) != 0 {
+		t.Errorf("a plain container on cgroup v1: %v", got)
+	}
+	if len(req.HostAccess()) != 1 {
+		t.Error("a create asking for the host's cgroup namespace passed")
+	}
+	req, _ = ParseCreate([]byte(`{"HostConfig":{"CgroupnsMode":"host","Privileged":true}}`))
+	if got := req.RunningHostAccess(); len(got) != 1 || !strings.Contains(got[0], "privileged") {
+		t.Errorf("a privileged container: %v", got)
+	}
+}

@@ -153,6 +153,19 @@ func (c CreateRequest) HostAccess() []string {
 	return out
 }
 
+// RunningHostAccess is HostAccess for an existing container, as its
+// inspect shows it: the cgroup namespace is left out, since "host" is the
+// engine's default on cgroup v1 (every container there has it) and was
+// not asked for.
+func (c CreateRequest) RunningHostAccess() []string {
+	if c.HostConfig == nil {
+		return nil
+	}
+	h := *c.HostConfig
+	h.CgroupnsMode = ""
+	return CreateRequest{HostConfig: &h}.HostAccess()
+}
+
 // hostBind reports whether a Binds entry (src:dst[:opts]) mounts a host
 // path; a named volume (name:dst) or an anonymous one (dst) does not.
 func hostBind(b string) (string, bool) {

@@ -364,7 +364,7 @@ func (s *Server) checkHostAccess(r *http.Request, id authz.Identity, ref, what s
 	if err != nil {
 		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": container inspect: " + err.Error())
 	}
-	if host := c.HostAccess(); len(host) > 0 {
+	if host := c.RunningHostAccess(); len(host) > 0 {
 		return authz.Deny(id, what+" that have host access")
 	}
 	return nil
