@@ -184,7 +184,7 @@ func (s *Server) checkCall(r *http.Request, key string, id authz.Identity, p par
 			return r, s.linkInScope(ctx, id, p["id"])
 		}
 	case "POST /exec/{id}/start", "POST /exec/{id}/resize", "GET /exec/{id}/json":
-		return r, s.checkExec(r, id, p["id"], key == "POST /exec/{id}/start")
+		return r, s.checkExec(r, id, p["id"], key != "GET /exec/{id}/json", key == "POST /exec/{id}/start")
 	case "POST /containers/{id*}/attach", "GET /containers/{id*}/attach/ws", "GET /containers/{id*}/export",
 		"GET /containers/{id*}/archive", "HEAD /containers/{id*}/archive", "PUT /containers/{id*}/archive":
 		if err := s.containerInScope(ctx, id, p["id"]); err != nil {
@@ -312,14 +312,15 @@ func (s *Server) checkUpdate(r *http.Request, id authz.Identity, ref string) (*h
 
 // checkExec checks an exec instance when it is used, not only when it was
 // created: an exec is a bearer token (its ID), and Docker's authorization
-// plugins see only the create. A privileged exec (an admin's) runs for
-// admins only; a scoped caller's exec must be in a container of its scope.
-func (s *Server) checkExec(r *http.Request, id authz.Identity, execID string, start bool) error {
+// plugins see only the create. A privileged exec (an admin's) is started
+// and resized (uses) by admins only; a scoped caller's exec must be in a
+// container of its scope; a start also checks the container's host access.
+func (s *Server) checkExec(r *http.Request, id authz.Identity, execID string, uses, start bool) error {
 	cid, priv, err := s.inspectExec(r, execID)
 	if err != nil {
 		return err
 	}
-	if priv && id.Role < authz.RoleAdmin {
+	if uses && priv && id.Role < authz.RoleAdmin {
 		return authz.Deny(id, "run privileged exec instances")
 	}
 	if err := s.containerInScope(r.Context(), id, cid); errdefs.IsNotFound(err) {

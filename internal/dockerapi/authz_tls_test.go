@@ -244,6 +244,8 @@ func TestRolesOverTLS(t *testing.T) {
 		"authorization denied: vera (viewer) may not exec into containers")
 	op.want("POST", "/exec/"+ex.ID+"/start", `{"Detach":true}`, http.StatusForbidden,
 		"authorization denied: otto (operator) may not run privileged exec instances")
+	op.want("POST", "/exec/"+ex.ID+"/resize?h=10&w=10", ``, http.StatusForbidden, "may not run privileged exec instances")
+	viewer.want("GET", "/exec/"+ex.ID+"/json", ``, http.StatusOK, `"privileged":true`)
 	b = op.want("POST", "/containers/web/exec", `{"Cmd":["sh"]}`, http.StatusCreated, `"Id"`)
 	if err := json.Unmarshal([]byte(b), &ex); err != nil {
 		t.Fatal(err)
