@@ -7,16 +7,19 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/replica"
 )
 
 // A route added without a class would be admin-only by accident: every
@@ -343,3 +346,38 @@ func TestNoShellInHostContainers(t *testing.T) {
 type fakeExecs struct{ Execs }
 
 func (fakeExecs) ExecCreated(Target, string) {}
+
+// As run.Manage wires it: a replica forwards to the primary under its own
+// admin certificate, so Guard must refuse before the replica forwards.
+func TestGuardedReplicaForwardsOnlyAuthorizedCalls(t *testing.T) {
+	var mu sync.Mutex
+	var reached []string
+	primary := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		reached = append(reached, r.Method+" "+r.URL.Path)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, "[]")
+	}))
+	defer primary.Close()
+	f := &scopedContainers{labels: map[string]map[string]string{"web": {"team": "web"}}}
+	s := NewServer(Backends{Containers: f}, "test", nil)
+	rep := replica.New(s, "127.0.0.1:1", nil, slog.New(slog.DiscardHandler))
+	rep.SetPrimary(strings.TrimPrefix(primary.URL, "http://"))
+	front := s.Guard(rep)
+
+	if rec := callAs(front, viewer, "POST", "/v1.41/containers/web/exec", `{"Cmd":["sh"]}`); rec.Code != http.StatusForbidden {
+		t.Errorf("viewer exec through a replica: %d %s", rec.Code, rec.Body)
+	}
+	if rec := callAs(front, operator, "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Privileged":true}}`); rec.Code != http.StatusForbidden {
+		t.Errorf("operator --privileged through a replica: %d %s", rec.Code, rec.Body)
+	}
+	if rec := callAs(front, viewer, "GET", "/v1.41/containers/json", ""); rec.Code != http.StatusOK {
+		t.Errorf("viewer ps through a replica: %d %s", rec.Code, rec.Body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reached) != 1 || reached[0] != "GET /v1.41/containers/json" {
+		t.Errorf("the primary got %v, want the list only", reached)
+	}
+}
