@@ -292,11 +292,14 @@ func ForceScope(body []byte, scope map[string]string) ([]byte, error) {
 	if len(scope) == 0 {
 		return body, nil
 	}
-	m := map[string]json.RawMessage{}
+	var m map[string]json.RawMessage
 	if len(body) > 0 {
 		if err := json.Unmarshal(body, &m); err != nil {
 			return nil, err
 		}
+	}
+	if m == nil { // no body, or "null"
+		m = map[string]json.RawMessage{}
 	}
 	labels := map[string]string{}
 	for k, raw := range m {
