@@ -2,18 +2,13 @@ package dockerapi_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,31 +24,23 @@ import (
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
-// userCert issues a client certificate of the shoal convention from root:
-// CN the user, OUs the role and scopes, client authentication only.
-func userCert(t *testing.T, root *ca.RootCA, cn string, ous ...string) tls.Certificate {
+// userCert issues a user certificate from root as 'shoal cert create'
+// does: role (shoal-admin, ...) and "scope:k=v" entries.
+func userCert(t *testing.T, root *ca.RootCA, cn string, role string, scopes ...string) tls.Certificate {
 	t.Helper()
-	signer, err := tls.X509KeyPair(root.CertPEM(), root.KeyPEM())
+	req := ca.ClientRequest{Name: cn, Role: ca.ClientRole(role)}
+	for _, s := range scopes {
+		req.Scopes = append(req.Scopes, strings.TrimPrefix(s, ca.ScopePrefix))
+	}
+	nc, err := root.IssueClient(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	cert, err := nc.TLS()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn, OrganizationalUnit: ous},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Certificate(), &key.PublicKey, signer.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return cert
 }
 
 // execEngine adds exec instances to a simulated engine, which has none.
@@ -174,8 +161,8 @@ func startTLSCluster(t *testing.T) *tlsCluster {
 }
 
 // client is a Docker API client holding a certificate for cn with ous.
-func (c *tlsCluster) client(t *testing.T, cn string, ous ...string) *apiClient {
-	cert := userCert(t, c.root, cn, ous...)
+func (c *tlsCluster) client(t *testing.T, cn, role string, scopes ...string) *apiClient {
+	cert := userCert(t, c.root, cn, role, scopes...)
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.pool, Certificates: []tls.Certificate{cert}}}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &apiClient{t: t, url: c.url, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}

@@ -1,15 +1,7 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,38 +20,18 @@ func (u tlsUser) args(host string) []string {
 		"--tlskey", filepath.Join(u.dir, "key.pem"), "-H", host}
 }
 
-// writeUser issues a user certificate of the shoal convention (CN, role
-// OU, scope OUs) from root into a directory as the docker CLI reads it.
-func writeUser(t *testing.T, root *ca.RootCA, cn string, ous ...string) tlsUser {
+// writeUser issues a user certificate as 'shoal cert create' does into a
+// directory as the docker CLI reads it.
+func writeUser(t *testing.T, root *ca.RootCA, cn string, role ca.ClientRole, scopes ...string) tlsUser {
 	t.Helper()
-	signer, err := tls.X509KeyPair(root.CertPEM(), root.KeyPEM())
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: cn, OrganizationalUnit: ous},
-		NotBefore:    time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, root.Certificate(), &key.PublicKey, signer.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	nc, err := root.IssueClient(ca.ClientRequest{Name: cn, Role: role, Scopes: scopes})
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := tlsUser{dir: filepath.Join(t.TempDir(), cn)}
-	writePEMs(t, u.dir, map[string][]byte{
-		"ca.pem":   root.CertPEM(),
-		"cert.pem": pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		"key.pem":  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-	})
+	if err := ca.SaveClientCert(u.dir, root.CertPEM(), nc); err != nil {
+		t.Fatal(err)
+	}
 	return u
 }
 
@@ -92,9 +64,9 @@ func TestRolesThroughDockerCLI(t *testing.T) {
 	e := bed.Engines
 	startShoalNoWait(t, fmt.Sprintf("nodes://%s,%s", e[0].TCPAddr, e[1].TCPAddr), "-H", host,
 		"--tlsverify", "--tlscacert", filepath.Join(dir, "ca.pem"), "--tlscert", filepath.Join(dir, "cert.pem"), "--tlskey", filepath.Join(dir, "key.pem"))
-	admin := writeUser(t, root, "ada", "shoal-admin")
-	viewer := writeUser(t, root, "vera", "shoal-viewer")
-	op := writeUser(t, root, "otto", "shoal-operator")
+	admin := writeUser(t, root, "ada", ca.ClientAdmin)
+	viewer := writeUser(t, root, "vera", ca.ClientViewer)
+	op := writeUser(t, root, "otto", ca.ClientOperator)
 	ctx := ctxT(t, 60*time.Second)
 	as := func(u tlsUser, args ...string) (string, string, error) {
 		return runDocker2(ctx, dockerCmd{args: append(u.args(host), args...)})
