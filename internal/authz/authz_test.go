@@ -322,3 +322,27 @@ func TestRunningHostAccessIgnoresCgroupv1Default(t *testing.T) {
 		t.Errorf("a privileged container: %v", got)
 	}
 }
+
+// Over a real unix socket the server's local address says "unix".
+func TestIdentifyUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan Identity, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got <- Default().Identify(r) })}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://shoal/_ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if id := <-got; id.Source != SourceUnix || id.Role != RoleAdmin {
+		t.Errorf("unix socket client: %+v", id)
+	}
+}
