@@ -112,6 +112,7 @@ func buildRules() []rule {
 		on("GET", "/containers/{id*}/attach/ws", "container.attach.ws").sens().long(always),
 		on("POST", "/containers/{id*}/wait", "container.wait").long(always),
 		on("POST", "/containers/{id*}/exec", "container.exec.create").made(),
+		on("POST", "/containers/{id*}/rename", "container.rename"),
 		on("DELETE", "/containers/{id*}", "container.remove"),
 		on("POST", "/exec/{id}/start", "container.exec.start").long(always),
 		on("POST", "/exec/{id}/resize", "container.exec.resize"),
@@ -141,6 +142,9 @@ func buildRules() []rule {
 		on("POST", "/swarm/unlock", "swarm.unlock"),
 		on("GET", "/nodes", "node.list"), on("GET", "/nodes/{id}", "node.inspect"),
 		on("POST", "/nodes/{id}/update", "node.update"), on("DELETE", "/nodes/{id}", "node.remove"),
+	}
+	for _, a := range []string{"start", "stop", "restart", "kill", "pause", "unpause", "update", "resize"} {
+		rs = append(rs, on("POST", "/containers/{id*}/"+a, "container."+a))
 	}
 	for _, n := range [][2]string{{"networks", "network"}, {"volumes", "volume"}} {
 		rs = append(rs, on("GET", "/"+n[0], n[1]+".list"), on("POST", "/"+n[0]+"/create", n[1]+".create").made(),
