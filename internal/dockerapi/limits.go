@@ -1,6 +1,8 @@
 package dockerapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,6 +46,10 @@ type Limits struct {
 	MaxHeaderBytes    int
 	MaxConnsPerClient int
 	MaxConns          int
+	// MaxStreamsPerClient and MaxStreams cap the long-lived calls (see
+	// StreamLimiter).
+	MaxStreamsPerClient int
+	MaxStreams          int
 }
 
 // DefaultLimits are the limits shoal serves with unless told otherwise.
@@ -54,6 +60,9 @@ func DefaultLimits() Limits {
 		MaxHeaderBytes:    DefaultMaxHeaderBytes,
 		MaxConnsPerClient: DefaultMaxConnsPerClient,
 		MaxConns:          DefaultMaxConns,
+
+		MaxStreamsPerClient: DefaultMaxStreamsPerClient,
+		MaxStreams:          DefaultMaxStreams,
 	}
 }
 
@@ -94,6 +103,8 @@ type ConnLimiter struct {
 	byClient map[string]int
 	lastWarn time.Time
 	refused  int // since the last warning
+
+	answering chan struct{} // one per refused connection being answered
 }
 
 // NewConnLimiter returns the limiter of l's connection caps.
@@ -102,7 +113,7 @@ func NewConnLimiter(l Limits, log *slog.Logger) *ConnLimiter {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &ConnLimiter{perClient: l.MaxConnsPerClient, total: l.MaxConns, log: log,
-		warnEvery: 10 * time.Second, byClient: map[string]int{}}
+		warnEvery: 10 * time.Second, byClient: map[string]int{}, answering: make(chan struct{}, maxRefusedAnswers)}
 }
 
 // clientOf is the address a connection counts against. Unix socket
@@ -121,10 +132,10 @@ func (c *ConnLimiter) admit(client string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.total > 0 && c.open >= c.total {
-		return fmt.Errorf("%d connections open, the limit (--max-conns)", c.open)
+		return fmt.Errorf("too many connections: limit is %d (--max-conns)", c.total)
 	}
 	if client != "" && c.perClient > 0 && c.byClient[client] >= c.perClient {
-		return fmt.Errorf("%d connections open from this client, the limit (--max-conns-per-client)", c.byClient[client])
+		return fmt.Errorf("too many connections from %s: limit is %d (--max-conns-per-client)", client, c.perClient)
 	}
 	c.open++
 	if client != "" {
@@ -175,7 +186,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		client := clientOf(conn)
 		if err := l.c.admit(client); err != nil {
 			l.c.refuse(conn, err)
-			conn.Close()
+			l.c.answer(conn, err)
 			continue
 		}
 		return &limitConn{Conn: conn, release: func() { l.c.release(client) }}, nil
@@ -260,3 +271,70 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// Answering refused connections: at most maxRefusedAnswers at once, each
+// within refusedReadWait to read the request's headers and
+// refusedWriteWait to write the answer. A flood of refused connections
+// thus costs a bounded number of goroutines for a bounded time; past the
+// bound they are closed without a word, as before.
+const (
+	maxRefusedAnswers = 64
+	refusedReadWait   = 500 * time.Millisecond
+	refusedWriteWait  = time.Second
+	refusedHeadLimit  = 16 << 10
+)
+
+// answer closes a refused connection, telling its client why if it can:
+// off the accept loop, which must never wait on a client.
+func (c *ConnLimiter) answer(conn net.Conn, why error) {
+	select {
+	case c.answering <- struct{}{}:
+	default:
+		conn.Close()
+		return
+	}
+	go func() {
+		defer func() { <-c.answering }()
+		answerRefused(conn, why)
+	}()
+}
+
+// tlsHandshake is the first byte of a TLS client's first record.
+const tlsHandshake = 0x16
+
+// answerRefused answers an HTTP client on a refused connection with a
+// minimal 503 and Docker's JSON error, once it has read the request's
+// headers (closing on an unread request resets the connection, and the
+// client would lose the answer). A TLS client is only closed: the caps
+// count below TLS, and an answer in clear would read as garbage to it. A
+// client that sends nothing in time is closed too.
+func answerRefused(conn net.Conn, why error) {
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(refusedReadWait))
+	var head []byte
+	buf := make([]byte, 4096)
+	for len(head) < refusedHeadLimit && !bytes.Contains(head, []byte("\r\n\r\n")) {
+		n, err := conn.Read(buf)
+		head = append(head, buf[:n]...)
+		if len(head) > 0 && head[0] == tlsHandshake {
+			return
+		}
+		if err != nil {
+			break
+		}
+	}
+	if len(head) == 0 {
+		return
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(refusedWriteWait))
+	_, _ = conn.Write(refusedResponse(why))
+}
+
+// refusedResponse is the whole HTTP answer to a refused connection.
+func refusedResponse(why error) []byte {
+	body, _ := json.Marshal(struct {
+		Message string `json:"message"`
+	}{why.Error()})
+	return fmt.Appendf(nil, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s\n",
+		len(body)+1, body)
+}

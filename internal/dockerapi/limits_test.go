@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -132,8 +133,10 @@ func TestConnLimitPerClient(t *testing.T) {
 		held = append(held, dialFrom(t, "127.0.0.1", addr))
 	}
 	for range 3 {
-		if c := dialFrom(t, "127.0.0.1", addr); !refused(c) {
-			t.Fatal("a connection over the per-client cap was not closed")
+		c := dialFrom(t, "127.0.0.1", addr)
+		wantRefusedAnswer(t, c, "too many connections from 127.0.0.1: limit is 3 (--max-conns-per-client)")
+		if !refused(c) {
+			t.Fatal("a connection over the per-client cap was not closed after its answer")
 		}
 	}
 	for i, c := range held {
@@ -160,11 +163,53 @@ func TestConnLimitPerClient(t *testing.T) {
 func TestConnLimitTotal(t *testing.T) {
 	addr := serveLimited(t, Limits{ReadHeaderTimeout: time.Minute, MaxConns: 2}, nil)
 	a, b := dialFrom(t, "127.0.0.1", addr), dialFrom(t, "127.0.0.2", addr)
-	if c := dialFrom(t, "127.0.0.3", addr); !refused(c) {
-		t.Fatal("a connection over the total cap was not closed")
-	}
+	c := dialFrom(t, "127.0.0.3", addr)
+	wantRefusedAnswer(t, c, "too many connections: limit is 2 (--max-conns)")
 	if !ping(a) || !ping(b) {
 		t.Error("connections within the cap stopped answering")
+	}
+}
+
+// wantRefusedAnswer sends a request on c and checks the answer of a
+// refused connection: 503, Docker's JSON error with msg, then the close.
+func wantRefusedAnswer(t *testing.T, c net.Conn, msg string) {
+	t.Helper()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /_ping HTTP/1.1\r\nHost: shoal\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("a refused connection got no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	var m struct{ Message string }
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 503 || m.Message != msg ||
+		resp.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("refused connection: %d %q (%v), want 503 %q", resp.StatusCode, m.Message, err, msg)
+	}
+}
+
+// A refused client that sends nothing, or speaks TLS (the caps count
+// below TLS, so an answer in clear would be garbage to it), is closed
+// without an answer.
+func TestRefusedConnSilentOrTLS(t *testing.T) {
+	addr := serveLimited(t, Limits{ReadHeaderTimeout: time.Minute, MaxConnsPerClient: 1}, nil)
+	held := dialFrom(t, "127.0.0.1", addr)
+	if !ping(held) {
+		t.Fatal("no answer within the cap")
+	}
+	silent := dialFrom(t, "127.0.0.1", addr)
+	start := time.Now()
+	if !refused(silent) {
+		t.Error("a silent refused connection was not closed")
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Errorf("a silent refused connection held for %v", d)
+	}
+	tlsClient := dialFrom(t, "127.0.0.1", addr)
+	tlsClient.Write([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00})
+	tlsClient.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := tlsClient.Read(make([]byte, 64)); n != 0 || err == nil {
+		t.Errorf("a refused TLS client read %d bytes (%v), want a bare close", n, err)
 	}
 }
 

@@ -46,6 +46,14 @@ func (rt *router) limitBodies(wrap func(handlerFunc) handlerFunc) {
 	}
 }
 
+// wrap replaces every route's handler by f(key, handler), key being
+// "METHOD pattern" as registered.
+func (rt *router) wrap(f func(key string, h handlerFunc) handlerFunc) {
+	for i := range rt.routes {
+		rt.routes[i].h = f(rt.routes[i].key, rt.routes[i].h)
+	}
+}
+
 func split(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
 
 // match returns the route for method and path; found reports whether any

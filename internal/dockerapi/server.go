@@ -35,6 +35,10 @@ type Server struct {
 	// Authz identifies clients (nil: authz.Default, certificates without
 	// a role are admin); every route is authorized by its class.
 	Authz *authz.Policy
+
+	// Streams caps the long-lived calls (attach, exec, logs -f, events,
+	// uploads...) per client and in all; nil is no cap.
+	Streams *StreamLimiter
 }
 
 // New returns the API server for b. version is shoal's own version string.
@@ -49,6 +53,7 @@ func NewServer(b Backends, version string, log *slog.Logger) *Server {
 	}
 	s := &Server{b: b, log: log, version: version, MaxBodyBytes: DefaultMaxBodyBytes}
 	s.routes()
+	s.rt.wrap(s.limitStreams) // inside authorization: a denied call takes no place
 	s.authorizeRoutes()
 	s.rt.limitBodies(s.limitBody)
 	return s

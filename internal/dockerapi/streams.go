@@ -1,0 +1,167 @@
+package dockerapi
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Defaults of the stream caps in Limits.
+const (
+	// DefaultMaxStreamsPerClient caps the long-lived calls of one client
+	// address: a CI host running a hundred `docker run` (attach + wait
+	// each) in parallel stays under it, one client cannot hold thousands
+	// of engine connections and goroutines.
+	DefaultMaxStreamsPerClient = 256
+	// DefaultMaxStreams caps them in all, half the connection cap, so
+	// that short calls always find connections.
+	DefaultMaxStreams = 4096
+)
+
+// longCalls are the routes whose calls last as long as the client wants
+// (hijacked attach and exec, followed logs, events, streamed stats, a
+// container's wait) or as long as a large upload or download takes
+// (build, load, pull, push, image save, archive and export). Each holds a
+// connection, a goroutine or two and often a connection to an engine.
+// The function says whether this call, by its query, is long-lived.
+var longCalls = map[string]func(url.Values) bool{
+	"POST /containers/{id*}/attach":   always,
+	"GET /containers/{id*}/attach/ws": always,
+	"POST /exec/{id}/start":           always,
+	"POST /containers/{id*}/wait":     always,
+	"GET /containers/{id*}/logs":      func(q url.Values) bool { return boolValue(q.Get("follow")) },
+	"GET /containers/{id*}/stats": func(q url.Values) bool {
+		v := q.Get("stream") // dockerd streams unless told not to
+		return (v == "" || boolValue(v)) && !boolValue(q.Get("one-shot"))
+	},
+	"GET /events":                   always,
+	"POST /build":                   always,
+	"POST /images/load":             always,
+	"POST /images/create":           always,
+	"POST /images/{name*}/push":     always,
+	"GET /images/get":               always,
+	"GET /images/{name*}/get":       always,
+	"GET /containers/{id*}/export":  always,
+	"GET /containers/{id*}/archive": always,
+	"PUT /containers/{id*}/archive": always,
+}
+
+func always(url.Values) bool { return true }
+
+// limitStreams wraps the handler of a long-lived route so that each of
+// its calls holds a place of s.Streams while it runs.
+func (s *Server) limitStreams(key string, h handlerFunc) handlerFunc {
+	long, ok := longCalls[key]
+	if !ok {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		if s.Streams == nil || !long(r.URL.Query()) {
+			return h(w, r, p)
+		}
+		release, err := s.Streams.acquire(r)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return h(w, r, p)
+	}
+}
+
+// StreamLimiter counts the long-lived calls in progress, per client
+// address and in all. A zero cap is no cap.
+type StreamLimiter struct {
+	perClient, total int
+	log              *slog.Logger
+	warnEvery        time.Duration
+
+	mu       sync.Mutex
+	open     int
+	byClient map[string]int
+	lastWarn time.Time
+	refused  int // since the last warning
+}
+
+// NewStreamLimiter returns the limiter of l's stream caps.
+func NewStreamLimiter(l Limits, log *slog.Logger) *StreamLimiter {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &StreamLimiter{perClient: l.MaxStreamsPerClient, total: l.MaxStreams, log: log,
+		warnEvery: 10 * time.Second, byClient: map[string]int{}}
+}
+
+// errTooManyStreams refuses a long-lived call over a cap: 503, as
+// dockerd answers when it cannot serve now, before anything is hijacked.
+type errTooManyStreams struct{ msg string }
+
+func (e errTooManyStreams) Error() string { return e.msg }
+
+func (errTooManyStreams) HTTPStatus() int { return http.StatusServiceUnavailable }
+
+// requestClient is the address a call counts against: its client's IP;
+// unix socket clients ("" here) count only in the total, as their
+// connections do.
+func requestClient(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// acquire takes a place for r's stream, or says which cap refuses it.
+func (l *StreamLimiter) acquire(r *http.Request) (release func(), err error) {
+	client := requestClient(r)
+	l.mu.Lock()
+	switch {
+	case client != "" && l.perClient > 0 && l.byClient[client] >= l.perClient:
+		err = errTooManyStreams{fmt.Sprintf("too many simultaneous streams from %s: limit is %d (--max-streams-per-client)", client, l.perClient)}
+	case l.total > 0 && l.open >= l.total:
+		err = errTooManyStreams{fmt.Sprintf("too many simultaneous streams: limit is %d (--max-streams)", l.total)}
+	default:
+		l.open++
+		if client != "" {
+			l.byClient[client]++
+		}
+	}
+	l.mu.Unlock()
+	if err != nil {
+		l.refuse(r, err)
+		return nil, err
+	}
+	var once sync.Once
+	return func() { once.Do(func() { l.release(client) }) }, nil
+}
+
+func (l *StreamLimiter) release(client string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if client == "" {
+		return
+	}
+	if l.byClient[client]--; l.byClient[client] <= 0 {
+		delete(l.byClient, client)
+	}
+}
+
+// refuse logs a refused stream at warning level, at most once per
+// warnEvery, with the count refused since.
+func (l *StreamLimiter) refuse(r *http.Request, why error) {
+	l.mu.Lock()
+	l.refused++
+	now := time.Now()
+	if now.Sub(l.lastWarn) < l.warnEvery {
+		l.mu.Unlock()
+		return
+	}
+	n := l.refused
+	l.refused, l.lastWarn = 0, now
+	l.mu.Unlock()
+	l.log.Warn("API stream refused", "client", r.RemoteAddr, "call", r.Method+" "+r.URL.Path, "reason", why.Error(), "refused", n)
+}
