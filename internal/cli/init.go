@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/audit"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
@@ -20,6 +21,7 @@ type clusterOpts struct {
 	limits        dockerapi.Limits
 	apiTLS        apiTLSOpts
 	authz         authz.Config
+	audit         audit.Config
 	advertiseAddr string
 	listenAddr    string
 	dataDir       string
@@ -39,6 +41,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 		limitFlags(f, &o.limits)
 		apiTLSFlags(f, &o.apiTLS, true)
 		authzFlags(f, &o.authz)
+		auditFlags(f, &o.audit)
 	}
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
 	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
@@ -109,7 +112,8 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	}
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	return run.ClusterNode(ctx, run.ClusterConfig{
-		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Authz: o.authz, Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
+		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Authz: o.authz, Audit: o.audit,
+		Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
 		Version: Version, Log: log,
 	})
 }

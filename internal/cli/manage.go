@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/internal/audit"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/run"
@@ -30,6 +31,7 @@ type manageOpts struct {
 	replicationTTL                           time.Duration
 	limits                                   dockerapi.Limits
 	authz                                    authz.Config
+	audit                                    audit.Config
 }
 
 func newManageCmd() *cobra.Command {
@@ -99,6 +101,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
 	limitFlags(f, &o.limits)
 	authzFlags(f, &o.authz)
+	auditFlags(f, &o.audit)
 	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile, swarm.port; repeatable)")
 	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value or swarm discovery; replicas forward to it")
 	f.StringVar(&o.advertise, "advertise", "", "with --replication: host:port at which the other managers reach this manager's API")
@@ -118,6 +121,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 		Debug:           o.debug,
 		Limits:          o.limits,
 		Authz:           o.authz,
+		Audit:           o.audit,
 		Strategy:        o.strategy,
 		Overcommit:      o.overcommit,
 		Refresh:         o.refresh,

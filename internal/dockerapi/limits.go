@@ -81,9 +81,10 @@ func (l Limits) HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// Listener wraps ln so that connections beyond the caps of c are closed
-// as soon as they are accepted. Wrap the plain listener, below TLS, so a
-// refused client costs no handshake.
+// Listener wraps ln so that connections beyond the caps of c are refused
+// as soon as they are accepted: an HTTP client is answered a 503 with the
+// reason, then closed. Wrap the plain listener, below TLS, so a refused
+// client costs no handshake.
 func (c *ConnLimiter) Listener(ln net.Listener) net.Listener {
 	if c == nil {
 		return ln

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/audit"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
@@ -34,6 +35,7 @@ type ClusterConfig struct {
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
 	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
+	Audit  audit.Config // --audit-log*: the audit trail of API calls
 
 	Strategy     string        // spread, binpack or random
 	Refresh      time.Duration // engine health check period
@@ -123,11 +125,20 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		Strategy: c.Strategy, Version: c.Version, Logger: log, Cluster: cl,
 	}, strategy, clusterOvercommit)
 	s.api.Authz = c.policy
+	s.api.Streams = streamLimiter(c.Limits, log)
+	handler, closeAudit, err := audited(c.Audit, s.api, log)
+	if err != nil {
+		closeAll(listeners)
+		g.Stop()
+		_ = g.Wait()
+		return err
+	}
+	defer closeAudit()
 	s.start(g, StoreElection{Store: cl})
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)
 	}
-	serve(g, s.api, listeners, c.Limits, log)
+	serve(g, handler, listeners, c.Limits, log)
 	return c.leaveOrFail(cl, g.Wait())
 }
 

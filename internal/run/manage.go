@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/audit"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/discovery"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
@@ -31,6 +32,7 @@ type ManageConfig struct {
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
 	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
+	Audit  audit.Config // --audit-log*: the audit trail of API calls
 
 	Strategy        string // spread, binpack or random
 	Overcommit      float64
@@ -70,6 +72,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
 	s.api.Authz = policy
+	s.api.Streams = streamLimiter(c.Limits, log)
 	var handler http.Handler = s.api
 	var lead Leadership = Single{}
 	var elect Component
@@ -83,6 +86,12 @@ func Manage(ctx context.Context, c ManageConfig) error {
 		// to the primary under its own (admin) certificate.
 		handler, lead, elect = s.api.Guard(h), Replication{Handler: h}, e
 	}
+	handler, closeAudit, err := audited(c.Audit, handler, log)
+	if err != nil {
+		closeAll(in.listeners)
+		return err
+	}
+	defer closeAudit()
 
 	g := NewGroup(ctx, logFailure(log))
 	s.start(g, lead)
