@@ -182,6 +182,9 @@ func (w *recorder) FlushError() error {
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
+// Flush is FlushError for code that asserts http.Flusher.
+func (w *recorder) Flush() { _ = w.FlushError() }
+
 // Hijack hands out the connection with its writes watched for the status
 // line that the handler writes itself.
 func (w *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
