@@ -115,6 +115,9 @@ func Open(c Config, log *slog.Logger) (*Log, error) {
 	if c.Path == "" {
 		return nil, nil
 	}
+	if c.MaxSizeMB < 0 || c.MaxFiles < 0 {
+		return nil, fmt.Errorf("%w: max size %d MiB, max files %d", ErrNegative, c.MaxSizeMB, c.MaxFiles)
+	}
 	var out io.WriteCloser
 	if c.Path == Stderr {
 		out = nopCloser{os.Stderr}
@@ -132,6 +135,8 @@ func Open(c Config, log *slog.Logger) (*Log, error) {
 var (
 	ErrClosed  = errors.New("audit: log closed")
 	ErrDropped = errors.New("audit: entry dropped: the queue stayed full")
+	// ErrNegative is a Config with a negative size or file count.
+	ErrNegative = errors.New("audit: the rotation size and file count cannot be negative")
 )
 
 func newLog(c Config, out io.WriteCloser, log *slog.Logger) *Log {

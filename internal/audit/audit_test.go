@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -424,6 +425,9 @@ func TestOpen(t *testing.T) {
 	var nilLog *Log
 	if h := nilLog.Handler(okHandler); reflect.ValueOf(h).Pointer() != reflect.ValueOf(http.Handler(okHandler)).Pointer() {
 		t.Error("a nil log wraps the handler")
+	}
+	if _, err := Open(Config{Path: "x", MaxFiles: -1}, nil); !errors.Is(err, ErrNegative) {
+		t.Errorf("negative max files: %v", err)
 	}
 	path := t.TempDir() + "/log/audit.log"
 	l, err := Open(Config{Path: path, MaxSizeMB: 1, MaxFiles: 2}, nil)
