@@ -52,9 +52,19 @@ var longCalls = map[string]func(url.Values) bool{
 
 func always(url.Values) bool { return true }
 
+// beforeStream are the routes whose call announces a long-lived one:
+// an exec create is followed by its start. They are refused, with the
+// same message, when the client has no room for that stream now: clients
+// show the message of a refused create, while a refused hijack reads
+// only "unable to upgrade to tcp, received 503" in the docker CLI.
+var beforeStream = map[string]bool{"POST /containers/{id*}/exec": true}
+
 // limitStreams wraps the handler of a long-lived route so that each of
 // its calls holds a place of s.Streams while it runs.
 func (s *Server) limitStreams(key string, h handlerFunc) handlerFunc {
+	if beforeStream[key] {
+		return s.checkStreamRoom(h)
+	}
 	long, ok := longCalls[key]
 	if !ok {
 		return h
@@ -68,6 +78,21 @@ func (s *Server) limitStreams(key string, h handlerFunc) handlerFunc {
 			return err
 		}
 		defer release()
+		return h(w, r, p)
+	}
+}
+
+// checkStreamRoom refuses a call that announces a stream the caps would
+// refuse.
+func (s *Server) checkStreamRoom(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p params) error {
+		if s.Streams != nil {
+			release, err := s.Streams.acquire(r)
+			if err != nil {
+				return err
+			}
+			release()
+		}
 		return h(w, r, p)
 	}
 }

@@ -127,6 +127,29 @@ func TestStreamLimitPerClient(t *testing.T) {
 	}
 }
 
+// An exec create, which announces an exec start, is refused with the
+// same message when the client has no room for that stream (the docker
+// CLI shows a refused create's message, not a refused hijack's), and
+// keeps no place when it is let through.
+func TestExecCreateAtStreamCap(t *testing.T) {
+	s := NewServer(Backends{Containers: streamContainers{t: fakeTarget{holdingEngine(t)}}}, "test", nil)
+	s.Streams = NewStreamLimiter(Limits{MaxStreamsPerClient: 1}, nil)
+	held := httptest.NewRequest("GET", "/events", nil) // from 192.0.2.1, as call's requests
+	release, err := s.Streams.acquire(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, call(s, "POST", "/containers/web/exec", `{"Cmd":["true"]}`), 503,
+		"too many simultaneous streams from 192.0.2.1: limit is 1 (--max-streams-per-client)")
+	release()
+	if rec := call(s, "POST", "/containers/web/exec", `{"Cmd":["true"]}`); rec.Code != 200 {
+		t.Errorf("exec create with room: %d %s", rec.Code, rec.Body)
+	}
+	if _, err := s.Streams.acquire(held); err != nil {
+		t.Errorf("the exec create kept its place: %v", err)
+	}
+}
+
 func TestStreamLimitTotal(t *testing.T) {
 	addr := streamLimited(t, Limits{MaxStreamsPerClient: 5, MaxStreams: 2}, nil)
 	stream(t, "127.0.0.1", addr, attach)
@@ -146,6 +169,11 @@ func TestLongCallsAreRoutes(t *testing.T) {
 	for k := range longCalls {
 		if !have[k] {
 			t.Errorf("longCalls names %q, which is no route", k)
+		}
+	}
+	for k := range beforeStream {
+		if !have[k] {
+			t.Errorf("beforeStream names %q, which is no route", k)
 		}
 	}
 }
