@@ -2,6 +2,9 @@ package run
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/audit"
+	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/enginesim"
 )
@@ -96,5 +100,59 @@ func TestManageAuditLogError(t *testing.T) {
 	err := Manage(context.Background(), c)
 	if err == nil || !strings.HasPrefix(err.Error(), "--audit-log: ") {
 		t.Errorf("Manage with an audit log that cannot be opened: %v", err)
+	}
+}
+
+// A manager of the built-in cluster audits too: a failed kill, and the
+// join tokens read through GET /swarm (a read, audited all the same).
+func TestClusterNodeAudits(t *testing.T) {
+	sim, err := enginesim.Start(enginesim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	port, api := freePorts(t), freeAddr(t)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- ClusterNode(ctx, ClusterConfig{
+			Cluster: cluster.Config{
+				Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
+				AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
+			},
+			Hosts: []string{"tcp://" + api}, Audit: audit.Config{Path: path}, Strategy: "spread",
+			Refresh: 100 * time.Millisecond, Version: "test", Log: slog.New(slog.DiscardHandler), Stdout: io.Discard,
+		})
+	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if body, err := get("http://" + api + "/swarm"); err == nil && strings.Contains(body, "JoinTokens") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("GET /swarm through shoal init never answered")
+		}
+	}
+	resp, err := http.Post("http://"+api+"/containers/nope/kill", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ClusterNode did not return after its context ended")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"action":"swarm.inspect","status":200`) ||
+		!strings.Contains(string(b), `"action":"container.kill","target":"nope","status":404`) {
+		t.Errorf("audit log:\n%s\nwant the swarm inspect and the kill", b)
 	}
 }
