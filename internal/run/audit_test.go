@@ -90,6 +90,10 @@ func TestManageAuditsAndCapsStreams(t *testing.T) {
 	if !strings.Contains(string(b), `"action":"container.kill","target":"nope","status":404`) || strings.Count(string(b), "\n") != 1 {
 		t.Errorf("audit log:\n%s\nwant one line: the kill's 404", b)
 	}
+	// Callers are named as authorization identifies them.
+	if !strings.Contains(string(b), `"who":{"name":"loopback client 127.0.0.1:`) || !strings.Contains(string(b), `"role":"admin"}`) {
+		t.Errorf("audit log:\n%s\nwant the caller as authz names it", b)
+	}
 }
 
 func TestManageAuditLogError(t *testing.T) {

@@ -126,7 +126,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}, strategy, clusterOvercommit)
 	s.api.Authz = c.policy
 	s.api.Streams = streamLimiter(c.Limits, log)
-	handler, closeAudit, err := audited(c.Audit, s.api, log)
+	handler, closeAudit, err := audited(c.Audit, c.policy, s.api, log)
 	if err != nil {
 		closeAll(listeners)
 		g.Stop()

@@ -86,7 +86,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 		// to the primary under its own (admin) certificate.
 		handler, lead, elect = s.api.Guard(h), Replication{Handler: h}, e
 	}
-	handler, closeAudit, err := audited(c.Audit, handler, log)
+	handler, closeAudit, err := audited(c.Audit, policy, handler, log)
 	if err != nil {
 		closeAll(in.listeners)
 		return err

@@ -67,7 +67,7 @@ func TestAuditLogAndStreamCap(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
 			t.Fatalf("%q: %v", line, err)
 		}
-		if e.Who.Name != "127.0.0.1" || e.RequestID == "" {
+		if !strings.HasPrefix(e.Who.Name, "loopback client 127.0.0.1:") || e.Who.Role != "admin" || e.RequestID == "" {
 			t.Errorf("who %+v, request %q in %s", e.Who, e.RequestID, line)
 		}
 		entry := strings.Join([]string{e.Action, e.Stream, http.StatusText(e.Status), e.Error}, " ")
