@@ -21,15 +21,17 @@ const (
 	dirPerm  os.FileMode = 0o700
 )
 
-// SaveRootCA writes the root certificate, and its key when the root holds one, into dir.
+// SaveRootCA writes the trusted roots (the cluster's first), and the
+// signing key when the root holds one, into dir.
 func SaveRootCA(dir string, r *RootCA) error {
-	if err := writeFile(filepath.Join(dir, RootCertFile), r.certPEM, certPerm); err != nil {
+	st := r.state()
+	if err := writeFile(filepath.Join(dir, RootCertFile), st.trustPEM, certPerm); err != nil {
 		return err
 	}
-	if !r.CanSign() {
+	if st.key == nil {
 		return nil
 	}
-	return writeFile(filepath.Join(dir, RootKeyFile), r.keyPEM, keyPerm)
+	return writeFile(filepath.Join(dir, RootKeyFile), st.keyPEM, keyPerm)
 }
 
 // LoadRootCAFrom reads a root saved by SaveRootCA; a missing key file gives a verify-only root.
