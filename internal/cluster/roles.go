@@ -49,7 +49,7 @@ func (c *Cluster) askOrder() []string {
 func (c *Cluster) fetchSelf(ctx context.Context, hc *http.Client) (selfResponse, error) {
 	var last error = errors.New("no manager known")
 	for _, addr := range c.askOrder() {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/self", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/self?trust="+trustDigest(c.root.TrustPEM()), nil)
 		if err != nil {
 			return selfResponse{}, err
 		}

@@ -69,6 +69,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		case <-changed:
 		}
 		c.syncOnce(ctx)
+		c.followRoot(ctx)
 	}
 }
 

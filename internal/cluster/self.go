@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/cluster/nodeapi"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -65,14 +67,40 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 	return out
 }
 
-// handleSelf tells a node its role as recorded and where the managers are.
+// handleSelf tells a node its role as recorded, where the managers are,
+// the roots to trust and whether to renew its certificate now; and records
+// what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 	n, ok := c.peerRecord(w, r)
 	if !ok {
 		return
 	}
-	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left}
+	ctx := r.Context()
+	id, _ := c.root.PeerIdentity(*r.TLS) // peerRecord verified it
+	seen := &nodeapi.NodeTLS{TrustDigest: r.URL.Query().Get("trust"), IssuerSubject: id.IssuerSubject, IssuerPublicKey: id.IssuerPublicKey}
+	if !seen.Equal(n.TLS) {
+		c.recordTLS(ctx, n.ID, seen)
+	}
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left, Roots: c.root.TrustPEM(),
+		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.certLifetime(ctx)}
 	writeJSONResp(w, resp)
+}
+
+// recordTLS keeps what a node showed of its certificates in its record
+// (without a new spec version: it is the node's state, not its spec).
+func (c *Cluster) recordTLS(ctx context.Context, id string, seen *nodeapi.NodeTLS) {
+	err := c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, store.ErrNotFound
+			}
+			cur.TLS = seen
+			return cur, nil
+		})
+	})
+	if err != nil {
+		c.log.Warn("cluster: record node TLS info", "node", id, "err", err)
+	}
 }
 
 // handleCertificate issues a new certificate to the calling node with the
