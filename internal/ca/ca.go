@@ -138,11 +138,15 @@ func newRootMaterial(clusterID string, now time.Time) (certPEM, keyPEM []byte, e
 // (what workers hold); else it is the key of one of those roots, which
 // then signs.
 func LoadRootCA(certPEM, keyPEM []byte) (*RootCA, error) {
+	return loadRootBundle(certPEM, keyPEM, nil)
+}
+
+func loadRootBundle(certPEM, keyPEM, chainPEM []byte) (*RootCA, error) {
 	certs, err := parseCertificatesPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	return LoadRoot(RootMaterial{Cert: encodeCert(certs[0].Raw), Trusted: encodeCerts(certs[1:]), Key: keyPEM})
+	return LoadRoot(RootMaterial{Cert: encodeCert(certs[0].Raw), Trusted: encodeCerts(certs[1:]), Key: keyPEM, Chain: chainPEM})
 }
 
 // RootMaterial is what a RootCA is built from, all PEM.

@@ -10,6 +10,9 @@ import (
 const (
 	RootCertFile = "swarm-root-ca.crt"
 	RootKeyFile  = "swarm-root-ca.key"
+	// RootChainFile holds what a manager sends after each certificate it
+	// issues (the root cross-signed by the previous one); shoal's own.
+	RootChainFile = "swarm-root-ca-chain.crt"
 	NodeCertFile = "swarm-node.crt"
 	NodeKeyFile  = "swarm-node.key"
 )
@@ -31,10 +34,14 @@ func SaveRootCA(dir string, r *RootCA) error {
 	if st.key == nil {
 		return nil
 	}
+	if err := writeFile(filepath.Join(dir, RootChainFile), st.chainPEM, certPerm); err != nil {
+		return err
+	}
 	return writeFile(filepath.Join(dir, RootKeyFile), st.keyPEM, keyPerm)
 }
 
-// LoadRootCAFrom reads a root saved by SaveRootCA; a missing key file gives a verify-only root.
+// LoadRootCAFrom reads a root saved by SaveRootCA; a missing key file gives
+// a verify-only root.
 func LoadRootCAFrom(dir string) (*RootCA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, RootCertFile))
 	if err != nil {
@@ -42,11 +49,15 @@ func LoadRootCAFrom(dir string) (*RootCA, error) {
 	}
 	keyPEM, err := os.ReadFile(filepath.Join(dir, RootKeyFile))
 	if os.IsNotExist(err) {
-		keyPEM = nil
+		return LoadRootCA(certPEM, nil)
 	} else if err != nil {
 		return nil, fmt.Errorf("ca: read root key: %w", err)
 	}
-	return LoadRootCA(certPEM, keyPEM)
+	chainPEM, err := os.ReadFile(filepath.Join(dir, RootChainFile))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("ca: read root chain: %w", err)
+	}
+	return loadRootBundle(certPEM, keyPEM, chainPEM)
 }
 
 // SaveNodeCert writes a node's certificate and key into dir.

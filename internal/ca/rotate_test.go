@@ -129,7 +129,8 @@ func TestRotatingRootSurvivesFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(back.TrustPEM(), rr.rotating.TrustPEM()) || !bytes.Equal(back.Issuer().Raw, rr.newOnly.Certificate().Raw) {
+	if !bytes.Equal(back.TrustPEM(), rr.rotating.TrustPEM()) || !bytes.Equal(back.Issuer().Raw, rr.newOnly.Certificate().Raw) ||
+		!bytes.Equal(back.ChainPEM(), rr.rotating.ChainPEM()) || len(back.ChainPEM()) == 0 {
 		t.Fatal("a restarted manager lost the rotation's trust or signer")
 	}
 }

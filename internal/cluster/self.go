@@ -36,20 +36,26 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 
 // record reads the calling node's record, answering 404 when it is gone.
 func (c *Cluster) peerRecord(w http.ResponseWriter, r *http.Request) (Node, bool) {
+	n, _, ok := c.peerRecordID(w, r)
+	return n, ok
+}
+
+// peerRecordID is peerRecord with the caller's verified identity.
+func (c *Cluster) peerRecordID(w http.ResponseWriter, r *http.Request) (Node, ca.Identity, bool) {
 	id, ok := c.peer(w, r)
 	if !ok {
-		return Node{}, false
+		return Node{}, id, false
 	}
 	it, err := c.nodes.Get(r.Context(), id.NodeID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpError(w, http.StatusNotFound, "node "+id.NodeID+" is not in the cluster")
-		return Node{}, false
+		return Node{}, id, false
 	case err != nil:
 		httpError(w, http.StatusServiceUnavailable, err.Error())
-		return Node{}, false
+		return Node{}, id, false
 	}
-	return it.Value, true
+	return it.Value, id, true
 }
 
 // voterURLs are the client URLs of the store's voting members.
@@ -71,12 +77,11 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 // the roots to trust and whether to renew its certificate now; and records
 // what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
-	n, ok := c.peerRecord(w, r)
+	n, id, ok := c.peerRecordID(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	id, _ := c.root.PeerIdentity(*r.TLS) // peerRecord verified it
 	seen := &nodeapi.NodeTLS{TrustDigest: r.URL.Query().Get("trust"), IssuerSubject: id.IssuerSubject, IssuerPublicKey: id.IssuerPublicKey}
 	if !seen.Equal(n.TLS) {
 		c.recordTLS(ctx, n.ID, seen)
