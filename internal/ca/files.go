@@ -13,8 +13,8 @@ const (
 	// RootChainFile holds what a manager sends after each certificate it
 	// issues (the root cross-signed by the previous one); shoal's own.
 	RootChainFile = "swarm-root-ca-chain.crt"
-	NodeCertFile = "swarm-node.crt"
-	NodeKeyFile  = "swarm-node.key"
+	NodeCertFile  = "swarm-node.crt"
+	NodeKeyFile   = "swarm-node.key"
 )
 
 // Key files are private to the daemon's user; certificates are public.
