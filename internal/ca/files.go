@@ -10,12 +10,13 @@ import (
 const (
 	RootCertFile = "swarm-root-ca.crt"
 	RootKeyFile  = "swarm-root-ca.key"
-	// RootChainFile holds what a manager sends after each certificate it
-	// issues (the root cross-signed by the previous one); shoal's own.
-	RootChainFile = "swarm-root-ca-chain.crt"
-	NodeCertFile  = "swarm-node.crt"
-	NodeKeyFile   = "swarm-node.key"
+	NodeCertFile = "swarm-node.crt"
+	NodeKeyFile  = "swarm-node.key"
 )
+
+// RootChainFile holds what a manager sends after each certificate it
+// issues (the root cross-signed by the previous one); shoal's own.
+const RootChainFile = "swarm-root-ca-chain.crt"
 
 // Key files are private to the daemon's user; certificates are public.
 const (
