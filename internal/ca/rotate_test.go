@@ -241,3 +241,23 @@ func TestRenewInCertMax(t *testing.T) {
 		t.Fatalf("a cap above the lifetime changes nothing: %s, want %s", got, want)
 	}
 }
+
+func TestClientCertificateDuringRotation(t *testing.T) {
+	rr := mustRotation(t)
+	c, err := rr.rotating.IssueClient(ClientRequest{Name: "alice", Role: ClientAdmin, Now: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := chainOf(t, c)
+	inter := x509.NewCertPool()
+	inter.AddCert(chain[1])
+	for name, trust := range map[string]*RootCA{"old root only": rr.oldOnly, "new root only": rr.newOnly} {
+		opts := x509.VerifyOptions{Roots: trust.Pool(), Intermediates: inter, CurrentTime: t0.Add(time.Hour), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+		if _, err := chain[0].Verify(opts); err != nil {
+			t.Fatalf("%s refuses a user certificate issued during the rotation: %v", name, err)
+		}
+	}
+	if _, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM); err != nil {
+		t.Fatalf("the docker CLI could not load it: %v", err)
+	}
+}
