@@ -198,7 +198,7 @@ func TestScopedListsAreFiltered(t *testing.T) {
 type tokenSwarm struct{}
 
 func (tokenSwarm) SwarmStatus() (string, bool)                           { return "active", true }
-func (tokenSwarm) UpdateSwarm(context.Context, uint64, bool, bool) error { return nil }
+func (tokenSwarm) UpdateSwarm(context.Context, backend.SwarmUpdate) error { return nil }
 func (tokenSwarm) LeaveSwarm(context.Context, bool) error                { return nil }
 
 func (tokenSwarm) Swarm(context.Context) (*swarm.Swarm, error) {
