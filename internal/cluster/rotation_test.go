@@ -89,6 +89,14 @@ func TestCertExpiryAndRootRotation(t *testing.T) {
 		if sw.JoinTokens.Worker == oldToken {
 			t.Fatal("the join tokens still pin the old root")
 		}
+		// A node is sent the roots only when it trusts others.
+		for trust, want := range map[string][]byte{trustDigest(w.root.TrustPEM()): nil, "stale": m.root.TrustPEM()} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+m.ClusterAddr()+"/self?trust="+trust, nil)
+			var self selfResponse
+			if err := doJSON(w.client(t), req, &self); err != nil || !bytes.Equal(self.Roots, want) || self.Renew || self.CertExpiry != 2*time.Hour {
+				t.Fatalf("GET /self?trust=%s: roots %d bytes (want %d), renew %v, expiry %s, %v", trust, len(self.Roots), len(want), self.Renew, self.CertExpiry, err)
+			}
+		}
 		waitReady(t, m, "worker1")
 		hc := &http.Client{Transport: m.tunnels.Endpoint(w.NodeID()).RoundTripper()}
 		resp, err := hc.Get("http://engine/_ping")

@@ -86,8 +86,11 @@ func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 	if !seen.Equal(n.TLS) {
 		c.recordTLS(ctx, n.ID, seen)
 	}
-	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left, Roots: c.root.TrustPEM(),
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
 		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.certLifetime(ctx)}
+	if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
+		resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
+	}
 	writeJSONResp(w, resp)
 }
 
