@@ -43,6 +43,9 @@ type rootRecord struct {
 	Rotation *ca.Rotation `json:"rotation,omitempty"`
 	// LastForced is the spec's ForceRotate that started the last rotation.
 	LastForced uint64 `json:"last_forced,omitempty"`
+	// Created is when the cluster was created, kept across rotations
+	// (zero: the root's issue time, which was it until the first rotation).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // tokensRecord is the current join tokens and their version (for

@@ -174,7 +174,7 @@ func (c *Cluster) finishRotation(ctx context.Context, nextCert []byte) error {
 		if rr.Rotation == nil || !bytes.Equal(rr.Rotation.Cert, nextCert) {
 			return rr, errRotationChanged
 		}
-		return rootRecord{Cert: rr.Rotation.Cert, Key: rr.Rotation.Key, Chain: rr.Rotation.CrossSigned, LastForced: rr.LastForced}, nil
+		return rootRecord{Cert: rr.Rotation.Cert, Key: rr.Rotation.Key, Chain: rr.Rotation.CrossSigned, LastForced: rr.LastForced, Created: rr.created()}, nil
 	})
 	if err != nil {
 		return err
@@ -215,4 +215,16 @@ func (c *Cluster) followCA(self selfResponse) {
 	if err != nil {
 		c.log.Warn("cluster: trusted roots from the managers", "err", err)
 	}
+}
+
+// created is when the cluster was created: the first root's issue time
+// (as swarm mode's cluster object, it does not change with a rotation).
+func (rr rootRecord) created() time.Time {
+	if !rr.Created.IsZero() {
+		return rr.Created
+	}
+	if cert, err := ca.ParseCertificatePEM(rr.Cert); err == nil {
+		return cert.NotBefore
+	}
+	return time.Time{}
 }

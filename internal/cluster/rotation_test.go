@@ -55,7 +55,7 @@ func TestCertExpiryAndRootRotation(t *testing.T) {
 
 	oldRoot := m.root.CertPEM()
 	oldLeaf := w.leaf()
-	oldToken := sw.JoinTokens.Worker
+	oldToken, created := sw.JoinTokens.Worker, sw.CreatedAt
 	t.Run("rotation", func(t *testing.T) {
 		if err := updateSpec(ctx, m, func(s *swarm.Spec) { s.CAConfig.ForceRotate++ }); err != nil {
 			t.Fatal(err)
@@ -88,6 +88,9 @@ func TestCertExpiryAndRootRotation(t *testing.T) {
 		}
 		if sw.JoinTokens.Worker == oldToken {
 			t.Fatal("the join tokens still pin the old root")
+		}
+		if !sw.CreatedAt.Equal(created) {
+			t.Fatalf("the swarm's CreatedAt moved from %s to %s", created, sw.CreatedAt)
 		}
 		// A node is sent the roots only when it trusts others.
 		for trust, want := range map[string][]byte{trustDigest(w.root.TrustPEM()): nil, "stale": m.root.TrustPEM()} {

@@ -32,7 +32,12 @@ func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.Cluste
 	ci.Spec.Dispatcher.HeartbeatPeriod = 5 * time.Second
 	cfg := c.settings(ctx)
 	ci.Spec.CAConfig.NodeCertExpiry, ci.Spec.CAConfig.ForceRotate = cfg.NodeCertExpiry, cfg.ForceRotate
-	ci.TLSInfo, ci.RootRotationInProgress = c.clusterTLS(ctx)
+	if rr, _, err := c.readRoot(ctx); err == nil {
+		ci.CreatedAt = rr.created()
+		ci.TLSInfo, ci.RootRotationInProgress = clusterTLS(rr)
+	} else {
+		ci.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}
+	}
 	return ci
 }
 
@@ -40,11 +45,7 @@ func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.Cluste
 // root, and the issuer of the certificates issued now (the next root
 // while a rotation is under way, which docker swarm ca --rotate waits
 // for every node to show).
-func (c *Cluster) clusterTLS(ctx context.Context) (swarm.TLSInfo, bool) {
-	rr, _, err := c.readRoot(ctx)
-	if err != nil {
-		return swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}, false
-	}
+func clusterTLS(rr rootRecord) (swarm.TLSInfo, bool) {
 	issuerPEM := rr.Cert
 	if rr.Rotation != nil {
 		issuerPEM = rr.Rotation.Cert
