@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,8 +39,9 @@ const (
 	RootLifetime = 20 * 365 * 24 * time.Hour
 	// DefaultNodeLifetime is a node certificate's default validity.
 	DefaultNodeLifetime = 90 * 24 * time.Hour
-	// MinNodeLifetime is the shortest node certificate validity accepted.
-	MinNodeLifetime = 30 * time.Minute
+	// MinNodeLifetime is the shortest node certificate validity accepted
+	// (swarm mode's minimum).
+	MinNodeLifetime = time.Hour
 	// MinTestLifetime is the shortest validity NodeRequest.AllowShort permits.
 	MinTestLifetime = 10 * time.Second
 	// backdate absorbs clock skew between the signer and the verifier.
@@ -60,30 +62,52 @@ var (
 )
 
 // RootCA is the cluster's trust anchor. Managers hold its key and can sign;
-// workers hold only the certificate and can verify.
+// workers hold only the certificate and can verify. A root CA rotation
+// swaps what it holds (Replace) under live listeners and dialers: every
+// method reads the current material.
 type RootCA struct {
-	cert      *x509.Certificate
-	certPEM   []byte
-	key       crypto.Signer
-	keyPEM    []byte
-	pool      *x509.CertPool
 	clusterID string
 	revoked   *RevocationList
+	cur       atomic.Pointer[rootState]
+}
+
+// rootState is the material of a RootCA at one moment; it never changes once built.
+type rootState struct {
+	cert     *x509.Certificate // the cluster's root: join tokens pin it
+	certPEM  []byte
+	trustPEM []byte // every trusted root, cert first
+	pool     *x509.CertPool
+	// The signer (nil key on a verify-only root): the certificate issued
+	// certificates name as issuer, its key, and the certificates sent after
+	// each issued one (a cross-signed root, so that nodes trusting only the
+	// previous root accept it).
+	issuer   *x509.Certificate
+	key      crypto.Signer
+	keyPEM   []byte
+	chainPEM []byte
 }
 
 // NewRootCA creates a self-signed ECDSA P-256 root for clusterID, valid from now
 // for RootLifetime.
 func NewRootCA(clusterID string, now time.Time) (*RootCA, error) {
+	certPEM, keyPEM, err := newRootMaterial(clusterID, now)
+	if err != nil {
+		return nil, err
+	}
+	return LoadRootCA(certPEM, keyPEM)
+}
+
+func newRootMaterial(clusterID string, now time.Time) (certPEM, keyPEM []byte, err error) {
 	if clusterID == "" {
-		return nil, fmt.Errorf("%w: empty cluster ID", ErrInvalidCert)
+		return nil, nil, fmt.Errorf("%w: empty cluster ID", ErrInvalidCert)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("ca: generate root key: %w", err)
+		return nil, nil, fmt.Errorf("ca: generate root key: %w", err)
 	}
 	serial, err := randomSerial()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
@@ -93,83 +117,163 @@ func NewRootCA(clusterID string, now time.Time) (*RootCA, error) {
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-		MaxPathLenZero:        true,
+		// One intermediate: the next root, cross-signed by this one
+		// during a rotation.
+		MaxPathLen: 1,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("ca: self-sign root: %w", err)
+		return nil, nil, fmt.Errorf("ca: self-sign root: %w", err)
 	}
-	keyPEM, err := encodeKey(key)
+	keyPEM, err = encodeKey(key)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return LoadRootCA(encodeCert(der), keyPEM)
+	return encodeCert(der), keyPEM, nil
 }
 
-// LoadRootCA builds a RootCA from PEM material. keyPEM may be nil, giving a
-// verify-only root (what workers hold).
+// LoadRootCA builds a RootCA from PEM material. certPEM is the cluster's
+// root, optionally followed by further roots trusted as well (the next
+// root during a rotation). keyPEM may be nil, giving a verify-only root
+// (what workers hold); else it is the key of one of those roots, which
+// then signs.
 func LoadRootCA(certPEM, keyPEM []byte) (*RootCA, error) {
-	cert, err := ParseCertificatePEM(certPEM)
+	return loadRootBundle(certPEM, keyPEM, nil)
+}
+
+func loadRootBundle(certPEM, keyPEM, chainPEM []byte) (*RootCA, error) {
+	certs, err := parseCertificatesPEM(certPEM)
 	if err != nil {
 		return nil, err
 	}
-	if !cert.IsCA || len(cert.Subject.Organization) != 1 {
-		return nil, fmt.Errorf("%w: not a cluster root", ErrInvalidCert)
+	return LoadRoot(RootMaterial{Cert: encodeCert(certs[0].Raw), Trusted: encodeCerts(certs[1:]), Key: keyPEM, Chain: chainPEM})
+}
+
+// RootMaterial is what a RootCA is built from, all PEM.
+type RootMaterial struct {
+	Cert    []byte // the cluster's root
+	Trusted []byte // further roots trusted (the next root while rotating)
+	Key     []byte // the signing key: Cert's or a Trusted root's; nil: verify only
+	Chain   []byte // certificates sent after each issued one (a cross-signed root)
+}
+
+// LoadRoot builds a RootCA from m.
+func LoadRoot(m RootMaterial) (*RootCA, error) {
+	st, err := newRootState(m)
+	if err != nil {
+		return nil, err
 	}
-	r := &RootCA{
-		cert:      cert,
-		certPEM:   append([]byte(nil), certPEM...),
-		pool:      x509.NewCertPool(),
-		clusterID: cert.Subject.Organization[0],
-		revoked:   NewRevocationList(),
-	}
-	r.pool.AddCert(cert)
-	if keyPEM != nil {
-		if err := r.setKey(keyPEM); err != nil {
-			return nil, err
-		}
-	}
+	r := &RootCA{clusterID: st.cert.Subject.Organization[0], revoked: NewRevocationList()}
+	r.cur.Store(st)
 	return r, nil
 }
 
-func (r *RootCA) setKey(keyPEM []byte) error {
+func newRootState(m RootMaterial) (*rootState, error) {
+	cert, err := ParseCertificatePEM(m.Cert)
+	if err != nil {
+		return nil, err
+	}
+	if !isClusterRoot(cert) {
+		return nil, fmt.Errorf("%w: not a cluster root", ErrInvalidCert)
+	}
+	roots := []*x509.Certificate{cert}
+	if len(m.Trusted) > 0 {
+		extra, err := parseCertificatesPEM(m.Trusted)
+		if err != nil {
+			return nil, err
+		}
+		roots = append(roots, extra...)
+	}
+	st := &rootState{cert: cert, certPEM: encodeCert(cert.Raw), trustPEM: encodeCerts(roots), pool: x509.NewCertPool(), issuer: cert}
+	for _, c := range roots {
+		if !c.IsCA {
+			return nil, fmt.Errorf("%w: a trusted root is not a CA", ErrInvalidCert)
+		}
+		st.pool.AddCert(c)
+	}
+	if m.Key != nil {
+		if err := st.setKey(m.Key, roots); err != nil {
+			return nil, err
+		}
+	}
+	if len(m.Chain) > 0 {
+		chain, err := parseCertificatesPEM(m.Chain)
+		if err != nil {
+			return nil, err
+		}
+		st.chainPEM = encodeCerts(chain)
+	}
+	return st, nil
+}
+
+func isClusterRoot(c *x509.Certificate) bool { return c.IsCA && len(c.Subject.Organization) == 1 }
+
+// setKey makes the root whose public key is keyPEM's the signer.
+func (st *rootState) setKey(keyPEM []byte, roots []*x509.Certificate) error {
 	key, err := parseKeyPEM(keyPEM)
 	if err != nil {
 		return err
 	}
 	pub, ok := key.Public().(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(r.cert.PublicKey) {
-		return fmt.Errorf("%w: key does not match root certificate", ErrInvalidCert)
+	if !ok {
+		return fmt.Errorf("%w: root key must be ECDSA", ErrInvalidCert)
 	}
-	r.key = key
-	r.keyPEM = append([]byte(nil), keyPEM...)
+	for _, c := range roots {
+		if pub.Equal(c.PublicKey) {
+			st.issuer, st.key, st.keyPEM = c, key, append([]byte(nil), keyPEM...)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: key does not match root certificate", ErrInvalidCert)
+}
+
+// Replace makes next's material this root's: new handshakes, verifications
+// and signatures use it (a root CA rotation). The cluster must be the same.
+func (r *RootCA) Replace(next *RootCA) error {
+	if next.clusterID != r.clusterID {
+		return fmt.Errorf("%w: %q", ErrWrongCluster, next.clusterID)
+	}
+	r.cur.Store(next.cur.Load())
 	return nil
 }
+
+func (r *RootCA) state() *rootState { return r.cur.Load() }
 
 // ClusterID is the cluster this root belongs to (its O).
 func (r *RootCA) ClusterID() string { return r.clusterID }
 
 // Certificate returns the parsed root certificate.
-func (r *RootCA) Certificate() *x509.Certificate { return r.cert }
+func (r *RootCA) Certificate() *x509.Certificate { return r.state().cert }
 
-// CertPEM returns the root certificate bundle, the bytes join tokens digest.
-func (r *RootCA) CertPEM() []byte { return append([]byte(nil), r.certPEM...) }
+// CertPEM returns the cluster's root certificate, the bytes join tokens digest.
+func (r *RootCA) CertPEM() []byte { return append([]byte(nil), r.state().certPEM...) }
 
-// KeyPEM returns the root key, or nil on a verify-only root.
-func (r *RootCA) KeyPEM() []byte { return append([]byte(nil), r.keyPEM...) }
+// TrustPEM returns every root this one trusts, the cluster's root first:
+// CertPEM alone except during a rotation.
+func (r *RootCA) TrustPEM() []byte { return append([]byte(nil), r.state().trustPEM...) }
 
-// CanSign reports whether this root holds its private key.
-func (r *RootCA) CanSign() bool { return r.key != nil }
+// KeyPEM returns the signing key, or nil on a verify-only root.
+func (r *RootCA) KeyPEM() []byte { return append([]byte(nil), r.state().keyPEM...) }
 
-// Pool returns a certificate pool holding only this root.
-func (r *RootCA) Pool() *x509.CertPool { return r.pool.Clone() }
+// ChainPEM returns the certificates sent after each issued one.
+func (r *RootCA) ChainPEM() []byte { return append([]byte(nil), r.state().chainPEM...) }
+
+// CanSign reports whether this root holds a signing key.
+func (r *RootCA) CanSign() bool { return r.state().key != nil }
+
+// Pool returns a certificate pool holding the trusted roots.
+func (r *RootCA) Pool() *x509.CertPool { return r.state().pool.Clone() }
+
+// Issuer is the certificate issued certificates name as their issuer: its
+// raw subject and public key are what swarm mode's TLSInfo shows.
+func (r *RootCA) Issuer() *x509.Certificate { return r.state().issuer }
 
 // Revocations is the set of node IDs VerifyNode refuses.
 func (r *RootCA) Revocations() *RevocationList { return r.revoked }
 
 // Digest is the SHA-256 of the root bundle in base36, zero-padded to 50
 // characters: the middle part of a join token.
-func (r *RootCA) Digest() string { return CADigest(r.certPEM) }
+func (r *RootCA) Digest() string { return CADigest(r.state().certPEM) }
 
 // CADigest computes the join-token digest of a root CA PEM bundle.
 func CADigest(rootPEM []byte) string {
@@ -196,6 +300,38 @@ func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 		return nil, fmt.Errorf("ca: marshal key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+func encodeCerts(certs []*x509.Certificate) []byte {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, encodeCert(c.Raw)...)
+	}
+	return out
+}
+
+// parseCertificatesPEM parses every certificate of a PEM bundle (at least one).
+func parseCertificatesPEM(data []byte) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%w: %s block in a certificate bundle", ErrInvalidPEM, block.Type)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidCert, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no certificate block", ErrInvalidPEM)
+	}
+	return out, nil
 }
 
 // ParseCertificatePEM parses the first certificate of a PEM bundle.

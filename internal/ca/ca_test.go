@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -79,8 +80,9 @@ func TestIssueAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Identity{NodeID: "node1", Role: RoleManager, ClusterID: "cluster1", NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter}
-	if id != want {
+	want := Identity{NodeID: "node1", Role: RoleManager, ClusterID: "cluster1", NotBefore: leaf.NotBefore, NotAfter: leaf.NotAfter,
+		IssuerSubject: r.Certificate().RawSubject, IssuerPublicKey: r.Certificate().RawSubjectPublicKeyInfo}
+	if !reflect.DeepEqual(id, want) {
 		t.Fatalf("identity %+v, want %+v", id, want)
 	}
 	if _, err := r.VerifyNodeAt(leaf, t0.Add(DefaultNodeLifetime+time.Minute)); !errors.Is(err, ErrUntrusted) {

@@ -72,10 +72,11 @@ type ClientRequest struct {
 // API: CN the name, OU the role then the scopes, O the cluster ID, usable
 // only to authenticate a client (ExtKeyUsage ClientAuth).
 func (r *RootCA) IssueClient(req ClientRequest) (NodeCert, error) {
-	if !r.CanSign() {
+	st := r.state() // one root throughout, should a rotation replace it meanwhile
+	if st.key == nil {
 		return NodeCert{}, ErrCannotSign
 	}
-	tmpl, err := r.clientTemplate(req)
+	tmpl, err := r.clientTemplate(req, st.issuer)
 	if err != nil {
 		return NodeCert{}, err
 	}
@@ -83,7 +84,7 @@ func (r *RootCA) IssueClient(req ClientRequest) (NodeCert, error) {
 	if err != nil {
 		return NodeCert{}, fmt.Errorf("ca: generate client key: %w", err)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.cert, key.Public(), r.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, st.issuer, key.Public(), st.key)
 	if err != nil {
 		return NodeCert{}, fmt.Errorf("ca: sign client certificate: %w", err)
 	}
@@ -91,10 +92,12 @@ func (r *RootCA) IssueClient(req ClientRequest) (NodeCert, error) {
 	if err != nil {
 		return NodeCert{}, err
 	}
-	return NodeCert{CertPEM: encodeCert(der), KeyPEM: keyPEM}, nil
+	// Sent with the signer's chain, as node certificates, so that it
+	// verifies against the old root during and after a rotation.
+	return NodeCert{CertPEM: append(encodeCert(der), st.chainPEM...), KeyPEM: keyPEM}, nil
 }
 
-func (r *RootCA) clientTemplate(req ClientRequest) (*x509.Certificate, error) {
+func (r *RootCA) clientTemplate(req ClientRequest, issuer *x509.Certificate) (*x509.Certificate, error) {
 	if err := checkClientRequest(req); err != nil {
 		return nil, err
 	}
@@ -111,8 +114,8 @@ func (r *RootCA) clientTemplate(req ClientRequest) (*x509.Certificate, error) {
 		life = DefaultClientLifetime
 	}
 	notAfter := now.Add(life)
-	if notAfter.After(r.cert.NotAfter) {
-		notAfter = r.cert.NotAfter
+	if notAfter.After(issuer.NotAfter) {
+		notAfter = issuer.NotAfter
 	}
 	serial, err := randomSerial()
 	if err != nil {

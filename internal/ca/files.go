@@ -14,6 +14,10 @@ const (
 	NodeKeyFile  = "swarm-node.key"
 )
 
+// RootChainFile holds what a manager sends after each certificate it
+// issues (the root cross-signed by the previous one); shoal's own.
+const RootChainFile = "swarm-root-ca-chain.crt"
+
 // Key files are private to the daemon's user; certificates are public.
 const (
 	keyPerm  os.FileMode = 0o600
@@ -21,18 +25,24 @@ const (
 	dirPerm  os.FileMode = 0o700
 )
 
-// SaveRootCA writes the root certificate, and its key when the root holds one, into dir.
+// SaveRootCA writes the trusted roots (the cluster's first), and the
+// signing key when the root holds one, into dir.
 func SaveRootCA(dir string, r *RootCA) error {
-	if err := writeFile(filepath.Join(dir, RootCertFile), r.certPEM, certPerm); err != nil {
+	st := r.state()
+	if err := writeFile(filepath.Join(dir, RootCertFile), st.trustPEM, certPerm); err != nil {
 		return err
 	}
-	if !r.CanSign() {
+	if st.key == nil {
 		return nil
 	}
-	return writeFile(filepath.Join(dir, RootKeyFile), r.keyPEM, keyPerm)
+	if err := writeFile(filepath.Join(dir, RootChainFile), st.chainPEM, certPerm); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, RootKeyFile), st.keyPEM, keyPerm)
 }
 
-// LoadRootCAFrom reads a root saved by SaveRootCA; a missing key file gives a verify-only root.
+// LoadRootCAFrom reads a root saved by SaveRootCA; a missing key file gives
+// a verify-only root.
 func LoadRootCAFrom(dir string) (*RootCA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, RootCertFile))
 	if err != nil {
@@ -40,11 +50,15 @@ func LoadRootCAFrom(dir string) (*RootCA, error) {
 	}
 	keyPEM, err := os.ReadFile(filepath.Join(dir, RootKeyFile))
 	if os.IsNotExist(err) {
-		keyPEM = nil
+		return LoadRootCA(certPEM, nil)
 	} else if err != nil {
 		return nil, fmt.Errorf("ca: read root key: %w", err)
 	}
-	return LoadRootCA(certPEM, keyPEM)
+	chainPEM, err := os.ReadFile(filepath.Join(dir, RootChainFile))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, fmt.Errorf("ca: read root chain: %w", err)
+	}
+	return loadRootBundle(certPEM, keyPEM, chainPEM)
 }
 
 // SaveNodeCert writes a node's certificate and key into dir.

@@ -82,9 +82,10 @@ func NewCSR() (csrPEM, keyPEM []byte, err error) {
 }
 
 // SignCSR checks the CSR's self-signature and issues a certificate for its
-// public key with the identity in req.
+// public key with the identity in req, followed by the signer's chain.
 func (r *RootCA) SignCSR(csrPEM []byte, req NodeRequest) ([]byte, error) {
-	if !r.CanSign() {
+	st := r.state()
+	if st.key == nil {
 		return nil, ErrCannotSign
 	}
 	csr, err := parseCSR(csrPEM)
@@ -95,11 +96,11 @@ func (r *RootCA) SignCSR(csrPEM []byte, req NodeRequest) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, r.cert, csr.PublicKey, r.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, st.issuer, csr.PublicKey, st.key)
 	if err != nil {
 		return nil, fmt.Errorf("ca: sign node certificate: %w", err)
 	}
-	return encodeCert(der), nil
+	return append(encodeCert(der), st.chainPEM...), nil
 }
 
 func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {

@@ -41,9 +41,22 @@ func RenewFraction() float64 { return rand.Float64() }
 // whose NotBefore is backdated to absorb clock skew: the window is counted
 // from the issue time, so a short-lived certificate is not renewed at once.
 func RenewInCert(cert *x509.Certificate, now time.Time, frac float64) time.Duration {
+	return RenewInCertMax(cert, now, frac, 0)
+}
+
+// RenewInCertMax is RenewInCert in a cluster whose certificates are now
+// issued for maxLife (swarm update --cert-expiry): a certificate issued for
+// longer is renewed as if it had been issued for maxLife, so a shorter
+// expiry takes effect within it rather than at the old renewal point.
+// maxLife <= 0 means no cap.
+func RenewInCertMax(cert *x509.Certificate, now time.Time, frac float64, maxLife time.Duration) time.Duration {
 	issued := cert.NotBefore.Add(backdate)
 	if !issued.Before(cert.NotAfter) {
 		issued = cert.NotBefore
 	}
-	return RenewIn(issued, cert.NotAfter, now, frac)
+	end := cert.NotAfter
+	if maxLife > 0 && issued.Add(maxLife).Before(end) {
+		end = issued.Add(maxLife)
+	}
+	return RenewIn(issued, end, now, frac)
 }

@@ -16,6 +16,11 @@ type Identity struct {
 	ClusterID string
 	NotBefore time.Time
 	NotAfter  time.Time
+	// IssuerSubject and IssuerPublicKey are the raw subject and public key
+	// of the root (or cross-signed root) that signed the certificate: what
+	// swarm mode's TLSInfo shows, and how a rotation tells old from new.
+	IssuerSubject   []byte
+	IssuerPublicKey []byte
 }
 
 // VerifyNode checks cert against the root at the current time; see VerifyNodeAt.
@@ -27,15 +32,29 @@ func (r *RootCA) VerifyNode(cert *x509.Certificate) (Identity, error) {
 // names exactly one known role and this cluster, and belongs to a node that
 // is not revoked.
 func (r *RootCA) VerifyNodeAt(cert *x509.Certificate, now time.Time) (Identity, error) {
-	if cert == nil {
+	return r.VerifyChainAt([]*x509.Certificate{cert}, now)
+}
+
+// VerifyChainAt is VerifyNodeAt for a certificate (certs[0]) sent with
+// intermediates (the rest): a node's certificate issued during a rotation
+// comes with the new root cross-signed by the old, so that it verifies
+// against either.
+func (r *RootCA) VerifyChainAt(certs []*x509.Certificate, now time.Time) (Identity, error) {
+	if len(certs) == 0 || certs[0] == nil {
 		return Identity{}, fmt.Errorf("%w: no certificate", ErrInvalidCert)
 	}
+	cert := certs[0]
 	opts := x509.VerifyOptions{
-		Roots:       r.pool,
-		CurrentTime: now,
-		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		Roots:         r.state().pool,
+		Intermediates: x509.NewCertPool(),
+		CurrentTime:   now,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
-	if _, err := cert.Verify(opts); err != nil {
+	for _, c := range certs[1:] {
+		opts.Intermediates.AddCert(c)
+	}
+	chains, err := cert.Verify(opts)
+	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %w", ErrUntrusted, err)
 	}
 	id, err := identityOf(cert)
@@ -47,6 +66,9 @@ func (r *RootCA) VerifyNodeAt(cert *x509.Certificate, now time.Time) (Identity, 
 	}
 	if r.revoked.IsRevoked(id.NodeID) {
 		return Identity{}, fmt.Errorf("%w: %s", ErrRevoked, id.NodeID)
+	}
+	if len(chains[0]) > 1 {
+		id.IssuerSubject, id.IssuerPublicKey = cert.RawIssuer, chains[0][1].RawSubjectPublicKeyInfo
 	}
 	return id, nil
 }

@@ -85,7 +85,7 @@ certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
 	o.flags(cmd, true)
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().DurationVar(&o.certExpiry, "cert-expiry", ca.DefaultNodeLifetime, "validity of node certificates; each node renews its own between 50% and 80% of it")
-	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 30m floor of --cert-expiry (tests of renewal)")
+	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 1h floor of --cert-expiry (tests of renewal)")
 	_ = cmd.Flags().MarkHidden("test-cert-expiry")
 	return cmd
 }

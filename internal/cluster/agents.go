@@ -42,6 +42,7 @@ func (c *Cluster) runAgents(ctx context.Context) error {
 			if err := c.followSelf(ctx, hc, as); err != nil {
 				return err
 			}
+			renewT.Reset(c.renewIn()) // what the managers said may bring it forward
 		}
 	}
 }
@@ -69,6 +70,7 @@ func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) e
 	if self.Left {
 		return ErrLeft
 	}
+	c.followCA(self)
 	if want, ok := roleChange(c.st.Role, self.Role); ok {
 		c.log.Info("cluster: role change", "from", c.st.Role, "to", want)
 		if err := c.changeRole(ctx, hc, want); err != nil {

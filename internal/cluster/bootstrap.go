@@ -158,20 +158,14 @@ func (c *Cluster) finishPromotion(ctx context.Context) error {
 	return c.saveState()
 }
 
-// loadRootKey reads the CA key managers share through the store.
+// loadRootKey reads the CA key managers share through the store (with a
+// rotation's next root, if one is under way) and saves it.
 func (c *Cluster) loadRootKey(ctx context.Context) error {
-	kv, err := c.store.Get(ctx, keyRoot)
+	rr, _, err := c.readRoot(ctx)
 	if err != nil {
-		return fmt.Errorf("cluster: read root CA: %w", err)
-	}
-	var rr rootRecord
-	if err := json.Unmarshal(kv.Value, &rr); err != nil {
 		return err
 	}
-	if c.root, err = ca.LoadRootCA(rr.Cert, rr.Key); err != nil {
-		return err
-	}
-	return ca.SaveRootCA(c.certDir(), c.root)
+	return c.useRootRecord(rr)
 }
 
 // reissueSelf signs a fresh certificate for this manager with its own CA

@@ -7,12 +7,14 @@ package cluster
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
@@ -78,6 +80,14 @@ type Cluster struct {
 	started time.Time
 	// renewFrac picks the renewal point in the 50–80% window (runAgents only).
 	renewFrac float64
+	// maxLife is the lifetime the managers issue certificates for now
+	// (nanoseconds; 0 unknown) and renewNow says a manager asked for a
+	// renewal (a root rotation): both make renewal come sooner.
+	maxLife  atomic.Int64
+	renewNow atomic.Bool
+
+	rootMu  sync.Mutex // serialises applyRoot
+	rootRev int64      // store revision of the root record last applied
 
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
@@ -125,6 +135,11 @@ func (c *Cluster) IsManager() bool { return c.st.Role == RoleManager }
 // IsLeader says whether this node's store member leads the replicated
 // store: exactly one manager does, and never one cut off from the majority.
 func (c *Cluster) IsLeader() bool { return c.store != nil && c.store.IsLeader() }
+
+// RootPool is the pool of root certificates this node trusts now: the
+// cluster's root, and during a root CA rotation the next root too. It
+// changes with a rotation, so a listener should call it at each handshake.
+func (c *Cluster) RootPool() *x509.CertPool { return c.root.Pool() }
 
 // ClusterAddr is this manager's cluster port as advertised.
 func (c *Cluster) ClusterAddr() string { return c.st.ClusterAddr }

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/ca"
 )
 
@@ -139,10 +140,10 @@ func TestManagerAndWorker(t *testing.T) {
 
 	t.Run("rotated token refused", func(t *testing.T) {
 		old := sw.JoinTokens.Worker
-		if err := m.UpdateSwarm(ctx, sw.Version.Index, true, false); err != nil {
+		if err := m.UpdateSwarm(ctx, backend.SwarmUpdate{Version: sw.Version.Index, RotateWorkerToken: true}); err != nil {
 			t.Fatal(err)
 		}
-		if err := m.UpdateSwarm(ctx, sw.Version.Index, true, false); !errors.Is(err, ErrOutOfSequence) {
+		if err := m.UpdateSwarm(ctx, backend.SwarmUpdate{Version: sw.Version.Index, RotateWorkerToken: true}); !errors.Is(err, ErrOutOfSequence) {
 			t.Fatalf("rotate at an old version: %v", err)
 		}
 		sw2, err := m.Swarm(ctx)

@@ -107,7 +107,7 @@ func (c *Cluster) engineName(id string) string {
 
 // swarmNode is a record with what this manager observes of the node.
 func (c *Cluster) swarmNode(r Node, members map[string]nodeapi.Member, now time.Time) swarm.Node {
-	o := nodeapi.Observed{Ready: !r.Left && c.ready(r.ID, now), EngineName: c.engineName(r.ID), TrustRoot: string(c.root.CertPEM())}
+	o := nodeapi.Observed{Ready: !r.Left && c.ready(r.ID, now), EngineName: c.engineName(r.ID), TLS: nodeapi.TLSInfo(r.TLS, c.knownRoots(), string(c.root.CertPEM()))}
 	if e := c.engineOf(r.ID); e != nil {
 		if o.Info = e.Info(); o.Info != nil {
 			o.EngineVersion, _ = e.Version()

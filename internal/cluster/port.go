@@ -22,15 +22,15 @@ const protoTunnel = "shoal-tunnel"
 // serverTLS admits anyone for bootstrap and join, but a client that
 // presents a certificate must hold a valid one of this cluster. A revoked
 // one passes the handshake so that the node can be told why it is refused
-// (dispatch and peer refuse it).
+// (dispatch and peer refuse it). The chain is verified in VerifyConnection
+// against the roots trusted at the handshake, which a root CA rotation changes.
 func (c *Cluster) serverTLS() *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			return c.kp.Get(), nil
 		},
-		ClientAuth: tls.VerifyClientCertIfGiven,
-		ClientCAs:  c.root.Pool(),
+		ClientAuth: tls.RequestClientCert,
 		NextProtos: []string{protoTunnel, "http/1.1"},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {

@@ -30,10 +30,22 @@ func apiRole(r ca.Role) string {
 	return RoleWorker
 }
 
-// rootRecord is the CA material managers share through the store.
+// rootRecord is the CA material managers share through the store: the
+// cluster's root and its key, and while a root rotation runs, the next
+// root (see rotation.go).
 type rootRecord struct {
 	Cert []byte `json:"cert"`
 	Key  []byte `json:"key"`
+	// Chain is sent after each certificate issued: the root cross-signed
+	// by the one before it (kept after a rotation for the store members,
+	// which load their trusted roots only when they start).
+	Chain    []byte       `json:"chain,omitempty"`
+	Rotation *ca.Rotation `json:"rotation,omitempty"`
+	// LastForced is the spec's ForceRotate that started the last rotation.
+	LastForced uint64 `json:"last_forced,omitempty"`
+	// Created is when the cluster was created, kept across rotations
+	// (zero: the root's issue time, which was it until the first rotation).
+	Created time.Time `json:"created,omitzero"`
 }
 
 // tokensRecord is the current join tokens and their version (for
@@ -84,6 +96,7 @@ type joinResponse struct {
 // configRecord is the cluster-wide settings (swarm update's CA config).
 type configRecord struct {
 	NodeCertExpiry time.Duration `json:"node_cert_expiry"`
+	ForceRotate    uint64        `json:"force_rotate,omitempty"`
 }
 
 // selfResponse is what a manager tells a node of itself (GET /self): its
@@ -93,6 +106,12 @@ type selfResponse struct {
 	Role      string   `json:"role"`
 	Managers  []string `json:"managers"`
 	StoreURLs []string `json:"store_urls,omitempty"`
+	// Roots are the root certificates the node is to trust (PEM), Renew
+	// says that its certificate is not from the cluster's signer (a root
+	// rotation), CertExpiry is the lifetime certificates are issued for now.
+	Roots      []byte        `json:"roots,omitempty"`
+	Renew      bool          `json:"renew,omitempty"`
+	CertExpiry time.Duration `json:"cert_expiry,omitempty"`
 }
 
 // certRequest asks for a new certificate (renewal or role change) for the

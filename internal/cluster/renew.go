@@ -23,13 +23,15 @@ func (c *Cluster) leaf() *x509.Certificate {
 	return l
 }
 
-// renewIn is how long until this node's certificate is due for renewal.
+// renewIn is how long until this node's certificate is due for renewal:
+// now if a manager asked (a root rotation), else within the window of the
+// shorter of its lifetime and the one certificates are issued for now.
 func (c *Cluster) renewIn() time.Duration {
 	l := c.leaf()
-	if l == nil {
+	if l == nil || c.renewNow.Load() {
 		return 0
 	}
-	return ca.RenewInCert(l, time.Now(), c.renewFrac)
+	return ca.RenewInCertMax(l, time.Now(), c.renewFrac, time.Duration(c.maxLife.Load()))
 }
 
 // renew gets a new certificate from a manager (or, on a manager that
@@ -55,6 +57,8 @@ func (c *Cluster) renew(ctx context.Context, hc *http.Client) error {
 		return err
 	}
 	c.renewFrac = ca.RenewFraction()
+	c.renewNow.Store(false)
+	hc.CloseIdleConnections() // the next calls present the new certificate
 	l := c.leaf()
 	c.log.Info("certificate renewed", "serial", l.SerialNumber.Text(16), "not_after", l.NotAfter.Format(time.RFC3339), "renew_in", c.renewIn().Round(time.Second))
 	return nil

@@ -49,7 +49,7 @@ func (c *Cluster) askOrder() []string {
 func (c *Cluster) fetchSelf(ctx context.Context, hc *http.Client) (selfResponse, error) {
 	var last error = errors.New("no manager known")
 	for _, addr := range c.askOrder() {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/self", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/self?trust="+trustDigest(c.root.TrustPEM()), nil)
 		if err != nil {
 			return selfResponse{}, err
 		}
@@ -165,7 +165,9 @@ func (c *Cluster) dropManagerFiles() {
 	if err := os.RemoveAll(c.storeDir()); err != nil {
 		c.log.Warn("cluster: remove store data", "err", err)
 	}
-	if err := os.Remove(filepath.Join(c.certDir(), ca.RootKeyFile)); err != nil && !os.IsNotExist(err) {
-		c.log.Warn("cluster: remove root key", "err", err)
+	for _, f := range []string{ca.RootKeyFile, ca.RootChainFile} {
+		if err := os.Remove(filepath.Join(c.certDir(), f)); err != nil && !os.IsNotExist(err) {
+			c.log.Warn("cluster: remove root key", "file", f, "err", err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/store"
@@ -12,13 +13,17 @@ import (
 // into the engine pool.
 func (c *Cluster) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	// The loops are done when Run returns, so that Close does not stop
+	// the store under one of their reads.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	errc := make(chan error, 4) // one per goroutine: none blocks after Run returns
-	go func() { errc <- c.runAgents(ctx) }()
+	wg.Go(func() { errc <- c.runAgents(ctx) })
 	if c.IsManager() {
-		go func() { errc <- c.serve(ctx) }()
-		go func() { errc <- c.syncLoop(ctx) }()
-		go func() { c.watchStore(ctx, errc) }()
+		wg.Go(func() { errc <- c.serve(ctx) })
+		wg.Go(func() { errc <- c.syncLoop(ctx) })
+		wg.Go(func() { c.watchStore(ctx, errc) })
 	}
 	select {
 	case <-ctx.Done():
@@ -69,6 +74,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		case <-changed:
 		}
 		c.syncOnce(ctx)
+		c.followRoot(ctx)
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/cluster/nodeapi"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -34,20 +36,26 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 
 // record reads the calling node's record, answering 404 when it is gone.
 func (c *Cluster) peerRecord(w http.ResponseWriter, r *http.Request) (Node, bool) {
+	n, _, ok := c.peerRecordID(w, r)
+	return n, ok
+}
+
+// peerRecordID is peerRecord with the caller's verified identity.
+func (c *Cluster) peerRecordID(w http.ResponseWriter, r *http.Request) (Node, ca.Identity, bool) {
 	id, ok := c.peer(w, r)
 	if !ok {
-		return Node{}, false
+		return Node{}, id, false
 	}
 	it, err := c.nodes.Get(r.Context(), id.NodeID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		httpError(w, http.StatusNotFound, "node "+id.NodeID+" is not in the cluster")
-		return Node{}, false
+		return Node{}, id, false
 	case err != nil:
 		httpError(w, http.StatusServiceUnavailable, err.Error())
-		return Node{}, false
+		return Node{}, id, false
 	}
-	return it.Value, true
+	return it.Value, id, true
 }
 
 // voterURLs are the client URLs of the store's voting members.
@@ -65,14 +73,42 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 	return out
 }
 
-// handleSelf tells a node its role as recorded and where the managers are.
+// handleSelf tells a node its role as recorded, where the managers are,
+// the roots to trust and whether to renew its certificate now; and records
+// what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
-	n, ok := c.peerRecord(w, r)
+	n, id, ok := c.peerRecordID(w, r)
 	if !ok {
 		return
 	}
-	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left}
+	ctx := r.Context()
+	seen := &nodeapi.NodeTLS{TrustDigest: r.URL.Query().Get("trust"), IssuerSubject: id.IssuerSubject, IssuerPublicKey: id.IssuerPublicKey}
+	if !seen.Equal(n.TLS) {
+		c.recordTLS(ctx, n.ID, seen)
+	}
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
+		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.certLifetime(ctx)}
+	if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
+		resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
+	}
 	writeJSONResp(w, resp)
+}
+
+// recordTLS keeps what a node showed of its certificates in its record
+// (without a new spec version: it is the node's state, not its spec).
+func (c *Cluster) recordTLS(ctx context.Context, id string, seen *nodeapi.NodeTLS) {
+	err := c.write(ctx, func(ctx context.Context) error {
+		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
+			if !exists {
+				return cur, store.ErrNotFound
+			}
+			cur.TLS = seen
+			return cur, nil
+		})
+	})
+	if err != nil {
+		c.log.Warn("cluster: record node TLS info", "node", id, "err", err)
+	}
 }
 
 // handleCertificate issues a new certificate to the calling node with the

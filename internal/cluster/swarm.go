@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -10,7 +11,9 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/ca"
+	"github.com/shoal-dev/shoal/internal/cluster/nodeapi"
 )
 
 // Swarm describes the cluster with its join tokens.
@@ -27,26 +30,81 @@ func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.Cluste
 	ci := swarm.ClusterInfo{ID: c.st.ClusterID, Meta: swarm.Meta{Version: swarm.Version{Index: tr.Version}, CreatedAt: c.root.Certificate().NotBefore, UpdatedAt: tr.Created}}
 	ci.Spec.Name = "default"
 	ci.Spec.Dispatcher.HeartbeatPeriod = 5 * time.Second
-	ci.Spec.CAConfig.NodeCertExpiry = c.certLifetime(ctx)
-	ci.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}
+	cfg := c.settings(ctx)
+	ci.Spec.CAConfig.NodeCertExpiry, ci.Spec.CAConfig.ForceRotate = cfg.NodeCertExpiry, cfg.ForceRotate
+	if rr, _, err := c.readRoot(ctx); err == nil {
+		ci.CreatedAt = rr.created()
+		ci.TLSInfo, ci.RootRotationInProgress = clusterTLS(rr)
+	} else {
+		ci.TLSInfo = swarm.TLSInfo{TrustRoot: string(c.root.CertPEM())}
+	}
 	return ci
 }
 
-// UpdateSwarm rotates join tokens; the spec itself is not editable yet.
-func (c *Cluster) UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error {
-	return c.write(ctx, func(ctx context.Context) error {
+// clusterTLS is the swarm's TLSInfo as swarm mode shows it: the cluster's
+// root, and the issuer of the certificates issued now (the next root
+// while a rotation is under way, which docker swarm ca --rotate waits
+// for every node to show).
+func clusterTLS(rr rootRecord) (swarm.TLSInfo, bool) {
+	issuerPEM := rr.Cert
+	if rr.Rotation != nil {
+		issuerPEM = rr.Rotation.Cert
+	}
+	info := swarm.TLSInfo{TrustRoot: string(rr.Cert)}
+	if issuer, err := ca.ParseCertificatePEM(issuerPEM); err == nil {
+		info.CertIssuerSubject, info.CertIssuerPublicKey = issuer.RawSubject, issuer.RawSubjectPublicKeyInfo
+	}
+	return info, rr.Rotation != nil
+}
+
+// UpdateSwarm applies swarm update: join token rotations, the node
+// certificate lifetime and a root CA rotation (ForceRotate changed), if
+// u.Version is the swarm's current one.
+func (c *Cluster) UpdateSwarm(ctx context.Context, u backend.SwarmUpdate) error {
+	cfg := c.settings(ctx)
+	if u.Spec != nil {
+		if err := nodeapi.CheckCAConfig(cfg.NodeCertExpiry, u.Spec.CAConfig); err != nil {
+			return err
+		}
+	}
+	err := c.write(ctx, func(ctx context.Context) error {
 		return c.store.Update(ctx, keyTokens, func(cur []byte, exists bool) ([]byte, error) {
 			var tr tokensRecord
 			if err := json.Unmarshal(cur, &tr); err != nil {
 				return nil, err
 			}
-			tr, err := rotateTokens(tr, version, rotateWorker, rotateManager, c.root.CertPEM(), time.Now())
+			tr, err := rotateTokens(tr, u.Version, u.RotateWorkerToken, u.RotateManagerToken, c.root.CertPEM(), time.Now())
 			if err != nil {
 				return nil, err
 			}
 			return json.Marshal(tr)
 		})
 	})
+	if err != nil || u.Spec == nil {
+		return err
+	}
+	return c.updateCA(ctx, u.Spec.CAConfig)
+}
+
+// updateCA stores the CA settings and starts a root rotation when
+// ForceRotate is not the one that started the last.
+func (c *Cluster) updateCA(ctx context.Context, spec swarm.CAConfig) error {
+	if err := c.write(ctx, func(ctx context.Context) error { return c.updateSettings(ctx, spec) }); err != nil {
+		return err
+	}
+	rr, _, err := c.readRoot(ctx)
+	if err != nil || rr.LastForced == spec.ForceRotate {
+		return err
+	}
+	err = c.write(ctx, func(ctx context.Context) error { return c.startRotation(ctx, spec.ForceRotate) })
+	if errors.Is(err, ca.ErrCannotCrossSign) {
+		return fmt.Errorf("%w: %w", errdefs.ErrFailedPrecondition, err)
+	}
+	if err != nil {
+		return err
+	}
+	c.log.Info("root CA rotation started", "force_rotate", spec.ForceRotate)
+	return c.applyRoot(ctx)
 }
 
 // rotateTokens gives the named tokens fresh secrets, if version is tr's.

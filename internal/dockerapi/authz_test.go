@@ -197,9 +197,9 @@ func TestScopedListsAreFiltered(t *testing.T) {
 // tokenSwarm is a swarm manager with join tokens.
 type tokenSwarm struct{}
 
-func (tokenSwarm) SwarmStatus() (string, bool)                           { return "active", true }
-func (tokenSwarm) UpdateSwarm(context.Context, uint64, bool, bool) error { return nil }
-func (tokenSwarm) LeaveSwarm(context.Context, bool) error                { return nil }
+func (tokenSwarm) SwarmStatus() (string, bool)                            { return "active", true }
+func (tokenSwarm) UpdateSwarm(context.Context, backend.SwarmUpdate) error { return nil }
+func (tokenSwarm) LeaveSwarm(context.Context, bool) error                 { return nil }
 
 func (tokenSwarm) Swarm(context.Context) (*swarm.Swarm, error) {
 	return &swarm.Swarm{JoinTokens: swarm.JoinTokens{Worker: "SWMTKN-1-w", Manager: "SWMTKN-1-m"}}, nil

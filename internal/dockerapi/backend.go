@@ -126,7 +126,7 @@ type Nodes interface {
 // Swarm serves swarm mode's swarm calls (the built-in cluster).
 type Swarm interface {
 	Swarm(ctx context.Context) (*swarm.Swarm, error)
-	UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error
+	UpdateSwarm(ctx context.Context, u backend.SwarmUpdate) error
 	// SwarmStatus is the local node state and whether this is a manager.
 	SwarmStatus() (state string, manager bool)
 	// LeaveSwarm is swarm leave on this node (force: even a manager).

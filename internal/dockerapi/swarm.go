@@ -1,12 +1,15 @@
 package dockerapi
 
 import (
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 func (s *Server) swarmBackend() (Swarm, error) {
@@ -61,14 +64,32 @@ func (s *Server) updateSwarm(w http.ResponseWriter, r *http.Request, _ params) e
 	if err != nil {
 		return badRequest("invalid swarm version '" + q.Get("version") + "': " + err.Error())
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20)) // the spec is not editable yet
-	rw, _ := strconv.ParseBool(q.Get("rotateWorkerToken"))
-	rm, _ := strconv.ParseBool(q.Get("rotateManagerToken"))
-	if err := sb.UpdateSwarm(r.Context(), version, rw, rm); err != nil {
+	u := backend.SwarmUpdate{Version: version}
+	if u.Spec, err = swarmSpec(r.Body); err != nil {
+		return err
+	}
+	u.RotateWorkerToken, _ = strconv.ParseBool(q.Get("rotateWorkerToken"))
+	u.RotateManagerToken, _ = strconv.ParseBool(q.Get("rotateManagerToken"))
+	u.RotateManagerUnlockKey, _ = strconv.ParseBool(q.Get("rotateManagerUnlockKey"))
+	if err := sb.UpdateSwarm(r.Context(), u); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+// swarmSpec decodes an update's spec; an empty body (shoal join-token
+// --rotate sends none) changes nothing but what the flags say.
+func swarmSpec(body io.Reader) (*swarm.Spec, error) {
+	var spec swarm.Spec
+	err := json.NewDecoder(io.LimitReader(body, 1<<20)).Decode(&spec)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil, nil
+	case err != nil:
+		return nil, badRequest("invalid swarm spec: " + err.Error())
+	}
+	return &spec, nil
 }
 
 // errNoSwarm is dockerd's answer to leaving when there is no swarm.

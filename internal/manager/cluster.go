@@ -5,6 +5,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 // Cluster is the built-in cluster (internal/cluster) as the manager uses
@@ -16,7 +17,7 @@ type Cluster interface {
 	UpdateNode(ctx context.Context, ref string, version uint64, spec swarm.NodeSpec) error
 	RemoveNode(ctx context.Context, ref string, force bool) error
 	Swarm(ctx context.Context) (*swarm.Swarm, error)
-	UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error
+	UpdateSwarm(ctx context.Context, u backend.SwarmUpdate) error
 	SwarmInfo(ctx context.Context) swarm.Info
 	LeaveSwarm(ctx context.Context, force bool) error
 	// NodeLabels are the node labels of the engine at addr; the scheduler
@@ -35,12 +36,12 @@ func (m *Manager) Swarm(ctx context.Context) (*swarm.Swarm, error) {
 	return m.cfg.Cluster.Swarm(ctx)
 }
 
-// UpdateSwarm rotates join tokens.
-func (m *Manager) UpdateSwarm(ctx context.Context, version uint64, rotateWorker, rotateManager bool) error {
+// UpdateSwarm applies swarm update: the CA settings, join token and CA rotations.
+func (m *Manager) UpdateSwarm(ctx context.Context, u backend.SwarmUpdate) error {
 	if m.cfg.Cluster == nil {
 		return errNotSwarm
 	}
-	return m.cfg.Cluster.UpdateSwarm(ctx, version, rotateWorker, rotateManager)
+	return m.cfg.Cluster.UpdateSwarm(ctx, u)
 }
 
 // UpdateNode changes a node's role, availability or labels.

@@ -6,6 +6,7 @@
 package nodeapi
 
 import (
+	"bytes"
 	"errors"
 	"time"
 )
@@ -28,6 +29,27 @@ type Node struct {
 	// Left is set when the node left the cluster (swarm leave): it shows
 	// Down until docker node rm, as in swarm mode.
 	Left bool `json:"left,omitempty"`
+
+	// TLS is what the node last showed of its certificates (nil: nothing yet).
+	TLS *NodeTLS `json:"tls,omitempty"`
+}
+
+// NodeTLS is what a node showed a manager of its certificates: the digest
+// of the roots it trusts (as it says) and the issuer of the certificate it
+// presented (as verified); swarm mode's TLSInfo, and how a root rotation
+// knows which nodes have moved.
+type NodeTLS struct {
+	TrustDigest     string `json:"trust_digest,omitempty"`
+	IssuerSubject   []byte `json:"issuer_subject,omitempty"`
+	IssuerPublicKey []byte `json:"issuer_public_key,omitempty"`
+}
+
+// Equal says whether t and o say the same.
+func (t *NodeTLS) Equal(o *NodeTLS) bool {
+	if t == nil || o == nil {
+		return t == o
+	}
+	return t.TrustDigest == o.TrustDigest && bytes.Equal(t.IssuerSubject, o.IssuerSubject) && bytes.Equal(t.IssuerPublicKey, o.IssuerPublicKey)
 }
 
 // Roles as the node API spells them.

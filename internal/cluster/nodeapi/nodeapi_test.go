@@ -154,7 +154,7 @@ func TestToSwarm(t *testing.T) {
 		t.Fatal("the swarm node shares the record's labels")
 	}
 	info := &system.Info{Architecture: "x86_64", OSType: "linux", NCPU: 2, MemTotal: 1 << 30, Labels: []string{"disk=ssd"}}
-	n = ToSwarm(r, Observed{Ready: true, Info: info, EngineVersion: "29.0.0", EngineName: "host1", Member: &Member{Leader: true, Reachable: true}, TrustRoot: "PEM"})
+	n = ToSwarm(r, Observed{Ready: true, Info: info, EngineVersion: "29.0.0", EngineName: "host1", Member: &Member{Leader: true, Reachable: true}, TLS: swarm.TLSInfo{TrustRoot: "PEM"}})
 	if n.Status.State != swarm.NodeStateReady || n.Description.Hostname != "host1" || n.Description.Resources.NanoCPUs != 2e9 ||
 		n.Description.Engine.Labels["disk"] != "ssd" || n.Description.Engine.EngineVersion != "29.0.0" ||
 		!n.ManagerStatus.Leader || n.ManagerStatus.Reachability != swarm.ReachabilityReachable || n.Description.TLSInfo.TrustRoot != "PEM" {

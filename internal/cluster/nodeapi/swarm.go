@@ -19,8 +19,9 @@ type Observed struct {
 	// it wins over the one the node joined with.
 	EngineName string
 	// Member is the node's store member, if it has one.
-	Member    *Member
-	TrustRoot string
+	Member *Member
+	// TLS is the node's TLSInfo: the roots it trusts, its certificate's issuer.
+	TLS swarm.TLSInfo
 }
 
 // ToSwarm is the record r as swarm mode's node API shows it.
@@ -33,7 +34,7 @@ func ToSwarm(r Node, o Observed) swarm.Node {
 			Availability: swarm.NodeAvailability(r.Availability),
 			Annotations:  swarm.Annotations{Labels: map[string]string{}},
 		},
-		Description: swarm.NodeDescription{Hostname: r.Hostname, TLSInfo: swarm.TLSInfo{TrustRoot: o.TrustRoot}},
+		Description: swarm.NodeDescription{Hostname: r.Hostname, TLSInfo: o.TLS},
 		Status:      nodeStatus(r, o.Ready),
 	}
 	maps.Copy(n.Spec.Labels, r.Labels)
