@@ -97,13 +97,8 @@ func (c *ConnLimiter) Listener(ln net.Listener) net.Listener {
 type ConnLimiter struct {
 	perClient, total int
 	log              *slog.Logger
-	warnEvery        time.Duration
-
-	mu       sync.Mutex
-	open     int
-	byClient map[string]int
-	lastWarn time.Time
-	refused  int // since the last warning
+	q                *quota
+	refused          *Refusals
 
 	answering chan struct{} // one per refused connection being answered
 }
@@ -114,7 +109,7 @@ func NewConnLimiter(l Limits, log *slog.Logger) *ConnLimiter {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &ConnLimiter{perClient: l.MaxConnsPerClient, total: l.MaxConns, log: log,
-		warnEvery: 10 * time.Second, byClient: map[string]int{}, answering: make(chan struct{}, maxRefusedAnswers)}
+		q: newQuota(l.MaxConnsPerClient, l.MaxConns), refused: NewRefusals(10 * time.Second), answering: make(chan struct{}, maxRefusedAnswers)}
 }
 
 // clientOf is the address a connection counts against. Unix socket
@@ -130,47 +125,23 @@ func clientOf(conn net.Conn) string {
 
 // admit counts conn in, or reports why it is refused.
 func (c *ConnLimiter) admit(client string) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.total > 0 && c.open >= c.total {
+	switch c.q.take(client) {
+	case totalFull:
 		return fmt.Errorf("too many connections: limit is %d (--max-conns)", c.total)
-	}
-	if client != "" && c.perClient > 0 && c.byClient[client] >= c.perClient {
+	case clientFull:
 		return fmt.Errorf("too many connections from %s: limit is %d (--max-conns-per-client)", client, c.perClient)
-	}
-	c.open++
-	if client != "" {
-		c.byClient[client]++
 	}
 	return nil
 }
 
-func (c *ConnLimiter) release(client string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.open--
-	if client == "" {
-		return
-	}
-	if c.byClient[client]--; c.byClient[client] <= 0 {
-		delete(c.byClient, client)
-	}
-}
+func (c *ConnLimiter) release(client string) { c.q.give(client) }
 
 // refuse logs a refused connection at warning level, at most once per
-// warnEvery, with the count refused since: a flood must not flood the log.
+// period, with the count refused since: a flood must not flood the log.
 func (c *ConnLimiter) refuse(conn net.Conn, why error) {
-	c.mu.Lock()
-	c.refused++
-	now := time.Now()
-	if now.Sub(c.lastWarn) < c.warnEvery {
-		c.mu.Unlock()
-		return
+	if n, due := c.refused.Note(); due {
+		c.log.Warn("API connection refused", "client", conn.RemoteAddr().String(), "reason", why.Error(), "refused", n)
 	}
-	n := c.refused
-	c.refused, c.lastWarn = 0, now
-	c.mu.Unlock()
-	c.log.Warn("API connection refused", "client", conn.RemoteAddr().String(), "reason", why.Error(), "refused", n)
 }
 
 type limitListener struct {

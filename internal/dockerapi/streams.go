@@ -102,13 +102,8 @@ func (s *Server) checkStreamRoom(h handlerFunc) handlerFunc {
 type StreamLimiter struct {
 	perClient, total int
 	log              *slog.Logger
-	warnEvery        time.Duration
-
-	mu       sync.Mutex
-	open     int
-	byClient map[string]int
-	lastWarn time.Time
-	refused  int // since the last warning
+	q                *quota
+	refused          *Refusals
 }
 
 // NewStreamLimiter returns the limiter of l's stream caps.
@@ -117,7 +112,7 @@ func NewStreamLimiter(l Limits, log *slog.Logger) *StreamLimiter {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &StreamLimiter{perClient: l.MaxStreamsPerClient, total: l.MaxStreams, log: log,
-		warnEvery: 10 * time.Second, byClient: map[string]int{}}
+		q: newQuota(l.MaxStreamsPerClient, l.MaxStreams), refused: NewRefusals(10 * time.Second)}
 }
 
 // errTooManyStreams refuses a long-lived call over a cap: 503, as
@@ -142,51 +137,24 @@ func requestClient(r *http.Request) string {
 // acquire takes a place for r's stream, or says which cap refuses it.
 func (l *StreamLimiter) acquire(r *http.Request) (release func(), err error) {
 	client := requestClient(r)
-	l.mu.Lock()
-	switch {
-	case client != "" && l.perClient > 0 && l.byClient[client] >= l.perClient:
+	switch l.q.take(client) {
+	case clientFull:
 		err = errTooManyStreams{fmt.Sprintf("too many simultaneous streams from %s: limit is %d (--max-streams-per-client)", client, l.perClient)}
-	case l.total > 0 && l.open >= l.total:
+	case totalFull:
 		err = errTooManyStreams{fmt.Sprintf("too many simultaneous streams: limit is %d (--max-streams)", l.total)}
-	default:
-		l.open++
-		if client != "" {
-			l.byClient[client]++
-		}
 	}
-	l.mu.Unlock()
 	if err != nil {
 		l.refuse(r, err)
 		return nil, err
 	}
 	var once sync.Once
-	return func() { once.Do(func() { l.release(client) }) }, nil
-}
-
-func (l *StreamLimiter) release(client string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.open--
-	if client == "" {
-		return
-	}
-	if l.byClient[client]--; l.byClient[client] <= 0 {
-		delete(l.byClient, client)
-	}
+	return func() { once.Do(func() { l.q.give(client) }) }, nil
 }
 
 // refuse logs a refused stream at warning level, at most once per
 // warnEvery, with the count refused since.
 func (l *StreamLimiter) refuse(r *http.Request, why error) {
-	l.mu.Lock()
-	l.refused++
-	now := time.Now()
-	if now.Sub(l.lastWarn) < l.warnEvery {
-		l.mu.Unlock()
-		return
+	if n, due := l.refused.Note(); due {
+		l.log.Warn("API stream refused", "client", r.RemoteAddr, "call", r.Method+" "+r.URL.Path, "reason", why.Error(), "refused", n)
 	}
-	n := l.refused
-	l.refused, l.lastWarn = 0, now
-	l.mu.Unlock()
-	l.log.Warn("API stream refused", "client", r.RemoteAddr, "call", r.Method+" "+r.URL.Path, "reason", why.Error(), "refused", n)
 }

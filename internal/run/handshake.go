@@ -9,6 +9,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 )
 
 // handshakeTimeout bounds a client's TLS handshake: a client that opens a
@@ -126,31 +128,21 @@ func (l *handshakeListener) Addr() net.Addr { return l.inner.Addr() }
 // flood the log, and an operator still learns who knocked.
 type refusalLog struct {
 	log   *slog.Logger
-	every time.Duration
-
-	mu    sync.Mutex
-	last  time.Time
-	count int // refused since the last warning
+	notes *dockerapi.Refusals
 }
 
 func newRefusalLog(log *slog.Logger) *refusalLog {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &refusalLog{log: log, every: 10 * time.Second}
+	return &refusalLog{log: log, notes: dockerapi.NewRefusals(10 * time.Second)}
 }
 
 func (r *refusalLog) refuse(peer, addr net.Addr, err error) {
 	r.log.Debug("API TLS handshake refused", "client", peer.String(), "reason", err.Error())
-	r.mu.Lock()
-	r.count++
-	now := time.Now()
-	if now.Sub(r.last) < r.every {
-		r.mu.Unlock()
+	n, due := r.notes.Note()
+	if !due {
 		return
 	}
-	n := r.count
-	r.count, r.last = 0, now
-	r.mu.Unlock()
 	r.log.Warn("API TLS handshake refused", "client", peer.String(), "listener", addr.String(), "reason", err.Error(), "refused", n)
 }
