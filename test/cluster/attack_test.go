@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/test/shoaltest"
 )
 
@@ -64,18 +63,7 @@ func TestAttack(t *testing.T) {
 		}
 	})
 	t.Run("a certificate of another CA", func(t *testing.T) {
-		other, err := ca.NewRootCA("other", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		forged, err := other.IssueClient(ca.ClientRequest{Name: "admin-user", Role: ca.ClientAdmin})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pair, err := forged.TLS()
-		if err != nil {
-			t.Fatal(err)
-		}
+		pair := foreignCert(t, "admin-user") // the admin's name, another CA
 		if _, err := httpGet(tlsClient(t, certs["admin"], &pair), "https://"+addr+"/containers/json"); err == nil {
 			t.Error("accepted")
 		}

@@ -54,18 +54,7 @@ func TestTLSAPI(t *testing.T) {
 	if _, err := httpGet(tlsClient(t, certs, nil), "https://"+addr+"/_ping"); err == nil {
 		t.Error("no client certificate: accepted")
 	}
-	other, err := ca.NewRootCA("other", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := other.IssueClient(ca.ClientRequest{Name: "mallory", Role: ca.ClientAdmin})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := stranger.TLS()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pair := foreignCert(t, "mallory")
 	if _, err := httpGet(tlsClient(t, certs, &pair), "https://"+addr+"/_ping"); err == nil {
 		t.Error("a certificate of another CA: accepted")
 	}
@@ -127,4 +116,23 @@ func httpGet(c *http.Client, url string) (string, error) {
 		return string(b), fmt.Errorf("%s", resp.Status)
 	}
 	return string(b), err
+}
+
+// foreignCert is an admin certificate for name from a CA of its own, not
+// the cluster's.
+func foreignCert(t *testing.T, name string) tls.Certificate {
+	t.Helper()
+	other, err := ca.NewRootCA("other", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := other.IssueClient(ca.ClientRequest{Name: name, Role: ca.ClientAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := c.TLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
 }
