@@ -54,6 +54,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 
 func newInitCmd() *cobra.Command {
 	o := &clusterOpts{}
+	lock := &lockOpts{}
 	cmd := &cobra.Command{
 		Use:   "init [flags]",
 		Short: "Create a built-in cluster with this host as its first manager",
@@ -79,10 +80,11 @@ certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
 			if err != nil {
 				return err
 			}
-			return runClusterNode(cmd.Context(), o, cluster.Config{Init: true, CertExpiry: life})
+			return runClusterNode(cmd.Context(), o, cluster.Config{Init: true, CertExpiry: life, AutoLock: lock.autolock})
 		},
 	}
 	o.flags(cmd, true)
+	lock.flags(cmd.Flags())
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.Flags().DurationVar(&o.certExpiry, "cert-expiry", ca.DefaultNodeLifetime, "validity of node certificates; each node renews its own between 50% and 80% of it")
 	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 1h floor of --cert-expiry (tests of renewal)")

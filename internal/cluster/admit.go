@@ -103,6 +103,7 @@ func (c *Cluster) addStoreJoin(ctx context.Context, resp *joinResponse, n Node) 
 	if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
 		resp.Managers = append(resp.Managers, n.ClusterAddr)
 	}
+	resp.storeSecrets = c.shareSecrets()
 	return nil
 }
 

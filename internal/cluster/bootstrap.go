@@ -36,6 +36,10 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	lock, err := c.initSecrets()
+	if err != nil {
+		return err
+	}
 	if err := c.saveIdentity(nc); err != nil {
 		return err
 	}
@@ -43,6 +47,9 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 		return fmt.Errorf("cluster: open store: %w", err)
 	}
 	if err := c.seed(ctx, life); err != nil {
+		return err
+	}
+	if err := c.seedLock(ctx, lock); err != nil {
 		return err
 	}
 	c.log.Info("cluster initialised", "cluster", clusterID, "node", c.st.NodeID, "addr", c.st.ClusterAddr)
@@ -79,10 +86,10 @@ func (c *Cluster) seed(ctx context.Context, life time.Duration) error {
 // saveIdentity writes the root (with its key when held) and the node
 // certificate, and loads the certificate for TLS.
 func (c *Cluster) saveIdentity(nc ca.NodeCert) error {
-	if err := ca.SaveRootCA(c.certDir(), c.root); err != nil {
+	if err := c.saveRoot(c.root); err != nil {
 		return err
 	}
-	if err := ca.SaveNodeCert(c.certDir(), nc); err != nil {
+	if err := c.saveNodeCert(nc); err != nil {
 		return err
 	}
 	return c.useCert(nc)
@@ -121,6 +128,9 @@ func (c *Cluster) restart(ctx context.Context) error {
 		return fmt.Errorf("cluster: open store: %w", err)
 	}
 	c.store = s
+	if err := c.legacyDEK(ctx); err != nil {
+		return err
+	}
 	if joining {
 		if err := c.finishPromotion(ctx); err != nil {
 			return err
@@ -135,13 +145,21 @@ func (c *Cluster) loadIdentity() error {
 	if err := c.loadState(); err != nil {
 		return err
 	}
-	root, err := ca.LoadRootCAFrom(c.certDir())
+	if c.IsManager() {
+		if err := c.loadSecrets(); err != nil {
+			return err
+		}
+	}
+	root, err := c.loadRoot()
 	if err != nil {
 		return err
 	}
 	c.root = root
-	nc, err := ca.LoadNodeCertFrom(c.certDir())
+	nc, err := c.loadNodeCert()
 	if err != nil {
+		return err
+	}
+	if err := c.setMemKey(nc.KeyPEM); err != nil {
 		return err
 	}
 	return c.useCert(nc)

@@ -64,6 +64,11 @@ type Config struct {
 	// CertExpiry is the validity of node certificates (Init; default
 	// ca.DefaultNodeLifetime). The caller checks its floor.
 	CertExpiry time.Duration
+	// AutoLock (Init) wraps the managers' keys with an unlock key, asked
+	// for at each restart (docker swarm init --autolock); UnlockKey starts
+	// a locked manager without asking (lock.go).
+	AutoLock  bool
+	UnlockKey string
 }
 
 // Cluster is one node of the built-in cluster.
@@ -97,6 +102,8 @@ type Cluster struct {
 
 	left      chan struct{} // closed once this node left the cluster
 	leaveOnce sync.Once
+
+	secrets // the store's key and autolock (lock.go, keys.go)
 }
 
 // New checks cfg; Start does the work.
@@ -183,6 +190,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 
 // Close stops the store.
 func (c *Cluster) Close() error {
+	if c.mem != nil {
+		c.mem.close()
+	}
 	if c.tunnels != nil {
 		c.tunnels.Close()
 	}

@@ -41,6 +41,9 @@ func (c *Cluster) join(ctx context.Context) error {
 	c.st = state{NodeID: resp.NodeID, ClusterID: resp.ClusterID, Role: resp.Role, Addr: addr, Managers: resp.Managers}
 	if resp.Role == RoleManager {
 		c.st.ClusterAddr = clusterAddr
+		if err := c.joinSecrets(resp.storeSecrets); err != nil {
+			return err
+		}
 	}
 	if err := c.saveIdentity(ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}); err != nil {
 		return err

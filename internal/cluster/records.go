@@ -91,6 +91,7 @@ type joinResponse struct {
 	Cert      []byte   `json:"cert"`
 	Managers  []string `json:"managers"`
 	StoreURLs []string `json:"store_urls,omitempty"`
+	storeSecrets
 }
 
 // configRecord is the cluster-wide settings (swarm update's CA config).
@@ -127,4 +128,5 @@ type certResponse struct {
 	Cert      []byte   `json:"cert"`
 	Managers  []string `json:"managers"`
 	StoreURLs []string `json:"store_urls,omitempty"`
+	storeSecrets
 }

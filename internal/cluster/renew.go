@@ -71,7 +71,7 @@ func (c *Cluster) installCert(nc ca.NodeCert) error {
 	if err != nil {
 		return err
 	}
-	if err := ca.SaveNodeCert(c.certDir(), nc); err != nil {
+	if err := c.saveNodeCert(nc); err != nil {
 		return err
 	}
 	c.kp.Set(cert)

@@ -109,6 +109,9 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 	if want == RoleWorker && c.store != nil {
 		c.store.Close()
 	}
+	if err := c.roleSecrets(want, resp.storeSecrets); err != nil {
+		return err
+	}
 	if err := c.installCert(ca.NodeCert{CertPEM: resp.Cert, KeyPEM: key}); err != nil {
 		return err
 	}
@@ -165,9 +168,9 @@ func (c *Cluster) dropManagerFiles() {
 	if err := os.RemoveAll(c.storeDir()); err != nil {
 		c.log.Warn("cluster: remove store data", "err", err)
 	}
-	for _, f := range []string{ca.RootKeyFile, ca.RootChainFile} {
+	for _, f := range []string{ca.RootKeyFile, ca.RootChainFile, dekFile} {
 		if err := os.Remove(filepath.Join(c.certDir(), f)); err != nil && !os.IsNotExist(err) {
-			c.log.Warn("cluster: remove root key", "file", f, "err", err)
+			c.log.Warn("cluster: remove manager key", "file", f, "err", err)
 		}
 	}
 }

@@ -84,6 +84,7 @@ func restartAfterRoleChange(t *testing.T, n *node) *node {
 	n.stop()
 	cfg := n.cfg
 	cfg.Init, cfg.Token = false, ""
+	cfg.UnlockKey = n.HeldUnlockKey() // as shoal's run loop does
 	return mustStart(t, cfg)
 }
 

@@ -82,7 +82,7 @@ func (c *Cluster) useRootRecord(rr rootRecord) error {
 	if err := c.useRoot(next); err != nil {
 		return err
 	}
-	return ca.SaveRootCA(c.certDir(), c.root)
+	return c.saveRoot(c.root)
 }
 
 // useRoot makes next this node's root CA, in place when there is one
@@ -210,7 +210,7 @@ func (c *Cluster) followCA(self selfResponse) {
 		err = c.useRoot(next)
 	}
 	if err == nil {
-		err = ca.SaveRootCA(c.certDir(), c.root)
+		err = c.saveRoot(c.root)
 	}
 	if err != nil {
 		c.log.Warn("cluster: trusted roots from the managers", "err", err)

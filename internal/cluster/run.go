@@ -75,6 +75,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		}
 		c.syncOnce(ctx)
 		c.followRoot(ctx)
+		c.syncSecrets(ctx)
 	}
 }
 

@@ -142,6 +142,7 @@ func (c *Cluster) handleCertificate(w http.ResponseWriter, r *http.Request) {
 	resp := certResponse{Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
 	if role == ca.RoleManager {
 		resp.StoreURLs = c.voterURLs(ctx)
+		resp.storeSecrets = c.shareSecrets()
 		if n.ClusterAddr != "" && !slices.Contains(resp.Managers, n.ClusterAddr) {
 			resp.Managers = append(resp.Managers, n.ClusterAddr)
 		}

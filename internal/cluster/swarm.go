@@ -32,6 +32,7 @@ func (c *Cluster) clusterInfo(ctx context.Context, tr tokensRecord) swarm.Cluste
 	ci.Spec.Dispatcher.HeartbeatPeriod = 5 * time.Second
 	cfg := c.settings(ctx)
 	ci.Spec.CAConfig.NodeCertExpiry, ci.Spec.CAConfig.ForceRotate = cfg.NodeCertExpiry, cfg.ForceRotate
+	ci.Spec.EncryptionConfig.AutoLockManagers = c.autoLocked(ctx)
 	if rr, _, err := c.readRoot(ctx); err == nil {
 		ci.CreatedAt = rr.created()
 		ci.TLSInfo, ci.RootRotationInProgress = clusterTLS(rr)
@@ -80,8 +81,14 @@ func (c *Cluster) UpdateSwarm(ctx context.Context, u backend.SwarmUpdate) error 
 			return json.Marshal(tr)
 		})
 	})
-	if err != nil || u.Spec == nil {
+	if err != nil {
 		return err
+	}
+	if err := c.updateLock(ctx, u); err != nil {
+		return err
+	}
+	if u.Spec == nil {
+		return nil
 	}
 	return c.updateCA(ctx, u.Spec.CAConfig)
 }

@@ -99,6 +99,8 @@ var routeRules = map[string]routeRule{
 	"POST /swarm/join":                {authz.Admin, "join a swarm"},
 	"POST /swarm/leave":               {authz.Admin, "leave the swarm"},
 	"POST /swarm/update":              {authz.Admin, "update the swarm or rotate join tokens"},
+	"GET /swarm/unlockkey":            {authz.Admin, "read the swarm's unlock key"},
+	"POST /swarm/unlock":              {authz.Admin, "unlock the swarm"},
 }
 
 // debugRule guards /debug/pprof (served with -D).

@@ -237,6 +237,7 @@ func (s *Server) routes() {
 	rt.handle("POST", "/swarm/join", s.swarmInit("join"))
 	rt.handle("POST", "/swarm/leave", s.swarmInit("leave"))
 	rt.handle("POST", "/swarm/update", s.updateSwarm)
+	s.lockRoutes()
 }
 
 // prune serves a pool-wide prune through the noun's backend; run returns

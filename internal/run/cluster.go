@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -93,10 +94,16 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		return err
 	}
 	start := time.Now()
-	if err := cl.Start(ctx); err != nil {
+	openAPI := func(t clusterTLS) ([]net.Listener, error) {
+		return listen(c.Hosts, c.TLS.clusterServer(c.apiFiles, t), connLimiter(c.Limits, log), log)
+	}
+	lk, err := c.startCluster(ctx, cl, openAPI)
+	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	defer lk.close()
+	defer func() { c.Cluster.UnlockKey = cl.HeldUnlockKey() }() // a role change restarts the node unlocked
 	log.Info("cluster node ready", "node", cl.NodeID(), "manager", cl.IsManager(), "took", time.Since(start).Round(time.Millisecond))
 
 	g := NewGroup(ctx, func(f *Failure) {
@@ -114,8 +121,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 		fmt.Fprintf(c.Stdout, "This node joined the cluster as a worker (node ID %s).\n", cl.NodeID())
 		return c.leaveOrFail(cl, g.Wait())
 	}
-	serverTLS := c.TLS.clusterServer(c.apiFiles, cl)
-	listeners, err := listen(c.Hosts, serverTLS, connLimiter(c.Limits, log), log)
+	listeners, err := lk.listen(openAPI, cl)
 	if err != nil {
 		g.Stop()
 		_ = g.Wait()
@@ -137,8 +143,9 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	s.start(g, StoreElection{Store: cl})
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)
+		printUnlockKey(g.Context(), c.Stdout, cl)
 	}
-	serve(g, handler, listeners, c.Limits, log)
+	lk.serveAPI(g, handler, listeners, c.Limits, log)
 	return c.leaveOrFail(cl, g.Wait())
 }
 

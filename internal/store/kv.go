@@ -61,7 +61,7 @@ func (s *Store) Get(ctx context.Context, key string, opts ...ReadOption) (KV, er
 		return KV{}, fmt.Errorf("%w: %s", ErrNotFound, key)
 	}
 	kv := resp.Kvs[0]
-	return KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}, nil
+	return s.kvOf(kv.Key, kv.Value, kv.ModRevision)
 }
 
 // List returns every key under prefix, sorted by key, and the store
@@ -79,15 +79,21 @@ func (s *Store) List(ctx context.Context, prefix string, opts ...ReadOption) ([]
 	}
 	out := make([]KV, len(resp.Kvs))
 	for i, kv := range resp.Kvs {
-		out[i] = KV{Key: string(kv.Key), Value: kv.Value, Revision: kv.ModRevision}
+		if out[i], err = s.kvOf(kv.Key, kv.Value, kv.ModRevision); err != nil {
+			return nil, 0, err
+		}
 	}
 	return out, resp.Header.Revision, nil
 }
 
 // Put sets key to value.
 func (s *Store) Put(ctx context.Context, key string, value []byte) error {
+	stored, err := s.encrypt(key, value)
+	if err != nil {
+		return err
+	}
 	return s.write(ctx, "put "+key, func(ctx context.Context) error {
-		_, err := s.client.Put(ctx, key, string(value))
+		_, err := s.client.Put(ctx, key, stored)
 		return err
 	})
 }
@@ -95,11 +101,15 @@ func (s *Store) Put(ctx context.Context, key string, value []byte) error {
 // Create sets key only if it does not exist, else ErrExists. It returns
 // the revision of the write.
 func (s *Store) Create(ctx context.Context, key string, value []byte) (int64, error) {
+	stored, err := s.encrypt(key, value)
+	if err != nil {
+		return 0, err
+	}
 	var rev int64
-	err := s.write(ctx, "create "+key, func(ctx context.Context) error {
+	err = s.write(ctx, "create "+key, func(ctx context.Context) error {
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, string(value))).
+			Then(clientv3.OpPut(key, stored)).
 			Commit()
 		switch {
 		case err != nil:
@@ -129,11 +139,15 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // seen: ErrConflict if key changed since, ErrNotFound if it is gone. It
 // returns the revision of the write.
 func (s *Store) Replace(ctx context.Context, key string, rev int64, value []byte) (int64, error) {
+	stored, err := s.encrypt(key, value)
+	if err != nil {
+		return 0, err
+	}
 	var newRev int64
-	err := s.write(ctx, "replace "+key, func(ctx context.Context) error {
+	err = s.write(ctx, "replace "+key, func(ctx context.Context) error {
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-			Then(clientv3.OpPut(key, string(value))).
+			Then(clientv3.OpPut(key, stored)).
 			Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 			Commit()
 		switch {
@@ -190,9 +204,13 @@ func (s *Store) current(ctx context.Context, key string) ([]byte, int64, error) 
 // swap writes next if key is still at rev (0: absent); otherwise it
 // returns key's present value and revision for the next attempt.
 func (s *Store) swap(ctx context.Context, key string, rev int64, next []byte) (bool, []byte, int64, error) {
+	stored, err := s.encrypt(key, next)
+	if err != nil {
+		return false, nil, 0, err
+	}
 	resp, err := s.client.Txn(ctx).
 		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-		Then(clientv3.OpPut(key, string(next))).
+		Then(clientv3.OpPut(key, stored)).
 		Else(clientv3.OpGet(key)).
 		Commit()
 	if err != nil || resp.Succeeded {
@@ -202,7 +220,8 @@ func (s *Store) swap(ctx context.Context, key string, rev int64, next []byte) (b
 	if len(kvs) == 0 {
 		return false, nil, 0, nil
 	}
-	return false, kvs[0].Value, kvs[0].ModRevision, nil
+	cur, err := s.decrypt(key, kvs[0].Value)
+	return false, cur, kvs[0].ModRevision, err
 }
 
 // write runs op against the leader with the store's write timeout and

@@ -140,6 +140,9 @@ func start(ctx context.Context, cfg Config, ecfg *embed.Config) (*Store, error) 
 		return nil, err
 	}
 	s := &Store{cfg: cfg, etcd: e, client: client, log: cfg.Logger, closed: make(chan struct{})}
+	if cfg.Cipher != nil {
+		s.SetCipher(cfg.Cipher)
+	}
 	go s.trackLeader()
 	return s, nil
 }

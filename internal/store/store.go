@@ -77,6 +77,9 @@ type Config struct {
 	// single-member cluster; otherwise this member joins as a learner and
 	// is promoted to a voter once it has caught up.
 	Join []string
+	// Cipher, when set, encrypts every value at rest (see Cipher); all
+	// members of a cluster must use the same key.
+	Cipher Cipher
 	// ClusterToken keeps separate clusters from talking to each other by
 	// accident; shoal uses the cluster ID.
 	ClusterToken string
@@ -159,6 +162,7 @@ type Store struct {
 	closeOnce     sync.Once
 	closed        chan struct{}
 	noLeaderSince atomic.Int64 // unix nanoseconds; 0 while a leader is known
+	ciph          atomic.Pointer[cipherBox]
 }
 
 // Close stops the client and the member; a leader hands leadership over first.

@@ -42,7 +42,8 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) <-chan 
 				return
 			}
 			for _, ev := range resp.Events {
-				if !send(ctx, out, toEvent(ev)) {
+				e := s.toEvent(ev)
+				if !send(ctx, out, e) || e.Err != nil {
 					return
 				}
 			}
@@ -51,14 +52,23 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) <-chan 
 	return out
 }
 
-func toEvent(ev *clientv3.Event) Event {
-	e := Event{Type: EventPut, KV: KV{Key: string(ev.Kv.Key), Value: ev.Kv.Value, Revision: ev.Kv.ModRevision}}
+// toEvent is an etcd event decrypted; a value that does not decrypt ends
+// the watch with an error event.
+func (s *Store) toEvent(ev *clientv3.Event) Event {
+	e := Event{Type: EventPut}
+	value := ev.Kv.Value
 	if ev.Type == clientv3.EventTypeDelete {
 		e.Type = EventDelete
+		value = nil
 		if ev.PrevKv != nil {
-			e.KV.Value = ev.PrevKv.Value
+			value = ev.PrevKv.Value
 		}
 	}
+	kv, err := s.kvOf(ev.Kv.Key, value, ev.Kv.ModRevision)
+	if err != nil {
+		return Event{Err: err}
+	}
+	e.KV = kv
 	return e
 }
 
