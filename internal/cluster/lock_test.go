@@ -311,3 +311,39 @@ func TestAutoLockPromoteDemote(t *testing.T) {
 		t.Errorf("the demoted node keeps the store key: %v", err)
 	}
 }
+
+// TestAutoLockRootRotation: a root rotation under autolock writes the new
+// root's key wrapped (the trust bundle and chain beside it in clear), keeps
+// autolock on (the update's spec says so), and the manager, restarted and
+// unlocked, loads the same root, chain and key.
+func TestAutoLockRootRotation(t *testing.T) {
+	cfg := config(t, "mgr")
+	cfg.Init, cfg.AutoLock = true, true
+	m := mustStart(t, cfg)
+	ctx := ctxT(t, 120*time.Second)
+	key := m.HeldUnlockKey()
+	if err := updateSpec(ctx, m, func(s *swarm.Spec) { s.CAConfig.ForceRotate++ }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, "rotation done", func() error { return rotationDone(ctx, m) })
+	if got, _ := m.UnlockKey(ctx); got != key {
+		t.Fatalf("the CA update changed the unlock key (autolock %v)", m.autoLocked(ctx))
+	}
+	if !wrapped(t, cfg.DataDir, ca.RootKeyFile) {
+		t.Fatal("the new root's key is not wrapped")
+	}
+	trust, chain, signer := m.root.TrustPEM(), m.root.ChainPEM(), m.root.KeyPEM()
+	m.stop()
+
+	cfg.Init = false
+	c := startLocked(t, cfg)
+	if err := c.Unlock(key); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.root.TrustPEM(), trust) || !bytes.Equal(c.root.ChainPEM(), chain) || !bytes.Equal(c.root.KeyPEM(), signer) {
+		t.Fatal("the restarted manager loaded another root, chain or key")
+	}
+}
