@@ -193,7 +193,12 @@ func TestRotationAcrossManagers(t *testing.T) {
 	eventually(t, 20*time.Second, "a write through the restarted manager", func() error {
 		return updateSpec(ctx, m2, func(s *swarm.Spec) { s.CAConfig.NodeCertExpiry = 3 * time.Hour })
 	})
-	if sw, _ := m1.Swarm(ctx); sw.Spec.CAConfig.NodeCertExpiry != 3*time.Hour {
-		t.Fatal("the other manager does not see the write")
-	}
+	// m1 reads its own copy of the store, which follows m2's write within
+	// a moment.
+	eventually(t, 10*time.Second, "the other manager sees the write", func() error {
+		if sw, err := m1.Swarm(ctx); err != nil || sw.Spec.CAConfig.NodeCertExpiry != 3*time.Hour {
+			return fmt.Errorf("m1 reads %v (err %v)", sw.Spec.CAConfig.NodeCertExpiry, err)
+		}
+		return nil
+	})
 }
