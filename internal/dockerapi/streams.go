@@ -13,10 +13,11 @@ import (
 // Defaults of the stream caps in Limits.
 const (
 	// DefaultMaxStreamsPerClient caps the long-lived calls of one client
-	// address: a CI host running a hundred `docker run` (attach + wait
-	// each) in parallel stays under it, one client cannot hold thousands
-	// of engine connections and goroutines.
-	DefaultMaxStreamsPerClient = 256
+	// address as its connections are capped: a CI host running hundreds of
+	// `docker run` (attach + wait each) in parallel, or a monitor
+	// streaming the stats of every container, stays under it; one client
+	// still cannot take every stream place.
+	DefaultMaxStreamsPerClient = 1024
 	// DefaultMaxStreams caps them in all, half the connection cap, so
 	// that short calls always find connections.
 	DefaultMaxStreams = 4096
