@@ -156,7 +156,7 @@ func up(args []string) error {
 		}
 		sp := &shoalProcess{
 			Binary: bin,
-			Args:   []string{"manage", "-H", *listen, "-H", "unix://" + sock, "--insecure-no-tlsverify", "nodes://" + strings.Join(nodes, ",")},
+			Args:   []string{"manage", "-H", *listen, "-H", "unix://" + sock, "nodes://" + strings.Join(nodes, ",")},
 			Log:    filepath.Join(dir, "shoal.log"),
 			Socket: sock,
 		}
