@@ -526,3 +526,37 @@ func mayReadJoinTokens(r *http.Request) bool {
 	id, ok := authz.From(r.Context())
 	return ok && id.Role >= authz.RoleAdmin
 }
+
+// scopedNetwork answers a scoped caller's network inspect with only the
+// containers of its scope under Containers: the names and addresses of
+// other teams' containers on a shared network are not its to see.
+func (s *Server) scopedNetwork(w http.ResponseWriter, r *http.Request, t Target, nid string, who authz.Identity) error {
+	resp, err := roundTrip(r, t, "/networks/"+nid)
+	if err != nil || resp == nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		s.copyResponse(w, resp)
+		return nil
+	}
+	var inspect map[string]json.RawMessage
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&inspect); err != nil {
+		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": network inspect: " + err.Error())
+	}
+	var members map[string]json.RawMessage
+	if raw, ok := inspect["Containers"]; ok && json.Unmarshal(raw, &members) == nil && members != nil {
+		for cid := range members {
+			err := s.idInScope(r.Context(), who, cid, cid)
+			if errdefs.IsNotFound(err) {
+				delete(members, cid)
+			} else if err != nil {
+				return err
+			}
+		}
+		if inspect["Containers"], err = json.Marshal(members); err != nil {
+			return err
+		}
+	}
+	return writeJSON(w, http.StatusOK, inspect)
+}

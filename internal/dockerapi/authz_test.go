@@ -7,7 +7,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -380,5 +382,42 @@ func TestGuardedReplicaForwardsOnlyAuthorizedCalls(t *testing.T) {
 	defer mu.Unlock()
 	if len(reached) != 1 || reached[0] != "GET /v1.41/containers/json" {
 		t.Errorf("the primary got %v, want the list only", reached)
+	}
+}
+
+// oneNetwork is a network "shared" on the engine t serves.
+type oneNetwork struct {
+	Networks
+	t Target
+}
+
+func (n oneNetwork) ResolveNetwork(_ context.Context, ref string) (Target, string, error) {
+	return n.t, "net1", nil
+}
+
+// A scoped caller's network inspect lists only its scope's containers; an
+// unscoped caller's is the engine's answer.
+func TestScopedNetworkInspect(t *testing.T) {
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"Name":"shared","Id":"net1","Containers":{"web":{"Name":"web","IPv4Address":"10.0.0.2/24"},"db":{"Name":"db","IPv4Address":"10.0.0.3/24"}}}`)
+	}))
+	defer engine.Close()
+	f := &scopedContainers{labels: map[string]map[string]string{"web": {"team": "web"}, "db": {"team": "db"}}}
+	s := NewServer(Backends{Containers: f, Networks: oneNetwork{t: fakeTarget{engine}}}, "test", nil)
+	for _, tc := range []struct {
+		who  *tls.ConnectionState
+		want []string
+	}{{webOp, []string{"web"}}, {operator, []string{"db", "web"}}} {
+		rec := callAs(s, tc.who, "GET", "/networks/shared", "")
+		var got struct {
+			Name       string
+			Containers map[string]json.RawMessage
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &got) != nil || got.Name != "shared" {
+			t.Fatalf("network inspect: %d %s", rec.Code, rec.Body)
+		}
+		if ids := slices.Sorted(maps.Keys(got.Containers)); !slices.Equal(ids, tc.want) {
+			t.Errorf("containers seen: %v, want %v", ids, tc.want)
+		}
 	}
 }

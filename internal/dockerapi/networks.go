@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -43,6 +44,9 @@ func (s *Server) networkForward(w http.ResponseWriter, r *http.Request, p params
 	t, id, err := s.b.Networks.ResolveNetwork(r.Context(), p["id"])
 	if err != nil {
 		return err
+	}
+	if who, ok := authz.From(r.Context()); ok && who.Scoped() && r.Method == http.MethodGet {
+		return s.scopedNetwork(w, r, t, id, who)
 	}
 	status, err := s.forward(w, r, t, "/networks/"+id)
 	if err == nil && r.Method == http.MethodDelete && status/100 == 2 {
