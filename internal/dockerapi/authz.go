@@ -531,17 +531,12 @@ func mayReadJoinTokens(r *http.Request) bool {
 // containers of its scope under Containers: the names and addresses of
 // other teams' containers on a shared network are not its to see.
 func (s *Server) scopedNetwork(w http.ResponseWriter, r *http.Request, t Target, nid string, who authz.Identity) error {
-	resp, err := roundTrip(r, t, "/networks/"+nid)
-	if err != nil || resp == nil {
+	body, ok, err := s.fetchOK(w, r, t, "/networks/"+nid)
+	if !ok {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		s.copyResponse(w, resp)
-		return nil
-	}
 	var inspect map[string]json.RawMessage
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&inspect); err != nil {
+	if err := json.Unmarshal(body, &inspect); err != nil {
 		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": network inspect: " + err.Error())
 	}
 	var members map[string]json.RawMessage

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/containerd/errdefs"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -182,18 +181,9 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request, p para
 	if err != nil {
 		return err
 	}
-	resp, err := roundTrip(r, t, "/containers/"+ref+"/json")
-	if err != nil || resp == nil {
+	b, ok, err := s.fetchOK(w, r, t, "/containers/"+ref+"/json")
+	if !ok {
 		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		s.copyResponse(w, resp)
-		return nil
-	}
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
 	}
 	b = addField(b, "Node", s.b.Containers.InspectNode(t))
 	w.Header().Set("Content-Type", "application/json")

@@ -67,6 +67,25 @@ func (s *Server) forwardThen(w http.ResponseWriter, r *http.Request, t Target, p
 	return nil
 }
 
+// fetchOK asks t for path on r's behalf and returns the engine's body of a
+// 200, for a handler to amend; any other answer goes to the client as the
+// engine gave it (ok false), as does nothing when the client went away.
+func (s *Server) fetchOK(w http.ResponseWriter, r *http.Request, t Target, path string) (body []byte, ok bool, err error) {
+	resp, err := roundTrip(r, t, path)
+	if err != nil || resp == nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		s.copyResponse(w, resp)
+		return nil, false, nil
+	}
+	if body, err = io.ReadAll(resp.Body); err != nil {
+		return nil, false, errdefs.ErrUnavailable.WithMessage("node " + t.Name() + ": " + err.Error())
+	}
+	return body, true, nil
+}
+
 // roundTrip sends r to t at path and returns the engine's answer; a nil
 // answer with no error means the client went away.
 func roundTrip(r *http.Request, t Target, path string) (*http.Response, error) {
