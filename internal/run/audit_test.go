@@ -3,8 +3,6 @@ package run
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -117,18 +115,13 @@ func TestClusterNodeAudits(t *testing.T) {
 	defer sim.Close()
 	port, api := freePorts(t), freeAddr(t)
 	path := filepath.Join(t.TempDir(), "audit.log")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ClusterNode(ctx, ClusterConfig{
-			Cluster: cluster.Config{
-				Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
-				AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
-			},
-			Hosts: []string{"tcp://" + api}, Audit: audit.Config{Path: path}, Strategy: "spread",
-			Refresh: 100 * time.Millisecond, Version: "test", Log: slog.New(slog.DiscardHandler), Stdout: io.Discard,
-		})
-	}()
+	n := startNode(ClusterConfig{
+		Cluster: cluster.Config{
+			Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
+			AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
+		},
+		Hosts: []string{"tcp://" + api}, Audit: audit.Config{Path: path},
+	})
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if body, err := get("http://" + api + "/swarm"); err == nil && strings.Contains(body, "JoinTokens") {
 			break
@@ -142,14 +135,8 @@ func TestClusterNodeAudits(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("ClusterNode did not return after its context ended")
+	if err := n.stop(t); err != nil {
+		t.Fatal(err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -2,9 +2,7 @@ package run
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -46,18 +44,13 @@ func TestClusterNodeInit(t *testing.T) {
 	defer sim.Close()
 	port, api := freePorts(t), freeAddr(t)
 	var out syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ClusterNode(ctx, ClusterConfig{
-			Cluster: cluster.Config{
-				Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
-				AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
-			},
-			Hosts: []string{"tcp://" + api}, Strategy: "spread", Refresh: 100 * time.Millisecond,
-			Version: "test", Log: slog.New(slog.DiscardHandler), Stdout: &out,
-		})
-	}()
+	n := startNode(ClusterConfig{
+		Cluster: cluster.Config{
+			Init: true, DataDir: t.TempDir(), ListenAddr: fmt.Sprintf("127.0.0.1:%d", port),
+			AdvertiseAddr: "127.0.0.1", Engine: "tcp://" + sim.Addr(),
+		},
+		Hosts: []string{"tcp://" + api}, Stdout: &out,
+	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		body, err := get("http://" + api + "/containers/json")
@@ -65,7 +58,7 @@ func TestClusterNodeInit(t *testing.T) {
 			break
 		}
 		select {
-		case err := <-done:
+		case err := <-n.done:
 			t.Fatalf("ClusterNode returned early: %v", err)
 		default:
 		}
@@ -77,13 +70,7 @@ func TestClusterNodeInit(t *testing.T) {
 	if s := out.String(); !strings.Contains(s, "Cluster initialized: current node (") || !strings.Contains(s, "shoal join --token SWMTKN-1-") {
 		t.Errorf("printed:\n%s\nwant the join commands", s)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("ClusterNode after its context ended = %v, want nil", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("ClusterNode did not return after its context ended")
+	if err := n.stop(t); err != nil {
+		t.Fatalf("ClusterNode after its context ended = %v, want nil", err)
 	}
 }

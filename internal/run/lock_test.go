@@ -30,22 +30,54 @@ func call(method, url, body string) (int, string, error) {
 	return resp.StatusCode, string(b), err
 }
 
+// testNode is a ClusterNode running in the test's process.
+type testNode struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startNode runs ClusterNode with c, the tests' usual settings filled in
+// where c leaves them empty.
+func startNode(c ClusterConfig) *testNode {
+	if c.Strategy == "" {
+		c.Strategy = "spread"
+	}
+	if c.Refresh == 0 {
+		c.Refresh = 100 * time.Millisecond
+	}
+	if c.Version == "" {
+		c.Version = "test"
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- ClusterNode(ctx, c) }()
+	return n
+}
+
+// stop ends the node and returns what ClusterNode returned; a node still
+// running 20 s later fails the test.
+func (n *testNode) stop(t *testing.T) error {
+	t.Helper()
+	n.cancel()
+	select {
+	case err := <-n.done:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("ClusterNode did not return after its context ended")
+		return nil
+	}
+}
+
 // runNode runs ClusterNode with cc until the test ends.
 func runNode(t *testing.T, cc cluster.Config, api string, out io.Writer) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- ClusterNode(ctx, ClusterConfig{Cluster: cc, Hosts: []string{"tcp://" + api}, Strategy: "spread",
-			Refresh: 100 * time.Millisecond, Version: "test", Log: slog.New(slog.DiscardHandler), Stdout: out})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			t.Error("ClusterNode did not return after its context ended")
-		}
-	})
+	n := startNode(ClusterConfig{Cluster: cc, Hosts: []string{"tcp://" + api}, Stdout: out})
+	t.Cleanup(func() { n.stop(t) })
 }
 
 // waitStatus polls GET url until it answers want.
