@@ -16,6 +16,7 @@ func TestCollections(t *testing.T) {
 	t.Run("versioned update", func(t *testing.T) { testVersionedUpdate(t, s) })
 	t.Run("watch order", func(t *testing.T) { testWatchOrder(t, s) })
 	t.Run("services", func(t *testing.T) { testServices(t, s) })
+	t.Run("tasks", func(t *testing.T) { testTasks(t, s) })
 }
 
 func testVersionedUpdate(t *testing.T, s *Store) {
@@ -149,5 +150,49 @@ func testServices(t *testing.T, s *Store) {
 	}
 	if ch := <-watch; !ch.Deleted || ch.Item.ID != "s1" || ch.Item.Value.Spec.Labels["v"] != "2" {
 		t.Fatalf("delete change = %+v", ch)
+	}
+}
+
+// testTasks writes more tasks than one transaction holds, deletes some in
+// the same batch, and reads them back with their versions and the
+// orchestrator's private fields.
+func testTasks(t *testing.T, s *Store) {
+	ctx := ctxT(t, 20*time.Second)
+	tasks := NewTasks(s)
+	var puts []Task
+	for i := range 250 {
+		tk := Task{SpecVersion: 7}
+		tk.ID = fmt.Sprintf("task%03d", i)
+		tk.ServiceID, tk.Slot, tk.DesiredState = "svc", i+1, swarm.TaskStateRunning
+		puts = append(puts, tk)
+	}
+	if err := tasks.Apply(ctx, puts, nil); err != nil {
+		t.Fatal(err)
+	}
+	var dels []string
+	for i := range 120 {
+		dels = append(dels, fmt.Sprintf("task%03d", i))
+	}
+	extra := Task{Private: []byte(`{"restarts":3}`)}
+	extra.ID = "task999"
+	if err := tasks.Apply(ctx, []Task{extra}, dels); err != nil {
+		t.Fatal(err)
+	}
+	all, _, err := tasks.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 131 || all[0].ID != "task120" || all[0].Slot != 121 || all[0].SpecVersion != 7 || all[0].Version.Index == 0 {
+		t.Fatalf("after apply: %d tasks, first %+v", len(all), all[0])
+	}
+	got, err := tasks.Get(ctx, "task999")
+	if err != nil || string(got.Private) != `{"restarts":3}` {
+		t.Fatalf("get = %+v, %v", got, err)
+	}
+	if err := tasks.Delete(ctx, "task999"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tasks.Get(ctx, "task999"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("deleted task: %v", err)
 	}
 }
