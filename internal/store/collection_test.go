@@ -131,6 +131,19 @@ func testServices(t *testing.T, s *Store) {
 	if _, err := svcs.Update(ctx, "s1", created.Version.Index, spec, later); !errors.Is(err, ErrConflict) {
 		t.Fatalf("update at an old version: %v, want ErrConflict", err)
 	}
+	if created.SpecVersion != 1 || updated.SpecVersion != 2 {
+		t.Fatalf("spec versions %d, %d; want 1, 2", created.SpecVersion, updated.SpecVersion)
+	}
+	// A status write (the orchestrator's) at any version keeps the spec's.
+	status, err := svcs.Change(ctx, "s1", 0, func(s *Service) error {
+		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}
+		return nil
+	})
+	if err != nil || status.SpecVersion != 2 || status.Version.Index <= updated.Version.Index || status.PreviousSpec == nil {
+		t.Fatalf("status change = %+v, %v", status, err)
+	}
+	specWrite := updated.Version.Index
+	updated = status
 	list, _, err := svcs.List(ctx)
 	if err != nil || len(list) != 1 || list[0].Version != updated.Version {
 		t.Fatalf("list = %+v, %v", list, err)
@@ -138,7 +151,7 @@ func testServices(t *testing.T, s *Store) {
 	if err := svcs.Delete(ctx, "s1"); err != nil {
 		t.Fatal(err)
 	}
-	for i, w := range []uint64{created.Version.Index, updated.Version.Index} {
+	for i, w := range []uint64{created.Version.Index, specWrite, updated.Version.Index} {
 		select {
 		case ch := <-watch:
 			if ch.Err != nil || ch.Deleted || ch.Item.Value.Version.Index != w {
