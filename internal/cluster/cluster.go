@@ -96,6 +96,7 @@ type Cluster struct {
 
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
+	cacheRev int64           // the store revision cache reflects
 	lastSeen map[string]time.Time
 	names    map[string]string    // node ID → the hostname its engine last reported
 	refused  map[string]time.Time // removed node ID → when its refusal was last logged

@@ -81,7 +81,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 
 // syncOnce reads the node records and the revoked list and applies them.
 func (c *Cluster) syncOnce(ctx context.Context) {
-	items, _, err := c.nodes.List(ctx)
+	items, rev, err := c.nodes.List(ctx)
 	if err != nil {
 		c.log.Warn("cluster: read nodes", "err", err)
 		return
@@ -96,7 +96,14 @@ func (c *Cluster) syncOnce(ctx context.Context) {
 		cache[it.ID] = it.Value
 	}
 	c.mu.Lock()
-	c.cache = cache
+	if rev < c.cacheRev {
+		// A pass that read the records before another pass (say the one a
+		// node update makes before it answers) must not undo what that
+		// pass applied: a label just added would vanish from placement.
+		c.mu.Unlock()
+		return
+	}
+	c.cache, c.cacheRev = cache, rev
 	for _, p := range c.tunnels.Connected() {
 		c.lastSeen[p.Identity.NodeID] = time.Now()
 	}
