@@ -36,6 +36,8 @@ type Container struct {
 	StartedAt, FinishedAt time.Time
 	ExitCode              int
 	HealthStatus          string
+	PID                   int       // of its main process, while it runs
+	Error                 string    // the engine's State.Error (why it failed to start)
 	CreatedAt             time.Time // nanosecond precision, for ordering
 	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
 	// kept only for the label keys given to Pool.KeepSpecs.
@@ -119,6 +121,7 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 func (c *Container) copyInspect(prev *Container) {
 	c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
 	c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
+	c.PID, c.Error = prev.PID, prev.Error
 }
 
 // AppendJSON appends the container's list entry, with the given status

@@ -469,6 +469,8 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 		State      *struct {
 			StartedAt, FinishedAt time.Time
 			ExitCode              int
+			Pid                   int
+			Error                 string
 			Health                *struct{ Status string }
 		}
 	}
@@ -487,6 +489,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	c.CreatedAt = raw.Created
 	if st := raw.State; st != nil {
 		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
+		c.PID, c.Error = st.Pid, st.Error
 		if st.Health != nil {
 			c.HealthStatus = st.Health.Status
 		}

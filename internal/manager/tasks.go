@@ -1,0 +1,307 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/orchestrator"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// errNoContainerSpec: a task whose spec has no container (plugin and
+// attachment runtimes are not supported).
+var errNoContainerSpec = errors.New("manager: task has no container spec")
+
+// taskRuntime is orchestrator.Runtime over the manager's engine pool: the
+// orchestrator (on the leader) decides, this makes task containers on the
+// nodes it chose, and reports them from the pool's cache.
+type taskRuntime struct{ m *Manager }
+
+var _ orchestrator.Runtime = taskRuntime{}
+
+// TaskRuntime is the Runtime the orchestrator applies its plans through.
+func (m *Manager) TaskRuntime() orchestrator.Runtime { return taskRuntime{m} }
+
+// tunnelScheme addresses a built-in cluster node's engine: tunnel://<node ID>.
+const tunnelScheme = "tunnel://"
+
+// nodeIDOf is the node ID of an engine, as `docker node ls` shows it: the
+// cluster's node ID in the built-in cluster, the engine's under manage.
+func (m *Manager) nodeIDOf(e *engine.Engine) string {
+	if m.cfg.Cluster != nil {
+		if id, ok := strings.CutPrefix(e.Addr, tunnelScheme); ok {
+			return id
+		}
+	}
+	return e.ID
+}
+
+// nodeEngine is the engine of a node, or nil.
+func (m *Manager) nodeEngine(nodeID string) *engine.Engine {
+	for _, e := range m.pool.Engines() {
+		if m.nodeIDOf(e) == nodeID {
+			return e
+		}
+	}
+	return nil
+}
+
+// Nodes lists the cluster's nodes: the built-in cluster's node records,
+// or every engine under manage. A node is Ready while its engine is Healthy.
+func (r taskRuntime) Nodes(ctx context.Context) ([]orchestrator.Node, error) {
+	m := r.m
+	var recs []swarm.Node
+	byNode := map[string]*engine.Engine{}
+	if m.cfg.Cluster != nil {
+		var err error
+		if recs, err = m.cfg.Cluster.Nodes(ctx); err != nil {
+			return nil, err
+		}
+		for _, e := range m.pool.Engines() {
+			byNode[m.nodeIDOf(e)] = e
+		}
+	} else {
+		for _, e := range m.pool.Engines() {
+			recs = append(recs, nodeOf(e))
+			byNode[e.ID] = e
+		}
+	}
+	out := make([]orchestrator.Node, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, m.taskNode(rec, byNode[rec.ID]))
+	}
+	return out, nil
+}
+
+// taskNode is a node record with what its engine (nil: none) tells.
+func (m *Manager) taskNode(rec swarm.Node, e *engine.Engine) orchestrator.Node {
+	n := orchestrator.Node{
+		ID: rec.ID, Hostname: rec.Description.Hostname, Role: rec.Spec.Role, Availability: rec.Spec.Availability,
+		Labels: rec.Spec.Labels, EngineLabels: rec.Description.Engine.Labels,
+		OS: rec.Description.Platform.OS, Arch: rec.Description.Platform.Architecture,
+		NanoCPUs: rec.Description.Resources.NanoCPUs, MemoryBytes: rec.Description.Resources.MemoryBytes,
+	}
+	if e == nil {
+		return n
+	}
+	n.Ready = e.Healthy()
+	if info := e.Info(); info != nil {
+		n.EngineLabels = engineLabels(info.Labels)
+		n.OS, n.Arch = info.OSType, info.Architecture
+		n.NanoCPUs, n.MemoryBytes = int64(info.NCPU)*1e9, info.MemTotal
+		if n.Hostname == "" {
+			n.Hostname = info.Name
+		}
+	}
+	n.ReservedNanoCPUs, n.ReservedMemoryBytes = m.reserved(e)
+	return n
+}
+
+// reserved is what the node's active containers reserve, counted as the
+// scheduler counts it, plus the creates in flight there.
+func (m *Manager) reserved(e *engine.Engine) (cpu, mem int64) {
+	add := func(c scheduler.Container) {
+		if !c.Active() {
+			return
+		}
+		if c.NanoCPUs > 0 {
+			cpu += c.NanoCPUs
+		} else {
+			cpu += c.CPUShares * 1e9 / 1024
+		}
+		mem += max(c.Memory, c.MemoryReservation)
+	}
+	for _, c := range e.Containers() {
+		add(scheduler.Container{State: c.State, NanoCPUs: c.NanoCPUs, CPUShares: c.CPUShares, Memory: c.Memory, MemoryReservation: c.MemoryReservation})
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range m.pending[e.ID] {
+		if id, ok := m.created[c.ID]; ok && e.Container(id) != nil {
+			continue // the cache counts it already
+		}
+		add(c)
+	}
+	return cpu, mem
+}
+
+// Containers reports every cached container with a task ID label, and the
+// nodes whose engine is not Healthy (their containers are the last known).
+func (r taskRuntime) Containers(ctx context.Context) ([]orchestrator.Observed, []string, error) {
+	var obs []orchestrator.Observed
+	var stale []string
+	for _, e := range r.m.pool.Engines() {
+		node := r.m.nodeIDOf(e)
+		if !e.Healthy() {
+			stale = append(stale, node)
+		}
+		for _, c := range e.Containers() {
+			if tid, ok := c.Labels[labelTaskID]; ok {
+				obs = append(obs, observed(tid, node, c))
+			}
+		}
+	}
+	return obs, stale, nil
+}
+
+func observed(taskID, node string, c *engine.Container) orchestrator.Observed {
+	health := c.HealthStatus
+	if health == "none" {
+		health = ""
+	}
+	return orchestrator.Observed{
+		TaskID: taskID, NodeID: node, ContainerID: c.ID,
+		State: c.State, Health: health, ExitCode: c.ExitCode, Error: c.Error, PID: c.PID,
+		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
+	}
+}
+
+// taskContainers finds the containers of task t: in the cache, on its node
+// first; when the cache has none, by asking its node (the cache may not
+// have seen a container made a moment ago).
+func (m *Manager) taskContainers(ctx context.Context, t store.Task) []cachedTask {
+	var out []cachedTask
+	home := m.nodeEngine(t.NodeID)
+	engines := m.pool.Engines()
+	if home != nil {
+		engines = append([]*engine.Engine{home}, engines...)
+	}
+	seen := map[string]bool{}
+	for _, e := range engines {
+		for _, c := range e.Containers() {
+			if c.Labels[labelTaskID] == t.ID && !seen[c.ID] {
+				seen[c.ID] = true
+				out = append(out, cachedTask{e, c.ID})
+			}
+		}
+	}
+	if len(out) > 0 || home == nil || !home.Healthy() {
+		return out
+	}
+	list, err := home.List(ctx, engine.ListOptions{All: true, Filters: map[string][]string{"label": {labelTaskID + "=" + t.ID}}})
+	if err != nil {
+		m.log.Debug("task container lookup", "task", t.ID, "node", home.Name(), "error", err)
+		return nil
+	}
+	for _, c := range list {
+		out = append(out, cachedTask{home, c.ID})
+	}
+	return out
+}
+
+type cachedTask struct {
+	e  *engine.Engine
+	id string
+}
+
+// Stop stops the container of t, killing it after timeout (rounded up to
+// whole seconds, as the engine takes it). No container is no error.
+func (r taskRuntime) Stop(ctx context.Context, t store.Task, timeout time.Duration) error {
+	var errs []error
+	for _, c := range r.m.taskContainers(ctx, t) {
+		var tp *time.Duration
+		if timeout > 0 {
+			secs := (timeout + time.Second - 1).Truncate(time.Second)
+			tp = &secs
+		}
+		if err := c.e.Stop(ctx, c.id, tp); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("stopping task %s on %s: %w", t.ID, c.e.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Remove removes the container of t with its anonymous volumes, as swarm
+// mode does; a container already gone is success.
+func (r taskRuntime) Remove(ctx context.Context, t store.Task) error {
+	var errs []error
+	for _, c := range r.m.taskContainers(ctx, t) {
+		err := c.e.Remove(ctx, c.id, engine.RemoveOptions{Force: true, Volumes: true})
+		if err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing task %s on %s: %w", t.ID, c.e.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// nodePoll is how often Changed compares the nodes: node records change
+// (drain, labels, role) without an event on the pool's bus.
+const nodePoll = time.Second
+
+// Changed signals (coalesced into one pending value) each event of a task
+// container, each engine state change, and each change of the nodes'
+// availability, role, labels or readiness, until ctx ends.
+func (r taskRuntime) Changed(ctx context.Context) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		tick := time.NewTicker(nodePoll)
+		defer tick.Stop()
+		last := r.nodesDigest(ctx)
+		for ctx.Err() == nil {
+			sub := r.m.pool.Subscribe(ctx)
+			r.follow(ctx, sub, tick.C, &last, poke)
+			poke() // the subscription fell behind and ended: events may be lost
+		}
+	}()
+	return ch
+}
+
+// follow pokes for the subscription's relevant events and the node
+// changes seen at each tick, until the subscription ends.
+func (r taskRuntime) follow(ctx context.Context, sub *engine.Subscription, tick <-chan time.Time, last *uint64, poke func()) {
+	for {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			if ev.IsState() || isTaskEvent(ev) {
+				poke()
+			}
+		case <-tick:
+			if d := r.nodesDigest(ctx); d != *last {
+				*last = d
+				poke()
+			}
+		}
+	}
+}
+
+func isTaskEvent(ev engine.Event) bool {
+	if ev.Message.Type != "container" {
+		return false
+	}
+	_, ok := ev.Message.Actor.Attributes[labelTaskID]
+	return ok
+}
+
+// nodesDigest hashes what the orchestrator decides on in the node list,
+// but for reservations (they change with containers, which have events).
+func (r taskRuntime) nodesDigest(ctx context.Context) uint64 {
+	nodes, err := r.Nodes(ctx)
+	if err != nil {
+		return 0
+	}
+	h := fnv.New64a()
+	for _, n := range nodes {
+		n.ReservedNanoCPUs, n.ReservedMemoryBytes = 0, 0
+		b, _ := json.Marshal(n) // maps marshal with sorted keys: stable
+		h.Write(b)
+	}
+	return h.Sum64()
+}

@@ -1,0 +1,192 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Start makes the container of t on its node (the orchestrator chose it)
+// and starts it. A container of t already there is started, not made again.
+// An image the node cannot pull fails with the engine's "No such image".
+func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task) (string, error) {
+	m := r.m
+	e := m.nodeEngine(t.NodeID)
+	if e == nil {
+		return "", errdefs.ErrNotFound.WithMessage("node " + t.NodeID + " not found")
+	}
+	if !e.Healthy() {
+		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) is down", t.NodeID, e.Name()))
+	}
+	for _, c := range m.taskContainers(ctx, t) {
+		if c.e == e {
+			return c.id, m.startTask(ctx, e, c.id)
+		}
+	}
+	req, err := taskCreateRequest(svc, t)
+	if err != nil {
+		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
+	}
+	name := taskName(svc, t)
+	placed, err := m.reserveTask(e, name, req)
+	if err != nil {
+		return "", err
+	}
+	defer m.unplace(e.ID, name, placed)
+	if err := m.ensureImage(ctx, e, req.Config.Image); err != nil {
+		return "", err
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", err
+	}
+	id, err := m.createTask(ctx, e, t, name, body)
+	if err != nil {
+		return "", err
+	}
+	m.bind(placed, id)
+	return id, m.startTask(ctx, e, id)
+}
+
+// reserveTask takes the task's name in the manager's name table and counts
+// its reservation with the creates in flight (see place), so a parallel
+// `docker run --name` or create cannot take either.
+func (m *Manager) reserveTask(e *engine.Engine, name string, req container.CreateRequest) (scheduler.Container, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id := m.nameOwner(name); id != "" {
+		return scheduler.Container{}, nameInUse(name, id)
+	}
+	m.seq++
+	res := req.HostConfig.Resources
+	c := scheduler.Container{
+		ID: "pending-" + strconv.FormatUint(m.seq, 10), Name: name, Image: req.Config.Image, Labels: req.Config.Labels,
+		State: "created", NanoCPUs: res.NanoCPUs, CPUShares: res.CPUShares, Memory: res.Memory, MemoryReservation: res.MemoryReservation,
+	}
+	m.pending[e.ID] = append(m.pending[e.ID], c)
+	m.names[name] = true
+	return c, nil
+}
+
+// createTask creates the container; when the engine says the name is
+// taken by this very task's container (made by an attempt whose answer
+// was lost), that container is the one.
+func (m *Manager) createTask(ctx context.Context, e *engine.Engine, t store.Task, name string, body []byte) (string, error) {
+	cr, err := e.Create(ctx, engine.CreateSpec{Name: name, Body: body})
+	if err == nil {
+		return cr.ID, nil
+	}
+	if errdefs.IsConflict(err) {
+		if ins, ierr := e.Inspect(ctx, name); ierr == nil && inspectTaskID(ins) == t.ID {
+			return ins.ID, nil
+		}
+	}
+	return "", err
+}
+
+func inspectTaskID(ins *engine.ContainerInspect) string {
+	var cfg struct{ Labels map[string]string }
+	_ = json.Unmarshal(ins.Config, &cfg)
+	return cfg.Labels[labelTaskID]
+}
+
+// startTask starts the container and refreshes it in the cache, so that
+// Containers shows it at once.
+func (m *Manager) startTask(ctx context.Context, e *engine.Engine, id string) error {
+	err := e.Start(ctx, id)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.pool.Timeout())
+	defer cancel()
+	if rerr := e.RefreshContainer(rctx, id); rerr != nil {
+		m.log.Debug("refresh after task start", "node", e.Name(), "id", id, "error", rerr)
+	}
+	return err
+}
+
+// ensureImage pulls ref on the node unless the node holds it. A pull that
+// fails is told as the engine's create would tell it ("No such image:
+// x:latest"), which is what swarm mode shows for such a task.
+func (m *Manager) ensureImage(ctx context.Context, e *engine.Engine, ref string) error {
+	if engineHasImage(e, ref) {
+		return nil
+	}
+	err := pullOn(ctx, e, ref)
+	if err == nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.pool.Timeout())
+		defer cancel()
+		_ = e.RefreshImages(rctx)
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	m.log.Warn("task image pull failed", "node", e.Name(), "image", ref, "error", err)
+	return errdefs.ErrNotFound.WithMessage("No such image: " + ref)
+}
+
+func engineHasImage(e *engine.Engine, ref string) bool {
+	imgs := e.Images()
+	n := scheduler.Node{Images: make([]scheduler.Image, len(imgs))}
+	for i, img := range imgs {
+		n.Images[i] = scheduler.Image{ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests}
+	}
+	return n.HasImage(ref)
+}
+
+// pullTimeout bounds one image pull for a task.
+const pullTimeout = 10 * time.Minute
+
+// pullOn pulls ref on the engine and reads its progress to the end: the
+// engine tells a failure mid-stream, as an "error" line.
+func pullOn(ctx context.Context, e *engine.Engine, ref string) error {
+	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
+	defer cancel()
+	repo, tag := splitRef(ref)
+	q := url.Values{"fromImage": {repo}}
+	if tag != "" {
+		q.Set("tag", tag)
+	}
+	rc, err := e.PullImage(ctx, q, "")
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var line struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&line); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("reading the pull of %s: %w", ref, err)
+		}
+		if line.Error != "" {
+			return fmt.Errorf("pulling %s: %s", ref, line.Error)
+		}
+	}
+}
+
+// splitRef splits an image reference into its repository and its tag or
+// digest ("" when it has neither).
+func splitRef(ref string) (repo, tag string) {
+	if r, d, ok := strings.Cut(ref, "@"); ok {
+		r, _ = splitRef(r) // a digest pins the image: a tag beside it is dropped
+		return r, d
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		return ref[:i], ref[i+1:]
+	}
+	return ref, ""
+}
