@@ -1,0 +1,413 @@
+package manager_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/orchestrator"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// taskEnv is a manager under `shoal manage` over simulated engines, with
+// its task runtime.
+type taskEnv struct {
+	m    *manager.Manager
+	rt   orchestrator.Runtime
+	pool *engine.Pool
+	sims []*enginesim.Engine
+}
+
+func newTaskEnv(t *testing.T, n int) *taskEnv {
+	t.Helper()
+	env := &taskEnv{}
+	var addrs []string
+	for i := range n {
+		s := sim(t, enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}})
+		env.sims, addrs = append(env.sims, s), append(addrs, s.Addr())
+	}
+	env.pool = engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = env.pool.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	env.pool.Update(addrs)
+	waitFor(t, "every engine is healthy", func() bool { return len(env.pool.Healthy()) == n })
+	env.m = manager.New(manager.Config{Pool: env.pool, Placer: scheduler.New(nil, scheduler.Options{})})
+	env.rt = env.m.TaskRuntime()
+	return env
+}
+
+// node is the node ID of the i-th simulated engine.
+func (env *taskEnv) node(i int) string {
+	for _, e := range env.pool.Engines() {
+		if e.Name() == env.sims[i].Name() {
+			return e.ID
+		}
+	}
+	panic("no engine " + env.sims[i].Name())
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+	}
+}
+
+func webService(image string) swarm.Service {
+	var s swarm.Service
+	s.ID = "svcid0000000000000000000a"
+	s.Spec.Name = "web"
+	s.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: image, Labels: map[string]string{"tier": "front"}, Args: []string{"sleep", "1d"}}
+	return s
+}
+
+func webTask(svc swarm.Service, id, node string, slot int) store.Task {
+	var t store.Task
+	t.ID, t.ServiceID, t.NodeID, t.Slot = id, svc.ID, node, slot
+	t.Spec = svc.Spec.TaskTemplate
+	t.DesiredState = swarm.TaskStateRunning
+	return t
+}
+
+// observedTask is the task's container as Containers reports it.
+func (env *taskEnv) observedTask(t *testing.T, taskID string) (orchestrator.Observed, bool) {
+	t.Helper()
+	obs, _, err := env.rt.Containers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range obs {
+		if o.TaskID == taskID {
+			return o, true
+		}
+	}
+	return orchestrator.Observed{}, false
+}
+
+func TestTaskStartNamesAndLabelsTheContainer(t *testing.T) {
+	env := newTaskEnv(t, 2)
+	ctx := context.Background()
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", env.node(1), 3)
+	id, err := env.rt.Start(ctx, svc, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := env.pool.Engines()[0]
+	if e.ID != env.node(1) {
+		e = env.pool.Engines()[1]
+	}
+	c := e.Container(id)
+	if c == nil {
+		t.Fatalf("container %s is not in node2's cache right after Start", id)
+	}
+	if c.Name() != "web.3.task00000000000000000000a" || c.State != "running" {
+		t.Errorf("container %q in state %s; want web.3.task00000000000000000000a, running", c.Name(), c.State)
+	}
+	want := map[string]string{
+		"com.docker.swarm.service.id": svc.ID, "com.docker.swarm.service.name": "web",
+		"com.docker.swarm.task.id": task.ID, "com.docker.swarm.task.name": "web.3.task00000000000000000000a",
+		"com.docker.swarm.node.id": env.node(1), "tier": "front",
+	}
+	for k, v := range want {
+		if c.Labels[k] != v {
+			t.Errorf("label %s = %q, want %q", k, c.Labels[k], v)
+		}
+	}
+	o, ok := env.observedTask(t, task.ID)
+	if !ok || o.NodeID != env.node(1) || o.ContainerID != id || o.State != "running" || o.PID == 0 || o.StartedAt.IsZero() {
+		t.Errorf("observed %+v (found %v); want running on %s with a PID and a start time", o, ok, env.node(1))
+	}
+
+	// A global task (no slot) is named after its node.
+	g := webTask(svc, "task00000000000000000000b", env.node(0), 0)
+	id, err = env.rt.Start(ctx, svc, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := env.observedTask(t, g.ID); o.ContainerID != id {
+		t.Fatalf("global task not observed: %+v", o)
+	}
+	if c := findContainer(env.pool, id); c == nil || c.Name() != "web."+env.node(0)+".task00000000000000000000b" {
+		t.Errorf("global task container %v", c)
+	}
+}
+
+func findContainer(p *engine.Pool, id string) *engine.Container {
+	for _, e := range p.Engines() {
+		if c := e.Container(id); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func TestTaskStartIsIdempotent(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx := context.Background()
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", env.node(0), 1)
+	id, err := env.rt.Start(ctx, svc, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := env.rt.Start(ctx, svc, task)
+	if err != nil || again != id {
+		t.Fatalf("second Start = %q, %v; want the same container %s", again, err, id)
+	}
+	// A stopped one is started again, not made again.
+	if err := env.rt.Stop(ctx, task, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stop is seen", func() bool { o, _ := env.observedTask(t, task.ID); return o.State == "exited" })
+	if again, err = env.rt.Start(ctx, svc, task); err != nil || again != id {
+		t.Fatalf("Start after stop = %q, %v; want %s", again, err, id)
+	}
+	if all, running := env.sims[0].Count(); all != 1 || running != 1 {
+		t.Fatalf("engine holds %d containers, %d running; want 1, 1", all, running)
+	}
+	// One the cache has not seen yet (made by an attempt whose answer was
+	// lost) is found on the node, by its label.
+	e := env.pool.Engines()[0]
+	e.ForgetContainer(id)
+	if again, err = env.rt.Start(ctx, svc, task); err != nil || again != id {
+		t.Fatalf("Start with a stale cache = %q, %v; want %s", again, err, id)
+	}
+}
+
+func TestTaskNameIsReserved(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx := context.Background()
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", env.node(0), 1)
+	if _, err := env.rt.Start(ctx, svc, task); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.m.CreateContainer(ctx, backend.ContainerCreateRequest{
+		Name: "web.1.task00000000000000000000a", Body: []byte(`{"Image":"busybox"}`),
+		Config: backend.ContainerConfig{Image: "busybox"},
+	})
+	if !errdefs.IsConflict(err) {
+		t.Fatalf("docker run with the task's name: %v; want a conflict", err)
+	}
+	// And a name a user took first is refused to the task.
+	if _, err := env.m.CreateContainer(ctx, backend.ContainerCreateRequest{
+		Name: "web.2.task00000000000000000000b", Body: []byte(`{"Image":"busybox"}`),
+		Config: backend.ContainerConfig{Image: "busybox"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = env.rt.Start(ctx, svc, webTask(svc, "task00000000000000000000b", env.node(0), 2))
+	if !errdefs.IsConflict(err) {
+		t.Fatalf("task Start on a taken name: %v; want a conflict", err)
+	}
+}
+
+func TestTaskReservationsCount(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx := context.Background()
+	svc := webService("busybox")
+	svc.Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{
+		Reservations: &swarm.Resources{NanoCPUs: 2e9, MemoryBytes: 1 << 30},
+	}
+	task := webTask(svc, "task00000000000000000000a", env.node(0), 1)
+	if _, err := env.rt.Start(ctx, svc, task); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := env.rt.Nodes(ctx)
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("Nodes = %v, %v", nodes, err)
+	}
+	if n := nodes[0]; n.ReservedNanoCPUs != 2e9 || n.ReservedMemoryBytes != 1<<30 {
+		t.Fatalf("reserved %d CPU, %d bytes; want 2e9, 1 GiB", n.ReservedNanoCPUs, n.ReservedMemoryBytes)
+	}
+	// docker run sees them: 4 CPUs, 2 reserved, so 3 more do not fit.
+	_, err = env.m.CreateContainer(ctx, backend.ContainerCreateRequest{
+		Body:   []byte(`{"Image":"busybox","HostConfig":{"NanoCpus":3000000000}}`),
+		Config: backend.ContainerConfig{Image: "busybox", HostConfig: &backend.HostConfig{NanoCpus: 3e9}},
+	})
+	if err == nil || !strings.Contains(err.Error(), "lack") {
+		t.Fatalf("docker run reserving 3 of the 2 free CPUs: %v; want no fit", err)
+	}
+}
+
+func TestTaskStartPullsAMissingImage(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx := context.Background()
+	svc := webService("redis")
+	if _, err := env.rt.Start(ctx, svc, webTask(svc, "task00000000000000000000a", env.node(0), 1)); err != nil {
+		t.Fatal(err)
+	}
+	if !hasImage(env.pool.Engines()[0], "redis:latest") {
+		t.Fatalf("redis:latest is not on the node after Start")
+	}
+	bad := webService("missing/nope")
+	_, err := env.rt.Start(ctx, bad, webTask(bad, "task00000000000000000000b", env.node(0), 1))
+	if !errdefs.IsNotFound(err) || err.Error() != "No such image: missing/nope:latest" {
+		t.Fatalf("Start with an image that cannot be pulled: %v; want No such image: missing/nope:latest", err)
+	}
+	if _, found := env.observedTask(t, "task00000000000000000000b"); found {
+		t.Fatal("a container was made for a task whose image could not be pulled")
+	}
+}
+
+func hasImage(e *engine.Engine, tag string) bool {
+	for _, img := range e.Images() {
+		for _, t := range img.RepoTags {
+			if t == tag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestTaskStopAndRemove(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx := context.Background()
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", env.node(0), 1)
+	if _, err := env.rt.Start(ctx, svc, task); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.rt.Stop(ctx, task, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the task's container is seen exited", func() bool { o, _ := env.observedTask(t, task.ID); return o.State == "exited" })
+	if err := env.rt.Remove(ctx, task); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := env.sims[0].Count(); all != 0 {
+		t.Fatalf("engine still holds %d containers", all)
+	}
+	if _, found := env.observedTask(t, task.ID); found {
+		t.Fatal("removed task container still observed")
+	}
+	// Gone already: both are no error.
+	if err := env.rt.Remove(ctx, task); err != nil {
+		t.Fatalf("Remove of a missing container: %v", err)
+	}
+	if err := env.rt.Stop(ctx, task, time.Second); err != nil {
+		t.Fatalf("Stop of a missing container: %v", err)
+	}
+}
+
+// waitChanged drains Changed, then runs act and waits for a signal.
+func waitChanged(t *testing.T, ch <-chan struct{}, what string, act func()) {
+	t.Helper()
+	time.Sleep(50 * time.Millisecond)
+	for len(ch) > 0 {
+		<-ch
+	}
+	act()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no Changed signal after %s", what)
+	}
+}
+
+func TestTaskChangedOnContainerDeathAndEngineDown(t *testing.T) {
+	env := newTaskEnv(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := env.rt.Changed(ctx)
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", env.node(0), 1)
+	waitChanged(t, ch, "a task start", func() {
+		if _, err := env.rt.Start(ctx, svc, task); err != nil {
+			t.Fatal(err)
+		}
+	})
+	waitChanged(t, ch, "a task container's death", func() {
+		if err := env.sims[0].StopContainer("web.1."+task.ID, true); err != nil {
+			t.Fatal(err)
+		}
+	})
+	o, _ := env.observedTask(t, task.ID)
+	if o.State != "exited" || o.ExitCode != 137 {
+		t.Fatalf("observed %+v after a kill; want exited with 137", o)
+	}
+	start := time.Now()
+	waitChanged(t, ch, "an engine going down", func() { env.sims[1].Close() })
+	waitFor(t, "node2 reported stale", func() bool {
+		_, stale, _ := env.rt.Containers(ctx)
+		return len(stale) == 1 && stale[0] == env.node(1)
+	})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("the engine loss took %v to reach the orchestrator", d)
+	}
+	nodes, _ := env.rt.Nodes(ctx)
+	for _, n := range nodes {
+		if n.Ready != (n.ID == env.node(0)) {
+			t.Errorf("node %s (%s) Ready = %v", n.ID, n.Hostname, n.Ready)
+		}
+	}
+}
+
+func TestTaskChangedIgnoresOtherContainers(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := env.rt.Changed(ctx)
+	time.Sleep(100 * time.Millisecond)
+	for len(ch) > 0 {
+		<-ch
+	}
+	if _, err := env.sims[0].Create(enginesim.CreateSpec{Name: "plain", Image: "busybox"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+		t.Fatal("Changed fired for a container that is not a task's")
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestTaskNodesUnderManage(t *testing.T) {
+	env := newTaskEnv(t, 2)
+	env.pool.SetAvailability(env.sims[1].Addr(), "drain")
+	nodes, err := env.rt.Nodes(context.Background())
+	if err != nil || len(nodes) != 2 {
+		t.Fatalf("Nodes = %v, %v", nodes, err)
+	}
+	byID := map[string]orchestrator.Node{nodes[0].ID: nodes[0], nodes[1].ID: nodes[1]}
+	for i := range env.sims {
+		n, ok := byID[env.node(i)]
+		if !ok {
+			t.Fatalf("no node %s (the engine's node ID) in %v", env.node(i), nodes)
+		}
+		wantAvail := swarm.NodeAvailabilityActive
+		if i == 1 {
+			wantAvail = swarm.NodeAvailabilityDrain
+		}
+		if !n.Ready || n.Availability != wantAvail || n.Role != swarm.NodeRoleWorker || n.Hostname != env.sims[i].Name() ||
+			n.OS != "linux" || n.Arch != "x86_64" || n.NanoCPUs != 4e9 || n.MemoryBytes != 8<<30 ||
+			n.EngineLabels["rack"] != fmt.Sprintf("r%d", i+1) {
+			t.Errorf("node %d: %+v", i, n)
+		}
+	}
+}
+
+// The runtime's errors keep their class for the orchestrator.
+func TestTaskStartOnUnknownNode(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	svc := webService("busybox")
+	_, err := env.rt.Start(context.Background(), svc, webTask(svc, "task00000000000000000000a", "nosuchnode", 1))
+	if !errdefs.IsNotFound(err) {
+		t.Fatalf("Start on an unknown node: %v", err)
+	}
+}
