@@ -166,9 +166,9 @@ func observed(taskID, node string, c *engine.Container) orchestrator.Observed {
 }
 
 // taskContainers finds the containers of task t: in the cache, on its node
-// first; when the cache has none, by asking its node (the cache may not
-// have seen a container made a moment ago).
-func (m *Manager) taskContainers(ctx context.Context, t store.Task) []cachedTask {
+// first; when the cache has none and live is set, by asking its node (the
+// cache may not have seen a container made a moment ago).
+func (m *Manager) taskContainers(ctx context.Context, t store.Task, live bool) []cachedTask {
 	var out []cachedTask
 	home := m.nodeEngine(t.NodeID)
 	engines := m.pool.Engines()
@@ -184,7 +184,7 @@ func (m *Manager) taskContainers(ctx context.Context, t store.Task) []cachedTask
 			}
 		}
 	}
-	if len(out) > 0 || home == nil || !home.Healthy() {
+	if len(out) > 0 || !live || home == nil || !home.Healthy() {
 		return out
 	}
 	list, err := home.List(ctx, engine.ListOptions{All: true, Filters: map[string][]string{"label": {labelTaskID + "=" + t.ID}}})
@@ -207,7 +207,7 @@ type cachedTask struct {
 // whole seconds, as the engine takes it). No container is no error.
 func (r taskRuntime) Stop(ctx context.Context, t store.Task, timeout time.Duration) error {
 	var errs []error
-	for _, c := range r.m.taskContainers(ctx, t) {
+	for _, c := range r.m.taskContainers(ctx, t, true) {
 		var tp *time.Duration
 		if timeout > 0 {
 			secs := (timeout + time.Second - 1).Truncate(time.Second)
@@ -224,7 +224,7 @@ func (r taskRuntime) Stop(ctx context.Context, t store.Task, timeout time.Durati
 // mode does; a container already gone is success.
 func (r taskRuntime) Remove(ctx context.Context, t store.Task) error {
 	var errs []error
-	for _, c := range r.m.taskContainers(ctx, t) {
+	for _, c := range r.m.taskContainers(ctx, t, true) {
 		err := c.e.Remove(ctx, c.id, engine.RemoveOptions{Force: true, Volumes: true})
 		if err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing task %s on %s: %w", t.ID, c.e.Name(), err))

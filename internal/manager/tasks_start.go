@@ -30,7 +30,9 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 	if !e.Healthy() {
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) is down", t.NodeID, e.Name()))
 	}
-	for _, c := range m.taskContainers(ctx, t) {
+	// The cache only: a container it has not seen yet makes the create
+	// fail on its name, and createTask finds it then.
+	for _, c := range m.taskContainers(ctx, t, false) {
 		if c.e == e {
 			return c.id, m.startTask(ctx, e, c.id)
 		}

@@ -3,6 +3,7 @@ package manager_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -410,4 +411,86 @@ func TestTaskStartOnUnknownNode(t *testing.T) {
 	if !errdefs.IsNotFound(err) {
 		t.Fatalf("Start on an unknown node: %v", err)
 	}
+}
+
+// fakeCluster is the built-in cluster's node records, for the runtime.
+type fakeCluster struct {
+	manager.Cluster // the methods the runtime does not call
+	nodes           []swarm.Node
+}
+
+func (c *fakeCluster) Nodes(context.Context) ([]swarm.Node, error) { return c.nodes, nil }
+func (c *fakeCluster) NodeLabels(string) map[string]string        { return nil }
+
+// In the built-in cluster, nodes are the cluster's records and a node's
+// engine is the pool's "tunnel://<node ID>".
+func TestTaskRuntimeInTheBuiltInCluster(t *testing.T) {
+	a := sim(t, enginesim.Options{Name: "alpha"})
+	b := sim(t, enginesim.Options{Name: "beta"})
+	byNode := map[string]string{"nodeaaaaaaaaaaaaaaaaaaaaa": a.Addr(), "nodebbbbbbbbbbbbbbbbbbbbb": b.Addr()}
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	pool.RegisterScheme("tunnel", func(ctx context.Context, node string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", byNode[node])
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pool.Update([]string{"tunnel://nodeaaaaaaaaaaaaaaaaaaaaa", "tunnel://nodebbbbbbbbbbbbbbbbbbbbb"})
+	waitFor(t, "both engines healthy", func() bool { return len(pool.Healthy()) == 2 })
+
+	rec := func(id, host string, avail swarm.NodeAvailability, labels map[string]string) swarm.Node {
+		var n swarm.Node
+		n.ID, n.Description.Hostname = id, host
+		n.Spec.Role, n.Spec.Availability, n.Spec.Labels = swarm.NodeRoleManager, avail, labels
+		return n
+	}
+	cl := &fakeCluster{nodes: []swarm.Node{
+		rec("nodeaaaaaaaaaaaaaaaaaaaaa", "alpha", swarm.NodeAvailabilityActive, map[string]string{"zone": "eu"}),
+		rec("nodebbbbbbbbbbbbbbbbbbbbb", "beta", swarm.NodeAvailabilityPause, nil),
+		rec("nodeccccccccccccccccccccc", "gamma", swarm.NodeAvailabilityActive, nil), // no engine: down
+	}}
+	m := manager.New(manager.Config{Pool: pool, Placer: scheduler.New(nil, scheduler.Options{}), Cluster: cl})
+	rt := m.TaskRuntime()
+	nodes, err := rt.Nodes(ctx)
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("Nodes = %v, %v", nodes, err)
+	}
+	for i, n := range nodes {
+		want := cl.nodes[i]
+		if n.ID != want.ID || n.Hostname != want.Description.Hostname || n.Availability != want.Spec.Availability ||
+			n.Role != swarm.NodeRoleManager || n.Ready != (i < 2) || (i < 2 && n.NanoCPUs != 4e9) {
+			t.Errorf("node %d: %+v", i, n)
+		}
+	}
+	if nodes[0].Labels["zone"] != "eu" {
+		t.Errorf("node labels %v", nodes[0].Labels)
+	}
+
+	svc := webService("busybox")
+	task := webTask(svc, "task00000000000000000000a", "nodebbbbbbbbbbbbbbbbbbbbb", 1)
+	id, err := rt.Start(ctx, svc, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := b.Count(); all != 1 {
+		t.Fatalf("beta holds %d containers, want the task's", all)
+	}
+	obs, stale, _ := rt.Containers(ctx)
+	if len(obs) != 1 || obs[0].NodeID != "nodebbbbbbbbbbbbbbbbbbbbb" || obs[0].ContainerID != id || len(stale) != 0 {
+		t.Fatalf("Containers = %+v, stale %v", obs, stale)
+	}
+	if _, err := rt.Start(ctx, svc, webTask(svc, "task00000000000000000000b", "nodeccccccccccccccccccccc", 2)); !errdefs.IsNotFound(err) {
+		t.Fatalf("Start on a node without an engine: %v", err)
+	}
+}
+
+// Changed fires when a node's availability changes, which has no event.
+func TestTaskChangedOnNodeAvailability(t *testing.T) {
+	env := newTaskEnv(t, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := env.rt.Changed(ctx)
+	waitChanged(t, ch, "a node drained", func() { env.pool.SetAvailability(env.sims[0].Addr(), "drain") })
 }
