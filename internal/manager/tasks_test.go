@@ -420,7 +420,7 @@ type fakeCluster struct {
 }
 
 func (c *fakeCluster) Nodes(context.Context) ([]swarm.Node, error) { return c.nodes, nil }
-func (c *fakeCluster) NodeLabels(string) map[string]string        { return nil }
+func (c *fakeCluster) NodeLabels(string) map[string]string         { return nil }
 
 // In the built-in cluster, nodes are the cluster's records and a node's
 // engine is the pool's "tunnel://<node ID>".
