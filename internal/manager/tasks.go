@@ -17,10 +17,6 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-// errNoContainerSpec: a task whose spec has no container (plugin and
-// attachment runtimes are not supported).
-var errNoContainerSpec = errors.New("manager: task has no container spec")
-
 // taskRuntime is orchestrator.Runtime over the manager's engine pool: the
 // orchestrator (on the leader) decides, this makes task containers on the
 // nodes it chose, and reports them from the pool's cache.

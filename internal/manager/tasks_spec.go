@@ -77,14 +77,18 @@ func familiarImage(ref string) string {
 //   - only host-mode published ports are bound: ingress publishing (the
 //     routing mesh) is issue 13, so ingress ports are not published yet;
 //   - networks, secrets and configs are not attached (not yet supported).
-func taskCreateRequest(svc swarm.Service, t store.Task) (container.CreateRequest, error) {
+func taskCreateRequest(svc swarm.Service, t store.Task, node taskNodeInfo) (container.CreateRequest, error) {
 	spec := t.Spec
 	if spec.ContainerSpec == nil {
 		spec = svc.Spec.TaskTemplate
 	}
-	cs := spec.ContainerSpec
-	if cs == nil {
-		return container.CreateRequest{}, fmt.Errorf("%w: task %s has no container spec", errNoContainerSpec, t.ID)
+	if spec.ContainerSpec == nil {
+		// Plugin and attachment runtimes are not supported.
+		return container.CreateRequest{}, fmt.Errorf("task %s has no container spec", t.ID)
+	}
+	cs, err := newTaskTemplate(svc, t, node).expandSpec(spec.ContainerSpec)
+	if err != nil {
+		return container.CreateRequest{}, err // swarm mode's words: "expanding hostname failed: ..."
 	}
 	return container.CreateRequest{
 		Config:     taskConfig(svc, t, cs),

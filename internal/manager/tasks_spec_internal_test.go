@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ func TestTaskCreateRequestMapsTheSpecAsSwarmMode(t *testing.T) {
 	task.ID, task.ServiceID, task.NodeID, task.Slot = "t1", "svc1", "n1", 2
 	task.Spec = svc.Spec.TaskTemplate
 
-	req, err := taskCreateRequest(svc, task)
+	req, err := taskCreateRequest(svc, task, taskNodeInfo{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestTaskCreateRequestArgsOnlyAndCPUReservation(t *testing.T) {
 	}
 	var task store.Task
 	task.ID, task.NodeID = "t9", "node7"     // no slot: a global task
-	req, err := taskCreateRequest(svc, task) // the task's spec is empty: the service's is used
+	req, err := taskCreateRequest(svc, task, taskNodeInfo{}) // the task's spec is empty: the service's is used
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestTaskCreateRequestArgsOnlyAndCPUReservation(t *testing.T) {
 		t.Errorf("CPUShares %d (want 1536 for 1.5 CPUs), MemoryReservation %d (want 0: under the engine's 6 MiB minimum)", r.CPUShares, r.MemoryReservation)
 	}
 	var empty store.Task
-	if _, err := taskCreateRequest(swarm.Service{}, empty); err == nil {
+	if _, err := taskCreateRequest(swarm.Service{}, empty, taskNodeInfo{}); err == nil {
 		t.Error("a task without a container spec was accepted")
 	}
 }
@@ -147,5 +148,35 @@ func TestFamiliarImageAndSplitRef(t *testing.T) {
 		if r, tag := splitRef(in); r != want[0] || tag != want[1] {
 			t.Errorf("splitRef(%q) = %q, %q; want %q", in, r, tag, want)
 		}
+	}
+}
+
+func TestTaskTemplatesExpandAsSwarmMode(t *testing.T) {
+	var svc swarm.Service
+	svc.ID, svc.Spec.Name = "svc1", "web"
+	svc.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{
+		Image:    "nginx",
+		Hostname: "{{.Node.Hostname}}-{{.Service.Name}}-{{.Task.Slot}}",
+		Env:      []string{"NODE={{.Node.ID}}", "TASK={{.Task.Name}}", "OS={{.Node.Platform.OS}}", "J={{join \",\" \"a\" \"b\"}}", "PLAIN"},
+		Mounts:   []mount.Mount{{Type: mount.TypeVolume, Source: "data-{{.Task.Slot}}", Target: "/data"}},
+	}
+	var task store.Task
+	task.ID, task.NodeID, task.Slot = "t1", "n1", 4
+	req, err := taskCreateRequest(svc, task, taskNodeInfo{Hostname: "alpha", OS: "linux", Arch: "x86_64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Config.Hostname != "alpha-web-4" {
+		t.Errorf("Hostname %q", req.Config.Hostname)
+	}
+	if want := []string{"NODE=n1", "TASK=web.4.t1", "OS=linux", "J=a,b", "PLAIN"}; !slices.Equal(req.Config.Env, want) {
+		t.Errorf("Env %q, want %q", req.Config.Env, want)
+	}
+	if req.HostConfig.Mounts[0].Source != "data-4" || svc.Spec.TaskTemplate.ContainerSpec.Mounts[0].Source != "data-{{.Task.Slot}}" {
+		t.Errorf("mount source %q (the spec's must stay a template)", req.HostConfig.Mounts[0].Source)
+	}
+	svc.Spec.TaskTemplate.ContainerSpec.Hostname = "{{.Nope}}"
+	if _, err := taskCreateRequest(svc, task, taskNodeInfo{}); err == nil || !strings.HasPrefix(err.Error(), "expanding hostname failed: ") {
+		t.Errorf("a bad template: %v", err)
 	}
 }

@@ -37,7 +37,7 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 			return c.id, m.startTask(ctx, e, c.id)
 		}
 	}
-	req, err := taskCreateRequest(svc, t)
+	req, err := taskCreateRequest(svc, t, engineNodeInfo(e))
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
@@ -60,6 +60,14 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 	}
 	m.bind(placed, id)
 	return id, m.startTask(ctx, e, id)
+}
+
+func engineNodeInfo(e *engine.Engine) taskNodeInfo {
+	n := taskNodeInfo{Hostname: e.Name()}
+	if info := e.Info(); info != nil {
+		n.OS, n.Arch = info.OSType, info.Architecture
+	}
+	return n
 }
 
 // reserveTask takes the task's name in the manager's name table and counts
