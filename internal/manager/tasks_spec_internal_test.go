@@ -112,7 +112,7 @@ func TestTaskCreateRequestArgsOnlyAndCPUReservation(t *testing.T) {
 		Resources:     &swarm.ResourceRequirements{Reservations: &swarm.Resources{NanoCPUs: 15e8, MemoryBytes: 1 << 20}},
 	}
 	var task store.Task
-	task.ID, task.NodeID = "t9", "node7"     // no slot: a global task
+	task.ID, task.NodeID = "t9", "node7"                     // no slot: a global task
 	req, err := taskCreateRequest(svc, task, taskNodeInfo{}) // the task's spec is empty: the service's is used
 	if err != nil {
 		t.Fatal(err)
