@@ -22,6 +22,11 @@ var ErrNoSuitableNode = errors.New("orchestrator: no suitable node")
 type NoSuitableNodeError struct {
 	// Explanation is the part in parentheses ("" when there is no node at all).
 	Explanation string
+	// Ineligible is set by Fits when the node fails the service's
+	// constraints or platforms: swarm mode's global orchestrator gives
+	// such a node no task at all, where a node short of resources gets
+	// a task that stays pending.
+	Ineligible bool
 }
 
 func (e *NoSuitableNodeError) Error() string {
@@ -342,10 +347,13 @@ func (p *Placer) Fits(nodeID string) error {
 	if !ok {
 		return &NoSuitableNodeError{}
 	}
-	if p.check(&p.nodes[i]) == staticPass {
+	f := p.check(&p.nodes[i])
+	if f == staticPass {
 		return nil
 	}
-	return p.noFit(p.nodes[i : i+1])
+	err := p.noFit(p.nodes[i : i+1])
+	err.Ineligible = f == filterConstraints || f == filterPlatform
+	return err
 }
 
 // Forget takes a task of the service on nodeID off the counts (it is
@@ -358,7 +366,7 @@ func (p *Placer) Forget(nodeID string) {
 
 // noFit explains why none of nodes passes: each is charged to the first
 // filter that rejects it; the counts are listed largest first.
-func (p *Placer) noFit(nodes []placeNode) error {
+func (p *Placer) noFit(nodes []placeNode) *NoSuitableNodeError {
 	var failed [numFilters]int
 	for i := range nodes {
 		if f := p.check(&nodes[i]); f != staticPass {

@@ -320,6 +320,14 @@ func TestFits(t *testing.T) {
 	if err := p.Fits("nope"); !errors.Is(err, ErrNoSuitableNode) {
 		t.Fatalf("Fits(unknown) = %v", err)
 	}
+	var nse *NoSuitableNodeError
+	if err := p.Fits("b"); !errors.As(err, &nse) || nse.Ineligible {
+		t.Fatalf("Fits(b) = %#v; a drained node is not ineligible", err)
+	}
+	c := NewPlacer(service(placement(func(pl *swarm.Placement) { pl.Constraints = []string{"node.id==b"} })), []Node{node("a")}, nil)
+	if err := c.Fits("a"); !errors.As(err, &nse) || !nse.Ineligible {
+		t.Fatalf("Fits(a) against node.id==b = %#v; want ineligible", err)
+	}
 	// Fits counts nothing: a is still the emptiest.
 	if id, _ := p.Place(); id != "a" {
 		t.Fatalf("Place = %q", id)
