@@ -113,7 +113,8 @@ func inspectTaskID(ins *engine.ContainerInspect) string {
 }
 
 // startTask starts the container and refreshes it in the cache, so that
-// Containers shows it at once.
+// Containers shows it at once. A refusal is worded as swarm mode words it
+// ("starting container failed: ..."), keeping the engine's error class.
 func (m *Manager) startTask(ctx context.Context, e *engine.Engine, id string) error {
 	err := e.Start(ctx, id)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.pool.Timeout())
@@ -121,7 +122,10 @@ func (m *Manager) startTask(ctx context.Context, e *engine.Engine, id string) er
 	if rerr := e.RefreshContainer(rctx, id); rerr != nil {
 		m.log.Debug("refresh after task start", "node", e.Name(), "id", id, "error", rerr)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("starting container failed: %w", err)
+	}
+	return nil
 }
 
 // ensureImage pulls ref on the node unless the node holds it. A pull that

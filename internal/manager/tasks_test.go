@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -28,13 +30,22 @@ type taskEnv struct {
 	sims []*enginesim.Engine
 }
 
-func newTaskEnv(t *testing.T, n int) *taskEnv {
+func newTaskEnv(t *testing.T, n int) *taskEnv { return newTaskEnvWrapped(t, n, nil) }
+
+// newTaskEnvWrapped reaches each engine through wrap (nil: directly).
+func newTaskEnvWrapped(t *testing.T, n int, wrap func(*enginesim.Engine) http.Handler) *taskEnv {
 	t.Helper()
 	env := &taskEnv{}
 	var addrs []string
 	for i := range n {
 		s := sim(t, enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}})
-		env.sims, addrs = append(env.sims, s), append(addrs, s.Addr())
+		addr := s.Addr()
+		if wrap != nil {
+			srv := httptest.NewServer(wrap(s))
+			t.Cleanup(srv.Close)
+			addr = srv.Listener.Addr().String()
+		}
+		env.sims, addrs = append(env.sims, s), append(addrs, addr)
 	}
 	env.pool = engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -493,4 +504,29 @@ func TestTaskChangedOnNodeAvailability(t *testing.T) {
 	defer cancel()
 	ch := env.rt.Changed(ctx)
 	waitChanged(t, ch, "a node drained", func() { env.pool.SetAvailability(env.sims[0].Addr(), "drain") })
+}
+
+// A start the engine refuses is told as swarm mode tells it, with the
+// engine's words and class.
+func TestTaskStartRefusedByTheEngine(t *testing.T) {
+	env := newTaskEnvWrapped(t, 1, func(s *enginesim.Engine) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/start") {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = w.Write([]byte(`{"message":"OCI runtime create failed: exec: \"nope\": executable file not found in $PATH"}`))
+				return
+			}
+			s.ServeHTTP(w, r)
+		})
+	})
+	svc := webService("busybox")
+	_, err := env.rt.Start(context.Background(), svc, webTask(svc, "task00000000000000000000a", env.node(0), 1))
+	want := `starting container failed: OCI runtime create failed: exec: "nope": executable file not found in $PATH`
+	if err == nil || err.Error() != want || !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("Start = %v; want %q of the invalid-argument class", err, want)
+	}
+	if o, ok := env.observedTask(t, "task00000000000000000000a"); !ok || o.State != "created" {
+		t.Fatalf("observed %+v (found %v); want the created container", o, ok)
+	}
 }
