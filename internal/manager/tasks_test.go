@@ -530,3 +530,42 @@ func TestTaskStartRefusedByTheEngine(t *testing.T) {
 		t.Fatalf("observed %+v (found %v); want the created container", o, ok)
 	}
 }
+
+// While a task's create is in flight, its reservation counts for docker
+// run's placement and for Nodes, as a docker run's own does.
+func TestTaskReservationCountsWhileCreating(t *testing.T) {
+	held, release := make(chan struct{}), make(chan struct{})
+	env := newTaskEnvWrapped(t, 1, func(s *enginesim.Engine) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasSuffix(r.URL.Path, "/containers/create") && strings.HasPrefix(r.URL.Query().Get("name"), "web.") {
+				close(held)
+				<-release
+			}
+			s.ServeHTTP(w, r)
+		})
+	})
+	ctx := context.Background()
+	svc := webService("busybox")
+	svc.Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{Reservations: &swarm.Resources{NanoCPUs: 3e9}}
+	started := make(chan error, 1)
+	go func() {
+		_, err := env.rt.Start(ctx, svc, webTask(svc, "task00000000000000000000a", env.node(0), 1))
+		started <- err
+	}()
+	<-held
+	nodes, _ := env.rt.Nodes(ctx)
+	if len(nodes) != 1 || nodes[0].ReservedNanoCPUs != 3e9 {
+		t.Errorf("Nodes while the task is being created: %+v; want 3 CPUs reserved", nodes)
+	}
+	_, err := env.m.CreateContainer(ctx, backend.ContainerCreateRequest{
+		Body:   []byte(`{"Image":"busybox","HostConfig":{"NanoCpus":2000000000}}`),
+		Config: backend.ContainerConfig{Image: "busybox", HostConfig: &backend.HostConfig{NanoCpus: 2e9}},
+	})
+	close(release)
+	if err == nil || !strings.Contains(err.Error(), "lack") {
+		t.Errorf("docker run reserving 2 CPUs beside a task creating with 3 of 4: %v; want no fit", err)
+	}
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+}
