@@ -209,7 +209,8 @@ func (r taskRuntime) Stop(ctx context.Context, t store.Task, timeout time.Durati
 			secs := (timeout + time.Second - 1).Truncate(time.Second)
 			tp = &secs
 		}
-		if err := c.e.Stop(ctx, c.id, tp); err != nil && !errdefs.IsNotFound(err) {
+		err := r.m.ask(ctx, c.e, writePatience, func(ctx context.Context) error { return c.e.Stop(ctx, c.id, tp) })
+		if err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("stopping task %s on %s: %w", t.ID, c.e.Name(), err))
 		}
 	}
@@ -221,7 +222,9 @@ func (r taskRuntime) Stop(ctx context.Context, t store.Task, timeout time.Durati
 func (r taskRuntime) Remove(ctx context.Context, t store.Task) error {
 	var errs []error
 	for _, c := range r.m.taskContainers(ctx, t, true) {
-		err := c.e.Remove(ctx, c.id, engine.RemoveOptions{Force: true, Volumes: true})
+		err := r.m.ask(ctx, c.e, writePatience, func(ctx context.Context) error {
+			return c.e.Remove(ctx, c.id, engine.RemoveOptions{Force: true, Volumes: true})
+		})
 		if err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing task %s on %s: %w", t.ID, c.e.Name(), err))
 		}

@@ -34,7 +34,7 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 	// fail on its name, and createTask finds it then.
 	for _, c := range m.taskContainers(ctx, t, false) {
 		if c.e == e {
-			return c.id, m.startTask(ctx, e, c.id)
+			return m.startExisting(ctx, e, c.id)
 		}
 	}
 	req, err := taskCreateRequest(svc, t, engineNodeInfo(e))
@@ -42,24 +42,38 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	name := taskName(svc, t)
-	placed, err := m.reserveTask(e, name, req)
+	placed, existing, err := m.reserveTask(e, t.ID, name, req)
 	if err != nil {
 		return "", err
 	}
-	defer m.unplace(e.ID, name, placed)
-	if err := m.ensureImage(ctx, e, req.Config.Image); err != nil {
-		return "", err
+	if existing != "" { // cached since the look above
+		return m.startExisting(ctx, e, existing)
 	}
+	defer m.unplace(e.ID, name, placed)
 	body, err := json.Marshal(req)
 	if err != nil {
 		return "", err
 	}
-	id, err := m.createTask(ctx, e, t, name, body)
-	if err != nil {
-		return "", err
-	}
-	m.bind(placed, id)
-	return id, m.startTask(ctx, e, id)
+	// A node that goes silent mid-way is given up on (its create may still
+	// land: the next Start finds that container by its name).
+	var id string
+	err = m.ask(ctx, e, writePatience, func(ctx context.Context) error {
+		if err := m.ensureImage(ctx, e, req.Config.Image); err != nil {
+			return err
+		}
+		var err error
+		if id, err = m.createTask(ctx, e, t, name, body); err != nil {
+			return err
+		}
+		m.bind(placed, id)
+		return m.startTask(ctx, e, id)
+	})
+	return id, err
+}
+
+// startExisting starts a container of the task that exists already.
+func (m *Manager) startExisting(ctx context.Context, e *engine.Engine, id string) (string, error) {
+	return id, m.ask(ctx, e, writePatience, func(ctx context.Context) error { return m.startTask(ctx, e, id) })
 }
 
 func engineNodeInfo(e *engine.Engine) taskNodeInfo {
@@ -72,12 +86,16 @@ func engineNodeInfo(e *engine.Engine) taskNodeInfo {
 
 // reserveTask takes the task's name in the manager's name table and counts
 // its reservation with the creates in flight (see place), so a parallel
-// `docker run --name` or create cannot take either.
-func (m *Manager) reserveTask(e *engine.Engine, name string, req container.CreateRequest) (scheduler.Container, error) {
+// `docker run --name` or create cannot take either. When the name's owner
+// is the task's own container on e, it returns that container's ID instead.
+func (m *Manager) reserveTask(e *engine.Engine, taskID, name string, req container.CreateRequest) (scheduler.Container, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if id := m.nameOwner(name); id != "" {
-		return scheduler.Container{}, nameInUse(name, id)
+		if c := e.Container(id); c != nil && c.Labels[labelTaskID] == taskID {
+			return scheduler.Container{}, id, nil
+		}
+		return scheduler.Container{}, "", nameInUse(name, id)
 	}
 	m.seq++
 	res := req.HostConfig.Resources
@@ -87,7 +105,7 @@ func (m *Manager) reserveTask(e *engine.Engine, name string, req container.Creat
 	}
 	m.pending[e.ID] = append(m.pending[e.ID], c)
 	m.names[name] = true
-	return c, nil
+	return c, "", nil
 }
 
 // createTask creates the container; when the engine says the name is

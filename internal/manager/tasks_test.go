@@ -349,10 +349,11 @@ func TestTaskChangedOnContainerDeathAndEngineDown(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	o, _ := env.observedTask(t, task.ID)
-	if o.State != "exited" || o.ExitCode != 137 {
-		t.Fatalf("observed %+v after a kill; want exited with 137", o)
-	}
+	// The signal may come with the kill event, before the die event's.
+	waitFor(t, "the task's container is seen exited with 137", func() bool {
+		o, _ := env.observedTask(t, task.ID)
+		return o.State == "exited" && o.ExitCode == 137
+	})
 	start := time.Now()
 	waitChanged(t, ch, "an engine going down", func() { env.sims[1].Close() })
 	waitFor(t, "node2 reported stale", func() bool {
