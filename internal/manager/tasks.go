@@ -161,21 +161,20 @@ func observed(taskID, node string, c *engine.Container) orchestrator.Observed {
 	}
 }
 
-// taskContainers finds the containers of task t: in the cache, on its node
-// first; when the cache has none and live is set, by asking its node (the
-// cache may not have seen a container made a moment ago).
+// taskContainers finds the containers of task t in the cache of its node
+// (a task never moves; only when its node has no engine any more are all
+// searched); when the cache has none and live is set, by asking its node
+// (the cache may not have seen a container made a moment ago).
 func (m *Manager) taskContainers(ctx context.Context, t store.Task, live bool) []cachedTask {
 	var out []cachedTask
 	home := m.nodeEngine(t.NodeID)
 	engines := m.pool.Engines()
 	if home != nil {
-		engines = append([]*engine.Engine{home}, engines...)
+		engines = []*engine.Engine{home}
 	}
-	seen := map[string]bool{}
 	for _, e := range engines {
 		for _, c := range e.Containers() {
-			if c.Labels[labelTaskID] == t.ID && !seen[c.ID] {
-				seen[c.ID] = true
+			if c.Labels[labelTaskID] == t.ID {
 				out = append(out, cachedTask{e, c.ID})
 			}
 		}

@@ -42,12 +42,9 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	name := taskName(svc, t)
-	placed, existing, err := m.reserveTask(e, t.ID, name, req)
+	placed, err := m.reserveTask(e, name, req)
 	if err != nil {
 		return "", err
-	}
-	if existing != "" { // cached since the look above
-		return m.startExisting(ctx, e, existing)
 	}
 	defer m.unplace(e.ID, name, placed)
 	body, err := json.Marshal(req)
@@ -86,16 +83,16 @@ func engineNodeInfo(e *engine.Engine) taskNodeInfo {
 
 // reserveTask takes the task's name in the manager's name table and counts
 // its reservation with the creates in flight (see place), so a parallel
-// `docker run --name` or create cannot take either. When the name's owner
-// is the task's own container on e, it returns that container's ID instead.
-func (m *Manager) reserveTask(e *engine.Engine, taskID, name string, req container.CreateRequest) (scheduler.Container, string, error) {
+// `docker run --name` or create cannot take either. It does not scan the
+// cluster for the name, as a docker run does: a name holding a new random
+// task ID is nobody's yet (a scan of every cached container per task would
+// cost seconds over a large service), and on the node the engine itself
+// refuses a duplicate.
+func (m *Manager) reserveTask(e *engine.Engine, name string, req container.CreateRequest) (scheduler.Container, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if id := m.nameOwner(name); id != "" {
-		if c := e.Container(id); c != nil && c.Labels[labelTaskID] == taskID {
-			return scheduler.Container{}, id, nil
-		}
-		return scheduler.Container{}, "", nameInUse(name, id)
+	if m.names[name] {
+		return scheduler.Container{}, nameInUse(name, "pending")
 	}
 	m.seq++
 	res := req.HostConfig.Resources
@@ -105,7 +102,7 @@ func (m *Manager) reserveTask(e *engine.Engine, taskID, name string, req contain
 	}
 	m.pending[e.ID] = append(m.pending[e.ID], c)
 	m.names[name] = true
-	return c, "", nil
+	return c, nil
 }
 
 // createTask creates the container; when the engine says the name is
