@@ -30,15 +30,19 @@ type taskEnv struct {
 	sims []*enginesim.Engine
 }
 
-func newTaskEnv(t *testing.T, n int) *taskEnv { return newTaskEnvWrapped(t, n, nil) }
+func newTaskEnv(t testing.TB, n int) *taskEnv { return newTaskEnvWrapped(t, n, nil) }
 
 // newTaskEnvWrapped reaches each engine through wrap (nil: directly).
-func newTaskEnvWrapped(t *testing.T, n int, wrap func(*enginesim.Engine) http.Handler) *taskEnv {
+func newTaskEnvWrapped(t testing.TB, n int, wrap func(*enginesim.Engine) http.Handler) *taskEnv {
 	t.Helper()
 	env := &taskEnv{}
 	var addrs []string
 	for i := range n {
-		s := sim(t, enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}})
+		s, err := enginesim.Start(enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
 		addr := s.Addr()
 		if wrap != nil {
 			srv := httptest.NewServer(wrap(s))
@@ -69,7 +73,7 @@ func (env *taskEnv) node(i int) string {
 	panic("no engine " + env.sims[i].Name())
 }
 
-func waitFor(t *testing.T, what string, ok func() bool) {
+func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -122,10 +126,8 @@ func TestTaskStartNamesAndLabelsTheContainer(t *testing.T) {
 	if e.ID != env.node(1) {
 		e = env.pool.Engines()[1]
 	}
+	waitFor(t, "the container is cached running", func() bool { c := e.Container(id); return c != nil && c.State == "running" })
 	c := e.Container(id)
-	if c == nil {
-		t.Fatalf("container %s is not in node2's cache right after Start", id)
-	}
 	if c.Name() != "web.3.task00000000000000000000a" || c.State != "running" {
 		t.Errorf("container %q in state %s; want web.3.task00000000000000000000a, running", c.Name(), c.State)
 	}
@@ -150,9 +152,7 @@ func TestTaskStartNamesAndLabelsTheContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o, _ := env.observedTask(t, g.ID); o.ContainerID != id {
-		t.Fatalf("global task not observed: %+v", o)
-	}
+	waitFor(t, "the global task is observed", func() bool { o, _ := env.observedTask(t, g.ID); return o.ContainerID == id })
 	if c := findContainer(env.pool, id); c == nil || c.Name() != "web."+env.node(0)+".task00000000000000000000b" {
 		t.Errorf("global task container %v", c)
 	}
@@ -489,7 +489,9 @@ func TestTaskRuntimeInTheBuiltInCluster(t *testing.T) {
 	if all, _ := b.Count(); all != 1 {
 		t.Fatalf("beta holds %d containers, want the task's", all)
 	}
-	obs, stale, _ := rt.Containers(ctx)
+	var obs []orchestrator.Observed
+	var stale []string
+	waitFor(t, "the task's container is observed", func() bool { obs, stale, _ = rt.Containers(ctx); return len(obs) > 0 })
 	if len(obs) != 1 || obs[0].NodeID != "nodebbbbbbbbbbbbbbbbbbbbb" || obs[0].ContainerID != id || len(stale) != 0 {
 		t.Fatalf("Containers = %+v, stale %v", obs, stale)
 	}
@@ -527,9 +529,10 @@ func TestTaskStartRefusedByTheEngine(t *testing.T) {
 	if err == nil || err.Error() != want || !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("Start = %v; want %q of the invalid-argument class", err, want)
 	}
-	if o, ok := env.observedTask(t, "task00000000000000000000a"); !ok || o.State != "created" {
-		t.Fatalf("observed %+v (found %v); want the created container", o, ok)
-	}
+	waitFor(t, "the created container is observed", func() bool {
+		o, ok := env.observedTask(t, "task00000000000000000000a")
+		return ok && o.State == "created"
+	})
 }
 
 // While a task's create is in flight, its reservation counts for docker
