@@ -55,6 +55,9 @@ func (m *Manager) nodeEngine(nodeID string) *engine.Engine {
 // or every engine under manage. A node is Ready while its engine is Healthy.
 func (r taskRuntime) Nodes(ctx context.Context) ([]orchestrator.Node, error) {
 	m := r.m
+	// Right after shoal starts, engines not contacted yet would look down,
+	// and their tasks lost: wait (at most one engine timeout) for them.
+	m.awaitContact(ctx)
 	var recs []swarm.Node
 	byNode := map[string]*engine.Engine{}
 	if m.cfg.Cluster != nil {
@@ -133,6 +136,7 @@ func (m *Manager) reserved(e *engine.Engine) (cpu, mem int64) {
 // Containers reports every cached container with a task ID label, and the
 // nodes whose engine is not Healthy (their containers are the last known).
 func (r taskRuntime) Containers(ctx context.Context) ([]orchestrator.Observed, []string, error) {
+	r.m.awaitContact(ctx)
 	var obs []orchestrator.Observed
 	var stale []string
 	for _, e := range r.m.pool.Engines() {

@@ -573,3 +573,28 @@ func TestTaskReservationCountsWhileCreating(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Right after start-up, an engine still being contacted is waited for, not
+// reported down (its tasks would be replaced for nothing).
+func TestTaskNodesWaitForEnginesBeingContacted(t *testing.T) {
+	s := sim(t, enginesim.Options{Name: "late"})
+	addr := slowAtFirst(t, s, 300*time.Millisecond)
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pool.Update([]string{addr})
+	waitFor(t, "the engine is in the pool", func() bool { return len(pool.Engines()) == 1 })
+	if st, _ := pool.Engines()[0].State(); st != engine.Pending {
+		t.Fatalf("engine %s before its first answer; want Pending", st)
+	}
+	rt := manager.New(manager.Config{Pool: pool}).TaskRuntime()
+	nodes, err := rt.Nodes(ctx)
+	if err != nil || len(nodes) != 1 || !nodes[0].Ready || nodes[0].Hostname != "late" {
+		t.Fatalf("Nodes right after start-up = %+v, %v; want the engine, ready", nodes, err)
+	}
+	if _, stale, _ := rt.Containers(ctx); len(stale) != 0 {
+		t.Fatalf("stale nodes %v right after start-up", stale)
+	}
+}
