@@ -2,6 +2,7 @@ package manager_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -520,6 +521,21 @@ func TestTaskStartRefusedByTheEngine(t *testing.T) {
 				_, _ = w.Write([]byte(`{"message":"OCI runtime create failed: exec: \"nope\": executable file not found in $PATH"}`))
 				return
 			}
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/json") && strings.Contains(r.URL.Path, "/containers/") &&
+				!strings.HasSuffix(r.URL.Path, "/containers/json") {
+				// dockerd keeps the failure in State.Error.
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, r)
+				var ins map[string]any
+				_ = json.Unmarshal(rec.Body.Bytes(), &ins)
+				if st, ok := ins["State"].(map[string]any); ok {
+					st["Error"] = "exec: nope: not found"
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(rec.Code)
+				_ = json.NewEncoder(w).Encode(ins)
+				return
+			}
 			s.ServeHTTP(w, r)
 		})
 	})
@@ -529,9 +545,9 @@ func TestTaskStartRefusedByTheEngine(t *testing.T) {
 	if err == nil || err.Error() != want || !errdefs.IsInvalidArgument(err) {
 		t.Fatalf("Start = %v; want %q of the invalid-argument class", err, want)
 	}
-	waitFor(t, "the created container is observed", func() bool {
+	waitFor(t, "the created container is observed with the engine's error", func() bool {
 		o, ok := env.observedTask(t, "task00000000000000000000a")
-		return ok && o.State == "created"
+		return ok && o.State == "created" && o.Error == "exec: nope: not found"
 	})
 }
 
