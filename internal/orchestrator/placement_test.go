@@ -11,7 +11,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-func node(id string, mod ...func(*Node)) Node {
+func plNode(id string, mod ...func(*Node)) Node {
 	n := Node{ID: id, Hostname: "host-" + id, Role: swarm.NodeRoleWorker, Availability: swarm.NodeAvailabilityActive,
 		Ready: true, OS: "linux", Arch: "x86_64", NanoCPUs: 4e9, MemoryBytes: 8 << 30}
 	for _, f := range mod {
@@ -20,7 +20,7 @@ func node(id string, mod ...func(*Node)) Node {
 	return n
 }
 
-func label(k, v string) func(*Node) {
+func plLabel(k, v string) func(*Node) {
 	return func(n *Node) {
 		n.Labels = maps.Clone(n.Labels)
 		if n.Labels == nil {
@@ -30,7 +30,7 @@ func label(k, v string) func(*Node) {
 	}
 }
 
-func service(mod ...func(*swarm.ServiceSpec)) store.Service {
+func plService(mod ...func(*swarm.ServiceSpec)) store.Service {
 	s := store.Service{}
 	s.ID = "svc1"
 	s.Spec.Name = "web"
@@ -40,7 +40,7 @@ func service(mod ...func(*swarm.ServiceSpec)) store.Service {
 	return s
 }
 
-func placement(f func(*swarm.Placement)) func(*swarm.ServiceSpec) {
+func plPlacement(f func(*swarm.Placement)) func(*swarm.ServiceSpec) {
 	return func(s *swarm.ServiceSpec) {
 		if s.TaskTemplate.Placement == nil {
 			s.TaskTemplate.Placement = &swarm.Placement{}
@@ -49,20 +49,20 @@ func placement(f func(*swarm.Placement)) func(*swarm.ServiceSpec) {
 	}
 }
 
-func reserve(cpu, mem int64) func(*swarm.ServiceSpec) {
+func plReserve(cpu, mem int64) func(*swarm.ServiceSpec) {
 	return func(s *swarm.ServiceSpec) {
 		s.TaskTemplate.Resources = &swarm.ResourceRequirements{Reservations: &swarm.Resources{NanoCPUs: cpu, MemoryBytes: mem}}
 	}
 }
 
-func task(svc, nodeID string) store.Task {
+func plTask(svc, nodeID string) store.Task {
 	var t store.Task
 	t.ServiceID, t.NodeID, t.DesiredState = svc, nodeID, swarm.TaskStateRunning
 	return t
 }
 
 // placeN places n tasks and returns how many went to each node.
-func placeN(t *testing.T, p *Placer, n int) map[string]int {
+func plPlaceN(t *testing.T, p *Placer, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	for range n {
@@ -76,7 +76,7 @@ func placeN(t *testing.T, p *Placer, n int) map[string]int {
 }
 
 func TestPlaceSpreadsEvenlyAndDeterministically(t *testing.T) {
-	p := NewPlacer(service(), []Node{node("c"), node("a"), node("b")}, nil)
+	p := NewPlacer(plService(), []Node{plNode("c"), plNode("a"), plNode("b")}, nil)
 	var order []string
 	for range 6 {
 		id, err := p.Place()
@@ -91,8 +91,8 @@ func TestPlaceSpreadsEvenlyAndDeterministically(t *testing.T) {
 }
 
 func TestPlacePrefersFewerTasksOfServiceThenFewerOverall(t *testing.T) {
-	running := []store.Task{task("svc1", "a"), task("other", "b"), task("other", "b"), task("other", "c")}
-	p := NewPlacer(service(), []Node{node("a"), node("b"), node("c")}, running)
+	running := []store.Task{plTask("svc1", "a"), plTask("other", "b"), plTask("other", "b"), plTask("other", "c")}
+	p := NewPlacer(plService(), []Node{plNode("a"), plNode("b"), plNode("c")}, running)
 	// a has one of ours; c has fewer tasks overall than b.
 	for _, want := range []string{"c", "b", "a"} {
 		if id, err := p.Place(); err != nil || id != want {
@@ -103,20 +103,20 @@ func TestPlacePrefersFewerTasksOfServiceThenFewerOverall(t *testing.T) {
 
 func TestPlaceSkipsNodesNotAvailable(t *testing.T) {
 	nodes := []Node{
-		node("a", func(n *Node) { n.Availability = swarm.NodeAvailabilityPause }),
-		node("b", func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain }),
-		node("c", func(n *Node) { n.Ready = false }),
-		node("d"),
+		plNode("a", func(n *Node) { n.Availability = swarm.NodeAvailabilityPause }),
+		plNode("b", func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain }),
+		plNode("c", func(n *Node) { n.Ready = false }),
+		plNode("d"),
 	}
-	p := NewPlacer(service(), nodes, nil)
-	if got := placeN(t, p, 3); got["d"] != 3 {
+	p := NewPlacer(plService(), nodes, nil)
+	if got := plPlaceN(t, p, 3); got["d"] != 3 {
 		t.Fatalf("placed %v, want all on d", got)
 	}
-	_, err := NewPlacer(service(), nodes[:3], nil).Place()
-	wantErr(t, err, "no suitable node (3 nodes not available for new tasks)")
+	_, err := NewPlacer(plService(), nodes[:3], nil).Place()
+	plWantErr(t, err, "no suitable node (3 nodes not available for new tasks)")
 }
 
-func wantErr(t *testing.T, err error, text string) {
+func plWantErr(t *testing.T, err error, text string) {
 	t.Helper()
 	if err == nil || err.Error() != text {
 		t.Fatalf("error %v, want %q", err, text)
@@ -128,9 +128,9 @@ func wantErr(t *testing.T, err error, text string) {
 
 func TestPlaceConstraints(t *testing.T) {
 	nodes := []Node{
-		node("a", label("zone", "eu"), func(n *Node) { n.Role = swarm.NodeRoleManager }),
-		node("b", label("zone", "us"), func(n *Node) { n.EngineLabels = map[string]string{"disk": "ssd"} }),
-		node("c", func(n *Node) { n.OS, n.Arch = "windows", "arm64" }),
+		plNode("a", plLabel("zone", "eu"), func(n *Node) { n.Role = swarm.NodeRoleManager }),
+		plNode("b", plLabel("zone", "us"), func(n *Node) { n.EngineLabels = map[string]string{"disk": "ssd"} }),
+		plNode("c", func(n *Node) { n.OS, n.Arch = "windows", "arm64" }),
 	}
 	cases := []struct {
 		cons []string
@@ -152,7 +152,7 @@ func TestPlaceConstraints(t *testing.T) {
 		{[]string{"something.else==x"}, nil}, // an unknown key holds nowhere
 	}
 	for _, c := range cases {
-		p := NewPlacer(service(placement(func(pl *swarm.Placement) { pl.Constraints = c.cons })), nodes, nil)
+		p := NewPlacer(plService(plPlacement(func(pl *swarm.Placement) { pl.Constraints = c.cons })), nodes, nil)
 		var got []string
 		for _, n := range nodes {
 			if p.Fits(n.ID) == nil {
@@ -164,7 +164,7 @@ func TestPlaceConstraints(t *testing.T) {
 		}
 		if len(c.want) == 0 {
 			_, err := p.Place()
-			wantErr(t, err, "no suitable node (scheduling constraints not satisfied on 3 nodes)")
+			plWantErr(t, err, "no suitable node (scheduling constraints not satisfied on 3 nodes)")
 		}
 	}
 }
@@ -184,7 +184,7 @@ func TestParseConstraintsErrorsAsSwarmMode(t *testing.T) {
 		if err == nil || err.Error() != text || !errors.Is(err, ErrInvalidConstraint) {
 			t.Errorf("%q: error %v, want %q matching ErrInvalidConstraint", expr, err, text)
 		}
-		p := NewPlacer(service(placement(func(pl *swarm.Placement) { pl.Constraints = []string{expr} })), []Node{node("a")}, nil)
+		p := NewPlacer(plService(plPlacement(func(pl *swarm.Placement) { pl.Constraints = []string{expr} })), []Node{plNode("a")}, nil)
 		if _, err := p.Place(); !errors.Is(err, ErrInvalidConstraint) {
 			t.Errorf("%q: Place error %v, want ErrInvalidConstraint", expr, err)
 		}
@@ -198,20 +198,20 @@ func TestParseConstraintsErrorsAsSwarmMode(t *testing.T) {
 
 func TestPlaceSpreadPreference(t *testing.T) {
 	nodes := []Node{
-		node("a", label("zone", "z1")), node("b", label("zone", "z1")),
-		node("c", label("zone", "z2")),
-		node("d"), // no label: a group of its own
+		plNode("a", plLabel("zone", "z1")), plNode("b", plLabel("zone", "z1")),
+		plNode("c", plLabel("zone", "z2")),
+		plNode("d"), // no label: a group of its own
 	}
-	spread := placement(func(pl *swarm.Placement) {
+	spread := plPlacement(func(pl *swarm.Placement) {
 		pl.Preferences = []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.labels.zone"}}}
 	})
-	got := placeN(t, NewPlacer(service(spread), nodes, nil), 6)
+	got := plPlaceN(t, NewPlacer(plService(spread), nodes, nil), 6)
 	if got["a"]+got["b"] != 2 || got["c"] != 2 || got["d"] != 2 {
 		t.Fatalf("placed %v, want 2 per zone (z1, z2, none)", got)
 	}
 	// Tasks already running count for their group: z1 is full first.
-	running := []store.Task{task("svc1", "a"), task("svc1", "b")}
-	got = placeN(t, NewPlacer(service(spread), nodes, running), 2)
+	running := []store.Task{plTask("svc1", "a"), plTask("svc1", "b")}
+	got = plPlaceN(t, NewPlacer(plService(spread), nodes, running), 2)
 	if got["c"] != 1 || got["d"] != 1 {
 		t.Fatalf("placed %v, want one on c and one on d", got)
 	}
@@ -219,42 +219,42 @@ func TestPlaceSpreadPreference(t *testing.T) {
 
 func TestPlaceSpreadPreferenceSkipsFullGroups(t *testing.T) {
 	nodes := []Node{
-		node("a", label("zone", "z1")),
-		node("b", label("zone", "z2"), func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain }),
+		plNode("a", plLabel("zone", "z1")),
+		plNode("b", plLabel("zone", "z2"), func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain }),
 	}
-	spread := placement(func(pl *swarm.Placement) {
+	spread := plPlacement(func(pl *swarm.Placement) {
 		pl.Preferences = []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "engine.labels.zone"}}}
 	})
 	nodes[0].EngineLabels, nodes[1].EngineLabels = nodes[0].Labels, nodes[1].Labels
-	if got := placeN(t, NewPlacer(service(spread), nodes, nil), 3); got["a"] != 3 {
+	if got := plPlaceN(t, NewPlacer(plService(spread), nodes, nil), 3); got["a"] != 3 {
 		t.Fatalf("placed %v, want all on a", got)
 	}
 }
 
 func TestPlaceMaxReplicasPerNode(t *testing.T) {
-	max1 := placement(func(pl *swarm.Placement) { pl.MaxReplicas = 1 })
-	p := NewPlacer(service(max1), []Node{node("a"), node("b")}, nil)
-	placeN(t, p, 2)
+	max1 := plPlacement(func(pl *swarm.Placement) { pl.MaxReplicas = 1 })
+	p := NewPlacer(plService(max1), []Node{plNode("a"), plNode("b")}, nil)
+	plPlaceN(t, p, 2)
 	_, err := p.Place()
-	wantErr(t, err, "no suitable node (max replicas per node limit exceed)")
+	plWantErr(t, err, "no suitable node (max replicas per node limit exceed)")
 	p.Forget("b")
 	if id, err := p.Place(); err != nil || id != "b" {
 		t.Fatalf("after Forget: %q, %v; want b", id, err)
 	}
 
-	nodes := []Node{node("a", func(n *Node) { n.Availability = swarm.NodeAvailabilityPause }), node("b")}
-	p = NewPlacer(service(max1), nodes, []store.Task{task("svc1", "b")})
+	nodes := []Node{plNode("a", func(n *Node) { n.Availability = swarm.NodeAvailabilityPause }), plNode("b")}
+	p = NewPlacer(plService(max1), nodes, []store.Task{plTask("svc1", "b")})
 	_, err = p.Place()
-	wantErr(t, err, "no suitable node (1 node not available for new tasks; max replicas per node limit exceed)")
+	plWantErr(t, err, "no suitable node (1 node not available for new tasks; max replicas per node limit exceed)")
 }
 
 func TestPlaceReservations(t *testing.T) {
 	nodes := []Node{
-		node("a", func(n *Node) { n.NanoCPUs, n.ReservedNanoCPUs = 2e9, 1e9 }),
-		node("b", func(n *Node) { n.MemoryBytes, n.ReservedMemoryBytes = 1<<30, 1<<30-100 }),
+		plNode("a", func(n *Node) { n.NanoCPUs, n.ReservedNanoCPUs = 2e9, 1e9 }),
+		plNode("b", func(n *Node) { n.MemoryBytes, n.ReservedMemoryBytes = 1<<30, 1<<30-100 }),
 	}
-	p := NewPlacer(service(reserve(5e8, 0)), nodes, nil)
-	placeN(t, p, 3) // a takes 2 (1 CPU free), b 1
+	p := NewPlacer(plService(plReserve(5e8, 0)), nodes, nil)
+	plPlaceN(t, p, 3) // a takes 2 (1 CPU free), b 1
 	if id, err := p.Place(); err != nil || id != "b" {
 		t.Fatalf("4th: %q, %v; want b (a is full)", id, err)
 	}
@@ -263,8 +263,8 @@ func TestPlaceReservations(t *testing.T) {
 		t.Fatalf("after Forget: %q, %v; want a (its reservation given back)", id, err)
 	}
 
-	p = NewPlacer(service(reserve(0, 200)), nodes, nil)
-	if got := placeN(t, p, 1); got["a"] != 1 {
+	p = NewPlacer(plService(plReserve(0, 200)), nodes, nil)
+	if got := plPlaceN(t, p, 1); got["a"] != 1 {
 		t.Fatalf("placed %v, want a (b lacks memory)", got)
 	}
 	if err := p.Fits("b"); err == nil || err.Error() != "no suitable node (insufficient resources on 1 node)" {
@@ -274,43 +274,43 @@ func TestPlaceReservations(t *testing.T) {
 
 func TestPlaceExplainsLargestCountFirst(t *testing.T) {
 	nodes := []Node{
-		node("a", label("zone", "us")), node("b", label("zone", "us")),
-		node("c", label("zone", "eu"), func(n *Node) { n.MemoryBytes = 1 << 20 }),
+		plNode("a", plLabel("zone", "us")), plNode("b", plLabel("zone", "us")),
+		plNode("c", plLabel("zone", "eu"), func(n *Node) { n.MemoryBytes = 1 << 20 }),
 	}
-	p := NewPlacer(service(reserve(0, 1<<30), placement(func(pl *swarm.Placement) { pl.Constraints = []string{"node.labels.zone==eu"} })), nodes, nil)
+	p := NewPlacer(plService(plReserve(0, 1<<30), plPlacement(func(pl *swarm.Placement) { pl.Constraints = []string{"node.labels.zone==eu"} })), nodes, nil)
 	_, err := p.Place()
-	wantErr(t, err, "no suitable node (scheduling constraints not satisfied on 2 nodes; insufficient resources on 1 node)")
-	_, err = NewPlacer(service(), nil, nil).Place()
-	wantErr(t, err, "no suitable node")
+	plWantErr(t, err, "no suitable node (scheduling constraints not satisfied on 2 nodes; insufficient resources on 1 node)")
+	_, err = NewPlacer(plService(), nil, nil).Place()
+	plWantErr(t, err, "no suitable node")
 }
 
 func TestPlaceHostModePorts(t *testing.T) {
-	svc := service(func(s *swarm.ServiceSpec) {
+	svc := plService(func(s *swarm.ServiceSpec) {
 		s.EndpointSpec = &swarm.EndpointSpec{Ports: []swarm.PortConfig{{TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeHost}}}
 	})
-	p := NewPlacer(svc, []Node{node("a"), node("b")}, []store.Task{task("svc1", "a")})
+	p := NewPlacer(svc, []Node{plNode("a"), plNode("b")}, []store.Task{plTask("svc1", "a")})
 	if id, err := p.Place(); err != nil || id != "b" {
 		t.Fatalf("Place = %q, %v; want b", id, err)
 	}
 	_, err := p.Place()
-	wantErr(t, err, "no suitable node (host-mode port already in use on 2 nodes)")
+	plWantErr(t, err, "no suitable node (host-mode port already in use on 2 nodes)")
 }
 
 func TestPlacePlatforms(t *testing.T) {
-	svc := service(placement(func(pl *swarm.Placement) {
+	svc := plService(plPlacement(func(pl *swarm.Placement) {
 		pl.Platforms = []swarm.Platform{{OS: "linux", Architecture: "amd64"}}
 	}))
-	nodes := []Node{node("a", func(n *Node) { n.Arch = "aarch64" }), node("b")} // b is x86_64 = amd64
-	if got := placeN(t, NewPlacer(svc, nodes, nil), 2); got["b"] != 2 {
+	nodes := []Node{plNode("a", func(n *Node) { n.Arch = "aarch64" }), plNode("b")} // b is x86_64 = amd64
+	if got := plPlaceN(t, NewPlacer(svc, nodes, nil), 2); got["b"] != 2 {
 		t.Fatalf("placed %v, want all on b", got)
 	}
 	_, err := NewPlacer(svc, nodes[:1], nil).Place()
-	wantErr(t, err, "no suitable node (unsupported platform on 1 node)")
+	plWantErr(t, err, "no suitable node (unsupported platform on 1 node)")
 }
 
 func TestFits(t *testing.T) {
-	nodes := []Node{node("a"), node("b", func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain })}
-	p := NewPlacer(service(), nodes, nil)
+	nodes := []Node{plNode("a"), plNode("b", func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain })}
+	p := NewPlacer(plService(), nodes, nil)
 	if err := p.Fits("a"); err != nil {
 		t.Fatalf("Fits(a) = %v", err)
 	}
@@ -324,7 +324,7 @@ func TestFits(t *testing.T) {
 	if err := p.Fits("b"); !errors.As(err, &nse) || nse.Ineligible {
 		t.Fatalf("Fits(b) = %#v; a drained node is not ineligible", err)
 	}
-	c := NewPlacer(service(placement(func(pl *swarm.Placement) { pl.Constraints = []string{"node.id==b"} })), []Node{node("a")}, nil)
+	c := NewPlacer(plService(plPlacement(func(pl *swarm.Placement) { pl.Constraints = []string{"node.id==b"} })), []Node{plNode("a")}, nil)
 	if err := c.Fits("a"); !errors.As(err, &nse) || !nse.Ineligible {
 		t.Fatalf("Fits(a) against node.id==b = %#v; want ineligible", err)
 	}
@@ -337,13 +337,13 @@ func TestFits(t *testing.T) {
 func BenchmarkPlace(b *testing.B) {
 	nodes := make([]Node, 1000)
 	for i := range nodes {
-		nodes[i] = node(fmt.Sprintf("n%04d", i), label("zone", fmt.Sprintf("z%d", i%3)))
+		nodes[i] = plNode(fmt.Sprintf("n%04d", i), plLabel("zone", fmt.Sprintf("z%d", i%3)))
 	}
 	var running []store.Task
 	for i := range 3000 {
-		running = append(running, task(fmt.Sprintf("s%d", i%10), nodes[i%len(nodes)].ID))
+		running = append(running, plTask(fmt.Sprintf("s%d", i%10), nodes[i%len(nodes)].ID))
 	}
-	svc := service(reserve(1e6, 1<<20), placement(func(pl *swarm.Placement) {
+	svc := plService(plReserve(1e6, 1<<20), plPlacement(func(pl *swarm.Placement) {
 		pl.Constraints = []string{"node.role==worker"}
 		pl.Preferences = []swarm.PlacementPreference{{Spread: &swarm.SpreadOver{SpreadDescriptor: "node.labels.zone"}}}
 	}))
