@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/volume"
+	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -131,6 +132,25 @@ type Swarm interface {
 	SwarmStatus() (state string, manager bool)
 	// LeaveSwarm is swarm leave on this node (force: even a manager).
 	LeaveSwarm(ctx context.Context, force bool) error
+}
+
+// Services serves swarm mode's service and task calls over shoal's store
+// (services.Backend). Task node IDs are those `docker node ls` shows.
+type Services interface {
+	CreateService(ctx context.Context, spec swarm.ServiceSpec, encodedAuth string) (swarm.ServiceCreateResponse, error)
+	// Services lists the services matching filters, with ServiceStatus
+	// when status is set.
+	Services(ctx context.Context, filters backend.Filters, status bool) ([]swarm.Service, error)
+	// Service finds a service by ID, name or unique ID prefix.
+	Service(ctx context.Context, ref string, insertDefaults bool) (swarm.Service, error)
+	UpdateService(ctx context.Context, ref string, opts client.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
+	RemoveService(ctx context.Context, ref string) error
+	Tasks(ctx context.Context, filters backend.Filters) ([]swarm.Task, error)
+	Task(ctx context.Context, ref string) (swarm.Task, error)
+	// Logs resolves the service (or task) ref and returns whether its
+	// logs are a TTY's (raw) and the function writing them to w (which
+	// it flushes through a Flush method, if w has one).
+	Logs(ctx context.Context, ref string, task bool, opts client.ServiceLogsOptions) (tty bool, stream func(w io.Writer) error, err error)
 }
 
 // Backend is one value serving every noun (the cluster manager).
