@@ -44,15 +44,13 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	return swarm.ServiceCreateResponse{ID: id, Warnings: warnings}, nil
 }
 
-// settleCreate finishes a created record (the endpoint, job status and
-// registry auth swarm mode sets at create), and backs out if another
+// settleCreate finishes a created record (the job status and registry
+// auth swarm mode sets at create; its Endpoint stays empty, as swarm
+// mode's does for a service without networks: shoal allocates no VIPs), and backs out if another
 // manager created a service of the same name meanwhile: of two, the older
 // one stays.
 func (b *Backend) settleCreate(ctx context.Context, svc store.Service, encodedAuth string) error {
 	_, err := b.services.Change(ctx, svc.ID, svc.Version.Index, func(s *store.Service) error {
-		if ep := s.Spec.EndpointSpec; ep != nil {
-			s.Endpoint.Spec = *ep
-		}
 		if isJob(s.Spec.Mode) {
 			s.JobStatus = &swarm.JobStatus{LastExecution: s.CreatedAt}
 		}
@@ -182,15 +180,15 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts client.Ser
 	if err != nil {
 		return swarm.ServiceUpdateResponse{}, err
 	}
+	cur, err := b.lookupService(ctx, ref)
+	if err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
 	spec := opts.Spec
 	if err := validate(&spec); err != nil {
 		return swarm.ServiceUpdateResponse{}, err
 	}
 	normalize(&spec)
-	cur, err := b.lookupService(ctx, ref)
-	if err != nil {
-		return swarm.ServiceUpdateResponse{}, err
-	}
 	auth, err := registryAuth(cur, opts)
 	if err != nil {
 		return swarm.ServiceUpdateResponse{}, err
@@ -282,10 +280,6 @@ func applyUpdate(s *store.Service, spec swarm.ServiceSpec, rollback bool, auth s
 	// the spec rolled away from must be replaced.
 	s.SpecVersion++
 	s.UpdatedAt = now
-	s.Endpoint.Spec = swarm.EndpointSpec{}
-	if ep := s.Spec.EndpointSpec; ep != nil {
-		s.Endpoint.Spec = *ep
-	}
 	if s.JobStatus != nil {
 		s.JobStatus.JobIteration.Index++
 		s.JobStatus.LastExecution = now

@@ -185,8 +185,9 @@ var (
 )
 
 // validateConstraints checks "key==value" and "key!=value" expressions
-// with swarm mode's syntax and words. Swarm mode lets a bad one through
-// to a 500; here it is the client's mistake: 400.
+// with swarm mode's syntax and words. Swarm mode answers a bad one 500
+// ("rpc error: code = Unknown desc = ..."); here it is the client's
+// mistake: 400, code InvalidArgument.
 func validateConstraints(cs []string) error {
 	for _, c := range cs {
 		op := ""
@@ -197,15 +198,15 @@ func validateConstraints(cs []string) error {
 			}
 		}
 		if op == "" {
-			return errdefs.ErrInvalidArgument.WithMessage("constraint expected one operator from ==, !=")
+			return invalidArg("constraint expected one operator from ==, !=")
 		}
 		k, v, _ := strings.Cut(c, op)
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !constraintKey.MatchString(k) {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("key '%s' is invalid", k))
+			return invalidArg("key '%s' is invalid", k)
 		}
 		if !constraintValue.MatchString(v) {
-			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("value '%s' is invalid", v))
+			return invalidArg("value '%s' is invalid", v)
 		}
 	}
 	return nil
