@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
@@ -145,7 +147,57 @@ func (m *Manager) ContainerLogs(ctx context.Context, nodeID, containerID string,
 		defer resp.Body.Close()
 		return nil, engine.ResponseError(resp)
 	}
-	return resp.Body, nil
+	return watchNode(e, resp.Body, nodeWatchInterval), nil
+}
+
+// nodeWatchInterval is how often an open log stream checks its node.
+const nodeWatchInterval = time.Second
+
+// watchNode ends body with an error as soon as the pool counts e down: a
+// dead node's connection can hang for minutes before TCP gives up, and
+// the merged logs of a service should tell at once and go on without it.
+func watchNode(e *engine.Engine, body io.ReadCloser, every time.Duration) io.ReadCloser {
+	w := &watchedBody{ReadCloser: body, stop: make(chan struct{})}
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+				if !e.Healthy() {
+					_, msg := e.State()
+					w.down.Store(errdefs.ErrUnavailable.WithMessage("node " + e.Name() + " went down: " + msg))
+					body.Close()
+					return
+				}
+			}
+		}
+	}()
+	return w
+}
+
+type watchedBody struct {
+	io.ReadCloser
+	stop chan struct{}
+	once sync.Once
+	down atomic.Value // error, once the node is down
+}
+
+func (w *watchedBody) Read(p []byte) (int, error) {
+	n, err := w.ReadCloser.Read(p)
+	if err != nil {
+		if down, ok := w.down.Load().(error); ok {
+			return n, down
+		}
+	}
+	return n, err
+}
+
+func (w *watchedBody) Close() error {
+	w.once.Do(func() { close(w.stop) })
+	return w.ReadCloser.Close()
 }
 
 // engineOfNode is the engine of a node ID: in the built-in cluster the

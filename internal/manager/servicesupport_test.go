@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/shoal-dev/shoal/internal/enginesim"
@@ -26,6 +28,7 @@ type imageEngine struct {
 
 	mu       sync.Mutex
 	logQuery url.Values
+	down     atomic.Bool // answers everything but open log streams 500
 }
 
 func (e *imageEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +36,15 @@ func (e *imageEngine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if i := strings.Index(path[1:], "/"); strings.HasPrefix(path, "/v1.") && i > 0 {
 		path = path[i+1:]
 	}
+	if e.down.Load() && path != "/containers/c2/logs" {
+		http.Error(w, `{"message":"engine down"}`, http.StatusInternalServerError)
+		return
+	}
 	switch {
+	case path == "/containers/c2/logs": // follows until the client leaves
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
 	case path != "/images/json" && strings.HasPrefix(path, "/images/") && strings.HasSuffix(path, "/json") && r.Method == http.MethodGet:
 		name := strings.TrimSuffix(strings.TrimPrefix(path, "/images/"), "/json")
 		if !e.images[name] {
@@ -116,5 +127,37 @@ func TestServicesEngines(t *testing.T) {
 	}
 	if _, err := m.ContainerLogs(ctx, "nosuchnode", "c1", nil); !errdefs.IsNotFound(err) {
 		t.Errorf("logs on an unknown node: %v", err)
+	}
+}
+
+// A followed log stream ends with an error as soon as its node is down,
+// instead of hanging on the dead node's connection.
+func TestContainerLogsEndWhenNodeGoesDown(t *testing.T) {
+	a := &imageEngine{images: map[string]bool{}, registry: map[string]bool{}}
+	addrs := startImageEngines(t, a)
+	pool := startPool(t, 0, addrs...)
+	m := manager.New(manager.Config{Pool: pool})
+	rc, err := m.ContainerLogs(context.Background(), pool.Engines()[0].ID, "c2", url.Values{"follow": {"1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(rc, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("first read %q %v", buf, err)
+	}
+	a.down.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(rc)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "went down") {
+			t.Errorf("stream ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream of a node that went down did not end")
 	}
 }
