@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -22,7 +23,7 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		return swarm.ServiceCreateResponse{}, err
 	}
 	normalize(&spec)
-	warnings, err := b.checkImage(ctx, spec.TaskTemplate.ContainerSpec.Image, encodedAuth)
+	warnings, err := b.checkImage(ctx, spec.TaskTemplate.ContainerSpec.Image, encodedAuth, "nothing was created")
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
@@ -102,7 +103,7 @@ func older(a, b store.Service) bool {
 // checkImage refuses an image no node has and none can pull. When the
 // engines cannot tell (none reachable), the create goes on with a warning,
 // as swarm mode's does when it cannot reach the registry.
-func (b *Backend) checkImage(ctx context.Context, image, encodedAuth string) ([]string, error) {
+func (b *Backend) checkImage(ctx context.Context, image, encodedAuth, outcome string) ([]string, error) {
 	if b.engines == nil {
 		return nil, nil
 	}
@@ -111,7 +112,8 @@ func (b *Backend) checkImage(ctx context.Context, image, encodedAuth string) ([]
 	case err == nil:
 		return nil, nil
 	case errors.Is(err, ErrImageUnavailable):
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is on no node and no node could pull it: %v", image, err))
+		why := strings.TrimPrefix(err.Error(), ErrImageUnavailable.Error()+": ")
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is on no node and no node could pull it (%s): %s", image, why, outcome))
 	}
 	b.log.Warn("could not check a service's image", "image", image, "error", err)
 	return []string{fmt.Sprintf("image %s could not be checked on the nodes (%v): each node will pull it when it starts a task", image, err)}, nil
@@ -195,7 +197,7 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts client.Ser
 	}
 	var warnings []string
 	if !rollback && spec.TaskTemplate.ContainerSpec.Image != cur.Spec.TaskTemplate.ContainerSpec.Image {
-		if warnings, err = b.checkImage(ctx, spec.TaskTemplate.ContainerSpec.Image, auth); err != nil {
+		if warnings, err = b.checkImage(ctx, spec.TaskTemplate.ContainerSpec.Image, auth, "the service was not changed"); err != nil {
 			return swarm.ServiceUpdateResponse{}, err
 		}
 	}

@@ -145,7 +145,7 @@ func TestCreateRefusesBadSpecs(t *testing.T) {
 		}, 400, "rpc error: code = InvalidArgument desc = value '<x>' is invalid"},
 		{"no image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "" }, 400, "rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided"},
 		{"bad image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "Busy Box" }, 400, `rpc error: code = InvalidArgument desc = ContainerSpec: "Busy Box" is not a valid repository/tag`},
-		{"no such image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "nosuch:1" }, 400, "image nosuch:1 is on no node and no node could pull it: services: image not available on any node: node1: pull access denied for nosuch:1"},
+		{"no such image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "nosuch:1" }, 400, "image nosuch:1 is on no node and no node could pull it (node1: pull access denied for nosuch:1): nothing was created"},
 		{"small memory", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 1024}}
 		}, 400, "rpc error: code = InvalidArgument desc = invalid memory value 1024: Must be at least 4MiB"},
@@ -309,7 +309,7 @@ func TestUpdateAndRollback(t *testing.T) {
 	}{
 		{func(s *swarm.ServiceSpec) { s.Mode = swarm.ServiceMode{Global: &swarm.GlobalService{}} }, 501, "rpc error: code = Unimplemented desc = service mode change is not allowed"},
 		{func(s *swarm.ServiceSpec) { s.Name = "web2" }, 501, "rpc error: code = Unimplemented desc = renaming services is not supported"},
-		{func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "nosuch" }, 400, "image nosuch is on no node and no node could pull it: services: image not available on any node: node1: pull access denied for nosuch"},
+		{func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "nosuch" }, 400, "image nosuch is on no node and no node could pull it (node1: pull access denied for nosuch): the service was not changed"},
 	} {
 		sp := spec("web", 5)
 		tc.change(&sp)
