@@ -585,3 +585,41 @@ func TestFollowLogsPicksUpNewTasks(t *testing.T) {
 		t.Fatal("stream did not end with its context")
 	}
 }
+
+// Twenty clients updating one service from the version they all read:
+// one wins, the others get dockerd's "update out of sequence", and the
+// record counts one spec change.
+func TestParallelUpdatesOneWins(t *testing.T) {
+	b, _, s := newBackend(t)
+	ctx := context.Background()
+	r, err := b.CreateService(ctx, spec("web", 1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := b.Service(ctx, r.ID, false)
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := b.UpdateService(ctx, "web", client.ServiceUpdateOptions{Version: svc.Version, Spec: spec("web", uint64(i+2))})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	won := 0
+	for err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, services.ErrOutOfSequence):
+			t.Errorf("update: %v", err)
+		}
+	}
+	rec, _ := store.NewServices(s).Get(ctx, r.ID)
+	if won != 1 || rec.SpecVersion != 2 {
+		t.Errorf("%d updates won, spec version %d; want 1, 2", won, rec.SpecVersion)
+	}
+}
