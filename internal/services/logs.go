@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
@@ -154,11 +155,45 @@ func (s *logSelection) start(ctx context.Context, t store.Task) {
 	}()
 }
 
-// read copies one task container's logs.
+// read copies one task container's logs. Following, a node that goes
+// down is waited for: the client is told once, and when the node answers
+// again the task's logs go on from the last line it got.
 func (s *logSelection) read(ctx context.Context, t store.Task, containerID string) {
 	if s.b.engines == nil {
 		return
 	}
+	q := s.engineQuery()
+	down := false
+	for {
+		opened, last, err := s.copyOnce(ctx, t, containerID, q, down)
+		if err == nil || errors.Is(err, io.EOF) || ctx.Err() != nil {
+			return
+		}
+		if !down || opened {
+			s.warn(ctx, t, err)
+		}
+		if !s.opts.Follow || (!opened && !errdefs.IsUnavailable(err)) {
+			return
+		}
+		down = true
+		if last != "" {
+			if ts, perr := time.Parse(time.RFC3339Nano, last); perr == nil {
+				q.Set("since", unixSince(ts.Add(time.Nanosecond)))
+				q.Del("tail")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.b.logRetry):
+		}
+	}
+}
+
+// engineQuery is what each engine is asked: always the timestamps and
+// details (to rewrite each line as the client asked), the rest as the
+// client asked.
+func (s *logSelection) engineQuery() url.Values {
 	q := url.Values{"timestamps": {"1"}, "details": {"1"}}
 	for k, on := range map[string]bool{"stdout": s.opts.ShowStdout, "stderr": s.opts.ShowStderr, "follow": s.opts.Follow} {
 		if on {
@@ -171,20 +206,40 @@ func (s *logSelection) read(ctx context.Context, t store.Task, containerID strin
 	if s.opts.Since != "" {
 		q.Set("since", s.opts.Since)
 	}
+	return q
+}
+
+// unixSince is t as the since parameter reads it (seconds.nanoseconds).
+func unixSince(t time.Time) string {
+	return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond())
+}
+
+// copyOnce opens the container's logs once and copies them until they
+// end: whether they opened, the timestamp of the last message copied,
+// and why they ended. back says the node was down: its return is told.
+func (s *logSelection) copyOnce(ctx context.Context, t store.Task, containerID string, q url.Values, back bool) (bool, string, error) {
 	rc, err := s.b.engines.ContainerLogs(ctx, t.NodeID, containerID, q)
 	if err != nil {
-		s.warn(ctx, t, err)
-		return
+		return false, "", err
 	}
 	defer rc.Close()
+	if back {
+		s.b.log.Info("service logs: a task's node is back", "task", t.ID, "node", t.NodeID)
+		s.note(t, fmt.Sprintf("shoal: node %s is back: the logs of task %s go on\n", t.NodeID, t.ID))
+	}
+	var last string
+	copyMsg := func(stream byte, msg []byte) {
+		if ts, _, ok := bytes.Cut(msg, []byte(" ")); ok {
+			last = string(ts)
+		}
+		s.write(t, stream, msg)
+	}
 	if s.tty {
-		err = readLines(rc, func(line []byte) { s.write(t, streamStdout, line) })
+		err = readLines(rc, func(line []byte) { copyMsg(streamStdout, line) })
 	} else {
-		err = readFrames(rc, func(stream byte, msg []byte) { s.write(t, stream, msg) })
+		err = readFrames(rc, copyMsg)
 	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		s.warn(ctx, t, err)
-	}
+	return true, last, err
 }
 
 // warn tells the client, in the task's own stream, that its logs stopped.
@@ -193,7 +248,12 @@ func (s *logSelection) warn(ctx context.Context, t store.Task, err error) {
 		return // the client left
 	}
 	s.b.log.Warn("service logs: a task's logs are unavailable", "task", t.ID, "node", t.NodeID, "error", err)
-	msg := fmt.Sprintf("shoal: the logs of task %s on node %s are unavailable (%v); the other tasks' logs go on\n", t.ID, t.NodeID, err)
+	s.note(t, fmt.Sprintf("shoal: the logs of task %s on node %s are unavailable (%v); the other tasks' logs go on\n", t.ID, t.NodeID, err))
+}
+
+// note writes one line of shoal's own in the task's stream (stderr), with
+// the task's context, so the CLI prefixes it as the task's lines.
+func (s *logSelection) note(t store.Task, msg string) {
 	ts := s.b.now().UTC().Format(timestampFormat)
 	s.write(t, streamStderr, []byte(ts+"  "+msg))
 }

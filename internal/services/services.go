@@ -46,7 +46,13 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// LogRetry is how often a followed task's logs are asked for again
+	// while its node is down (0: DefaultLogRetry).
+	LogRetry time.Duration
 }
+
+// DefaultLogRetry is Config.LogRetry when left zero.
+const DefaultLogRetry = 2 * time.Second
 
 // Backend serves the service and task calls (dockerapi.Services).
 type Backend struct {
@@ -55,6 +61,7 @@ type Backend struct {
 	engines  Engines
 	log      *slog.Logger
 	now      func() time.Time
+	logRetry time.Duration
 
 	// createMu serializes this manager's creates, so two creates of one
 	// name through it cannot both pass the name check (creates through
@@ -70,11 +77,15 @@ func New(cfg Config) *Backend {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.LogRetry <= 0 {
+		cfg.LogRetry = DefaultLogRetry
+	}
 	return &Backend{
 		services: store.NewServices(cfg.Store),
 		tasks:    store.NewTasks(cfg.Store),
 		engines:  cfg.Engines,
 		log:      cfg.Logger,
 		now:      cfg.Now,
+		logRetry: cfg.LogRetry,
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -40,7 +41,21 @@ type fakeEngines struct {
 	gotAuth   string
 	gotQuery  url.Values
 	openCount int
+	opens     map[string][]fakeOpen // container ID → what its next opens do
+	queries   []url.Values
 }
+
+// fakeOpen is one open of a container's logs: an error, or a body that
+// ends with readErr (nil: EOF).
+type fakeOpen struct {
+	err     error
+	body    string
+	readErr error
+}
+
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 func (f *fakeEngines) CheckImage(_ context.Context, image, auth string) error {
 	f.mu.Lock()
@@ -69,6 +84,19 @@ func (f *fakeEngines) ContainerLogs(_ context.Context, nodeID, cid string, q url
 	defer f.mu.Unlock()
 	f.openCount++
 	f.gotQuery = q
+	f.queries = append(f.queries, maps.Clone(q))
+	if seq := f.opens[cid]; len(seq) > 0 {
+		o := seq[0]
+		f.opens[cid] = seq[1:]
+		if o.err != nil {
+			return nil, o.err
+		}
+		var tail io.Reader = errReader{io.EOF}
+		if o.readErr != nil {
+			tail = errReader{o.readErr}
+		}
+		return io.NopCloser(io.MultiReader(strings.NewReader(o.body), tail)), nil
+	}
 	if err := f.failLogs[cid]; err != nil {
 		return nil, err
 	}
@@ -621,5 +649,65 @@ func TestParallelUpdatesOneWins(t *testing.T) {
 	rec, _ := store.NewServices(s).Get(ctx, r.ID)
 	if won != 1 || rec.SpecVersion != 2 {
 		t.Errorf("%d updates won, spec version %d; want 1, 2", won, rec.SpecVersion)
+	}
+}
+
+// Following, a task whose node goes down is waited for: the client is
+// told once, told again when the node is back, and the task's logs go on
+// from after the last line it got.
+func TestFollowLogsOutliveANodeOutage(t *testing.T) {
+	st := storetest.Open(t)
+	f := &fakeEngines{images: map[string]bool{"busybox": true}}
+	b := services.New(services.Config{Store: st, Engines: f, Now: func() time.Time { return now }, LogRetry: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, err := b.CreateService(ctx, spec("web", 1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := store.NewServices(st).Get(ctx, r.ID)
+	tk := task(rec, 1, "n1id", swarm.TaskStateRunning, swarm.TaskStateRunning)
+	tk.Status.ContainerStatus = &swarm.ContainerStatus{ContainerID: "c1"}
+	if err := store.NewTasks(st).Put(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	down := errdefs.ErrUnavailable.WithMessage("node node1 went down")
+	f.opens = map[string][]fakeOpen{"c1": {
+		{body: frame(1, "2026-11-30T05:00:01.500000000Z  before\n"), readErr: down},
+		{err: down},
+		{err: down},
+		{body: frame(1, "2026-11-30T05:00:09.000000000Z  after\n"), readErr: errors.New("client gone")},
+	}}
+	_, stream, err := b.Logs(ctx, "web", false, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Tail: "5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	go func() { stream(pw); pw.Close() }()
+	var got []string
+	hdr := make([]byte, 8)
+	for len(got) < 4 {
+		if _, err := io.ReadFull(pr, hdr); err != nil {
+			t.Fatalf("after %q: %v", got, err)
+		}
+		msg := make([]byte, binary.BigEndian.Uint32(hdr[4:]))
+		io.ReadFull(pr, msg)
+		got = append(got, fmt.Sprintf("%d|%s", hdr[0], msg))
+	}
+	cancel()
+	go io.Copy(io.Discard, pr)
+	want := []string{"1|before\n",
+		"2|shoal: the logs of task " + tk.ID + " on node n1id are unavailable (node node1 went down); the other tasks' logs go on\n",
+		"2|shoal: node n1id is back: the logs of task " + tk.ID + " go on\n",
+		"1|after\n"}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("message %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if q := f.queries[1]; q.Get("since") != "1796014801.500000001" || q.Has("tail") {
+		t.Errorf("query after the outage: %v", q)
 	}
 }
