@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -709,5 +710,50 @@ func TestFollowLogsOutliveANodeOutage(t *testing.T) {
 	defer f.mu.Unlock()
 	if q := f.queries[1]; q.Get("since") != "1796014801.500000001" || q.Has("tail") {
 		t.Errorf("query after the outage: %v", q)
+	}
+}
+
+// Over HTTP, through the API server: dockerd's statuses and bodies.
+func TestAnswersOverHTTP(t *testing.T) {
+	b, _, _ := newBackend(t)
+	api := dockerapi.NewServer(dockerapi.Backends{}, "test", nil)
+	api.Services = b
+	do := func(method, path, body string) (int, string) {
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, httptest.NewRequest(method, path, strings.NewReader(body)))
+		return rec.Code, strings.TrimSpace(rec.Body.String())
+	}
+	body := `{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"Mode":{"Replicated":{"Replicas":1}}}`
+	code, out := do("POST", "/v1.41/services/create", body)
+	var created struct{ ID string }
+	if code != 201 || json.Unmarshal([]byte(out), &created) != nil || !strings.HasPrefix(out, `{"ID":"`) || strings.Contains(out, "Warnings") {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	code, out = do("GET", "/v1.41/services/web", "")
+	var svc swarm.Service
+	if code != 200 || json.Unmarshal([]byte(out), &svc) != nil || svc.ID != created.ID {
+		t.Fatalf("inspect: %d %s", code, out)
+	}
+	stale := fmt.Sprint(svc.Version.Index - 1)
+	for _, tc := range []struct {
+		method, path, body string
+		code               int
+		out                string
+	}{
+		{"POST", "/v1.41/services/create", body, 409, `{"message":"rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists"}`},
+		{"POST", "/v1.41/services/web/update?version=" + stale, body, 500, `{"message":"rpc error: code = Unknown desc = update out of sequence"}`},
+		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index), strings.Replace(body, `"Replicated":{"Replicas":1}`, `"Global":{}`, 1), 501, `{"message":"rpc error: code = Unimplemented desc = service mode change is not allowed"}`},
+		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index) + "&rollback=previous", body, 400, `{"message":"rpc error: code = FailedPrecondition desc = service ` + created.ID + ` does not have a previous spec"}`},
+		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index), body, 200, `{}`},
+		{"GET", "/v1.41/services/nope", "", 404, `{"message":"service nope not found"}`},
+		{"GET", "/v1.41/tasks/nope", "", 404, `{"message":"task nope not found"}`},
+		{"GET", "/v1.41/tasks", "", 200, `[]`},
+		{"DELETE", "/v1.41/services/web", "", 200, ``},
+		{"GET", "/v1.41/services", "", 200, `[]`},
+	} {
+		code, out := do(tc.method, tc.path, tc.body)
+		if code != tc.code || out != tc.out {
+			t.Errorf("%s %s: %d %s; want %d %s", tc.method, tc.path, code, out, tc.code, tc.out)
+		}
 	}
 }
