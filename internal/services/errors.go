@@ -1,7 +1,6 @@
 package services
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -58,10 +57,4 @@ func errAmbiguous(kind, ref string, n int) error {
 
 func errNameTaken(name string) error {
 	return errdefs.ErrConflict.WithMessage(rpcError("AlreadyExists", "name conflicts with an existing object: service "+name+" already exists"))
-}
-
-// isStatus reports whether err is a statusError (for tests and callers).
-func isStatus(err error, status int) bool {
-	var se *statusError
-	return errors.As(err, &se) && se.status == status
 }
