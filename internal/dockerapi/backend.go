@@ -11,7 +11,6 @@ import (
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/volume"
-	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -143,14 +142,14 @@ type Services interface {
 	Services(ctx context.Context, filters backend.Filters, status bool) ([]swarm.Service, error)
 	// Service finds a service by ID, name or unique ID prefix.
 	Service(ctx context.Context, ref string, insertDefaults bool) (swarm.Service, error)
-	UpdateService(ctx context.Context, ref string, opts client.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error)
+	UpdateService(ctx context.Context, ref string, opts backend.ServiceUpdate) (swarm.ServiceUpdateResponse, error)
 	RemoveService(ctx context.Context, ref string) error
 	Tasks(ctx context.Context, filters backend.Filters) ([]swarm.Task, error)
 	Task(ctx context.Context, ref string) (swarm.Task, error)
 	// Logs resolves the service (or task) ref and returns whether its
 	// logs are a TTY's (raw) and the function writing them to w (which
 	// it flushes through a Flush method, if w has one).
-	Logs(ctx context.Context, ref string, task bool, opts client.ServiceLogsOptions) (tty bool, stream func(w io.Writer) error, err error)
+	Logs(ctx context.Context, ref string, task bool, opts backend.ServiceLogsOptions) (tty bool, stream func(w io.Writer) error, err error)
 }
 
 // Backend is one value serving every noun (the cluster manager).

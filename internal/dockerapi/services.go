@@ -9,8 +9,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/authz"
+	"github.com/shoal-dev/shoal/internal/backend"
 )
 
 // Swarm mode's service and task calls, served by Server.Services over
@@ -162,18 +162,18 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, p params)
 	return writeJSON(w, http.StatusOK, serviceUpdated{Warnings: resp.Warnings})
 }
 
-func serviceUpdateOptions(r *http.Request) (client.ServiceUpdateOptions, error) {
+func serviceUpdateOptions(r *http.Request) (backend.ServiceUpdate, error) {
 	spec, err := readServiceSpec(r)
 	if err != nil {
-		return client.ServiceUpdateOptions{}, err
+		return backend.ServiceUpdate{}, err
 	}
 	q := r.URL.Query()
 	raw := q.Get("version")
 	version, err := strconv.ParseUint(raw, 10, 64)
 	if err != nil {
-		return client.ServiceUpdateOptions{}, badRequest(fmt.Sprintf("invalid service version '%s': %v", raw, err))
+		return backend.ServiceUpdate{}, badRequest(fmt.Sprintf("invalid service version '%s': %v", raw, err))
 	}
-	opts := client.ServiceUpdateOptions{Version: swarm.Version{Index: version}, Spec: spec,
+	opts := backend.ServiceUpdate{Version: swarm.Version{Index: version}, Spec: spec,
 		EncodedRegistryAuth: r.Header.Get("X-Registry-Auth"), Rollback: q.Get("rollback")}
 	if v := q.Get("registryAuthFrom"); v != "" {
 		switch src := swarm.RegistryAuthSource(v); src {
@@ -271,9 +271,9 @@ type logFlusher struct {
 func (f *logFlusher) Write(b []byte) (int, error) { return f.w.Write(b) }
 func (f *logFlusher) Flush()                      { _ = f.rc.Flush() }
 
-func serviceLogsOptions(r *http.Request) (client.ServiceLogsOptions, error) {
+func serviceLogsOptions(r *http.Request) (backend.ServiceLogsOptions, error) {
 	q := r.URL.Query()
-	opts := client.ServiceLogsOptions{ShowStdout: boolValue(q.Get("stdout")), ShowStderr: boolValue(q.Get("stderr")),
+	opts := backend.ServiceLogsOptions{ShowStdout: boolValue(q.Get("stdout")), ShowStderr: boolValue(q.Get("stderr")),
 		Follow: boolValue(q.Get("follow")), Timestamps: boolValue(q.Get("timestamps")),
 		Details: boolValue(q.Get("details")), Tail: q.Get("tail"), Since: q.Get("since")}
 	if !opts.ShowStdout && !opts.ShowStderr {

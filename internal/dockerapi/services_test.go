@@ -11,7 +11,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/backend"
 )
 
@@ -26,8 +25,8 @@ type fakeServices struct {
 	gotFilters backend.Filters
 	gotStatus  bool
 	gotDefault bool
-	gotUpdate  client.ServiceUpdateOptions
-	gotLogs    client.ServiceLogsOptions
+	gotUpdate  backend.ServiceUpdate
+	gotLogs    backend.ServiceLogsOptions
 	gotTask    bool
 	removed    string
 }
@@ -51,7 +50,7 @@ func (f *fakeServices) Service(_ context.Context, ref string, defaults bool) (sw
 	return swarm.Service{ID: ref, Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: ref, Labels: labels}}}, nil
 }
 
-func (f *fakeServices) UpdateService(_ context.Context, ref string, o client.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+func (f *fakeServices) UpdateService(_ context.Context, ref string, o backend.ServiceUpdate) (swarm.ServiceUpdateResponse, error) {
 	f.gotUpdate = o
 	return swarm.ServiceUpdateResponse{}, nil
 }
@@ -76,7 +75,7 @@ func (f *fakeServices) Task(_ context.Context, ref string) (swarm.Task, error) {
 	return swarm.Task{}, errdefs.ErrNotFound.WithMessage("task " + ref + " not found")
 }
 
-func (f *fakeServices) Logs(_ context.Context, ref string, task bool, o client.ServiceLogsOptions) (bool, func(io.Writer) error, error) {
+func (f *fakeServices) Logs(_ context.Context, ref string, task bool, o backend.ServiceLogsOptions) (bool, func(io.Writer) error, error) {
 	f.gotLogs, f.gotTask = o, task
 	return f.tty, func(w io.Writer) error {
 		_, err := w.Write([]byte("frames"))

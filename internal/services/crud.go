@@ -9,7 +9,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -177,7 +176,7 @@ func (b *Backend) lookupService(ctx context.Context, ref string) (store.Service,
 // UpdateService replaces the spec of a service at opts.Version, or rolls
 // it back to its previous spec (opts.Rollback "previous"), as swarm mode
 // does: the orchestrator then rolls the tasks.
-func (b *Backend) UpdateService(ctx context.Context, ref string, opts client.ServiceUpdateOptions) (swarm.ServiceUpdateResponse, error) {
+func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.ServiceUpdate) (swarm.ServiceUpdateResponse, error) {
 	rollback, err := rollbackOf(opts.Rollback)
 	if err != nil {
 		return swarm.ServiceUpdateResponse{}, err
@@ -238,7 +237,7 @@ func rollbackOf(v string) (bool, error) {
 // registryAuth is the auth the nodes pull with after an update: the
 // client's, or else the current spec's or the previous one's
 // (registryAuthFrom).
-func registryAuth(cur store.Service, opts client.ServiceUpdateOptions) (string, error) {
+func registryAuth(cur store.Service, opts backend.ServiceUpdate) (string, error) {
 	if opts.EncodedRegistryAuth != "" {
 		return opts.EncodedRegistryAuth, nil
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
-	"github.com/moby/moby/client"
+	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -47,7 +47,7 @@ const timestampFormat = "2006-01-02T15:04:05.000000000Z07:00"
 // Logs resolves ref, a service (task false) or a task, and returns
 // whether its logs are a TTY's (raw, not multiplexed) and the function
 // that writes them to w until they end (or, following, until ctx ends).
-func (b *Backend) Logs(ctx context.Context, ref string, task bool, opts client.ServiceLogsOptions) (bool, func(w io.Writer) error, error) {
+func (b *Backend) Logs(ctx context.Context, ref string, task bool, opts backend.ServiceLogsOptions) (bool, func(w io.Writer) error, error) {
 	if err := checkTail(opts.Tail); err != nil {
 		return false, nil, err
 	}
@@ -87,7 +87,7 @@ func checkTail(tail string) error {
 // logSelection is one logs call: what it reads and how it writes.
 type logSelection struct {
 	b         *Backend
-	opts      client.ServiceLogsOptions
+	opts      backend.ServiceLogsOptions
 	tty       bool
 	serviceID string      // a service's logs, or
 	task      *store.Task // one task's

@@ -19,7 +19,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
-	"github.com/moby/moby/client"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/services"
@@ -310,20 +309,20 @@ func TestUpdateAndRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc, _ := b.Service(ctx, r.ID, false)
-	if _, err := b.UpdateService(ctx, "web", client.ServiceUpdateOptions{Version: svc.Version, Spec: spec("web", 1), Rollback: "previous"}); status(err) != 400 ||
+	if _, err := b.UpdateService(ctx, "web", backend.ServiceUpdate{Version: svc.Version, Spec: spec("web", 1), Rollback: "previous"}); status(err) != 400 ||
 		err.Error() != "rpc error: code = FailedPrecondition desc = service "+r.ID+" does not have a previous spec" {
 		t.Errorf("rollback without previous spec: %v", err)
 	}
 	up := spec("web", 5)
 	up.TaskTemplate.ContainerSpec.Image = "nginx"
-	if _, err := b.UpdateService(ctx, "web", client.ServiceUpdateOptions{Version: svc.Version, Spec: up}); err != nil {
+	if _, err := b.UpdateService(ctx, "web", backend.ServiceUpdate{Version: svc.Version, Spec: up}); err != nil {
 		t.Fatal(err)
 	}
 	if f.gotAuth != "auth1" {
 		t.Errorf("image of the update checked with auth %q, want the service's", f.gotAuth)
 	}
 	// The version the client read is stale now.
-	_, err = b.UpdateService(ctx, "web", client.ServiceUpdateOptions{Version: svc.Version, Spec: spec("web", 2)})
+	_, err = b.UpdateService(ctx, "web", backend.ServiceUpdate{Version: svc.Version, Spec: spec("web", 2)})
 	if !errors.Is(err, services.ErrOutOfSequence) || status(err) != http.StatusInternalServerError || err.Error() != "rpc error: code = Unknown desc = update out of sequence" {
 		t.Errorf("stale version: %d %v", status(err), err)
 	}
@@ -342,12 +341,12 @@ func TestUpdateAndRollback(t *testing.T) {
 	} {
 		sp := spec("web", 5)
 		tc.change(&sp)
-		_, err := b.UpdateService(ctx, r.ID, client.ServiceUpdateOptions{Version: rec.Version, Spec: sp})
+		_, err := b.UpdateService(ctx, r.ID, backend.ServiceUpdate{Version: rec.Version, Spec: sp})
 		if status(err) != tc.code || err.Error() != tc.msg {
 			t.Errorf("update: %d %v; want %d %q", status(err), err, tc.code, tc.msg)
 		}
 	}
-	if _, err := b.UpdateService(ctx, r.ID, client.ServiceUpdateOptions{Version: rec.Version, Spec: spec("web", 5), Rollback: "previous"}); err != nil {
+	if _, err := b.UpdateService(ctx, r.ID, backend.ServiceUpdate{Version: rec.Version, Spec: spec("web", 5), Rollback: "previous"}); err != nil {
 		t.Fatal(err)
 	}
 	rec, _ = store.NewServices(s).Get(ctx, r.ID)
@@ -356,7 +355,7 @@ func TestUpdateAndRollback(t *testing.T) {
 		rec.UpdateStatus.Message != "manually requested rollback" || !rec.UpdateStatus.StartedAt.Equal(now) {
 		t.Errorf("after rollback: %+v %+v", rec, rec.UpdateStatus)
 	}
-	if _, err := b.UpdateService(ctx, r.ID, client.ServiceUpdateOptions{Version: rec.Version, Spec: spec("web", 5), Rollback: "sideways"}); status(err) != 400 {
+	if _, err := b.UpdateService(ctx, r.ID, backend.ServiceUpdate{Version: rec.Version, Spec: spec("web", 5), Rollback: "sideways"}); status(err) != 400 {
 		t.Errorf("bad rollback option: %v", err)
 	}
 	if err := b.RemoveService(ctx, "web"); err != nil {
@@ -519,7 +518,7 @@ func TestLogsCarrySwarmContext(t *testing.T) {
 		frame(2, "2026-11-30T05:00:02.000000000Z env=prod,a%3Db=x oops\n")}
 	f.failLogs = map[string]error{"c2": errdefs.ErrUnavailable.WithMessage("node node2 is down")}
 
-	tty, stream, err := b.Logs(ctx, "web", false, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Details: true, Timestamps: true, Tail: "10"})
+	tty, stream, err := b.Logs(ctx, "web", false, backend.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Details: true, Timestamps: true, Tail: "10"})
 	if err != nil || tty {
 		t.Fatalf("logs: %v tty %v", err, tty)
 	}
@@ -556,7 +555,7 @@ func TestLogsCarrySwarmContext(t *testing.T) {
 	}
 
 	// Without details and timestamps, only the lines; one task's logs only.
-	_, stream, err = b.Logs(ctx, t1.ID, true, client.ServiceLogsOptions{ShowStdout: true})
+	_, stream, err = b.Logs(ctx, t1.ID, true, backend.ServiceLogsOptions{ShowStdout: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,10 +566,10 @@ func TestLogsCarrySwarmContext(t *testing.T) {
 	if got := frames(t, out.Bytes()); len(got) != 2 || got[0] != "1|hello\n" || got[1] != "2|oops\n" {
 		t.Errorf("plain task logs %q", got)
 	}
-	if _, _, err := b.Logs(ctx, "web", false, client.ServiceLogsOptions{ShowStdout: true, Tail: "-1"}); status(err) != 400 {
+	if _, _, err := b.Logs(ctx, "web", false, backend.ServiceLogsOptions{ShowStdout: true, Tail: "-1"}); status(err) != 400 {
 		t.Errorf("negative tail: %v", err)
 	}
-	if _, _, err := b.Logs(ctx, "nope", false, client.ServiceLogsOptions{ShowStdout: true}); status(err) != 404 {
+	if _, _, err := b.Logs(ctx, "nope", false, backend.ServiceLogsOptions{ShowStdout: true}); status(err) != 404 {
 		t.Errorf("unknown service: %v", err)
 	}
 }
@@ -586,7 +585,7 @@ func TestFollowLogsPicksUpNewTasks(t *testing.T) {
 	}
 	rec, _ := store.NewServices(s).Get(ctx, r.ID)
 	f.logs = map[string]string{"late": frame(1, "2026-11-30T05:00:01.000000000Z  late line\n")}
-	_, stream, err := b.Logs(ctx, "web", false, client.ServiceLogsOptions{ShowStdout: true, Follow: true})
+	_, stream, err := b.Logs(ctx, "web", false, backend.ServiceLogsOptions{ShowStdout: true, Follow: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -632,7 +631,7 @@ func TestParallelUpdatesOneWins(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := b.UpdateService(ctx, "web", client.ServiceUpdateOptions{Version: svc.Version, Spec: spec("web", uint64(i+2))})
+			_, err := b.UpdateService(ctx, "web", backend.ServiceUpdate{Version: svc.Version, Spec: spec("web", uint64(i+2))})
 			errs <- err
 		}()
 	}
@@ -679,7 +678,7 @@ func TestFollowLogsOutliveANodeOutage(t *testing.T) {
 		{err: down},
 		{body: frame(1, "2026-11-30T05:00:09.000000000Z  after\n"), readErr: errors.New("client gone")},
 	}}
-	_, stream, err := b.Logs(ctx, "web", false, client.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Tail: "5"})
+	_, stream, err := b.Logs(ctx, "web", false, backend.ServiceLogsOptions{ShowStdout: true, ShowStderr: true, Follow: true, Tail: "5"})
 	if err != nil {
 		t.Fatal(err)
 	}
