@@ -15,14 +15,11 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/shoal-dev/shoal/internal/engine"
-	"github.com/shoal-dev/shoal/internal/services"
 )
 
 // What the services backend needs of the engines (services.Engines):
 // checking a service's image, resolving node references of task filters
 // and reading task containers' logs.
-
-var _ services.Engines = (*Manager)(nil)
 
 // imageRegistryProbes is how many engines are asked whether they could
 // pull an image no engine has: one engine may lack a registry's access
@@ -32,9 +29,9 @@ const imageRegistryProbes = 3
 // CheckImage says whether some healthy node holds image or could pull it:
 // first by asking every healthy engine for the image, then by asking a
 // few whether the registry has it (GET /distribution/{image}/json, a
-// manifest lookup: nothing is downloaded). An engine's refusal means the
-// image cannot be pulled (wraps services.ErrImageUnavailable); an error
-// reaching every engine is returned as is.
+// manifest lookup: nothing is downloaded). Engines' refusals mean the
+// image cannot be pulled: an errdefs not-found error with their words;
+// when no engine could be asked, an unavailable one.
 func (m *Manager) CheckImage(ctx context.Context, image, encodedAuth string) error {
 	healthy := m.pool.Healthy()
 	if len(healthy) == 0 {
@@ -59,7 +56,7 @@ func (m *Manager) CheckImage(ctx context.Context, image, encodedAuth string) err
 		}
 	}
 	if len(refusals) > 0 {
-		return fmt.Errorf("%w: %s", services.ErrImageUnavailable, strings.Join(refusals, "; "))
+		return errdefs.ErrNotFound.WithMessage(strings.Join(refusals, "; "))
 	}
 	return errdefs.ErrUnavailable.WithMessage("could not ask the nodes about image " + image + ": " + strings.Join(failures, "; "))
 }

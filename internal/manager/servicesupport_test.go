@@ -2,7 +2,6 @@ package manager_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -86,6 +85,9 @@ func startImageEngines(t *testing.T, engines ...*imageEngine) []string {
 	return addrs
 }
 
+// The manager is what the services backend reaches engines through.
+var _ services.Engines = (*manager.Manager)(nil)
+
 func TestServicesEngines(t *testing.T) {
 	a := &imageEngine{images: map[string]bool{"busybox:latest": true}, registry: map[string]bool{}}
 	b := &imageEngine{images: map[string]bool{}, registry: map[string]bool{"nginx:1.27": true}}
@@ -100,7 +102,7 @@ func TestServicesEngines(t *testing.T) {
 		}
 	}
 	err := m.CheckImage(ctx, "nosuch:1", "")
-	if !errors.Is(err, services.ErrImageUnavailable) || !strings.Contains(err.Error(), "pull access denied for nosuch:1") {
+	if !errdefs.IsNotFound(err) || !strings.Contains(err.Error(), "pull access denied for nosuch:1") {
 		t.Errorf("CheckImage(nosuch:1): %v", err)
 	}
 

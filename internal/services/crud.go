@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -110,9 +109,8 @@ func (b *Backend) checkImage(ctx context.Context, image, encodedAuth, outcome st
 	switch {
 	case err == nil:
 		return nil, nil
-	case errors.Is(err, ErrImageUnavailable):
-		why := strings.TrimPrefix(err.Error(), ErrImageUnavailable.Error()+": ")
-		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is on no node and no node could pull it (%s): %s", image, why, outcome))
+	case errdefs.IsNotFound(err):
+		return nil, errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("image %s is on no node and no node could pull it (%v): %s", image, err, outcome))
 	}
 	b.log.Warn("could not check a service's image", "image", image, "error", err)
 	return []string{fmt.Sprintf("image %s could not be checked on the nodes (%v): each node will pull it when it starts a task", image, err)}, nil

@@ -7,7 +7,6 @@ package services
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/url"
@@ -23,7 +22,7 @@ import (
 type Engines interface {
 	// CheckImage says whether some node holds image or can pull it (with
 	// the client's encoded registry auth, "" for none): nil if so, an
-	// error wrapping ErrImageUnavailable if no node has it and no node
+	// errdefs not-found error saying why if no node has it and no node
 	// can pull it, any other error when that could not be found out.
 	CheckImage(ctx context.Context, image, encodedAuth string) error
 	// ResolveNode is the ID of the node ref names (ID, unique ID prefix
@@ -34,10 +33,6 @@ type Engines interface {
 	// container has a TTY).
 	ContainerLogs(ctx context.Context, nodeID, containerID string, q url.Values) (io.ReadCloser, error)
 }
-
-// ErrImageUnavailable is CheckImage's answer when no node has an image
-// and none can pull it.
-var ErrImageUnavailable = errors.New("services: image not available on any node")
 
 // Config wires a Backend.
 type Config struct {

@@ -67,7 +67,7 @@ func (f *fakeEngines) CheckImage(_ context.Context, image, auth string) error {
 	case f.images[image] || f.pullable[image]:
 		return nil
 	}
-	return fmt.Errorf("%w: node1: pull access denied for %s", services.ErrImageUnavailable, image)
+	return errdefs.ErrNotFound.WithMessage("node1: pull access denied for " + image)
 }
 
 func (f *fakeEngines) ResolveNode(_ context.Context, ref string) (string, error) {
