@@ -198,6 +198,11 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 			return swarm.ServiceUpdateResponse{}, err
 		}
 	}
+	if opts.Version.Index == 0 {
+		// The store reads version 0 as "any version": a client's is
+		// never 0, so this one is out of sequence as dockerd says.
+		return swarm.ServiceUpdateResponse{}, ErrOutOfSequence
+	}
 	now := b.now().UTC()
 	_, err = b.services.Change(ctx, cur.ID, opts.Version.Index, func(s *store.Service) error {
 		return applyUpdate(s, spec, rollback, auth, now)

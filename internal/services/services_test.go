@@ -326,6 +326,9 @@ func TestUpdateAndRollback(t *testing.T) {
 	if !errors.Is(err, services.ErrOutOfSequence) || status(err) != http.StatusInternalServerError || err.Error() != "rpc error: code = Unknown desc = update out of sequence" {
 		t.Errorf("stale version: %d %v", status(err), err)
 	}
+	if _, err := b.UpdateService(ctx, "web", backend.ServiceUpdate{Spec: spec("web", 2)}); !errors.Is(err, services.ErrOutOfSequence) {
+		t.Errorf("version 0: %v", err)
+	}
 	rec, _ := store.NewServices(s).Get(ctx, r.ID)
 	if rec.SpecVersion != 2 || *rec.Spec.Mode.Replicated.Replicas != 5 || rec.PreviousSpec == nil || *rec.PreviousSpec.Mode.Replicated.Replicas != 1 {
 		t.Fatalf("after update: %+v", rec)
