@@ -101,6 +101,15 @@ var routeRules = map[string]routeRule{
 	"POST /swarm/update":              {authz.Admin, "update the swarm or rotate join tokens"},
 	"GET /swarm/unlockkey":            {authz.Admin, "read the swarm's unlock key"},
 	"POST /swarm/unlock":              {authz.Admin, "unlock the swarm"},
+	"GET /services":                   {authz.Read, "list services"},
+	"POST /services/create":           {authz.Operate, "create services"},
+	"GET /services/{id}":              {authz.Read, "inspect services"},
+	"POST /services/{id}/update":      {authz.Operate, "update services"},
+	"DELETE /services/{id}":           {authz.Operate, "remove services"},
+	"GET /services/{id}/logs":         {authz.Read, "read service logs"},
+	"GET /tasks":                      {authz.Read, "list tasks"},
+	"GET /tasks/{id}":                 {authz.Read, "inspect tasks"},
+	"GET /tasks/{id}/logs":            {authz.Read, "read task logs"},
 }
 
 // debugRule guards /debug/pprof (served with -D).
@@ -174,6 +183,9 @@ func (s *Server) authorize(r *http.Request, key string, rule routeRule, p params
 // that is not an unscoped admin.
 func (s *Server) checkCall(r *http.Request, key string, id authz.Identity, p params) (*http.Request, error) {
 	ctx := r.Context()
+	if isServiceCall(key) {
+		return s.checkServiceCall(r, key, id, p)
+	}
 	switch key {
 	case "POST /containers/create":
 		return s.checkCreate(r, id)

@@ -133,6 +133,25 @@ type Swarm interface {
 	LeaveSwarm(ctx context.Context, force bool) error
 }
 
+// Services serves swarm mode's service and task calls over shoal's store
+// (services.Backend). Task node IDs are those `docker node ls` shows.
+type Services interface {
+	CreateService(ctx context.Context, spec swarm.ServiceSpec, encodedAuth string) (swarm.ServiceCreateResponse, error)
+	// Services lists the services matching filters, with ServiceStatus
+	// when status is set.
+	Services(ctx context.Context, filters backend.Filters, status bool) ([]swarm.Service, error)
+	// Service finds a service by ID, name or unique ID prefix.
+	Service(ctx context.Context, ref string, insertDefaults bool) (swarm.Service, error)
+	UpdateService(ctx context.Context, ref string, opts backend.ServiceUpdate) (swarm.ServiceUpdateResponse, error)
+	RemoveService(ctx context.Context, ref string) error
+	Tasks(ctx context.Context, filters backend.Filters) ([]swarm.Task, error)
+	Task(ctx context.Context, ref string) (swarm.Task, error)
+	// Logs resolves the service (or task) ref and returns whether its
+	// logs are a TTY's (raw) and the function writing them to w (which
+	// it flushes through a Flush method, if w has one).
+	Logs(ctx context.Context, ref string, task bool, opts backend.ServiceLogsOptions) (tty bool, stream func(w io.Writer) error, err error)
+}
+
 // Backend is one value serving every noun (the cluster manager).
 type Backend interface {
 	System

@@ -36,6 +36,10 @@ type Server struct {
 	// a role are admin); every route is authorized by its class.
 	Authz *authz.Policy
 
+	// Services serves swarm mode's services and tasks (nil: no store,
+	// every service and task call answers 503).
+	Services Services
+
 	// Streams caps the long-lived calls (attach, exec, logs -f, events,
 	// uploads...) per client and in all; nil is no cap.
 	Streams *StreamLimiter
@@ -124,8 +128,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // unsupported lists API areas shoal knows but does not serve yet.
 func unsupported(path string) bool {
-	for _, p := range []string{"/networks", "/volumes", "/build", "/commit", "/events", "/system", "/swarm", "/services",
-		"/tasks", "/secrets", "/configs", "/plugins", "/session", "/distribution", "/auth", "/grpc", "/images"} {
+	for _, p := range []string{"/networks", "/volumes", "/build", "/commit", "/events", "/system", "/swarm",
+		"/secrets", "/configs", "/plugins", "/session", "/distribution", "/auth", "/grpc", "/images"} {
 		if path == p || strings.HasPrefix(path, p+"/") {
 			return true
 		}
@@ -237,6 +241,7 @@ func (s *Server) routes() {
 	rt.handle("POST", "/swarm/join", s.swarmInit("join"))
 	rt.handle("POST", "/swarm/leave", s.swarmInit("leave"))
 	rt.handle("POST", "/swarm/update", s.updateSwarm)
+	s.serviceRoutes()
 	s.lockRoutes()
 }
 

@@ -20,6 +20,11 @@ type Service struct {
 	// the current spec when its SpecVersion is this one. Status writes
 	// (UpdateStatus, JobStatus) leave it.
 	SpecVersion uint64 `json:",omitempty"`
+	// RegistryAuth is the client's encoded registry credentials
+	// (X-Registry-Auth) for pulling the image on the nodes, as swarm
+	// mode keeps them in its ContainerSpec's PullOptions; never shown by
+	// the API.
+	RegistryAuth string `json:",omitempty"`
 }
 
 // Services is the desired state of services: one record per service.
