@@ -164,6 +164,9 @@ func startLocal(ctx context.Context, dir string, files store.TLSFiles, log *slog
 			Heartbeat:        localHeartbeat,
 			ElectionTimeout:  localElection,
 			Logger:           log,
+			// etcd logs its own shutdown as errors; a user of manage never
+			// asked for etcd, so only what stops it is shown (and Err).
+			EtcdLogLevel: "panic",
 		})
 		if err == nil {
 			return st, nil
@@ -173,6 +176,22 @@ func startLocal(ctx context.Context, dir string, files store.TLSFiles, log *slog
 		}
 	}
 	return nil, err
+}
+
+// watchStore fails when the member fails (a listener, the disk), so that
+// manage stops instead of serving services it cannot keep.
+func watchStore(st *localStore) Component {
+	return Func(func(ctx context.Context) error {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err, ok := <-st.Err():
+			if !ok || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("local store: %w", err)
+		}
+	})
 }
 
 // freeLoopbackPorts picks two distinct ports nothing listens on now.
