@@ -106,7 +106,7 @@ func lockDir(dir string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s is locked (another shoal manage runs with it): stop that one or give this one its own --data-dir", ErrDataDirLocked, dir)
+			return nil, fmt.Errorf("--data-dir %s: %w (its lock is held): stop that one, or give this one a --data-dir of its own", dir, ErrDataDirLocked)
 		}
 		return nil, fmt.Errorf("--data-dir %s: lock: %w", dir, err)
 	}
