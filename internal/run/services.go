@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"os"
 	"syscall"
+	"time"
 
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -44,10 +46,64 @@ func (s *stack) startServices(g *Group, st *store.Store, lead Leadership) {
 //
 //	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log})
 //	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntime(), Logger: s.log})
-//	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: orch, Log: s.log})
+//	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	_, _, _ = g, st, lead
 	s.log.Warn("services: store open, but this build has no services backend and orchestrator wired yet")
+}
+
+// afterContact runs c once the pool holds engines and none of them is
+// still being contacted for the first time, or after contactWait: an
+// orchestrator started at once, before discovery and the first contact
+// with the engines, would take every node for lost and replace every task
+// (seen at each restart of shoal manage). Once settled it starts at once,
+// as on a leader change of a running manager.
+func (s *stack) afterContact(c Component) Component {
+	return Func(func(ctx context.Context) error {
+		if !waitContact(ctx, s.pool, contactWait(s.pool)) {
+			return nil // ctx ended
+		}
+		return c.Run(ctx)
+	})
+}
+
+// contactWait bounds afterContact's wait: twice the engine timeout, after
+// which an engine that has not answered is unhealthy anyway.
+func contactWait(p *engine.Pool) time.Duration {
+	if t := p.Timeout(); t > 0 {
+		return 2 * t
+	}
+	return 10 * time.Second
+}
+
+// waitContact waits until the pool is settled or limit passes; false when
+// ctx ended first.
+func waitContact(ctx context.Context, p *engine.Pool, limit time.Duration) bool {
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !settled(p) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline.C:
+			return ctx.Err() == nil
+		case <-tick.C:
+		}
+	}
+	return ctx.Err() == nil
+}
+
+// settled: the pool has engines and each has answered or failed once.
+func settled(p *engine.Pool) bool {
+	es := p.Engines()
+	for _, e := range es {
+		if st, lastErr := e.State(); st == engine.Pending && lastErr == "" {
+			return false
+		}
+	}
+	return len(es) > 0
 }
 
 // openManageStore opens manage's own store in c.DataDir, or none: with

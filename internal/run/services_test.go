@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/enginesim"
 )
 
@@ -99,5 +101,56 @@ func TestManageDataDir(t *testing.T) {
 	second.DataDir = dir
 	if err := Manage(context.Background(), second); !errors.Is(err, ErrDataDirLocked) {
 		t.Errorf("a second manage on %s: %v, want ErrDataDirLocked", dir, err)
+	}
+}
+
+// The orchestrator waits for the pool to hold engines that have answered
+// once: before that every node would look lost.
+func TestAfterContact(t *testing.T) {
+	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	// A listener that never answers keeps its engine in first contact.
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	p := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); _ = p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	start := time.Now()
+	if !waitContact(ctx, p, 150*time.Millisecond) || time.Since(start) < 150*time.Millisecond {
+		t.Fatalf("an empty pool: waited %s, want the whole limit", time.Since(start))
+	}
+
+	p.Update([]string{sim.Addr(), mute.Addr().String()})
+	ran := make(chan time.Time, 1)
+	s := &stack{pool: p, log: slog.New(slog.DiscardHandler)}
+	c := s.afterContact(Func(func(context.Context) error { ran <- time.Now(); return nil }))
+	start = time.Now()
+	go c.Run(ctx)
+	select {
+	case at := <-ran:
+		if at.Sub(start) < time.Second {
+			t.Errorf("started after %s, while an engine was in its first contact (timeout 2s)", at.Sub(start))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("never started")
+	}
+	if !settled(p) && time.Since(start) < contactWait(p) {
+		t.Error("started before the pool settled or the wait ran out")
+	}
+
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	if waitContact(cctx, engine.NewPool(engine.Options{}, nil), time.Hour) {
+		t.Error("waitContact after its context ended = true")
 	}
 }
