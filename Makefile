@@ -28,9 +28,12 @@ e2e: build
 
 test: vet unit e2e
 
-# One command: three real engines in network namespaces with shoal in front.
+# One command: three real engines in network namespaces with shoal in front,
+# then a service created (3 replicas) and scaled to 6 through it
+# (scripts/demo-services.sh); engines, shoal and the service stay up for you.
 demo: build
 	$(DEMO) up --shoal $(BIN)
+	DOCKER_HOST=tcp://127.0.0.1:2375 ./scripts/demo-services.sh
 
 demo-down:
 	$(DEMO) down

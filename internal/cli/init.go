@@ -45,7 +45,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 	}
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
 	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
-	f.StringVar(&o.dataDir, "data-dir", "/var/lib/shoal", "directory of this node's certificates, state and (managers) replicated store")
+	f.StringVar(&o.dataDir, "data-dir", "/var/lib/shoal", "directory of this node's certificates, state and (managers) replicated store, which keeps the cluster's nodes, services and tasks")
 	f.StringVar(&o.engine, "engine", "unix:///var/run/docker.sock", "this host's Docker engine (unix:///path or tcp://host:port); managers reach it only through this node's tunnel")
 	f.StringVar(&o.strategy, "strategy", "spread", "placement strategy when this node is a manager: spread, binpack or random")
 	f.DurationVar(&o.refresh, "engine-refresh-interval", 2*time.Second, "how often each engine's health is checked (managers); a check waits at most this long (at least 1s)")
@@ -64,6 +64,10 @@ store, with this host as its first manager. The Docker API is served on the
 the 'shoal join' commands for workers and managers, as 'docker swarm init'
 does, then keeps serving. Started again with the same --data-dir, the node
 comes back as it was.
+
+Services ('docker service create/scale/ps/...') are kept in the replicated
+store; every manager serves them and the store's leader keeps them at their
+desired state, so a manager lost hands this over to another.
 
 TLS: with --tlsverify and no certificate files the API is served with this
 node's cluster certificate (it names the advertise address, the host name,

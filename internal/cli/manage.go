@@ -32,6 +32,7 @@ type manageOpts struct {
 	limits                                   dockerapi.Limits
 	authz                                    authz.Config
 	audit                                    audit.Config
+	dataDir                                  dataDirOpts
 }
 
 func newManageCmd() *cobra.Command {
@@ -66,6 +67,15 @@ host:port the managers elect a primary through the store (with swarm://:
 the shoal on the swarm leader's node is primary); the others forward every
 API call to it and answer /_ping and /info themselves.
 
+Services: 'docker service create/ls/ps/scale/update/rollback/logs/rm' work
+as on a swarm manager, with task containers placed over the engines. The
+services and their tasks are kept in a store of this manager's own in
+--data-dir (default /var/lib/shoal/manage as root, else
+~/.local/state/shoal/manage) and survive a restart; one shoal manage per
+directory. With --replication there is no such store and service calls
+are answered 503: for services with several managers use the built-in
+cluster ('shoal init', 'shoal join').
+
 Engine addresses: host:port, tcp://host:port, unix:///path (TLS to engines
 with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.
 
@@ -76,6 +86,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
       -H tcp://0.0.0.0:2376 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H unix:///run/shoal.sock file:///etc/shoal/engines
+  shoal manage --data-dir /srv/shoal nodes://10.0.0.11:2375,10.0.0.12:2375
   export DOCKER_HOST=tcp://127.0.0.1:2375; docker run --rm busybox echo hi`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -102,6 +113,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	limitFlags(f, &o.limits)
 	authzFlags(f, &o.authz)
 	auditFlags(f, &o.audit)
+	dataDirFlag(f, &o.dataDir)
 	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile, swarm.port; repeatable)")
 	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value or swarm discovery; replicas forward to it")
 	f.StringVar(&o.advertise, "advertise", "", "with --replication: host:port at which the other managers reach this manager's API")
@@ -142,5 +154,5 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	if err != nil {
 		return err
 	}
-	return run.Manage(ctx, o.config(uri, log))
+	return run.Manage(ctx, o.dataDir.applied(o.config(uri, log)))
 }

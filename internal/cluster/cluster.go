@@ -144,6 +144,10 @@ func (c *Cluster) IsManager() bool { return c.st.Role == RoleManager }
 // store: exactly one manager does, and never one cut off from the majority.
 func (c *Cluster) IsLeader() bool { return c.store != nil && c.store.IsLeader() }
 
+// Store is the replicated store on a manager (nil on a worker), where
+// services and tasks are kept; valid between Start and Close.
+func (c *Cluster) Store() *store.Store { return c.store }
+
 // RootPool is the pool of root certificates this node trusts now: the
 // cluster's root, and during a root CA rotation the next root too. It
 // changes with a rotation, so a listener should call it at each handshake.

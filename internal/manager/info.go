@@ -123,6 +123,8 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 	}
 	if m.cfg.Cluster != nil {
 		info.Swarm = m.cfg.Cluster.SwarmInfo(ctx)
+	} else if m.cfg.LocalSwarm {
+		info.Swarm = localSwarmInfo()
 	}
 	images := map[string]bool{}
 	status := [][2]string{{"Strategy", m.cfg.Strategy}, {"Nodes", fmt.Sprint(len(engines))}}

@@ -34,6 +34,9 @@ type Config struct {
 	// Cluster, when set, is the built-in cluster: nodes, swarm and node
 	// labels come from it (nil: classic mode, engines listed as nodes).
 	Cluster Cluster
+	// LocalSwarm (shoal manage with a store of its own) makes /info show an
+	// active swarm manager, as the docker CLI wants before a stack deploy.
+	LocalSwarm bool
 }
 
 // Manager implements dockerapi.Backend over an engine pool.

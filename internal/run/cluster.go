@@ -141,6 +141,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}
 	defer closeAudit()
 	s.start(g, StoreElection{Store: cl})
+	s.startServices(g, cl.Store(), StoreElection{Store: cl})
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)
 		printUnlockKey(g.Context(), c.Stdout, cl)

@@ -46,6 +46,11 @@ type ManageConfig struct {
 	Advertise      string // with Replication: this manager's API as others reach it
 	ReplicationTTL time.Duration
 
+	// DataDir holds manage's own store of services (empty: none, service
+	// calls answer 503); DataDirSet says --data-dir was given (services.go).
+	DataDir    string
+	DataDirSet bool
+
 	Version string
 	Log     *slog.Logger
 }
@@ -63,12 +68,20 @@ func Manage(ctx context.Context, c ManageConfig) error {
 		return err
 	}
 	log := c.Log
+	st, err := c.openManageStore(ctx, log)
+	if err != nil {
+		closeAll(in.listeners)
+		return err
+	}
+	if st != nil {
+		defer st.Close()
+	}
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
 		FailureRetry: c.FailureRetry, Logger: log,
 	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
-		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter,
+		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter, LocalSwarm: st != nil,
 	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
 	s.api.Authz = policy
@@ -95,6 +108,10 @@ func Manage(ctx context.Context, c ManageConfig) error {
 
 	g := NewGroup(ctx, logFailure(log))
 	s.start(g, lead)
+	s.startServices(g, storeOf(st), lead)
+	if st != nil {
+		g.Go("store", watchStore(st))
+	}
 	g.Go("discovery", watchDiscovery(in.disc, pool))
 	if elect != nil {
 		g.Go("replication", elect)

@@ -34,7 +34,8 @@ var FastFlags = []string{"--engine-refresh-interval", "300ms", "--engine-failure
 type Options struct {
 	// Args is the command line after "shoal": the subcommand first, then its
 	// flags and arguments. To manage without a tcp:// -H Start adds
-	// -H tcp://127.0.0.1:<free port>, and without --log-level, debug.
+	// -H tcp://127.0.0.1:<free port>, without --log-level, debug, and without
+	// --data-dir (or --replication) a temporary directory of its own.
 	Args []string
 	// InProcess runs cli.Execute in a goroutine of the test process instead
 	// of the binary (no build, profiles and the race detector see shoal).
@@ -111,6 +112,7 @@ func prepare(tb testing.TB, opts Options) *Shoal {
 	if args[0] == "manage" && !hasFlag(args, "--log-level", "-l") {
 		args = append([]string{args[0], "--log-level", "debug"}, args[1:]...)
 	}
+	args = withDataDir(tb, args)
 	opts.Args = args
 	if opts.Name == "" {
 		opts.Name = args[0]
@@ -130,6 +132,17 @@ func prepare(tb testing.TB, opts Options) *Shoal {
 	}
 	s.proc = newProc(opts.Name, s.LogPath, opts.Env, argv)
 	return s
+}
+
+// withDataDir gives a manage its own --data-dir in tb.TempDir(), removed
+// when tb ends (after shoal stopped): tests start several shoals, which
+// must neither share the default directory nor leave state in it. A
+// --replication manager opens no store and is left alone.
+func withDataDir(tb testing.TB, args []string) []string {
+	if args[0] != "manage" || hasFlag(args, "--data-dir", "--replication") {
+		return args
+	}
+	return append([]string{args[0], "--data-dir", tb.TempDir()}, args[1:]...)
 }
 
 func hasFlag(args []string, names ...string) bool {

@@ -74,3 +74,35 @@ func TestStartInProcess(t *testing.T) {
 		t.Fatal("restarted shoal exited")
 	}
 }
+
+// Each manage gets a data directory of its own, unless it names one or
+// replicates (no store); other subcommands are left alone.
+func TestPrepareGivesManageADataDir(t *testing.T) {
+	dataDir := func(args []string) string {
+		for i, a := range args {
+			if a == "--data-dir" && i+1 < len(args) {
+				return args[i+1]
+			}
+		}
+		return ""
+	}
+	a := prepare(t, Options{Args: []string{"manage", "nodes://a"}, InProcess: true})
+	b := prepare(t, Options{Args: []string{"manage", "nodes://a"}, InProcess: true})
+	da, db := dataDir(a.opts.Args), dataDir(b.opts.Args)
+	if da == "" || db == "" || da == db {
+		t.Errorf("data dirs %q and %q: want two distinct ones", da, db)
+	}
+	if last := a.opts.Args[len(a.opts.Args)-1]; last != "nodes://a" {
+		t.Errorf("the discovery moved: %v", a.opts.Args)
+	}
+	for _, args := range [][]string{
+		{"manage", "--data-dir", "/mine", "nodes://a"},
+		{"manage", "--replication", "--advertise", "x:1", "etcd://x/y"},
+		{"init", "--data-dir", "/d"},
+	} {
+		s := prepare(t, Options{Args: args, InProcess: true})
+		if n := strings.Count(strings.Join(s.opts.Args, " "), "--data-dir"); n != strings.Count(strings.Join(args, " "), "--data-dir") {
+			t.Errorf("%v became %v", args, s.opts.Args)
+		}
+	}
+}

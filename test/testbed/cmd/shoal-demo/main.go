@@ -156,7 +156,7 @@ func up(args []string) error {
 		}
 		sp := &shoalProcess{
 			Binary: bin,
-			Args:   []string{"manage", "-H", *listen, "-H", "unix://" + sock, "nodes://" + strings.Join(nodes, ",")},
+			Args:   []string{"manage", "-H", *listen, "-H", "unix://" + sock, "--data-dir", filepath.Join(dir, "manage"), "nodes://" + strings.Join(nodes, ",")},
 			Log:    filepath.Join(dir, "shoal.log"),
 			Socket: sock,
 		}
@@ -184,6 +184,8 @@ func up(args []string) error {
 		fmt.Println("# docker info")
 		fmt.Println("# docker run -d --name web -e constraint:zone==b busybox httpd -f -p 8080")
 		fmt.Println("# docker ps -a")
+		fmt.Println("# docker service create --name web --replicas 3 --no-resolve-image busybox httpd -f -p 8080")
+		fmt.Println("# docker service scale web=6; docker service ps web   (or: scripts/demo-services.sh)")
 	}
 	fmt.Printf("# tear down: shoal-demo down --state %s\n", *statePath)
 	return nil
@@ -304,6 +306,7 @@ func teardown(st *state) error {
 		os.Remove(st.Shoal.Socket)
 		if len(errs) == 0 {
 			os.Remove(st.Shoal.Log)
+			os.RemoveAll(filepath.Join(st.Dir, "manage")) // its store: services of engines now gone
 		}
 	}
 	if st.Bed != nil {
