@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/services"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -37,19 +38,9 @@ func (s *stack) startServices(g *Group, st *store.Store, lead Leadership) {
 
 // wireServices sets the API's services backend over st and runs the
 // orchestrator as a leader-only component of g.
-//
-// MERGE (coordinator): the constructors below come from h/svcapi
-// (internal/services), h/orch (internal/orchestrator) and h/taskrt
-// (Manager.TaskRuntime). Once they are on main, replace the body with the
-// block and import "github.com/shoal-dev/shoal/internal/services" and
-// "github.com/shoal-dev/shoal/internal/orchestrator":
-//
-//	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log})
-//	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntime(), Logger: s.log})
-//	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
-	_, _, _ = g, st, lead
-	s.log.Warn("services: store open, but this build has no services backend and orchestrator wired yet")
+	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log})
+	_, _ = g, lead // the orchestrator: next
 }
 
 // afterContact runs c once the pool holds engines and none of them is
