@@ -58,6 +58,13 @@ func newSim(svcs []store.Service, ns []Node) *sim {
 func (s *sim) step() Plan {
 	p := Reconcile(s.st, s.now)
 	s.plan = p
+	for _, w := range p.Services {
+		for i := range s.st.Services {
+			if s.st.Services[i].ID == w.ID {
+				_ = applyWrite(&s.st.Services[i], w, s.now)
+			}
+		}
+	}
 	byID := map[string]int{}
 	for i, t := range s.st.Tasks {
 		byID[t.ID] = i

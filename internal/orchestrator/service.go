@@ -290,6 +290,7 @@ func (s *svcPass) refill(sl *slot) {
 		}
 		s.budget--
 	}
+	s.busy++
 	s.create(sl, last)
 }
 

@@ -1,10 +1,12 @@
 package orchestrator
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // Update defaults (swarm mode's).
@@ -227,4 +229,30 @@ func (s *svcPass) finishUpdate(cfg swarm.UpdateConfig) {
 func (s *svcPass) writeStatus(rollback bool) {
 	st := *s.status
 	s.r.plan.Services = append(s.r.plan.Services, ServiceWrite{ID: s.svc.ID, SpecVersion: s.svc.SpecVersion, UpdateStatus: &st, Rollback: rollback})
+}
+
+// errStale says a service write was decided on a spec that changed since.
+var errStale = errors.New("orchestrator: service changed since the pass")
+
+// applyWrite makes w on svc (the loop does it inside Services.Change).
+func applyWrite(svc *store.Service, w ServiceWrite, now time.Time) error {
+	if svc.SpecVersion != w.SpecVersion {
+		return errStale
+	}
+	if w.JobStatus != nil {
+		js := *w.JobStatus
+		svc.JobStatus = &js
+	}
+	if w.UpdateStatus != nil {
+		us := *w.UpdateStatus
+		svc.UpdateStatus = &us
+	}
+	if w.Rollback && svc.PreviousSpec != nil {
+		prev := *svc.PreviousSpec
+		cur := svc.Spec
+		svc.Spec, svc.PreviousSpec = prev, &cur
+		svc.SpecVersion++
+		svc.UpdatedAt = now.UTC()
+	}
+	return nil
 }
