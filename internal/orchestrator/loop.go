@@ -1,0 +1,399 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// Loop defaults.
+const (
+	// DefaultDebounce coalesces the changes that arrive together (a
+	// service created, its tasks' containers starting) into one pass.
+	DefaultDebounce = 50 * time.Millisecond
+	// DefaultMaxOps bounds the container operations in flight.
+	DefaultMaxOps = 32
+	// resyncEvery makes a pass even when nothing was heard of, in case a
+	// change notification was lost.
+	resyncEvery = 5 * time.Second
+	retryEvery  = time.Second
+)
+
+// Config is what the orchestrator needs.
+type Config struct {
+	Store   *store.Store
+	Runtime Runtime
+	Logger  *slog.Logger // slog.Default() if nil
+	Clock   Clock        // real time if nil
+	// Debounce and MaxOps default to DefaultDebounce and DefaultMaxOps.
+	Debounce time.Duration
+	MaxOps   int
+}
+
+// Orchestrator keeps the services in the store at their desired state
+// through the Runtime. Only the leader runs it (inside run.LeaderOnly):
+// it starts each time from the store and the runtime's containers, so a
+// new leader neither duplicates nor loses a task. It is the only writer of
+// task records; while it runs, its copy of them is the truth.
+type Orchestrator struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    Clock
+	services store.Services
+	tasks    store.Tasks
+}
+
+// New returns an orchestrator; Run runs it.
+func New(cfg Config) *Orchestrator {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.MaxOps <= 0 {
+		cfg.MaxOps = DefaultMaxOps
+	}
+	return &Orchestrator{cfg: cfg, log: cfg.Logger.With("component", "orchestrator"), clock: cfg.Clock,
+		services: store.NewServices(cfg.Store), tasks: store.NewTasks(cfg.Store)}
+}
+
+// opResult is the outcome of one container operation.
+type opResult struct {
+	taskID      string
+	start       bool
+	containerID string
+	err         error
+}
+
+// loop is one run's state, owned by the Run goroutine.
+type loop struct {
+	o          *Orchestrator
+	svcs       map[string]store.Service
+	tasks      map[string]store.Task
+	toWrite    map[string]bool // tasks changed by op results, not yet written
+	inflight   map[string]bool
+	orphanSeen map[string]time.Time
+	results    chan opResult
+	sem        chan struct{}
+	ops        sync.WaitGroup
+	wakeAt     time.Time
+	wakeCh     <-chan time.Time
+	passes     int
+}
+
+// Run reconciles until ctx ends; it returns nil then. Store and runtime
+// errors are logged and retried.
+func (o *Orchestrator) Run(ctx context.Context) error {
+	l := &loop{o: o, toWrite: map[string]bool{}, inflight: map[string]bool{}, orphanSeen: map[string]time.Time{},
+		results: make(chan opResult, 1024), sem: make(chan struct{}, o.cfg.MaxOps)}
+	defer l.ops.Wait()
+	rev, err := l.load(ctx)
+	if err != nil {
+		return nil // ctx ended
+	}
+	watch := o.services.Watch(ctx, rev+1)
+	changed := o.cfg.Runtime.Changed(ctx)
+	debounce := time.NewTimer(0) // a first pass at once
+	pending := true
+	resync := time.NewTicker(resyncEvery)
+	defer resync.Stop()
+	kick := func() {
+		if !pending {
+			pending = true
+			debounce.Reset(o.cfg.Debounce)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ch, ok := <-watch:
+			if !ok || ch.Err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				o.log.Warn("services watch ended; listing again", "error", ch.Err)
+				watch = l.rewatch(ctx)
+			} else {
+				l.serviceChanged(ch)
+			}
+			kick()
+		case <-changed:
+			kick()
+		case res := <-l.results:
+			l.opDone(res)
+			kick()
+		case <-l.wakeCh:
+			l.wakeCh, l.wakeAt = nil, time.Time{}
+			kick()
+		case <-resync.C:
+			kick()
+		case <-debounce.C:
+			pending = false
+			if l.pass(ctx) {
+				kick() // its own writes may let the next step happen at once
+			}
+		}
+	}
+}
+
+// load lists the services and tasks, retrying until it can or ctx ends.
+func (l *loop) load(ctx context.Context) (int64, error) {
+	for {
+		svcs, rev, err := l.o.services.List(ctx)
+		if err == nil {
+			var tasks []store.Task
+			tasks, _, err = l.o.tasks.List(ctx)
+			if err == nil {
+				l.svcs = map[string]store.Service{}
+				for _, s := range svcs {
+					l.svcs[s.ID] = s
+				}
+				l.tasks = map[string]store.Task{}
+				for _, t := range tasks {
+					l.tasks[t.ID] = t
+				}
+				return rev, nil
+			}
+		}
+		l.o.log.Warn("cannot read services and tasks; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(retryEvery):
+		}
+	}
+}
+
+// rewatch lists the services again and watches from there.
+func (l *loop) rewatch(ctx context.Context) <-chan store.Change[store.Service] {
+	for {
+		svcs, rev, err := l.o.services.List(ctx)
+		if err == nil {
+			l.svcs = map[string]store.Service{}
+			for _, s := range svcs {
+				l.svcs[s.ID] = s
+			}
+			return l.o.services.Watch(ctx, rev+1)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(retryEvery):
+		}
+	}
+}
+
+// serviceChanged keeps the copy of services current (an event older
+// than the copy, e.g. of the loop's own write, is ignored).
+func (l *loop) serviceChanged(ch store.Change[store.Service]) {
+	id := ch.Item.ID
+	if ch.Deleted {
+		delete(l.svcs, id)
+		return
+	}
+	if cur, ok := l.svcs[id]; ok && cur.Version.Index > ch.Item.Value.Version.Index {
+		return
+	}
+	l.svcs[id] = ch.Item.Value
+}
+
+// pass runs one Reconcile over the current state and applies its plan; it
+// says whether it changed anything.
+func (l *loop) pass(ctx context.Context) bool {
+	l.passes++
+	if err := l.flush(ctx); err != nil {
+		l.o.log.Warn("cannot write task states; retrying", "error", err)
+		l.wake(l.o.clock.Now().Add(retryEvery))
+		return false
+	}
+	st, err := l.state(ctx)
+	if err != nil {
+		l.o.log.Warn("cannot read nodes and containers; retrying", "error", err)
+		l.wake(l.o.clock.Now().Add(retryEvery))
+		return false
+	}
+	now := l.o.clock.Now()
+	plan := Reconcile(st, now)
+	if !plan.Wake.IsZero() {
+		l.wake(plan.Wake)
+	}
+	return l.apply(ctx, plan, now)
+}
+
+// wake arranges a pass at t (the earliest asked for wins).
+func (l *loop) wake(t time.Time) {
+	if l.wakeCh != nil && !t.Before(l.wakeAt) {
+		return
+	}
+	l.wakeAt = t
+	l.wakeCh = l.o.clock.After(max(t.Sub(l.o.clock.Now()), 0))
+}
+
+// state is what Reconcile decides from.
+func (l *loop) state(ctx context.Context) (State, error) {
+	nodes, err := l.o.cfg.Runtime.Nodes(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	obs, stale, err := l.o.cfg.Runtime.Containers(ctx)
+	if err != nil {
+		return State{}, err
+	}
+	now := l.o.clock.Now()
+	seen := map[string]time.Time{}
+	for _, c := range obs {
+		if _, ok := l.tasks[c.TaskID]; ok {
+			continue
+		}
+		at, ok := l.orphanSeen[c.ContainerID]
+		if !ok {
+			at = now
+		}
+		seen[c.ContainerID] = at
+	}
+	l.orphanSeen = seen
+	st := State{Nodes: nodes, Observed: obs, StaleNodes: stale, OrphanSeen: seen,
+		Services: make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
+	for _, s := range l.svcs {
+		st.Services = append(st.Services, s)
+	}
+	for _, t := range l.tasks {
+		st.Tasks = append(st.Tasks, t)
+	}
+	sort.Slice(st.Tasks, func(i, j int) bool { return st.Tasks[i].ID < st.Tasks[j].ID })
+	return st, nil
+}
+
+// apply writes the plan and starts its container operations.
+func (l *loop) apply(ctx context.Context, p Plan, now time.Time) bool {
+	for _, w := range p.Services {
+		l.writeService(ctx, w, now)
+	}
+	if len(p.Puts)+len(p.Deletes) > 0 {
+		if err := l.o.tasks.Apply(ctx, p.Puts, p.Deletes); err != nil {
+			l.o.log.Warn("cannot write tasks; reading them again", "error", err)
+			if _, err := l.load(ctx); err == nil {
+				l.wake(now)
+			}
+			return false
+		}
+		for _, t := range p.Puts {
+			l.tasks[t.ID] = t
+		}
+		for _, id := range p.Deletes {
+			delete(l.tasks, id)
+		}
+	}
+	for _, s := range p.Stops {
+		l.op(ctx, s.Task.ID, false, func(ctx context.Context) (string, error) {
+			err := l.o.cfg.Runtime.Stop(ctx, s.Task, s.Timeout)
+			if err == nil && s.Remove {
+				err = l.o.cfg.Runtime.Remove(ctx, s.Task)
+			}
+			return "", err
+		})
+	}
+	for _, t := range p.Removes {
+		l.op(ctx, t.ID, false, func(ctx context.Context) (string, error) { return "", l.o.cfg.Runtime.Remove(ctx, t) })
+	}
+	for _, t := range p.Starts {
+		svc, ok := l.svcs[t.ServiceID]
+		if !ok {
+			continue
+		}
+		l.op(ctx, t.ID, true, func(ctx context.Context) (string, error) { return l.o.cfg.Runtime.Start(ctx, svc.Service, t) })
+	}
+	return len(p.Services)+len(p.Puts)+len(p.Deletes) > 0
+}
+
+// writeService makes a status write on the service as it is now.
+func (l *loop) writeService(ctx context.Context, w ServiceWrite, now time.Time) {
+	svc, err := l.o.services.Change(ctx, w.ID, 0, func(s *store.Service) error { return applyWrite(s, w, now) })
+	switch {
+	case err == nil:
+		l.svcs[w.ID] = svc
+	case errors.Is(err, errStale), errors.Is(err, store.ErrNotFound):
+	default:
+		l.o.log.Warn("cannot write service status", "service", w.ID, "error", err)
+	}
+}
+
+// op runs a container operation of a task in the background (one at a
+// time per task, at most MaxOps at once).
+func (l *loop) op(ctx context.Context, taskID string, start bool, fn func(context.Context) (string, error)) {
+	if l.inflight[taskID] {
+		return
+	}
+	l.inflight[taskID] = true
+	l.ops.Add(1)
+	go func() {
+		defer l.ops.Done()
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		cid, err := fn(ctx)
+		<-l.sem
+		select {
+		case l.results <- opResult{taskID: taskID, start: start, containerID: cid, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// opDone records an operation's outcome: a started task is STARTING with
+// its container, one whose start failed REJECTED with the engine's words.
+func (l *loop) opDone(res opResult) {
+	delete(l.inflight, res.taskID)
+	t, ok := l.tasks[res.taskID]
+	if !res.start {
+		if res.err != nil {
+			l.o.log.Warn("container operation failed", "task", res.taskID, "error", res.err)
+		}
+		return
+	}
+	if !ok || t.Status.State != swarm.TaskStateAssigned {
+		return
+	}
+	now := l.o.clock.Now().UTC()
+	if res.err != nil {
+		l.o.log.Info("task rejected", "task", res.taskID, "error", res.err)
+		t.Status = swarm.TaskStatus{State: swarm.TaskStateRejected, Message: msgPreparing, Err: res.err.Error(), Timestamp: now}
+	} else {
+		t.Status = swarm.TaskStatus{State: swarm.TaskStateStarting, Message: msgStarting, Timestamp: now,
+			ContainerStatus: &swarm.ContainerStatus{ContainerID: res.containerID}}
+	}
+	l.tasks[res.taskID] = t
+	l.toWrite[res.taskID] = true
+}
+
+// flush writes the task states op results changed.
+func (l *loop) flush(ctx context.Context) error {
+	if len(l.toWrite) == 0 {
+		return nil
+	}
+	puts := make([]store.Task, 0, len(l.toWrite))
+	for id := range l.toWrite {
+		if t, ok := l.tasks[id]; ok {
+			puts = append(puts, t)
+		}
+	}
+	sort.Slice(puts, func(i, j int) bool { return puts[i].ID < puts[j].ID })
+	if err := l.o.tasks.Apply(ctx, puts, nil); err != nil {
+		return err
+	}
+	clear(l.toWrite)
+	return nil
+}
