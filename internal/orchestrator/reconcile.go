@@ -163,6 +163,8 @@ type reconciler struct {
 	plan     Plan
 	removed  map[string]bool
 	newID    func() string
+	order    []*task // every task by ID; resorted after creations
+	unsorted bool
 }
 
 // Reconcile decides, from the state and the time now, what to write and
@@ -238,13 +240,17 @@ func sortTasks(ts []*task) {
 	})
 }
 
+// sorted is every task by ID, those made in this pass included.
 func (r *reconciler) sorted() []*task {
-	out := make([]*task, 0, len(r.tasks))
-	for _, t := range r.tasks {
-		out = append(out, t)
+	if r.order == nil || r.unsorted {
+		r.order = make([]*task, 0, len(r.tasks))
+		for _, t := range r.tasks {
+			r.order = append(r.order, t)
+		}
+		sort.Slice(r.order, func(i, j int) bool { return r.order[i].ID < r.order[j].ID })
+		r.unsorted = false
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return r.order
 }
 
 // reachable says whether the containers of nodeID can be acted on now.

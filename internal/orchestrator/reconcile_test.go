@@ -117,9 +117,11 @@ func (s *sim) stop(taskID string, remove bool) {
 }
 
 func (s *sim) start(t store.Task) {
-	for _, o := range s.st.Observed {
-		if o.TaskID == t.ID {
-			return
+	if len(s.st.Observed) < 1000 { // a big sim starts each task once
+		for _, o := range s.st.Observed {
+			if o.TaskID == t.ID {
+				return
+			}
 		}
 	}
 	o := Observed{TaskID: t.ID, NodeID: t.NodeID, ContainerID: "c-" + t.ID, State: "running", PID: 100, StartedAt: s.now}

@@ -136,6 +136,7 @@ func (s *svcPass) create(sl *slot, last *task) *task {
 	s.assign(t, sl.node)
 	t.save()
 	r.tasks[t.ID] = t
+	r.unsorted = true
 	r.bySvc[t.ServiceID] = append(r.bySvc[t.ServiceID], t)
 	sl.tasks = append(sl.tasks, t)
 	return t

@@ -128,9 +128,15 @@ func running(ts []store.Task) []store.Task {
 // eventually waits (real time) until cond holds of the service's tasks.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
+			for _, t := range h.list("") {
+				h.t.Logf("task %s slot %d node %s desired %s state %s %q %q v%d image %s", t.ID, t.Slot, t.NodeID, t.DesiredState, t.Status.State, t.Status.Message, t.Status.Err, t.SpecVersion, t.Spec.ContainerSpec.Image)
+			}
+			for _, c := range h.rt.running() {
+				h.t.Logf("running container of %s on %s", c.TaskID, c.NodeID)
+			}
 			h.t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -409,11 +415,8 @@ func TestScenarioLeaderHandoverMidUpdate(t *testing.T) {
 	})
 	h.stop() // the leader goes away mid-update
 	h.stop = h.startOrchestrator()
-	for range 6 {
-		h.clock.Advance(10 * time.Second)
-		time.Sleep(50 * time.Millisecond)
-	}
 	h.eventually("6 updated tasks running", func() bool {
+		h.clock.Advance(time.Second) // the update's delay passes
 		r := running(h.list(id))
 		for _, tk := range r {
 			if tk.Spec.ContainerSpec.Image != "nginx:2" {
