@@ -107,10 +107,14 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 	pending := true
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
+	// gap is the wait before a pass: the debounce, or as long as the last
+	// pass took when that is longer, so the loop spends at most half its
+	// time reconciling while changes pour in (a 10,000-task start).
+	gap := o.cfg.Debounce
 	kick := func() {
 		if !pending {
 			pending = true
-			debounce.Reset(o.cfg.Debounce)
+			debounce.Reset(gap)
 		}
 	}
 	for {
@@ -140,7 +144,10 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			kick()
 		case <-debounce.C:
 			pending = false
-			if l.pass(ctx) {
+			began := time.Now()
+			wrote := l.pass(ctx)
+			gap = max(o.cfg.Debounce, time.Since(began))
+			if wrote {
 				kick() // its own writes may let the next step happen at once
 			}
 		}
@@ -225,6 +232,13 @@ func (l *loop) pass(ctx context.Context) bool {
 	}
 	now := l.o.clock.Now()
 	plan := Reconcile(st, now)
+	if !plan.Empty() {
+		l.o.log.Debug("pass", "puts", len(plan.Puts), "deletes", len(plan.Deletes), "starts", len(plan.Starts),
+			"stops", len(plan.Stops), "removes", len(plan.Removes), "services", len(plan.Services))
+		for _, t := range plan.Puts {
+			l.o.log.Debug("task", "id", t.ID, "slot", t.Slot, "node", t.NodeID, "desired", t.DesiredState, "state", t.Status.State)
+		}
+	}
 	if !plan.Wake.IsZero() {
 		l.wake(plan.Wake)
 	}

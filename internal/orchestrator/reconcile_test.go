@@ -334,7 +334,7 @@ func TestReconcileNodeLossReplacesAtOnceAndReturnRemovesStale(t *testing.T) {
 	s.st.StaleNodes = nil
 	s.settle(t)
 	for _, o := range s.st.Observed {
-		if o.NodeID == "n01" {
+		if o.TaskID == lost.ID {
 			t.Fatalf("stale container left on the returned node: %+v", o)
 		}
 	}
@@ -460,5 +460,56 @@ func TestReconcileDrainStartsReplacementFirst(t *testing.T) {
 	run := s.running()
 	if len(run) != 1 || run[0].NodeID == old.NodeID || run[0].Slot != 1 {
 		t.Fatalf("want the replacement running elsewhere in slot 1, got %+v", run)
+	}
+}
+
+func TestReconcileRebalancesOntoNewNodes(t *testing.T) {
+	svc := replicated("s1", 6)
+	svc.Spec.UpdateConfig = &swarm.UpdateConfig{Parallelism: 2}
+	s := newSim([]store.Service{svc}, nodes(2))
+	s.settle(t)
+	s.st.Nodes = append(s.st.Nodes, node("n03"))
+	minRunning := 6
+	for range 30 {
+		p := s.step()
+		perSlot, moving := map[int]int{}, 0
+		for _, tk := range s.st.Tasks {
+			if tk.DesiredState == swarm.TaskStateRunning {
+				if perSlot[tk.Slot]++; perSlot[tk.Slot] == 2 {
+					moving++
+				}
+			}
+		}
+		if moving > 2 {
+			t.Fatalf("%d moves at once, parallelism 2", moving)
+		}
+		minRunning = min(minRunning, s.slotsRunning())
+		if p.Empty() {
+			break
+		}
+	}
+	if minRunning < 6 {
+		t.Fatalf("a rebalance never runs fewer than the replicas: saw %d", minRunning)
+	}
+	perNode := map[string]int{}
+	for _, tk := range s.running() {
+		perNode[tk.NodeID]++
+	}
+	if perNode["n01"] != 2 || perNode["n02"] != 2 || perNode["n03"] != 2 {
+		t.Fatalf("want 2 per node, got %v", perNode)
+	}
+	if len(s.running()) != 6 {
+		t.Fatalf("want 6 running, got %d", len(s.running()))
+	}
+}
+
+func TestReconcileRebalanceOffByLabel(t *testing.T) {
+	svc := replicated("s1", 4)
+	svc.Spec.Labels = map[string]string{LabelRebalance: "false"}
+	s := newSim([]store.Service{svc}, nodes(1))
+	s.settle(t)
+	s.st.Nodes = append(s.st.Nodes, node("n02"))
+	if p := s.step(); !p.Empty() {
+		t.Fatalf("rebalance is off for this service: %+v", p)
 	}
 }

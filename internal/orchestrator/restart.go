@@ -108,6 +108,11 @@ func recentRestarts(restarts []time.Time, now time.Time, window time.Duration) [
 // (PENDING with the placer's reason otherwise). A restart after last
 // ended carries the slot's failure count and restart times.
 func (s *svcPass) create(sl *slot, last *task) *task {
+	return s.createOn(sl, last, "")
+}
+
+// createOn is create placed on node (chosen already) when node is set.
+func (s *svcPass) createOn(sl *slot, last *task, node string) *task {
 	r := s.r
 	now := r.now.UTC()
 	t := &task{Task: store.Task{Task: swarm.Task{
@@ -133,7 +138,12 @@ func (s *svcPass) create(sl *slot, last *task) *task {
 		}
 		t.p.Restarts = append(append([]time.Time(nil), kept...), now)
 	}
-	s.assign(t, sl.node)
+	if node != "" {
+		t.NodeID = node
+		r.setStatus(t, swarm.TaskStateAssigned, msgAssigned, "", r.now)
+	} else {
+		s.assign(t, sl.node)
+	}
 	t.save()
 	r.tasks[t.ID] = t
 	r.unsorted = true

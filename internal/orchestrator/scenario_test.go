@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func newHarness(t *testing.T, nodes int) *harness {
 func (h *harness) startOrchestrator() func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := New(Config{Store: h.st, Runtime: h.rt, Clock: h.clock, Debounce: 2 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: testLogger()})
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
 	return func() {
@@ -52,6 +53,13 @@ func (h *harness) startOrchestrator() func() {
 			h.t.Errorf("Run: %v", err)
 		}
 	}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("ORCH_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
 func spec(name string, replicas uint64) swarm.ServiceSpec {
@@ -275,15 +283,24 @@ func TestScenarioNodeLossReplacedAtOnceAndStaleRemovedOnReturn(t *testing.T) {
 			t.Fatalf("lost task: want desired shutdown, last status kept: %+v", tk)
 		}
 	}
+	lostTasks := map[string]bool{}
+	for _, tk := range h.list(id) {
+		if tk.NodeID == lostNode {
+			lostTasks[tk.ID] = true
+		}
+	}
 	h.rt.setNode(lostNode, func(n *Node) { n.Ready = true })
 	h.eventually("the stale container removed", func() bool {
-		for _, c := range h.rt.running() {
-			if c.NodeID == lostNode {
+		h.rt.mu.Lock()
+		defer h.rt.mu.Unlock()
+		for id := range lostTasks {
+			if h.rt.containers[id] != nil {
 				return false
 			}
 		}
-		return h.rt.count() == 3
+		return true
 	})
+	h.eventually("3 tasks running", func() bool { return len(running(h.list(id))) == 3 && len(h.rt.running()) == 3 })
 	h.noTwoPerSlot(id)
 }
 

@@ -96,10 +96,12 @@ func (s *svcPass) replicated(tasks []*task) {
 		sl := slots[num]
 		if sl == nil {
 			sl = &slot{num: num}
+			slots[num] = sl
 		}
 		s.runSlot(sl, true)
 		s.history(sl)
 	}
+	s.rebalance(slots, n)
 }
 
 func sortedInts(m map[int]*slot) []int {
