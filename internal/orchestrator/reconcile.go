@@ -313,7 +313,7 @@ func (r *reconciler) deleteTask(t *task) {
 	r.removed[t.ID] = true
 	r.plan.Deletes = append(r.plan.Deletes, t.ID)
 	if t.obs != nil && r.reachable(t.NodeID) {
-		r.plan.Stops = append(r.plan.Stops, Stop{Task: t.encode(), Timeout: 0, Remove: true})
+		r.plan.Stops = append(r.plan.Stops, Stop{Task: t.encode(), Timeout: stopGrace(t), Remove: true})
 	}
 }
 
@@ -358,6 +358,7 @@ func (r *reconciler) setStatus(t *task, state swarm.TaskState, msg, errText stri
 		at = r.now
 	}
 	t.Status.State, t.Status.Message, t.Status.Err, t.Status.Timestamp = state, msg, errText, at.UTC()
+	t.UpdatedAt = r.now.UTC()
 	t.save()
 }
 
@@ -367,6 +368,7 @@ func (r *reconciler) shutdown(t *task, reason string) {
 		return
 	}
 	t.DesiredState = swarm.TaskStateShutdown
+	t.UpdatedAt = r.now.UTC()
 	if t.p.Reason == "" {
 		t.p.Reason = reason
 	}
