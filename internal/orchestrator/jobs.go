@@ -74,7 +74,7 @@ func (s *svcPass) globalJob(tasks []*task) {
 			sl = &slot{node: n.ID}
 		}
 		delete(slots, n.ID)
-		eligible := n.Ready && n.Availability == swarm.NodeAvailabilityActive && s.getPlacer().Fits(n.ID) == nil
+		eligible := n.Ready && n.Availability == swarm.NodeAvailabilityActive && !s.ineligible(sl)
 		s.budget = 1
 		s.runSlot(sl, eligible)
 	}

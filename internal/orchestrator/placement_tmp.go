@@ -5,12 +5,29 @@ package orchestrator
 // on Ready, active nodes, fewest tasks of the service first.
 
 import (
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/store"
 )
+
+// ErrNoSuitableNode is matched by the *NoSuitableNodeError of Place and Fits.
+var ErrNoSuitableNode = errors.New("orchestrator: no suitable node")
+
+// NoSuitableNodeError says why no node can take a task.
+type NoSuitableNodeError struct {
+	Explanation string
+	// Ineligible: the node fails the constraints (global: no task at all).
+	Ineligible bool
+}
+
+func (e *NoSuitableNodeError) Error() string { return "no suitable node (" + e.Explanation + ")" }
+
+// Is makes errors.Is(err, ErrNoSuitableNode) true.
+func (e *NoSuitableNodeError) Is(target error) bool { return target == ErrNoSuitableNode }
 
 // Placer places the tasks of one service.
 type Placer struct {
@@ -31,13 +48,27 @@ func NewPlacer(svc store.Service, nodes []Node, running []store.Task) *Placer {
 	return p
 }
 
+// matches checks constraints of the one form node.labels.K==V.
+func (p *Placer) matches(n Node) bool {
+	if p.svc.Spec.TaskTemplate.Placement == nil {
+		return true
+	}
+	for _, c := range p.svc.Spec.TaskTemplate.Placement.Constraints {
+		k, v, _ := strings.Cut(strings.TrimPrefix(c, "node.labels."), "==")
+		if n.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
 func usable(n Node) bool { return n.Ready && n.Availability == swarm.NodeAvailabilityActive }
 
 // Place picks the node for one more task of the service.
 func (p *Placer) Place() (string, error) {
 	best, bestN := "", 0
 	for _, n := range p.nodes {
-		if !usable(n) {
+		if !usable(n) || !p.matches(n) {
 			continue
 		}
 		if c := p.count[n.ID]; best == "" || c < bestN {
@@ -45,7 +76,7 @@ func (p *Placer) Place() (string, error) {
 		}
 	}
 	if best == "" {
-		return "", fmt.Errorf("no suitable node (%d nodes not available for new tasks)", len(p.nodes))
+		return "", &NoSuitableNodeError{Explanation: fmt.Sprintf("%d nodes not available for new tasks", len(p.nodes))}
 	}
 	p.count[best]++
 	return best, nil
@@ -54,11 +85,18 @@ func (p *Placer) Place() (string, error) {
 // Fits says whether nodeID can take a task of the service.
 func (p *Placer) Fits(nodeID string) error {
 	for _, n := range p.nodes {
-		if n.ID == nodeID && usable(n) {
-			return nil
+		if n.ID != nodeID {
+			continue
 		}
+		if !usable(n) {
+			break
+		}
+		if !p.matches(n) {
+			return &NoSuitableNodeError{Explanation: "scheduling constraints not satisfied on 1 node", Ineligible: true}
+		}
+		return nil
 	}
-	return fmt.Errorf("no suitable node (1 node not available for new tasks)")
+	return &NoSuitableNodeError{Explanation: "1 node not available for new tasks"}
 }
 
 // Forget counts one task of the service less on nodeID.

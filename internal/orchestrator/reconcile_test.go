@@ -399,7 +399,13 @@ func globalSvc(id string) store.Service {
 }
 
 func TestReconcileGlobalFollowsNodes(t *testing.T) {
-	s := newSim([]store.Service{globalSvc("g")}, nodes(3))
+	svc := globalSvc("g")
+	svc.Spec.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.labels.zone==a"}}
+	ns := nodes(3)
+	for i := range ns {
+		ns[i].Labels = map[string]string{"zone": "a"}
+	}
+	s := newSim([]store.Service{svc}, ns)
 	s.settle(t)
 	if got := len(s.running()); got != 3 {
 		t.Fatalf("want one task per node, got %d", got)
@@ -410,7 +416,9 @@ func TestReconcileGlobalFollowsNodes(t *testing.T) {
 		}
 	}
 	s.st.Nodes[1].Availability = swarm.NodeAvailabilityDrain
-	s.st.Nodes = append(s.st.Nodes, node("n04"))
+	n4 := node("n04")
+	n4.Labels = map[string]string{"zone": "a"}
+	s.st.Nodes = append(s.st.Nodes, n4, node("n05")) // n05 is not in zone a
 	s.settle(t)
 	got := map[string]bool{}
 	for _, tk := range s.running() {
@@ -418,6 +426,16 @@ func TestReconcileGlobalFollowsNodes(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, map[string]bool{"n01": true, "n03": true, "n04": true}) {
 		t.Fatalf("want tasks on n01, n03, n04, got %v", got)
+	}
+	s.st.Nodes[2].Labels = map[string]string{"zone": "b"} // n03 no longer matches the constraint
+	s.settle(t)
+	for _, tk := range s.running() {
+		if tk.NodeID == "n03" {
+			t.Fatalf("a task still runs on a node that no longer matches")
+		}
+	}
+	if len(s.running()) != 2 {
+		t.Fatalf("want 2 tasks, got %d", len(s.running()))
 	}
 }
 

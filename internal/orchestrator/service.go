@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"encoding/json"
+	"errors"
 	"sort"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -170,24 +171,27 @@ func (s *svcPass) globalSlot(sl *slot) {
 		s.runSlot(sl, false)
 	case n.Availability == swarm.NodeAvailabilityDrain:
 		s.shutdownAll(sl, "drain")
-	case !s.fits(sl):
+	case s.ineligible(sl):
 		s.shutdownAll(sl, "constraint")
 	default:
 		s.runSlot(sl, n.Availability == swarm.NodeAvailabilityActive)
 	}
 }
 
-// fits says whether the slot's node still takes the service's task (its
-// own task there not counted).
-func (s *svcPass) fits(sl *slot) bool {
+// ineligible says whether the slot's node fails the service's
+// constraints or platforms (it gets no task; a node short of resources
+// gets one that stays pending, as in swarm mode). The service's own task
+// there does not count.
+func (s *svcPass) ineligible(sl *slot) bool {
 	p := s.getPlacer()
 	for _, t := range sl.tasks {
-		if wanted(t) && !terminal(t.Status.State) {
+		if wanted(t) && !terminal(t.Status.State) && t.NodeID != "" {
 			p.Forget(sl.node)
 			break
 		}
 	}
-	return p.Fits(sl.node) == nil
+	var nf *NoSuitableNodeError
+	return errors.As(p.Fits(sl.node), &nf) && nf.Ineligible
 }
 
 func (s *svcPass) shutdownAll(sl *slot, reason string) {
