@@ -75,7 +75,7 @@ func (r *reconciler) observeRunning(t *task) {
 				at = r.now
 			}
 			r.setStatus(t, swarm.TaskStateRunning, msgStarted, "", at)
-			t.p.RunningAt = at.UTC()
+			t.pv().RunningAt = at.UTC()
 		}
 	}
 }

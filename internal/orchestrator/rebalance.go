@@ -30,6 +30,9 @@ func (s *svcPass) rebalance(slots map[int]*slot, n int) {
 		return
 	}
 	count, onNode := s.spread(slots, n)
+	if !uneven(count) {
+		return // the usual case: no placer needed
+	}
 	for moves := 0; moves < allowed; moves++ {
 		from := mostLoaded(count)
 		if from == "" || len(onNode[from]) == 0 {
@@ -80,6 +83,21 @@ func (s *svcPass) spread(slots map[int]*slot, n int) (map[string]int, map[string
 		}
 	}
 	return count, onNode
+}
+
+// uneven says whether two nodes' counts differ by two or more.
+func uneven(count map[string]int) bool {
+	lo, hi, first := 0, 0, true
+	for _, c := range count {
+		if first || c < lo {
+			lo = c
+		}
+		if first || c > hi {
+			hi = c
+		}
+		first = false
+	}
+	return hi-lo >= 2
 }
 
 // mostLoaded is the node with the most tasks (lowest ID on a tie).

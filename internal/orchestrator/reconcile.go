@@ -107,9 +107,22 @@ type private struct {
 // task is a task record being reconciled.
 type task struct {
 	store.Task
-	p     private
-	obs   *Observed
-	dirty bool
+	p       private
+	decoded bool // p holds Task.Private, decoded at first use
+	obs     *Observed
+	dirty   bool
+}
+
+// pv is the task's bookkeeping, decoded at first use (most passes never
+// look at most tasks' bookkeeping).
+func (t *task) pv() *private {
+	if !t.decoded {
+		t.decoded = true
+		if len(t.Private) > 0 {
+			_ = json.Unmarshal(t.Private, &t.p) // bookkeeping only: a bad one starts afresh
+		}
+	}
+	return &t.p
 }
 
 func (t *task) save() {
@@ -118,6 +131,9 @@ func (t *task) save() {
 
 func (t *task) encode() store.Task {
 	out := t.Task
+	if !t.decoded {
+		return out
+	}
 	out.Private = nil
 	if b, _ := json.Marshal(t.p); string(b) != "{}" {
 		out.Private = b
@@ -208,9 +224,6 @@ func newReconciler(st State, now time.Time) *reconciler {
 	}
 	for _, st := range st.Tasks {
 		t := &task{Task: st}
-		if len(st.Private) > 0 {
-			_ = json.Unmarshal(st.Private, &t.p) // bookkeeping only: a bad one starts afresh
-		}
 		r.tasks[t.ID] = t
 		r.bySvc[t.ServiceID] = append(r.bySvc[t.ServiceID], t)
 	}
@@ -326,8 +339,8 @@ func (r *reconciler) containerOps() {
 		}
 		switch {
 		case containerUp(t.obs) && (!wanted(t) || terminal(t.Status.State)):
-			r.plan.Stops = append(r.plan.Stops, Stop{Task: t.encode(), Timeout: stopGrace(t), Remove: t.p.Reason == "lost"})
-		case t.p.Reason == "lost" && t.obs != nil:
+			r.plan.Stops = append(r.plan.Stops, Stop{Task: t.encode(), Timeout: stopGrace(t), Remove: t.pv().Reason == "lost"})
+		case t.pv().Reason == "lost" && t.obs != nil:
 			r.plan.Removes = append(r.plan.Removes, t.encode())
 		case wanted(t) && t.Status.State == swarm.TaskStateAssigned && (t.obs == nil || t.obs.State == "created"):
 			r.plan.Starts = append(r.plan.Starts, t.encode())
@@ -369,8 +382,8 @@ func (r *reconciler) shutdown(t *task, reason string) {
 	}
 	t.DesiredState = swarm.TaskStateShutdown
 	t.UpdatedAt = r.now.UTC()
-	if t.p.Reason == "" {
-		t.p.Reason = reason
+	if t.pv().Reason == "" {
+		t.pv().Reason = reason
 	}
 	t.save()
 }

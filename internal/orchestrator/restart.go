@@ -66,27 +66,27 @@ func (s *svcPass) restartPolicy() (cond swarm.RestartPolicyCondition, delay time
 // whether) its slot gets a new one.
 func (s *svcPass) ended(t *task) {
 	s.r.shutdown(t, "")
-	t.p.Ended = true
+	t.pv().Ended = true
 	t.save()
 	cond, delay, maxAttempts, window := s.restartPolicy()
 	failed := t.Status.State != swarm.TaskStateComplete
 	if cond == swarm.RestartPolicyConditionNone || (cond == swarm.RestartPolicyConditionOnFailure && !failed) {
-		t.p.NoRestart = true
+		t.pv().NoRestart = true
 		return
 	}
 	endedAt := t.Status.Timestamp
 	if endedAt.IsZero() {
 		endedAt = s.r.now
 	}
-	if !t.p.RunningAt.IsZero() && endedAt.Sub(t.p.RunningAt) >= BackoffReset {
-		t.p.Failures = 0
+	if !t.pv().RunningAt.IsZero() && endedAt.Sub(t.pv().RunningAt) >= BackoffReset {
+		t.pv().Failures = 0
 	}
-	t.p.Failures++
-	if maxAttempts > 0 && uint64(len(recentRestarts(t.p.Restarts, endedAt, window))) >= maxAttempts {
-		t.p.NoRestart = true
+	t.pv().Failures++
+	if maxAttempts > 0 && uint64(len(recentRestarts(t.pv().Restarts, endedAt, window))) >= maxAttempts {
+		t.pv().NoRestart = true
 		return
 	}
-	t.p.RestartAt = endedAt.Add(backoff(delay, t.p.Failures)).UTC()
+	t.pv().RestartAt = endedAt.Add(backoff(delay, t.pv().Failures)).UTC()
 }
 
 // recentRestarts are the restarts within window before now (all of them
@@ -122,21 +122,21 @@ func (s *svcPass) createOn(sl *slot, last *task, node string) *task {
 		ServiceID:    s.svc.ID,
 		Slot:         sl.num,
 		DesiredState: swarm.TaskStateRunning,
-	}, SpecVersion: s.svc.SpecVersion}}
+	}, SpecVersion: s.svc.SpecVersion}, decoded: true}
 	if s.job {
 		t.DesiredState = swarm.TaskStateComplete
 		t.JobIteration = &swarm.Version{Index: s.iteration}
 	}
-	if last != nil && last.p.Ended {
+	if last != nil && last.pv().Ended {
 		_, _, maxAttempts, window := s.restartPolicy()
-		t.p.Failures = last.p.Failures
-		kept := recentRestarts(last.p.Restarts, now, window)
+		t.pv().Failures = last.pv().Failures
+		kept := recentRestarts(last.pv().Restarts, now, window)
 		if maxAttempts > 0 && uint64(len(kept)) > maxAttempts {
 			kept = kept[uint64(len(kept))-maxAttempts:]
 		} else if maxAttempts == 0 && window <= 0 {
 			kept = nil // nothing limits restarts: no need to count them
 		}
-		t.p.Restarts = append(append([]time.Time(nil), kept...), now)
+		t.pv().Restarts = append(append([]time.Time(nil), kept...), now)
 	}
 	if node != "" {
 		t.NodeID = node

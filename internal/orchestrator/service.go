@@ -281,12 +281,12 @@ func (s *svcPass) refill(sl *slot) {
 		}
 		last = t
 	}
-	if last != nil && last.p.Ended && s.sameRun(last) {
-		if last.p.NoRestart {
+	if last != nil && last.pv().Ended && s.sameRun(last) {
+		if last.pv().NoRestart {
 			return
 		}
-		if r.now.Before(last.p.RestartAt) {
-			r.wake(last.p.RestartAt)
+		if r.now.Before(last.pv().RestartAt) {
+			r.wake(last.pv().RestartAt)
 			return
 		}
 	}

@@ -159,8 +159,8 @@ func (s *svcPass) updateTasks() []*task {
 func (s *svcPass) lastRunning() time.Time {
 	var last time.Time
 	for _, t := range s.updateTasks() {
-		if t.p.RunningAt.After(last) {
-			last = t.p.RunningAt
+		if t.pv().RunningAt.After(last) {
+			last = t.pv().RunningAt
 		}
 	}
 	return last
@@ -174,10 +174,10 @@ func (s *svcPass) failureAction(cfg swarm.UpdateConfig) bool {
 	}
 	failures, lastFailed := 0, ""
 	for _, t := range s.updateTasks() {
-		if !t.p.Ended {
+		if !t.pv().Ended {
 			continue
 		}
-		if t.p.RunningAt.IsZero() || t.Status.Timestamp.Sub(t.p.RunningAt) <= cfg.Monitor {
+		if t.pv().RunningAt.IsZero() || t.Status.Timestamp.Sub(t.pv().RunningAt) <= cfg.Monitor {
 			failures++
 			lastFailed = t.ID
 		}
