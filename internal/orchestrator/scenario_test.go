@@ -453,3 +453,100 @@ func TestScenarioLeaderHandoverMidUpdate(t *testing.T) {
 		t.Fatalf("after the handover: %d tasks wanted, %d containers running; want 6 and 6", wanted, len(h.rt.running()))
 	}
 }
+
+func TestScenarioDrainWithoutDowntime(t *testing.T) {
+	h := newHarness(t, 2)
+	id := h.create(spec("web", 2))
+	h.waitRunning(id, 2)
+	var drained string
+	for _, tk := range running(h.list(id)) {
+		drained = tk.NodeID
+	}
+	h.rt.setNode(drained, func(n *Node) { n.Availability = swarm.NodeAvailabilityDrain })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if n := len(h.rt.running()); n < 2 {
+			t.Fatalf("only %d containers running during the drain", n)
+		}
+		onDrained := 0
+		for _, c := range h.rt.running() {
+			if c.NodeID == drained {
+				onDrained++
+			}
+		}
+		if onDrained == 0 && len(running(h.list(id))) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the drain did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.noTwoPerSlot(id)
+}
+
+func TestScenarioPendingPlacedWhenANodeJoins(t *testing.T) {
+	h := newHarness(t, 0)
+	id := h.create(spec("web", 2))
+	h.eventually("2 pending tasks with the reason", func() bool {
+		ts := h.list(id)
+		if len(ts) != 2 {
+			return false
+		}
+		for _, tk := range ts {
+			if tk.Status.State != swarm.TaskStatePending || !strings.HasPrefix(tk.Status.Err, "no suitable node") {
+				return false
+			}
+		}
+		return true
+	})
+	h.rt.addNode(node("n01"))
+	h.waitRunning(id, 2)
+	if n := len(h.list(id)); n != 2 {
+		t.Fatalf("the pending tasks are placed, not replaced: %d tasks", n)
+	}
+}
+
+func TestScenarioRebalanceOnReturn(t *testing.T) {
+	h := newHarness(t, 2)
+	id := h.create(spec("web", 4))
+	h.waitRunning(id, 4)
+	h.rt.addNode(node("n03"))
+	h.rt.addNode(node("n04"))
+	h.eventually("one task per node", func() bool {
+		per := map[string]int{}
+		for _, c := range h.rt.running() {
+			per[c.NodeID]++
+		}
+		return len(per) == 4 && per["n01"] == 1 && per["n02"] == 1 && per["n03"] == 1 && per["n04"] == 1
+	})
+	h.waitRunning(id, 4)
+}
+
+func TestScenarioGlobalJob(t *testing.T) {
+	h := newHarness(t, 3)
+	h.rt.exit["once"] = 0
+	sp := spec("once", 0)
+	sp.TaskTemplate.ContainerSpec.Image = "once"
+	sp.Mode = swarm.ServiceMode{GlobalJob: &swarm.GlobalJob{}}
+	id := h.create(sp)
+	h.eventually("one completion per node", func() bool {
+		nodes := map[string]bool{}
+		for _, tk := range h.list(id) {
+			if tk.Status.State == swarm.TaskStateComplete && tk.DesiredState == swarm.TaskStateComplete {
+				nodes[tk.NodeID] = true
+			}
+		}
+		return len(nodes) == 3
+	})
+	h.update(id, func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ForceUpdate++ })
+	h.eventually("a second iteration", func() bool {
+		done := 0
+		for _, tk := range h.list(id) {
+			if tk.Status.State == swarm.TaskStateComplete && tk.JobIteration != nil && tk.JobIteration.Index == 2 {
+				done++
+			}
+		}
+		return done == 3
+	})
+}
