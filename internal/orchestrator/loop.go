@@ -83,6 +83,7 @@ type loop struct {
 	toWrite    map[string]bool // tasks changed by op results, not yet written
 	inflight   map[string]bool
 	orphanSeen map[string]time.Time
+	missing    map[string]time.Time // started tasks whose container is not seen, since when
 	results    chan opResult
 	sem        chan struct{}
 	ops        sync.WaitGroup
@@ -277,7 +278,8 @@ func (l *loop) state(ctx context.Context) (State, error) {
 		seen[c.ContainerID] = at
 	}
 	l.orphanSeen = seen
-	st := State{Nodes: nodes, Observed: obs, StaleNodes: stale, OrphanSeen: seen,
+	l.missing = l.missingContainers(obs, stale, now)
+	st := State{Nodes: nodes, Observed: obs, StaleNodes: stale, OrphanSeen: seen, MissingSince: l.missing,
 		Services: make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
 	for _, s := range l.svcs {
 		st.Services = append(st.Services, s)
@@ -287,6 +289,32 @@ func (l *loop) state(ctx context.Context) (State, error) {
 	}
 	sort.Slice(st.Tasks, func(i, j int) bool { return st.Tasks[i].ID < st.Tasks[j].ID })
 	return st, nil
+}
+
+// missingContainers notes since when each started task's container has
+// been missing from the runtime's view.
+func (l *loop) missingContainers(obs []Observed, stale []string, now time.Time) map[string]time.Time {
+	seen := make(map[string]bool, len(obs))
+	for _, c := range obs {
+		seen[c.TaskID] = true
+	}
+	staleNode := map[string]bool{}
+	for _, id := range stale {
+		staleNode[id] = true
+	}
+	out := map[string]time.Time{}
+	for id, t := range l.tasks {
+		started := t.Status.State == swarm.TaskStateStarting || t.Status.State == swarm.TaskStateRunning
+		if !started || seen[id] || staleNode[t.NodeID] {
+			continue
+		}
+		at, ok := l.missing[id]
+		if !ok {
+			at = now
+		}
+		out[id] = at
+	}
+	return out
 }
 
 // apply writes the plan and starts its container operations.

@@ -48,11 +48,18 @@ func (r *reconciler) observeMissing(t *task) {
 			r.setStatus(t, swarm.TaskStateShutdown, msgShutdown, "", r.now)
 			return
 		}
-		if due := t.Status.Timestamp.Add(StartGrace); r.now.Before(due) {
+		since, ok := r.missing[t.ID]
+		if !ok {
+			since = r.now
+		}
+		if since.Before(t.Status.Timestamp) {
+			since = t.Status.Timestamp
+		}
+		if due := since.Add(MissingGrace); r.now.Before(due) {
 			r.wake(due)
 			return
 		}
-		r.setStatus(t, swarm.TaskStateFailed, msgStarted, "task: container of the task is gone", r.now)
+		r.setStatus(t, swarm.TaskStateFailed, msgStarted, "task: the container of the task is gone", r.now)
 	}
 }
 

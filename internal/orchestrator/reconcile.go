@@ -23,6 +23,10 @@ type State struct {
 	// carries a task ID with no task record; a container missing from it
 	// counts as seen now.
 	OrphanSeen map[string]time.Time
+	// MissingSince is when the loop first saw each started task's
+	// container missing; a task missing from it counts as missing since
+	// now.
+	MissingSince map[string]time.Time
 	// NewID makes the IDs of new tasks (store.NewID if nil).
 	NewID func() string
 }
@@ -73,9 +77,10 @@ const (
 	// left alone before it is removed (a create of a previous leader may
 	// be in flight).
 	OrphanGrace = 5 * time.Second
-	// StartGrace is how long a task that was started may lack a container
-	// in the runtime's view before it counts as failed.
-	StartGrace = 15 * time.Second
+	// MissingGrace is how long a started task may lack a container in
+	// the runtime's view before it counts as failed: a view being rebuilt
+	// (an engine reconnecting) must not fail tasks that still run.
+	MissingGrace = 10 * time.Second
 	// HistoryLimit is how many tasks a slot keeps (swarm mode's
 	// TaskHistoryRetentionLimit default).
 	HistoryLimit = 5
@@ -178,6 +183,7 @@ type reconciler struct {
 	bySvc    map[string][]*task
 	plan     Plan
 	removed  map[string]bool
+	missing  map[string]time.Time
 	newID    func() string
 	order    []*task // every task by ID; resorted after creations
 	unsorted bool
@@ -210,6 +216,7 @@ func Reconcile(st State, now time.Time) Plan {
 func newReconciler(st State, now time.Time) *reconciler {
 	r := &reconciler{now: now, nodes: map[string]*Node{}, stale: map[string]bool{},
 		tasks: map[string]*task{}, bySvc: map[string][]*task{}, removed: map[string]bool{}}
+	r.missing = st.MissingSince
 	r.newID = st.NewID
 	if r.newID == nil {
 		r.newID = store.NewID

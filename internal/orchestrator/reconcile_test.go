@@ -531,3 +531,20 @@ func TestReconcileRebalanceOffByLabel(t *testing.T) {
 		t.Fatalf("rebalance is off for this service: %+v", p)
 	}
 }
+
+func TestReconcileVanishedContainerFailsAfterGrace(t *testing.T) {
+	s := newSim([]store.Service{replicated("s1", 1)}, nodes(1))
+	s.settle(t)
+	id := s.st.Tasks[0].ID
+	s.now = t0.Add(time.Hour)
+	s.st.Observed = nil // gone from the runtime's view
+	s.st.MissingSince = map[string]time.Time{id: s.now}
+	if p := s.step(); len(p.Puts) != 0 || !p.Wake.Equal(s.now.Add(MissingGrace)) {
+		t.Fatalf("a container missing from the view gets a grace: %+v", p)
+	}
+	s.now = s.now.Add(MissingGrace)
+	s.step()
+	if got := s.task(id); got.Status.State != swarm.TaskStateFailed || got.DesiredState != swarm.TaskStateShutdown {
+		t.Fatalf("want the task failed once the grace passed: %+v", got.Status)
+	}
+}
