@@ -375,6 +375,9 @@ func (s *svcPass) history(sl *slot) {
 		if wanted(t) || (containerUp(t.obs) && s.r.reachable(t.NodeID)) {
 			continue
 		}
+		if t.pv().Reason == "lost" && !s.r.reachable(t.NodeID) {
+			continue // kept until its node returns and its stale container is removed
+		}
 		s.r.deleteTask(t)
 		extra--
 	}
