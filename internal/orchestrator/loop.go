@@ -19,6 +19,11 @@ const (
 	DefaultDebounce = 50 * time.Millisecond
 	// DefaultMaxOps bounds the container operations in flight.
 	DefaultMaxOps = 32
+	// StartupGrace is how long a new leader waits for a node it has not
+	// seen ready yet (its engine may still be connecting) before it
+	// replaces that node's tasks; a node it saw ready and then lost has
+	// its tasks replaced at once.
+	StartupGrace = 15 * time.Second
 	// resyncEvery makes a pass even when nothing was heard of, in case a
 	// change notification was lost.
 	resyncEvery = 5 * time.Second
@@ -87,6 +92,8 @@ type loop struct {
 	results    chan opResult
 	sem        chan struct{}
 	ops        sync.WaitGroup
+	started    time.Time
+	seenReady  map[string]bool
 	wakeAt     time.Time
 	wakeCh     <-chan time.Time
 	passes     int
@@ -96,7 +103,8 @@ type loop struct {
 // errors are logged and retried.
 func (o *Orchestrator) Run(ctx context.Context) error {
 	l := &loop{o: o, toWrite: map[string]bool{}, inflight: map[string]bool{}, orphanSeen: map[string]time.Time{},
-		results: make(chan opResult, 1024), sem: make(chan struct{}, o.cfg.MaxOps)}
+		results: make(chan opResult, 1024), sem: make(chan struct{}, o.cfg.MaxOps),
+		started: o.clock.Now(), seenReady: map[string]bool{}}
 	defer l.ops.Wait()
 	rev, err := l.load(ctx)
 	if err != nil {
@@ -280,7 +288,8 @@ func (l *loop) state(ctx context.Context) (State, error) {
 	l.orphanSeen = seen
 	l.missing = l.missingContainers(obs, stale, now)
 	st := State{Nodes: nodes, Observed: obs, StaleNodes: stale, OrphanSeen: seen, MissingSince: l.missing,
-		Services: make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
+		Unconfirmed: l.unconfirmed(nodes, now),
+		Services:    make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
 	for _, s := range l.svcs {
 		st.Services = append(st.Services, s)
 	}
@@ -289,6 +298,25 @@ func (l *loop) state(ctx context.Context) (State, error) {
 	}
 	sort.Slice(st.Tasks, func(i, j int) bool { return st.Tasks[i].ID < st.Tasks[j].ID })
 	return st, nil
+}
+
+// unconfirmed are the nodes not ready that this run has not seen ready,
+// while it is younger than StartupGrace.
+func (l *loop) unconfirmed(nodes []Node, now time.Time) []string {
+	var out []string
+	grace := l.started.Add(StartupGrace)
+	for _, n := range nodes {
+		switch {
+		case n.Ready:
+			l.seenReady[n.ID] = true
+		case !l.seenReady[n.ID] && now.Before(grace):
+			out = append(out, n.ID)
+		}
+	}
+	if len(out) > 0 {
+		l.wake(grace)
+	}
+	return out
 }
 
 // missingContainers notes since when each started task's container has

@@ -27,6 +27,10 @@ type State struct {
 	// container missing; a task missing from it counts as missing since
 	// now.
 	MissingSince map[string]time.Time
+	// Unconfirmed are nodes not ready that this leader has not seen ready
+	// yet and that may still be connecting (it just started): their tasks
+	// are kept, not replaced, until they are confirmed down.
+	Unconfirmed []string
 	// NewID makes the IDs of new tasks (store.NewID if nil).
 	NewID func() string
 }
@@ -175,18 +179,19 @@ func containerUp(o *Observed) bool {
 
 // reconciler holds one pass.
 type reconciler struct {
-	now      time.Time
-	nodes    map[string]*Node
-	nodeList []Node
-	stale    map[string]bool
-	tasks    map[string]*task
-	bySvc    map[string][]*task
-	plan     Plan
-	removed  map[string]bool
-	missing  map[string]time.Time
-	newID    func() string
-	order    []*task // every task by ID; resorted after creations
-	unsorted bool
+	now         time.Time
+	nodes       map[string]*Node
+	nodeList    []Node
+	stale       map[string]bool
+	tasks       map[string]*task
+	bySvc       map[string][]*task
+	plan        Plan
+	removed     map[string]bool
+	missing     map[string]time.Time
+	unconfirmed map[string]bool
+	newID       func() string
+	order       []*task // every task by ID; resorted after creations
+	unsorted    bool
 }
 
 // Reconcile decides, from the state and the time now, what to write and
@@ -217,6 +222,10 @@ func newReconciler(st State, now time.Time) *reconciler {
 	r := &reconciler{now: now, nodes: map[string]*Node{}, stale: map[string]bool{},
 		tasks: map[string]*task{}, bySvc: map[string][]*task{}, removed: map[string]bool{}}
 	r.missing = st.MissingSince
+	r.unconfirmed = map[string]bool{}
+	for _, id := range st.Unconfirmed {
+		r.unconfirmed[id] = true
+	}
 	r.newID = st.NewID
 	if r.newID == nil {
 		r.newID = store.NewID

@@ -548,3 +548,24 @@ func TestReconcileVanishedContainerFailsAfterGrace(t *testing.T) {
 		t.Fatalf("want the task failed once the grace passed: %+v", got.Status)
 	}
 }
+
+func TestReconcileUnconfirmedNodeKeepsItsTasks(t *testing.T) {
+	s := newSim([]store.Service{replicated("s1", 2)}, nodes(2))
+	s.settle(t)
+	s.st.Nodes[0].Ready = false
+	s.st.StaleNodes = []string{"n01"}
+	s.st.Unconfirmed = []string{"n01"} // a new leader, n01 still connecting
+	if p := s.step(); !p.Empty() {
+		t.Fatalf("the tasks of a node not confirmed down are kept: %+v", p)
+	}
+	s.st.Unconfirmed = nil
+	s.settle(t)
+	for _, tk := range s.running() {
+		if tk.NodeID == "n01" {
+			t.Fatalf("once confirmed down, its tasks are replaced")
+		}
+	}
+	if len(s.running()) != 2 {
+		t.Fatalf("want 2 running, got %d", len(s.running()))
+	}
+}

@@ -550,3 +550,25 @@ func TestScenarioGlobalJob(t *testing.T) {
 		return done == 3
 	})
 }
+
+func TestScenarioNewLeaderWaitsForConnectingNodes(t *testing.T) {
+	h := newHarness(t, 2)
+	id := h.create(spec("web", 2))
+	before := h.waitRunning(id, 2)
+	h.stop()
+	h.rt.setNode("n01", func(n *Node) { n.Ready = false }) // still connecting when the next leader starts
+	h.stop = h.startOrchestrator()
+	time.Sleep(300 * time.Millisecond)
+	for _, tk := range before {
+		if got, _ := h.tasks.Get(h.ctx, tk.ID); got.DesiredState != swarm.TaskStateRunning {
+			t.Fatalf("a new leader replaced the tasks of a node it has not seen yet: %+v", got)
+		}
+	}
+	h.rt.setNode("n01", func(n *Node) { n.Ready = true })
+	time.Sleep(100 * time.Millisecond)
+	h.clock.Advance(StartupGrace)
+	time.Sleep(300 * time.Millisecond)
+	if got := len(h.list(id)); got != 2 {
+		t.Fatalf("nothing replaced once the node connected: %d tasks", got)
+	}
+}

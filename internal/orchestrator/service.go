@@ -224,10 +224,11 @@ func (s *svcPass) forget(t *task) {
 	}
 }
 
-// nodeUp says whether a task's node is in the cluster and ready.
+// nodeUp says whether a task's node is in the cluster and ready, or not
+// yet known to be down (Unconfirmed): its tasks are kept.
 func (r *reconciler) nodeUp(id string) bool {
 	n := r.nodes[id]
-	return n != nil && n.Ready
+	return (n != nil && n.Ready) || r.unconfirmed[id]
 }
 
 // runSlot keeps one slot: tasks on lost nodes are shut down and replaced
