@@ -376,8 +376,8 @@ func (s *svcPass) history(sl *slot) {
 		if wanted(t) || (containerUp(t.obs) && s.r.reachable(t.NodeID)) {
 			continue
 		}
-		if t.pv().Reason == "lost" && !s.r.reachable(t.NodeID) {
-			continue // kept until its node returns and its stale container is removed
+		if t.pv().Reason == "lost" && s.r.nodes[t.NodeID] != nil && !s.r.reachable(t.NodeID) {
+			continue // kept until its node returns (or leaves) and its stale container is removed
 		}
 		s.r.deleteTask(t)
 		extra--
