@@ -113,7 +113,7 @@ func (r *reconciler) setContainer(t *task) {
 		cs.PID = 0
 	}
 	if t.Status.ContainerStatus == nil || *t.Status.ContainerStatus != cs {
-		t.Status.ContainerStatus = &cs
 		t.save()
+		t.Status.ContainerStatus = &cs
 	}
 }

@@ -115,8 +115,9 @@ type private struct {
 
 // task is a task record being reconciled.
 type task struct {
-	store.Task
-	p       private
+	*store.Task // the input's record until the task is changed (own)
+	owned       bool
+	p           private
 	decoded bool // p holds Task.Private, decoded at first use
 	obs     *Observed
 	dirty   bool
@@ -134,12 +135,18 @@ func (t *task) pv() *private {
 	return &t.p
 }
 
+// save makes the task's record its own (the input is never changed) and
+// marks it to be written; call it before changing the record.
 func (t *task) save() {
+	if !t.owned {
+		cp := *t.Task
+		t.Task, t.owned = &cp, true
+	}
 	t.dirty = true
 }
 
 func (t *task) encode() store.Task {
-	out := t.Task
+	out := *t.Task
 	if !t.decoded {
 		return out
 	}
@@ -238,8 +245,8 @@ func newReconciler(st State, now time.Time) *reconciler {
 	for _, id := range st.StaleNodes {
 		r.stale[id] = true
 	}
-	for _, st := range st.Tasks {
-		t := &task{Task: st}
+	for i := range st.Tasks {
+		t := &task{Task: &st.Tasks[i]}
 		r.tasks[t.ID] = t
 		r.bySvc[t.ServiceID] = append(r.bySvc[t.ServiceID], t)
 	}
@@ -356,7 +363,7 @@ func (r *reconciler) containerOps() {
 		switch {
 		case containerUp(t.obs) && (!wanted(t) || terminal(t.Status.State)):
 			r.plan.Stops = append(r.plan.Stops, Stop{Task: t.encode(), Timeout: stopGrace(t), Remove: t.pv().Reason == "lost"})
-		case t.pv().Reason == "lost" && t.obs != nil:
+		case t.obs != nil && !wanted(t) && t.pv().Reason == "lost":
 			r.plan.Removes = append(r.plan.Removes, t.encode())
 		case wanted(t) && t.Status.State == swarm.TaskStateAssigned && (t.obs == nil || t.obs.State == "created"):
 			r.plan.Starts = append(r.plan.Starts, t.encode())
@@ -386,9 +393,9 @@ func (r *reconciler) setStatus(t *task, state swarm.TaskState, msg, errText stri
 	if at.IsZero() {
 		at = r.now
 	}
+	t.save()
 	t.Status.State, t.Status.Message, t.Status.Err, t.Status.Timestamp = state, msg, errText, at.UTC()
 	t.UpdatedAt = r.now.UTC()
-	t.save()
 }
 
 // shutdown sets a task's desired state to shutdown, for reason.
@@ -396,10 +403,10 @@ func (r *reconciler) shutdown(t *task, reason string) {
 	if t.DesiredState == swarm.TaskStateShutdown {
 		return
 	}
+	t.save()
 	t.DesiredState = swarm.TaskStateShutdown
 	t.UpdatedAt = r.now.UTC()
 	if t.pv().Reason == "" {
 		t.pv().Reason = reason
 	}
-	t.save()
 }

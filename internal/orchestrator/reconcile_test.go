@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -567,5 +568,18 @@ func TestReconcileUnconfirmedNodeKeepsItsTasks(t *testing.T) {
 	}
 	if len(s.running()) != 2 {
 		t.Fatalf("want 2 running, got %d", len(s.running()))
+	}
+}
+
+func TestReconcileLeavesItsInputAlone(t *testing.T) {
+	s := newSim([]store.Service{replicated("s1", 3), globalSvc("g")}, nodes(3))
+	s.settle(t)
+	s.st.Nodes[0].Ready = false // lots to change
+	s.st.Services[0].Spec.Mode.Replicated.Replicas = ptr(uint64(1))
+	before, _ := json.Marshal(s.st.Tasks)
+	p := Reconcile(s.st, t0.Add(time.Minute))
+	after, _ := json.Marshal(s.st.Tasks)
+	if len(p.Puts) == 0 || string(before) != string(after) {
+		t.Fatalf("Reconcile changed the tasks it was given (or had nothing to do)")
 	}
 }

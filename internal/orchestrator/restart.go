@@ -115,7 +115,7 @@ func (s *svcPass) create(sl *slot, last *task) *task {
 func (s *svcPass) createOn(sl *slot, last *task, node string) *task {
 	r := s.r
 	now := r.now.UTC()
-	t := &task{Task: store.Task{Task: swarm.Task{
+	t := &task{owned: true, Task: &store.Task{Task: swarm.Task{
 		ID:           r.newID(),
 		Meta:         swarm.Meta{CreatedAt: now, UpdatedAt: now},
 		Spec:         s.svc.Spec.TaskTemplate,
@@ -156,10 +156,13 @@ func (s *svcPass) createOn(sl *slot, last *task, node string) *task {
 func (s *svcPass) assign(t *task, node string) {
 	var err error
 	if node != "" {
-		t.NodeID = node
 		err = s.getPlacer().Fits(node)
 	} else {
 		node, err = s.getPlacer().Place()
+	}
+	if node != "" && t.NodeID != node {
+		t.save()
+		t.NodeID = node
 	}
 	if err != nil {
 		if t.Status.State != swarm.TaskStatePending || t.Status.Err != err.Error() {
@@ -167,7 +170,6 @@ func (s *svcPass) assign(t *task, node string) {
 		}
 		return
 	}
-	t.NodeID = node
 	s.r.setStatus(t, swarm.TaskStateAssigned, msgAssigned, "", s.r.now)
 }
 

@@ -209,7 +209,7 @@ func (s *svcPass) getPlacer() *Placer {
 		running := make([]store.Task, 0, len(s.r.tasks))
 		for _, t := range s.r.sorted() {
 			if wanted(t) && !terminal(t.Status.State) && t.NodeID != "" && !s.r.removed[t.ID] {
-				running = append(running, t.Task)
+				running = append(running, *t.Task)
 			}
 		}
 		s.placer = NewPlacer(*s.svc, s.r.nodeList, running)
@@ -331,8 +331,8 @@ func (s *svcPass) keep(sl *slot, t *task) {
 		return
 	}
 	if s.sameSpec(t) {
-		t.SpecVersion = s.svc.SpecVersion
 		t.save()
+		t.SpecVersion = s.svc.SpecVersion
 		return
 	}
 	s.outdated = append(s.outdated, sl)
