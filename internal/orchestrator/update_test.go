@@ -207,3 +207,20 @@ func TestForceUpdateRedeploys(t *testing.T) {
 		t.Fatalf("want 2 running, got %d", got)
 	}
 }
+
+func TestRestartMaxAttemptsCountsOnlyWithinWindow(t *testing.T) {
+	count := func(window time.Duration) int {
+		svc := replicated("s1", 1)
+		svc.Spec.TaskTemplate.RestartPolicy = &swarm.RestartPolicy{Delay: ptr(15 * time.Second), MaxAttempts: ptr(uint64(2)), Window: ptr(window)}
+		s := newSim([]store.Service{svc}, nodes(1))
+		s.exit["nginx"] = 1
+		s.run(t, t0.Add(10*time.Minute), nil)
+		return len(s.st.Tasks)
+	}
+	if n := count(0); n != 3 {
+		t.Fatalf("without a window: the first task and 2 restarts, got %d tasks", n)
+	}
+	if n := count(20 * time.Second); n != HistoryLimit {
+		t.Fatalf("restarts further apart than the window never use up the attempts: %d tasks", n)
+	}
+}
