@@ -118,9 +118,9 @@ type task struct {
 	*store.Task // the input's record until the task is changed (own)
 	owned       bool
 	p           private
-	decoded bool // p holds Task.Private, decoded at first use
-	obs     *Observed
-	dirty   bool
+	decoded     bool // p holds Task.Private, decoded at first use
+	obs         *Observed
+	dirty       bool
 }
 
 // pv is the task's bookkeeping, decoded at first use (most passes never
