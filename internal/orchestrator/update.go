@@ -22,23 +22,40 @@ const (
 )
 
 // updateStatus is the service's update status as it stands for this
-// spec: a paused update whose spec changed since resumes (nil: a new
-// update), a completed one is over.
+// spec: nil when the last update is over or the spec changed since it
+// began (a paused update resumes with the next spec change).
 func (s *svcPass) updateStatus() *swarm.UpdateStatus {
 	st := s.svc.UpdateStatus
 	if st == nil {
 		return nil
 	}
-	switch st.State {
-	case swarm.UpdateStateCompleted, swarm.UpdateStateRollbackCompleted:
+	switch {
+	case st.State == swarm.UpdateStateCompleted, st.State == swarm.UpdateStateRollbackCompleted:
 		return nil
-	case swarm.UpdateStatePaused, swarm.UpdateStateRollbackPaused:
-		if st.StartedAt != nil && st.StartedAt.Before(s.svc.UpdatedAt) {
-			return nil
-		}
+	case st.StartedAt != nil && st.StartedAt.Before(s.svc.UpdatedAt):
+		return nil // the spec changed since this update began: a new one
 	}
 	cp := *st
 	return &cp
+}
+
+// startTime is when an update starts: now, or the spec's change when
+// the clock of the manager that made it is ahead (an update must not
+// look older than its spec).
+func (s *svcPass) startTime() time.Time {
+	now := s.r.now.UTC()
+	if s.svc.UpdatedAt.After(now) {
+		return s.svc.UpdatedAt.UTC()
+	}
+	return now
+}
+
+// staleStatus says whether the stored status is of an update the spec
+// has changed since (it is replaced, even when the new spec needs no
+// task replaced, so no update shows as under way for ever).
+func (s *svcPass) staleStatus() bool {
+	st := s.svc.UpdateStatus
+	return s.status == nil && st != nil && st.State != swarm.UpdateStateCompleted && st.State != swarm.UpdateStateRollbackCompleted
 }
 
 // updateConfig is the update (or, while rolling back, the rollback)
@@ -78,22 +95,21 @@ func (s *svcPass) paused() bool {
 // FailureAction. The status is written as swarm mode writes it.
 func (s *svcPass) rollingUpdate() {
 	cfg := s.updateConfig()
-	if len(s.outdated) == 0 && s.busy == 0 {
-		s.finishUpdate(cfg)
-		return
-	}
-	if len(s.outdated) == 0 && s.status == nil {
-		return // replacements (restarts, drain) outside an update
-	}
-	if s.status != nil && s.status.StartedAt == nil { // a rollback the API asked for
-		now := s.r.now.UTC()
+	if s.status == nil {
+		if len(s.outdated) == 0 && !s.staleStatus() {
+			return // replacements (restarts, drain) outside an update
+		}
+		now := s.startTime()
+		s.status = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: msgUpdating}
+		s.writeStatus(false)
+	} else if s.status.StartedAt == nil { // a rollback the API asked for
+		now := s.startTime()
 		s.status.StartedAt = &now
 		s.writeStatus(false)
 	}
-	if s.status == nil {
-		now := s.r.now.UTC()
-		s.status = &swarm.UpdateStatus{State: swarm.UpdateStateUpdating, StartedAt: &now, Message: msgUpdating}
-		s.writeStatus(false)
+	if len(s.outdated) == 0 && s.busy == 0 {
+		s.finishUpdate(cfg)
+		return
 	}
 	if s.paused() {
 		return
@@ -188,7 +204,8 @@ func (s *svcPass) failureAction(cfg swarm.UpdateConfig) bool {
 	}
 	switch {
 	case cfg.FailureAction == swarm.UpdateFailureActionRollback && !s.rollingBack() && s.svc.PreviousSpec != nil:
-		s.status.State = swarm.UpdateStateRollbackStarted
+		now := s.r.now.UTC()
+		s.status.State, s.status.StartedAt = swarm.UpdateStateRollbackStarted, &now
 		s.status.Message = fmt.Sprintf("update rolled back due to failure or early termination of task %s", lastFailed)
 		s.writeStatus(true)
 	case s.rollingBack():

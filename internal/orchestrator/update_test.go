@@ -224,3 +224,30 @@ func TestRestartMaxAttemptsCountsOnlyWithinWindow(t *testing.T) {
 		t.Fatalf("restarts further apart than the window never use up the attempts: %d tasks", n)
 	}
 }
+
+func TestNewSpecDuringRollbackIsANewUpdate(t *testing.T) {
+	s := newSim([]store.Service{updateSvc(2, &swarm.UpdateConfig{FailureAction: swarm.UpdateFailureActionRollback})}, nodes(2))
+	s.settle(t)
+	s.exit["bad"] = 1
+	s.userUpdate(func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "bad" })
+	for range 20 {
+		s.step()
+		if us := s.st.Services[0].UpdateStatus; us != nil && us.State == swarm.UpdateStateRollbackStarted {
+			break
+		}
+	}
+	if us := s.st.Services[0].UpdateStatus; us == nil || us.State != swarm.UpdateStateRollbackStarted {
+		t.Fatalf("want a rollback under way, got %+v", us)
+	}
+	s.now = s.now.Add(time.Second)
+	s.userUpdate(func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "nginx:3" })
+	s.run(t, s.now.Add(time.Hour), nil)
+	if us := s.st.Services[0].UpdateStatus; us.State != swarm.UpdateStateCompleted || us.Message != "update completed" {
+		t.Fatalf("want the new spec rolled out as an update, got %+v", us)
+	}
+	for _, tk := range s.running() {
+		if tk.Spec.ContainerSpec.Image != "nginx:3" {
+			t.Fatalf("not updated: %s", tk.Spec.ContainerSpec.Image)
+		}
+	}
+}
