@@ -8,13 +8,16 @@ import (
 
 // jobs runs a job service's current iteration to completion: replicated
 // jobs TotalCompletions tasks at most MaxConcurrent at a time, global jobs
-// one task per eligible node. A completed task is never restarted; a spec
-// change (ForceUpdate included) starts a new iteration, which shuts down
-// the tasks of the previous one still running.
+// one task per eligible node. A completed task is never restarted; each
+// update of the service (the API counts JobStatus.JobIteration) starts a
+// new iteration, which shuts down the tasks of the previous one still
+// running.
 func (s *svcPass) jobs(tasks []*task) {
 	s.job = true
-	s.iteration = s.svc.SpecVersion
-	if js := s.svc.JobStatus; js == nil || js.JobIteration.Index != s.iteration {
+	if js := s.svc.JobStatus; js != nil {
+		s.iteration = js.JobIteration.Index // the API counts it: 0 at create, +1 per update
+	} else {
+		s.iteration = s.svc.SpecVersion - 1
 		s.r.plan.Services = append(s.r.plan.Services, ServiceWrite{ID: s.svc.ID, SpecVersion: s.svc.SpecVersion,
 			JobStatus: &swarm.JobStatus{JobIteration: swarm.Version{Index: s.iteration}, LastExecution: s.r.now.UTC()}})
 	}

@@ -446,7 +446,7 @@ func TestReconcileReplicatedJob(t *testing.T) {
 	s := newSim([]store.Service{svc}, nodes(2))
 	s.exit["nginx"] = 0
 	p := s.step()
-	if len(p.Starts) != 2 || len(p.Services) != 1 || p.Services[0].JobStatus.JobIteration.Index != 1 {
+	if len(p.Starts) != 2 || len(p.Services) != 1 || p.Services[0].JobStatus.JobIteration.Index != 0 {
 		t.Fatalf("want 2 tasks at once and the job status written: %+v", p)
 	}
 	s.st.Services[0].JobStatus = p.Services[0].JobStatus

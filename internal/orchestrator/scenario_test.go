@@ -93,7 +93,18 @@ func (h *harness) update(id string, fn func(*swarm.ServiceSpec)) {
 		sp.Mode.Replicated = &swarm.ReplicatedService{Replicas: ptr(*sp.Mode.Replicated.Replicas)}
 	}
 	fn(&sp)
-	if _, err := h.svcs.Update(h.ctx, id, svc.Version.Index, sp, h.clock.Now()); err != nil {
+	now := h.clock.Now()
+	_, err = h.svcs.Change(h.ctx, id, svc.Version.Index, func(s *store.Service) error { // as the API updates
+		prev := s.Spec
+		s.PreviousSpec, s.Spec, s.UpdatedAt, s.UpdateStatus = &prev, sp, now, nil
+		s.SpecVersion++
+		if s.JobStatus != nil {
+			s.JobStatus.JobIteration.Index++
+			s.JobStatus.LastExecution = now
+		}
+		return nil
+	})
+	if err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -347,7 +358,7 @@ func TestScenarioReplicatedJob(t *testing.T) {
 		}
 		return done == 4
 	})
-	if js := h.service(id).JobStatus; js == nil || js.JobIteration.Index != 1 {
+	if js := h.service(id).JobStatus; js == nil || js.JobIteration.Index != 0 {
 		t.Fatalf("job status %+v", js)
 	}
 	time.Sleep(100 * time.Millisecond)
@@ -543,7 +554,7 @@ func TestScenarioGlobalJob(t *testing.T) {
 	h.eventually("a second iteration", func() bool {
 		done := 0
 		for _, tk := range h.list(id) {
-			if tk.Status.State == swarm.TaskStateComplete && tk.JobIteration != nil && tk.JobIteration.Index == 2 {
+			if tk.Status.State == swarm.TaskStateComplete && tk.JobIteration != nil && tk.JobIteration.Index == 1 {
 				done++
 			}
 		}

@@ -18,6 +18,9 @@ func (s *sim) userUpdate(fn func(*swarm.ServiceSpec)) {
 	svc.PreviousSpec, svc.Spec = &prev, b
 	svc.SpecVersion++
 	svc.UpdatedAt = s.now
+	if svc.JobStatus != nil {
+		svc.JobStatus.JobIteration.Index++
+	}
 }
 
 // run steps, jumping the clock to each wake, until nothing is left to do
