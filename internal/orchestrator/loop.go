@@ -20,10 +20,11 @@ const (
 	// DefaultMaxOps bounds the container operations in flight.
 	DefaultMaxOps = 32
 	// StartupGrace is how long a new leader waits for a node it has not
-	// seen ready yet (its engine may still be connecting) before it
+	// seen ready yet (its engine may still be connecting: the runtime
+	// waits for first contact, this covers what is left) before it
 	// replaces that node's tasks; a node it saw ready and then lost has
 	// its tasks replaced at once.
-	StartupGrace = 15 * time.Second
+	StartupGrace = 5 * time.Second
 	// resyncEvery makes a pass even when nothing was heard of, in case a
 	// change notification was lost.
 	resyncEvery = 5 * time.Second
