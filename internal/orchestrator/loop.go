@@ -394,6 +394,9 @@ func (l *loop) writeService(ctx context.Context, w ServiceWrite, now time.Time) 
 	switch {
 	case err == nil:
 		l.svcs[w.ID] = svc
+		if us := w.UpdateStatus; us != nil {
+			l.o.log.Info("service update status", "service", svc.Spec.Name, "state", us.State, "message", us.Message)
+		}
 	case errors.Is(err, errStale), errors.Is(err, store.ErrNotFound):
 	default:
 		l.o.log.Warn("cannot write service status", "service", w.ID, "error", err)
