@@ -97,7 +97,6 @@ type loop struct {
 	seenReady  map[string]bool
 	wakeAt     time.Time
 	wakeCh     <-chan time.Time
-	passes     int
 }
 
 // Run reconciles until ctx ends; it returns nil then. Store and runtime
@@ -228,7 +227,6 @@ func (l *loop) serviceChanged(ch store.Change[store.Service]) {
 // pass runs one Reconcile over the current state and applies its plan; it
 // says whether it changed anything.
 func (l *loop) pass(ctx context.Context) bool {
-	l.passes++
 	if err := l.flush(ctx); err != nil {
 		l.o.log.Warn("cannot write task states; retrying", "error", err)
 		l.wake(l.o.clock.Now().Add(retryEvery))
