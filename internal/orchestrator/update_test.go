@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -252,5 +253,43 @@ func TestNewSpecDuringRollbackIsANewUpdate(t *testing.T) {
 		if tk.Spec.ContainerSpec.Image != "nginx:3" {
 			t.Fatalf("not updated: %s", tk.Spec.ContainerSpec.Image)
 		}
+	}
+}
+
+func TestRollbackFailurePausesTheRollback(t *testing.T) {
+	s := newSim([]store.Service{updateSvc(2, &swarm.UpdateConfig{FailureAction: swarm.UpdateFailureActionRollback})}, nodes(2))
+	s.st.Services[0].Spec.RollbackConfig = &swarm.UpdateConfig{FailureAction: swarm.UpdateFailureActionPause}
+	s.settle(t)
+	s.exit["bad"] = 1
+	s.userUpdate(func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "bad" })
+	for range 20 {
+		s.step()
+		if us := s.st.Services[0].UpdateStatus; us != nil && us.State == swarm.UpdateStateRollbackStarted {
+			break
+		}
+	}
+	s.exit["nginx"] = 1 // the previous spec fails now too
+	s.run(t, s.now.Add(time.Minute), nil)
+	us := s.st.Services[0].UpdateStatus
+	if us == nil || us.State != swarm.UpdateStateRollbackPaused || !strings.HasPrefix(us.Message, "rollback paused due to failure or early termination of task ") {
+		t.Fatalf("want the rollback paused, got %+v", us)
+	}
+}
+
+func TestUnhealthyTaskFailsAndRestarts(t *testing.T) {
+	s := newSim([]store.Service{replicated("s1", 1)}, nodes(1))
+	s.settle(t)
+	id := s.st.Tasks[0].ID
+	s.st.Observed[0].Health = "unhealthy"
+	p := s.step()
+	if got := s.task(id); got.Status.State != swarm.TaskStateFailed || got.Status.Err != "task: unhealthy container" || got.DesiredState != swarm.TaskStateShutdown {
+		t.Fatalf("want the unhealthy task failed: %+v", got.Status)
+	}
+	if len(p.Stops) != 1 || p.Stops[0].Task.ID != id {
+		t.Fatalf("want its container stopped: %+v", p.Stops)
+	}
+	s.run(t, s.now.Add(time.Minute), nil)
+	if len(s.running()) != 1 || s.running()[0].ID == id {
+		t.Fatalf("want a new task running in its place")
 	}
 }
