@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/orchestrator"
 	"github.com/shoal-dev/shoal/internal/services"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -40,7 +41,8 @@ func (s *stack) startServices(g *Group, st *store.Store, lead Leadership) {
 // orchestrator as a leader-only component of g.
 func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log})
-	_, _ = g, lead // the orchestrator: next
+	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntime(), Logger: s.log})
+	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 }
 
 // afterContact runs c once the pool holds engines and none of them is
