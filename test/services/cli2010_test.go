@@ -10,7 +10,7 @@ import (
 func TestServiceCLI2010(t *testing.T) {
 	scenario(t, func(t *testing.T, r *rec) {
 		tg := r.tg
-		r.cliBin(cli2010, "eor", append([]string{"service", "create", "-d", "--name", "old", "--replicas", "2", "busybox"}, sleeper...)...)
+		r.cliBin(cli2010, "eor", append([]string{"service", "create", "-d", "--name", "old", "--replicas", "2", "--update-monitor", "1s", "busybox"}, sleeper...)...)
 		waitRunning(t, tg, "old", 2, time.Minute)
 		r.cliBin(cli2010, "eo", "service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}}")
 		r.cliBin(cli2010, "eo", "service", "ps", "--format", psFormat, "old")

@@ -41,7 +41,7 @@ func TestServiceLifecycle(t *testing.T) {
 		tg := r.tg
 		r.cli("eor", append([]string{"service", "create", "-d", "--name", "web", "--replicas", "3",
 			"--label", "tier=front", "--container-label", "c=1", "--env", "V=1", "--stop-grace-period", "1s",
-			"--update-parallelism", "0", "--rollback-parallelism", "0", "busybox"}, sleeper...)...)
+			"--update-parallelism", "0", "--rollback-parallelism", "0", "--update-monitor", "1s", "--rollback-monitor", "1s", "busybox"}, sleeper...)...)
 		waitRunning(t, tg, "web", 3, time.Minute)
 		r.header("service ls", r.cli("eo", "service", "ls").Out)
 		r.cli("eo", "service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}} {{.Image}} {{.Ports}}")

@@ -32,7 +32,7 @@ func TestServiceBuiltinCluster(t *testing.T) {
 	}
 	tg := startBuiltinCluster(t, cb)
 	cleanup(t, tg)
-	mustDocker(t, tg, append([]string{"service", "create", "-d", "--quiet", "--name", "cweb", "--replicas", "3", "busybox"}, sleeper...)...)
+	mustDocker(t, tg, append([]string{"service", "create", "-d", "--quiet", "--name", "cweb", "--replicas", "3", "--update-monitor", "1s", "busybox"}, sleeper...)...)
 	waitRunning(t, tg, "cweb", 3, time.Minute)
 	out := mustDocker(t, tg, "service", "ls", "--format", "{{.Name}} {{.Mode}} {{.Replicas}}")
 	if norm(out) != "cweb replicated 3/3" {

@@ -399,7 +399,9 @@ func (r *rec) cli(what string, args ...string) cliResult {
 
 func (r *rec) cliBin(bin, what string, args ...string) cliResult {
 	r.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	// 90 s: ample for a --detach=false that ends, short enough that one
+	// that never ends does not eat the package's time budget.
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	res := runCLI(ctx, bin, r.tg.Host, args...)
 	step := strings.Join(args, " ")

@@ -38,7 +38,7 @@ def running(s):
 
 s = c.services.create("busybox:latest", SLEEPER, name="pysvc", mode=ServiceMode("replicated", replicas=2),
                       labels={"py": "1"}, container_labels={"pc": "1"}, env=["A=1"],
-                      update_config=UpdateConfig(parallelism=0), stop_grace_period=1000000000)
+                      update_config=UpdateConfig(parallelism=0, monitor=1000000000), stop_grace_period=1000000000)
 step("services.create name", lambda: s.name)
 wait(lambda: running(s) == 2, "2 running")
 step("services.list names", lambda: sorted(x.name for x in c.services.list()))
