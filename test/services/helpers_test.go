@@ -294,7 +294,7 @@ var (
 	reID25   = regexp.MustCompile(`\b[a-z0-9]{25}\b`)
 	reID12   = regexp.MustCompile(`\b[a-z0-9]{12}\b`)
 	reID64   = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
-	reAgo    = regexp.MustCompile(`\b(About an? \w+|less than a second|\d+ \w+) ago\b`)
+	reAgo    = regexp.MustCompile(`(?i)\b(about an? \w+|less than a second|\d+ \w+) ago\b`)
 	reTime   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
 	reIP     = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(:\d+)?\b`)
 	reAPI    = regexp.MustCompile(`/v1\.\d+/`)
