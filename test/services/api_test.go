@@ -127,7 +127,7 @@ func TestServiceAPIShapes(t *testing.T) {
 func TestServiceLogs(t *testing.T) {
 	scenario(t, func(t *testing.T, r *rec) {
 		tg := r.tg
-		id := create(t, tg, apiSpec("logs", 1, "sh", "-c", "echo out-line; echo err-line >&2; trap exit TERM; sleep 3600 & wait"))
+		id := create(t, tg, apiSpec("logs", 1, "sh", "-c", "echo out-line; sleep 0.5; echo err-line >&2; trap exit TERM; sleep 3600 & wait"))
 		waitRunning(t, tg, "logs", 1, time.Minute)
 		waitFor(t, 30*time.Second, tg.Name+": two log lines", func() error {
 			if fr := frames(api(t, tg, "GET", "/services/"+id+"/logs?stdout=1&stderr=1", nil).Body); len(fr) < 2 {

@@ -291,14 +291,16 @@ func taskContainers(ctx context.Context, tg *target) []string {
 // ---- observations and their comparison ----
 
 var (
-	reID25   = regexp.MustCompile(`\b[a-z0-9]{25}\b`)
-	reID12   = regexp.MustCompile(`\b[a-z0-9]{12}\b`)
-	reID64   = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
-	reAgo    = regexp.MustCompile(`(?i)\b(about an? \w+|less than a second|\d+ \w+) ago\b`)
-	reTime   = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
-	reIP     = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(:\d+)?\b`)
-	reAPI    = regexp.MustCompile(`/v1\.\d+/`)
-	reSpaces = regexp.MustCompile(`[ \t]+`)
+	reID25 = regexp.MustCompile(`\b[a-z0-9]{25}\b`)
+	reID12 = regexp.MustCompile(`\b[a-z0-9]{12}\b`)
+	// A table's first column is an ID even without a digit (one in ~50).
+	reID12Col = regexp.MustCompile(`(?m)^[a-z0-9]{12}\b`)
+	reID64    = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	reAgo     = regexp.MustCompile(`(?i)\b(about an? \w+|less than a second|\d+ \w+) ago\b`)
+	reTime    = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`)
+	reIP      = regexp.MustCompile(`\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(:\d+)?\b`)
+	reAPI     = regexp.MustCompile(`/v1\.\d+/`)
+	reSpaces  = regexp.MustCompile(`[ \t]+`)
 )
 
 // norm makes output comparable between targets: IDs (full and truncated),
@@ -307,6 +309,7 @@ var (
 func norm(s string) string {
 	s = reID64.ReplaceAllString(s, "<id>")
 	s = reID25.ReplaceAllString(s, "<id>")
+	s = reID12Col.ReplaceAllString(s, "<id>")
 	s = reID12.ReplaceAllStringFunc(s, func(w string) string {
 		if strings.ContainsAny(w, "0123456789") {
 			return "<id>"
