@@ -1,8 +1,11 @@
 package dockerapi
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,17 +51,36 @@ type serviceSpecBody struct {
 	Networks []swarm.NetworkAttachmentConfig `json:",omitempty"`
 }
 
+// decodeServiceSpec decodes a create or update body as dockerd does, with
+// its words: a json.Decoder's error as it prints (a field's path from the
+// spec, not from the wrapper: "Go struct field ReplicatedService.Mode...")
+// and "got EOF while reading request body" for an empty body.
+func decodeServiceSpec(body []byte) (serviceSpecBody, error) {
+	var out serviceSpecBody
+	if err := json.NewDecoder(bytes.NewReader(body)).Decode(&out.ServiceSpec); err != nil {
+		if errors.Is(err, io.EOF) {
+			return out, badRequest("got EOF while reading request body")
+		}
+		return out, badRequest(err.Error())
+	}
+	var legacy struct {
+		Networks []swarm.NetworkAttachmentConfig
+	}
+	if json.NewDecoder(bytes.NewReader(body)).Decode(&legacy) == nil {
+		out.Networks = legacy.Networks
+	}
+	return out, nil
+}
+
 // readServiceSpec decodes a create or update body as dockerd does.
 func readServiceSpec(r *http.Request) (swarm.ServiceSpec, error) {
 	body, err := readBody(r)
 	if err != nil {
 		return swarm.ServiceSpec{}, err
 	}
-	var spec serviceSpecBody
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, &spec); err != nil {
-			return swarm.ServiceSpec{}, badRequest("invalid JSON: " + err.Error())
-		}
+	spec, err := decodeServiceSpec(body)
+	if err != nil {
+		return swarm.ServiceSpec{}, err
 	}
 	v := apiVersion(r)
 	if v != "" && versionLess(v, "1.44") && len(spec.TaskTemplate.Networks) == 0 && len(spec.Networks) > 0 {
@@ -66,6 +88,28 @@ func readServiceSpec(r *http.Request) (swarm.ServiceSpec, error) {
 	}
 	return spec.ServiceSpec, nil
 }
+
+// writeServiceJSON writes a service or task answer as dockerd writes
+// every answer: without Go's HTML escapes (a command's "&&" stays "&&",
+// not "\u0026\u0026", in the raw JSON clients and scripts read).
+func writeServiceJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// taskJSON is a task as dockerd 20.10 renders it: without the Volumes
+// key that moby's Task type writes as null (swarm mode's tasks of
+// container services have no volume attachments, and dockerd 20.10's
+// type has no such field).
+type taskJSON struct {
+	swarm.Task
+	Volumes []swarm.VolumeAttachment `json:",omitempty"`
+}
+
+func taskAnswer(t swarm.Task) taskJSON { return taskJSON{Task: t, Volumes: t.Volumes} }
 
 // serviceCreated is dockerd's create answer (no Warnings when there are none).
 type serviceCreated struct {
@@ -86,7 +130,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ params)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, serviceCreated{ID: resp.ID, Warnings: resp.Warnings})
+	return writeServiceJSON(w, http.StatusCreated, serviceCreated{ID: resp.ID, Warnings: resp.Warnings})
 }
 
 // queryBool reads an optional strict boolean parameter (dockerd's
@@ -122,7 +166,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ params) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, list)
+	return writeServiceJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, p params) error {
@@ -138,12 +182,7 @@ func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, p params
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, svc)
-}
-
-// serviceUpdated is dockerd's update answer (no Warnings when there are none).
-type serviceUpdated struct {
-	Warnings []string `json:",omitempty"`
+	return writeServiceJSON(w, http.StatusOK, svc)
 }
 
 func (s *Server) updateService(w http.ResponseWriter, r *http.Request, p params) error {
@@ -159,7 +198,12 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, p params)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, serviceUpdated{Warnings: resp.Warnings})
+	// dockerd's update answer has its Warnings null when there are none
+	// ({"Warnings":null}: docker-py returns it as is).
+	if len(resp.Warnings) == 0 {
+		resp.Warnings = nil
+	}
+	return writeServiceJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: resp.Warnings})
 }
 
 func serviceUpdateOptions(r *http.Request) (backend.ServiceUpdate, error) {
@@ -211,7 +255,11 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, _ params) err
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, list)
+	out := make([]taskJSON, len(list))
+	for i, t := range list {
+		out[i] = taskAnswer(t)
+	}
+	return writeServiceJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) inspectTask(w http.ResponseWriter, r *http.Request, p params) error {
@@ -223,7 +271,7 @@ func (s *Server) inspectTask(w http.ResponseWriter, r *http.Request, p params) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, t)
+	return writeServiceJSON(w, http.StatusOK, taskAnswer(t))
 }
 
 // Content types of a logs answer (dockerd's).
@@ -277,7 +325,9 @@ func serviceLogsOptions(r *http.Request) (backend.ServiceLogsOptions, error) {
 		Follow: boolValue(q.Get("follow")), Timestamps: boolValue(q.Get("timestamps")),
 		Details: boolValue(q.Get("details")), Tail: q.Get("tail"), Since: q.Get("since")}
 	if !opts.ShowStdout && !opts.ShowStderr {
-		return opts, badRequest("must specify at least one of 'stdout' or 'stderr'")
+		// dockerd 20.10's words; its status is 500 (a bare error), but
+		// the mistake is the client's: 400, as later dockerd answers it.
+		return opts, badRequest("Bad parameters: you must choose at least one stream")
 	}
 	if opts.Since != "" && !timestampRe.MatchString(opts.Since) {
 		return opts, badRequest(fmt.Sprintf(`invalid value for "since": %q is not a unix timestamp (seconds[.nanoseconds])`, opts.Since))
@@ -353,12 +403,9 @@ func (s *Server) checkServiceSpec(r *http.Request, id authz.Identity, verb strin
 	if err != nil {
 		return nil, err
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return withBody(r, body), nil // the backend answers the missing spec
-	}
-	var spec serviceSpecBody
-	if err := json.Unmarshal(body, &spec); err != nil {
-		return nil, badRequest("invalid JSON: " + err.Error())
+	spec, err := decodeServiceSpec(body)
+	if err != nil {
+		return nil, err
 	}
 	if id.Role < authz.RoleAdmin {
 		if what := serviceHostAccess(spec.ServiceSpec); len(what) > 0 {

@@ -121,7 +121,7 @@ func TestServiceCallsWithoutStore(t *testing.T) {
 }
 
 func TestCreateServiceHandler(t *testing.T) {
-	f := &fakeServices{}
+	f := &fakeServices{labels: map[string]map[string]string{"web": {"team": "web"}}}
 	s := newServicesServer(f)
 	rec := callSvc(s, "POST", "/v1.41/services/create", `{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}}}`, "X-Registry-Auth", "abc")
 	if rec.Code != http.StatusCreated || strings.TrimSpace(rec.Body.String()) != `{"ID":"new"}` {
@@ -130,14 +130,25 @@ func TestCreateServiceHandler(t *testing.T) {
 	if f.gotSpec.Name != "web" || f.gotSpec.TaskTemplate.ContainerSpec.Image != "busybox" || f.gotAuth != "abc" {
 		t.Errorf("backend got %+v auth %q", f.gotSpec, f.gotAuth)
 	}
-	rec = callSvc(s, "POST", "/services/create", `{"Name":`)
-	if rec.Code != http.StatusBadRequest || !strings.HasPrefix(message(t, rec), "invalid JSON: ") {
-		t.Errorf("bad JSON: %d %s", rec.Code, rec.Body)
-	}
-	// A negative replica count does not decode into the unsigned field.
-	rec = callSvc(s, "POST", "/services/create", `{"Name":"x","Mode":{"Replicated":{"Replicas":-1}}}`)
-	if rec.Code != http.StatusBadRequest {
-		t.Errorf("negative replicas: %d %s", rec.Code, rec.Body)
+	// Bodies that do not decode: dockerd 20.10's words, its decoder's.
+	for _, tc := range []struct{ body, msg string }{
+		{`{"Name":`, "unexpected EOF"},
+		{"", "got EOF while reading request body"},
+		{" \n", "got EOF while reading request body"},
+		{`{"Name":"x","Mode":{"Replicated":{"Replicas":-1}}}`, // unsigned on the wire
+			"json: cannot unmarshal number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64"},
+	} {
+		for _, path := range []string{"/services/create", "/services/web/update?version=1"} {
+			rec = callSvc(s, "POST", path, tc.body)
+			if rec.Code != http.StatusBadRequest || message(t, rec) != tc.msg {
+				t.Errorf("POST %s %q: %d %s; want 400 %q", path, tc.body, rec.Code, rec.Body, tc.msg)
+			}
+			// A scoped caller's body is read first by its checks: the same words.
+			rec = callAs(s, webOp, "POST", path, tc.body)
+			if rec.Code != http.StatusBadRequest || message(t, rec) != tc.msg {
+				t.Errorf("scoped POST %s %q: %d %s; want 400 %q", path, tc.body, rec.Code, rec.Body, tc.msg)
+			}
+		}
 	}
 	// API < 1.44 clients may send Networks beside the task template.
 	callSvc(s, "POST", "/v1.41/services/create", `{"Name":"n","Networks":[{"Target":"front"}]}`)
@@ -156,7 +167,8 @@ func TestServiceQueryParameters(t *testing.T) {
 	}{
 		{"/services?status=maybe", 400, `invalid value for status: maybe: strconv.ParseBool: parsing "maybe": invalid syntax`},
 		{"/services/web?insertDefaults=x", 400, `invalid value for insertDefaults: x: strconv.ParseBool: parsing "x": invalid syntax`},
-		{"/services/web/logs", 400, "must specify at least one of 'stdout' or 'stderr'"},
+		{"/services/web/logs", 400, "Bad parameters: you must choose at least one stream"},
+		{"/tasks/t-web/logs?stdout=0", 400, "Bad parameters: you must choose at least one stream"},
 		{"/services/web/logs?stdout=1&since=yesterday", 400, `invalid value for "since": "yesterday" is not a unix timestamp (seconds[.nanoseconds])`},
 		{"/services/nope", 404, "service nope not found"},
 	} {
@@ -191,7 +203,8 @@ func TestUpdateServiceHandler(t *testing.T) {
 		t.Errorf("bad registryAuthFrom: %d %s", rec.Code, rec.Body)
 	}
 	rec = callSvc(s, "POST", "/services/web/update?version=3&rollback=previous&registryAuthFrom=previous-spec", `{"Name":"web"}`)
-	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != "{}" {
+	// dockerd's answer without warnings (docker-py returns it as is).
+	if rec.Code != 200 || strings.TrimSpace(rec.Body.String()) != `{"Warnings":null}` {
 		t.Fatalf("update: %d %s", rec.Code, rec.Body)
 	}
 	if o := f.gotUpdate; o.Version.Index != 3 || o.Rollback != "previous" || o.RegistryAuthFrom != swarm.RegistryAuthFromPreviousSpec || o.Spec.Name != "web" {
@@ -265,5 +278,106 @@ func TestServiceScopeAndHostAccess(t *testing.T) {
 	}
 	if rec := callAs(s, admin, "POST", "/services/create", `{"Name":"x","TaskTemplate":{"ContainerSpec":{"Image":"busybox","Mounts":[{"Type":"bind","Source":"/","Target":"/host"}]}}}`); rec.Code != 201 {
 		t.Errorf("admin bind mount: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// renderFake answers services and tasks with values that show the
+// encoder's choices.
+type renderFake struct {
+	fakeServices
+	warnings []string
+}
+
+func (f *renderFake) Service(context.Context, string, bool) (swarm.Service, error) {
+	return swarm.Service{ID: "web", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Command: []string{"sh", "-c", "a && b <x>"}}}}}, nil
+}
+
+func (f *renderFake) Services(context.Context, backend.Filters, bool) ([]swarm.Service, error) {
+	s, err := f.Service(context.Background(), "web", false)
+	return []swarm.Service{s}, err
+}
+
+func (f *renderFake) Tasks(context.Context, backend.Filters) ([]swarm.Task, error) {
+	t, err := f.Task(context.Background(), "t")
+	return []swarm.Task{t, {ID: "t2", Volumes: []swarm.VolumeAttachment{{ID: "v", Source: "s", Target: "/t"}}}}, err
+}
+
+func (f *renderFake) Task(context.Context, string) (swarm.Task, error) {
+	return swarm.Task{ID: "t", Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Command: []string{"a&b"}}}}, nil
+}
+
+func (f *renderFake) UpdateService(context.Context, string, backend.ServiceUpdate) (swarm.ServiceUpdateResponse, error) {
+	return swarm.ServiceUpdateResponse{Warnings: f.warnings}, nil
+}
+
+// TestServiceAnswersRenderedAsDockerd: service and task answers have no
+// HTML escapes, tasks no Volumes key when they have none, and an update's
+// answer dockerd's Warnings (null when there are none).
+func TestServiceAnswersRenderedAsDockerd(t *testing.T) {
+	f := &renderFake{}
+	s := newServicesServer(&f.fakeServices)
+	s.Services = f
+	for _, path := range []string{"/services", "/services/web", "/tasks", "/tasks/t"} {
+		rec := callSvc(s, "GET", path, "")
+		body := rec.Body.String()
+		if rec.Code != 200 || strings.Contains(body, `\u00`) || !strings.Contains(body, "&") {
+			t.Errorf("GET %s: %d %s; want & < > unescaped", path, rec.Code, body)
+		}
+		if strings.HasPrefix(path, "/tasks") && strings.Contains(body, `"Volumes":null`) {
+			t.Errorf("GET %s: %s; want no Volumes key when empty", path, body)
+		}
+	}
+	rec := callSvc(s, "GET", "/tasks", "")
+	var tasks []map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &tasks); err != nil || len(tasks) != 2 {
+		t.Fatalf("GET /tasks: %s %v", rec.Body, err)
+	}
+	if _, ok := tasks[0]["Volumes"]; ok {
+		t.Errorf("task without volumes has a Volumes key: %s", rec.Body)
+	}
+	if v := string(tasks[1]["Volumes"]); v != `[{"ID":"v","Source":"s","Target":"/t"}]` {
+		t.Errorf("task volumes rendered %s", v)
+	}
+	if _, ok := tasks[0]["Spec"]; !ok {
+		t.Errorf("task rendered without its Spec: %s", rec.Body)
+	}
+	f.warnings = []string{}
+	if rec := callSvc(s, "POST", "/services/web/update?version=2", `{"Name":"web"}`); strings.TrimSpace(rec.Body.String()) != `{"Warnings":null}` {
+		t.Errorf("update without warnings: %s", rec.Body)
+	}
+	f.warnings = []string{"image could not be checked"}
+	if rec := callSvc(s, "POST", "/services/web/update?version=2", `{"Name":"web"}`); strings.TrimSpace(rec.Body.String()) != `{"Warnings":["image could not be checked"]}` {
+		t.Errorf("update with a warning: %s", rec.Body)
+	}
+}
+
+// Followed service and task logs hold a stream place (they last as long
+// as the client wants); logs without follow do not.
+func TestFollowedServiceLogsAreStreams(t *testing.T) {
+	s := newServicesServer(&fakeServices{labels: map[string]map[string]string{"web": {}}})
+	s.Streams = NewStreamLimiter(Limits{MaxStreamsPerClient: 1}, nil)
+	held := httptest.NewRequest("GET", "/events", nil) // from 192.0.2.1, as callSvc's requests
+	release, err := s.Streams.acquire(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/services/web/logs?follow=1&stdout=1", "/tasks/t-web/logs?follow=true&stderr=1"} {
+		rec := callSvc(s, "GET", p, "")
+		if rec.Code != http.StatusServiceUnavailable || message(t, rec) != "too many simultaneous streams from 192.0.2.1: limit is 1 (--max-streams-per-client)" {
+			t.Errorf("%s at the cap: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	for _, p := range []string{"/services/web/logs?stdout=1", "/tasks/t-web/logs?follow=0&stderr=1"} {
+		if rec := callSvc(s, "GET", p, ""); rec.Code != http.StatusOK {
+			t.Errorf("%s (not a stream) at the cap: %d %s", p, rec.Code, rec.Body)
+		}
+	}
+	release()
+	if rec := callSvc(s, "GET", "/services/web/logs?follow=1&stdout=1", ""); rec.Code != http.StatusOK {
+		t.Errorf("followed logs with room: %d %s", rec.Code, rec.Body)
+	}
+	if _, err := s.Streams.acquire(held); err != nil {
+		t.Errorf("ended followed logs kept their place: %v", err)
 	}
 }

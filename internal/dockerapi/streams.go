@@ -39,6 +39,8 @@ var longCalls = map[string]func(url.Values) bool{
 		v := q.Get("stream") // dockerd streams unless told not to
 		return (v == "" || boolValue(v)) && !boolValue(q.Get("one-shot"))
 	},
+	"GET /services/{id}/logs":       func(q url.Values) bool { return boolValue(q.Get("follow")) },
+	"GET /tasks/{id}/logs":          func(q url.Values) bool { return boolValue(q.Get("follow")) },
 	"GET /events":                   always,
 	"POST /build":                   always,
 	"POST /images/load":             always,

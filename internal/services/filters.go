@@ -22,7 +22,8 @@ var taskFilterKeys = map[string]bool{"id": true, "name": true, "label": true, "s
 func checkKeys(f backend.Filters, accepted map[string]bool) error {
 	for k := range f {
 		if !accepted[k] {
-			return errdefs.ErrInvalidArgument.WithMessage("invalid filter '" + k + "'")
+			// dockerd 20.10's words (capital I; later ones say "invalid").
+			return errdefs.ErrInvalidArgument.WithMessage("Invalid filter '" + k + "'")
 		}
 	}
 	return nil
@@ -236,7 +237,7 @@ func (b *Backend) Tasks(ctx context.Context, filters backend.Filters) ([]swarm.T
 	out := []swarm.Task{}
 	for _, t := range tasks {
 		if tf.match(t) {
-			out = append(out, t.Task)
+			out = append(out, rendered(t))
 		}
 	}
 	return out, nil
@@ -245,7 +246,19 @@ func (b *Backend) Tasks(ctx context.Context, filters backend.Filters) ([]swarm.T
 // Task finds one task by ID, name or unique ID prefix.
 func (b *Backend) Task(ctx context.Context, ref string) (swarm.Task, error) {
 	t, err := b.lookupTask(ctx, ref)
-	return t.Task, err
+	if err != nil {
+		return swarm.Task{}, err
+	}
+	return rendered(t), nil
+}
+
+// rendered is the task as dockerd shows swarm mode's: its spec has no
+// Runtime (dockerd sets it on a service's TaskTemplate only), while the
+// stored copy of the service's spec keeps it.
+func rendered(t store.Task) swarm.Task {
+	out := t.Task
+	out.Spec.Runtime = ""
+	return out
 }
 
 func (b *Backend) lookupTask(ctx context.Context, ref string) (store.Task, error) {

@@ -164,13 +164,13 @@ func TestCreateRefusesBadSpecs(t *testing.T) {
 		}, 400, "rpc error: code = InvalidArgument desc = Jobs may not have an update config"},
 		{"no operator", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.role=manager"}}
-		}, 400, "rpc error: code = InvalidArgument desc = constraint expected one operator from ==, !="},
+		}, 400, "rpc error: code = Unknown desc = constraint expected one operator from ==, !="},
 		{"bad key", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"no de==x"}}
-		}, 400, "rpc error: code = InvalidArgument desc = key 'no de' is invalid"},
+		}, 400, "rpc error: code = Unknown desc = key 'no de' is invalid"},
 		{"bad value", func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Placement = &swarm.Placement{Constraints: []string{"node.id==<x>"}}
-		}, 400, "rpc error: code = InvalidArgument desc = value '<x>' is invalid"},
+		}, 400, "rpc error: code = Unknown desc = value '<x>' is invalid"},
 		{"no image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "" }, 400, "rpc error: code = InvalidArgument desc = ContainerSpec: image reference must be provided"},
 		{"bad image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "Busy Box" }, 400, `rpc error: code = InvalidArgument desc = ContainerSpec: "Busy Box" is not a valid repository/tag`},
 		{"no such image", func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = "nosuch:1" }, 400, "image nosuch:1 is on no node and no node could pull it (node1: pull access denied for nosuch:1): nothing was created"},
@@ -432,7 +432,7 @@ func TestListFiltersAndStatus(t *testing.T) {
 			t.Errorf("filters %v: %+v %v", tc.f, list, err)
 		}
 	}
-	if _, err := b.Services(ctx, backend.Filters{"color": {"red"}}, false); status(err) != 400 || err.Error() != "invalid filter 'color'" {
+	if _, err := b.Services(ctx, backend.Filters{"color": {"red"}}, false); status(err) != 400 || err.Error() != "Invalid filter 'color'" {
 		t.Errorf("bad filter: %v", err)
 	}
 	for _, tc := range []struct {
@@ -462,7 +462,7 @@ func TestListFiltersAndStatus(t *testing.T) {
 		{backend.Filters{"service": {"nope"}}, "service nope not found"},
 		{backend.Filters{"node": {"node9"}}, "node node9 not found"},
 		{backend.Filters{"desired-state": {"dancing"}}, "Invalid desired-state filter: 'dancing'"},
-		{backend.Filters{"color": {"x"}}, "invalid filter 'color'"},
+		{backend.Filters{"color": {"x"}}, "Invalid filter 'color'"},
 	} {
 		if _, err := b.Tasks(ctx, tc.f); err == nil || err.Error() != tc.msg {
 			t.Errorf("task filters %v: %v, want %q", tc.f, err, tc.msg)
@@ -746,7 +746,7 @@ func TestAnswersOverHTTP(t *testing.T) {
 		{"POST", "/v1.41/services/web/update?version=" + stale, body, 500, `{"message":"rpc error: code = Unknown desc = update out of sequence"}`},
 		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index), strings.Replace(body, `"Replicated":{"Replicas":1}`, `"Global":{}`, 1), 501, `{"message":"rpc error: code = Unimplemented desc = service mode change is not allowed"}`},
 		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index) + "&rollback=previous", body, 400, `{"message":"rpc error: code = FailedPrecondition desc = service ` + created.ID + ` does not have a previous spec"}`},
-		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index), body, 200, `{}`},
+		{"POST", "/v1.41/services/web/update?version=" + fmt.Sprint(svc.Version.Index), body, 200, `{"Warnings":null}`},
 		{"GET", "/v1.41/services/nope", "", 404, `{"message":"service nope not found"}`},
 		{"GET", "/v1.41/tasks/nope", "", 404, `{"message":"task nope not found"}`},
 		{"GET", "/v1.41/tasks", "", 200, `[]`},
@@ -757,5 +757,41 @@ func TestAnswersOverHTTP(t *testing.T) {
 		if code != tc.code || out != tc.out {
 			t.Errorf("%s %s: %d %s; want %d %s", tc.method, tc.path, code, out, tc.code, tc.out)
 		}
+	}
+}
+
+// TestTasksRenderedAsSwarmMode: a task's spec is shown without the
+// Runtime its stored copy of the service's TaskTemplate has (dockerd sets
+// Runtime on a service's TaskTemplate only), by the list and by inspect.
+func TestTasksRenderedAsSwarmMode(t *testing.T) {
+	b, _, s := newBackend(t)
+	ctx := context.Background()
+	r, err := b.CreateService(ctx, spec("web", 1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := store.NewServices(s).Get(ctx, r.ID)
+	tk := task(rec, 1, "n1id", swarm.TaskStateRunning, swarm.TaskStateRunning)
+	tk.Spec = rec.Spec.TaskTemplate
+	if tk.Spec.Runtime != swarm.RuntimeContainer {
+		t.Fatalf("stored service's TaskTemplate.Runtime %q, want %q", tk.Spec.Runtime, swarm.RuntimeContainer)
+	}
+	if err := store.NewTasks(s).Apply(ctx, []store.Task{tk}, nil); err != nil {
+		t.Fatal(err)
+	}
+	list, err := b.Tasks(ctx, nil)
+	if err != nil || len(list) != 1 || list[0].Spec.Runtime != "" || list[0].Spec.ContainerSpec == nil {
+		t.Fatalf("tasks: %+v %v", list, err)
+	}
+	got, err := b.Task(ctx, tk.ID)
+	if err != nil || got.Spec.Runtime != "" || got.Spec.ContainerSpec.Image != "busybox" {
+		t.Fatalf("task: %+v %v", got, err)
+	}
+	stored, err := store.NewTasks(s).Get(ctx, tk.ID)
+	if err != nil || stored.Spec.Runtime != swarm.RuntimeContainer {
+		t.Errorf("stored task changed: runtime %q %v", stored.Spec.Runtime, err)
+	}
+	if _, err := b.Task(ctx, "nope"); status(err) != 404 {
+		t.Errorf("unknown task: %v", err)
 	}
 }

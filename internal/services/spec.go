@@ -184,10 +184,16 @@ var (
 	constraintValue = regexp.MustCompile(`^(?i)[a-z0-9:\-_\s\.\*\(\)\?\+\[\]\\\^\$\|\/]+$`)
 )
 
+// badConstraint is a constraint refused in swarm mode's words: its
+// manager returns the parser's error without a gRPC code, so dockerd
+// prints "code = Unknown" and answers 500. The mistake is the client's:
+// 400, with the same words for the scripts that read them.
+func badConstraint(format string, a ...any) error {
+	return errdefs.ErrInvalidArgument.WithMessage(rpcError("Unknown", fmt.Sprintf(format, a...)))
+}
+
 // validateConstraints checks "key==value" and "key!=value" expressions
-// with swarm mode's syntax and words. Swarm mode answers a bad one 500
-// ("rpc error: code = Unknown desc = ..."); here it is the client's
-// mistake: 400, code InvalidArgument.
+// with swarm mode's syntax and words.
 func validateConstraints(cs []string) error {
 	for _, c := range cs {
 		op := ""
@@ -198,15 +204,15 @@ func validateConstraints(cs []string) error {
 			}
 		}
 		if op == "" {
-			return invalidArg("constraint expected one operator from ==, !=")
+			return badConstraint("constraint expected one operator from ==, !=")
 		}
 		k, v, _ := strings.Cut(c, op)
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		if !constraintKey.MatchString(k) {
-			return invalidArg("key '%s' is invalid", k)
+			return badConstraint("key '%s' is invalid", k)
 		}
 		if !constraintValue.MatchString(v) {
-			return invalidArg("value '%s' is invalid", v)
+			return badConstraint("value '%s' is invalid", v)
 		}
 	}
 	return nil
