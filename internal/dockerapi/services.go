@@ -326,7 +326,8 @@ func serviceLogsOptions(r *http.Request) (backend.ServiceLogsOptions, error) {
 		Details: boolValue(q.Get("details")), Tail: q.Get("tail"), Since: q.Get("since")}
 	if !opts.ShowStdout && !opts.ShowStderr {
 		// dockerd 20.10's words; its status is 500 (a bare error), but
-		// the mistake is the client's: 400, as later dockerd answers it.
+		// the mistake is the client's: 400, as dockerd answers the same
+		// mistake on a container's logs.
 		return opts, badRequest("Bad parameters: you must choose at least one stream")
 	}
 	if opts.Since != "" && !timestampRe.MatchString(opts.Since) {
