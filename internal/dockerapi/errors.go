@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 
 	"github.com/containerd/errdefs"
@@ -46,15 +47,23 @@ func writeError(w http.ResponseWriter, err error) {
 	if status == http.StatusNotModified {
 		return
 	}
-	_ = json.NewEncoder(w).Encode(struct {
+	_ = newEncoder(w).Encode(struct {
 		Message string `json:"message"`
 	}{err.Error()})
 }
 
+// writeJSON writes v as dockerd does: without Go's HTML escapes (an "&"
+// in a command stays "&", not "\u0026").
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
+	return newEncoder(w).Encode(v)
+}
+
+func newEncoder(w io.Writer) *json.Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc
 }
 
 func badRequest(msg string) error { return errdefs.ErrInvalidArgument.WithMessage(msg) }

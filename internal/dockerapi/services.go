@@ -89,16 +89,6 @@ func readServiceSpec(r *http.Request) (swarm.ServiceSpec, error) {
 	return spec.ServiceSpec, nil
 }
 
-// writeServiceJSON writes a service or task answer as dockerd writes
-// every answer: without Go's HTML escapes (a command's "&&" stays "&&",
-// not "\u0026\u0026", in the raw JSON clients and scripts read).
-func writeServiceJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return enc.Encode(v)
-}
 
 // taskJSON is a task as dockerd 20.10 renders it: without the Volumes
 // key that moby's Task type writes as null (swarm mode's tasks of
@@ -130,7 +120,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ params)
 	if err != nil {
 		return err
 	}
-	return writeServiceJSON(w, http.StatusCreated, serviceCreated{ID: resp.ID, Warnings: resp.Warnings})
+	return writeJSON(w, http.StatusCreated, serviceCreated{ID: resp.ID, Warnings: resp.Warnings})
 }
 
 // queryBool reads an optional strict boolean parameter (dockerd's
@@ -166,7 +156,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ params) 
 	if err != nil {
 		return err
 	}
-	return writeServiceJSON(w, http.StatusOK, list)
+	return writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, p params) error {
@@ -182,7 +172,7 @@ func (s *Server) inspectService(w http.ResponseWriter, r *http.Request, p params
 	if err != nil {
 		return err
 	}
-	return writeServiceJSON(w, http.StatusOK, svc)
+	return writeJSON(w, http.StatusOK, svc)
 }
 
 func (s *Server) updateService(w http.ResponseWriter, r *http.Request, p params) error {
@@ -203,7 +193,7 @@ func (s *Server) updateService(w http.ResponseWriter, r *http.Request, p params)
 	if len(resp.Warnings) == 0 {
 		resp.Warnings = nil
 	}
-	return writeServiceJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: resp.Warnings})
+	return writeJSON(w, http.StatusOK, swarm.ServiceUpdateResponse{Warnings: resp.Warnings})
 }
 
 func serviceUpdateOptions(r *http.Request) (backend.ServiceUpdate, error) {
@@ -259,7 +249,7 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, _ params) err
 	for i, t := range list {
 		out[i] = taskAnswer(t)
 	}
-	return writeServiceJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) inspectTask(w http.ResponseWriter, r *http.Request, p params) error {
@@ -271,7 +261,7 @@ func (s *Server) inspectTask(w http.ResponseWriter, r *http.Request, p params) e
 	if err != nil {
 		return err
 	}
-	return writeServiceJSON(w, http.StatusOK, taskAnswer(t))
+	return writeJSON(w, http.StatusOK, taskAnswer(t))
 }
 
 // Content types of a logs answer (dockerd's).
