@@ -118,6 +118,29 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 	return out, nil
 }
 
+// setState takes the state an inspect gave (when it gave one) over the
+// list's: dockerd emits a container's die event, and answers its list,
+// before its list view has the exit (the inspect waits for it), so a
+// refresh on that event would keep a container that exited "running"
+// until the next full refresh.
+func (c *Container) setState(state string) {
+	if state == "" || state == c.State {
+		return
+	}
+	c.State = state
+	if len(c.raw) == 0 {
+		return
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(c.raw, &obj) != nil {
+		return
+	}
+	obj["State"], _ = json.Marshal(state)
+	if b, err := json.Marshal(obj); err == nil {
+		c.raw = b
+	}
+}
+
 func (c *Container) copyInspect(prev *Container) {
 	c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
 	c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt

@@ -467,6 +467,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 		Config     json.RawMessage
 		HostConfig json.RawMessage
 		State      *struct {
+			Status                string
 			StartedAt, FinishedAt time.Time
 			ExitCode              int
 			Pid                   int
@@ -488,6 +489,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	}
 	c.CreatedAt = raw.Created
 	if st := raw.State; st != nil {
+		c.setState(st.Status)
 		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
 		c.PID, c.Error = st.Pid, st.Error
 		if st.Health != nil {
