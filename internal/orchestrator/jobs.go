@@ -39,7 +39,10 @@ func (s *svcPass) jobs(tasks []*task) {
 	s.jobHistory(tasks)
 }
 
-// replicatedJob fills slots 1..TotalCompletions, MaxConcurrent at a time.
+// replicatedJob fills slots 0..TotalCompletions-1, MaxConcurrent at a
+// time. Swarm mode numbers a job's slots from 0 and clients count on it:
+// the CLI's job progress reads slots 0..n-1 (showing slot+1), so with
+// slots from 1 it waits for ever on a slot 0 that never comes.
 func (s *svcPass) replicatedJob(tasks []*task) {
 	rj := s.svc.Spec.Mode.ReplicatedJob
 	maxConc := 1
@@ -59,7 +62,7 @@ func (s *svcPass) replicatedJob(tasks []*task) {
 	}
 	s.budget = maxConc - active
 	slots := bySlot(tasks)
-	for num := 1; num <= total; num++ {
+	for num := 0; num < total; num++ {
 		sl := slots[num]
 		if sl == nil {
 			sl = &slot{num: num}

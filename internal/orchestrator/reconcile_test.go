@@ -460,6 +460,16 @@ func TestReconcileReplicatedJob(t *testing.T) {
 	if done != 5 || len(s.st.Tasks) != 5 {
 		t.Fatalf("want 5 completions and no restart, got %d of %d tasks", done, len(s.st.Tasks))
 	}
+	// Swarm mode's slots of a job: 0..n-1 (the CLI's progress reads those).
+	slots := map[int]bool{}
+	for _, tk := range s.st.Tasks {
+		slots[tk.Slot] = true
+	}
+	for i := range 5 {
+		if !slots[i] {
+			t.Fatalf("want slots 0..4, got %v", slots)
+		}
+	}
 }
 
 func TestReconcileDrainStartsReplacementFirst(t *testing.T) {
