@@ -754,6 +754,15 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, er
 	return out, errc, nil
 }
 
+// createRefreshWait bounds the refresh on a container's create event:
+// dockerd answers the inspect of a container only once a start under way
+// ends (it holds the container's lock), and starts take seconds on a busy
+// node; events are applied one by one, so each create waiting out the
+// whole Timeout held every later event back (tens of seconds behind for
+// a service's tasks starting together). The start event that follows
+// caches such a container.
+const createRefreshWait = 250 * time.Millisecond
+
 // apply updates the cache for one engine event; it reports whether
 // networks or volumes changed.
 func (e *Engine) apply(ctx context.Context, m events.Message) bool {
@@ -767,7 +776,11 @@ func (e *Engine) apply(ctx context.Context, m events.Message) bool {
 		case strings.HasPrefix(action, "exec_"), action == "attach", action == "detach", action == "resize",
 			action == "top", action == "copy", action == "archive-path", action == "extract-to-dir", action == "export", action == "commit":
 		default:
-			rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+			wait := e.opts.Timeout
+			if action == "create" {
+				wait = min(wait, createRefreshWait)
+			}
+			rctx, cancel := context.WithTimeout(ctx, wait)
 			if err := e.RefreshContainer(rctx, id); err != nil {
 				e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
 			}
