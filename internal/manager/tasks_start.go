@@ -79,15 +79,35 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 // unplaceWhenCached drops a task's reservation once the engine's cache
 // holds its container (its create and start events refresh it), so that
 // it is counted all along without a refresh of its own on the way of the
-// start: that refresh made a start take twice as long.
+// start: that refresh made a start take twice as long. When the events
+// have not cached it within cacheCatchUp, it refreshes the container
+// itself, beside the start: the engine's events are applied one by one,
+// and on a busy node they fall behind by more than the orchestrator's
+// MissingGrace, which failed tasks that were running ("the container of
+// the task is gone") and replaced them, loading the node further.
 func (m *Manager) unplaceWhenCached(e *engine.Engine, name string, placed scheduler.Container, id string) {
 	defer m.unplace(e.ID, name, placed)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for deadline := time.Now().Add(2 * m.pool.Timeout()); e.Container(id) == nil && time.Now().Before(deadline); {
+	began := time.Now()
+	refreshed := false
+	for deadline := began.Add(2 * m.pool.Timeout()); e.Container(id) == nil && time.Now().Before(deadline); {
+		if !refreshed && time.Since(began) >= cacheCatchUp {
+			refreshed = true
+			ctx, cancel := context.WithTimeout(context.Background(), m.pool.Timeout())
+			if err := e.RefreshContainer(ctx, id); err != nil {
+				m.log.Debug("task container refresh", "node", e.Name(), "id", id, "error", err)
+			}
+			cancel()
+			continue
+		}
 		<-tick.C
 	}
 }
+
+// cacheCatchUp is how long a started task's container is left to the
+// engine's events to cache before the runtime refreshes it itself.
+const cacheCatchUp = 500 * time.Millisecond
 
 // startExisting starts a container of the task that exists already.
 func (m *Manager) startExisting(ctx context.Context, e *engine.Engine, id string) (string, error) {
