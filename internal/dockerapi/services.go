@@ -89,7 +89,6 @@ func readServiceSpec(r *http.Request) (swarm.ServiceSpec, error) {
 	return spec.ServiceSpec, nil
 }
 
-
 // taskJSON is a task as dockerd 20.10 renders it: without the Volumes
 // key that moby's Task type writes as null (swarm mode's tasks of
 // container services have no volume attachments, and dockerd 20.10's
