@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shoal-dev/shoal/test/shoaltest"
 )
 
 var (
@@ -104,31 +106,7 @@ func keyShape(data []byte, depth int) string {
 		}
 		v = items
 	}
-	var keys []string
-	var walk func(prefix string, v any, d int)
-	walk = func(prefix string, v any, d int) {
-		switch x := v.(type) {
-		case map[string]any:
-			if dataKeyed(prefix) {
-				return
-			}
-			for k, c := range x {
-				// Maps keyed by data (labels, networks, ports, env) are not shape.
-				p := prefix + "." + k
-				keys = append(keys, p)
-				if d > 1 {
-					walk(p, c, d-1)
-				}
-			}
-		case []any:
-			if len(x) > 0 {
-				walk(prefix+"[]", x[0], d)
-			}
-		}
-	}
-	walk("", v, depth)
-	sort.Strings(keys)
-	return strings.Join(keys, " ")
+	return shoaltest.KeyPaths(v, depth, dataKeyed)
 }
 
 func dataKeyed(p string) bool {

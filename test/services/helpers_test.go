@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/test/shoaltest"
 )
 
 // sleeper is a task command that stops at once on SIGTERM (a bare `sleep`
@@ -343,30 +345,7 @@ func keyShape(data []byte, depth int) string {
 	if err := json.Unmarshal(data, &v); err != nil {
 		return "not JSON: " + norm(string(data))
 	}
-	var keys []string
-	var walk func(prefix string, v any, d int)
-	walk = func(prefix string, v any, d int) {
-		switch x := v.(type) {
-		case map[string]any:
-			if strings.HasSuffix(prefix, ".Labels") {
-				return
-			}
-			for k, c := range x {
-				p := prefix + "." + k
-				keys = append(keys, p)
-				if d > 1 {
-					walk(p, c, d-1)
-				}
-			}
-		case []any:
-			if len(x) > 0 {
-				walk(prefix+"[]", x[0], d)
-			}
-		}
-	}
-	walk("", v, depth)
-	sort.Strings(keys)
-	return strings.Join(keys, " ")
+	return shoaltest.KeyPaths(v, depth, func(p string) bool { return strings.HasSuffix(p, ".Labels") })
 }
 
 // obs is one observed fact of a scenario, already normalised.
