@@ -194,6 +194,7 @@ func (e *Engine) info() system.Info {
 		ContainerdCommit: system.Commit{ID: "enginesim"}, RuncCommit: system.Commit{ID: "enginesim"}, InitCommit: system.Commit{ID: "enginesim"},
 		SecurityOptions: []string{"name=seccomp,profile=builtin", "name=cgroupns"},
 		CDISpecDirs:     []string{}, Warnings: []string{},
+		GenericResources: e.opts.GenericResources,
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/api/types/volume"
 )
 
@@ -55,6 +56,9 @@ type Options struct {
 	Images        int      // pre-existing images
 	ServerVersion string   // default "29.0.0"
 	APIVersion    string   // highest API version; default "1.52"
+	// GenericResources are the node's generic resources as dockerd
+	// --node-generic-resource shows them in /info.
+	GenericResources []swarm.GenericResource
 	// Latency, if set, delays every answer (not the event stream) to
 	// imitate a remote engine.
 	Latency time.Duration
@@ -119,6 +123,8 @@ type Engine struct {
 	seq        uint64
 	subs       map[*subscriber]struct{}
 	closed     bool
+	registries map[string][2]string // registry → user name and password its pulls need (registry.go)
+	pulls      map[string][]string  // image reference → the X-Registry-Auth of each pull
 
 	hangMu sync.Mutex
 	hung   chan struct{} // while hung: closed by Resume

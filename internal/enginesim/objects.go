@@ -105,8 +105,12 @@ func (e *Engine) imageCreate(w http.ResponseWriter, r *http.Request) {
 	}
 	if tag := q.Get("tag"); tag != "" {
 		ref += ":" + tag
-	} else if !strings.Contains(ref, ":") {
+	} else if !strings.Contains(ref[strings.LastIndex(ref, "/")+1:], ":") {
 		ref += ":latest"
+	}
+	if msg := e.pullDenied(ref, r.Header.Get("X-Registry-Auth")); msg != "" {
+		denyPull(w, msg)
+		return
 	}
 	if strings.HasPrefix(ref, "missing/") {
 		writeError(w, http.StatusNotFound, "pull access denied for "+ref+", repository does not exist")

@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -21,7 +20,9 @@ import (
 // Start makes the container of t on its node (the orchestrator chose it)
 // and starts it. A container of t already there is started, not made again.
 // An image the node cannot pull fails with the engine's "No such image".
-func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task) (string, error) {
+// The pull carries the service's registry auth (docker service create
+// --with-registry-auth), as swarm mode's agents pull with it.
+func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task) (string, error) {
 	m := r.m
 	e := m.nodeEngine(t.NodeID)
 	if e == nil {
@@ -37,11 +38,11 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 			return m.startExisting(ctx, e, c.id)
 		}
 	}
-	req, err := taskCreateRequest(svc, t, engineNodeInfo(e))
+	req, err := taskCreateRequest(svc.Service, t, engineNodeInfo(e))
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
-	name := taskName(svc, t)
+	name := taskName(svc.Service, t)
 	placed, existing, err := m.reserveTask(e, name, req)
 	if err != nil {
 		return "", err
@@ -58,7 +59,7 @@ func (r taskRuntime) Start(ctx context.Context, svc swarm.Service, t store.Task)
 	// land: the next Start finds that container by its name).
 	var id string
 	err = m.ask(ctx, e, writePatience, func(ctx context.Context) error {
-		if err := m.ensureImage(ctx, e, req.Config.Image); err != nil {
+		if err := m.ensureImage(ctx, e, req.Config.Image, svc.RegistryAuth); err != nil {
 			return err
 		}
 		var err error
@@ -187,14 +188,17 @@ func (m *Manager) startTask(ctx context.Context, e *engine.Engine, id string) er
 	return nil
 }
 
-// ensureImage pulls ref on the node unless the node holds it. A pull that
-// fails is told as the engine's create would tell it ("No such image:
-// x:latest"), which is what swarm mode shows for such a task.
-func (m *Manager) ensureImage(ctx context.Context, e *engine.Engine, ref string) error {
+// ensureImage pulls ref on the node unless the node holds it, with the
+// encoded registry auth (X-Registry-Auth, "" for none). A pull that fails
+// is told as the engine's create would tell it ("No such image:
+// x:latest"), which is what swarm mode shows for such a task (its agent
+// logs the pull's error and goes on to the create); the pull's own error
+// goes to the log. Neither ever holds the auth.
+func (m *Manager) ensureImage(ctx context.Context, e *engine.Engine, ref, auth string) error {
 	if engineHasImage(e, ref) {
 		return nil
 	}
-	err := pullOn(ctx, e, ref)
+	err := pullOn(ctx, e, ref, auth)
 	if err == nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.pool.Timeout())
 		defer cancel()
@@ -220,9 +224,9 @@ func engineHasImage(e *engine.Engine, ref string) bool {
 // pullTimeout bounds one image pull for a task.
 const pullTimeout = 10 * time.Minute
 
-// pullOn pulls ref on the engine and reads its progress to the end: the
-// engine tells a failure mid-stream, as an "error" line.
-func pullOn(ctx context.Context, e *engine.Engine, ref string) error {
+// pullOn pulls ref on the engine with auth and reads its progress to the
+// end: the engine tells a failure mid-stream, as an "error" line.
+func pullOn(ctx context.Context, e *engine.Engine, ref, auth string) error {
 	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	repo, tag := splitRef(ref)
@@ -230,7 +234,7 @@ func pullOn(ctx context.Context, e *engine.Engine, ref string) error {
 	if tag != "" {
 		q.Set("tag", tag)
 	}
-	rc, err := e.PullImage(ctx, q, "")
+	rc, err := e.PullImage(ctx, q, auth)
 	if err != nil {
 		return err
 	}

@@ -83,15 +83,16 @@ func waitFor(t testing.TB, what string, ok func() bool) {
 	}
 }
 
-func webService(image string) swarm.Service {
-	var s swarm.Service
+func webService(image string) store.Service {
+	var s store.Service
 	s.ID = "svcid0000000000000000000a"
 	s.Spec.Name = "web"
 	s.Spec.TaskTemplate.ContainerSpec = &swarm.ContainerSpec{Image: image, Labels: map[string]string{"tier": "front"}, Args: []string{"sleep", "1d"}}
+	s.SpecVersion = 1
 	return s
 }
 
-func webTask(svc swarm.Service, id, node string, slot int) store.Task {
+func webTask(svc store.Service, id, node string, slot int) store.Task {
 	var t store.Task
 	t.ID, t.ServiceID, t.NodeID, t.Slot = id, svc.ID, node, slot
 	t.Spec = svc.Spec.TaskTemplate

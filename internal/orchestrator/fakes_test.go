@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -71,6 +70,7 @@ type fakeRuntime struct {
 	containers map[string]*Observed // by task ID
 	exit       map[string]int       // image → its containers exit at once with this code
 	missing    map[string]bool      // image → a start fails as an engine's would
+	auth       map[string]string    // image → the registry auth its pull needs
 	starts     int
 	changed    chan struct{}
 	nextID     int
@@ -78,7 +78,7 @@ type fakeRuntime struct {
 
 func newFakeRuntime(clock Clock, n int) *fakeRuntime {
 	return &fakeRuntime{clock: clock, nodes: nodes(n), containers: map[string]*Observed{},
-		exit: map[string]int{}, missing: map[string]bool{}, changed: make(chan struct{}, 1)}
+		exit: map[string]int{}, missing: map[string]bool{}, auth: map[string]string{}, changed: make(chan struct{}, 1)}
 }
 
 func (r *fakeRuntime) notify() {
@@ -122,14 +122,14 @@ func (r *fakeRuntime) nodeUp(id string) bool {
 	return false
 }
 
-func (r *fakeRuntime) Start(_ context.Context, _ swarm.Service, t store.Task) (string, error) {
+func (r *fakeRuntime) Start(_ context.Context, svc store.Service, t store.Task) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.nodeUp(t.NodeID) {
 		return "", errNodeDown
 	}
 	image := t.Spec.ContainerSpec.Image
-	if r.missing[image] {
+	if want, ok := r.auth[image]; r.missing[image] || ok && svc.RegistryAuth != want {
 		return "", fmt.Errorf("No such image: %s", image)
 	}
 	c := r.containers[t.ID]

@@ -381,7 +381,7 @@ func (l *loop) apply(ctx context.Context, p Plan, now time.Time) bool {
 		if !ok {
 			continue
 		}
-		l.op(ctx, t.ID, true, func(ctx context.Context) (string, error) { return l.o.cfg.Runtime.Start(ctx, svc.Service, t) })
+		l.op(ctx, t.ID, true, func(ctx context.Context) (string, error) { return l.o.cfg.Runtime.Start(ctx, svc, t) })
 	}
 	return len(p.Services)+len(p.Puts)+len(p.Deletes) > 0
 }

@@ -65,8 +65,10 @@ type Runtime interface {
 	// <service>.<slot>.<task id>, or <service>.<node id>.<task id> for a
 	// global service, with swarm mode's labels) on t.NodeID, pulling its
 	// image there first if the node lacks it. A container of t that
-	// exists already is started, not made again.
-	Start(ctx context.Context, svc swarm.Service, t store.Task) (containerID string, err error)
+	// exists already is started, not made again. The pull uses the
+	// service's registry auth (svc.RegistryAuth), which must never be
+	// logged nor returned in an error.
+	Start(ctx context.Context, svc store.Service, t store.Task) (containerID string, err error)
 	// Stop stops the container of t within timeout (then kills it).
 	Stop(ctx context.Context, t store.Task, timeout time.Duration) error
 	// Remove removes the container of t (forced).

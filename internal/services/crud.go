@@ -237,9 +237,11 @@ func rollbackOf(v string) (bool, error) {
 	return false, errdefs.ErrInvalidArgument.WithMessage("unrecognized rollback option " + v)
 }
 
-// registryAuth is the auth the nodes pull with after an update: the
-// client's, or else the current spec's or the previous one's
-// (registryAuthFrom).
+// registryAuth is the auth the nodes pull with after an update, as
+// dockerd picks it: the client's, or else the current spec's or the
+// previous one's (registryAuthFrom; the CLI sends previous-spec for
+// `docker service update --rollback`). A rollback (rollback=previous)
+// takes the previous spec's whatever this says (see applyUpdate).
 func registryAuth(cur store.Service, opts backend.ServiceUpdate) (string, error) {
 	if opts.EncodedRegistryAuth != "" {
 		return opts.EncodedRegistryAuth, nil
@@ -249,11 +251,9 @@ func registryAuth(cur store.Service, opts backend.ServiceUpdate) (string, error)
 		return cur.RegistryAuth, nil
 	case swarm.RegistryAuthFromPreviousSpec:
 		if cur.PreviousSpec == nil {
-			return "", errdefs.ErrInvalidArgument.WithMessage("service does not have a previous spec")
+			return "", errNoPreviousSpecAuth
 		}
-		// The previous spec's credentials are not kept apart: the
-		// service's are the newest the nodes have.
-		return cur.RegistryAuth, nil
+		return cur.PreviousRegistryAuth, nil
 	}
 	return "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("invalid registryAuthFrom '%s'", opts.RegistryAuthFrom))
 }
@@ -273,12 +273,14 @@ func applyUpdate(s *store.Service, spec swarm.ServiceSpec, rollback bool, auth s
 		}
 		cur := s.Spec
 		s.Spec, s.PreviousSpec = *s.PreviousSpec, &cur
+		s.RegistryAuth, s.PreviousRegistryAuth = s.PreviousRegistryAuth, s.RegistryAuth
 		s.UpdateStatus = &swarm.UpdateStatus{State: swarm.UpdateStateRollbackStarted,
 			Message: "manually requested rollback", StartedAt: ptr(now)}
 	} else {
 		cur := s.Spec
 		s.Spec, s.PreviousSpec = spec, &cur
 		s.UpdateStatus = nil
+		s.RegistryAuth, s.PreviousRegistryAuth = auth, s.RegistryAuth
 	}
 	// A rollback is a new spec for the tasks too: every task running
 	// the spec rolled away from must be replaced.
@@ -288,7 +290,6 @@ func applyUpdate(s *store.Service, spec swarm.ServiceSpec, rollback bool, auth s
 		s.JobStatus.JobIteration.Index++
 		s.JobStatus.LastExecution = now
 	}
-	s.RegistryAuth = auth
 	return nil
 }
 

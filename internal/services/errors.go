@@ -37,6 +37,11 @@ type statusError struct {
 func (e *statusError) Error() string   { return e.msg }
 func (e *statusError) HTTPStatus() int { return e.status }
 
+// errNoPreviousSpecAuth is an update with registryAuthFrom=previous-spec
+// of a service never updated: dockerd's own check, a plain error it
+// answers 500.
+var errNoPreviousSpecAuth = &statusError{status: http.StatusInternalServerError, msg: "service does not have a previous spec"}
+
 // errNoPreviousSpec is a rollback of a service never updated (swarmkit's
 // FailedPrecondition, which dockerd answers 400).
 func errNoPreviousSpec(id string) error {

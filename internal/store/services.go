@@ -25,6 +25,10 @@ type Service struct {
 	// mode keeps them in its ContainerSpec's PullOptions; never shown by
 	// the API.
 	RegistryAuth string `json:",omitempty"`
+	// PreviousRegistryAuth is the RegistryAuth of PreviousSpec, as swarm
+	// mode keeps one in each spec: an update with registryAuthFrom=
+	// previous-spec takes it, a rollback swaps it back.
+	PreviousRegistryAuth string `json:",omitempty"`
 }
 
 // Services is the desired state of services: one record per service.
