@@ -95,6 +95,7 @@ type loop struct {
 	ops        sync.WaitGroup
 	started    time.Time
 	seenReady  map[string]bool
+	downSince  map[string]time.Time // nodes not ready, since when this run saw them so
 	wakeAt     time.Time
 	wakeCh     <-chan time.Time
 }
@@ -287,8 +288,8 @@ func (l *loop) state(ctx context.Context) (State, error) {
 	l.orphanSeen = seen
 	l.missing = l.missingContainers(obs, stale, now)
 	st := State{Nodes: nodes, Observed: obs, StaleNodes: stale, OrphanSeen: seen, MissingSince: l.missing,
-		Unconfirmed: l.unconfirmed(nodes, now),
-		Services:    make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
+		Unconfirmed: l.unconfirmed(nodes, now), DownSince: l.nodesDown(nodes, now),
+		Services: make([]store.Service, 0, len(l.svcs)), Tasks: make([]store.Task, 0, len(l.tasks))}
 	for _, s := range l.svcs {
 		st.Services = append(st.Services, s)
 	}
@@ -297,6 +298,23 @@ func (l *loop) state(ctx context.Context) (State, error) {
 	}
 	sort.Slice(st.Tasks, func(i, j int) bool { return st.Tasks[i].ID < st.Tasks[j].ID })
 	return st, nil
+}
+
+// nodesDown notes since when each node not ready has been so.
+func (l *loop) nodesDown(nodes []Node, now time.Time) map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, n := range nodes {
+		if n.Ready {
+			continue
+		}
+		at, ok := l.downSince[n.ID]
+		if !ok {
+			at = now
+		}
+		out[n.ID] = at
+	}
+	l.downSince = out
+	return out
 }
 
 // unconfirmed are the nodes not ready that this run has not seen ready,

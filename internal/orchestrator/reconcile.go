@@ -31,6 +31,10 @@ type State struct {
 	// yet and that may still be connecting (it just started): their tasks
 	// are kept, not replaced, until they are confirmed down.
 	Unconfirmed []string
+	// DownSince is when the loop first saw each node not ready; a node
+	// not ready and missing from it counts as down since now. Tasks of a
+	// node down for OrphanAfter are marked ORPHANED.
+	DownSince map[string]time.Time
 	// NewID makes the IDs of new tasks (store.NewID if nil).
 	NewID func() string
 }
@@ -217,6 +221,7 @@ func Reconcile(st State, now time.Time) Plan {
 	for _, t := range r.sorted() {
 		r.observe(t)
 	}
+	r.orphanDownNodes(st.DownSince)
 	for i := range svcs {
 		r.service(&svcs[i])
 	}
