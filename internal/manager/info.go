@@ -329,7 +329,7 @@ func nodeOf(e *engine.Engine) swarm.Node {
 	if info := e.Info(); info != nil {
 		ver, _ := e.Version()
 		n.Description.Platform = swarm.Platform{Architecture: info.Architecture, OS: info.OSType}
-		n.Description.Resources = swarm.Resources{NanoCPUs: int64(info.NCPU) * 1e9, MemoryBytes: info.MemTotal}
+		n.Description.Resources = swarm.Resources{NanoCPUs: int64(info.NCPU) * 1e9, MemoryBytes: info.MemTotal, GenericResources: info.GenericResources}
 		n.Description.Engine = swarm.EngineDescription{EngineVersion: ver, Labels: engineLabels(info.Labels)}
 	}
 	return n

@@ -88,6 +88,7 @@ func (m *Manager) taskNode(rec swarm.Node, e *engine.Engine) orchestrator.Node {
 		Labels: rec.Spec.Labels, EngineLabels: rec.Description.Engine.Labels,
 		OS: rec.Description.Platform.OS, Arch: rec.Description.Platform.Architecture,
 		NanoCPUs: rec.Description.Resources.NanoCPUs, MemoryBytes: rec.Description.Resources.MemoryBytes,
+		GenericResources: rec.Description.Resources.GenericResources,
 	}
 	if e == nil {
 		return n
@@ -97,6 +98,9 @@ func (m *Manager) taskNode(rec swarm.Node, e *engine.Engine) orchestrator.Node {
 		n.EngineLabels = engineLabels(info.Labels)
 		n.OS, n.Arch = info.OSType, info.Architecture
 		n.NanoCPUs, n.MemoryBytes = int64(info.NCPU)*1e9, info.MemTotal
+		if len(info.GenericResources) > 0 {
+			n.GenericResources = info.GenericResources // dockerd --node-generic-resource
+		}
 		if n.Hostname == "" {
 			n.Hostname = info.Name
 		}

@@ -3,12 +3,14 @@ package manager
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/orchestrator"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -96,11 +98,22 @@ func taskCreateRequest(svc swarm.Service, t store.Task, node taskNodeInfo) (cont
 	}, nil
 }
 
+// taskEnv is the spec's environment and, as swarm mode's agent adds it,
+// DOCKER_RESOURCE_<KIND>=<values> for each generic resource kind assigned
+// to the task.
+func taskEnv(cs *swarm.ContainerSpec, t store.Task) []string {
+	gen := orchestrator.GenericEnv(t.GenericResources)
+	if len(gen) == 0 {
+		return cs.Env
+	}
+	return append(slices.Clip(cs.Env), gen...)
+}
+
 func taskConfig(svc swarm.Service, t store.Task, cs *swarm.ContainerSpec) *container.Config {
 	c := &container.Config{
 		Image:       familiarImage(cs.Image),
 		Labels:      taskLabels(svc, t, cs),
-		Env:         cs.Env,
+		Env:         taskEnv(cs, t),
 		WorkingDir:  cs.Dir,
 		User:        cs.User,
 		Hostname:    cs.Hostname,

@@ -35,11 +35,20 @@ func newTaskEnv(t testing.TB, n int) *taskEnv { return newTaskEnvWrapped(t, n, n
 
 // newTaskEnvWrapped reaches each engine through wrap (nil: directly).
 func newTaskEnvWrapped(t testing.TB, n int, wrap func(*enginesim.Engine) http.Handler) *taskEnv {
+	return newTaskEnvWith(t, n, wrap, nil)
+}
+
+// newTaskEnvWith lets mod (nil: none) change the options of engine i.
+func newTaskEnvWith(t testing.TB, n int, wrap func(*enginesim.Engine) http.Handler, mod func(i int, o *enginesim.Options)) *taskEnv {
 	t.Helper()
 	env := &taskEnv{}
 	var addrs []string
 	for i := range n {
-		s, err := enginesim.Start(enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}})
+		opts := enginesim.Options{Name: fmt.Sprintf("node%d", i+1), Labels: []string{fmt.Sprintf("rack=r%d", i+1)}}
+		if mod != nil {
+			mod(i, &opts)
+		}
+		s, err := enginesim.Start(opts)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -87,8 +87,9 @@ func plural(n int, one, many string) string {
 //
 // Resources: a node offers its capacity minus what its containers
 // reserve (Node.Reserved*) minus what this Placer placed there; Forget
-// gives a task's reservation back. Generic resources are not checked:
-// Node does not carry the ones an engine advertises.
+// gives a task's reservation back. Generic resources are counted the same
+// way, from what the node advertises minus what its assigned tasks hold
+// (see placement_generic.go).
 type Placer struct {
 	svcID     string
 	cons      []Constraint
@@ -96,7 +97,9 @@ type Placer struct {
 	spread    []string // label descriptors, one per preference level
 	maxPer    uint64
 	cpu, mem  int64
-	hostPorts bool // the service publishes ports in host mode
+	gen       map[string]int64 // generic resource units asked, by kind (nil: none)
+	genNamed  bool             // a named generic resource is asked: nothing fits
+	hostPorts bool             // the service publishes ports in host mode
 	platforms []swarm.Platform
 
 	nodes  []placeNode // sorted by ID
@@ -108,7 +111,8 @@ type Placer struct {
 type placeNode struct {
 	Node
 	svcTasks, allTasks int
-	cpuUsed, memUsed   int64 // placed by this Placer, minus forgotten
+	cpuUsed, memUsed   int64            // placed by this Placer, minus forgotten
+	genFree            map[string]int64 // generic units not held, by kind (only when the service asks for some)
 	static             placeFilter
 	group              []int // per preference level, the node's group
 }
@@ -136,6 +140,7 @@ func NewPlacer(svc store.Service, nodes []Node, running []store.Task) *Placer {
 	if r := tmpl.Resources; r != nil && r.Reservations != nil {
 		p.cpu, p.mem = r.Reservations.NanoCPUs, r.Reservations.MemoryBytes
 	}
+	p.gen, p.genNamed = genericAsk(tmpl), asksNamed(tmpl)
 	if es := svc.Spec.EndpointSpec; es != nil {
 		for _, port := range es.Ports {
 			if port.PublishMode == swarm.PortConfigPublishModeHost && port.PublishedPort != 0 {
@@ -159,11 +164,33 @@ func NewPlacer(svc store.Service, nodes []Node, running []store.Task) *Placer {
 			}
 		}
 	}
+	p.countGeneric(running)
 	for i := range p.nodes {
 		p.nodes[i].static = p.staticCheck(&p.nodes[i].Node)
 	}
 	p.buildGroups()
 	return p
+}
+
+// countGeneric sets what each node has free of the generic resources the
+// service asks for: only then, as most services ask for none.
+func (p *Placer) countGeneric(running []store.Task) {
+	if p.gen == nil {
+		return
+	}
+	for i := range p.nodes {
+		p.nodes[i].genFree = genericOffer(p.nodes[i].GenericResources)
+	}
+	for i := range running {
+		t := &running[i]
+		j, ok := p.byID[t.NodeID]
+		if !ok || !holdsGeneric(t.Status.State) {
+			continue
+		}
+		for k, v := range genericHeld(&t.Task) {
+			p.nodes[j].genFree[k] -= v
+		}
+	}
 }
 
 // spreadKnown: swarm mode spreads over node and engine labels only, and
@@ -267,7 +294,8 @@ func (p *Placer) check(n *placeNode) placeFilter {
 		return filterReady
 	}
 	if p.cpu > 0 && p.cpu > n.NanoCPUs-n.ReservedNanoCPUs-n.cpuUsed ||
-		p.mem > 0 && p.mem > n.MemoryBytes-n.ReservedMemoryBytes-n.memUsed {
+		p.mem > 0 && p.mem > n.MemoryBytes-n.ReservedMemoryBytes-n.memUsed ||
+		p.genNamed || p.gen != nil && !genericFits(n.genFree, p.gen) {
 		return filterResources
 	}
 	if n.static != staticPass {
@@ -332,6 +360,9 @@ func (p *Placer) count(i, d int) {
 	n.allTasks += d
 	n.cpuUsed += int64(d) * p.cpu
 	n.memUsed += int64(d) * p.mem
+	for k, v := range p.gen {
+		n.genFree[k] -= int64(d) * v
+	}
 	for k, g := range p.groups {
 		g[n.group[k]] += d
 	}

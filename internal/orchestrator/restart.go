@@ -140,6 +140,7 @@ func (s *svcPass) createOn(sl *slot, last *task, node string) *task {
 	}
 	if node != "" {
 		t.NodeID = node
+		s.claimGeneric(t)
 		r.setStatus(t, swarm.TaskStateAssigned, msgAssigned, "", r.now)
 	} else {
 		s.assign(t, sl.node)
@@ -170,7 +171,28 @@ func (s *svcPass) assign(t *task, node string) {
 		}
 		return
 	}
+	s.claimGeneric(t)
 	s.r.setStatus(t, swarm.TaskStateAssigned, msgAssigned, "", s.r.now)
+}
+
+// claimGeneric gives a task being assigned its share of its node's
+// generic resources, next to those the node's other assigned tasks hold.
+func (s *svcPass) claimGeneric(t *task) {
+	if genericAsk(t.Spec) == nil {
+		return
+	}
+	n := s.r.nodes[t.NodeID]
+	if n == nil {
+		return
+	}
+	var held [][]swarm.GenericResource
+	for _, o := range s.r.sorted() {
+		if o != t && o.NodeID == t.NodeID && len(o.GenericResources) > 0 && holdsGeneric(o.Status.State) && !s.r.removed[o.ID] {
+			held = append(held, o.GenericResources)
+		}
+	}
+	t.save()
+	t.GenericResources = ClaimGeneric(*n, t.Spec, held)
 }
 
 // placePending tries again to place a pending task.

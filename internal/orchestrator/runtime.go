@@ -35,6 +35,10 @@ type Node struct {
 	// existing containers (tasks included) already reserve.
 	ReservedNanoCPUs    int64
 	ReservedMemoryBytes int64
+	// GenericResources are what the node advertises (dockerd
+	// --node-generic-resource, in its /info): discrete counts and named
+	// values. What tasks hold of them is counted from the tasks.
+	GenericResources []swarm.GenericResource
 }
 
 // Observed is the container of a task as its engine last showed it.
