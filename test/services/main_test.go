@@ -98,7 +98,8 @@ func mainRun(m *testing.M) int {
 	if runsShoal() {
 		n += 3
 	}
-	opts := testbed.Options{Engines: n, Prefix: "svc"}
+	// --insecure-registry: TestServiceRegistryAuth's registry is on the bridge, without TLS.
+	opts := testbed.Options{Engines: n, Prefix: "svc", ExtraArgs: []string{"--insecure-registry", "10.213.0.0/16"}}
 	for i := 0; i < n; i++ {
 		opts.Hostnames = append(opts.Hostnames, fmt.Sprintf("node%d", i%3+1))
 		opts.Labels = append(opts.Labels, map[string]string{"zone": string(rune('a' + i%3))})
