@@ -66,8 +66,9 @@ func TestUpdateRegistryAuthAsDockerd(t *testing.T) {
 	if err := update(backend.ServiceUpdate{EncodedRegistryAuth: "auth3"}); err != nil {
 		t.Fatal(err)
 	}
-	// `docker service update --rollback --image other`: the CLI sends the
-	// previous spec with registryAuthFrom=previous-spec.
+	// A client-side rollback (the CLI's `docker service update --rollback`
+	// against API < 1.28) sends the previous spec with
+	// registryAuthFrom=previous-spec.
 	sp := spec("web", 2)
 	sp.TaskTemplate.ContainerSpec.Image = "nginx"
 	if _, err := b.UpdateService(ctx, r.ID, backend.ServiceUpdate{Version: get().Version, Spec: sp, RegistryAuthFrom: swarm.RegistryAuthFromPreviousSpec}); err != nil {

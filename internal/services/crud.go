@@ -239,8 +239,8 @@ func rollbackOf(v string) (bool, error) {
 
 // registryAuth is the auth the nodes pull with after an update, as
 // dockerd picks it: the client's, or else the current spec's or the
-// previous one's (registryAuthFrom; the CLI sends previous-spec for
-// `docker service update --rollback`). A rollback (rollback=previous)
+// previous one's (registryAuthFrom; the CLI sends previous-spec for a
+// client-side rollback, against API < 1.28). A rollback (rollback=previous)
 // takes the previous spec's whatever this says (see applyUpdate).
 func registryAuth(cur store.Service, opts backend.ServiceUpdate) (string, error) {
 	if opts.EncodedRegistryAuth != "" {
