@@ -20,6 +20,9 @@ const OrphanAfter = 24 * time.Hour
 // and time. Tasks in a final state could not have made progress and are
 // left as they are.
 func (r *reconciler) orphanDownNodes(downSince map[string]time.Time) {
+	if !r.anyNodeDown() {
+		return // the usual case: no pass over every task
+	}
 	for _, t := range r.sorted() {
 		n := r.nodes[t.NodeID]
 		if n == nil || n.Ready || r.unconfirmed[t.NodeID] || !mayRun(t.Status.State) {
@@ -37,6 +40,15 @@ func (r *reconciler) orphanDownNodes(downSince map[string]time.Time) {
 		t.Status.State = swarm.TaskStateOrphaned
 		t.UpdatedAt = r.now.UTC()
 	}
+}
+
+func (r *reconciler) anyNodeDown() bool {
+	for i := range r.nodeList {
+		if !r.nodeList[i].Ready {
+			return true
+		}
+	}
+	return false
 }
 
 // mayRun says whether a task in state s may have a container running:
