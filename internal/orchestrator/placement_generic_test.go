@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -147,5 +148,27 @@ func TestReconcileGenericResourcesAssignedAndPending(t *testing.T) {
 	if tk := s.task(pending.ID); tk.NodeID != "n03" || tk.Status.State != swarm.TaskStateRunning ||
 		!reflect.DeepEqual(tk.GenericResources, []swarm.GenericResource{discrete("gpu", 1)}) {
 		t.Fatalf("the pending task once n03 joined: node %s, %+v, %+v", tk.NodeID, tk.Status, tk.GenericResources)
+	}
+}
+
+// TestUpdateHandsTheGPUToTheReplacement: a stop-first update of a task
+// holding the node's only GPU gives the GPU to its replacement.
+func TestUpdateHandsTheGPUToTheReplacement(t *testing.T) {
+	ns := nodes(1)
+	ns[0].GenericResources = named("gpu", "GPU-0")
+	svc := replicated("s1", 1)
+	svc.Spec.TaskTemplate.Resources = &swarm.ResourceRequirements{Reservations: &swarm.Resources{GenericResources: []swarm.GenericResource{discrete("gpu", 1)}}}
+	s := newSim([]store.Service{svc}, ns)
+	s.settle(t)
+	old := s.running()
+	if len(old) != 1 || !reflect.DeepEqual(old[0].GenericResources, named("gpu", "GPU-0")) {
+		t.Fatalf("before the update: %+v", old)
+	}
+	s.userUpdate(func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "nginx:2" })
+	s.run(t, s.now.Add(time.Minute), nil)
+	run := s.running()
+	if len(run) != 1 || run[0].ID == old[0].ID || run[0].Spec.ContainerSpec.Image != "nginx:2" ||
+		!reflect.DeepEqual(run[0].GenericResources, named("gpu", "GPU-0")) {
+		t.Fatalf("after the update: %+v; want the new task running with GPU-0", run)
 	}
 }

@@ -177,6 +177,8 @@ func (s *svcPass) assign(t *task, node string) {
 
 // claimGeneric gives a task being assigned its share of its node's
 // generic resources, next to those the node's other assigned tasks hold.
+// A task being shut down holds none any more, as the Placer counts it
+// (getPlacer).
 func (s *svcPass) claimGeneric(t *task) {
 	if genericAsk(t.Spec) == nil {
 		return
@@ -187,7 +189,7 @@ func (s *svcPass) claimGeneric(t *task) {
 	}
 	var held [][]swarm.GenericResource
 	for _, o := range s.r.sorted() {
-		if o != t && o.NodeID == t.NodeID && len(o.GenericResources) > 0 && holdsGeneric(o.Status.State) && !s.r.removed[o.ID] {
+		if o != t && o.NodeID == t.NodeID && len(o.GenericResources) > 0 && wanted(o) && holdsGeneric(o.Status.State) && !s.r.removed[o.ID] {
 			held = append(held, o.GenericResources)
 		}
 	}
