@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/enginesim"
 )
 
@@ -49,7 +50,13 @@ func TestTaskRuntimeGenericResources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ins, err := env.pool.Engines()[0].Inspect(ctx, id)
+	var node0 *engine.Engine
+	for _, e := range env.pool.Engines() {
+		if e.ID == env.node(0) {
+			node0 = e
+		}
+	}
+	ins, err := node0.Inspect(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
