@@ -186,6 +186,9 @@ func (s *Server) checkCall(r *http.Request, key string, id authz.Identity, p par
 	if isServiceCall(key) {
 		return s.checkServiceCall(r, key, id, p)
 	}
+	if isSecretCall(key) {
+		return s.checkSecretCall(r, key, id, p)
+	}
 	switch key {
 	case "POST /containers/create":
 		return s.checkCreate(r, id)

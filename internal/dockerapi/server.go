@@ -40,6 +40,11 @@ type Server struct {
 	// every service and task call answers 503).
 	Services Services
 
+	// Secrets and Configs serve swarm mode's secrets and configs (nil:
+	// no store, their calls answer 503).
+	Secrets Secrets
+	Configs Configs
+
 	// Streams caps the long-lived calls (attach, exec, logs -f, events,
 	// uploads...) per client and in all; nil is no cap.
 	Streams *StreamLimiter
@@ -242,6 +247,7 @@ func (s *Server) routes() {
 	rt.handle("POST", "/swarm/leave", s.swarmInit("leave"))
 	rt.handle("POST", "/swarm/update", s.updateSwarm)
 	s.serviceRoutes()
+	s.secretRoutes()
 	s.lockRoutes()
 }
 

@@ -402,6 +402,9 @@ func (s *Server) checkServiceSpec(r *http.Request, id authz.Identity, verb strin
 			return nil, authz.Deny(id, what[0])
 		}
 	}
+	if err := s.refsInScope(r.Context(), id, spec.ServiceSpec); err != nil {
+		return nil, err
+	}
 	if !id.Scoped() {
 		return withBody(r, body), nil
 	}
