@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -33,6 +35,9 @@ type NodeConfig struct {
 	// attempts (defaults 100ms and 5s); the wait doubles after each failure.
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
+	// Local answers the requests for the node itself (paths under
+	// LocalPrefix, e.g. TaskFiles); nil sends them to the engine too.
+	Local http.Handler
 }
 
 // Node keeps the node's tunnel to a manager up and serves the managers'
@@ -167,6 +172,15 @@ func (n *Node) accept(ctx context.Context, sess *yamux.Session) error {
 // proxy joins one manager stream to a fresh engine connection, passing
 // half-closes through so hijacked (attach, exec) streams end cleanly.
 func (n *Node) proxy(ctx context.Context, stream net.Conn) {
+	var in io.Reader = stream
+	if n.cfg.Local != nil {
+		br := bufio.NewReader(stream)
+		if start, _ := br.Peek(localPeek); isLocal(start) {
+			serveLocal(stream, br, n.cfg.Local)
+			return
+		}
+		in = br
+	}
 	defer stream.Close()
 	engine, err := n.cfg.DialEngine(ctx)
 	if err != nil {
@@ -174,7 +188,23 @@ func (n *Node) proxy(ctx context.Context, stream net.Conn) {
 		return
 	}
 	defer engine.Close()
-	join(stream, engine)
+	join(readerConn{stream, in}, engine)
+}
+
+// readerConn is a stream read through the buffer that peeked at it.
+type readerConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c readerConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// CloseWrite passes a half-close on, as the stream itself does.
+func (c readerConn) CloseWrite() error {
+	if cw, ok := c.Conn.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
 
 // join copies both ways until both directions end. The end of one

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ const renewRetry = 2 * time.Second
 func (c *Cluster) runAgents(ctx context.Context) error {
 	as := c.newAgents(ctx)
 	defer as.stop()
+	go as.files.Run(ctx)
 	as.apply(c.st.Managers)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
 	defer hc.CloseIdleConnections()
@@ -97,18 +99,25 @@ type agents struct {
 	newNode func(addr string) (*agent.Node, error)
 	running map[string]context.CancelFunc
 	log     *slog.Logger
+	files   *agent.TaskFiles // the node's secrets and configs for tasks, in a tmpfs
 }
+
+// taskFilesDir is where, in the data directory, the agent mounts the
+// tmpfs holding task files.
+const taskFilesDir = "task-files"
 
 func (c *Cluster) newAgents(ctx context.Context) *agents {
 	tlsConf := c.root.ClientTLSConfig(c.kp)
 	tlsConf.NextProtos = []string{protoTunnel}
+	// One node-local endpoint serves the tunnels to every manager.
+	files := agent.NewTaskFiles(agent.TaskFilesConfig{Dir: filepath.Join(c.cfg.DataDir, taskFilesDir), DialEngine: c.engineDialer(), Logger: c.log})
 	newNode := func(addr string) (*agent.Node, error) {
 		return agent.NewNode(agent.NodeConfig{
 			Managers: []string{addr}, TLS: tlsConf, DialEngine: c.engineDialer(),
-			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log,
+			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log, Local: files,
 		})
 	}
-	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log}
+	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files}
 }
 
 // apply starts an agent for each new manager and stops those of managers

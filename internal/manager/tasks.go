@@ -20,12 +20,15 @@ import (
 // taskRuntime is orchestrator.Runtime over the manager's engine pool: the
 // orchestrator (on the leader) decides, this makes task containers on the
 // nodes it chose, and reports them from the pool's cache.
-type taskRuntime struct{ m *Manager }
+type taskRuntime struct {
+	m    *Manager
+	data TaskData // secrets and configs to deliver (tasks_secrets.go)
+}
 
 var _ orchestrator.Runtime = taskRuntime{}
 
 // TaskRuntime is the Runtime the orchestrator applies its plans through.
-func (m *Manager) TaskRuntime() orchestrator.Runtime { return taskRuntime{m} }
+func (m *Manager) TaskRuntime() orchestrator.Runtime { return taskRuntime{m: m} }
 
 // tunnelScheme addresses a built-in cluster node's engine: tunnel://<node ID>.
 const tunnelScheme = "tunnel://"

@@ -42,6 +42,10 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
+	afterCreate, err := r.prepareFiles(ctx, e, svc.Service, t, &req)
+	if err != nil {
+		return "", err
+	}
 	name := taskName(svc.Service, t)
 	placed, existing, err := m.reserveTask(e, name, req)
 	if err != nil {
@@ -67,6 +71,9 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 			return err
 		}
 		m.bind(placed, id)
+		if err := afterCreate(ctx, id); err != nil {
+			return err
+		}
 		return m.startTask(ctx, e, id)
 	})
 	if id == "" {

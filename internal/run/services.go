@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/orchestrator"
+	"github.com/shoal-dev/shoal/internal/secrets"
 	"github.com/shoal-dev/shoal/internal/services"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -40,8 +41,10 @@ func (s *stack) startServices(g *Group, st *store.Store, lead Leadership) {
 // wireServices sets the API's services backend over st and runs the
 // orchestrator as a leader-only component of g.
 func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
-	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log})
-	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntime(), Logger: s.log})
+	sec := secrets.New(secrets.Config{Store: st, Logger: s.log, NoSecretDelivery: !s.mgr.DeliversSecrets()})
+	s.api.Secrets, s.api.Configs = sec, sec
+	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log, Refs: sec})
+	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log})
 	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 }
 

@@ -20,6 +20,9 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err := validate(&spec); err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
+	if err := b.checkRefs(ctx, &spec); err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
 	normalize(&spec)
 	warnings, err := b.checkImage(ctx, spec.TaskTemplate.ContainerSpec.Image, encodedAuth, "nothing was created")
 	if err != nil {
@@ -185,6 +188,9 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 	}
 	spec := opts.Spec
 	if err := validate(&spec); err != nil {
+		return swarm.ServiceUpdateResponse{}, err
+	}
+	if err := b.checkRefs(ctx, &spec); err != nil {
 		return swarm.ServiceUpdateResponse{}, err
 	}
 	normalize(&spec)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -34,11 +35,19 @@ type Engines interface {
 	ContainerLogs(ctx context.Context, nodeID, containerID string, q url.Values) (io.ReadCloser, error)
 }
 
+// Refs checks a service's secret and config references (internal/secrets).
+type Refs interface {
+	CheckRefs(ctx context.Context, c *swarm.ContainerSpec) error
+}
+
 // Config wires a Backend.
 type Config struct {
 	Store   *store.Store
 	Engines Engines
-	Logger  *slog.Logger
+	// Refs checks secret and config references (nil: every one is
+	// refused as missing).
+	Refs   Refs
+	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 	// LogRetry is how often a followed task's logs are asked for again
@@ -54,6 +63,7 @@ type Backend struct {
 	services store.Services
 	tasks    store.Tasks
 	engines  Engines
+	refs     Refs
 	log      *slog.Logger
 	now      func() time.Time
 	logRetry time.Duration
@@ -79,6 +89,7 @@ func New(cfg Config) *Backend {
 		services: store.NewServices(cfg.Store),
 		tasks:    store.NewTasks(cfg.Store),
 		engines:  cfg.Engines,
+		refs:     cfg.Refs,
 		log:      cfg.Logger,
 		now:      cfg.Now,
 		logRetry: cfg.LogRetry,

@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -124,15 +125,25 @@ func validateTask(t *swarm.TaskSpec) error {
 			return err
 		}
 	}
-	if len(t.ContainerSpec.Secrets) > 0 || len(t.ContainerSpec.Configs) > 0 {
-		return invalidArg("%s", secretsMissing(t.ContainerSpec))
-	}
 	return validateContainer(t.ContainerSpec)
 }
 
-// secretsMissing words the refusal of secret and config references:
-// shoal keeps no secrets or configs for services yet, so every one named
-// is missing, as swarm mode says of an unknown one.
+// checkRefs checks the spec's secret and config references with the
+// Refs of the backend (after validate: the container spec is there).
+func (b *Backend) checkRefs(ctx context.Context, spec *swarm.ServiceSpec) error {
+	cs := spec.TaskTemplate.ContainerSpec
+	if len(cs.Secrets) == 0 && len(cs.Configs) == 0 {
+		return nil
+	}
+	if b.refs == nil {
+		return invalidArg("%s", secretsMissing(cs))
+	}
+	return b.refs.CheckRefs(ctx, cs)
+}
+
+// secretsMissing words the refusal of secret and config references
+// without a Refs: every one named is missing, as swarm mode says of an
+// unknown one.
 func secretsMissing(c *swarm.ContainerSpec) string {
 	var names []string
 	for _, s := range c.Secrets {
