@@ -343,4 +343,3 @@ func (r *localResponse) Write(p []byte) (int, error) {
 	r.WriteHeader(http.StatusOK)
 	return r.body.Write(p)
 }
-

@@ -84,9 +84,14 @@ func openLocalStore(ctx context.Context, dir string, log *slog.Logger) (*localSt
 	}
 	start := time.Now()
 	files, err := localTLS(dir)
+	var cipher store.Cipher
+	if err == nil {
+		cipher, err = localCipher(dir)
+	}
 	if err == nil {
 		var st *store.Store
-		if st, err = startLocal(ctx, dir, files, log); err == nil {
+		if st, err = startLocal(ctx, dir, files, cipher, log); err == nil {
+			encryptOld(ctx, st, log)
 			log.Info("services: local store ready", "data_dir", dir, "took", time.Since(start).Round(time.Millisecond))
 			return &localStore{Store: st, lock: lock}, nil
 		}
@@ -145,7 +150,7 @@ func localTLS(dir string) (store.TLSFiles, error) {
 // taken between picking and binding is retried with new ones. A member
 // needs no fixed ports: it has no peers, and its URLs are advertised to
 // nobody but this process.
-func startLocal(ctx context.Context, dir string, files store.TLSFiles, log *slog.Logger) (*store.Store, error) {
+func startLocal(ctx context.Context, dir string, files store.TLSFiles, cipher store.Cipher, log *slog.Logger) (*store.Store, error) {
 	var err error
 	for try := 0; try < localStartTry; try++ {
 		var ports [2]int
@@ -159,6 +164,7 @@ func startLocal(ctx context.Context, dir string, files store.TLSFiles, log *slog
 			PeerURL:          "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0])),
 			ClientURL:        "https://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1])),
 			TLS:              files,
+			Cipher:           cipher,
 			AllowedHostnames: []string{string(ca.RoleManager)},
 			ClusterToken:     "shoal-manage",
 			Heartbeat:        localHeartbeat,
