@@ -292,7 +292,9 @@ func TestCheckRefs(t *testing.T) {
 	ctx := ctxT(t)
 	sid, _ := b.CreateSecret(ctx, secretSpec("pw", "x", nil))
 	cid, _ := b.CreateConfig(ctx, swarm.ConfigSpec{Annotations: swarm.Annotations{Name: "conf"}, Data: []byte("x")})
-	file := func(n string) *swarm.SecretReferenceFileTarget { return &swarm.SecretReferenceFileTarget{Name: n, UID: "0", GID: "0", Mode: 0o444} }
+	file := func(n string) *swarm.SecretReferenceFileTarget {
+		return &swarm.SecretReferenceFileTarget{Name: n, UID: "0", GID: "0", Mode: 0o444}
+	}
 	ok := &swarm.ContainerSpec{Secrets: []*swarm.SecretReference{{SecretID: sid, SecretName: "pw", File: file("pw")}},
 		Configs: []*swarm.ConfigReference{{ConfigID: cid, ConfigName: "conf", File: &swarm.ConfigReferenceFileTarget{Name: "/etc/c.conf", Mode: 0o440}}}}
 	if err := b.CheckRefs(ctx, ok); err != nil {
@@ -348,4 +350,3 @@ func TestServiceCreateChecksRefs(t *testing.T) {
 		t.Errorf("remove a used secret: %v", err)
 	}
 }
-
