@@ -27,6 +27,9 @@ import (
 // they are never written to a disk of the node. A manager reaches the
 // endpoint through the engine's client like any engine call; requests
 // forwarded for API clients always start with an API path, never this.
+// A stream goes to the agent or to the engine by its first request, so a
+// manager sends each local call on a fresh stream of its own (CallLocal),
+// never on one a client pools for engine calls.
 
 // LocalPrefix starts the paths the agent serves itself.
 const LocalPrefix = "/_shoal/agent/"
@@ -291,6 +294,31 @@ func (f *TaskFiles) liveTasks(ctx context.Context) (map[string]bool, error) {
 		live[c.Labels[taskIDLabel]] = true
 	}
 	return live, nil
+}
+
+// CallLocal sends req to the node's endpoint on conn, a fresh stream
+// to the node (Endpoint.Dial, or an engine client's Dial through the
+// tunnel), which it closes once the answer is read in full.
+func CallLocal(conn net.Conn, req *http.Request) (*http.Response, error) {
+	defer conn.Close()
+	if d, ok := req.Context().Deadline(); ok {
+		_ = conn.SetDeadline(d)
+	}
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		return nil, fmt.Errorf("agent: local call: %w", err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		return nil, fmt.Errorf("agent: local call: %w", err)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("agent: local call: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
 
 // isLocal says whether a stream's request line (its start) is for the

@@ -180,13 +180,12 @@ func putFiles(ctx context.Context, e *engine.Engine, taskID string, files []task
 	}
 	ctx, cancel := context.WithTimeout(ctx, filesPatience)
 	defer cancel()
-	resp, err := e.Client().Raw(ctx, http.MethodPut, agent.TaskFilesPath(taskID), nil, bytes.NewReader(body),
-		http.Header{"Content-Type": {"application/json"}})
+	resp, err := callAgent(ctx, e, http.MethodPut, agent.TaskFilesPath(taskID), body)
 	if err != nil {
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: task files: %v", e.Name(), err))
 	}
 	defer resp.Body.Close()
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	msg, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: its agent did not take the task's secrets and configs: %s: %s",
 			e.Name(), resp.Status, bytes.TrimSpace(msg)))
@@ -196,6 +195,20 @@ func putFiles(ctx context.Context, e *engine.Engine, taskID string, files []task
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: task files: bad answer %q", e.Name(), msg))
 	}
 	return ans.Dir, nil
+}
+
+// callAgent makes a call to the node's agent on a stream of its own.
+func callAgent(ctx context.Context, e *engine.Engine, method, path string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://engine"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	conn, err := e.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return agent.CallLocal(conn, req)
 }
 
 // copyFiles copies files into the created container id (an archive
