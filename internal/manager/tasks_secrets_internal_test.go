@@ -1,0 +1,76 @@
+package manager
+
+import (
+	"context"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
+)
+
+type fakeData map[string][]byte
+
+func (f fakeData) SecretData(_ context.Context, id string) (swarm.Secret, error) {
+	d, ok := f[id]
+	if !ok {
+		return swarm.Secret{}, errdefs.ErrNotFound.WithMessage("no " + id)
+	}
+	return swarm.Secret{ID: id, Spec: swarm.SecretSpec{Data: d}}, nil
+}
+
+func (f fakeData) ConfigData(_ context.Context, id string) (swarm.Config, error) {
+	d, ok := f[id]
+	if !ok {
+		return swarm.Config{}, errdefs.ErrNotFound.WithMessage("no " + id)
+	}
+	return swarm.Config{ID: id, Spec: swarm.ConfigSpec{Data: d}}, nil
+}
+
+// A secret's bare target is under /run/secrets, a config's under /;
+// absolute targets stay; uid, gid and mode are the reference's.
+func TestTaskFilesTargets(t *testing.T) {
+	r := taskRuntime{data: fakeData{"s1": []byte("pw"), "c1": []byte("conf")}}
+	cs := &swarm.ContainerSpec{
+		Secrets: []*swarm.SecretReference{
+			{SecretID: "s1", SecretName: "a", File: &swarm.SecretReferenceFileTarget{Name: "a", UID: "0", GID: "0", Mode: 0o444}},
+			{SecretID: "s1", SecretName: "a", File: &swarm.SecretReferenceFileTarget{Name: "/etc/a", UID: "1000", GID: "50", Mode: 0o400}},
+		},
+		Configs: []*swarm.ConfigReference{
+			{ConfigID: "c1", ConfigName: "c", File: &swarm.ConfigReferenceFileTarget{Name: "c.conf", Mode: 0o440}},
+			{ConfigID: "c1", ConfigName: "c", File: &swarm.ConfigReferenceFileTarget{Name: "/etc/c.conf", UID: "7", Mode: 0o440}},
+			{ConfigID: "c1", ConfigName: "c", Runtime: &swarm.ConfigReferenceRuntimeTarget{}},
+		},
+	}
+	files, err := r.taskFiles(context.Background(), cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		name, target, data string
+		uid, gid           int
+		mode               uint32
+	}{
+		{"s0", "/run/secrets/a", "pw", 0, 0, 0o444},
+		{"s1", "/etc/a", "pw", 1000, 50, 0o400},
+		{"c0", "/c.conf", "conf", 0, 0, 0o440},
+		{"c1", "/etc/c.conf", "conf", 7, 0, 0o440},
+	}
+	if len(files) != len(want) {
+		t.Fatalf("%d files, want %d: %+v", len(files), len(want), files)
+	}
+	for i, w := range want {
+		f := files[i]
+		if f.Name != w.name || f.target != w.target || string(f.Data) != w.data || f.UID != w.uid || f.GID != w.gid || uint32(f.Mode) != w.mode {
+			t.Errorf("file %d = %+v, want %+v", i, f, w)
+		}
+	}
+	cs.Secrets[0].SecretID = "gone"
+	if _, err := r.taskFiles(context.Background(), cs); !errdefs.IsNotFound(err) {
+		t.Errorf("missing secret: %v", err)
+	}
+	cs.Secrets = cs.Secrets[1:]
+	cs.Secrets[0].File.UID = "root"
+	if _, err := r.taskFiles(context.Background(), cs); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("uid root: %v", err)
+	}
+}
