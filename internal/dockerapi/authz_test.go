@@ -273,7 +273,7 @@ func TestGuard(t *testing.T) {
 		{operator, "POST", "/v1.41/containers/create", `{"Image":"busybox","HostConfig":{"Privileged":true}}`},
 		{webOp, "POST", "/v1.41/containers/db/kill", ``},
 		{operator, "GET", "/debug/pprof/heap", ``},
-		{operator, "POST", "/v1.41/secrets/create", `{}`}, // a newer primary's route: admin only
+		{operator, "POST", "/v1.41/plugins/pull", `{}`}, // a newer primary's route: admin only
 	} {
 		got = nil
 		rec := callAs(g, tc.who, tc.method, tc.path, tc.body)

@@ -115,15 +115,6 @@ func readJSONBody(r *http.Request, out any) error {
 	return nil
 }
 
-// templatingAllowed refuses templating to clients older than API 1.37,
-// with dockerd's words.
-func templatingAllowed(r *http.Request, kind string, t *swarm.Driver) error {
-	if v := apiVersion(r); t != nil && v != "" && versionLess(v, "1.37") {
-		return badRequest(kind + " templating is not supported on the specified API version: " + v)
-	}
-	return nil
-}
-
 // objectVersion reads the version of an update, as dockerd does.
 func objectVersion(r *http.Request, kind string) (uint64, error) {
 	v, err := strconv.ParseUint(r.URL.Query().Get("version"), 10, 64)
@@ -143,9 +134,6 @@ func (s *Server) createSecret(w http.ResponseWriter, r *http.Request, _ params) 
 	}
 	var spec swarm.SecretSpec
 	if err := readJSONBody(r, &spec); err != nil {
-		return err
-	}
-	if err := templatingAllowed(r, "secret", spec.Templating); err != nil {
 		return err
 	}
 	id, err := b.CreateSecret(r.Context(), spec)
@@ -222,9 +210,6 @@ func (s *Server) createConfig(w http.ResponseWriter, r *http.Request, _ params) 
 	}
 	var spec swarm.ConfigSpec
 	if err := readJSONBody(r, &spec); err != nil {
-		return err
-	}
-	if err := templatingAllowed(r, "config", spec.Templating); err != nil {
 		return err
 	}
 	id, err := b.CreateConfig(r.Context(), spec)

@@ -94,13 +94,15 @@ func TestServeErrorsAndVersions(t *testing.T) {
 		{"GET", "/v1.24/_ping", 400, "client version 1.24 is too old. Minimum supported API version is 1.40, please upgrade your client to a newer version"},
 		{"GET", "/v1.99/_ping", 400, "client version 1.99 is too new. Maximum supported API version is " + APIVersion},
 		{"GET", "/v1.41/nothing/here", 404, "page not found"},
-		{"GET", "/secrets", 501, "GET /secrets is not supported by shoal yet"},
+		{"GET", "/plugins", 501, "GET /plugins is not supported by shoal yet"},
+		{"GET", "/secrets", 503, errNoSecrets.Error()},
 		{"GET", "/services", 503, errNoServices.Error()},
 		{"GET", "/v1.99999999999999999999/_ping", 400, "client version 1.99999999999999999999 is too new. Maximum supported API version is " + APIVersion},
 		{"GET", "/v2.0/_ping", 400, "client version 2.0 is too new. Maximum supported API version is " + APIVersion},
 		{"POST", "/v1.41/swarm/leave?force=1", 503, "This node is not part of a swarm"},
 		{"POST", "/v1.50/swarm/init", 501, "docker swarm init is not supported by shoal manage: create a built-in cluster with \"shoal init\" and add hosts with \"shoal join --token\""},
-		{"POST", "/v1.50/secrets/create", 501, "POST /secrets/create is not supported by shoal yet"},
+		{"POST", "/v1.50/plugins/pull", 501, "POST /plugins/pull is not supported by shoal yet"},
+		{"POST", "/v1.50/configs/create", 503, errNoSecrets.Error()},
 		{"POST", "/v1.50/services/create", 503, errNoServices.Error()},
 	} {
 		rec, msg := serve(t, tc.method, tc.path)
