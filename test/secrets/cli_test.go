@@ -2,8 +2,6 @@ package secrets
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,10 +15,7 @@ var sleeper = []string{"sh", "-c", "trap exit TERM; sleep 3600 & wait"}
 // unknown one, one in use by a service) through the CLI 28 and the API,
 // compared with swarm mode.
 func TestSecretsCLI(t *testing.T) {
-	big := filepath.Join(t.TempDir(), "big")
-	if err := os.WriteFile(big, []byte(strings.Repeat("x", 500*1024)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	big := strings.Repeat("x", 500*1024) // swarm mode's limit is "less than 500 KiB"
 	scenario(t, func(t *testing.T, r *rec) {
 		tg := r.tg
 		t.Cleanup(func() {
@@ -33,7 +28,7 @@ func TestSecretsCLI(t *testing.T) {
 		r.cli("er", "again", "secret", "create", "pw", "-")
 		r.cli("er", "x", "secret", "create", "bad_", "-")
 		r.cli("er", "x", "secret", "create", strings.Repeat("a", 65), "-")
-		r.cli("er", "", "secret", "create", "big", big)
+		r.cli("er", big, "secret", "create", "big", "-")
 		r.add("secret ls [header]", norm(strings.SplitN(r.cli("e", "", "secret", "ls").Out, "\n", 2)[0]))
 		r.cli("eo", "", "secret", "ls", "--format", "{{.Name}} {{.Driver}} {{.Labels}}")
 		r.cli("eo", "", "secret", "ls", "--filter", "name=p", "--format", "{{.Name}}")

@@ -62,7 +62,7 @@ func TestSecretDelivery(t *testing.T) {
 	mustDocker(t, tg, "service", "update", "-d", "--secret-rm", "dsec", "--secret-add", "dsec2", "deliv")
 	t1 := time.Now()
 	ids = waitTasks(t, tg, "deliv", 2, func(id string) error {
-		return execOut(t, tg, id, "cat /run/secrets/dsec2; test ! -e /run/secrets/dsec && echo gone", "second-"+marker+"\ngone")
+		return execOut(t, tg, id, "cat /run/secrets/dsec2; echo; test ! -e /run/secrets/dsec && echo gone", "second-"+marker+"\ngone")
 	})
 	t.Logf("secret-rm/secret-add rolled in %s", time.Since(t1).Round(time.Millisecond))
 	expect(t, tg, ids[0], "cat /etc/c.conf", "port=1")
