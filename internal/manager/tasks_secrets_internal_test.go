@@ -1,11 +1,20 @@
 package manager
 
 import (
+	"archive/tar"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/agent"
+	"github.com/shoal-dev/shoal/internal/engine"
 )
 
 type fakeData map[string][]byte
@@ -72,5 +81,53 @@ func TestTaskFilesTargets(t *testing.T) {
 	cs.Secrets[0].File.UID = "root"
 	if _, err := r.taskFiles(context.Background(), cs); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("uid root: %v", err)
+	}
+}
+
+// Under manage a task's configs are copied into its created container:
+// one archive at /, each file at its target with its owner and mode.
+func TestCopyFilesUploadsArchive(t *testing.T) {
+	type entry struct {
+		name, data string
+		uid, gid   int
+		mode       int64
+	}
+	got := make(chan []entry, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPut || !strings.HasSuffix(r.URL.Path, "/containers/cid/archive") || r.URL.Query().Get("path") != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		var es []entry
+		tr := tar.NewReader(r.Body)
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			b, _ := io.ReadAll(tr)
+			es = append(es, entry{h.Name, string(b), h.Uid, h.Gid, h.Mode})
+		}
+		got <- es
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := engine.NewPool(engine.Options{}, nil)
+	go p.Run(ctx)
+	for len(p.Engines()) == 0 {
+		p.Add("tcp://" + srv.Listener.Addr().String())
+		time.Sleep(10 * time.Millisecond)
+	}
+	files := []taskFile{
+		{TaskFile: agent.TaskFile{Name: "c0", Data: []byte("a=1"), UID: 7, GID: 8, Mode: 0o440}, target: "/etc/app/c.conf"},
+		{TaskFile: agent.TaskFile{Name: "c1", Data: []byte("b"), Mode: 0o444}, target: "/b"},
+	}
+	if err := copyFiles(ctx, p.Engines()[0], "cid", files); err != nil {
+		t.Fatal(err)
+	}
+	want := []entry{{"etc/app/c.conf", "a=1", 7, 8, 0o440}, {"b", "b", 0, 0, 0o444}}
+	if es := <-got; !reflect.DeepEqual(es, want) {
+		t.Errorf("archive = %+v, want %+v", es, want)
 	}
 }
