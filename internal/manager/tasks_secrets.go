@@ -11,6 +11,8 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
+	"text/template"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -59,6 +61,12 @@ const (
 type taskFile struct {
 	agent.TaskFile
 	target string
+	// ref is the reference's target as given (how templates name the
+	// file); secret says the file is a secret's; templated says its data
+	// is a Go template to expand for the task.
+	ref       string
+	secret    bool
+	templated bool
 }
 
 // noFiles is the after-create step of a task without configs to copy.
@@ -81,6 +89,9 @@ func (r taskRuntime) prepareFiles(ctx context.Context, e *engine.Engine, svc swa
 	}
 	files, err := r.taskFiles(ctx, cs)
 	if err != nil {
+		return nil, err
+	}
+	if err := expandFiles(files, newTaskTemplate(svc, t, engineNodeInfo(e)), req.Config.Env); err != nil {
 		return nil, err
 	}
 	if !r.m.DeliversSecrets() {
@@ -116,6 +127,7 @@ func (r taskRuntime) taskFiles(ctx context.Context, cs *swarm.ContainerSpec) ([]
 		if err != nil {
 			return nil, err
 		}
+		f.secret, f.templated = true, isGolang(s.Spec.Templating)
 		out = append(out, f)
 	}
 	for i, ref := range cs.Configs {
@@ -130,6 +142,7 @@ func (r taskRuntime) taskFiles(ctx context.Context, cs *swarm.ContainerSpec) ([]
 		if err != nil {
 			return nil, err
 		}
+		f.templated = isGolang(c.Spec.Templating)
 		out = append(out, f)
 	}
 	return out, nil
@@ -146,10 +159,57 @@ func fileOf(name, dir string, data []byte, target, uid, gid string, mode os.File
 	if err != nil {
 		return taskFile{}, err
 	}
+	ref := target
 	if !path.IsAbs(target) {
 		target = path.Join(dir, target)
 	}
-	return taskFile{TaskFile: agent.TaskFile{Name: name, Data: data, UID: u, GID: g, Mode: mode}, target: target}, nil
+	return taskFile{TaskFile: agent.TaskFile{Name: name, Data: data, UID: u, GID: g, Mode: mode}, target: target, ref: ref}, nil
+}
+
+func isGolang(t *swarm.Driver) bool { return t != nil && t.Name == "golang" }
+
+// expandFiles fills in the templated files (Templating "golang"), as
+// swarm mode's nodes do: the service's templates (.Service, .Node,
+// .Task), and the functions env (the task's environment), secret and
+// config (the raw data of another of the task's files, by its target as
+// the reference gives it).
+func expandFiles(files []taskFile, x *taskTemplate, env []string) error {
+	raw := map[bool]map[string]string{true: {}, false: {}}
+	for _, f := range files {
+		raw[f.secret][f.ref] = string(f.Data)
+	}
+	lookup := func(secret bool, kind string) func(string) (string, error) {
+		return func(target string) (string, error) {
+			if v, ok := raw[secret][target]; ok {
+				return v, nil
+			}
+			return "", fmt.Errorf("%s target %s not found", kind, target)
+		}
+	}
+	funcs := template.FuncMap{"join": templateFuncs["join"], "secret": lookup(true, "secret"), "config": lookup(false, "config"),
+		"env": func(k string) string {
+			for i := len(env) - 1; i >= 0; i-- {
+				if name, v, ok := strings.Cut(env[i], "="); ok && name == k {
+					return v
+				}
+			}
+			return ""
+		}}
+	for i, f := range files {
+		if !f.templated {
+			continue
+		}
+		tmpl, err := template.New(f.ref).Option("missingkey=error").Funcs(funcs).Parse(string(f.Data))
+		if err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("failed to expand templated %s: %v", f.ref, err))
+		}
+		var b bytes.Buffer
+		if err := tmpl.Execute(&b, x); err != nil {
+			return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("failed to expand templated %s: %v", f.ref, err))
+		}
+		files[i].Data = b.Bytes()
+	}
+	return nil
 }
 
 // idOf reads a reference's UID or GID ("" is root, as swarm mode takes it).

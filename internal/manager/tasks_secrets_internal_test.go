@@ -15,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/agent"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 type fakeData map[string][]byte
@@ -129,5 +130,30 @@ func TestCopyFilesUploadsArchive(t *testing.T) {
 	want := []entry{{"etc/app/c.conf", "a=1", 7, 8, 0o440}, {"b", "b", 0, 0, 0o444}}
 	if es := <-got; !reflect.DeepEqual(es, want) {
 		t.Errorf("archive = %+v, want %+v", es, want)
+	}
+}
+
+// A templated config is expanded for its task, as swarm mode's nodes do:
+// the task's names, its environment and another file's data by target.
+func TestExpandFiles(t *testing.T) {
+	svc := swarm.Service{ID: "svc1", Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}}}
+	task := store.Task{Task: swarm.Task{ID: "t1", NodeID: "n1", Slot: 2}}
+	files := []taskFile{
+		{TaskFile: agent.TaskFile{Data: []byte("pw")}, ref: "db_pw", secret: true},
+		{TaskFile: agent.TaskFile{Data: []byte(`{{.Service.Name}}.{{.Task.Slot}} on {{.Node.Hostname}} {{env "MODE"}} {{secret "db_pw"}}`)}, ref: "/app.conf", templated: true},
+		{TaskFile: agent.TaskFile{Data: []byte(`{{.Task.ID}}`)}, ref: "plain"},
+	}
+	if err := expandFiles(files, newTaskTemplate(svc, task, taskNodeInfo{Hostname: "node1"}), []string{"MODE=a", "MODE=prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(files[1].Data); got != "web.2 on node1 prod pw" {
+		t.Errorf("expanded: %q", got)
+	}
+	if got := string(files[2].Data); got != "{{.Task.ID}}" {
+		t.Errorf("a file without templating changed: %q", got)
+	}
+	bad := []taskFile{{TaskFile: agent.TaskFile{Data: []byte(`{{secret "nope"}}`)}, ref: "x", templated: true}}
+	if err := expandFiles(bad, newTaskTemplate(svc, task, taskNodeInfo{}), nil); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("unknown secret in a template: %v", err)
 	}
 }
