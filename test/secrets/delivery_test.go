@@ -187,4 +187,3 @@ func grepSameDevice(t *testing.T, root, needle string) string {
 	})
 	return found
 }
-
