@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
@@ -124,24 +123,16 @@ func (b *Backend) RemoveConfig(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	users, err := b.usedBy(ctx, func(cs *swarm.ContainerSpec) bool {
+	uses := func(cs *swarm.ContainerSpec) bool {
 		for _, r := range cs.Configs {
 			if r != nil && r.ConfigID == c.ID {
 				return true
 			}
 		}
 		return false
-	})
-	if err != nil {
+	}
+	if err := b.removeUnused(ctx, kindConfig, c.ID, c.Spec.Name, uses, b.configs.DeleteUnused); err != nil {
 		return err
-	}
-	if len(users) > 0 {
-		return errInUse(kindConfig, c.Spec.Name, users)
-	}
-	if err := b.configs.Delete(ctx, c.ID); errors.Is(err, store.ErrNotFound) {
-		return errNotFound(kindConfig, c.ID)
-	} else if err != nil {
-		return fmt.Errorf("secrets: remove config %s: %w", c.ID, err)
 	}
 	b.log.Info("config removed", "config", c.Spec.Name, "id", c.ID)
 	return nil

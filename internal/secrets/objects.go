@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/store"
 )
 
 // What secrets and configs have in common, for lookups, filters and
@@ -136,11 +137,12 @@ func nameTaken[T any](list []T, name, self string, v func(T) view) bool {
 }
 
 // usedBy lists the names of the services whose spec references the
-// object, by ID order (swarm mode's store order).
-func (b *Backend) usedBy(ctx context.Context, uses func(*swarm.ContainerSpec) bool) ([]string, error) {
-	list, _, err := b.services.List(ctx)
+// object, by ID order (swarm mode's store order), and the store revision
+// the list reflects.
+func (b *Backend) usedBy(ctx context.Context, uses func(*swarm.ContainerSpec) bool) ([]string, int64, error) {
+	list, rev, err := b.services.List(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("secrets: list services: %w", err)
+		return nil, 0, fmt.Errorf("secrets: list services: %w", err)
 	}
 	var names []string
 	for _, s := range list {
@@ -148,7 +150,38 @@ func (b *Backend) usedBy(ctx context.Context, uses func(*swarm.ContainerSpec) bo
 			names = append(names, s.Spec.Name)
 		}
 	}
-	return names, nil
+	return names, rev, nil
+}
+
+// removeAttempts bounds the retries of a removal that services kept
+// changing under.
+const removeAttempts = 5
+
+// removeUnused deletes an object (del, guarded by the services' revision)
+// that no service references, checking again when services changed
+// between the check and the delete, as swarm mode checks and deletes in
+// one transaction.
+func (b *Backend) removeUnused(ctx context.Context, kind, id, name string, uses func(*swarm.ContainerSpec) bool,
+	del func(ctx context.Context, id string, servicesRev int64) error) error {
+	for try := 0; ; try++ {
+		users, rev, err := b.usedBy(ctx, uses)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return errInUse(kind, name, users)
+		}
+		err = del(ctx, id, rev)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, store.ErrNotFound):
+			return errNotFound(kind, id)
+		case errors.Is(err, store.ErrConflict) && try < removeAttempts:
+			continue
+		}
+		return fmt.Errorf("secrets: remove %s %s: %w", kind, id, err)
+	}
 }
 
 // storeErr wraps a store error, or passes on one of the API's own.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
@@ -126,24 +125,16 @@ func (b *Backend) RemoveSecret(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	users, err := b.usedBy(ctx, func(cs *swarm.ContainerSpec) bool {
+	uses := func(cs *swarm.ContainerSpec) bool {
 		for _, r := range cs.Secrets {
 			if r != nil && r.SecretID == s.ID {
 				return true
 			}
 		}
 		return false
-	})
-	if err != nil {
+	}
+	if err := b.removeUnused(ctx, kindSecret, s.ID, s.Spec.Name, uses, b.secrets.DeleteUnused); err != nil {
 		return err
-	}
-	if len(users) > 0 {
-		return errInUse(kindSecret, s.Spec.Name, users)
-	}
-	if err := b.secrets.Delete(ctx, s.ID); errors.Is(err, store.ErrNotFound) {
-		return errNotFound(kindSecret, s.ID)
-	} else if err != nil {
-		return fmt.Errorf("secrets: remove %s: %w", s.ID, err)
 	}
 	b.log.Info("secret removed", "secret", s.Spec.Name, "id", s.ID)
 	return nil

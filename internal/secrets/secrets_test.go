@@ -350,3 +350,40 @@ func TestServiceCreateChecksRefs(t *testing.T) {
 		t.Errorf("remove a used secret: %v", err)
 	}
 }
+
+// The store's records round trip (ID, version, times, data), and a
+// guarded delete fails when a service was written after the revision
+// its users were checked at, so a removal cannot race a service create.
+func TestStoreRecordsAndGuardedDelete(t *testing.T) {
+	s := storetest.Open(t)
+	ctx := ctxT(t)
+	secs := store.NewSecrets(s)
+	created, err := secs.Create(ctx, "id1", secretSpec("pw", "data", nil), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := secs.Get(ctx, "id1")
+	if err != nil || got.ID != "id1" || got.Version != created.Version || !got.CreatedAt.Equal(now) || string(got.Spec.Data) != "data" {
+		t.Fatalf("get = %+v, %v (created %+v)", got, err, created)
+	}
+	if _, err := secs.Create(ctx, "id1", secretSpec("pw", "x", nil), now); !errors.Is(err, store.ErrExists) {
+		t.Errorf("create again: %v", err)
+	}
+	_, rev, err := store.NewServices(s).List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.NewServices(s).Create(ctx, "svc", swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "web"}}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := secs.DeleteUnused(ctx, "id1", rev); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("delete after a service write: %v, want ErrConflict", err)
+	}
+	_, rev, _ = store.NewServices(s).List(ctx)
+	if err := secs.DeleteUnused(ctx, "id1", rev); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if err := secs.DeleteUnused(ctx, "id1", rev); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete again: %v", err)
+	}
+}

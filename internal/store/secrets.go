@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Key prefixes of secrets and configs (beside collection.go's).
@@ -54,6 +55,13 @@ func (r Secrets) Change(ctx context.Context, id string, version uint64, now time
 // Delete removes a secret, or returns ErrNotFound.
 func (r Secrets) Delete(ctx context.Context, id string) error { return r.o.c.Delete(ctx, id) }
 
+// DeleteUnused removes a secret only if no service was written after
+// revision servicesRev (the List of services its users were checked in):
+// ErrConflict if one was (check again), ErrNotFound if it is gone.
+func (r Secrets) DeleteUnused(ctx context.Context, id string, servicesRev int64) error {
+	return r.o.c.s.deleteIfQuiet(ctx, r.o.c.Key(id), PrefixServices, servicesRev)
+}
+
 // Create records a new config with spec; its Version is the revision written.
 func (r Configs) Create(ctx context.Context, id string, spec swarm.ConfigSpec, now time.Time) (swarm.Config, error) {
 	return r.o.create(ctx, id, swarm.Config{Spec: spec}, now)
@@ -73,6 +81,32 @@ func (r Configs) Change(ctx context.Context, id string, version uint64, now time
 
 // Delete removes a config, or returns ErrNotFound.
 func (r Configs) Delete(ctx context.Context, id string) error { return r.o.c.Delete(ctx, id) }
+
+// DeleteUnused is Secrets.DeleteUnused for a config.
+func (r Configs) DeleteUnused(ctx context.Context, id string, servicesRev int64) error {
+	return r.o.c.s.deleteIfQuiet(ctx, r.o.c.Key(id), PrefixServices, servicesRev)
+}
+
+// deleteIfQuiet deletes key if no key under prefix was written after rev,
+// in one transaction: a service made or changed meanwhile may reference
+// what is being deleted.
+func (s *Store) deleteIfQuiet(ctx context.Context, key, prefix string, rev int64) error {
+	return s.write(ctx, "delete "+key, func(ctx context.Context) error {
+		resp, err := s.client.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(prefix), "<", rev+1).WithPrefix()).
+			Then(clientv3.OpDelete(key)).
+			Commit()
+		switch {
+		case err != nil:
+			return err
+		case !resp.Succeeded:
+			return ErrConflict
+		case resp.Responses[0].GetResponseDeleteRange().Deleted == 0:
+			return ErrNotFound
+		}
+		return nil
+	})
+}
 
 // objects is a collection of swarm objects with an ID and a Meta, whose
 // Version is the store revision of their last write (as swarm mode's is
