@@ -67,6 +67,12 @@ func (b *Backend) settleCreate(ctx context.Context, svc store.Service, encodedAu
 		_ = b.services.Delete(context.WithoutCancel(ctx), svc.ID)
 		return err
 	}
+	// A secret or config removed between the check and the write: its
+	// removal did not see this service (see secrets' removeUnused).
+	if err := b.checkRefs(ctx, &svc.Spec); err != nil {
+		_ = b.services.Delete(context.WithoutCancel(ctx), svc.ID)
+		return err
+	}
 	return nil
 }
 
