@@ -9,6 +9,8 @@
 // (SHOAL_COMPARE_SWARM=1 go test ./test/secrets -args -update), so shoal's
 // are compared with swarm mode's even when swarm mode does not run; with
 // SHOAL_COMPARE_SWARM=1 it runs beside shoal, on an engine of its own.
+// TestConfigsUnderManage runs `shoal manage --data-dir` over a third
+// engine of its own (its nodes run no agent).
 package secrets
 
 import (
@@ -46,6 +48,7 @@ var (
 	bed     *testbed.Bed
 	targets []*target // swarm first when it runs
 	cluster *target   // shoal's
+	manage  *target   // shoal manage over an engine of its own
 	cfgDir  string
 )
 
@@ -55,7 +58,7 @@ func TestMain(m *testing.M) { os.Exit(mainRun(m)) }
 
 func mainRun(m *testing.M) int {
 	flag.Parse()
-	n := 2
+	n := 3
 	if compareSwarm() {
 		n++
 	}
@@ -63,10 +66,11 @@ func mainRun(m *testing.M) int {
 		bed = b
 		cfgDir = tb.TempDir()
 		if compareSwarm() {
-			targets = append(targets, startSwarm(tb, b.Engines[2]))
+			targets = append(targets, startSwarm(tb, b.Engines[3]))
 		}
 		cluster = startCluster(tb, b.Engines[0], b.Engines[1])
 		targets = append(targets, cluster)
+		manage = startManage(tb, b.Engines[2])
 	})
 }
 
@@ -119,4 +123,12 @@ func startCluster(tb testing.TB, mgr, wrk *testbed.Engine) *target {
 		return nil
 	})
 	return &target{Name: "shoal", Host: host, Engines: []*testbed.Engine{mgr, wrk}, DataDir: dir}
+}
+
+// startManage runs `shoal manage --data-dir` over e.
+func startManage(tb testing.TB, e *testbed.Engine) *target {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "manage")
+	sh := shoaltest.Manage(tb, "nodes://"+strings.TrimPrefix(e.TCPAddr, "tcp://"), append([]string{"--data-dir", dir}, shoaltest.FastFlags...)...)
+	return &target{Name: "manage", Host: sh.Host, Engines: []*testbed.Engine{e}, DataDir: dir}
 }
