@@ -51,6 +51,23 @@ func TestSecretDelivery(t *testing.T) {
 	for _, id := range ids {
 		expect(t, tg, id, check, want)
 	}
+	// Each task's files are in its node's agent's tmpfs.
+	held := 0
+	for _, e := range tg.Engines {
+		dir := filepath.Join(tg.DataDir, e.Hostname, "task-files")
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == 0 {
+			continue
+		}
+		held += len(entries)
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil || fs.Type != 0x01021994 {
+			t.Errorf("%s is not a tmpfs (type %#x, %v)", dir, fs.Type, err)
+		}
+	}
+	if held != 2 {
+		t.Errorf("the agents hold the files of %d tasks, want 2", held)
+	}
 	for _, needle := range []string{marker, base64.StdEncoding.EncodeToString([]byte(marker))} {
 		for _, e := range tg.Engines {
 			if where := grepSameDevice(t, e.DataRoot, needle); where != "" {
