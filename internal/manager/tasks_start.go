@@ -31,13 +31,6 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 	if !e.Healthy() {
 		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) is down", t.NodeID, e.Name()))
 	}
-	// The cache only: a container it has not seen yet makes the create
-	// fail on its name, and createTask finds it then.
-	for _, c := range m.taskContainers(ctx, t, false) {
-		if c.e == e {
-			return m.startExisting(ctx, e, c.id)
-		}
-	}
 	req, err := taskCreateRequest(svc.Service, t, engineNodeInfo(e))
 	if err != nil {
 		return "", errdefs.ErrInvalidArgument.WithMessage(err.Error())
@@ -46,13 +39,20 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 	if err != nil {
 		return "", err
 	}
+	// The cache only: a container it has not seen yet makes the create
+	// fail on its name, and createTask finds it then.
+	for _, c := range m.taskContainers(ctx, t, false) {
+		if c.e == e {
+			return m.startExisting(ctx, e, c.id, afterCreate)
+		}
+	}
 	name := taskName(svc.Service, t)
 	placed, existing, err := m.reserveTask(e, name, req)
 	if err != nil {
 		return "", err
 	}
 	if existing != "" {
-		return m.startExisting(ctx, e, existing)
+		return m.startExisting(ctx, e, existing, afterCreate)
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -72,6 +72,12 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 		}
 		m.bind(placed, id)
 		if err := afterCreate(ctx, id); err != nil {
+			// Never left to be started without its files by the next Start.
+			if rerr := e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true, Volumes: true}); rerr != nil {
+				m.log.Warn("task container without its files not removed", "node", e.Name(), "id", id, "error", rerr)
+			} else {
+				id = "" // nothing of the task's is left to count or find
+			}
 			return err
 		}
 		return m.startTask(ctx, e, id)
@@ -117,9 +123,16 @@ func (m *Manager) unplaceWhenCached(e *engine.Engine, name string, placed schedu
 // engine's events to cache before the runtime refreshes it itself.
 const cacheCatchUp = 500 * time.Millisecond
 
-// startExisting starts a container of the task that exists already.
-func (m *Manager) startExisting(ctx context.Context, e *engine.Engine, id string) (string, error) {
-	return id, m.ask(ctx, e, writePatience, func(ctx context.Context) error { return m.startTask(ctx, e, id) })
+// startExisting starts a container of the task that exists already,
+// putting its files in first: an earlier create may have landed without
+// them (its node went silent before they were put in).
+func (m *Manager) startExisting(ctx context.Context, e *engine.Engine, id string, afterCreate func(context.Context, string) error) (string, error) {
+	return id, m.ask(ctx, e, writePatience, func(ctx context.Context) error {
+		if err := afterCreate(ctx, id); err != nil {
+			return err
+		}
+		return m.startTask(ctx, e, id)
+	})
 }
 
 func engineNodeInfo(e *engine.Engine) taskNodeInfo {
