@@ -85,27 +85,42 @@ func perNode(ts []ftask) map[string]int {
 type tcontainer struct {
 	Engine       int
 	Name, State  string
+	Healthy      bool
 	TaskID, Slot string
 }
 
 // engineContainers lists the service's task containers on the target's
-// engines (every state), asking each engine directly.
+// engines (every state), asking each engine's API directly (quick enough
+// to sample while a change happens; an engine that does not answer is
+// skipped).
 func engineContainers(t *testing.T, tg *target, name string) []tcontainer {
 	t.Helper()
+	f, _ := json.Marshal(map[string][]string{"label": {"com.docker.swarm.service.name=" + name}})
 	var out []tcontainer
 	for i := range tg.Engines {
-		res := engineDocker(t, tg, i, "ps", "-a", "--filter", "label=com.docker.swarm.service.name="+name,
-			"--format", `{{.Names}} {{.State}} {{.Label "com.docker.swarm.task.id"}}`)
-		for _, l := range strings.Split(strings.TrimSpace(res.Out), "\n") {
-			f := strings.Fields(l)
-			if len(f) != 3 {
-				continue
+		resp, err := httpc.Get("http://" + strings.TrimPrefix(tg.engine(i).TCPAddr, "tcp://") + "/containers/json?all=1&filters=" + urlQuery(string(f)))
+		if err != nil {
+			continue
+		}
+		var cs []struct {
+			Names         []string
+			State, Status string
+			Labels        map[string]string
+		}
+		err = json.NewDecoder(resp.Body).Decode(&cs)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("engine %d: containers: %v", i, err)
+		}
+		for _, c := range cs {
+			tc := tcontainer{Engine: i, State: c.State, Healthy: strings.Contains(c.Status, "(healthy)"), TaskID: c.Labels["com.docker.swarm.task.id"]}
+			if len(c.Names) > 0 {
+				tc.Name = strings.TrimPrefix(c.Names[0], "/")
 			}
-			c := tcontainer{Engine: i, Name: f[0], State: f[1], TaskID: f[2]}
-			if parts := strings.Split(f[0], "."); len(parts) == 3 {
-				c.Slot = parts[1]
+			if parts := strings.Split(tc.Name, "."); len(parts) == 3 {
+				tc.Slot = parts[1]
 			}
-			out = append(out, c)
+			out = append(out, tc)
 		}
 	}
 	return out

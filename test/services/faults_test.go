@@ -132,13 +132,3 @@ func tasksOf(ts []ftask) []task {
 	}
 	return out
 }
-
-// healthyContainers counts the service's healthy containers on the engines.
-func healthyContainers(t *testing.T, tg *target, name string) int {
-	t.Helper()
-	n := 0
-	for i := range tg.Engines {
-		n += len(strings.Fields(engineDocker(t, tg, i, "ps", "-q", "--filter", "health=healthy", "--filter", "label=com.docker.swarm.service.name="+name).Out))
-	}
-	return n
-}

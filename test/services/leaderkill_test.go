@@ -25,10 +25,10 @@ func (m *managers) api(i int) string {
 }
 
 // TestServiceBuiltinFaults runs the built-in cluster's faults on one
-// cluster of three managers (issue 12, points 6, 8 and 11): the leader,
-// which runs the orchestrator, SIGKILLed while a scale and while a rolling
-// update start tasks; and a drain that replaces the node's task without
-// downtime. Shoal only (swarm mode has no drain without downtime, and its
+// cluster of three managers (issue 12, points 6, 8 and 11), one service
+// through three steps: the leader, which runs the orchestrator,
+// SIGKILLed while a scale and while a rolling update start tasks; then a
+// drain that replaces the node's tasks without downtime. Shoal only (swarm mode has no drain without downtime, and its
 // leader's loss is its own).
 func TestServiceBuiltinFaults(t *testing.T) {
 	if !runsShoal() {
@@ -41,9 +41,24 @@ func TestServiceBuiltinFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := startManagers(t, cb)
-	t.Run("leader killed during a scale", func(t *testing.T) { leaderKilledScale(t, m) })
-	t.Run("leader killed during an update", func(t *testing.T) { leaderKilledUpdate(t, m) })
-	t.Run("drain", func(t *testing.T) { drainNoDowntime(t, m) })
+	cleanup(t, m.tg)
+	// One service throughout (each step starts where the last one left
+	// it): creating and removing one per step would cost seconds each.
+	mustDocker(t, m.tg, append([]string{"service", "create", "-d", "--quiet", "--name", "kf", "--replicas", "2", "--stop-grace-period", "1s",
+		"--update-monitor", "1s", "busybox"}, sleeper...)...)
+	waitRunning(t, m.tg, "kf", 2, time.Minute)
+	for _, step := range []struct {
+		name string
+		fn   func(*testing.T, *managers)
+	}{
+		{"leader killed during a scale", leaderKilledScale},
+		{"leader killed during an update", leaderKilledUpdate},
+		{"drain", drainNoDowntime},
+	} {
+		if !t.Run(step.name, func(t *testing.T) { step.fn(t, m) }) {
+			return // the next steps start from this one's end
+		}
+	}
 }
 
 // startManagers starts `shoal init` on engine 0 and `shoal join --token
@@ -160,19 +175,20 @@ func watchSlots(t *testing.T, tg *target, name string, within time.Duration, wha
 	})
 }
 
-// leaderKilledScale: `service scale s=6` from 2, the leader SIGKILLed as
+// kfReplicas is the service's size after the scale: few, for time (a
+// task's stop and start take a second or two each on a busy machine).
+const kfReplicas = 4
+
+// leaderKilledScale: `service scale kf=4` from 2, the leader SIGKILLed as
 // soon as the new tasks exist (their containers being started): through a
-// surviving manager the service converges to exactly 6 running tasks, the
+// surviving manager the service converges to exactly 4 running tasks, the
 // dead manager's node's tasks replaced; revived, its stale containers go.
 func leaderKilledScale(t *testing.T, m *managers) {
 	tg := m.tg
-	cleanup(t, tg)
-	mustDocker(t, tg, append([]string{"service", "create", "-d", "--quiet", "--name", "ks", "--replicas", "2", "--stop-grace-period", "1s", "busybox"}, sleeper...)...)
-	waitRunning(t, tg, "ks", 2, time.Minute)
-	mustDocker(t, tg, "service", "scale", "-d", "ks=6")
+	mustDocker(t, tg, "service", "scale", "-d", fmt.Sprintf("kf=%d", kfReplicas))
 	var atKill []ftask
-	waitFor(t, 30*time.Second, "ks: the scale's tasks made", func() error {
-		atKill = ftasks(t, tg, "ks")
+	waitFor(t, 30*time.Second, "kf: the scale's tasks made", func() error {
+		atKill = ftasks(t, tg, "kf")
 		if len(atKill) <= 2 {
 			return fmt.Errorf("%d tasks", len(atKill))
 		}
@@ -182,33 +198,34 @@ func leaderKilledScale(t *testing.T, m *managers) {
 	t0 := time.Now()
 	t.Logf("leader %s killed with %d tasks, %d running", m.bed.Engines[killed].Hostname, len(atKill), running(tasksOf(atKill)))
 	deadNode := m.tg.Nodes[killed]
-	watchSlots(t, tg, "ks", 90*time.Second, "ks: 6 tasks running on the live nodes", func(ts []ftask) error {
-		if n, pn := running(tasksOf(ts)), perNode(ts); n != 6 || pn[deadNode] != 0 {
+	watchSlots(t, tg, "kf", 90*time.Second, "kf: all tasks running on the live nodes", func(ts []ftask) error {
+		if n, pn := running(tasksOf(ts)), perNode(ts); n != kfReplicas || pn[deadNode] != 0 {
 			return fmt.Errorf("%d running, per node %v", n, pn)
 		}
 		return nil
 	})
-	t.Logf("ks: 6 running on the live nodes %s after the leader's death", time.Since(t0).Round(100*time.Millisecond))
+	t.Logf("kf: %d running on the live nodes %s after the leader's death", kfReplicas, time.Since(t0).Round(100*time.Millisecond))
 	m.revive(t, killed)
-	waitFor(t, time.Minute, "ks: converged with the dead leader's node back", func() error {
-		return converged(t, tg, "ks", 6, nil)
+	waitFor(t, time.Minute, "kf: converged with the dead leader's node back", func() error {
+		return converged(t, tg, "kf", kfReplicas, nil)
 	})
-	t.Logf("ks: converged, stale containers gone, %s after the leader's death", time.Since(t0).Round(100*time.Millisecond))
+	t.Logf("kf: converged, stale containers gone, %s after the leader's death", time.Since(t0).Round(100*time.Millisecond))
 }
 
 // leaderKilledUpdate: `service update --env-add X=1 --update-parallelism 2`
-// of 6 tasks, the leader SIGKILLed once the update's first tasks exist:
-// the update completes through the new leader, every running task has
-// the new spec, none lost or duplicated.
+// (adding a healthcheck, for the drain that follows) of 4 tasks, the
+// leader SIGKILLed once the update's first tasks exist: the update
+// completes through the new leader, every running task has the new spec,
+// none lost or duplicated.
 func leaderKilledUpdate(t *testing.T, m *managers) {
 	tg := m.tg
-	cleanup(t, tg)
-	mustDocker(t, tg, append([]string{"service", "create", "-d", "--quiet", "--name", "ku", "--replicas", "6", "--stop-grace-period", "1s",
-		"--update-monitor", "1s", "busybox"}, sleeper...)...)
-	waitRunning(t, tg, "ku", 6, time.Minute)
-	mustDocker(t, tg, "service", "update", "-d", "--env-add", "X=1", "--update-parallelism", "2", "ku")
-	waitFor(t, 30*time.Second, "ku: the update's first tasks made", func() error {
-		for _, x := range ftasks(t, tg, "ku") {
+	waitRunning(t, tg, "kf", kfReplicas, time.Minute)
+	// Healthy at its second check: a replacement counts as running only
+	// some time after its container runs.
+	mustDocker(t, tg, "service", "update", "-d", "--env-add", "X=1", "--update-parallelism", "2",
+		"--health-cmd", "test -f /tmp/ok || { touch /tmp/ok; false; }", "--health-interval", "250ms", "--health-retries", "3", "kf")
+	waitFor(t, 30*time.Second, "kf: the update's first tasks made", func() error {
+		for _, x := range ftasks(t, tg, "kf") {
 			if hasEnv("X=1")(x) == nil {
 				return nil
 			}
@@ -217,9 +234,9 @@ func leaderKilledUpdate(t *testing.T, m *managers) {
 	})
 	killed := m.killLeader(t)
 	t0 := time.Now()
-	watchSlots(t, tg, "ku", 90*time.Second, "ku: 6 tasks of the new spec running on the live nodes", func(ts []ftask) error {
+	watchSlots(t, tg, "kf", 90*time.Second, "kf: all tasks of the new spec running on the live nodes", func(ts []ftask) error {
 		pn := perNode(ts)
-		if n := running(tasksOf(ts)); n != 6 || pn[m.tg.Nodes[killed]] != 0 {
+		if n := running(tasksOf(ts)); n != kfReplicas || pn[m.tg.Nodes[killed]] != 0 {
 			return fmt.Errorf("%d running, per node %v", n, pn)
 		}
 		for _, x := range ts {
@@ -229,69 +246,79 @@ func leaderKilledUpdate(t *testing.T, m *managers) {
 		}
 		return nil
 	})
-	waitUpdateState(t, tg, "ku", "completed", time.Minute)
-	t.Logf("ku: update completed %s after the leader's death", time.Since(t0).Round(100*time.Millisecond))
+	waitUpdateState(t, tg, "kf", "completed", time.Minute)
+	t.Logf("kf: update completed %s after the leader's death", time.Since(t0).Round(100*time.Millisecond))
 	m.revive(t, killed)
-	waitFor(t, time.Minute, "ku: converged with the dead leader's node back", func() error {
-		return converged(t, tg, "ku", 6, hasEnv("X=1"))
+	waitFor(t, time.Minute, "kf: converged with the dead leader's node back", func() error {
+		return converged(t, tg, "kf", kfReplicas, hasEnv("X=1"))
 	})
-	if err := containerEnvs(t, tg, "ku", "X=1"); err != nil {
+	if err := containerEnvs(t, tg, "kf", "X=1"); err != nil {
 		t.Error(err)
 	}
-	if s := getService(t, tg, "ku"); s.UpdateStatus == nil || s.UpdateStatus.State != "completed" {
-		t.Errorf("ku: UpdateStatus %+v after the revived manager came back, want completed", s.UpdateStatus)
+	if s := getService(t, tg, "kf"); s.UpdateStatus == nil || s.UpdateStatus.State != "completed" {
+		t.Errorf("kf: UpdateStatus %+v after the revived manager came back, want completed", s.UpdateStatus)
 	}
 }
 
-// drainNoDowntime drains node1 under a 3-replica service with a
-// healthcheck: its task is replaced on another node, and the replacement
-// is healthy before the old task stops, so the service never has fewer
-// than 3 healthy tasks, in service ps or on the engines.
+// drainNoDowntime drains node1 under the service (4 replicas with a
+// healthcheck): its tasks are replaced on other nodes, each replacement
+// healthy before the old task stops, so the service never has fewer than
+// 4 healthy tasks, in service ps or on the engines.
 func drainNoDowntime(t *testing.T, m *managers) {
 	tg := m.tg
 	node1 := tg.Nodes[0]
-	t.Cleanup(func() { docker(t, tg, "node", "update", "--availability", "active", node1) })
-	cleanup(t, tg)
-	// Healthy a second after it starts: a replacement that only ran would
-	// not be counted.
-	mustDocker(t, tg, "service", "create", "-d", "--quiet", "--name", "drn", "--replicas", "3", "--stop-grace-period", "1s",
-		"--health-cmd", "test -f /tmp/ok", "--health-interval", "250ms", "--health-retries", "2",
-		"busybox", "sh", "-c", "trap exit TERM; (sleep 1; touch /tmp/ok) & sleep 3600 & wait")
-	waitRunning(t, tg, "drn", 3, time.Minute)
-	var before string
-	for _, x := range ftasks(t, tg, "drn") {
-		if isRunning(x.task) && x.NodeID == node1 {
-			before = x.ID
+	var before []string
+	waitFor(t, time.Minute, "kf: all tasks healthy, some on node1", func() error {
+		before = nil
+		ts := ftasks(t, tg, "kf")
+		for _, x := range ts {
+			if isRunning(x.task) && x.NodeID == node1 {
+				before = append(before, x.ID)
+			}
 		}
-	}
-	if before == "" {
-		t.Fatalf("no task of drn on node1: %+v", tasks(t, tg, "drn"))
-	}
+		if n := healthy(engineContainers(t, tg, "kf")); running(tasksOf(ts)) != kfReplicas || n != kfReplicas || len(before) == 0 {
+			return fmt.Errorf("%d healthy containers, per node %v", n, perNode(ts))
+		}
+		return nil
+	})
 	mustDocker(t, tg, "node", "update", "--availability", "drain", node1)
 	drained := time.Now()
 	samples := 0
-	waitFor(t, time.Minute, "drn: node1's task replaced", func() error {
+	waitFor(t, time.Minute, "kf: node1's tasks replaced", func() error {
 		samples++
-		ts := ftasks(t, tg, "drn")
+		ts := ftasks(t, tg, "kf")
 		n, err := runningBySlot(ts)
 		if err != nil {
 			t.Errorf("during the drain: %v", err)
 		}
-		if n < 3 {
-			t.Errorf("during the drain: %d healthy running tasks in service ps, want never fewer than 3: %+v", n, ts)
+		if n < kfReplicas {
+			t.Errorf("during the drain: %d healthy running tasks in service ps, want never fewer than %d: %+v", n, kfReplicas, ts)
 		}
-		if h := healthyContainers(t, tg, "drn"); h < 3 {
-			t.Errorf("during the drain: %d healthy task containers on the engines, want never fewer than 3", h)
+		if h := healthy(engineContainers(t, tg, "kf")); h < kfReplicas {
+			t.Errorf("during the drain: %d healthy task containers on the engines, want never fewer than %d", h, kfReplicas)
 		}
 		if pn := perNode(ts); pn[node1] != 0 {
 			return fmt.Errorf("running per node %v", pn)
 		}
-		return converged(t, tg, "drn", 3, nil)
+		return converged(t, tg, "kf", kfReplicas, hasEnv("X=1"))
 	})
-	t.Logf("node1 drained: its task replaced without downtime in %s (%d samples)", time.Since(drained).Round(100*time.Millisecond), samples)
-	for _, x := range ftasks(t, tg, "drn") {
-		if x.ID == before && x.DesiredState != "shutdown" {
-			t.Errorf("node1's task %s: desired %s, want shutdown", x.ID, x.DesiredState)
+	t.Logf("node1 drained: %d tasks replaced without downtime in %s (%d samples)", len(before), time.Since(drained).Round(100*time.Millisecond), samples)
+	for _, x := range ftasks(t, tg, "kf") {
+		for _, id := range before {
+			if x.ID == id && x.DesiredState != "shutdown" {
+				t.Errorf("node1's task %s: desired %s, want shutdown", x.ID, x.DesiredState)
+			}
 		}
 	}
+}
+
+// healthy counts the running, healthy containers.
+func healthy(cs []tcontainer) int {
+	n := 0
+	for _, c := range cs {
+		if c.State == "running" && c.Healthy {
+			n++
+		}
+	}
+	return n
 }
