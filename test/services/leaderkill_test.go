@@ -224,8 +224,10 @@ func leaderKilledUpdate(t *testing.T, m *managers) {
 	// some time after its container runs.
 	mustDocker(t, tg, "service", "update", "-d", "--env-add", "X=1", "--update-parallelism", "2",
 		"--health-cmd", "test -f /tmp/ok || { touch /tmp/ok; false; }", "--health-interval", "250ms", "--health-retries", "3", "kf")
+	var atKill []ftask
 	waitFor(t, 30*time.Second, "kf: the update's first tasks made", func() error {
-		for _, x := range ftasks(t, tg, "kf") {
+		atKill = ftasks(t, tg, "kf")
+		for _, x := range atKill {
 			if hasEnv("X=1")(x) == nil {
 				return nil
 			}
@@ -234,6 +236,7 @@ func leaderKilledUpdate(t *testing.T, m *managers) {
 	})
 	killed := m.killLeader(t)
 	t0 := time.Now()
+	t.Logf("leader %s killed with %d tasks, %d running", m.bed.Engines[killed].Hostname, len(atKill), running(tasksOf(atKill)))
 	watchSlots(t, tg, "kf", 90*time.Second, "kf: all tasks of the new spec running on the live nodes", func(ts []ftask) error {
 		pn := perNode(ts)
 		if n := running(tasksOf(ts)); n != kfReplicas || pn[m.tg.Nodes[killed]] != 0 {
