@@ -29,8 +29,8 @@ func shoalTarget(t *testing.T) *target {
 // rolling update: the update completes, node3's tasks replaced on node1
 // and node2 with the new spec. When node3 comes back, its stale task
 // containers go and the service moves back toward 2/2/2, at most two
-// tasks at a time (its update parallelism), never below its 6 replicas and never two
-// running tasks of one slot; a service labelled
+// tasks at a time (its update parallelism), never below its 6 replicas
+// and never two running tasks of one slot; a service labelled
 // com.docker.shoal.rebalance=false stays where it is.
 func TestServiceEngineLossRebalance(t *testing.T) {
 	tg := shoalTarget(t)
