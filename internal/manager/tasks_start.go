@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/orchestrator"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -29,7 +31,7 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 		return "", errdefs.ErrNotFound.WithMessage("node " + t.NodeID + " not found")
 	}
 	if !e.Healthy() {
-		return "", errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) is down", t.NodeID, e.Name()))
+		return "", fmt.Errorf("%w: %w", orchestrator.ErrUnreachable, errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s (%s) is down", t.NodeID, e.Name())))
 	}
 	req, err := taskCreateRequest(svc.Service, t, engineNodeInfo(e))
 	if err != nil {
@@ -86,6 +88,9 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 		m.unplace(e.ID, name, placed)
 	} else {
 		go m.unplaceWhenCached(e, name, placed, id)
+	}
+	if errors.Is(err, engine.ErrUnreachable) {
+		err = fmt.Errorf("%w: %w", orchestrator.ErrUnreachable, err) // the node's loss, not the task's failure
 	}
 	return id, err
 }

@@ -71,6 +71,8 @@ type fakeRuntime struct {
 	exit       map[string]int       // image → its containers exit at once with this code
 	missing    map[string]bool      // image → a start fails as an engine's would
 	auth       map[string]string    // image → the registry auth its pull needs
+	unreached  map[string]bool      // node → starts there fail with ErrUnreachable (its engine died, not yet seen down)
+	unreachedN int                  // starts that failed so
 	starts     int
 	changed    chan struct{}
 	nextID     int
@@ -78,7 +80,7 @@ type fakeRuntime struct {
 
 func newFakeRuntime(clock Clock, n int) *fakeRuntime {
 	return &fakeRuntime{clock: clock, nodes: nodes(n), containers: map[string]*Observed{},
-		exit: map[string]int{}, missing: map[string]bool{}, auth: map[string]string{}, changed: make(chan struct{}, 1)}
+		exit: map[string]int{}, missing: map[string]bool{}, auth: map[string]string{}, unreached: map[string]bool{}, changed: make(chan struct{}, 1)}
 }
 
 func (r *fakeRuntime) notify() {
@@ -127,6 +129,10 @@ func (r *fakeRuntime) Start(_ context.Context, svc store.Service, t store.Task) 
 	defer r.mu.Unlock()
 	if !r.nodeUp(t.NodeID) {
 		return "", errNodeDown
+	}
+	if r.unreached[t.NodeID] {
+		r.unreachedN++
+		return "", fmt.Errorf("fake: node %s does not answer: %w", t.NodeID, ErrUnreachable)
 	}
 	image := t.Spec.ContainerSpec.Image
 	if want, ok := r.auth[image]; r.missing[image] || ok && svc.RegistryAuth != want {

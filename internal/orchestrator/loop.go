@@ -90,6 +90,7 @@ type loop struct {
 	inflight   map[string]bool
 	orphanSeen map[string]time.Time
 	missing    map[string]time.Time // started tasks whose container is not seen, since when
+	retryAt    map[string]time.Time // tasks whose node did not answer their start: not before
 	results    chan opResult
 	sem        chan struct{}
 	ops        sync.WaitGroup
@@ -105,7 +106,7 @@ type loop struct {
 func (o *Orchestrator) Run(ctx context.Context) error {
 	l := &loop{o: o, toWrite: map[string]bool{}, inflight: map[string]bool{}, orphanSeen: map[string]time.Time{},
 		results: make(chan opResult, 1024), sem: make(chan struct{}, o.cfg.MaxOps),
-		started: o.clock.Now(), seenReady: map[string]bool{}}
+		started: o.clock.Now(), seenReady: map[string]bool{}, retryAt: map[string]time.Time{}}
 	defer l.ops.Wait()
 	rev, err := l.load(ctx)
 	if err != nil {
@@ -394,13 +395,20 @@ func (l *loop) apply(ctx context.Context, p Plan, now time.Time) bool {
 	for _, t := range p.Removes {
 		l.op(ctx, t.ID, false, func(ctx context.Context) (string, error) { return "", l.o.cfg.Runtime.Remove(ctx, t) })
 	}
+	retry := map[string]time.Time{}
 	for _, t := range p.Starts {
 		svc, ok := l.svcs[t.ServiceID]
 		if !ok {
 			continue
 		}
+		if at, ok := l.retryAt[t.ID]; ok && now.Before(at) {
+			retry[t.ID] = at
+			l.wake(at)
+			continue
+		}
 		l.op(ctx, t.ID, true, func(ctx context.Context) (string, error) { return l.o.cfg.Runtime.Start(ctx, svc, t) })
 	}
+	l.retryAt = retry // the others started, or are no longer to start
 	return len(p.Services)+len(p.Puts)+len(p.Deletes) > 0
 }
 
@@ -458,6 +466,13 @@ func (l *loop) opDone(res opResult) {
 		return
 	}
 	now := l.o.clock.Now().UTC()
+	if errors.Is(res.err, ErrUnreachable) {
+		// The node's loss, not the task's failure: it stays assigned, is
+		// tried again, and is replaced once the node is seen down.
+		l.o.log.Info("task start: node unreachable; trying again", "task", res.taskID, "error", res.err)
+		l.retryAt[res.taskID] = l.o.clock.Now().Add(retryEvery)
+		return
+	}
 	if res.err != nil {
 		l.o.log.Info("task rejected", "task", res.taskID, "error", res.err)
 		t.Status = swarm.TaskStatus{State: swarm.TaskStateRejected, Message: msgPreparing, Err: res.err.Error(), Timestamp: now}

@@ -9,6 +9,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/moby/moby/api/types/swarm"
@@ -71,7 +72,9 @@ type Runtime interface {
 	// image there first if the node lacks it. A container of t that
 	// exists already is started, not made again. The pull uses the
 	// service's registry auth (svc.RegistryAuth), which must never be
-	// logged nor returned in an error.
+	// logged nor returned in an error. An error wrapping ErrUnreachable
+	// says the node did not answer (its engine died or is down): that is
+	// the node's loss, not the task's failure.
 	Start(ctx context.Context, svc store.Service, t store.Task) (containerID string, err error)
 	// Stop stops the container of t within timeout (then kills it).
 	Stop(ctx context.Context, t store.Task, timeout time.Duration) error
@@ -81,3 +84,9 @@ type Runtime interface {
 	// container or to a node, until ctx ends.
 	Changed(ctx context.Context) <-chan struct{}
 }
+
+// ErrUnreachable is wrapped by a Runtime's Start that could not reach the
+// task's node: the task is not rejected (nor counted as an update's
+// failure); it stays assigned, its start is tried again after a while, and
+// it is replaced elsewhere once the node is seen down.
+var ErrUnreachable = errors.New("orchestrator: node unreachable")

@@ -583,3 +583,48 @@ func TestScenarioNewLeaderWaitsForConnectingNodes(t *testing.T) {
 		t.Fatalf("nothing replaced once the node connected: %d tasks", got)
 	}
 }
+
+// An engine that dies while the update starts a task there: the start
+// fails before the node is seen down. That is the node's loss, not the
+// task's failure: the update must not pause (issue 12: an engine killed
+// mid-update, the update completes), and the task is replaced elsewhere
+// once the node is down.
+func TestScenarioEngineDiesDuringUpdateStart(t *testing.T) {
+	h := newHarness(t, 3)
+	sp := spec("web", 6)
+	sp.UpdateConfig = &swarm.UpdateConfig{Parallelism: 6, Monitor: time.Second}
+	id := h.create(sp)
+	h.waitRunning(id, 6)
+	h.rt.mu.Lock()
+	h.rt.unreached["n03"] = true // its engine died; the runtime has not noticed
+	h.rt.mu.Unlock()
+	h.update(id, func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "nginx:2" })
+	h.eventually("a start on n03 failed", func() bool {
+		h.rt.mu.Lock()
+		defer h.rt.mu.Unlock()
+		return h.rt.unreachedN > 0
+	})
+	time.Sleep(200 * time.Millisecond) // passes while n03 still looks ready
+	for _, tk := range h.list(id) {
+		if tk.NodeID == "n03" && tk.Status.State == swarm.TaskStateRejected {
+			t.Fatalf("a task whose node did not answer was rejected: %+v", tk.Status)
+		}
+	}
+	h.rt.setNode("n03", func(n *Node) { n.Ready = false })
+	h.eventually("the update completed, 6 new tasks on n01 and n02", func() bool {
+		h.clock.Advance(time.Second) // monitor periods pass
+		if us := h.service(id).UpdateStatus; us == nil || us.State != swarm.UpdateStateCompleted {
+			if us != nil && us.State == swarm.UpdateStatePaused {
+				t.Fatalf("update paused: %s", us.Message)
+			}
+			return false
+		}
+		r := running(h.list(id))
+		for _, tk := range r {
+			if tk.NodeID == "n03" || tk.Spec.ContainerSpec.Image != "nginx:2" {
+				return false
+			}
+		}
+		return len(r) == 6
+	})
+}
