@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -52,7 +53,13 @@ func TestServiceEngineLossRebalance(t *testing.T) {
 		return fmt.Errorf("none yet")
 	})
 	lost := tg.Engines[2]
-	t.Cleanup(func() { restoreEngine(t, tg, lost) })
+	t.Cleanup(func() { // t.Context() has ended by now: restoreEngine's would not do
+		if err := bed.Start(context.Background(), lost); err != nil {
+			t.Errorf("restart engine %d: %v", lost, err)
+			return
+		}
+		waitNodes(t, tg)
+	})
 	if err := bed.Kill(lost); err != nil {
 		t.Fatal(err)
 	}
