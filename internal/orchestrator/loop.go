@@ -40,6 +40,12 @@ type Config struct {
 	// Debounce and MaxOps default to DefaultDebounce and DefaultMaxOps.
 	Debounce time.Duration
 	MaxOps   int
+	// ViewSince is when the Runtime's view of the nodes began (the
+	// manager's start). A Run that begins StartupGrace or more after it
+	// (a leader change in a running manager) has no startup grace: a node
+	// it finds down is down, and its tasks are replaced at once. Zero:
+	// every Run has the grace.
+	ViewSince time.Time
 }
 
 // Orchestrator keeps the services in the store at their desired state
@@ -94,7 +100,7 @@ type loop struct {
 	results    chan opResult
 	sem        chan struct{}
 	ops        sync.WaitGroup
-	started    time.Time
+	graceEnd   time.Time // until when nodes not seen ready yet keep their tasks
 	seenReady  map[string]bool
 	downSince  map[string]time.Time // nodes not ready, since when this run saw them so
 	wakeAt     time.Time
@@ -106,7 +112,7 @@ type loop struct {
 func (o *Orchestrator) Run(ctx context.Context) error {
 	l := &loop{o: o, toWrite: map[string]bool{}, inflight: map[string]bool{}, orphanSeen: map[string]time.Time{},
 		results: make(chan opResult, 1024), sem: make(chan struct{}, o.cfg.MaxOps),
-		started: o.clock.Now(), seenReady: map[string]bool{}, retryAt: map[string]time.Time{}}
+		graceEnd: o.graceEnd(), seenReady: map[string]bool{}, retryAt: map[string]time.Time{}}
 	defer l.ops.Wait()
 	rev, err := l.load(ctx)
 	if err != nil {
@@ -163,6 +169,16 @@ func (o *Orchestrator) Run(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// graceEnd is when a Run starting now stops waiting for nodes it has not
+// seen ready (now when the runtime's view is established).
+func (o *Orchestrator) graceEnd() time.Time {
+	now := o.clock.Now()
+	if vs := o.cfg.ViewSince; !vs.IsZero() && now.Sub(vs) >= StartupGrace {
+		return now
+	}
+	return now.Add(StartupGrace)
 }
 
 // load lists the services and tasks, retrying until it can or ctx ends.
@@ -319,10 +335,10 @@ func (l *loop) nodesDown(nodes []Node, now time.Time) map[string]time.Time {
 }
 
 // unconfirmed are the nodes not ready that this run has not seen ready,
-// while it is younger than StartupGrace.
+// while it is in its startup grace.
 func (l *loop) unconfirmed(nodes []Node, now time.Time) []string {
 	var out []string
-	grace := l.started.Add(StartupGrace)
+	grace := l.graceEnd
 	for _, n := range nodes {
 		switch {
 		case n.Ready:

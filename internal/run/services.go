@@ -44,7 +44,9 @@ func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	sec := secrets.New(secrets.Config{Store: st, Logger: s.log, NoSecretDelivery: !s.mgr.DeliversSecrets()})
 	s.api.Secrets, s.api.Configs = sec, sec
 	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log, Refs: sec})
-	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log})
+	// ViewSince: the pool watches the nodes from now on, so a leader change
+	// later does not wait for nodes it finds down (only a fresh start does).
+	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log, ViewSince: time.Now()})
 	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 }
 
