@@ -182,7 +182,8 @@ const kfReplicas = 4
 // leaderKilledScale: `service scale kf=4` from 2, the leader SIGKILLed as
 // soon as the new tasks exist (their containers being started): through a
 // surviving manager the service converges to exactly 4 running tasks, the
-// dead manager's node's tasks replaced; revived, its stale containers go.
+// dead manager's node's tasks replaced within the node loss bound;
+// revived, its stale containers go.
 func leaderKilledScale(t *testing.T, m *managers) {
 	tg := m.tg
 	mustDocker(t, tg, "service", "scale", "-d", fmt.Sprintf("kf=%d", kfReplicas))
@@ -204,7 +205,11 @@ func leaderKilledScale(t *testing.T, m *managers) {
 		}
 		return nil
 	})
-	t.Logf("kf: %d running on the live nodes %s after the leader's death", kfReplicas, time.Since(t0).Round(100*time.Millisecond))
+	took := time.Since(t0)
+	t.Logf("kf: %d running on the live nodes %s after the leader's death", kfReplicas, took.Round(100*time.Millisecond))
+	if took > nodeLossBound { // its node is lost with it: the node loss bound holds across the failover
+		t.Errorf("kf: the dead leader's node's tasks replaced %s after its death, want ≤ %s", took.Round(100*time.Millisecond), nodeLossBound)
+	}
 	m.revive(t, killed)
 	waitFor(t, time.Minute, "kf: converged with the dead leader's node back", func() error {
 		return converged(t, tg, "kf", kfReplicas, nil)
