@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -74,7 +75,11 @@ func TestServiceNodeLoss(t *testing.T) {
 // until the target lists the node Ready again.
 func restoreEngine(t *testing.T, tg *target, i int) {
 	t.Helper()
-	if err := bed.Start(t.Context(), i); err != nil {
+	// Not t.Context(): it has ended when cleanups run, and a test that
+	// failed midway must still leave the engine running for the next.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := bed.Start(ctx, i); err != nil {
 		t.Errorf("restart engine %d: %v", i, err)
 		return
 	}
