@@ -105,6 +105,7 @@ func (c *Cluster) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /join", c.handleJoin)
 	mux.HandleFunc("GET /self", c.handleSelf)
+	mux.HandleFunc("GET /overlay", c.handleOverlay)
 	mux.HandleFunc("POST /certificate", c.handleCertificate)
 	mux.HandleFunc("POST /leave", c.handleLeave)
 	mux.HandleFunc("GET /managers", func(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,184 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Period is how often a node asks for its networks and converges.
+const Period = time.Second
+
+// NodeConfig configures a node's side of the overlay networks.
+type NodeConfig struct {
+	// Fetch asks a manager for this node's networks.
+	Fetch  func(ctx context.Context) (State, error)
+	Logger *slog.Logger
+	// Run runs one command (default: exec); tests replace it.
+	Run func(ctx context.Context, argv []string) ([]byte, error)
+}
+
+// Node converges a node's kernel to the networks the managers want there
+// and serves their names.
+type Node struct {
+	cfg NodeConfig
+	log *slog.Logger
+	dns *DNS
+}
+
+// NewNode returns a node side over cfg.
+func NewNode(cfg NodeConfig) *Node {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Run == nil {
+		cfg.Run = runCommand
+	}
+	return &Node{cfg: cfg, log: cfg.Logger, dns: NewDNS(cfg.Logger)}
+}
+
+// Run converges every Period until ctx ends. It keeps the devices when it
+// stops: the containers on them keep talking while shoal restarts (Remove
+// takes them away when the node leaves).
+func (n *Node) Run(ctx context.Context) error {
+	defer n.dns.Close()
+	t := time.NewTicker(Period)
+	defer t.Stop()
+	for {
+		st, err := n.cfg.Fetch(ctx)
+		if err != nil {
+			n.log.Debug("overlay: desired state", "err", err)
+		} else if err := n.Converge(ctx, st.Networks); err != nil {
+			n.log.Warn("overlay: converge", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Converge makes the node's devices and DNS servers what want says.
+func (n *Node) Converge(ctx context.Context, want []Network) error {
+	obs, err := n.Observe(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, argv := range Plan(want, obs) {
+		n.log.Info("overlay: plumbing", "cmd", strings.Join(argv, " "))
+		if out, err := n.cfg.Run(ctx, argv); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: %s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out)))
+		}
+	}
+	n.dns.Serve(want)
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	return nil
+}
+
+// Remove takes away every device the agent made (the node left).
+func (n *Node) Remove(ctx context.Context) error {
+	n.dns.Close()
+	return n.Converge(ctx, nil)
+}
+
+// Observe reads the devices and flood entries the agent manages.
+func (n *Node) Observe(ctx context.Context) (Observed, error) {
+	out, err := n.cfg.Run(ctx, []string{"ip", "-d", "-j", "link", "show"})
+	if err != nil {
+		return Observed{}, fmt.Errorf("overlay: ip link show: %w", err)
+	}
+	links, err := parseLinks(out)
+	if err != nil {
+		return Observed{}, err
+	}
+	obs := Observed{Links: links, Flood: map[string][]string{}}
+	if !slices.ContainsFunc(mapKeys(links), func(s string) bool { return strings.HasPrefix(s, vxlanPrefix) }) {
+		return obs, nil
+	}
+	out, err = n.cfg.Run(ctx, []string{"bridge", "-j", "fdb", "show"})
+	if err != nil {
+		return Observed{}, fmt.Errorf("overlay: bridge fdb show: %w", err)
+	}
+	obs.Flood, err = parseFlood(out)
+	return obs, err
+}
+
+func mapKeys(m map[string]Link) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// parseLinks reads `ip -d -j link show`, keeping the agent's devices.
+func parseLinks(out []byte) (map[string]Link, error) {
+	var raw []struct {
+		Ifname   string   `json:"ifname"`
+		Flags    []string `json:"flags"`
+		Master   string   `json:"master"`
+		Linkinfo struct {
+			Kind string `json:"info_kind"`
+			Data struct {
+				ID uint32 `json:"id"`
+			} `json:"info_data"`
+		} `json:"linkinfo"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return nil, fmt.Errorf("overlay: ip link show: %w", err)
+	}
+	links := map[string]Link{}
+	for _, r := range raw {
+		if !isOurs(r.Ifname) {
+			continue
+		}
+		l := Link{Name: r.Ifname, Kind: r.Linkinfo.Kind, Master: r.Master, Up: slices.Contains(r.Flags, "UP")}
+		if l.Kind == "vxlan" {
+			l.VNI = r.Linkinfo.Data.ID
+		}
+		links[r.Ifname] = l
+	}
+	return links, nil
+}
+
+// parseFlood reads `bridge -j fdb show`: the all-zeros entries of the
+// agent's VXLAN devices.
+func parseFlood(out []byte) (map[string][]string, error) {
+	var raw []struct {
+		Mac    string `json:"mac"`
+		Ifname string `json:"ifname"`
+		Dst    string `json:"dst"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return nil, fmt.Errorf("overlay: bridge fdb show: %w", err)
+	}
+	flood := map[string][]string{}
+	for _, r := range raw {
+		if r.Mac == zeroMAC && r.Dst != "" && strings.HasPrefix(r.Ifname, vxlanPrefix) {
+			flood[r.Ifname] = append(flood[r.Ifname], r.Dst)
+		}
+	}
+	return flood, nil
+}
+
+func runCommand(ctx context.Context, argv []string) ([]byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, argv[0], argv[1:]...).Output()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		out = ee.Stderr
+	}
+	return out, err
+}
