@@ -168,6 +168,9 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 	}
 	release := func() { m.unplace(e.ID, name, placed) }
 	defer func() { release() }()
+	if spec.Body, err = m.attachContainer(ctx, e, spec.Body, cb); err != nil { // tasks_networks.go
+		return nil, engine.Created{}, err
+	}
 
 	if len(env) != len(cb.Env) {
 		// The directives must not reach the engine; they stay on the

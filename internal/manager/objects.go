@@ -153,9 +153,11 @@ func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([
 	}
 	out := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, m.withNodeName(o))
+		if !backsClusterNetwork(o.obj) { // shown once, as the cluster network (networks_overlay.go)
+			out = append(out, m.withNodeName(o))
+		}
 	}
-	return out, nil
+	return append(out, m.clusterNetworkList(ctx, opts.Filters)...), nil
 }
 
 // ListVolumes merges the volumes of all nodes, each with its node.
@@ -345,6 +347,9 @@ func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, 
 // CreateNetwork creates a network on one node (see objectNode). Names are
 // unique in the cluster, as on one engine.
 func (m *Manager) CreateNetwork(ctx context.Context, r backend.ObjectCreateRequest) (backend.Object, error) {
+	if r.Body.String("Driver") == driverOverlay { // networks_overlay.go
+		return m.createClusterNetwork(ctx, r)
+	}
 	version, name, req := r.Version, r.Name, r.Body.Clone()
 	e, bare, err := m.objectNode(ctx, name)
 	if err != nil {

@@ -48,6 +48,9 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 			return m.startExisting(ctx, e, c.id, afterCreate)
 		}
 	}
+	if err := m.attachTaskNetworks(ctx, e, svc.Service, t, &req); err != nil { // tasks_networks.go
+		return "", err
+	}
 	name := taskName(svc.Service, t)
 	placed, existing, err := m.reserveTask(e, name, req)
 	if err != nil {

@@ -1,0 +1,114 @@
+package manager
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/store"
+)
+
+// A task of a service with networks (service create --network) and a
+// container run on an attachable cluster network (docker run --network)
+// join the engine network that backs the cluster network on their node,
+// made there first if need be. Their DNS server is their node's gateway
+// on it, where the node's agent answers the cluster-wide names; the
+// engine's embedded DNS still answers its own node's containers first.
+
+// taskNetworks are the cluster networks of a task's spec.
+func taskNetworks(svc swarm.Service, t store.Task) []swarm.NetworkAttachmentConfig {
+	if len(t.Spec.Networks) > 0 {
+		return t.Spec.Networks
+	}
+	return svc.Spec.TaskTemplate.Networks
+}
+
+// attachTaskNetworks puts the task's container on its first cluster
+// network on node e. Only one network is joined: a container is created
+// on one network, and further ones would need a connect after the create.
+func (m *Manager) attachTaskNetworks(ctx context.Context, e *engine.Engine, svc swarm.Service, t store.Task, req *container.CreateRequest) error {
+	atts := taskNetworks(svc, t)
+	if len(atts) == 0 {
+		return nil
+	}
+	if len(atts) > 1 {
+		m.log.Warn("task joins its first network only", "service", svc.Spec.Name, "networks", len(atts))
+	}
+	nw, found, err := m.findClusterNetwork(ctx, atts[0].Target)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", atts[0].Target))
+	}
+	gw, err := m.ensureEngineNetwork(ctx, e, nw)
+	if err != nil {
+		return err
+	}
+	req.HostConfig.NetworkMode = container.NetworkMode(nw.Name)
+	if len(req.HostConfig.DNS) == 0 {
+		req.HostConfig.DNS = []netip.Addr{gw}
+	}
+	req.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw.Name: {}}}
+	return nil
+}
+
+// errNotAttachable is swarm mode's refusal of docker run on a network
+// that was not created --attachable.
+func errNotAttachable(name string) error {
+	return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("Could not attach to network %s: rpc error: code = PermissionDenied desc = network %s not manually attachable", name, name))
+}
+
+// attachContainer readies a container create on node e that names a
+// cluster network (HostConfig.NetworkMode): the network must be
+// attachable; its engine network is made on e and the container gets the
+// node's gateway as DNS server. Other creates pass unchanged.
+func (m *Manager) attachContainer(ctx context.Context, e *engine.Engine, body []byte, cb *backend.ContainerConfig) ([]byte, error) {
+	if cb.HostConfig == nil || cb.HostConfig.NetworkMode == "" || predefinedNetworks[cb.HostConfig.NetworkMode] {
+		return body, nil
+	}
+	if _, ok := m.clusterNetworks(); !ok {
+		return body, nil
+	}
+	nw, found, err := m.findClusterNetwork(ctx, cb.HostConfig.NetworkMode)
+	if err != nil || !found {
+		return body, err
+	}
+	if !nw.Attachable {
+		return nil, errNotAttachable(nw.Name)
+	}
+	gw, err := m.ensureEngineNetwork(ctx, e, nw)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(body, &obj); err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	var hc map[string]json.RawMessage
+	_ = json.Unmarshal(obj["HostConfig"], &hc)
+	hc["NetworkMode"] = mustJSON(nw.Name)
+	var dns []string
+	if _ = json.Unmarshal(hc["Dns"], &dns); len(dns) == 0 {
+		hc["Dns"] = mustJSON([]string{gw.String()})
+	}
+	obj["HostConfig"] = mustJSON(hc)
+	if nc := cb.NetworkingConfig; nc != nil && len(nc.EndpointsConfig) > 0 {
+		eps := map[string]json.RawMessage{}
+		for k, v := range nc.EndpointsConfig {
+			if k == cb.HostConfig.NetworkMode {
+				k = nw.Name // the cluster network's ID or prefix: its engine network's name
+			}
+			eps[k] = v
+		}
+		obj["NetworkingConfig"] = mustJSON(map[string]any{"EndpointsConfig": eps})
+	}
+	return json.Marshal(obj)
+}
