@@ -25,6 +25,7 @@ type DNS struct {
 	mu      sync.Mutex
 	servers map[string]*dnsServer // gateway → server
 	up      []string              // upstream resolvers, host:53
+	port    string                // "53"; tests take any
 }
 
 type dnsServer struct {
@@ -35,7 +36,10 @@ type dnsServer struct {
 
 // NewDNS returns a DNS that serves nothing until Serve.
 func NewDNS(log *slog.Logger) *DNS {
-	return &DNS{log: log, servers: map[string]*dnsServer{}, up: upstreams("/etc/resolv.conf")}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &DNS{log: log, servers: map[string]*dnsServer{}, up: upstreams("/etc/resolv.conf"), port: "53"}
 }
 
 // Serve listens on each network's gateway (while the address is on the
@@ -53,7 +57,7 @@ func (d *DNS) Serve(want []Network) {
 		keep[n.Gateway] = true
 		s := d.servers[n.Gateway]
 		if s == nil {
-			conn, err := net.ListenPacket("udp4", net.JoinHostPort(n.Gateway, "53"))
+			conn, err := net.ListenPacket("udp4", net.JoinHostPort(n.Gateway, d.port))
 			if err != nil {
 				d.log.Debug("overlay: DNS not listening yet", "addr", n.Gateway, "err", err)
 				continue

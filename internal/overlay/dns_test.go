@@ -1,0 +1,102 @@
+package overlay
+
+import (
+	"net"
+	"reflect"
+	"sort"
+	"testing"
+	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+func TestRecords(t *testing.T) {
+	got := Records([]Member{
+		{Name: "web.1.abc", IP: "10.0.1.2", Service: "web", Running: true},
+		{Name: "web.2.def", IP: "10.0.1.18", Service: "web", Running: true},
+		{Name: "Client", IP: "10.0.1.19", Aliases: []string{"front"}, Running: true},
+		{Name: "gone", IP: "10.0.1.20"},
+		{Name: "noip", Running: true},
+	})
+	want := map[string][]string{
+		"web.1.abc": {"10.0.1.2"}, "web.2.def": {"10.0.1.18"},
+		"web": {"10.0.1.18", "10.0.1.2"}, "tasks.web": {"10.0.1.18", "10.0.1.2"},
+		"client": {"10.0.1.19"}, "front": {"10.0.1.19"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("records %v, want %v", got, want)
+	}
+}
+
+func query(t *testing.T, name string, typ dnsmessage.Type) []byte {
+	t.Helper()
+	b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: 7, RecursionDesired: true})
+	b.StartQuestions()
+	b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: typ, Class: dnsmessage.ClassINET})
+	q, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+func answers(t *testing.T, resp []byte) []string {
+	t.Helper()
+	var m dnsmessage.Message
+	if err := m.Unpack(resp); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range m.Answers {
+		if r, ok := a.Body.(*dnsmessage.AResource); ok {
+			out = append(out, net.IP(r.A[:]).String())
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestAnswer(t *testing.T) {
+	records := map[string][]string{"web": {"10.0.1.2", "10.0.1.18"}, "tasks.web": {"10.0.1.2", "10.0.1.18"}}
+	resp, ok := Answer(query(t, "Tasks.Web.", dnsmessage.TypeA), records)
+	if !ok || !reflect.DeepEqual(answers(t, resp), []string{"10.0.1.18", "10.0.1.2"}) {
+		t.Errorf("tasks.web: ok %v %v", ok, resp)
+	}
+	resp, ok = Answer(query(t, "web.", dnsmessage.TypeAAAA), records)
+	if !ok || len(answers(t, resp)) != 0 {
+		t.Errorf("AAAA of a known name: ok %v, want an empty answer", ok)
+	}
+	if _, ok := Answer(query(t, "example.com.", dnsmessage.TypeA), records); ok {
+		t.Error("a name not on the network was answered")
+	}
+	if _, ok := Answer([]byte{1, 2}, records); ok {
+		t.Error("garbage was answered")
+	}
+}
+
+// TestDNSServe serves on loopback (as on a gateway) and asks over UDP.
+func TestDNSServe(t *testing.T) {
+	d := NewDNS(nil)
+	d.up, d.port = nil, "0"
+	defer d.Close()
+	d.Serve([]Network{{Gateway: "127.0.0.1", Records: map[string][]string{"db": {"10.0.1.5"}}}})
+	if len(d.servers) != 1 {
+		t.Fatal("not serving on 127.0.0.1")
+	}
+	c, err := net.Dial("udp", d.servers["127.0.0.1"].conn.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.Write(query(t, "db.", dnsmessage.TypeA))
+	buf := make([]byte, 512)
+	n, err := c.Read(buf)
+	if err != nil || !reflect.DeepEqual(answers(t, buf[:n]), []string{"10.0.1.5"}) {
+		t.Errorf("db: %v %v", buf[:n], err)
+	}
+	d.Serve(nil)
+	if len(d.servers) != 0 {
+		t.Error("a server of a gateway no longer wanted is kept")
+	}
+}
