@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/overlay"
+	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
 )
 
 func TestMatchNetwork(t *testing.T) {
@@ -138,5 +142,60 @@ func TestEngineNetworkRequest(t *testing.T) {
 	if !backsClusterNetwork(backend.Object{"Labels": json.RawMessage(`{"com.shoal.overlay.network":"abc"}`)}) ||
 		backsClusterNetwork(backend.Object{"Labels": json.RawMessage(`{}`)}) {
 		t.Error("backing engine networks are not told from others")
+	}
+}
+
+// storeCluster is a built-in cluster that only has a store.
+type storeCluster struct {
+	Cluster
+	st *store.Store
+}
+
+func (c storeCluster) Store() *store.Store { return c.st }
+
+func TestOverlayRefusedWithoutTheBuiltInCluster(t *testing.T) {
+	m := New(Config{})
+	_, err := m.CreateNetwork(t.Context(), backend.ObjectCreateRequest{Name: "appnet", Body: backend.Object{"Name": mustJSON("appnet"), "Driver": mustJSON("overlay")}})
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), `"shoal init"`) {
+		t.Errorf("-d overlay under manage: %v, want 503 naming the built-in cluster", err)
+	}
+	cb := &backend.ContainerConfig{HostConfig: &backend.HostConfig{NetworkMode: "appnet"}}
+	if att, err := m.clusterAttachment(t.Context(), cb, &scheduler.Request{NetworkMode: "appnet"}); att != nil || err != nil {
+		t.Errorf("a create under manage is attached: %v %v", att, err)
+	}
+}
+
+func TestClusterAttachment(t *testing.T) {
+	st := storetest.Open(t)
+	nets := store.NewNetworks(st)
+	ctx := t.Context()
+	for _, n := range []store.Network{
+		{ID: "idattach00000000000000000", Name: "appnet", Subnet: "10.0.1.0/24", VNI: 4097, Attachable: true},
+		{ID: "idclosed00000000000000000", Name: "backend", Subnet: "10.0.2.0/24", VNI: 4098},
+	} {
+		if err := nets.Create(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := New(Config{Cluster: storeCluster{st: st}, Pool: engine.NewPool(engine.Options{}, nil)})
+	req := &scheduler.Request{NetworkMode: "idattach", Networks: []string{"idattach"}}
+	cb := &backend.ContainerConfig{HostConfig: &backend.HostConfig{NetworkMode: "idattach"}}
+	att, err := m.clusterAttachment(ctx, cb, req)
+	if err != nil || att == nil || att.nw.Name != "appnet" || req.NetworkMode != "" || len(req.Networks) != 0 {
+		t.Errorf("attachable network by ID prefix: %+v %v, placement %+v", att, err, req)
+	}
+	cb.HostConfig.NetworkMode = "backend"
+	if _, err := m.clusterAttachment(ctx, cb, &scheduler.Request{}); !errdefs.IsPermissionDenied(err) || !strings.Contains(err.Error(), "not manually attachable") {
+		t.Errorf("a network not attachable: %v, want swarm mode's refusal", err)
+	}
+	cb.HostConfig.NetworkMode = "mynet"
+	if att, err := m.clusterAttachment(ctx, cb, &scheduler.Request{NetworkMode: "mynet"}); att != nil || err != nil {
+		t.Errorf("an engine network is taken for a cluster one: %v %v", att, err)
+	}
+	if obj, found, err := m.InspectClusterNetwork(ctx, "appnet"); err != nil || !found || obj.String("Scope") != "swarm" {
+		t.Errorf("inspect: %v %v %v", obj, found, err)
+	}
+	if _, found, err := m.InspectClusterNetwork(ctx, "bridge"); found || err != nil {
+		t.Errorf("inspect of an engine network answered as a cluster one: %v %v", found, err)
 	}
 }

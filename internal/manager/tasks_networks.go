@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
@@ -12,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -66,24 +68,40 @@ func errNotAttachable(name string) error {
 	return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("Could not attach to network %s: rpc error: code = PermissionDenied desc = network %s not manually attachable", name, name))
 }
 
-// attachContainer readies a container create on node e that names a
-// cluster network (HostConfig.NetworkMode): the network must be
-// attachable; its engine network is made on e and the container gets the
-// node's gateway as DNS server. Other creates pass unchanged.
-func (m *Manager) attachContainer(ctx context.Context, e *engine.Engine, body []byte, cb *backend.ContainerConfig) ([]byte, error) {
+// attachment is a container create's cluster network (nil: none).
+type attachment struct{ nw store.Network }
+
+// clusterAttachment finds the cluster network a container create names
+// (HostConfig.NetworkMode), refuses one not attachable, and takes it out
+// of the placement's dependencies: every node can have it (apply makes
+// its engine network on the chosen node).
+func (m *Manager) clusterAttachment(ctx context.Context, cb *backend.ContainerConfig, req *scheduler.Request) (*attachment, error) {
 	if cb.HostConfig == nil || cb.HostConfig.NetworkMode == "" || predefinedNetworks[cb.HostConfig.NetworkMode] {
-		return body, nil
+		return nil, nil
 	}
 	if _, ok := m.clusterNetworks(); !ok {
-		return body, nil
+		return nil, nil
 	}
 	nw, found, err := m.findClusterNetwork(ctx, cb.HostConfig.NetworkMode)
 	if err != nil || !found {
-		return body, err
+		return nil, err
 	}
 	if !nw.Attachable {
 		return nil, errNotAttachable(nw.Name)
 	}
+	req.NetworkMode = ""
+	req.Networks = slices.DeleteFunc(req.Networks, func(n string) bool { return n == cb.HostConfig.NetworkMode || n == nw.Name || n == nw.ID })
+	return &attachment{nw: nw}, nil
+}
+
+// apply readies the create for node e: the network's engine network is
+// made there, the container named onto it, with the node's gateway as its
+// DNS server (unless the client gave one). A nil attachment changes nothing.
+func (a *attachment) apply(ctx context.Context, m *Manager, e *engine.Engine, body []byte, cb *backend.ContainerConfig) ([]byte, error) {
+	if a == nil {
+		return body, nil
+	}
+	nw := a.nw
 	gw, err := m.ensureEngineNetwork(ctx, e, nw)
 	if err != nil {
 		return nil, err
