@@ -19,7 +19,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	errc := make(chan error, 5) // one per goroutine: none blocks after Run returns
+	errc := make(chan error, 5)             // one per goroutine: none blocks after Run returns
 	managers := slices.Clone(c.st.Managers) // runAgents changes them
 	wg.Go(func() { errc <- c.runAgents(ctx) })
 	wg.Go(func() { errc <- c.runOverlay(ctx, managers) })

@@ -241,7 +241,9 @@ func (m *Manager) usedSubnets(ctx context.Context, list []store.Network) []netip
 	}
 	objs, _ := m.fetchAll(ctx, "networks", (*engine.Engine).ListNetworks, engine.ClientQuery{})
 	for _, o := range objs {
-		var ipam struct{ IPAM struct{ Config []struct{ Subnet string } } }
+		var ipam struct {
+			IPAM struct{ Config []struct{ Subnet string } }
+		}
 		_ = json.Unmarshal(mustJSON(o.obj), &ipam)
 		for _, c := range ipam.IPAM.Config {
 			if p, err := netip.ParsePrefix(c.Subnet); err == nil {

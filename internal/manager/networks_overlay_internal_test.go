@@ -75,8 +75,8 @@ func TestNetworkObject(t *testing.T) {
 	o := networkObject(nw, map[string]overlay.Endpoint{"c1": {Name: "web.1", IPv4Address: "10.0.1.2/24"}})
 	var got struct {
 		Name, Id, Scope, Driver, Created string
-		Attachable, Internal, Ingress   bool
-		IPAM                            struct {
+		Attachable, Internal, Ingress    bool
+		IPAM                             struct {
 			Driver string
 			Config []map[string]string
 		}

@@ -114,10 +114,10 @@ func (c *cluster) members(t *testing.T, refs ...string) []member {
 	for _, ref := range refs {
 		raw := c.must(t, "inspect", ref)
 		var ins []struct {
-			ID     string `json:"Id"`
-			Name   string
-			Node   struct{ Name string }
-			Config struct{ Hostname string }
+			ID              string `json:"Id"`
+			Name            string
+			Node            struct{ Name string }
+			Config          struct{ Hostname string }
 			NetworkSettings struct {
 				Networks map[string]struct{ IPAddress string }
 			}
@@ -203,8 +203,10 @@ func TestOverlayNetwork(t *testing.T) {
 		var ins []struct {
 			Name, Id, Scope, Driver string
 			Attachable              bool
-			IPAM                    struct{ Config []struct{ Subnet, Gateway string } }
-			Containers              map[string]struct{ Name, IPv4Address string }
+			IPAM                    struct {
+				Config []struct{ Subnet, Gateway string }
+			}
+			Containers map[string]struct{ Name, IPv4Address string }
 		}
 		if err := json.Unmarshal([]byte(c.must(t, "network", "inspect", "appnet")), &ins); err != nil || len(ins) != 1 {
 			t.Fatalf("inspect: %v", err)
