@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,4 +133,15 @@ func backsClusterNetwork(o backend.Object) bool {
 	var x struct{ Labels map[string]string }
 	_ = json.Unmarshal(o["Labels"], &x.Labels)
 	return x.Labels[overlay.LabelNetwork] != ""
+}
+
+// keepClusterNetworks adds to a network prune's filters that the engine
+// networks behind cluster networks stay: they go with network rm only.
+func keepClusterNetworks(f backend.Filters) backend.Filters {
+	out := backend.Filters{}
+	for k, v := range f {
+		out[k] = v
+	}
+	out["label!"] = append(slices.Clone(out["label!"]), overlay.LabelNetwork)
+	return out
 }

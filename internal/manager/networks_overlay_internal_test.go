@@ -199,3 +199,14 @@ func TestClusterAttachment(t *testing.T) {
 		t.Errorf("inspect of an engine network answered as a cluster one: %v %v", found, err)
 	}
 }
+
+func TestPruneKeepsClusterNetworks(t *testing.T) {
+	in := backend.Filters{"label!": {"keep"}, "until": {"1h"}}
+	got := keepClusterNetworks(in)
+	if !reflect.DeepEqual(got, backend.Filters{"label!": {"keep", overlay.LabelNetwork}, "until": {"1h"}}) || len(in["label!"]) != 1 {
+		t.Errorf("prune filters %v (given %v)", got, in)
+	}
+	if enc := keepClusterNetworks(nil).Encode(); enc != `{"label!":{"com.shoal.overlay.network":true}}` {
+		t.Errorf("encoded %s", enc)
+	}
+}

@@ -429,6 +429,7 @@ func (m *Manager) refreshObjects(e *engine.Engine) {
 
 // PruneNetworks prunes the networks of every healthy node.
 func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (*network.PruneReport, error) {
+	opts.Filters = keepClusterNetworks(opts.Filters) // networks_overlay.go
 	return prune(ctx, m, (*engine.Engine).PruneNetworks, opts, func(sum *network.PruneReport, one network.PruneReport) {
 		sum.NetworksDeleted = append(sum.NetworksDeleted, one.NetworksDeleted...)
 	})
