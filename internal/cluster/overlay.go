@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -136,7 +137,7 @@ func (c *Cluster) runOverlay(ctx context.Context, managers []string) error {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
 	defer hc.CloseIdleConnections()
 	f := &overlayFetcher{hc: hc, managers: managers}
-	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log})
+	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json")})
 	err := node.Run(ctx)
 	select {
 	case <-c.left:

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -23,14 +25,19 @@ type NodeConfig struct {
 	Logger *slog.Logger
 	// Run runs one command (default: exec); tests replace it.
 	Run func(ctx context.Context, argv []string) ([]byte, error)
+	// StateFile keeps the names of the devices this node made, so that
+	// only those are ever removed (another agent's in the same network
+	// namespace are not), across restarts ("": kept in memory only).
+	StateFile string
 }
 
 // Node converges a node's kernel to the networks the managers want there
 // and serves their names.
 type Node struct {
-	cfg NodeConfig
-	log *slog.Logger
-	dns *DNS
+	cfg   NodeConfig
+	log   *slog.Logger
+	dns   *DNS
+	owned map[string]bool // devices this node made (StateFile)
 }
 
 // NewNode returns a node side over cfg.
@@ -41,7 +48,43 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.Run == nil {
 		cfg.Run = runCommand
 	}
-	return &Node{cfg: cfg, log: cfg.Logger, dns: NewDNS(cfg.Logger)}
+	n := &Node{cfg: cfg, log: cfg.Logger, dns: NewDNS(cfg.Logger), owned: map[string]bool{}}
+	n.loadOwned()
+	return n
+}
+
+func (n *Node) loadOwned() {
+	if n.cfg.StateFile == "" {
+		return
+	}
+	b, err := os.ReadFile(n.cfg.StateFile)
+	if err != nil {
+		return
+	}
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		n.log.Warn("overlay: unreadable state file", "path", n.cfg.StateFile, "err", err)
+		return
+	}
+	for _, name := range names {
+		n.owned[name] = true
+	}
+}
+
+// setOwned records the devices this node made now.
+func (n *Node) setOwned(owned map[string]bool) {
+	if maps.Equal(owned, n.owned) {
+		return
+	}
+	n.owned = owned
+	if n.cfg.StateFile == "" {
+		return
+	}
+	names := slices.Sorted(maps.Keys(owned))
+	b, _ := json.Marshal(names)
+	if err := os.WriteFile(n.cfg.StateFile, b, 0o600); err != nil {
+		n.log.Warn("overlay: state file", "path", n.cfg.StateFile, "err", err)
+	}
 }
 
 // Run converges every Period until ctx ends. It keeps the devices when it
@@ -66,24 +109,40 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 }
 
-// Converge makes the node's devices and DNS servers what want says.
+// Converge makes the node's devices and DNS servers what want says. Only
+// devices this node made are removed; a node that never made any and is
+// asked for none does not look at the kernel at all.
 func (n *Node) Converge(ctx context.Context, want []Network) error {
+	n.dns.Serve(want)
+	if len(want) == 0 && len(n.owned) == 0 {
+		return nil
+	}
 	obs, err := n.Observe(ctx)
 	if err != nil {
 		return err
+	}
+	owned := map[string]bool{}
+	for _, nw := range want {
+		owned[nw.Bridge], owned[nw.VXLAN] = true, true
+	}
+	for name := range obs.Links {
+		if !owned[name] && !n.owned[name] {
+			delete(obs.Links, name) // not ours to remove
+		}
 	}
 	var errs []error
 	for _, argv := range Plan(want, obs) {
 		n.log.Info("overlay: plumbing", "cmd", strings.Join(argv, " "))
 		if out, err := n.cfg.Run(ctx, argv); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: %s: %w: %s", strings.Join(argv, " "), err, bytes.TrimSpace(out)))
+			if len(argv) == 4 && argv[1] == "link" && argv[2] == "del" {
+				owned[argv[3]] = true // still there: removed on the next pass
+			}
 		}
 	}
-	n.dns.Serve(want)
-	if len(errs) > 0 {
-		return errs[0]
-	}
-	return nil
+	n.dns.Serve(want) // again: a gateway the engine has just set up
+	n.setOwned(owned)
+	return errors.Join(errs...)
 }
 
 // Remove takes away every device the agent made (the node left).

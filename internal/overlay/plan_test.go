@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -133,7 +134,10 @@ func TestConverge(t *testing.T) {
 		ran = append(ran, line)
 		return nil, nil
 	}
-	node := NewNode(NodeConfig{Run: run})
+	node := NewNode(NodeConfig{Run: run, StateFile: filepath.Join(t.TempDir(), "overlay.json")})
+	if err := node.Converge(context.Background(), nil); err != nil || len(ran) != 0 {
+		t.Fatalf("a node asked for nothing ran %q (%v)", ran, err)
+	}
 	if err := node.Converge(context.Background(), []Network{n}); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +151,13 @@ func TestConverge(t *testing.T) {
 	if err := node.Converge(context.Background(), []Network{n}); err != nil || len(ran) != 0 {
 		t.Errorf("second pass ran %q (%v)", ran, err)
 	}
-	if err := node.Remove(context.Background()); err != nil || len(ran) != 2 {
+	// A restarted agent (its state file) still removes what it made, and
+	// leaves another agent's devices in the same namespace alone.
+	state = `[{"ifname":"shvabcdefghij","flags":["UP"],"linkinfo":{"info_kind":"bridge"}},
+		{"ifname":"shxabcdefghij","flags":["UP"],"master":"shvabcdefghij","linkinfo":{"info_kind":"vxlan","info_data":{"id":4097}}},
+		{"ifname":"shvotherother","flags":["UP"],"linkinfo":{"info_kind":"bridge"}}]`
+	again := NewNode(NodeConfig{Run: run, StateFile: node.cfg.StateFile})
+	if err := again.Remove(context.Background()); err != nil || !reflect.DeepEqual(ran, []string{"ip link del shxabcdefghij", "ip link del shvabcdefghij"}) {
 		t.Errorf("remove ran %q (%v)", ran, err)
 	}
 }
