@@ -100,14 +100,36 @@ func (c *Cluster) overlayRecords(ctx context.Context, nets []store.Network) map[
 	if c.cfg.Pool != nil {
 		engines = c.cfg.Pool.Healthy()
 	}
+	svcs, _, err := store.NewServices(c.store).List(ctx)
+	if err != nil {
+		c.log.Debug("overlay: services for network aliases", "err", err)
+	}
 	for _, nw := range nets {
+		aliases := serviceAliases(svcs, nw)
 		var members []overlay.Member
 		for _, e := range engines {
-			members = append(members, engineMembers(ctx, e, nw)...)
+			for _, mb := range engineMembers(ctx, e, nw) {
+				mb.Aliases = aliases[mb.Service]
+				members = append(members, mb)
+			}
 		}
 		out[nw.ID] = overlay.Records(members)
 	}
 	oc.at, oc.records = time.Now(), out
+	return out
+}
+
+// serviceAliases are the aliases each service gives its tasks on nw
+// (service create --network name=nw,alias=x), by service name.
+func serviceAliases(svcs []store.Service, nw store.Network) map[string][]string {
+	out := map[string][]string{}
+	for _, s := range svcs {
+		for _, a := range s.Spec.TaskTemplate.Networks {
+			if a.Target == nw.ID || a.Target == nw.Name {
+				out[s.Spec.Name] = append(out[s.Spec.Name], a.Aliases...)
+			}
+		}
+	}
 	return out
 }
 

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/swarm"
+
 	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -49,5 +51,18 @@ func TestOverlayState(t *testing.T) {
 	other.ID = "someothernode"
 	if st, _ := c.overlayState(ctx, other); st.Networks[0].Gateway != "" {
 		t.Errorf("a node without a share has gateway %q", st.Networks[0].Gateway)
+	}
+}
+
+func TestServiceAliases(t *testing.T) {
+	var web, db store.Service
+	web.Spec.Name = "web"
+	web.Spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "n1", Aliases: []string{"front", "www"}}, {Target: "other", Aliases: []string{"x"}}}
+	db.Spec.Name = "db"
+	db.Spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "appnet", Aliases: []string{"database"}}}
+	got := serviceAliases([]store.Service{web, db}, store.Network{ID: "n1", Name: "appnet"})
+	want := map[string][]string{"web": {"front", "www"}, "db": {"database"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("aliases %v, want %v", got, want)
 	}
 }

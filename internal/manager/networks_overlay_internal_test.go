@@ -192,6 +192,12 @@ func TestClusterAttachment(t *testing.T) {
 	if att, err := m.clusterAttachment(ctx, cb, &scheduler.Request{NetworkMode: "mynet"}); att != nil || err != nil {
 		t.Errorf("an engine network is taken for a cluster one: %v %v", att, err)
 	}
+	if _, err := m.connectName(ctx, nil, "backend"); !errdefs.IsPermissionDenied(err) {
+		t.Errorf("network connect to a network not attachable: %v", err)
+	}
+	if name, err := m.connectName(ctx, nil, "mynet"); name != "mynet" || err != nil {
+		t.Errorf("network connect to an engine network: %q %v", name, err)
+	}
 	if obj, found, err := m.InspectClusterNetwork(ctx, "appnet"); err != nil || !found || obj.String("Scope") != "swarm" {
 		t.Errorf("inspect: %v %v %v", obj, found, err)
 	}

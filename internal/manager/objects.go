@@ -284,6 +284,9 @@ func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (back
 	if ne != nil && ne != ce {
 		return nil, "", "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container %s is on node %s, network %s on node %s: a container can only join a network of its own node", cref, ce.Name(), name, ne.Name()))
 	}
+	if name, err = m.connectName(ctx, ce, name); err != nil { // tasks_networks.go
+		return nil, "", "", err
+	}
 	obj, err := ce.InspectNetwork(ctx, name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {

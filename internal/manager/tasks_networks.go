@@ -130,3 +130,24 @@ func (a *attachment) apply(ctx context.Context, m *Manager, e *engine.Engine, bo
 	}
 	return json.Marshal(obj)
 }
+
+// connectName is the engine network to connect a container on node e to
+// (docker network connect): for an attachable cluster network, its engine
+// network, made on e if need be; any other name as given. The container
+// keeps its DNS server: only its own node's names resolve for it there.
+func (m *Manager) connectName(ctx context.Context, e *engine.Engine, ref string) (string, error) {
+	if predefinedNetworks[ref] {
+		return ref, nil
+	}
+	nw, found, err := m.findClusterNetwork(ctx, ref)
+	if err != nil || !found {
+		return ref, err
+	}
+	if !nw.Attachable {
+		return "", errNotAttachable(nw.Name)
+	}
+	if _, err := m.ensureEngineNetwork(ctx, e, nw); err != nil {
+		return "", err
+	}
+	return nw.Name, nil
+}
