@@ -111,7 +111,7 @@ func checkCreate(b createBody) error {
 		return errdefs.ErrInvalidArgument.WithMessage("shoal: IPv6 on overlay networks is not supported yet")
 	case b.ConfigOnly:
 		return errdefs.ErrInvalidArgument.WithMessage("shoal: config-only networks are not supported for overlay networks")
-	case b.Options["encrypted"] != "" || hasKey(b.Options, "encrypted"):
+	case hasKey(b.Options, "encrypted"):
 		return errdefs.ErrInvalidArgument.WithMessage("shoal: --opt encrypted is not supported: this kernel offers neither IPsec nor WireGuard, so overlay traffic between nodes is not encrypted (see docs/networking.md)")
 	}
 	if b.IPAM != nil {

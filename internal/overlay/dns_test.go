@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"net"
+	"os"
 	"reflect"
 	"sort"
 	"testing"
@@ -98,5 +99,37 @@ func TestDNSServe(t *testing.T) {
 	d.Serve(nil)
 	if len(d.servers) != 0 {
 		t.Error("a server of a gateway no longer wanted is kept")
+	}
+}
+
+// TestForward passes a name that is not the network's to the node's resolver.
+func TestForward(t *testing.T) {
+	up, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		buf := make([]byte, 512)
+		n, from, err := up.ReadFrom(buf)
+		if err == nil {
+			up.WriteTo(append([]byte("answer:"), buf[:n]...), from)
+		}
+	}()
+	q := query(t, "example.com.", dnsmessage.TypeA)
+	got := forward(q, []string{"127.0.0.1:1", up.LocalAddr().String()}) // the first answers nothing
+	if string(got) != "answer:"+string(q) {
+		t.Errorf("forwarded answer %q", got)
+	}
+	if got := forward(q, nil); got != nil {
+		t.Errorf("no resolver: %q", got)
+	}
+}
+
+func TestUpstreams(t *testing.T) {
+	p := t.TempDir() + "/resolv.conf"
+	os.WriteFile(p, []byte("# comment\nnameserver 127.0.0.53\nnameserver 2001:db8::1\nsearch example.com\nnameserver bogus\n"), 0o644)
+	if got := upstreams(p); !reflect.DeepEqual(got, []string{"127.0.0.53:53", "[2001:db8::1]:53"}) {
+		t.Errorf("upstreams %v", got)
 	}
 }
