@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -159,7 +162,8 @@ func (c *Cluster) runOverlay(ctx context.Context, managers []string) error {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
 	defer hc.CloseIdleConnections()
 	f := &overlayFetcher{hc: hc, managers: managers}
-	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json")})
+	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json"),
+		Prune: c.overlayPruner()})
 	err := node.Run(ctx)
 	select {
 	case <-c.left:
@@ -214,4 +218,64 @@ func fetchOverlay(ctx context.Context, hc *http.Client, addr string) (overlay.St
 		return overlay.State{}, fmt.Errorf("overlay: manager %s: %w", addr, err)
 	}
 	return st, nil
+}
+
+// prunePeriod is how often a node looks for engine networks left behind.
+const prunePeriod = 10 * time.Second
+
+// overlayPruner removes, from this node's engine, the networks behind
+// cluster networks removed while the node was away (overlay.Stale); the
+// engine refuses one that containers still use.
+func (c *Cluster) overlayPruner() func(ctx context.Context, want []overlay.Network) {
+	dial := c.engineDialer()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+	}}
+	var last time.Time
+	return func(ctx context.Context, want []overlay.Network) {
+		if time.Since(last) < prunePeriod {
+			return
+		}
+		last = time.Now()
+		list, err := engineOverlayNetworks(ctx, hc)
+		if err != nil {
+			c.log.Debug("overlay: list the engine's networks", "err", err)
+			return
+		}
+		for _, en := range overlay.Stale(list, want, time.Now()) {
+			if err := engineCall(ctx, hc, http.MethodDelete, "/networks/"+en.ID, nil); err != nil {
+				c.log.Debug("overlay: remove a network left behind", "network", en.Name, "err", err)
+				continue
+			}
+			c.log.Info("overlay: removed an engine network whose cluster network is gone", "network", en.Name, "id", en.ID)
+		}
+	}
+}
+
+// engineOverlayNetworks lists the local engine's networks behind cluster networks.
+func engineOverlayNetworks(ctx context.Context, hc *http.Client) ([]overlay.EngineNetwork, error) {
+	var list []overlay.EngineNetwork
+	q := url.Values{"filters": {`{"label":{"` + overlay.LabelNetwork + `":true}}`}}
+	return list, engineCall(ctx, hc, http.MethodGet, "/networks?"+q.Encode(), &list)
+}
+
+// engineCall calls the local engine and decodes a 2xx answer into out.
+func engineCall(ctx context.Context, hc *http.Client, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://engine"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("overlay: engine %s %s: %s: %s", method, path, resp.Status, b)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -1,7 +1,11 @@
 package cluster
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,5 +68,43 @@ func TestServiceAliases(t *testing.T) {
 	want := map[string][]string{"web": {"front", "www"}, "db": {"database"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("aliases %v, want %v", got, want)
+	}
+}
+
+// TestOverlayPruner removes, through the local engine, the network behind
+// a cluster network that is gone, and nothing else.
+func TestOverlayPruner(t *testing.T) {
+	old := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+	var deleted []string
+	engine := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && r.URL.Path == "/networks":
+			if !strings.Contains(r.URL.Query().Get("filters"), overlay.LabelNetwork) {
+				t.Errorf("list without the label filter: %s", r.URL.RawQuery)
+			}
+			fmt.Fprintf(w, `[{"Id":"e1","Name":"appnet","Created":%q,"Labels":{%q:"n1"}},{"Id":"e2","Name":"gone","Created":%q,"Labels":{%q:"n2"}}]`,
+				old, overlay.LabelNetwork, old, overlay.LabelNetwork)
+		case r.Method == http.MethodDelete:
+			deleted = append(deleted, r.URL.Path)
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			t.Errorf("unexpected %s %s", r.Method, r.URL)
+		}
+	}))
+	defer engine.Close()
+	cfg := config(t, "w1")
+	cfg.Engine = "tcp://" + engine.Listener.Addr().String()
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prune := c.overlayPruner()
+	prune(t.Context(), []overlay.Network{{ID: "n1"}})
+	if !reflect.DeepEqual(deleted, []string{"/networks/e2"}) {
+		t.Errorf("deleted %v, want the network of n2 only", deleted)
+	}
+	prune(t.Context(), nil) // within prunePeriod: nothing asked
+	if len(deleted) != 1 {
+		t.Errorf("pruned again at once: %v", deleted)
 	}
 }

@@ -133,3 +133,28 @@ func TestUpstreams(t *testing.T) {
 		t.Errorf("upstreams %v", got)
 	}
 }
+
+func TestStale(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	en := func(id, of string, age time.Duration) EngineNetwork {
+		labels := map[string]string{}
+		if of != "" {
+			labels[LabelNetwork] = of
+		}
+		return EngineNetwork{ID: id, Labels: labels, Created: now.Add(-age)}
+	}
+	nets := []EngineNetwork{
+		en("wanted", "n1", time.Hour),
+		en("gone", "n2", time.Hour),
+		en("new", "n3", time.Second), // may be of a network created after the node asked
+		en("users", "", time.Hour),   // not a cluster network's
+	}
+	got := Stale(nets, []Network{{ID: "n1"}}, now)
+	if len(got) != 1 || got[0].ID != "gone" {
+		t.Errorf("stale %+v, want only the one of n2", got)
+	}
+	raw := []byte(`{"Id":"x","Name":"appnet","Created":"2026-01-01T11:00:00.123456789Z","Labels":{"com.shoal.overlay.network":"n2"},"Containers":{}}`)
+	if d, err := DecodeEngineNetwork(raw); err != nil || !d.Created.Equal(now.Add(-time.Hour+123456789)) || !d.Backs("n2") {
+		t.Errorf("decoded %+v %v", d, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Endpoint is a container on an engine network, as the engine's network
@@ -22,6 +23,7 @@ type Endpoint struct {
 type EngineNetwork struct {
 	ID         string `json:"Id"`
 	Name       string
+	Created    time.Time
 	Labels     map[string]string
 	Containers map[string]Endpoint
 }
@@ -47,5 +49,28 @@ func (n EngineNetwork) Members(service func(containerID string) string) []Member
 		out = append(out, Member{Name: ep.Name, IP: ip, Service: service(id), Running: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// PruneAfter is how old an engine network behind a network no longer
+// wanted must be before a node removes it: younger, it may belong to a
+// network created after the node last asked.
+const PruneAfter = 30 * time.Second
+
+// Stale picks, from a node's engine networks, those that back a cluster
+// network not wanted any more (removed while the node was away), created
+// at least PruneAfter before now.
+func Stale(engineNets []EngineNetwork, want []Network, now time.Time) []EngineNetwork {
+	wanted := map[string]bool{}
+	for _, n := range want {
+		wanted[n.ID] = true
+	}
+	var out []EngineNetwork
+	for _, en := range engineNets {
+		id := en.Labels[LabelNetwork]
+		if id != "" && !wanted[id] && now.Sub(en.Created) >= PruneAfter {
+			out = append(out, en)
+		}
+	}
 	return out
 }

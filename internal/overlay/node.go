@@ -25,6 +25,9 @@ type NodeConfig struct {
 	Logger *slog.Logger
 	// Run runs one command (default: exec); tests replace it.
 	Run func(ctx context.Context, argv []string) ([]byte, error)
+	// Prune, if set, is called after each pass with the networks wanted,
+	// to remove what backs networks no longer wanted (see Stale).
+	Prune func(ctx context.Context, want []Network)
 	// StateFile keeps the names of the devices this node made, so that
 	// only those are ever removed (another agent's in the same network
 	// namespace are not), across restarts ("": kept in memory only).
@@ -98,8 +101,13 @@ func (n *Node) Run(ctx context.Context) error {
 		st, err := n.cfg.Fetch(ctx)
 		if err != nil {
 			n.log.Debug("overlay: desired state", "err", err)
-		} else if err := n.Converge(ctx, st.Networks); err != nil {
-			n.log.Warn("overlay: converge", "err", err)
+		} else {
+			if err := n.Converge(ctx, st.Networks); err != nil {
+				n.log.Warn("overlay: converge", "err", err)
+			}
+			if n.cfg.Prune != nil {
+				n.cfg.Prune(ctx, st.Networks)
+			}
 		}
 		select {
 		case <-ctx.Done():
