@@ -1,9 +1,12 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"slices"
 
@@ -32,33 +35,77 @@ func taskNetworks(svc swarm.Service, t store.Task) []swarm.NetworkAttachmentConf
 	return svc.Spec.TaskTemplate.Networks
 }
 
-// attachTaskNetworks puts the task's container on its first cluster
-// network on node e. Only one network is joined: a container is created
-// on one network, and further ones would need a connect after the create.
-func (m *Manager) attachTaskNetworks(ctx context.Context, e *engine.Engine, svc swarm.Service, t store.Task, req *container.CreateRequest) error {
+// attachTaskNetworks puts the task's container on the cluster networks of
+// its spec on node e: the first at create (with its gateway as the DNS
+// server, which answers for the others too); it returns the names of the
+// others, to connect before the start (connectTaskNetworks): engines
+// before API 1.44 take one network at create.
+func (m *Manager) attachTaskNetworks(ctx context.Context, e *engine.Engine, svc swarm.Service, t store.Task, req *container.CreateRequest) ([]string, error) {
 	atts := taskNetworks(svc, t)
 	if len(atts) == 0 {
-		return nil
+		return nil, nil
 	}
-	if len(atts) > 1 {
-		m.log.Warn("task joins its first network only", "service", svc.Spec.Name, "networks", len(atts))
+	var names []string
+	var dns netip.Addr
+	for _, a := range atts {
+		nw, found, err := m.findClusterNetwork(ctx, a.Target)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", a.Target))
+		}
+		gw, err := m.ensureEngineNetwork(ctx, e, nw)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			dns = gw
+		}
+		if !slices.Contains(names, nw.Name) {
+			names = append(names, nw.Name)
+		}
 	}
-	nw, found, err := m.findClusterNetwork(ctx, atts[0].Target)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return errdefs.ErrNotFound.WithMessage(fmt.Sprintf("network %s not found", atts[0].Target))
-	}
-	gw, err := m.ensureEngineNetwork(ctx, e, nw)
-	if err != nil {
-		return err
-	}
-	req.HostConfig.NetworkMode = container.NetworkMode(nw.Name)
+	req.HostConfig.NetworkMode = container.NetworkMode(names[0])
 	if len(req.HostConfig.DNS) == 0 {
-		req.HostConfig.DNS = []netip.Addr{gw}
+		req.HostConfig.DNS = []netip.Addr{dns}
 	}
-	req.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{nw.Name: {}}}
+	req.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{names[0]: {}}}
+	return names[1:], nil
+}
+
+// connectTaskNetworks connects a created task container to its further
+// networks (attachTaskNetworks), before it starts. A container that could
+// not be connected is removed: the next Start makes it again, rather than
+// start it without its networks.
+func (m *Manager) connectTaskNetworks(ctx context.Context, e *engine.Engine, id string, names []string) error {
+	err := m.connectAll(ctx, e, id, names)
+	if err != nil {
+		if rerr := e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true}); rerr != nil {
+			m.log.Warn("task container without its networks not removed", "node", e.Name(), "id", id, "error", rerr)
+		}
+	}
+	return err
+}
+
+func (m *Manager) connectAll(ctx context.Context, e *engine.Engine, id string, names []string) error {
+	for _, name := range names {
+		body, _ := json.Marshal(map[string]string{"Container": id})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://engine"+e.APIPath("", "/networks/"+name+"/connect"), bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := e.Do(req)
+		if err != nil {
+			return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: connecting the task to %s: %v", e.Name(), name, err))
+		}
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 && resp.StatusCode != http.StatusForbidden { // 403: connected already (a retried start)
+			return errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("node %s: connecting the task to %s: %s %s", e.Name(), name, resp.Status, bytes.TrimSpace(msg)))
+		}
+	}
 	return nil
 }
 

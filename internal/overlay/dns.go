@@ -24,14 +24,14 @@ type DNS struct {
 
 	mu      sync.Mutex
 	servers map[string]*dnsServer // gateway → server
+	nets    []Network             // the networks served, with their records
 	up      []string              // upstream resolvers, host:53
 	port    string                // "53"; tests take any
 }
 
 type dnsServer struct {
-	conn    net.PacketConn
-	mu      sync.RWMutex
-	records map[string][]string
+	conn net.PacketConn
+	gw   string
 }
 
 // NewDNS returns a DNS that serves nothing until Serve.
@@ -44,31 +44,29 @@ func NewDNS(log *slog.Logger) *DNS {
 
 // Serve listens on each network's gateway (while the address is on the
 // node: a gateway the engine has not set up yet is tried on the next
-// call), with the network's records, and stops the servers of gateways
-// no longer listed.
+// call), answering from the networks' records, and stops the servers of
+// gateways no longer listed.
 func (d *DNS) Serve(want []Network) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.nets = want
 	keep := map[string]bool{}
 	for _, n := range want {
 		if n.Gateway == "" {
 			continue
 		}
 		keep[n.Gateway] = true
-		s := d.servers[n.Gateway]
-		if s == nil {
-			conn, err := net.ListenPacket("udp4", net.JoinHostPort(n.Gateway, d.port))
-			if err != nil {
-				d.log.Debug("overlay: DNS not listening yet", "addr", n.Gateway, "err", err)
-				continue
-			}
-			s = &dnsServer{conn: conn}
-			d.servers[n.Gateway] = s
-			go s.serve(d.up, d.log)
+		if d.servers[n.Gateway] != nil {
+			continue
 		}
-		s.mu.Lock()
-		s.records = n.Records
-		s.mu.Unlock()
+		conn, err := net.ListenPacket("udp4", net.JoinHostPort(n.Gateway, d.port))
+		if err != nil {
+			d.log.Debug("overlay: DNS not listening yet", "addr", n.Gateway, "err", err)
+			continue
+		}
+		s := &dnsServer{conn: conn, gw: n.Gateway}
+		d.servers[n.Gateway] = s
+		go d.serve(s)
 	}
 	for gw, s := range d.servers {
 		if !keep[gw] {
@@ -81,24 +79,26 @@ func (d *DNS) Serve(want []Network) {
 // Close stops every server.
 func (d *DNS) Close() { d.Serve(nil) }
 
-func (s *dnsServer) serve(up []string, log *slog.Logger) {
+func (d *DNS) serve(s *dnsServer) {
 	buf := make([]byte, 1500)
 	for {
 		n, from, err := s.conn.ReadFrom(buf)
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
-				log.Warn("overlay: DNS", "err", err)
+				d.log.Warn("overlay: DNS", "err", err)
 			}
 			return
 		}
 		q := append([]byte(nil), buf[:n]...)
-		s.mu.RLock()
-		records := s.records
-		s.mu.RUnlock()
+		src := ""
+		if ua, ok := from.(*net.UDPAddr); ok {
+			src = ua.IP.String()
+		}
+		lookup := d.lookupFor(s.gw, src)
 		go func() {
-			resp, ok := Answer(q, records)
+			resp, ok := Answer(q, lookup)
 			if !ok {
-				resp = forward(q, up)
+				resp = forward(q, d.up)
 			}
 			if resp != nil {
 				s.conn.WriteTo(resp, from)
@@ -107,10 +107,55 @@ func (s *dnsServer) serve(up []string, log *slog.Logger) {
 	}
 }
 
-// Answer answers query from records: A records (shuffled, as swarm mode's
-// dnsrr answers) for a name of the network; an empty answer for other
-// types of such a name. ok is false for a name that is not the network's.
-func Answer(query []byte, records map[string][]string) (resp []byte, ok bool) {
+// lookupFor resolves names for a container at src asking the gateway gw:
+// from the gateway's network, then from the other networks of this node
+// the same container is on (a task on several networks has the first
+// one's gateway as its DNS server).
+func (d *DNS) lookupFor(gw, src string) func(name string) ([]string, bool) {
+	d.mu.Lock()
+	nets := d.nets
+	d.mu.Unlock()
+	return func(name string) ([]string, bool) {
+		var own *Network
+		for i := range nets {
+			if nets[i].Gateway == gw {
+				own = &nets[i]
+			}
+		}
+		if own == nil {
+			return nil, false
+		}
+		if ips, ok := own.Records[name]; ok {
+			return ips, true
+		}
+		for _, who := range namesOf(own.Records, src) {
+			for _, n := range nets {
+				if ips, ok := n.Records[name]; ok && n.ID != own.ID && len(n.Records[who]) > 0 {
+					return ips, true
+				}
+			}
+		}
+		return nil, false
+	}
+}
+
+// namesOf are the names that resolve to ip alone in records: the asking
+// container's own names.
+func namesOf(records map[string][]string, ip string) []string {
+	var out []string
+	for name, ips := range records {
+		if len(ips) == 1 && ips[0] == ip {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// Answer answers query from lookup (a name, lower case and without the
+// trailing dot → its addresses): A records (rotated, as swarm mode's
+// dnsrr answers) for a name it knows; an empty answer for other types of
+// such a name. ok is false for a name it does not know.
+func Answer(query []byte, lookup func(name string) ([]string, bool)) (resp []byte, ok bool) {
 	var p dnsmessage.Parser
 	h, err := p.Start(query)
 	if err != nil {
@@ -121,7 +166,7 @@ func Answer(query []byte, records map[string][]string) (resp []byte, ok bool) {
 		return nil, false
 	}
 	name := lower(strings.TrimSuffix(q.Name.String(), "."))
-	ips, found := records[name]
+	ips, found := lookup(name)
 	if !found {
 		return nil, false
 	}

@@ -59,18 +59,19 @@ func answers(t *testing.T, resp []byte) []string {
 
 func TestAnswer(t *testing.T) {
 	records := map[string][]string{"web": {"10.0.1.2", "10.0.1.18"}, "tasks.web": {"10.0.1.2", "10.0.1.18"}}
-	resp, ok := Answer(query(t, "Tasks.Web.", dnsmessage.TypeA), records)
+	lookup := func(name string) ([]string, bool) { ips, ok := records[name]; return ips, ok }
+	resp, ok := Answer(query(t, "Tasks.Web.", dnsmessage.TypeA), lookup)
 	if !ok || !reflect.DeepEqual(answers(t, resp), []string{"10.0.1.18", "10.0.1.2"}) {
 		t.Errorf("tasks.web: ok %v %v", ok, resp)
 	}
-	resp, ok = Answer(query(t, "web.", dnsmessage.TypeAAAA), records)
+	resp, ok = Answer(query(t, "web.", dnsmessage.TypeAAAA), lookup)
 	if !ok || len(answers(t, resp)) != 0 {
 		t.Errorf("AAAA of a known name: ok %v, want an empty answer", ok)
 	}
-	if _, ok := Answer(query(t, "example.com.", dnsmessage.TypeA), records); ok {
+	if _, ok := Answer(query(t, "example.com.", dnsmessage.TypeA), lookup); ok {
 		t.Error("a name not on the network was answered")
 	}
-	if _, ok := Answer([]byte{1, 2}, records); ok {
+	if _, ok := Answer([]byte{1, 2}, lookup); ok {
 		t.Error("garbage was answered")
 	}
 }
@@ -156,5 +157,28 @@ func TestStale(t *testing.T) {
 	raw := []byte(`{"Id":"x","Name":"appnet","Created":"2026-01-01T11:00:00.123456789Z","Labels":{"com.shoal.overlay.network":"n2"},"Containers":{}}`)
 	if d, err := DecodeEngineNetwork(raw); err != nil || !d.Created.Equal(now.Add(-time.Hour+123456789)) || !d.Backs("n2") {
 		t.Errorf("decoded %+v %v", d, err)
+	}
+}
+
+// TestLookupAcrossNetworks: a task on two networks asks the first one's
+// gateway; names of the second resolve for it, not for a container on the
+// first network only.
+func TestLookupAcrossNetworks(t *testing.T) {
+	d := NewDNS(nil)
+	d.nets = []Network{
+		{ID: "front", Gateway: "10.0.1.1", Records: map[string][]string{"web.1.a": {"10.0.1.2"}, "web": {"10.0.1.2"}, "client": {"10.0.1.3"}}},
+		{ID: "back", Gateway: "10.0.2.1", Records: map[string][]string{"web.1.a": {"10.0.2.2"}, "web": {"10.0.2.2"}, "db": {"10.0.2.9"}}},
+	}
+	if ips, ok := d.lookupFor("10.0.1.1", "10.0.1.2")("db"); !ok || !reflect.DeepEqual(ips, []string{"10.0.2.9"}) {
+		t.Errorf("db for the task on both networks: %v %v", ips, ok)
+	}
+	if ips, ok := d.lookupFor("10.0.1.1", "10.0.1.2")("web"); !ok || !reflect.DeepEqual(ips, []string{"10.0.1.2"}) {
+		t.Errorf("web: %v, want its address on the network asked", ips)
+	}
+	if ips, ok := d.lookupFor("10.0.1.1", "10.0.1.3")("db"); ok {
+		t.Errorf("db resolved for a container not on its network: %v", ips)
+	}
+	if _, ok := d.lookupFor("10.9.9.9", "10.0.1.2")("web"); ok {
+		t.Error("a gateway not served answered")
 	}
 }
