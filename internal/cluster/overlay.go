@@ -279,3 +279,15 @@ func engineCall(ctx context.Context, hc *http.Client, method, path string, out a
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// shutdown stops the cluster port's HTTP server and waits (a little) for
+// the calls in flight: they read the store, which is closed once Run
+// returns, and etcd does not take a read racing its close well (every
+// node asks for its overlay networks every second).
+func shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if srv.Shutdown(ctx) != nil {
+		srv.Close()
+	}
+}

@@ -54,7 +54,7 @@ func (c *Cluster) serve(ctx context.Context) error {
 	httpLn := newChanListener(ln.Addr())
 	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(httpLn)
-	defer srv.Close()
+	defer shutdown(srv) // overlay.go
 	context.AfterFunc(ctx, func() { ln.Close() })
 	conf := c.serverTLS()
 	c.log.Info("serving the cluster port", "addr", ln.Addr().String())
