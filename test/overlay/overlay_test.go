@@ -104,7 +104,7 @@ func (c *cluster) must(t *testing.T, args ...string) string {
 
 // member is a container on the network: where it runs and its address.
 type member struct {
-	ID, Name, Node, IP, Hostname string
+	ID, Name, Node, IP, BackIP, Hostname string // IP on appnet, BackIP on backnet
 }
 
 // members inspects containers through the cluster.
@@ -126,7 +126,8 @@ func (c *cluster) members(t *testing.T, refs ...string) []member {
 			t.Fatalf("inspect %s: %v %s", ref, err, raw)
 		}
 		in := ins[0]
-		out = append(out, member{ID: in.ID, Name: in.Name, Node: in.Node.Name, IP: in.NetworkSettings.Networks["appnet"].IPAddress, Hostname: in.Config.Hostname})
+		nets := in.NetworkSettings.Networks
+		out = append(out, member{ID: in.ID, Name: in.Name, Node: in.Node.Name, IP: nets["appnet"].IPAddress, BackIP: nets["backnet"].IPAddress, Hostname: in.Config.Hostname})
 	}
 	return out
 }
@@ -152,7 +153,10 @@ func links(t *testing.T, i int) []string {
 // two tasks on it spread over both nodes and a container run on it; they
 // reach each other across nodes by address and by name; the network is
 // listed once and inspected as swarm mode shows it, cannot be removed
-// while in use, and leaves no device behind once removed.
+// while in use, and leaves no device behind once removed. The service's
+// tasks are also on a second network, with a service of its own (db,
+// aliased database), which they resolve through their first network's
+// DNS server.
 func TestOverlayNetwork(t *testing.T) {
 	began := time.Now()
 	c := startCluster(t)
@@ -161,7 +165,7 @@ func TestOverlayNetwork(t *testing.T) {
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c.docker(cctx, "service", "rm", "web")
+		c.docker(cctx, "service", "rm", "web", "db")
 		c.docker(cctx, "rm", "-f", "client")
 	})
 
@@ -176,7 +180,10 @@ func TestOverlayNetwork(t *testing.T) {
 		t.Errorf("network ls --filter driver=overlay: %q, want %q", out, id)
 	}
 
-	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--network", "appnet", "busybox", "nc", "-ll", "-p", "7000", "-e", "hostname")
+	c.must(t, "network", "create", "-d", "overlay", "backnet")
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--network", "appnet", "--network", "backnet",
+		"busybox", "nc", "-ll", "-p", "7000", "-e", "hostname")
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "db", "--network", "name=backnet,alias=database", "busybox", "sleep", "600")
 	c.must(t, "run", "-d", "--name", "client", "--network", "appnet", "busybox", "sleep", "600")
 	var tasks []member
 	shoaltest.Eventually(t, 60*time.Second, "2 running tasks of web on both nodes", func() error {
@@ -189,6 +196,15 @@ func TestOverlayNetwork(t *testing.T) {
 		if tasks[0].Node == tasks[1].Node {
 			return fmt.Errorf("both tasks on %s", tasks[0].Node)
 		}
+		return nil
+	})
+	var db member
+	shoaltest.Eventually(t, 60*time.Second, "db running", func() error {
+		out, err := c.docker(ctx, "ps", "-q", "--filter", "label=com.docker.swarm.service.name=db", "--filter", "status=running")
+		if ids := strings.Fields(out); err != nil || len(ids) != 1 {
+			return fmt.Errorf("db: %q %v", out, err)
+		}
+		db = c.members(t, strings.TrimSpace(out))[0]
 		return nil
 	})
 	client := c.members(t, "client")[0]
@@ -263,15 +279,36 @@ func TestOverlayNetwork(t *testing.T) {
 			t.Errorf("nc tasks.web: %q %v", got, err)
 		}
 	})
+	t.Run("second network", func(t *testing.T) {
+		for _, m := range tasks {
+			if !strings.HasPrefix(m.BackIP, "10.0.2.") {
+				t.Errorf("task %s is not on backnet (10.0.2.0/24): %q", m.Name, m.BackIP)
+			}
+		}
+		// a task's DNS server is its first network's gateway; db is on backnet only
+		for _, name := range []string{"db", "database"} {
+			shoaltest.Eventually(t, 15*time.Second, name+" resolves from a task on both networks", func() error {
+				out, err := c.docker(ctx, "exec", from.ID, "nslookup", name)
+				if got := lookedUp(out); err != nil || !slices.Equal(got, []string{db.BackIP}) {
+					return fmt.Errorf("%v, want %s (%v)\n%s", got, db.BackIP, err, out)
+				}
+				return nil
+			})
+		}
+		out, err := c.docker(ctx, "exec", db.ID, "nc", "-w", "3", tasks[0].BackIP, "7000")
+		if strings.TrimSpace(out) != tasks[0].Hostname || err != nil {
+			t.Errorf("db → task %s over backnet: %q %v", tasks[0].BackIP, out, err)
+		}
+	})
 
 	t.Run("rm in use refused", func(t *testing.T) {
 		if _, err := c.docker(ctx, "network", "rm", "appnet"); err == nil || !strings.Contains(err.Error(), "in use by service") {
 			t.Errorf("network rm of a network a service uses: %v", err)
 		}
 	})
-	c.must(t, "service", "rm", "web")
-	shoaltest.Eventually(t, 30*time.Second, "web's containers gone", func() error {
-		if out, _ := c.docker(ctx, "ps", "-aq", "--filter", "label=com.docker.swarm.service.name=web"); strings.TrimSpace(out) != "" {
+	c.must(t, "service", "rm", "web", "db")
+	shoaltest.Eventually(t, 30*time.Second, "the services' containers gone", func() error {
+		if out, _ := c.docker(ctx, "ps", "-aq", "--filter", "label=com.docker.swarm.service.id"); strings.TrimSpace(out) != "" {
 			return fmt.Errorf("left: %q", out)
 		}
 		return nil
@@ -282,9 +319,9 @@ func TestOverlayNetwork(t *testing.T) {
 		}
 	})
 	c.must(t, "rm", "-f", "client")
-	c.must(t, "network", "rm", "appnet")
-	if out := c.must(t, "network", "ls", "--format", "{{.Name}}"); strings.Contains(out, "appnet") {
-		t.Errorf("appnet still listed after rm:\n%s", out)
+	c.must(t, "network", "rm", "appnet", "backnet")
+	if out := c.must(t, "network", "ls", "--format", "{{.Name}}"); strings.Contains(out, "appnet") || strings.Contains(out, "backnet") {
+		t.Errorf("networks still listed after rm:\n%s", out)
 	}
 	shoaltest.Eventually(t, 15*time.Second, "no overlay device left on either node", func() error {
 		for i := range bed.Engines {
