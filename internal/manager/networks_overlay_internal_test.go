@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/overlay"
@@ -162,6 +164,12 @@ func TestOverlayRefusedWithoutTheBuiltInCluster(t *testing.T) {
 	cb := &backend.ContainerConfig{HostConfig: &backend.HostConfig{NetworkMode: "appnet"}}
 	if att, err := m.clusterAttachment(t.Context(), cb, &scheduler.Request{NetworkMode: "appnet"}); att != nil || err != nil {
 		t.Errorf("a create under manage is attached: %v %v", att, err)
+	}
+	var svc swarm.Service
+	svc.Spec.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "appnet"}}
+	req := container.CreateRequest{HostConfig: &container.HostConfig{}}
+	if extra, err := m.attachTaskNetworks(t.Context(), nil, svc, store.Task{}, &req); extra != nil || err != nil || req.HostConfig.NetworkMode != "" {
+		t.Errorf("a task under manage is attached: %v %v %q", extra, err, req.HostConfig.NetworkMode)
 	}
 }
 

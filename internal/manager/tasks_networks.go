@@ -42,8 +42,8 @@ func taskNetworks(svc swarm.Service, t store.Task) []swarm.NetworkAttachmentConf
 // before API 1.44 take one network at create.
 func (m *Manager) attachTaskNetworks(ctx context.Context, e *engine.Engine, svc swarm.Service, t store.Task, req *container.CreateRequest) ([]string, error) {
 	atts := taskNetworks(svc, t)
-	if len(atts) == 0 {
-		return nil, nil
+	if _, ok := m.clusterNetworks(); len(atts) == 0 || !ok {
+		return nil, nil // under shoal manage there are no cluster networks: tasks run on the default bridge, as before
 	}
 	var names []string
 	var dns netip.Addr
