@@ -105,6 +105,8 @@ type Cluster struct {
 	leaveOnce sync.Once
 
 	secrets // the store's key and autolock (lock.go, keys.go)
+
+	overlay overlayCache // the overlay networks' names (overlay.go)
 }
 
 // New checks cfg; Start does the work.

@@ -54,7 +54,7 @@ func (c *Cluster) serve(ctx context.Context) error {
 	httpLn := newChanListener(ln.Addr())
 	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(httpLn)
-	defer srv.Close()
+	defer shutdown(srv) // overlay.go
 	context.AfterFunc(ctx, func() { ln.Close() })
 	conf := c.serverTLS()
 	c.log.Info("serving the cluster port", "addr", ln.Addr().String())
@@ -105,6 +105,7 @@ func (c *Cluster) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /join", c.handleJoin)
 	mux.HandleFunc("GET /self", c.handleSelf)
+	mux.HandleFunc("GET /overlay", c.handleOverlay)
 	mux.HandleFunc("POST /certificate", c.handleCertificate)
 	mux.HandleFunc("POST /leave", c.handleLeave)
 	mux.HandleFunc("GET /managers", func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,8 +19,10 @@ func (c *Cluster) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	errc := make(chan error, 4) // one per goroutine: none blocks after Run returns
+	errc := make(chan error, 5)             // one per goroutine: none blocks after Run returns
+	managers := slices.Clone(c.st.Managers) // runAgents changes them
 	wg.Go(func() { errc <- c.runAgents(ctx) })
+	wg.Go(func() { errc <- c.runOverlay(ctx, managers) })
 	if c.IsManager() {
 		wg.Go(func() { errc <- c.serve(ctx) })
 		wg.Go(func() { errc <- c.syncLoop(ctx) })

@@ -41,6 +41,9 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request, _ params)
 
 // networkForward serves inspect and remove on the network's node.
 func (s *Server) networkForward(w http.ResponseWriter, r *http.Request, p params) error {
+	if done, err := s.clusterNetwork(w, r, p["id"]); done { // networks_cluster.go
+		return err
+	}
 	t, id, err := s.b.Networks.ResolveNetwork(r.Context(), p["id"])
 	if err != nil {
 		return err

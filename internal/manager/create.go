@@ -149,6 +149,10 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 		return nil, engine.Created{}, errdefs.ErrInvalidArgument.WithMessage(err.Error())
 	}
 	req := placement(name, cb)
+	att, err := m.clusterAttachment(ctx, cb, req) // tasks_networks.go
+	if err != nil {
+		return nil, engine.Created{}, err
+	}
 	// Prefer nodes that already have the image: a soft affinity, dropped
 	// when no node has it (then the client pulls, and retries).
 	placeRules := rules
@@ -168,6 +172,9 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 	}
 	release := func() { m.unplace(e.ID, name, placed) }
 	defer func() { release() }()
+	if spec.Body, err = att.apply(ctx, m, e, spec.Body, cb); err != nil { // tasks_networks.go
+		return nil, engine.Created{}, err
+	}
 
 	if len(env) != len(cb.Env) {
 		// The directives must not reach the engine; they stay on the

@@ -153,9 +153,11 @@ func (m *Manager) ListNetworks(ctx context.Context, opts backend.ListOptions) ([
 	}
 	out := make([]backend.Object, 0, len(objs))
 	for _, o := range objs {
-		out = append(out, m.withNodeName(o))
+		if !backsClusterNetwork(o.obj) { // shown once, as the cluster network (networks_overlay.go)
+			out = append(out, m.withNodeName(o))
+		}
 	}
-	return out, nil
+	return append(out, m.clusterNetworkList(ctx, opts.Filters)...), nil
 }
 
 // ListVolumes merges the volumes of all nodes, each with its node.
@@ -282,6 +284,9 @@ func (m *Manager) ResolveNetworkFor(ctx context.Context, ref, cref string) (back
 	if ne != nil && ne != ce {
 		return nil, "", "", errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("container %s is on node %s, network %s on node %s: a container can only join a network of its own node", cref, ce.Name(), name, ne.Name()))
 	}
+	if name, err = m.connectName(ctx, ce, name); err != nil { // tasks_networks.go
+		return nil, "", "", err
+	}
 	obj, err := ce.InspectNetwork(ctx, name)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -345,6 +350,9 @@ func (m *Manager) objectNode(ctx context.Context, name string) (*engine.Engine, 
 // CreateNetwork creates a network on one node (see objectNode). Names are
 // unique in the cluster, as on one engine.
 func (m *Manager) CreateNetwork(ctx context.Context, r backend.ObjectCreateRequest) (backend.Object, error) {
+	if r.Body.String("Driver") == driverOverlay { // networks_overlay.go
+		return m.createClusterNetwork(ctx, r)
+	}
 	version, name, req := r.Version, r.Name, r.Body.Clone()
 	e, bare, err := m.objectNode(ctx, name)
 	if err != nil {
@@ -424,6 +432,7 @@ func (m *Manager) refreshObjects(e *engine.Engine) {
 
 // PruneNetworks prunes the networks of every healthy node.
 func (m *Manager) PruneNetworks(ctx context.Context, opts backend.PruneOptions) (*network.PruneReport, error) {
+	opts.Filters = keepClusterNetworks(opts.Filters) // networks_overlay.go
 	return prune(ctx, m, (*engine.Engine).PruneNetworks, opts, func(sum *network.PruneReport, one network.PruneReport) {
 		sum.NetworksDeleted = append(sum.NetworksDeleted, one.NetworksDeleted...)
 	})

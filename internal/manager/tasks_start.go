@@ -48,6 +48,10 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 			return m.startExisting(ctx, e, c.id, afterCreate)
 		}
 	}
+	nets, err := m.attachTaskNetworks(ctx, e, svc.Service, t, &req) // tasks_networks.go
+	if err != nil {
+		return "", err
+	}
 	name := taskName(svc.Service, t)
 	placed, existing, err := m.reserveTask(e, name, req)
 	if err != nil {
@@ -80,6 +84,9 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 			} else {
 				id = "" // nothing of the task's is left to count or find
 			}
+			return err
+		}
+		if err := m.connectTaskNetworks(ctx, e, id, nets); err != nil { // tasks_networks.go
 			return err
 		}
 		return m.startTask(ctx, e, id)
