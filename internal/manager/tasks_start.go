@@ -77,16 +77,18 @@ func (r taskRuntime) Start(ctx context.Context, svc store.Service, t store.Task)
 			return err
 		}
 		m.bind(placed, id)
-		if err := afterCreate(ctx, id); err != nil {
-			// Never left to be started without its files by the next Start.
+		err = afterCreate(ctx, id)
+		if err == nil {
+			err = m.connectTaskNetworks(ctx, e, id, nets) // tasks_networks.go
+		}
+		if err != nil {
+			// Never left to be started without its files or networks by
+			// the next Start.
 			if rerr := e.Remove(context.WithoutCancel(ctx), id, engine.RemoveOptions{Force: true, Volumes: true}); rerr != nil {
-				m.log.Warn("task container without its files not removed", "node", e.Name(), "id", id, "error", rerr)
+				m.log.Warn("task container left half-made", "node", e.Name(), "id", id, "error", rerr)
 			} else {
 				id = "" // nothing of the task's is left to count or find
 			}
-			return err
-		}
-		if err := m.connectTaskNetworks(ctx, e, id, nets); err != nil { // tasks_networks.go
 			return err
 		}
 		return m.startTask(ctx, e, id)
