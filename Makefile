@@ -4,6 +4,10 @@ GO        ?= go
 BIN       := bin/shoal
 DEMO      := $(GO) run ./test/testbed/cmd/shoal-demo
 E2E_TIMEOUT ?= 20m
+# End-to-end packages run two at a time: each starts engines, shoal and
+# clusters of its own (namespaces, addresses, ports and data directories
+# are never shared), and they mostly wait on them, so two fit 2 cores.
+E2E_PARALLEL ?= 2
 
 .PHONY: all build test unit e2e vet demo demo-down bench fuzz clean
 
@@ -24,7 +28,7 @@ unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/) ./test/shoaltest/ ./test/scenario/
 
 e2e: build
-	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/...
+	$(GO) test -count=1 -p $(E2E_PARALLEL) -timeout $(E2E_TIMEOUT) ./test/...
 
 test: vet unit e2e
 
