@@ -39,6 +39,9 @@ type Backend struct {
 	now        func() time.Time
 	noDelivery bool
 
+	secretKind kind[swarm.Secret, swarm.SecretSpec]
+	configKind kind[swarm.Config, swarm.ConfigSpec]
+
 	// createMu serializes this manager's creates, so two creates of one
 	// name through it cannot both pass the name check.
 	createMu sync.Mutex
@@ -52,7 +55,7 @@ func New(cfg Config) *Backend {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Backend{
+	b := &Backend{
 		secrets:    store.NewSecrets(cfg.Store),
 		configs:    store.NewConfigs(cfg.Store),
 		services:   store.NewServices(cfg.Store),
@@ -60,6 +63,8 @@ func New(cfg Config) *Backend {
 		now:        cfg.Now,
 		noDelivery: cfg.NoSecretDelivery,
 	}
+	b.secretKind, b.configKind = secretKind(b.secrets), configKind(b.configs)
+	return b
 }
 
 // SecretData is the secret with its data, for delivery to a task; it is
