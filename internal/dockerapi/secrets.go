@@ -68,17 +68,8 @@ func init() {
 }
 
 func (s *Server) secretRoutes() {
-	rt := &s.rt
-	rt.handle("GET", "/secrets", s.listSecrets)
-	rt.handle("POST", "/secrets/create", s.createSecret)
-	rt.handle("GET", "/secrets/{id}", s.inspectSecret)
-	rt.handle("POST", "/secrets/{id}/update", s.updateSecret)
-	rt.handle("DELETE", "/secrets/{id}", s.removeSecret)
-	rt.handle("GET", "/configs", s.listConfigs)
-	rt.handle("POST", "/configs/create", s.createConfig)
-	rt.handle("GET", "/configs/{id}", s.inspectConfig)
-	rt.handle("POST", "/configs/{id}/update", s.updateConfig)
-	rt.handle("DELETE", "/configs/{id}", s.removeConfig)
+	objectRoutes(&s.rt, "/secrets", s.secretAPI)
+	objectRoutes(&s.rt, "/configs", s.configAPI)
 }
 
 func (s *Server) secrets() (Secrets, error) {
@@ -93,6 +84,35 @@ func (s *Server) configs() (Configs, error) {
 		return nil, errNoSecrets
 	}
 	return s.Configs, nil
+}
+
+// objectAPI is what the handlers call of secrets or configs, which
+// swarm mode serves alike: R is the object, S its spec.
+type objectAPI[R, S any] struct {
+	kind    string // "secret" or "config"
+	create  func(ctx context.Context, spec S) (string, error)
+	list    func(ctx context.Context, filters backend.Filters) ([]R, error)
+	inspect func(ctx context.Context, ref string) (R, error)
+	update  func(ctx context.Context, ref string, version uint64, spec S) error
+	remove  func(ctx context.Context, ref string) error
+}
+
+func (s *Server) secretAPI() (objectAPI[swarm.Secret, swarm.SecretSpec], error) {
+	b, err := s.secrets()
+	if err != nil {
+		return objectAPI[swarm.Secret, swarm.SecretSpec]{}, err
+	}
+	return objectAPI[swarm.Secret, swarm.SecretSpec]{kind: "secret", create: b.CreateSecret, list: b.Secrets,
+		inspect: b.Secret, update: b.UpdateSecret, remove: b.RemoveSecret}, nil
+}
+
+func (s *Server) configAPI() (objectAPI[swarm.Config, swarm.ConfigSpec], error) {
+	b, err := s.configs()
+	if err != nil {
+		return objectAPI[swarm.Config, swarm.ConfigSpec]{}, err
+	}
+	return objectAPI[swarm.Config, swarm.ConfigSpec]{kind: "config", create: b.CreateConfig, list: b.Configs,
+		inspect: b.Config, update: b.UpdateConfig, remove: b.RemoveConfig}, nil
 }
 
 // readJSONBody decodes a body as dockerd's ReadJSON does: an empty body
@@ -127,24 +147,36 @@ func objectVersion(r *http.Request, kind string) (uint64, error) {
 // idAnswer is dockerd's create answer for secrets and configs.
 type idAnswer struct{ ID string }
 
-func (s *Server) createSecret(w http.ResponseWriter, r *http.Request, _ params) error {
-	b, err := s.secrets()
+// objectHandlers serve the routes of secrets or configs; the API is got
+// at each call (no store: errNoSecrets).
+type objectHandlers[R, S any] func() (objectAPI[R, S], error)
+
+func objectRoutes[R, S any](rt *router, path string, api objectHandlers[R, S]) {
+	rt.handle("GET", path, api.list)
+	rt.handle("POST", path+"/create", api.create)
+	rt.handle("GET", path+"/{id}", api.inspect)
+	rt.handle("POST", path+"/{id}/update", api.update)
+	rt.handle("DELETE", path+"/{id}", api.remove)
+}
+
+func (h objectHandlers[R, S]) create(w http.ResponseWriter, r *http.Request, _ params) error {
+	b, err := h()
 	if err != nil {
 		return err
 	}
-	var spec swarm.SecretSpec
+	var spec S
 	if err := readJSONBody(r, &spec); err != nil {
 		return err
 	}
-	id, err := b.CreateSecret(r.Context(), spec)
+	id, err := b.create(r.Context(), spec)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, idAnswer{ID: id})
 }
 
-func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, _ params) error {
-	b, err := s.secrets()
+func (h objectHandlers[R, S]) list(w http.ResponseWriter, r *http.Request, _ params) error {
+	b, err := h()
 	if err != nil {
 		return err
 	}
@@ -152,127 +184,51 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, _ params) e
 	if err != nil {
 		return err
 	}
-	list, err := b.Secrets(r.Context(), f)
+	list, err := b.list(r.Context(), f)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, list)
 }
 
-func (s *Server) inspectSecret(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.secrets()
+func (h objectHandlers[R, S]) inspect(w http.ResponseWriter, r *http.Request, p params) error {
+	b, err := h()
 	if err != nil {
 		return err
 	}
-	sec, err := b.Secret(r.Context(), p["id"])
+	o, err := b.inspect(r.Context(), p["id"])
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, sec)
+	return writeJSON(w, http.StatusOK, o)
 }
 
-func (s *Server) updateSecret(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.secrets()
+func (h objectHandlers[R, S]) update(w http.ResponseWriter, r *http.Request, p params) error {
+	b, err := h()
 	if err != nil {
 		return err
 	}
-	var spec swarm.SecretSpec
+	var spec S
 	if err := readJSONBody(r, &spec); err != nil {
 		return err
 	}
-	version, err := objectVersion(r, "secret")
+	version, err := objectVersion(r, b.kind)
 	if err != nil {
 		return err
 	}
-	if err := b.UpdateSecret(r.Context(), p["id"], version, spec); err != nil {
+	if err := b.update(r.Context(), p["id"], version, spec); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
-func (s *Server) removeSecret(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.secrets()
+func (h objectHandlers[R, S]) remove(w http.ResponseWriter, r *http.Request, p params) error {
+	b, err := h()
 	if err != nil {
 		return err
 	}
-	if err := b.RemoveSecret(r.Context(), p["id"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) createConfig(w http.ResponseWriter, r *http.Request, _ params) error {
-	b, err := s.configs()
-	if err != nil {
-		return err
-	}
-	var spec swarm.ConfigSpec
-	if err := readJSONBody(r, &spec); err != nil {
-		return err
-	}
-	id, err := b.CreateConfig(r.Context(), spec)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, idAnswer{ID: id})
-}
-
-func (s *Server) listConfigs(w http.ResponseWriter, r *http.Request, _ params) error {
-	b, err := s.configs()
-	if err != nil {
-		return err
-	}
-	f, err := parseFilters(r.URL.Query().Get("filters"))
-	if err != nil {
-		return err
-	}
-	list, err := b.Configs(r.Context(), f)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, list)
-}
-
-func (s *Server) inspectConfig(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.configs()
-	if err != nil {
-		return err
-	}
-	c, err := b.Config(r.Context(), p["id"])
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, c)
-}
-
-func (s *Server) updateConfig(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.configs()
-	if err != nil {
-		return err
-	}
-	var spec swarm.ConfigSpec
-	if err := readJSONBody(r, &spec); err != nil {
-		return err
-	}
-	version, err := objectVersion(r, "config")
-	if err != nil {
-		return err
-	}
-	if err := b.UpdateConfig(r.Context(), p["id"], version, spec); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
-}
-
-func (s *Server) removeConfig(w http.ResponseWriter, r *http.Request, p params) error {
-	b, err := s.configs()
-	if err != nil {
-		return err
-	}
-	if err := b.RemoveConfig(r.Context(), p["id"]); err != nil {
+	if err := b.remove(r.Context(), p["id"]); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
