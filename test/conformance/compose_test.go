@@ -30,7 +30,7 @@ func TestCompose(t *testing.T) {
 			if code != 0 {
 				t.Logf("docker-compose %v on %s: exit %d\n%s", args, r.tg.Name, code, e.String())
 			}
-			return cliResult{o.String(), e.String(), code}
+			return cliResult{Out: o.String(), Err: e.String(), Exit: code}
 		}
 		dc("down", "-v")
 		defer dc("down", "-v")

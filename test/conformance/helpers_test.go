@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"regexp"
 	"sort"
@@ -54,36 +52,16 @@ func sortedLines(s string) string {
 }
 
 // cliResult is one CLI run.
-type cliResult struct {
-	Out, Err string
-	Exit     int
-}
+type cliResult = shoaltest.CLIResult
 
 // runCLI runs a docker CLI binary against host.
 func runCLI(ctx context.Context, bin, host, stdin string, args ...string) cliResult {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	env := []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + cfgDir, "DOCKER_CLI_HINTS=false"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
+	cmd.Env = shoaltest.DockerEnv(host, cfgDir)
 	if stdin != "" {
 		cmd.Stdin = strings.NewReader(stdin)
 	}
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		e.WriteString(err.Error())
-	}
-	return cliResult{o.String(), e.String(), code}
+	return shoaltest.RunCmd(cmd)
 }
 
 // keyShape lists the JSON key paths of v down to depth levels, sorted: the

@@ -1,13 +1,10 @@
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,35 +18,15 @@ import (
 )
 
 // cliResult is one CLI run.
-type cliResult struct {
-	Out, Err string
-	Exit     int
-}
+type cliResult = shoaltest.CLIResult
 
 // runCLI runs the docker CLI 28 against host, with stdin when not nil.
 func runCLI(ctx context.Context, host string, stdin io.Reader, args ...string) cliResult {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cli28, args...)
-	env := []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + cfgDir, "DOCKER_CLI_HINTS=false"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env, cmd.Stdin = env, stdin
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		e.WriteString(err.Error())
-	}
-	return cliResult{o.String(), e.String(), code}
+	cmd.Env, cmd.Stdin = shoaltest.DockerEnv(host, cfgDir), stdin
+	return shoaltest.RunCmd(cmd)
 }
 
 // mustDocker runs the CLI against tg and fails the test on an error.
@@ -63,42 +40,12 @@ func mustDocker(t *testing.T, tg *target, args ...string) string {
 }
 
 // apiResp is one raw HTTP call.
-type apiResp struct {
-	Status int
-	Body   []byte
-}
-
-var httpc = &http.Client{Timeout: time.Minute}
+type apiResp = shoaltest.APIResp
 
 // api sends a request to tg's API (a string body as is, else JSON).
 func api(t *testing.T, tg *target, method, path string, body any) apiResp {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+strings.TrimPrefix(tg.Host, "tcp://")+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := httpc.Do(req)
-	if err != nil {
-		return apiResp{Status: -1, Body: []byte(err.Error())}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiResp{resp.StatusCode, b}
+	return shoaltest.API(t, t.Context(), tg.Host, method, path, body)
 }
 
 // errForm is the status and normalised message of an answer.
@@ -259,11 +206,5 @@ func compare(t *testing.T, swarm, shoal []obs) {
 // waitFor polls f until it returns nil or within passes.
 func waitFor(t *testing.T, within time.Duration, what string, f func() error) {
 	t.Helper()
-	var err error
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = f(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("%s: not within %s: %v", what, within, err)
+	shoaltest.Poll(t, 200*time.Millisecond, within, what, f)
 }

@@ -1,12 +1,9 @@
 package services
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,33 +25,13 @@ var sleeper = []string{"sh", "-c", "trap exit TERM; sleep 3600 & wait"}
 // ---- running clients ----
 
 // cliResult is one CLI run.
-type cliResult struct {
-	Out, Err string
-	Exit     int
-}
+type cliResult = shoaltest.CLIResult
 
 // runCLI runs a docker CLI binary against host.
 func runCLI(ctx context.Context, bin, host string, args ...string) cliResult {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	env := []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + cfgDir, "DOCKER_CLI_HINTS=false"}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DOCKER_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		e.WriteString(err.Error())
-	}
-	return cliResult{o.String(), e.String(), code}
+	cmd.Env = shoaltest.DockerEnv(host, cfgDir)
+	return shoaltest.RunCmd(cmd)
 }
 
 // docker runs the CLI 28 against the target with a minute's limit.
@@ -83,44 +60,16 @@ func engineDocker(t *testing.T, tg *target, i int, args ...string) cliResult {
 	return runCLI(ctx, cli28, tg.engine(i).TCPAddr, args...)
 }
 
-// apiResp is one raw HTTP call.
-type apiResp struct {
-	Status int
-	Body   []byte
-}
-
 var httpc = &http.Client{Timeout: time.Minute}
+
+// apiResp is one raw HTTP call.
+type apiResp = shoaltest.APIResp
 
 // api sends a request to the target's API; body is marshalled unless it is
 // a string (sent as is).
 func api(t *testing.T, tg *target, method, path string, body any) apiResp {
 	t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, "http://"+strings.TrimPrefix(tg.Host, "tcp://")+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := httpc.Do(req)
-	if err != nil {
-		return apiResp{Status: -1, Body: []byte(err.Error())}
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiResp{resp.StatusCode, b}
+	return shoaltest.API(t, context.Background(), tg.Host, method, path, body)
 }
 
 // errForm is the status and normalised message of an error answer.
@@ -227,13 +176,7 @@ func waitRunning(t *testing.T, tg *target, name string, n int, within time.Durat
 // waitFor polls f every 200 ms until it returns nil or within passes.
 func waitFor(t *testing.T, within time.Duration, what string, f func() error) {
 	t.Helper()
-	var err error
-	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if err = f(); err == nil {
-			return
-		}
-	}
-	t.Fatalf("%s: not within %s: %v", what, within, err)
+	shoaltest.Poll(t, 200*time.Millisecond, within, what, f)
 }
 
 // cleanup removes every service of the target when t ends and waits until

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/test/shoaltest"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -199,16 +199,5 @@ func runCLIConfig(t *testing.T, cfg, host string, args ...string) cliResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, cli28, args...)
 	cmd.Env = []string{"DOCKER_HOST=" + host, "DOCKER_CONFIG=" + cfg, "DOCKER_CLI_HINTS=false", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	var o, e strings.Builder
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		code = -1
-		e.WriteString(err.Error())
-	}
-	return cliResult{o.String(), e.String(), code}
+	return shoaltest.RunCmd(cmd)
 }

@@ -431,8 +431,15 @@ func Docker(ctx context.Context, host string, args ...string) (stdout, stderr st
 // Eventually polls f until it returns nil or timeout passes.
 func Eventually(tb testing.TB, timeout time.Duration, what string, f func() error) {
 	tb.Helper()
+	Poll(tb, 100*time.Millisecond, timeout, what, f)
+}
+
+// Poll calls f every interval until it returns nil, and fails tb when
+// timeout passes first.
+func Poll(tb testing.TB, every, timeout time.Duration, what string, f func() error) {
+	tb.Helper()
 	var err error
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(every) {
 		if err = f(); err == nil {
 			return
 		}
