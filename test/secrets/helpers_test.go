@@ -94,7 +94,7 @@ func keyShape(data []byte) string {
 }
 
 // obs is one observed fact of a scenario, already normalised.
-type obs struct{ Step, Val string }
+type obs = shoaltest.Obs
 
 // rec collects a scenario's observations against one target.
 type rec struct {
@@ -103,18 +103,7 @@ type rec struct {
 	obs []obs
 }
 
-func (r *rec) add(step, val string) {
-	n := 1
-	for _, o := range r.obs {
-		if o.Step == step || strings.HasPrefix(o.Step, step+" #") {
-			n++
-		}
-	}
-	if n > 1 {
-		step += " #" + strconv.Itoa(n)
-	}
-	r.obs = append(r.obs, obs{step, val})
-}
+func (r *rec) add(step, val string) { r.obs = shoaltest.AddStep(r.obs, step, val) }
 
 // cli runs the CLI with stdin and records what is asked: e exit code, o
 // stdout, r stderr, k JSON key shape of stdout.

@@ -292,7 +292,7 @@ func keyShape(data []byte, depth int) string {
 }
 
 // obs is one observed fact of a scenario, already normalised.
-type obs struct{ Step, Val string }
+type obs = shoaltest.Obs
 
 // rec collects a scenario's observations against one target.
 type rec struct {
@@ -302,18 +302,7 @@ type rec struct {
 }
 
 // add records an observation; a step seen before gets " #2", " #3"...
-func (r *rec) add(step, val string) {
-	n := 1
-	for _, o := range r.obs {
-		if o.Step == step || strings.HasPrefix(o.Step, step+" #") {
-			n++
-		}
-	}
-	if n > 1 {
-		step += " #" + strconv.Itoa(n)
-	}
-	r.obs = append(r.obs, obs{step, val})
-}
+func (r *rec) add(step, val string) { r.obs = shoaltest.AddStep(r.obs, step, val) }
 
 // cli runs the CLI 28 and records what is asked: e exit code, o stdout,
 // s stdout as sorted lines, r stderr, k JSON key shape of stdout.
