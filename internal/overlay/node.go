@@ -41,6 +41,7 @@ type Node struct {
 	log   *slog.Logger
 	dns   *DNS
 	owned map[string]bool // devices this node made (StateFile)
+	mesh  meshState       // the routing mesh last programmed
 }
 
 // NewNode returns a node side over cfg.
@@ -105,6 +106,9 @@ func (n *Node) Run(ctx context.Context) error {
 			if err := n.Converge(ctx, st.Networks); err != nil {
 				n.log.Warn("overlay: converge", "err", err)
 			}
+			if err := n.convergeMesh(ctx, st.Mesh); err != nil {
+				n.log.Warn("overlay: routing mesh", "err", err)
+			}
 			if n.cfg.Prune != nil {
 				n.cfg.Prune(ctx, st.Networks)
 			}
@@ -153,10 +157,15 @@ func (n *Node) Converge(ctx context.Context, want []Network) error {
 	return errors.Join(errs...)
 }
 
-// Remove takes away every device the agent made (the node left).
+// Remove takes away every device and rule the agent made (the node left).
 func (n *Node) Remove(ctx context.Context) error {
 	n.dns.Close()
-	return n.Converge(ctx, nil)
+	var merr error
+	if n.mesh.script != "" { // this run programmed one (a pass with none removes any left before)
+		merr = n.removeMesh(ctx, true, n.mesh.bridge)
+		n.mesh = meshState{}
+	}
+	return errors.Join(merr, n.Converge(ctx, nil))
 }
 
 // Observe reads the devices and flood entries the agent manages.

@@ -56,6 +56,8 @@ func short(id string) string {
 type State struct {
 	Managers []string  `json:"managers,omitempty"`
 	Networks []Network `json:"networks"`
+	// Mesh is the routing mesh (nil while there is no ingress network).
+	Mesh *Mesh `json:"mesh,omitempty"`
 }
 
 // Network is one cluster network as a node plumbs it.
