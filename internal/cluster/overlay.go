@@ -34,6 +34,7 @@ type overlayCache struct {
 	mu      sync.Mutex
 	at      time.Time
 	records map[string]map[string][]string // network ID → names
+	svcs    []store.Service                // the services then (the mesh's ports)
 }
 
 // handleOverlay tells the calling node the networks to plumb.
@@ -61,7 +62,8 @@ func (c *Cluster) overlayState(ctx context.Context, n Node) (overlay.State, erro
 		return st, nil
 	}
 	peers := c.peerAddrs()
-	records := c.overlayRecords(ctx, nets)
+	records, svcs := c.overlayRecords(ctx, nets)
+	st.Mesh = meshState(nets, svcs, records)
 	for _, nw := range nets {
 		on := overlay.Network{ID: nw.ID, Name: nw.Name, VNI: nw.VNI, Bridge: overlay.BridgeName(nw.ID), VXLAN: overlay.VXLANName(nw.ID),
 			MTU: overlay.MTU, Local: n.Addr, Peers: peers, Records: records[nw.ID]}
@@ -91,12 +93,12 @@ func (c *Cluster) peerAddrs() []string {
 
 // overlayRecords are the names of each network, from its engine networks
 // on every reachable node, refreshed at most every recordsTTL.
-func (c *Cluster) overlayRecords(ctx context.Context, nets []store.Network) map[string]map[string][]string {
+func (c *Cluster) overlayRecords(ctx context.Context, nets []store.Network) (map[string]map[string][]string, []store.Service) {
 	oc := &c.overlay
 	oc.mu.Lock()
 	defer oc.mu.Unlock()
 	if time.Since(oc.at) < recordsTTL && oc.records != nil {
-		return oc.records
+		return oc.records, oc.svcs
 	}
 	out := map[string]map[string][]string{}
 	var engines []*engine.Engine
@@ -118,8 +120,8 @@ func (c *Cluster) overlayRecords(ctx context.Context, nets []store.Network) map[
 		}
 		out[nw.ID] = overlay.Records(members)
 	}
-	oc.at, oc.records = time.Now(), out
-	return out
+	oc.at, oc.records, oc.svcs = time.Now(), out, svcs
+	return out, svcs
 }
 
 // serviceAliases are the aliases each service gives its tasks on nw

@@ -402,6 +402,9 @@ func (m *Manager) serviceUsing(ctx context.Context, nw store.Network) string {
 		return ""
 	}
 	for _, s := range svcs {
+		if nw.Ingress && usesIngress(s.Service) {
+			return s.ID
+		}
 		for _, a := range s.Spec.TaskTemplate.Networks {
 			if a.Target == nw.ID || a.Target == nw.Name {
 				return s.ID

@@ -63,7 +63,7 @@ func networkObject(nw store.Network, containers map[string]overlay.Endpoint) bac
 	o := backend.Object{}
 	for k, v := range map[string]any{
 		"Name": nw.Name, "Id": nw.ID, "Created": nw.Created.Format(time.RFC3339Nano), "Scope": "swarm", "Driver": driverOverlay,
-		"EnableIPv6": false, "Internal": nw.Internal, "Attachable": nw.Attachable, "Ingress": false,
+		"EnableIPv6": false, "Internal": nw.Internal, "Attachable": nw.Attachable, "Ingress": nw.Ingress,
 		"IPAM":       map[string]any{"Driver": "default", "Options": nil, "Config": []map[string]string{ipam}},
 		"ConfigFrom": map[string]string{"Network": ""}, "ConfigOnly": false,
 		"Containers": containers, "Options": opts, "Labels": labels,

@@ -42,8 +42,18 @@ func taskNetworks(svc swarm.Service, t store.Task) []swarm.NetworkAttachmentConf
 // before API 1.44 take one network at create.
 func (m *Manager) attachTaskNetworks(ctx context.Context, e *engine.Engine, svc swarm.Service, t store.Task, req *container.CreateRequest) ([]string, error) {
 	atts := taskNetworks(svc, t)
-	if _, ok := m.clusterNetworks(); len(atts) == 0 || !ok {
+	if _, ok := m.clusterNetworks(); !ok {
 		return nil, nil // under shoal manage there are no cluster networks: tasks run on the default bridge, as before
+	}
+	if usesIngress(svc) { // the routing mesh reaches the task there (networks_ingress.go)
+		in, err := m.ensureIngress(ctx)
+		if err != nil {
+			return nil, err
+		}
+		atts = append(slices.Clone(atts), swarm.NetworkAttachmentConfig{Target: in.ID})
+	}
+	if len(atts) == 0 {
+		return nil, nil
 	}
 	var names []string
 	var dns netip.Addr

@@ -13,16 +13,18 @@ const PrefixNetworks = Root + "networks/"
 // the nodes need to plumb it. The engines' own networks that back it on
 // each node are made from it and are not recorded.
 type Network struct {
-	ID         string            `json:"id"`
-	Name       string            `json:"name"`
-	Created    time.Time         `json:"created"`
-	Driver     string            `json:"driver"` // "overlay"
-	Subnet     string            `json:"subnet"` // CIDR
-	VNI        uint32            `json:"vni"`
-	Attachable bool              `json:"attachable,omitempty"`
-	Internal   bool              `json:"internal,omitempty"`
-	Labels     map[string]string `json:"labels,omitempty"`
-	Options    map[string]string `json:"options,omitempty"`
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Created    time.Time `json:"created"`
+	Driver     string    `json:"driver"` // "overlay"
+	Subnet     string    `json:"subnet"` // CIDR
+	VNI        uint32    `json:"vni"`
+	Attachable bool      `json:"attachable,omitempty"`
+	Internal   bool      `json:"internal,omitempty"`
+	// Ingress marks the routing mesh's network (swarm mode's "ingress").
+	Ingress bool              `json:"ingress,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
 	// Slots gives each node that holds an engine network of it the index
 	// of its share of the subnet (see overlay.Slot): the engines allocate
 	// addresses on their own, so each gets a range of its own.
