@@ -33,12 +33,17 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err := b.nameFree(ctx, spec.Name, ""); err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
+	ep, err := b.endpointFor(ctx, "", spec.EndpointSpec, nil) // ports.go
+	if err != nil {
+		return swarm.ServiceCreateResponse{}, err
+	}
 	id := store.NewID()
 	now := b.now().UTC()
 	svc, err := b.services.Create(ctx, id, spec, now)
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, fmt.Errorf("services: create %s: %w", spec.Name, err)
 	}
+	svc.Endpoint = ep
 	if err := b.settleCreate(ctx, svc, encodedAuth); err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
@@ -57,6 +62,7 @@ func (b *Backend) settleCreate(ctx context.Context, svc store.Service, encodedAu
 			s.JobStatus = &swarm.JobStatus{LastExecution: s.CreatedAt}
 		}
 		s.RegistryAuth = encodedAuth
+		s.Endpoint = svc.Endpoint
 		return nil
 	})
 	if err != nil {
@@ -216,8 +222,19 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 		return swarm.ServiceUpdateResponse{}, ErrOutOfSequence
 	}
 	now := b.now().UTC()
+	b.createMu.Lock() // the published ports are checked against the others'
+	defer b.createMu.Unlock()
+	others, _, err := b.services.List(ctx)
+	if err != nil {
+		return swarm.ServiceUpdateResponse{}, fmt.Errorf("services: list: %w", err)
+	}
 	_, err = b.services.Change(ctx, cur.ID, opts.Version.Index, func(s *store.Service) error {
-		return applyUpdate(s, spec, rollback, auth, now)
+		if err := applyUpdate(s, spec, rollback, auth, now); err != nil {
+			return err
+		}
+		ep, err := endpoint(s.ID, s.Spec.EndpointSpec, s.Endpoint.Ports, others) // ports.go
+		s.Endpoint = ep
+		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrConflict):
