@@ -54,6 +54,10 @@ func (m *Manager) ensureIngress(ctx context.Context) (store.Network, error) {
 		return store.Network{}, errdefs.ErrUnavailable.WithMessage("reading the cluster's networks: " + err.Error())
 	}
 	if i := slices.IndexFunc(list, func(n store.Network) bool { return n.Ingress }); i >= 0 {
+		// Every node forwards the mesh's ports, so every node needs its
+		// address on the network (a node that joined since gets it now;
+		// the engines' caches make this cheap where it is there).
+		m.ensureEverywhere(ctx, list[i])
 		return list[i], nil
 	}
 	subnet := ingressSubnet
@@ -68,5 +72,6 @@ func (m *Manager) ensureIngress(ctx context.Context) (store.Network, error) {
 		return store.Network{}, errdefs.ErrUnavailable.WithMessage("recording the ingress network: " + err.Error())
 	}
 	m.log.Info("ingress network created (routing mesh)", "id", nw.ID, "subnet", nw.Subnet, "vni", nw.VNI)
+	m.ensureEverywhere(ctx, nw)
 	return nw, nil
 }
