@@ -76,8 +76,10 @@ func familiarImage(ref string) string {
 //   - a CPU reservation becomes CpuShares (1024 per CPU) when no CPU limit
 //     is set, and a memory reservation MemoryReservation, so that
 //     shoal's scheduler and Runtime.Nodes count what a task reserves;
-//   - only host-mode published ports are bound: ingress publishing (the
-//     routing mesh) is issue 13, so ingress ports are not published yet;
+//   - only host-mode published ports are bound here: an ingress port is
+//     the routing mesh's (the task joins the ingress network and every
+//     node's agent forwards the port: networks_ingress.go); under shoal
+//     manage, without agents, it is not published at all;
 //   - networks, secrets and configs are not attached (not yet supported).
 func taskCreateRequest(svc swarm.Service, t store.Task, node taskNodeInfo) (container.CreateRequest, error) {
 	spec := t.Spec
