@@ -42,3 +42,11 @@ func TestMeshState(t *testing.T) {
 		t.Errorf("mesh:\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+func TestReady(t *testing.T) {
+	for h, want := range map[string]bool{"": true, "none": true, "healthy": true, "starting": false, "unhealthy": false} {
+		if ready(h) != want {
+			t.Errorf("ready(%q) = %v", h, !want)
+		}
+	}
+}

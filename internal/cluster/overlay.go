@@ -150,13 +150,17 @@ func engineMembers(ctx context.Context, e *engine.Engine, nw store.Network) []ov
 	if err != nil || !en.Backs(nw.ID) {
 		return nil
 	}
-	return en.Members(func(id string) string {
+	return en.Members(func(id string) (string, bool) {
 		if ct := e.Container(id); ct != nil {
-			return ct.Labels[labelServiceName]
+			return ct.Labels[labelServiceName], ready(ct.HealthStatus)
 		}
-		return ""
+		return "", true
 	})
 }
+
+// ready says whether a container of health status h takes connections:
+// not while its health check is starting or failing.
+func ready(h string) bool { return h != "starting" && h != "unhealthy" }
 
 // runOverlay keeps this node's overlay networks as the managers want
 // them, until ctx ends; a node that left takes them away.

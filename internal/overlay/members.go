@@ -40,13 +40,17 @@ func DecodeEngineNetwork(raw []byte) (EngineNetwork, error) {
 // Backs says whether the engine network backs cluster network id.
 func (n EngineNetwork) Backs(id string) bool { return n.Labels[LabelNetwork] == id }
 
-// Members lists the containers on the network; service names the
-// service of a container ("" for one that is not a task).
-func (n EngineNetwork) Members(service func(containerID string) string) []Member {
+// Members lists the containers on the network; info tells a container's
+// service ("" for one that is not a task) and whether it is ready: a
+// container whose health check has not passed yet or fails is on the
+// network but is not answered for (by name, nor by the routing mesh), as
+// swarm mode leaves out a task that is not healthy.
+func (n EngineNetwork) Members(info func(containerID string) (service string, ready bool)) []Member {
 	out := make([]Member, 0, len(n.Containers))
 	for id, ep := range n.Containers {
 		ip, _, _ := strings.Cut(ep.IPv4Address, "/")
-		out = append(out, Member{Name: ep.Name, IP: ip, Service: service(id), Running: true})
+		service, ready := info(id)
+		out = append(out, Member{Name: ep.Name, IP: ip, Service: service, Running: ready})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

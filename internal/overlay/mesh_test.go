@@ -117,3 +117,16 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestMembersReady: a task whose health check has not passed is on the
+// network but neither named nor a backend of the mesh.
+func TestMembersReady(t *testing.T) {
+	en := EngineNetwork{Containers: map[string]Endpoint{
+		"c1": {Name: "web.1.x", IPv4Address: "10.0.0.5/24"},
+		"c2": {Name: "web.2.y", IPv4Address: "10.0.0.6/24"},
+	}}
+	ms := en.Members(func(id string) (string, bool) { return "web", id == "c1" })
+	if got := Records(ms)["tasks.web"]; len(got) != 1 || got[0] != "10.0.0.5" {
+		t.Errorf("tasks.web = %v, want the ready task only", got)
+	}
+}
