@@ -134,11 +134,18 @@ func (n *Node) Converge(ctx context.Context, want []Network) error {
 		return err
 	}
 	owned := map[string]bool{}
+	vnis := map[uint32]bool{}
 	for _, nw := range want {
 		owned[nw.Bridge], owned[nw.VXLAN] = true, true
+		vnis[nw.VNI] = true
 	}
-	for name := range obs.Links {
-		if !owned[name] && !n.owned[name] {
+	for name, l := range obs.Links {
+		// A VXLAN device of shoal's that holds a VNI wanted under
+		// another name is a stale one (of a cluster this node was in
+		// before, stopped without leaving): the kernel takes a VNI once
+		// per namespace, so it goes.
+		stale := l.Kind == "vxlan" && strings.HasPrefix(name, vxlanPrefix) && vnis[l.VNI]
+		if !owned[name] && !n.owned[name] && !stale {
 			delete(obs.Links, name) // not ours to remove
 		}
 	}

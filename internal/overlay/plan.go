@@ -35,9 +35,9 @@ func Plan(want []Network, obs Observed) [][]string {
 	desired := map[string]bool{}
 	for _, n := range want {
 		desired[n.Bridge], desired[n.VXLAN] = true, true
-		cmds = append(cmds, planNetwork(n, obs)...)
 	}
-	// Devices of networks gone: the VXLAN device first, then its bridge.
+	// Devices of networks gone, first (a gone VXLAN device may hold the
+	// VNI a wanted one is to take): the VXLAN device, then its bridge.
 	var gone []string
 	for name := range obs.Links {
 		if !desired[name] && isOurs(name) {
@@ -55,6 +55,9 @@ func Plan(want []Network, obs Observed) [][]string {
 	})
 	for _, name := range gone {
 		cmds = append(cmds, []string{"ip", "link", "del", name})
+	}
+	for _, n := range want {
+		cmds = append(cmds, planNetwork(n, obs)...)
 	}
 	return cmds
 }

@@ -161,3 +161,41 @@ func TestConverge(t *testing.T) {
 		t.Errorf("remove ran %q (%v)", ran, err)
 	}
 }
+
+// A VXLAN device of shoal's left by a cluster this node was in before
+// (stopped without leaving: its agent's state file is gone) holds the VNI
+// a wanted network takes: the kernel refuses a second device with it, so
+// the stale one is removed first, in the same pass. Another agent's
+// devices with other VNIs stay.
+func TestConvergeRemovesAStaleDeviceHoldingTheVNI(t *testing.T) {
+	n := testNet()
+	var ran []string
+	run := func(_ context.Context, argv []string) ([]byte, error) {
+		line := strings.Join(argv, " ")
+		switch line {
+		case "ip -d -j link show":
+			return []byte(`[{"ifname":"shxoldcluster","flags":["UP"],"linkinfo":{"info_kind":"vxlan","info_data":{"id":4097}}},
+				{"ifname":"shxotherother","flags":["UP"],"linkinfo":{"info_kind":"vxlan","info_data":{"id":5000}}}]`), nil
+		case "bridge -j fdb show":
+			return []byte(`[]`), nil
+		}
+		ran = append(ran, line)
+		return nil, nil
+	}
+	node := NewNode(NodeConfig{Run: run, StateFile: filepath.Join(t.TempDir(), "overlay.json")})
+	if err := node.Converge(context.Background(), []Network{n}); err != nil {
+		t.Fatal(err)
+	}
+	if len(ran) == 0 || ran[0] != "ip link del shxoldcluster" {
+		t.Fatalf("pass ran %q; want the stale device holding VNI 4097 removed first", ran)
+	}
+	for _, l := range ran {
+		if strings.Contains(l, "shxotherother") {
+			t.Errorf("another agent's device touched: %q", l)
+		}
+		if strings.HasPrefix(l, "ip link add "+n.VXLAN) {
+			return
+		}
+	}
+	t.Errorf("pass ran %q; want the wanted VXLAN device added", ran)
+}

@@ -57,6 +57,11 @@ func startCluster(t *testing.T) *cluster {
 	}
 	mgr, wrk := bed.Engines[0], bed.Engines[1]
 	c := &cluster{host: fmt.Sprintf("tcp://%s:%d", mgr.IP, apiPort)}
+	// Registered first, so it runs after the shoal processes stop: each
+	// test's cluster is stopped without its nodes leaving (which would
+	// remove what their agents made), and the next test's cluster starts
+	// on the same engines and namespaces.
+	t.Cleanup(func() { clearNodes(t) })
 	shoaltest.Start(t, shoaltest.Options{Args: append([]string{"init"}, args(0)...), Name: "overlay-manager", Netns: mgr.Netns, NoWait: true})
 	var token string
 	shoaltest.Eventually(t, 60*time.Second, "the worker token", func() error {
@@ -76,6 +81,43 @@ func startCluster(t *testing.T) *cluster {
 		return nil
 	})
 	return c
+}
+
+// clearNodes removes from every engine and namespace what a cluster's
+// agents and managers made there: task containers, the engine networks
+// backing cluster networks, the bridges and VXLAN devices, the routing
+// mesh's nft table and its rule in DOCKER-USER.
+func clearNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, e := range bed.Engines {
+		eng := func(args ...string) string {
+			out, _ := exec.CommandContext(ctx, cli, append([]string{"-H", e.UnixHost()}, args...)...).Output()
+			return strings.TrimSpace(string(out))
+		}
+		in := func(args ...string) ([]byte, error) {
+			return exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + e.Netns, "--"}, args...)...).CombinedOutput()
+		}
+		if ids := strings.Fields(eng("ps", "-aq", "--filter", "label=com.docker.swarm.service.id")); len(ids) > 0 {
+			eng(append([]string{"rm", "-f"}, ids...)...)
+		}
+		if ids := strings.Fields(eng("network", "ls", "-q", "--filter", "label=com.shoal.overlay.network")); len(ids) > 0 {
+			eng(append([]string{"network", "rm"}, ids...)...)
+		}
+		_, _ = in("nft", "delete", "table", "ip", "shoal-mesh")
+		if out, err := in("iptables", "-w", "-S", "DOCKER-USER"); err == nil {
+			for _, rule := range strings.Split(string(out), "\n") {
+				if strings.HasPrefix(rule, "-A DOCKER-USER ") && strings.Contains(rule, "shoal-mesh") {
+					_, _ = in(append([]string{"iptables", "-w", "-D"}, strings.Fields(strings.TrimPrefix(rule, "-A "))...)...)
+				}
+			}
+		}
+		for _, dev := range linksCtx(ctx, t, i) {
+			if out, err := in("ip", "link", "del", dev); err != nil {
+				t.Logf("clear %s: ip link del %s: %v %s", e.Netns, dev, err, out)
+			}
+		}
+	}
 }
 
 // docker runs the CLI against the cluster; err carries stderr.
@@ -135,7 +177,13 @@ func (c *cluster) members(t *testing.T, refs ...string) []member {
 // links lists the overlay devices (shv*, shx*) in engine i's namespace.
 func links(t *testing.T, i int) []string {
 	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "ip", "netns", "exec", bed.Engines[i].Netns, "ip", "-br", "link", "show").Output()
+	return linksCtx(t.Context(), t, i)
+}
+
+// linksCtx is links under ctx (a cleanup's: the test's has ended then).
+func linksCtx(ctx context.Context, t *testing.T, i int) []string {
+	t.Helper()
+	out, err := exec.CommandContext(ctx, "ip", "netns", "exec", bed.Engines[i].Netns, "ip", "-br", "link", "show").Output()
 	if err != nil {
 		t.Fatalf("ip link in %s: %v", bed.Engines[i].Netns, err)
 	}
