@@ -75,3 +75,33 @@ func (m *Manager) ensureIngress(ctx context.Context) (store.Network, error) {
 	m.ensureEverywhere(ctx, nw)
 	return nw, nil
 }
+
+// ingressKeepEvery is how often the leader checks that every node has its
+// address on the ingress network.
+var ingressKeepEvery = 5 * time.Second
+
+// KeepIngress gives every node its share of the ingress network once the
+// network exists, until ctx ends: a node that joins (or whose engine
+// comes back) after the network was made forwards the mesh's ports too,
+// without waiting for a publishing task to start. It returns at once where
+// there are no cluster networks (shoal manage). Run it on the leader only.
+func (m *Manager) KeepIngress(ctx context.Context) error {
+	nets, ok := m.clusterNetworks()
+	if !ok {
+		return nil
+	}
+	t := time.NewTicker(ingressKeepEvery)
+	defer t.Stop()
+	for {
+		if list, err := nets.List(ctx); err == nil {
+			if i := slices.IndexFunc(list, func(n store.Network) bool { return n.Ingress }); i >= 0 {
+				m.ensureEverywhere(ctx, list[i])
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

@@ -48,6 +48,7 @@ func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	// later does not wait for nodes it finds down (only a fresh start does).
 	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log, ViewSince: time.Now()})
 	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
+	g.Go("ingress", &LeaderOnly{Name: "ingress", Leadership: lead, Component: s.afterContact(Func(s.mgr.KeepIngress)), Log: s.log})
 }
 
 // afterContact runs c once the pool holds engines and none of them is
