@@ -126,6 +126,7 @@ type Engine struct {
 	mu         sync.RWMutex
 	state      State
 	failures   int
+	failing    time.Time // the first failed contact of the failures in a row
 	lastErr    string
 	name       string
 	info       *system.Info
@@ -199,6 +200,21 @@ func (e *Engine) setAvailability(a string) {
 func (e *Engine) StateSince() time.Time {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	return e.since
+}
+
+// DownSince is when the engine began to fail while it is not Healthy:
+// its first failed contact in the run of failures that made it Unhealthy
+// (or the change of state when none was counted); zero while Healthy.
+func (e *Engine) DownSince() time.Time {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.state == Healthy {
+		return time.Time{}
+	}
+	if !e.failing.IsZero() {
+		return e.failing
+	}
 	return e.since
 }
 
@@ -314,7 +330,9 @@ func (e *Engine) setState(s State, errMsg string) {
 	}
 	e.lastErr = errMsg
 	if s == Healthy {
-		e.failures = 0
+		e.failures, e.failing = 0, time.Time{}
+	} else if e.failing.IsZero() {
+		e.failing = e.since
 	}
 	e.gen++
 	e.mu.Unlock()
@@ -330,6 +348,9 @@ func (e *Engine) setState(s State, errMsg string) {
 func (e *Engine) fail(err error) State {
 	e.mu.Lock()
 	e.failures++
+	if e.failures == 1 {
+		e.failing = time.Now()
+	}
 	n := e.failures
 	st := e.state
 	e.lastErr = err.Error()

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -50,4 +52,33 @@ func TestHungEngineIsUnhealthySoon(t *testing.T) {
 	}
 	sims[0].Resume()
 	waitFor(t, "the resumed engine healthy", e.Healthy)
+}
+
+// TestDownSince: an engine marked down after failures in a row reports
+// the first of them; a healthy one reports none.
+func TestDownSince(t *testing.T) {
+	e := &Engine{opts: &Options{FailureRetry: 3, Logger: slog.New(slog.DiscardHandler)}}
+	e.setState(Healthy, "")
+	if !e.DownSince().IsZero() {
+		t.Fatalf("healthy engine down since %v", e.DownSince())
+	}
+	first := time.Now()
+	e.fail(errors.New("one"))
+	time.Sleep(5 * time.Millisecond)
+	e.fail(errors.New("two"))
+	if !e.DownSince().IsZero() {
+		t.Errorf("an engine still Healthy (2 of 3 failures) reports down since %v", e.DownSince())
+	}
+	e.fail(errors.New("three"))
+	if got := e.DownSince(); got.Before(first) || got.After(first.Add(4*time.Millisecond)) {
+		t.Errorf("down since %v, want the first failure (~%v)", got, first)
+	}
+	e.setState(Healthy, "")
+	if !e.DownSince().IsZero() {
+		t.Errorf("down since %v after recovery", e.DownSince())
+	}
+	e.setState(Unhealthy, "tunnel gone") // marked down without counted failures
+	if got := e.DownSince(); got.IsZero() || got != e.StateSince() {
+		t.Errorf("down since %v, want the change of state %v", got, e.StateSince())
+	}
 }

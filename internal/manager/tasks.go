@@ -97,6 +97,9 @@ func (m *Manager) taskNode(rec swarm.Node, e *engine.Engine) orchestrator.Node {
 		return n
 	}
 	n.Ready = e.Healthy()
+	if !n.Ready {
+		n.DownSince = e.DownSince()
+	}
 	if info := e.Info(); info != nil {
 		n.EngineLabels = engineLabels(info.Labels)
 		n.OS, n.Arch = info.OSType, info.Architecture

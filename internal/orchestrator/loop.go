@@ -25,6 +25,13 @@ const (
 	// replaces that node's tasks; a node it saw ready and then lost has
 	// its tasks replaced at once.
 	StartupGrace = 5 * time.Second
+	// DefaultDownGrace is how long a node must have been failing before
+	// its tasks are replaced: an agent restarting (its tunnel drops, and
+	// the node is marked down at once) or a blip of the network is not a
+	// lost node. A node whose engine failed its health checks until it
+	// was marked down has usually failed that long already (the runtime
+	// gives the time of its first failure), so its tasks go at once.
+	DefaultDownGrace = 5 * time.Second
 	// resyncEvery makes a pass even when nothing was heard of, in case a
 	// change notification was lost.
 	resyncEvery = 5 * time.Second
@@ -46,6 +53,8 @@ type Config struct {
 	// it finds down is down, and its tasks are replaced at once. Zero:
 	// every Run has the grace.
 	ViewSince time.Time
+	// DownGrace is DefaultDownGrace if zero; negative: none.
+	DownGrace time.Duration
 }
 
 // Orchestrator keeps the services in the store at their desired state
@@ -74,6 +83,9 @@ func New(cfg Config) *Orchestrator {
 	}
 	if cfg.MaxOps <= 0 {
 		cfg.MaxOps = DefaultMaxOps
+	}
+	if cfg.DownGrace == 0 {
+		cfg.DownGrace = DefaultDownGrace
 	}
 	return &Orchestrator{cfg: cfg, log: cfg.Logger.With("component", "orchestrator"), clock: cfg.Clock,
 		services: store.NewServices(cfg.Store), tasks: store.NewTasks(cfg.Store)}
@@ -334,8 +346,9 @@ func (l *loop) nodesDown(nodes []Node, now time.Time) map[string]time.Time {
 	return out
 }
 
-// unconfirmed are the nodes not ready that this run has not seen ready,
-// while it is in its startup grace.
+// unconfirmed are the nodes not ready whose tasks are kept for now: those
+// this run has not seen ready while it is in its startup grace, and those
+// failing for less than the down grace.
 func (l *loop) unconfirmed(nodes []Node, now time.Time) []string {
 	var out []string
 	grace := l.graceEnd
@@ -345,12 +358,25 @@ func (l *loop) unconfirmed(nodes []Node, now time.Time) []string {
 			l.seenReady[n.ID] = true
 		case !l.seenReady[n.ID] && now.Before(grace):
 			out = append(out, n.ID)
+			l.wake(grace)
+		case l.o.cfg.DownGrace > 0 && now.Before(l.downAt(n, now).Add(l.o.cfg.DownGrace)):
+			out = append(out, n.ID)
+			l.wake(l.downAt(n, now).Add(l.o.cfg.DownGrace))
 		}
 	}
-	if len(out) > 0 {
-		l.wake(grace)
-	}
 	return out
+}
+
+// downAt is when node n (not ready) began to fail: as the runtime says,
+// or else when this run first saw it down.
+func (l *loop) downAt(n Node, now time.Time) time.Time {
+	if !n.DownSince.IsZero() {
+		return n.DownSince
+	}
+	if at, ok := l.downSince[n.ID]; ok {
+		return at
+	}
+	return now
 }
 
 // missingContainers notes since when each started task's container has

@@ -26,7 +26,11 @@ type Node struct {
 	Availability swarm.NodeAvailability // active, pause or drain
 	// Ready is false while the node is down (its engine unhealthy or
 	// unreachable): its tasks are to be replaced elsewhere.
-	Ready        bool
+	Ready bool
+	// DownSince is when a node not ready began to fail, as far as the
+	// runtime knows (zero: unknown; the orchestrator counts from when it
+	// saw the node down).
+	DownSince    time.Time
 	Labels       map[string]string // node labels (docker node update --label-add)
 	EngineLabels map[string]string // the engine's own labels (dockerd --label)
 	OS, Arch     string

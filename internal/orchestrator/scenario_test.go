@@ -28,6 +28,8 @@ type harness struct {
 	stop  func()
 	// viewSince is the Config.ViewSince of the orchestrators it starts.
 	viewSince time.Time
+	// downGrace is their Config.DownGrace: none (-1) unless a test sets it.
+	downGrace time.Duration
 }
 
 func newHarness(t *testing.T, nodes int) *harness {
@@ -35,7 +37,7 @@ func newHarness(t *testing.T, nodes int) *harness {
 	st := storetest.Open(t)
 	clock := newFakeClock()
 	h := &harness{t: t, ctx: context.Background(), st: st, rt: newFakeRuntime(clock, nodes), clock: clock,
-		svcs: store.NewServices(st), tasks: store.NewTasks(st)}
+		svcs: store.NewServices(st), tasks: store.NewTasks(st), downGrace: -1}
 	h.stop = h.startOrchestrator()
 	t.Cleanup(func() { h.stop() })
 	return h
@@ -46,7 +48,7 @@ func newHarness(t *testing.T, nodes int) *harness {
 func (h *harness) startOrchestrator() func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := New(Config{Store: h.st, Runtime: h.rt, Clock: h.clock, Debounce: 2 * time.Millisecond,
-		Logger: testLogger(), ViewSince: h.viewSince})
+		Logger: testLogger(), ViewSince: h.viewSince, DownGrace: h.downGrace})
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
 	return func() {
@@ -644,6 +646,44 @@ func TestScenarioLeaderChangeInRunningManagerReplacesAtOnce(t *testing.T) {
 	h.rt.setNode("n01", func(n *Node) { n.Ready = false }) // lost with the old leader
 	h.stop = h.startOrchestrator()
 	h.eventually("2 tasks running on n02, the clock not moved", func() bool {
+		r := running(h.list(id))
+		return len(r) == 2 && r[0].NodeID == "n02" && r[1].NodeID == "n02"
+	})
+}
+
+// TestScenarioNodeDownGrace: a node down for less than the down grace (an
+// agent restarting) keeps its tasks; one down longer has them replaced
+// once the grace has passed since it began to fail, as the runtime says.
+func TestScenarioNodeDownGrace(t *testing.T) {
+	h := newHarness(t, 2)
+	h.stop()
+	h.downGrace = 3 * time.Second
+	h.stop = h.startOrchestrator()
+	id := h.create(spec("web", 2))
+	run := h.waitRunning(id, 2)
+	byNode := map[string]string{}
+	for _, tk := range run {
+		byNode[tk.NodeID] = tk.ID
+	}
+	h.rt.setNode("n01", func(n *Node) { n.Ready, n.DownSince = false, h.clock.Now() })
+	h.clock.Advance(2 * time.Second)
+	time.Sleep(100 * time.Millisecond) // real time for passes to run
+	h.rt.setNode("n01", func(n *Node) { n.Ready, n.DownSince = true, time.Time{} })
+	h.clock.Advance(5 * time.Second)
+	time.Sleep(100 * time.Millisecond)
+	for _, tk := range h.list(id) {
+		if tk.DesiredState != swarm.TaskStateRunning || byNode[tk.NodeID] != tk.ID {
+			t.Fatalf("a task changed across a down time shorter than the grace: %+v", tk)
+		}
+	}
+	// Down again, failing for 2 s already when marked down: replaced 1 s later.
+	h.rt.setNode("n01", func(n *Node) { n.Ready, n.DownSince = false, h.clock.Now().Add(-2*time.Second) })
+	time.Sleep(100 * time.Millisecond)
+	if r := running(h.list(id)); len(r) != 2 || r[0].NodeID == r[1].NodeID {
+		t.Fatalf("replaced before the grace passed: %+v", r)
+	}
+	h.clock.Advance(time.Second)
+	h.eventually("both tasks running on n02", func() bool {
 		r := running(h.list(id))
 		return len(r) == 2 && r[0].NodeID == "n02" && r[1].NodeID == "n02"
 	})

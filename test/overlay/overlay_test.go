@@ -41,8 +41,12 @@ func mainRun(m *testing.M) int {
 	})
 }
 
-// cluster is the built-in cluster of the test: its API's DOCKER_HOST.
-type cluster struct{ host string }
+// cluster is the built-in cluster of the test: its API's DOCKER_HOST and
+// the nodes' shoal processes.
+type cluster struct {
+	host     string
+	mgr, wrk *shoaltest.Shoal
+}
 
 // startCluster runs shoal init in engine 0's namespace and shoal join in
 // engine 1's, and waits for 2 Ready nodes.
@@ -62,7 +66,7 @@ func startCluster(t *testing.T) *cluster {
 	// remove what their agents made), and the next test's cluster starts
 	// on the same engines and namespaces.
 	t.Cleanup(func() { clearNodes(t) })
-	shoaltest.Start(t, shoaltest.Options{Args: append([]string{"init"}, args(0)...), Name: "overlay-manager", Netns: mgr.Netns, NoWait: true})
+	c.mgr = shoaltest.Start(t, shoaltest.Options{Args: append([]string{"init"}, args(0)...), Name: "overlay-manager", Netns: mgr.Netns, NoWait: true})
 	var token string
 	shoaltest.Eventually(t, 60*time.Second, "the worker token", func() error {
 		out, err := c.docker(t.Context(), "swarm", "join-token", "-q", "worker")
@@ -72,7 +76,7 @@ func startCluster(t *testing.T) *cluster {
 		return nil
 	})
 	join := append(append([]string{"join", "--token", token}, args(1)...), mgr.IP+":2377")
-	shoaltest.Start(t, shoaltest.Options{Args: join, Name: "overlay-worker", Netns: wrk.Netns, NoWait: true})
+	c.wrk = shoaltest.Start(t, shoaltest.Options{Args: join, Name: "overlay-worker", Netns: wrk.Netns, NoWait: true})
 	shoaltest.Eventually(t, 60*time.Second, "2 Ready nodes", func() error {
 		out, err := c.docker(t.Context(), "node", "ls", "--format", "{{.Status}}")
 		if strings.Count(out, "Ready") != 2 {
