@@ -77,6 +77,8 @@ type Network struct {
 	// Records are the names on the network and their addresses, across
 	// all nodes (lower case, without a trailing dot).
 	Records map[string][]string `json:"records,omitempty"`
+	// VIPs are the virtual IPs of the services on the network (vip.go).
+	VIPs []VIP `json:"vips,omitempty"`
 }
 
 // Member is one container on a cluster network, as an engine shows it.
