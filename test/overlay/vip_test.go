@@ -31,7 +31,7 @@ func TestVIP(t *testing.T) {
 	})
 	netID := c.must(t, "network", "create", "-d", "overlay", "--attachable", "appnet")
 	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--network", "appnet", "busybox",
-		"sh", "-c", "hostname > /tmp/index.html && exec httpd -f -p 80 -h /tmp")
+		"nc", "-ll", "-p", "80", "-e", "hostname")
 	c.must(t, "service", "create", "-d", "--quiet", "--name", "rr", "--endpoint-mode", "dnsrr", "--network", "appnet", "busybox", "sleep", "600")
 	c.must(t, "run", "-d", "--name", "client", "--network", "appnet", "busybox", "sleep", "600")
 
@@ -66,9 +66,13 @@ func TestVIP(t *testing.T) {
 	lookup("tasks.web", tasks[0].IP, tasks[1].IP)
 	lookup("rr", rr.IP)
 
+	// nc, not wget: this busybox's wget dies of SIGSEGV resolving a name
 	get := func(target string) (string, error) {
-		out, err := c.docker(ctx, "exec", "client", "wget", "-qO-", "-T", "3", "http://"+target+"/")
-		return strings.TrimSpace(out), err
+		out, err := c.docker(ctx, "exec", "client", "nc", "-w", "3", target, "80")
+		if out = strings.TrimSpace(out); err == nil && out == "" {
+			err = fmt.Errorf("no answer from %s", target)
+		}
+		return out, err
 	}
 	seen := map[string]bool{}
 	shoaltest.Eventually(t, 20*time.Second, "both tasks answering on the VIP", func() error {
