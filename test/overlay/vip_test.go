@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/test/shoaltest"
+	"github.com/shoal-dev/shoal/test/testbed"
 )
 
 // TestVIP: a service in vip mode (the default) on an overlay network gets
@@ -22,6 +23,7 @@ import (
 func TestVIP(t *testing.T) {
 	began := time.Now()
 	c := startCluster(t)
+	t.Logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
 	ctx := t.Context()
 	t.Cleanup(func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -88,6 +90,31 @@ func TestVIP(t *testing.T) {
 		}
 		return nil
 	})
+	t.Run("ARP answered by the client's own node", func(t *testing.T) {
+		client := c.members(t, "client")[0]
+		i := slices.IndexFunc(bed.Engines, func(e *testbed.Engine) bool { return e.Hostname == client.Node })
+		if i < 0 {
+			t.Fatalf("client on %q, no such engine", client.Node)
+		}
+		mac, err := exec.CommandContext(ctx, "ip", "netns", "exec", bed.Engines[i].Netns, "cat", "/sys/class/net/shv"+netID[:10]+"/address").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		arp := c.must(t, "exec", "client", "cat", "/proc/net/arp")
+		found := false
+		for _, l := range strings.Split(arp, "\n") {
+			if f := strings.Fields(l); len(f) >= 4 && f[0] == vip {
+				found = true
+				if f[3] != strings.TrimSpace(string(mac)) {
+					t.Errorf("the client (on %s) has the VIP at %s, not its node's bridge %s", client.Node, f[3], mac)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("the client has no ARP entry for the VIP %s:\n%s", vip, arp)
+		}
+	})
+	t.Logf("both tasks answered on the VIP (%s)", time.Since(began).Round(time.Millisecond))
 	if out, err := c.docker(ctx, "exec", "client", "ping", "-c", "1", "-W", "2", vip); err != nil {
 		t.Errorf("ping %s (the node answers for the VIP): %v\n%s", vip, err, out)
 	}
@@ -104,6 +131,7 @@ func TestVIP(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("the VIP refuses connections (%s)", time.Since(began).Round(time.Millisecond))
 	lookup("web", vip) // the name stays the VIP's while the service is there
 
 	c.must(t, "service", "rm", "web")
