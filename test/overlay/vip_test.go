@@ -32,7 +32,8 @@ func TestVIP(t *testing.T) {
 		c.docker(cctx, "rm", "-f", "client")
 	})
 	netID := c.must(t, "network", "create", "-d", "overlay", "--attachable", "appnet")
-	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--network", "appnet", "busybox",
+	// a grace period of 1 s: nc as PID 1 ignores SIGTERM, and the scale to 0 would wait 10 s
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--stop-grace-period", "1s", "--network", "appnet", "busybox",
 		"nc", "-ll", "-p", "80", "-e", "hostname")
 	c.must(t, "service", "create", "-d", "--quiet", "--name", "rr", "--endpoint-mode", "dnsrr", "--network", "appnet", "busybox", "sleep", "600")
 	c.must(t, "run", "-d", "--name", "client", "--network", "appnet", "busybox", "sleep", "600")
