@@ -22,8 +22,8 @@ import (
 // some manager left undone (a manager stopped half way, the ingress
 // network made after the service).
 func (c *Cluster) syncVIPs(ctx context.Context) {
-	if err := services.SyncVIPs(ctx, c.store, c.log); err != nil {
-		c.log.Debug("overlay: service VIPs", "err", err)
+	if err := services.SyncVIPs(ctx, c.store); err != nil {
+		c.log.Debug("overlay: service VIPs", "err", err) // every second: the API's calls warn
 	}
 }
 

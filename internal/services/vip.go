@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net/netip"
 	"slices"
@@ -93,10 +92,10 @@ func sortedKeys(m map[string]string) []string {
 }
 
 // applyVIP makes one change to a network record (allocating is a no-op
-// for a service that has a VIP there already). A full VIP share is
-// logged, not failed: the service then has no VIP on that network, and
-// its name answers its tasks' addresses there (as dnsrr).
-func applyVIP(n *store.Network, c vipChange, log *slog.Logger) error {
+// for a service that has a VIP there already). A full VIP share is an
+// error wrapping overlay.ErrNoVIP: the service then has no VIP on that
+// network, and its name answers its tasks' addresses there (as dnsrr).
+func applyVIP(n *store.Network, c vipChange) error {
 	if c.Free {
 		delete(n.VIPs, c.Service)
 		return nil
@@ -109,12 +108,8 @@ func applyVIP(n *store.Network, c vipChange, log *slog.Logger) error {
 		return fmt.Errorf("services: network %s: subnet %q: %w", n.Name, n.Subnet, err)
 	}
 	a, err := overlay.AllocateVIP(subnet, n.Slots, n.VIPs)
-	if errors.Is(err, overlay.ErrNoVIP) {
-		log.Warn("no virtual IP for a service: its name answers its tasks' addresses", "network", n.Name, "service", c.Service, "error", err)
-		return nil
-	}
 	if err != nil {
-		return err
+		return fmt.Errorf("services: service %s on network %s: %w", c.Service, n.Name, err)
 	}
 	if n.VIPs == nil {
 		n.VIPs = map[string]string{}
@@ -124,11 +119,10 @@ func applyVIP(n *store.Network, c vipChange, log *slog.Logger) error {
 }
 
 // SyncVIPs gives every service of st its VIPs and frees those of services
-// gone or off a network (see above); it writes only what changes.
-func SyncVIPs(ctx context.Context, st *store.Store, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+// gone or off a network (see above); it writes only what changes. A
+// service left without a VIP because a share is full is in the error
+// (errors.Is overlay.ErrNoVIP), the rest being done.
+func SyncVIPs(ctx context.Context, st *store.Store) error {
 	nets := store.NewNetworks(st)
 	list, err := nets.List(ctx) // before the services: see above
 	if err != nil || len(list) == 0 {
@@ -144,9 +138,16 @@ func SyncVIPs(ctx context.Context, st *store.Store, log *slog.Logger) error {
 		byNet[c.Network] = append(byNet[c.Network], c)
 	}
 	for _, id := range slices.Sorted(maps.Keys(byNet)) {
+		var full []error
 		err := nets.Modify(ctx, id, func(n *store.Network) error {
+			full = nil // again on a retry
 			for _, c := range byNet[id] {
-				if err := applyVIP(n, c, log); err != nil {
+				err := applyVIP(n, c)
+				if errors.Is(err, overlay.ErrNoVIP) {
+					full = append(full, err)
+					continue
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -155,6 +156,7 @@ func SyncVIPs(ctx context.Context, st *store.Store, log *slog.Logger) error {
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("services: virtual IPs on network %s: %w", id, err))
 		}
+		errs = append(errs, full...)
 	}
 	return errors.Join(errs...)
 }
@@ -202,7 +204,11 @@ func (b *Backend) syncVIPs(ctx context.Context) {
 	if b.st == nil {
 		return
 	}
-	if err := SyncVIPs(ctx, b.st, b.log); err != nil {
+	err := SyncVIPs(ctx, b.st)
+	switch {
+	case errors.Is(err, overlay.ErrNoVIP):
+		b.log.Warn("a service has no virtual IP where the network's VIP share is full: its name answers its tasks' addresses there", "error", err)
+	case err != nil:
 		b.log.Warn("virtual IPs not synced yet", "error", err)
 	}
 }

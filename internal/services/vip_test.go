@@ -3,10 +3,12 @@ package services_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
+	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/services"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -108,12 +110,35 @@ func TestSyncVIPs(t *testing.T) {
 		VIPs: map[string]string{"gone": "10.0.0.240"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := services.SyncVIPs(ctx, st, nil); err != nil {
+	if err := services.SyncVIPs(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	svc, _ := b.Service(ctx, "web", false)
 	n, _ := nets.Get(ctx, "ingressaaaaaaaaaaaaaaaaaa")
 	if len(n.VIPs) != 1 || n.VIPs[svc.ID] != "10.0.0.240" || len(svc.Endpoint.VirtualIPs) != 1 || svc.Endpoint.VirtualIPs[0].Addr.String() != "10.0.0.240/24" {
 		t.Errorf("ingress VIPs %v, Endpoint %+v", n.VIPs, svc.Endpoint)
+	}
+}
+
+// TestVIPShareFull: a service on a network whose VIP share is a node's
+// (made before VIPs) is created all the same, without a VIP there, and
+// the sync says why.
+func TestVIPShareFull(t *testing.T) {
+	b, _, st := newBackend(t)
+	ctx := context.Background()
+	if err := store.NewNetworks(st).Create(ctx, store.Network{ID: "oldnetaaaaaaaaaaaaaaaaaaa", Name: "oldnet", Subnet: "10.0.1.0/24",
+		Slots: map[string]int{"n16": 15}}); err != nil {
+		t.Fatal(err)
+	}
+	web := spec("web", 1)
+	web.TaskTemplate.Networks = []swarm.NetworkAttachmentConfig{{Target: "oldnet"}}
+	if _, err := b.CreateService(ctx, web, ""); err != nil {
+		t.Fatal(err)
+	}
+	if svc, err := b.Service(ctx, "web", false); err != nil || len(svc.Endpoint.VirtualIPs) != 0 {
+		t.Errorf("VIPs %v (%v), want none", svc.Endpoint.VirtualIPs, err)
+	}
+	if err := services.SyncVIPs(ctx, st); !errors.Is(err, overlay.ErrNoVIP) {
+		t.Errorf("sync: %v, want ErrNoVIP", err)
 	}
 }
