@@ -67,6 +67,7 @@ func (c *Cluster) overlayState(ctx context.Context, n Node) (overlay.State, erro
 	for _, nw := range nets {
 		on := overlay.Network{ID: nw.ID, Name: nw.Name, VNI: nw.VNI, Bridge: overlay.BridgeName(nw.ID), VXLAN: overlay.VXLANName(nw.ID),
 			MTU: overlay.MTU, Local: n.Addr, Peers: peers, Records: records[nw.ID]}
+		withVIPs(&on, nw, svcs) // vip.go
 		if slot, ok := nw.Slots[n.ID]; ok {
 			if gw, _, err := overlay.Slot(netip.MustParsePrefix(nw.Subnet), slot); err == nil {
 				on.Gateway = gw.String()
@@ -105,6 +106,7 @@ func (c *Cluster) overlayRecords(ctx context.Context, nets []store.Network) (map
 	if c.cfg.Pool != nil {
 		engines = c.cfg.Pool.Healthy()
 	}
+	c.syncVIPs(ctx) // vip.go
 	svcs, _, err := store.NewServices(c.store).List(ctx)
 	if err != nil {
 		c.log.Debug("overlay: services for network aliases", "err", err)

@@ -42,6 +42,7 @@ type Node struct {
 	dns   *DNS
 	owned map[string]bool // devices this node made (StateFile)
 	mesh  meshState       // the routing mesh last programmed
+	vip   vipState        // the service VIPs last programmed (vip.go)
 }
 
 // NewNode returns a node side over cfg.
@@ -105,6 +106,9 @@ func (n *Node) Run(ctx context.Context) error {
 		} else {
 			if err := n.Converge(ctx, st.Networks); err != nil {
 				n.log.Warn("overlay: converge", "err", err)
+			}
+			if err := n.convergeVIP(ctx, st.Networks); err != nil {
+				n.log.Warn("overlay: service VIPs", "err", err)
 			}
 			if err := n.convergeMesh(ctx, st.Mesh); err != nil {
 				n.log.Warn("overlay: routing mesh", "err", err)
@@ -172,7 +176,7 @@ func (n *Node) Remove(ctx context.Context) error {
 		merr = n.removeMesh(ctx, true, n.mesh.bridge)
 		n.mesh = meshState{}
 	}
-	return errors.Join(merr, n.Converge(ctx, nil))
+	return errors.Join(merr, n.removeVIP(ctx), n.Converge(ctx, nil))
 }
 
 // Observe reads the devices and flood entries the agent manages.

@@ -77,6 +77,8 @@ type Network struct {
 	// Records are the names on the network and their addresses, across
 	// all nodes (lower case, without a trailing dot).
 	Records map[string][]string `json:"records,omitempty"`
+	// VIPs are the virtual IPs of the services on the network (vip.go).
+	VIPs []VIP `json:"vips,omitempty"`
 }
 
 // Member is one container on a cluster network, as an engine shows it.
@@ -91,7 +93,8 @@ type Member struct {
 // Records turns the members of a network into its DNS names: each
 // container's name and aliases, and for tasks the service's name and
 // tasks.<service>, both answered with every running task's address
-// (round robin: dnsrr).
+// (round robin: dnsrr; the managers then point the name of a service in
+// vip mode at its VIP, see VIP).
 func Records(members []Member) map[string][]string {
 	out := map[string][]string{}
 	add := func(name, ip string) {

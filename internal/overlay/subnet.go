@@ -17,7 +17,8 @@ const DefaultSubnetBits = 24
 // slotBits splits a subnet into 2^slotBits shares, one per node: each
 // node's engine allocates addresses on its own, in its share only, so no
 // two nodes ever give out the same address. A /24 gives 16 nodes 14
-// addresses each; a bigger --subnet gives more.
+// addresses each; a bigger --subnet gives more. The last share is kept
+// for the services' virtual IPs (vip.go): a /24 holds 15 nodes.
 const slotBits = 4
 
 // maxSlotLen keeps a share big enough for a gateway and a few containers.
@@ -77,9 +78,10 @@ func Slot(subnet netip.Prefix, i int) (gateway netip.Addr, ipRange netip.Prefix,
 	return ipRange.Addr().Next(), ipRange, nil
 }
 
-// FreeSlot is the lowest share of subnet that slots does not give a node.
+// FreeSlot is the lowest share of subnet that slots does not give a node
+// (the last share is the services' virtual IPs': see VIPSlot).
 func FreeSlot(subnet netip.Prefix, slots map[string]int) (int, error) {
-	taken := map[int]bool{}
+	taken := map[int]bool{VIPSlot(subnet): true}
 	for _, i := range slots {
 		taken[i] = true
 	}

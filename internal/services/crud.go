@@ -47,13 +47,14 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err := b.settleCreate(ctx, svc, encodedAuth); err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
+	b.syncVIPs(ctx) // vip.go
 	b.log.Info("service created", "service", spec.Name, "id", id)
 	return swarm.ServiceCreateResponse{ID: id, Warnings: warnings}, nil
 }
 
 // settleCreate finishes a created record (the job status and registry
-// auth swarm mode sets at create; its Endpoint stays empty, as swarm
-// mode's does for a service without networks: shoal allocates no VIPs), and backs out if another
+// auth swarm mode sets at create; its VIPs are allocated once the record
+// names its networks: vip.go), and backs out if another
 // manager created a service of the same name meanwhile: of two, the older
 // one stays.
 func (b *Backend) settleCreate(ctx context.Context, svc store.Service, encodedAuth string) error {
@@ -148,6 +149,9 @@ func (b *Backend) Services(ctx context.Context, filters backend.Filters, status 
 			out = append(out, s.Service)
 		}
 	}
+	if err := b.withVIPs(ctx, out); err != nil { // vip.go
+		return nil, err
+	}
 	if status && len(out) > 0 {
 		if err := b.fillStatus(ctx, out); err != nil {
 			return nil, err
@@ -162,10 +166,14 @@ func (b *Backend) Service(ctx context.Context, ref string, insertDefaults bool) 
 	if err != nil {
 		return swarm.Service{}, err
 	}
-	if insertDefaults {
-		s.Spec = withDefaults(s.Spec)
+	one := []swarm.Service{s.Service}
+	if err := b.withVIPs(ctx, one); err != nil { // vip.go
+		return swarm.Service{}, err
 	}
-	return s.Service, nil
+	if insertDefaults {
+		one[0].Spec = withDefaults(one[0].Spec)
+	}
+	return one[0], nil
 }
 
 // lookupService resolves ref as swarm mode does: full ID, then exact
@@ -246,6 +254,7 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 	case err != nil:
 		return swarm.ServiceUpdateResponse{}, fmt.Errorf("services: update %s: %w", cur.ID, err)
 	}
+	b.syncVIPs(ctx) // vip.go
 	b.log.Info("service updated", "service", cur.Spec.Name, "id", cur.ID, "rollback", rollback)
 	return swarm.ServiceUpdateResponse{Warnings: warnings}, nil
 }
@@ -334,6 +343,7 @@ func (b *Backend) RemoveService(ctx context.Context, ref string) error {
 	} else if err != nil {
 		return fmt.Errorf("services: remove %s: %w", s.ID, err)
 	}
+	b.syncVIPs(ctx) // vip.go: its VIPs are freed
 	b.log.Info("service removed", "service", s.Spec.Name, "id", s.ID)
 	return nil
 }

@@ -60,7 +60,9 @@ const DefaultLogRetry = 2 * time.Second
 
 // Backend serves the service and task calls (dockerapi.Services).
 type Backend struct {
+	st       *store.Store
 	services store.Services
+	networks store.Networks // the cluster networks, where the VIPs are (vip.go)
 	tasks    store.Tasks
 	engines  Engines
 	refs     Refs
@@ -86,7 +88,9 @@ func New(cfg Config) *Backend {
 		cfg.LogRetry = DefaultLogRetry
 	}
 	return &Backend{
+		st:       cfg.Store,
 		services: store.NewServices(cfg.Store),
+		networks: store.NewNetworks(cfg.Store),
 		tasks:    store.NewTasks(cfg.Store),
 		engines:  cfg.Engines,
 		refs:     cfg.Refs,

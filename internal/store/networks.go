@@ -29,6 +29,10 @@ type Network struct {
 	// of its share of the subnet (see overlay.Slot): the engines allocate
 	// addresses on their own, so each gets a range of its own.
 	Slots map[string]int `json:"slots,omitempty"`
+	// VIPs gives each service with a virtual IP on the network its
+	// address (service ID → IPv4, from the share overlay.VIPSlot keeps):
+	// kept here, so that one compare-and-swap of this record allocates.
+	VIPs map[string]string `json:"vips,omitempty"`
 }
 
 // Networks is the desired state of cluster networks.

@@ -109,6 +109,8 @@ func clearNodes(t *testing.T) {
 			eng(append([]string{"network", "rm"}, ids...)...)
 		}
 		_, _ = in("nft", "delete", "table", "ip", "shoal-mesh")
+		_, _ = in("nft", "delete", "table", "ip", "shoal-vip")
+		_, _ = in("nft", "delete", "table", "bridge", "shoal-vip")
 		if out, err := in("iptables", "-w", "-S", "DOCKER-USER"); err == nil {
 			for _, rule := range strings.Split(string(out), "\n") {
 				if strings.HasPrefix(rule, "-A DOCKER-USER ") && strings.Contains(rule, "shoal-mesh") {
@@ -233,9 +235,10 @@ func TestOverlayNetwork(t *testing.T) {
 	}
 
 	c.must(t, "network", "create", "-d", "overlay", "backnet")
-	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--replicas", "2", "--network", "appnet", "--network", "backnet",
+	// dnsrr: the names answer the tasks (vip_test.go has the VIPs)
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "web", "--endpoint-mode", "dnsrr", "--replicas", "2", "--network", "appnet", "--network", "backnet",
 		"busybox", "nc", "-ll", "-p", "7000", "-e", "hostname")
-	c.must(t, "service", "create", "-d", "--quiet", "--name", "db", "--network", "name=backnet,alias=database", "busybox", "sleep", "600")
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "db", "--endpoint-mode", "dnsrr", "--network", "name=backnet,alias=database", "busybox", "sleep", "600")
 	c.must(t, "run", "-d", "--name", "client", "--network", "appnet", "busybox", "sleep", "600")
 	var tasks []member
 	shoaltest.Eventually(t, 60*time.Second, "2 running tasks of web on both nodes", func() error {
