@@ -33,18 +33,24 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 	if err := b.nameFree(ctx, spec.Name, ""); err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
-	ep, err := b.endpointFor(ctx, "", spec.EndpointSpec, nil) // ports.go
+	id := store.NewID()
+	others, _, err := b.services.List(ctx)
+	if err != nil {
+		return swarm.ServiceCreateResponse{}, fmt.Errorf("services: list: %w", err)
+	}
+	ep, err := b.claimEndpoint(ctx, id, spec.EndpointSpec, nil, others) // ports.go
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
-	id := store.NewID()
 	now := b.now().UTC()
 	svc, err := b.services.Create(ctx, id, spec, now)
 	if err != nil {
+		b.releaseClaims(ctx, id)
 		return swarm.ServiceCreateResponse{}, fmt.Errorf("services: create %s: %w", spec.Name, err)
 	}
 	svc.Endpoint = ep
 	if err := b.settleCreate(ctx, svc, encodedAuth); err != nil {
+		b.releaseClaims(ctx, id)
 		return swarm.ServiceCreateResponse{}, err
 	}
 	b.syncVIPs(ctx) // vip.go
@@ -240,10 +246,13 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 		if err := applyUpdate(s, spec, rollback, auth, now); err != nil {
 			return err
 		}
-		ep, err := endpoint(s.ID, s.Spec.EndpointSpec, s.Endpoint.Ports, others) // ports.go
+		ep, err := b.claimEndpoint(ctx, s.ID, s.Spec.EndpointSpec, s.Endpoint.Ports, others) // ports.go
 		s.Endpoint = ep
 		return err
 	})
+	if err != nil {
+		b.releaseClaims(ctx, cur.ID)
+	}
 	switch {
 	case errors.Is(err, store.ErrConflict):
 		return swarm.ServiceUpdateResponse{}, ErrOutOfSequence

@@ -4,7 +4,12 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/store"
 )
@@ -101,15 +106,94 @@ func allocatePort(p swarm.PortConfig, prev []swarm.PortConfig, used map[portKey]
 	return 0, invalidArg("failed to allocate a published port for %d/%s: the range %d-%d is exhausted", p.TargetPort, p.Protocol, dynamicPortStart, dynamicPortEnd)
 }
 
-// endpointFor is the Endpoint of self with spec ep among the services
-// recorded now.
-func (b *Backend) endpointFor(ctx context.Context, self string, ep *swarm.EndpointSpec, prev []swarm.PortConfig) (swarm.Endpoint, error) {
+// claimTTL is how long a claim holds a port that its service's record
+// does not show yet (a create or update in flight on some manager).
+const claimTTL = time.Minute
+
+// claimEndpoint is the Endpoint of self with spec ep, checked against the
+// ingress ports of the services recorded now (others) and against the
+// ports other managers are claiming at this moment, and claims its
+// ingress ports for self in the cluster's port table in one
+// compare-and-swap: of two services given one port at once through two
+// managers, the second to claim it is refused.
+func (b *Backend) claimEndpoint(ctx context.Context, self string, ep *swarm.EndpointSpec, prev []swarm.PortConfig, others []store.Service) (swarm.Endpoint, error) {
 	if ep == nil || len(ep.Ports) == 0 {
 		return swarm.Endpoint{}, nil
 	}
-	list, _, err := b.services.List(ctx)
-	if err != nil {
-		return swarm.Endpoint{}, fmt.Errorf("services: list: %w", err)
+	now := b.now()
+	var out swarm.Endpoint
+	err := b.ports.Modify(ctx, func(t *store.PortTable) error {
+		in := inFlight(t, self, others, now)
+		e, err := endpoint(self, ep, prev, append(slices.Clone(others), in...))
+		if err != nil {
+			return err
+		}
+		for _, p := range e.Ports {
+			if isIngress(p) && p.PublishedPort != 0 {
+				t.Claims[claimKey(keyOf(p))] = store.PortClaim{Service: self, At: now}
+			}
+		}
+		out = e
+		return nil
+	})
+	return out, err
+}
+
+// inFlight drops from t self's claims and those its owner's record now
+// shows (or that are older than claimTTL), and returns the others as
+// services that publish them, for endpoint to check against.
+func inFlight(t *store.PortTable, self string, others []store.Service, now time.Time) []store.Service {
+	byID := make(map[string]store.Service, len(others))
+	for _, s := range others {
+		byID[s.ID] = s
 	}
-	return endpoint(self, ep, prev, list)
+	var out []store.Service
+	for key, c := range t.Claims {
+		owner, known := byID[c.Service]
+		if c.Service == self || known && publishes(owner, key) || now.Sub(c.At) > claimTTL {
+			delete(t.Claims, key)
+			continue
+		}
+		proto, port, ok := parseClaimKey(key)
+		if !ok {
+			delete(t.Claims, key)
+			continue
+		}
+		if !known {
+			owner.ID, owner.Spec.Name = c.Service, c.Service
+		}
+		owner.Endpoint.Ports = []swarm.PortConfig{{Protocol: network.IPProtocol(proto), PublishedPort: port, PublishMode: swarm.PortConfigPublishModeIngress}}
+		out = append(out, owner)
+	}
+	return out
+}
+
+// releaseClaims drops self's claims (its create or update failed; what
+// its record still publishes the record guards).
+func (b *Backend) releaseClaims(ctx context.Context, self string) {
+	err := b.ports.Modify(context.WithoutCancel(ctx), func(t *store.PortTable) error {
+		for key, c := range t.Claims {
+			if c.Service == self {
+				delete(t.Claims, key)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.log.Warn("services: releasing published port claims", "service", self, "err", err)
+	}
+}
+
+func publishes(s store.Service, key string) bool {
+	return slices.ContainsFunc(s.Endpoint.Ports, func(p swarm.PortConfig) bool {
+		return isIngress(p) && p.PublishedPort != 0 && claimKey(keyOf(p)) == key
+	})
+}
+
+func claimKey(k portKey) string { return fmt.Sprintf("%s/%d", k.proto, k.port) }
+
+func parseClaimKey(key string) (proto string, port uint32, ok bool) {
+	proto, num, ok := strings.Cut(key, "/")
+	n, err := strconv.ParseUint(num, 10, 16)
+	return proto, uint32(n), ok && err == nil && n > 0
 }

@@ -64,6 +64,7 @@ type Backend struct {
 	services store.Services
 	networks store.Networks // the cluster networks, where the VIPs are (vip.go)
 	tasks    store.Tasks
+	ports    store.Ports // published ports being claimed (ports.go)
 	engines  Engines
 	refs     Refs
 	log      *slog.Logger
@@ -92,6 +93,7 @@ func New(cfg Config) *Backend {
 		services: store.NewServices(cfg.Store),
 		networks: store.NewNetworks(cfg.Store),
 		tasks:    store.NewTasks(cfg.Store),
+		ports:    store.NewPorts(cfg.Store),
 		engines:  cfg.Engines,
 		refs:     cfg.Refs,
 		log:      cfg.Logger,
