@@ -1,15 +1,18 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/orchestrator"
@@ -171,8 +174,29 @@ func observed(taskID, node string, c *engine.Container) orchestrator.Observed {
 	return orchestrator.Observed{
 		TaskID: taskID, NodeID: node, ContainerID: c.ID,
 		State: c.State, Health: health, ExitCode: c.ExitCode, Error: c.Error, PID: c.PID,
-		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt,
+		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, Ports: publishedHostPorts(c.Ports),
 	}
+}
+
+// publishedHostPorts are the ports a task's container publishes on its node (its
+// service's host-mode ports: the mesh's are not published by the engine),
+// once each (the engine lists a port for IPv4 and IPv6), sorted.
+func publishedHostPorts(ports []engine.Port) []swarm.PortConfig {
+	var out []swarm.PortConfig
+	for _, p := range ports {
+		if p.PublicPort == 0 {
+			continue
+		}
+		pc := swarm.PortConfig{Protocol: network.IPProtocol(cmp.Or(p.Type, "tcp")), TargetPort: uint32(p.PrivatePort),
+			PublishedPort: uint32(p.PublicPort), PublishMode: swarm.PortConfigPublishModeHost}
+		if !slices.Contains(out, pc) {
+			out = append(out, pc)
+		}
+	}
+	slices.SortFunc(out, func(a, b swarm.PortConfig) int {
+		return cmp.Or(cmp.Compare(a.PublishedPort, b.PublishedPort), cmp.Compare(a.TargetPort, b.TargetPort), cmp.Compare(a.Protocol, b.Protocol))
+	})
+	return out
 }
 
 // taskContainers finds the containers of task t in the cache of its node

@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/swarm"
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
@@ -178,5 +179,21 @@ func TestTaskTemplatesExpandAsSwarmMode(t *testing.T) {
 	svc.Spec.TaskTemplate.ContainerSpec.Hostname = "{{.Nope}}"
 	if _, err := taskCreateRequest(svc, task, taskNodeInfo{}); err == nil || !strings.HasPrefix(err.Error(), "expanding hostname failed: ") {
 		t.Errorf("a bad template: %v", err)
+	}
+}
+
+func TestPublishedHostPorts(t *testing.T) {
+	got := publishedHostPorts([]engine.Port{
+		{IP: "0.0.0.0", PrivatePort: 80, PublicPort: 8080, Type: "tcp"},
+		{IP: "::", PrivatePort: 80, PublicPort: 8080, Type: "tcp"},
+		{PrivatePort: 443, Type: "tcp"}, // exposed, not published
+		{IP: "0.0.0.0", PrivatePort: 53, PublicPort: 30001, Type: "udp"},
+	})
+	want := []swarm.PortConfig{
+		{Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeHost},
+		{Protocol: "udp", TargetPort: 53, PublishedPort: 30001, PublishMode: swarm.PortConfigPublishModeHost},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("published host ports %+v, want %+v", got, want)
 	}
 }

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/moby/moby/api/types/swarm"
 )
@@ -115,5 +116,9 @@ func (r *reconciler) setContainer(t *task) {
 	if t.Status.ContainerStatus == nil || *t.Status.ContainerStatus != cs {
 		t.save()
 		t.Status.ContainerStatus = &cs
+	}
+	if o.State == "running" && !slices.Equal(t.Status.PortStatus.Ports, o.Ports) {
+		t.save()
+		t.Status.PortStatus.Ports = slices.Clone(o.Ports)
 	}
 }

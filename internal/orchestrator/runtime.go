@@ -58,6 +58,10 @@ type Observed struct {
 	PID         int
 	StartedAt   time.Time
 	FinishedAt  time.Time
+	// Ports are the ports the container publishes on its node (the
+	// service's host-mode ports, with the ones the engine chose), shown
+	// in the task's Status.PortStatus as swarm mode does.
+	Ports []swarm.PortConfig
 }
 
 // Runtime is what the orchestrator's loop needs of the cluster: the nodes,

@@ -688,3 +688,21 @@ func TestScenarioNodeDownGrace(t *testing.T) {
 		return len(r) == 2 && r[0].NodeID == "n02" && r[1].NodeID == "n02"
 	})
 }
+
+// TestScenarioTaskPortStatus: the ports a running task's container
+// publishes on its node show in its Status.PortStatus, as swarm mode
+// shows its host-mode ports (docker service ps's PORTS).
+func TestScenarioTaskPortStatus(t *testing.T) {
+	h := newHarness(t, 1)
+	id := h.create(spec("web", 1))
+	run := h.waitRunning(id, 1)
+	want := []swarm.PortConfig{{Protocol: "tcp", TargetPort: 80, PublishedPort: 8080, PublishMode: swarm.PortConfigPublishModeHost}}
+	h.rt.mu.Lock()
+	h.rt.containers[run[0].ID].Ports = want
+	h.rt.mu.Unlock()
+	h.rt.notify()
+	h.eventually("the task's PortStatus", func() bool {
+		l := running(h.list(id))
+		return len(l) == 1 && len(l[0].Status.PortStatus.Ports) == 1 && l[0].Status.PortStatus.Ports[0] == want[0]
+	})
+}
