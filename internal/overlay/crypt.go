@@ -66,13 +66,16 @@ func (n *Network) Encrypt(key []byte) {
 	n.Key, n.Tap, n.VXLAN, n.MTU = key, TapName(n.ID), "", CryptMTU
 }
 
-// sealer seals and opens the datagrams of one network.
+// sealer seals and opens the datagrams of one network. One goroutine
+// seals and one opens (each has its scratch buffer for the additional data).
 type sealer struct {
 	aead   cipher.AEAD
 	vni    uint32
 	id     string // the network's ID, bound as additional data
 	prefix uint32 // this process's nonce prefix
 	ctr    atomic.Uint64
+	sealAD []byte
+	openAD []byte
 }
 
 func newSealer(key []byte, vni uint32, id string, prefix uint32) (*sealer, error) {
@@ -87,13 +90,14 @@ func newSealer(key []byte, vni uint32, id string, prefix uint32) (*sealer, error
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return &sealer{aead: aead, vni: vni & 0xffffff, id: id, prefix: prefix}, nil
+	return &sealer{aead: aead, vni: vni & 0xffffff, id: id, prefix: prefix,
+		sealAD: make([]byte, 0, headerLen+len(id)), openAD: make([]byte, 0, headerLen+len(id))}, nil
 }
 
-// additional is the data authenticated with a frame: the header and the network's ID.
-func (s *sealer) additional(hdr []byte) []byte {
-	ad := make([]byte, 0, headerLen+len(s.id))
-	return append(append(ad, hdr[:headerLen]...), s.id...)
+// additional is the data authenticated with a frame, in buf: the header
+// and the network's ID.
+func (s *sealer) additional(buf, hdr []byte) []byte {
+	return append(append(buf[:0], hdr[:headerLen]...), s.id...)
 }
 
 // seal appends to dst the datagram that carries frame.
@@ -103,7 +107,8 @@ func (s *sealer) seal(dst, frame []byte) []byte {
 	binary.BigEndian.PutUint32(hdr[4:8], s.prefix)
 	binary.BigEndian.PutUint64(hdr[8:16], s.ctr.Add(1))
 	dst = append(dst, hdr[:]...)
-	return s.aead.Seal(dst, hdr[4:16], frame, s.additional(hdr[:]))
+	s.sealAD = s.additional(s.sealAD, hdr[:])
+	return s.aead.Seal(dst, hdr[4:16], frame, s.sealAD)
 }
 
 // datagramVNI is the network a datagram is for.
@@ -124,7 +129,8 @@ func (s *sealer) open(dst, pkt []byte) (frame []byte, prefix uint32, ctr uint64,
 	if vni != s.vni {
 		return nil, 0, 0, ErrForged
 	}
-	frame, err = s.aead.Open(dst, pkt[4:16], pkt[headerLen:], s.additional(pkt))
+	s.openAD = s.additional(s.openAD, pkt)
+	frame, err = s.aead.Open(dst, pkt[4:16], pkt[headerLen:], s.openAD)
 	if err != nil {
 		return nil, 0, 0, ErrForged
 	}
