@@ -86,8 +86,9 @@ func cryptNet(key []byte) Network {
 	return n
 }
 
+// frameOf is a frame as the TAP device reads it: a virtio-net header, then Ethernet.
 func frameOf(dst, src mac, payload string) []byte {
-	return append(append(append(append([]byte{}, dst[:]...), src[:]...), 0x08, 0x00), payload...)
+	return append(append(append(append(make([]byte, vnetHdrLen), dst[:]...), src[:]...), 0x08, 0x00), payload...)
 }
 
 func testTunnel(t *testing.T, key []byte) (*tunnel, *fakeTap, *recordTx) {
@@ -269,5 +270,20 @@ func TestCryptSwitchesOverUDP(t *testing.T) {
 	}
 	if b.conn != nil {
 		t.Error("the socket is open with no encrypted network")
+	}
+}
+
+// TestTunnelFrameSizes: a 60 KB frame (a TCP segment the TAP device's
+// offloads leave whole) goes in one datagram; one that would not fit in a
+// datagram is dropped.
+func TestTunnelFrameSizes(t *testing.T) {
+	tn, _, tx := testTunnel(t, NewKey())
+	tn.forward(nil, frameOf(macX, macY, string(make([]byte, 60000))))
+	if s := tx.take(); len(s) != 2 || len(s[0].pkt) > maxSealed {
+		t.Errorf("a 60 KB frame: %d datagrams", len(s))
+	}
+	tn.forward(nil, frameOf(macX, macY, string(make([]byte, maxSealed))))
+	if s := tx.take(); len(s) != 0 {
+		t.Errorf("a frame too big for a datagram was sent")
 	}
 }

@@ -28,6 +28,7 @@ import (
 func TestEncryptedNetwork(t *testing.T) {
 	began := time.Now()
 	c := startCluster(t)
+	t.Logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
 	ctx := t.Context()
 	t.Cleanup(func() { c.docker(t.Context(), "rm", "-f", "ea", "eb") })
 
@@ -67,6 +68,7 @@ func TestEncryptedNetwork(t *testing.T) {
 		})
 	}
 
+	t.Logf("containers up and TAP devices made at %s", time.Since(began).Round(time.Millisecond))
 	cp := startCapture(t, bed.Engines[0].HostVeth, []byte(marker))
 	for _, d := range [][2]string{{"ea", "eb"}, {"eb", "ea"}} {
 		shoaltest.Eventually(t, 30*time.Second, d[0]+" gets "+d[1]+"'s page by name", func() error {
@@ -94,7 +96,8 @@ func TestEncryptedNetwork(t *testing.T) {
 
 // capture counts, on one interface of the host namespace, the frames
 // with the marker in clear, the VXLAN packets and the encrypted tunnel's
-// datagrams (AF_PACKET: no tcpdump needed).
+// datagrams and bytes (AF_PACKET: no tcpdump needed; the only UDP
+// fragments on the underlay are the tunnel's).
 type capture struct {
 	fd       int
 	done     chan struct{}
@@ -160,11 +163,18 @@ func (cp *capture) count(f, mark []byte) {
 	if bytes.Contains(f, mark) {
 		cp.stat.clear++
 	}
-	// Ethernet, IPv4, UDP
+	// Ethernet, IPv4, UDP; a datagram of the tunnel carries up to 64 KiB,
+	// in IP fragments: only the first has the UDP header
 	if len(f) < 14+20+8 || binary.BigEndian.Uint16(f[12:14]) != 0x0800 || f[14+9] != 17 {
 		return
 	}
-	udp := f[14+int(f[14]&0x0f)*4:]
+	ip := f[14:]
+	payload := ip[int(ip[0]&0x0f)*4:]
+	if binary.BigEndian.Uint16(ip[6:8])&0x1fff != 0 { // a later fragment
+		cp.stat.tunnelBytes += len(payload)
+		return
+	}
+	udp := payload
 	if len(udp) < 8 {
 		return
 	}
