@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -119,7 +120,7 @@ func (t *tunnel) readLoop() {
 	for {
 		n, err := t.dev.Read(frame)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
 				t.log.Debug("overlay: encrypted tunnel stops reading", "network", t.nw.Name, "err", err)
 			}
 			return
