@@ -25,6 +25,8 @@ import (
 // capture on the underlay (the host end of node1's veth, which carries
 // everything node1 sends and receives) shows the unique marker they
 // serve never in clear, no VXLAN packet, and the tunnel's datagrams.
+// When node2's agent restarts, its TAP device goes and comes back, and
+// the containers talk again.
 func TestEncryptedNetwork(t *testing.T) {
 	began := time.Now()
 	c := startCluster(t)
@@ -70,16 +72,20 @@ func TestEncryptedNetwork(t *testing.T) {
 
 	t.Logf("containers up and TAP devices made at %s", time.Since(began).Round(time.Millisecond))
 	cp := startCapture(t, bed.Engines[0].HostVeth, []byte(marker))
-	for _, d := range [][2]string{{"ea", "eb"}, {"eb", "ea"}} {
-		shoaltest.Eventually(t, 30*time.Second, d[0]+" gets "+d[1]+"'s page by name", func() error {
-			// only counts come back: the marker itself must not cross the underlay in clear
-			out, err := c.docker(ctx, "exec", d[0], "sh", "-c", `wget -qO- http://`+d[1]+`/ | tee /tmp/got | wc -c; grep -c -x -f /tmp/mark /tmp/got`)
-			if f := strings.Fields(out); err != nil || len(f) != 2 || f[0] != fmt.Sprint(size) || f[1] == "0" {
-				return fmt.Errorf("%q %v", out, err)
-			}
-			return nil
-		})
+	both := func(what string) {
+		t.Helper()
+		for _, d := range [][2]string{{"ea", "eb"}, {"eb", "ea"}} {
+			shoaltest.Eventually(t, 30*time.Second, d[0]+" gets "+d[1]+"'s page by name"+what, func() error {
+				// only counts come back: the marker itself must not cross the underlay in clear
+				out, err := c.docker(ctx, "exec", d[0], "sh", "-c", `wget -qO- http://`+d[1]+`/ | tee /tmp/got | wc -c; grep -c -x -f /tmp/mark /tmp/got`)
+				if f := strings.Fields(out); err != nil || len(f) != 2 || f[0] != fmt.Sprint(size) || f[1] == "0" {
+					return fmt.Errorf("%q %v", out, err)
+				}
+				return nil
+			})
+		}
 	}
+	both("")
 	got := cp.stop()
 	t.Logf("capture on %s: %d frames, %d UDP %d datagrams (%d bytes), %d UDP 4789", bed.Engines[0].HostVeth, got.frames, got.tunnel, 4790, got.tunnelBytes, got.vxlan)
 	if got.clear > 0 {
@@ -91,6 +97,17 @@ func TestEncryptedNetwork(t *testing.T) {
 	if got.tunnelBytes < 2*size {
 		t.Errorf("the tunnel carried %d bytes, want the two pages (%d) at least: the capture saw too little to tell", got.tunnelBytes, 2*size)
 	}
+
+	// The worker's agent stops: its TAP device goes with it (the bridge
+	// and eb stay); started again, it makes the TAP again.
+	c.wrk.Stop()
+	if out, _ := exec.CommandContext(ctx, "ip", "netns", "exec", bed.Engines[1].Netns, "ip", "-br", "link", "show").Output(); strings.Contains(string(out), "shy") || !strings.Contains(string(out), "shv") {
+		t.Errorf("node2 with its agent stopped, want its bridge and no TAP device:\n%s", out)
+	}
+	if err := c.wrk.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	both(" after node2's agent restarted")
 	t.Logf("test body took %s", time.Since(began).Round(time.Millisecond))
 }
 
