@@ -10,8 +10,8 @@ package overlay
 //	0      1               4                8                       16
 //	| ver  | VNI (24 bits) | nonce prefix   | nonce counter (64 bits) | sealed frame + 16-byte tag
 //
-// The nonce is the sender's random per-process prefix and a counter, so
-// that it is never repeated under one key; the header and the network's
+// The nonce is the sender's random per-process prefix and a counter
+// started at the clock, so that it is never repeated under one key; the header and the network's
 // ID are the additional data (a datagram sealed for one network never
 // opens on another).
 
@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 )
 
 // Errors of the encrypted tunnel; test with errors.Is.
@@ -90,8 +91,13 @@ func newSealer(key []byte, vni uint32, id string, prefix uint32) (*sealer, error
 	if err != nil {
 		return nil, fmt.Errorf("overlay: %w", err)
 	}
-	return &sealer{aead: aead, vni: vni & 0xffffff, id: id, prefix: prefix,
-		sealAD: make([]byte, 0, headerLen+len(id)), openAD: make([]byte, 0, headerLen+len(id))}, nil
+	s := &sealer{aead: aead, vni: vni & 0xffffff, id: id, prefix: prefix,
+		sealAD: make([]byte, 0, headerLen+len(id)), openAD: make([]byte, 0, headerLen+len(id))}
+	// The counter starts at the clock (in ns): a later run of the agent,
+	// even one that drew the same prefix, starts past every counter an
+	// earlier one can have used (it would need a datagram a nanosecond).
+	s.ctr.Store(uint64(max(time.Now().UnixNano(), 0)))
+	return s, nil
 }
 
 // additional is the data authenticated with a frame, in buf: the header
