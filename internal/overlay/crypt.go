@@ -67,6 +67,15 @@ func (n *Network) Encrypt(key []byte) {
 	n.Key, n.Tap, n.VXLAN, n.MTU = key, TapName(n.ID), "", CryptMTU
 }
 
+// Port is the device that joins the network's bridge to the other nodes:
+// its VXLAN device, or an encrypted network's TAP device.
+func (n Network) Port() string {
+	if n.Tap != "" {
+		return n.Tap
+	}
+	return n.VXLAN
+}
+
 // sealer seals and opens the datagrams of one network. One goroutine
 // seals and one opens (each has its scratch buffer for the additional data).
 type sealer struct {

@@ -86,3 +86,19 @@ func TestConvergeEncrypted(t *testing.T) {
 		t.Errorf("ran %q, want %q", ran, want)
 	}
 }
+
+// On an encrypted network, ARP for a service's VIP is kept off the TAP
+// device, as it is off the VXLAN device of a plain one.
+func TestVIPRulesetEncrypted(t *testing.T) {
+	n := cryptNet(NewKey())
+	n.Gateway, n.VIPs = "10.0.1.1", []VIP{{Service: "web", Addr: "10.0.1.240", Backends: []string{"10.0.1.2"}}}
+	got := VIPRuleset([]Network{n})
+	for _, want := range []string{`oifname "shyabcdefghij" arp daddr ip 10.0.1.240 drop`, `iifname "shyabcdefghij" arp daddr ip 10.0.1.240 drop`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("no %q in\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `""`) {
+		t.Errorf("a rule names no device:\n%s", got)
+	}
+}
