@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -25,14 +26,19 @@ import (
 // capture on the underlay (the host end of node1's veth, which carries
 // everything node1 sends and receives) shows the unique marker they
 // serve never in clear, no VXLAN packet, and the tunnel's datagrams.
-// When node2's agent restarts, its TAP device goes and comes back, and
+// A service's VIP on it answers across nodes. When node2's agent restarts, its TAP device goes and comes back, and
 // the containers talk again.
 func TestEncryptedNetwork(t *testing.T) {
 	began := time.Now()
 	c := startCluster(t)
 	t.Logf("cluster up in %s", time.Since(began).Round(time.Millisecond))
 	ctx := t.Context()
-	t.Cleanup(func() { c.docker(t.Context(), "rm", "-f", "ea", "eb") })
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c.docker(cctx, "service", "rm", "sweb")
+		c.docker(cctx, "rm", "-f", "ea", "eb")
+	})
 
 	c.must(t, "network", "create", "-d", "overlay", "--attachable", "--opt", "encrypted", "appnet")
 	if out := c.must(t, "network", "inspect", "appnet", "--format", "{{json .Options}}"); !strings.Contains(out, `"encrypted":""`) {
@@ -97,6 +103,19 @@ func TestEncryptedNetwork(t *testing.T) {
 	if got.tunnelBytes < 2*size {
 		t.Errorf("the tunnel carried %d bytes, want the two pages (%d) at least: the capture saw too little to tell", got.tunnelBytes, 2*size)
 	}
+
+	// A service's VIP on the encrypted network: its task on node2, reached
+	// from node1 (ARP for the VIP stays off the TAP devices).
+	c.must(t, "service", "create", "-d", "--quiet", "--name", "sweb", "--stop-grace-period", "1s", "--network", "appnet",
+		"--constraint", "node.hostname=="+nodes[1], "busybox", "nc", "-ll", "-p", "7000", "-e", "hostname")
+	shoaltest.Eventually(t, 60*time.Second, "ea reaches sweb's task on node2 through its VIP", func() error {
+		out, err := c.docker(ctx, "exec", "ea", "nc", "-w", "3", "sweb", "7000")
+		if err != nil || strings.TrimSpace(out) == "" {
+			return fmt.Errorf("%q %v", out, err)
+		}
+		return nil
+	})
+	t.Logf("the VIP answered at %s", time.Since(began).Round(time.Millisecond))
 
 	// The worker's agent stops: its TAP device goes with it (the bridge
 	// and eb stay); started again, it makes the TAP again.
