@@ -2,7 +2,8 @@
 # bench-overlay.sh: issue 13's overlay network figures on 2 real engines in
 # a built-in cluster (shoal init on node1, shoal join on node2, each in its
 # engine's network namespace): TCP throughput and ping round trips between
-# a container on node1 and one on node2, over an overlay network and over
+# a container on node1 and one on node2, over an overlay network, over an
+# encrypted one (--opt encrypted: the agents' userspace tunnel) and over
 # the nodes' own addresses (the same busybox containers, --network host).
 #
 #   scripts/bench-overlay.sh [--shoal ./bin/shoal] [--rounds 3]   # needs root
@@ -66,32 +67,39 @@ for _ in $(seq 600); do [ "$(D node ls --format '{{.Status}}' 2>/dev/null | grep
 log "cluster up: $(D node ls --format '{{.Hostname}} {{.Status}}' | tr '\n' ' ')"
 
 D network create -d overlay --attachable benchnet >/dev/null
+D network create -d overlay --attachable --opt encrypted benchsec >/dev/null
 far=$(D node ls --filter role=worker --format '{{.Hostname}}')
 bench="-v $work/ovbench:/ovbench:ro"
-# the servers on the worker, over the overlay and on the node's own address
+# the servers on the worker, over the overlays and on the node's own address
 D run -d $bench -e "constraint:node==$far" --network benchnet busybox /ovbench serve -addr :5001 >/dev/null
 D run -d $bench -e "constraint:node==$far" --network host busybox /ovbench serve -addr :5002 >/dev/null
-sid=$(D ps -q --filter network=benchnet | head -1)
-overlay_ip=$(D inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$sid")
-log "servers on $far: overlay $overlay_ip, host ${ips[1]}"
+D run -d $bench -e "constraint:node==$far" --network benchsec busybox /ovbench serve -addr :5003 >/dev/null
+netip() { D inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(D ps -q --filter network="$1" | head -1)"; }
+overlay_ip=$(netip benchnet)
+secure_ip=$(netip benchsec)
+log "servers on $far: overlay $overlay_ip, encrypted $secure_ip, host ${ips[1]}"
 cli() { D run --rm $bench -e "constraint:node!=$far" --network "$1" busybox /ovbench "${@:2}" 2>&1; }
 best() { sort -n | tail -1; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A tp rt
 for r in $(seq "$rounds"); do
-	for net in benchnet host; do
+	for net in benchnet benchsec host; do
 		addr=$overlay_ip:5001
 		[ $net = host ] && addr=${ips[1]}:5002
+		[ $net = benchsec ] && addr=$secure_ip:5003
 		tp[$net]+="$(cli $net tput -addr "$addr" -for 5s | awk '/^tput/ { print $2 }') "
 		rt[$net]+="$(cli $net rr -addr "$addr" -n 5000 | awk '/^rr/ { print $3 }') "
 	done
-	log "round $r: throughput MB/s overlay ${tp[benchnet]}/ host ${tp[host]}; rr p50 us overlay ${rt[benchnet]}/ host ${rt[host]}"
+	log "round $r: throughput MB/s overlay ${tp[benchnet]}/ encrypted ${tp[benchsec]}/ host ${tp[host]}; rr p50 us overlay ${rt[benchnet]}/ encrypted ${rt[benchsec]}/ host ${rt[host]}"
 done
 t_ov=$(echo ${tp[benchnet]} | tr ' ' '\n' | best)
 t_host=$(echo ${tp[host]} | tr ' ' '\n' | best)
 l_ov=$(echo ${rt[benchnet]} | tr ' ' '\n' | median)
 l_host=$(echo ${rt[host]} | tr ' ' '\n' | median)
+t_sec=$(echo ${tp[benchsec]} | tr ' ' '\n' | best)
+l_sec=$(echo ${rt[benchsec]} | tr ' ' '\n' | median)
 echo "load average at the start: $load0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'throughput (best of %s)  overlay %s MB/s  host %s MB/s  ratio %s\n' "$rounds" "$t_ov" "$t_host" "$(echo "$t_ov $t_host" | awk '{ printf "%.2f", $1 / $2 }')"
 printf 'request rtt p50 (median of %s)  overlay %s us  host %s us  difference %+d us\n' "$rounds" "$l_ov" "$l_host" "$((l_ov - l_host))"
+printf 'encrypted overlay (--opt encrypted)  throughput %s MB/s  ratio %s  rtt p50 %s us  difference %+d us\n' "$t_sec" "$(echo "$t_sec $t_host" | awk '{ printf "%.2f", $1 / $2 }')" "$l_sec" "$((l_sec - l_host))"

@@ -68,6 +68,9 @@ func (c *Cluster) overlayState(ctx context.Context, n Node) (overlay.State, erro
 		on := overlay.Network{ID: nw.ID, Name: nw.Name, VNI: nw.VNI, Bridge: overlay.BridgeName(nw.ID), VXLAN: overlay.VXLANName(nw.ID),
 			MTU: overlay.MTU, Local: n.Addr, Peers: peers, Records: records[nw.ID]}
 		withVIPs(&on, nw, svcs) // vip.go
+		if len(nw.Key) > 0 {
+			on.Encrypt(nw.Key)
+		}
 		if slot, ok := nw.Slots[n.ID]; ok {
 			if gw, _, err := overlay.Slot(netip.MustParsePrefix(nw.Subnet), slot); err == nil {
 				on.Gateway = gw.String()

@@ -111,8 +111,6 @@ func checkCreate(b createBody) error {
 		return errdefs.ErrInvalidArgument.WithMessage("shoal: IPv6 on overlay networks is not supported yet")
 	case b.ConfigOnly:
 		return errdefs.ErrInvalidArgument.WithMessage("shoal: config-only networks are not supported for overlay networks")
-	case hasKey(b.Options, "encrypted"):
-		return errdefs.ErrInvalidArgument.WithMessage("shoal: --opt encrypted is not supported: this kernel offers neither IPsec nor WireGuard, so overlay traffic between nodes is not encrypted (see docs/networking.md)")
 	}
 	if b.IPAM != nil {
 		if b.IPAM.Driver != "" && b.IPAM.Driver != "default" {
@@ -168,10 +166,13 @@ func (m *Manager) createClusterNetwork(ctx context.Context, r backend.ObjectCrea
 	}
 	nw := store.Network{ID: store.NewID(), Name: b.Name, Created: time.Now().UTC(), Driver: driverOverlay, Subnet: subnet.String(),
 		VNI: nextVNI(list), Attachable: b.Attachable, Internal: b.Internal, Labels: b.Labels, Options: b.Options, Slots: map[string]int{}}
+	if hasKey(b.Options, "encrypted") { // any value, as dockerd takes it
+		nw.Key = overlay.NewKey()
+	}
 	if err := nets.Create(ctx, nw); err != nil {
 		return nil, errdefs.ErrUnavailable.WithMessage("recording the network: " + err.Error())
 	}
-	m.log.Info("cluster network created", "name", nw.Name, "id", nw.ID, "subnet", nw.Subnet, "vni", nw.VNI)
+	m.log.Info("cluster network created", "name", nw.Name, "id", nw.ID, "subnet", nw.Subnet, "vni", nw.VNI, "encrypted", len(nw.Key) > 0)
 	m.ensureEverywhere(ctx, nw)
 	return backend.Object{"Id": mustJSON(nw.ID), "Warning": mustJSON("")}, nil
 }
@@ -332,10 +333,19 @@ func engineNetworkRequest(nw store.Network, gw netip.Addr, ipRange netip.Prefix)
 		"IPAM": map[string]any{"Driver": "default", "Config": []map[string]string{{"Subnet": nw.Subnet, "IPRange": ipRange.String(), "Gateway": gw.String()}}},
 		"Options": map[string]string{
 			"com.docker.network.bridge.name": overlay.BridgeName(nw.ID),
-			"com.docker.network.driver.mtu":  fmt.Sprint(overlay.MTU),
+			"com.docker.network.driver.mtu":  fmt.Sprint(networkMTU(nw)),
 		},
 		"Labels": labels,
 	}
+}
+
+// networkMTU is the containers' MTU on nw: less on an encrypted network,
+// whose tunnel adds more than VXLAN does.
+func networkMTU(nw store.Network) int {
+	if len(nw.Key) > 0 {
+		return overlay.CryptMTU
+	}
+	return overlay.MTU
 }
 
 // engineNetworks inspects nw's engine network on every healthy node.

@@ -48,7 +48,6 @@ func TestCheckCreate(t *testing.T) {
 	}
 	bad := []createBody{
 		{Name: ""}, {Name: "a/b"}, {Name: "x", Ingress: true}, {Name: "x", EnableIPv6: true},
-		{Name: "x", Options: map[string]string{"encrypted": ""}},
 	}
 	for _, b := range bad {
 		if err := checkCreate(b); !errdefs.IsInvalidArgument(err) {

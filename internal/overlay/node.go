@@ -43,6 +43,7 @@ type Node struct {
 	owned map[string]bool // devices this node made (StateFile)
 	mesh  meshState       // the routing mesh last programmed
 	vip   vipState        // the service VIPs last programmed (vip.go)
+	crypt *cryptSwitch    // the encrypted networks' tunnels
 }
 
 // NewNode returns a node side over cfg.
@@ -53,7 +54,7 @@ func NewNode(cfg NodeConfig) *Node {
 	if cfg.Run == nil {
 		cfg.Run = runCommand
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, dns: NewDNS(cfg.Logger), owned: map[string]bool{}}
+	n := &Node{cfg: cfg, log: cfg.Logger, dns: NewDNS(cfg.Logger), owned: map[string]bool{}, crypt: newCryptSwitch(cfg.Logger)}
 	n.loadOwned()
 	return n
 }
@@ -97,6 +98,7 @@ func (n *Node) setOwned(owned map[string]bool) {
 // takes them away when the node leaves).
 func (n *Node) Run(ctx context.Context) error {
 	defer n.dns.Close()
+	defer n.crypt.close() // the TAP devices go; the bridges and containers stay
 	t := time.NewTicker(Period)
 	defer t.Stop()
 	for {
@@ -130,8 +132,9 @@ func (n *Node) Run(ctx context.Context) error {
 // asked for none does not look at the kernel at all.
 func (n *Node) Converge(ctx context.Context, want []Network) error {
 	n.dns.Serve(want)
+	cryptErr := n.crypt.sync(want) // first: the plan puts the TAP devices it opens on their bridges
 	if len(want) == 0 && len(n.owned) == 0 {
-		return nil
+		return cryptErr
 	}
 	obs, err := n.Observe(ctx)
 	if err != nil {
@@ -140,7 +143,11 @@ func (n *Node) Converge(ctx context.Context, want []Network) error {
 	owned := map[string]bool{}
 	vnis := map[uint32]bool{}
 	for _, nw := range want {
-		owned[nw.Bridge], owned[nw.VXLAN] = true, true
+		for _, dev := range []string{nw.Bridge, nw.VXLAN, nw.Tap} {
+			if dev != "" { // an encrypted network has no VXLAN device, a plain one no TAP
+				owned[dev] = true
+			}
+		}
 		vnis[nw.VNI] = true
 	}
 	for name, l := range obs.Links {
@@ -153,7 +160,7 @@ func (n *Node) Converge(ctx context.Context, want []Network) error {
 			delete(obs.Links, name) // not ours to remove
 		}
 	}
-	var errs []error
+	errs := []error{cryptErr}
 	for _, argv := range Plan(want, obs) {
 		n.log.Info("overlay: plumbing", "cmd", strings.Join(argv, " "))
 		if out, err := n.cfg.Run(ctx, argv); err != nil {

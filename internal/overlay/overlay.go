@@ -79,6 +79,11 @@ type Network struct {
 	Records map[string][]string `json:"records,omitempty"`
 	// VIPs are the virtual IPs of the services on the network (vip.go).
 	VIPs []VIP `json:"vips,omitempty"`
+	// Key and Tap are an encrypted network's (see Encrypt): its frames
+	// go through the TAP device Tap and the agent's tunnel, sealed
+	// with Key, instead of a VXLAN device.
+	Key []byte `json:"key,omitempty"`
+	Tap string `json:"tap,omitempty"`
 }
 
 // Member is one container on a cluster network, as an engine shows it.

@@ -34,7 +34,7 @@ func Plan(want []Network, obs Observed) [][]string {
 	var cmds [][]string
 	desired := map[string]bool{}
 	for _, n := range want {
-		desired[n.Bridge], desired[n.VXLAN] = true, true
+		desired[n.Bridge], desired[n.VXLAN], desired[n.Tap] = true, true, true
 	}
 	// Devices of networks gone, first (a gone VXLAN device may hold the
 	// VNI a wanted one is to take): the VXLAN device, then its bridge.
@@ -63,7 +63,7 @@ func Plan(want []Network, obs Observed) [][]string {
 }
 
 func isOurs(name string) bool {
-	return strings.HasPrefix(name, bridgePrefix) || strings.HasPrefix(name, vxlanPrefix)
+	return strings.HasPrefix(name, bridgePrefix) || strings.HasPrefix(name, vxlanPrefix) || strings.HasPrefix(name, tapPrefix)
 }
 
 // planNetwork plumbs one network: its bridge, its VXLAN device on it, and
@@ -81,6 +81,9 @@ func planNetwork(n Network, obs Observed) [][]string {
 	}
 	if !ok || !br.Up {
 		cmds = append(cmds, []string{"ip", "link", "set", n.Bridge, "up"})
+	}
+	if n.Tap != "" {
+		return append(cmds, planTap(n, obs)...)
 	}
 	vx, ok := obs.Links[n.VXLAN]
 	if ok && (vx.Kind != "vxlan" || vx.VNI != n.VNI) {
@@ -107,4 +110,14 @@ func planNetwork(n Network, obs Observed) [][]string {
 		}
 	}
 	return cmds
+}
+
+// planTap puts an encrypted network's TAP device on its bridge, once the
+// agent's tunnel has opened it (the device lives while the tunnel does).
+func planTap(n Network, obs Observed) [][]string {
+	tap, ok := obs.Links[n.Tap]
+	if !ok || tap.Master == n.Bridge && tap.Up {
+		return nil
+	}
+	return [][]string{{"ip", "link", "set", n.Tap, "mtu", strconv.Itoa(n.MTU), "master", n.Bridge, "up"}}
 }

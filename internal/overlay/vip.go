@@ -133,9 +133,9 @@ func VIPRuleset(want []Network) string {
 			snat = append(snat, fmt.Sprintf("oifname %q ct status dnat ct original ip daddr %s snat to %s", n.Bridge, v.Addr, n.Gateway))
 		}
 		set := setOf(addrs)
-		arp = append(arp, fmt.Sprintf("oifname %q arp daddr ip %s drop", n.VXLAN, set),
-			fmt.Sprintf("oifname %q arp saddr ip %s drop", n.VXLAN, set),
-			fmt.Sprintf("iifname %q arp daddr ip %s drop", n.VXLAN, set))
+		arp = append(arp, fmt.Sprintf("oifname %q arp daddr ip %s drop", n.Port(), set),
+			fmt.Sprintf("oifname %q arp saddr ip %s drop", n.Port(), set),
+			fmt.Sprintf("iifname %q arp daddr ip %s drop", n.Port(), set))
 	}
 	var b strings.Builder
 	for _, fam := range []string{"ip", "bridge"} {

@@ -33,6 +33,10 @@ type Network struct {
 	// address (service ID → IPv4, from the share overlay.VIPSlot keeps):
 	// kept here, so that one compare-and-swap of this record allocates.
 	VIPs map[string]string `json:"vips,omitempty"`
+	// Key is an encrypted network's (--opt encrypted) AES-256 key: the
+	// nodes seal the traffic between them with it. The store encrypts
+	// every value; the API never shows it.
+	Key []byte `json:"key,omitempty"`
 }
 
 // Networks is the desired state of cluster networks.
