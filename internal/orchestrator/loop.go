@@ -31,7 +31,7 @@ const (
 	// lost node. A node whose engine failed its health checks until it
 	// was marked down has usually failed that long already (the runtime
 	// gives the time of its first failure), so its tasks go at once.
-	DefaultDownGrace = 5 * time.Second
+	DefaultDownGrace = 3 * time.Second
 	// resyncEvery makes a pass even when nothing was heard of, in case a
 	// change notification was lost.
 	resyncEvery = 5 * time.Second
