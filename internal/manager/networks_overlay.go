@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/overlay"
@@ -383,22 +384,51 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", nw.ID, sid))
 	}
 	ens := m.engineNetworks(ctx, nw)
-	for _, en := range ens {
-		if len(en.Containers) > 0 {
-			return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints", nw.Name, nw.ID))
+	leaving := false
+	for e, en := range ens {
+		for id := range en.Containers {
+			if !m.taskLeaving(ctx, e, id) {
+				return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints", nw.Name, nw.ID))
+			}
+			leaving = true
 		}
 	}
 	for e, en := range ens {
+		if len(en.Containers) > 0 {
+			continue // the node's agent prunes it once its tasks have stopped
+		}
 		if err := removeEngineNetwork(ctx, e, en.ID); err != nil {
 			return err
 		}
 		m.refreshObjects(e)
+	}
+	if leaving {
+		m.log.Info("cluster network removed while tasks of removed services still stop on it: the nodes remove its engine networks later", "name", nw.Name)
 	}
 	if err := nets.Delete(ctx, nw.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errdefs.ErrUnavailable.WithMessage("removing the network's record: " + err.Error())
 	}
 	m.log.Info("cluster network removed", "name", nw.Name, "id", nw.ID)
 	return nil
+}
+
+// taskLeaving says whether container id on e is a task container that is
+// on its way out: its task is gone from the store or no longer desired
+// running (its service was removed, as `docker stack rm` does just
+// before it removes the stack's networks). Swarm mode lets such a
+// network go (only tasks desired running hold it); a container that is
+// not a task, or a task still wanted, holds it.
+func (m *Manager) taskLeaving(ctx context.Context, e *engine.Engine, id string) bool {
+	sc, ok := m.cfg.Cluster.(interface{ Store() *store.Store })
+	ct := e.Container(id)
+	if !ok || ct == nil || ct.Labels[labelTaskID] == "" {
+		return false
+	}
+	t, err := store.NewTasks(sc.Store()).Get(ctx, ct.Labels[labelTaskID])
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
+	return err == nil && t.DesiredState != swarm.TaskStateRunning
 }
 
 // serviceUsing is the ID of a service whose tasks join nw, or "".

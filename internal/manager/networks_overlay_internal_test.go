@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/enginesim"
 	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -221,5 +222,49 @@ func TestPruneKeepsClusterNetworks(t *testing.T) {
 	}
 	if enc := keepClusterNetworks(nil).Encode(); enc != `{"label!":{"com.shoal.overlay.network":true}}` {
 		t.Errorf("encoded %s", enc)
+	}
+}
+
+// A network's task containers whose tasks are gone or no longer desired
+// running do not hold it (docker stack rm removes the services, then at
+// once the networks, while the tasks still stop); a task still wanted
+// or a plain container does.
+func TestTaskLeaving(t *testing.T) {
+	st := storetest.Open(t)
+	c := startCluster(t, 1, nil, 0)
+	m := New(Config{Cluster: storeCluster{st: st}, Pool: c.pool})
+	e := c.pool.Engines()[0]
+	ctx := t.Context()
+	tasks := store.NewTasks(st)
+	put := func(id string, desired swarm.TaskState) {
+		tk := store.Task{}
+		tk.ID, tk.DesiredState = id, desired
+		if err := tasks.Put(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("taskwanted", swarm.TaskStateRunning)
+	put("taskshutdown", swarm.TaskStateShutdown)
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"wanted", map[string]string{labelTaskID: "taskwanted"}, false},
+		{"shutdown", map[string]string{labelTaskID: "taskshutdown"}, true},
+		{"gone", map[string]string{labelTaskID: "taskgone"}, true},
+		{"plain", map[string]string{"x": "y"}, false},
+	} {
+		id, err := c.sims[0].Create(enginesim.CreateSpec{Image: "busybox", Labels: tc.labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the cache holds "+tc.name, func() bool { return e.Container(id) != nil })
+		if got := m.taskLeaving(ctx, e, id); got != tc.want {
+			t.Errorf("%s: leaving %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if m.taskLeaving(ctx, e, "unknown") {
+		t.Error("a container the cache does not hold is taken as leaving")
 	}
 }

@@ -26,8 +26,9 @@ var appFiles = map[string]string{
 	"Dockerfile": "FROM busybox\nCOPY app /app\nCOPY web /web\nCOPY api /api\n",
 	// web: a CGI script that asks api and prints its answer.
 	"web/health.txt": "ok\n",
+	// (nc speaks HTTP: the static busybox's wget crashes resolving a name)
 	"web/cgi-bin/index.cgi": "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n" +
-		"echo \"web -> $(wget -q -T 3 -O- http://api/ 2>&1)\"\n",
+		"echo \"web -> $(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 api 80 | awk 'b{print} /^\\r?$/{b=1}')\"\n",
 	// api: a CGI script that prints its version, its config and db's answer.
 	"api/cgi-bin/index.cgi": "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n" +
 		"echo \"api:$(cat /app/version) $(cat /etc/api.conf) -> $(nc -w 2 db 5432 </dev/null)\"\n",
@@ -157,6 +158,11 @@ func get(ip string) (string, error) {
 func answers(t *testing.T, ips []string, want string, n int, within time.Duration) time.Duration {
 	t.Helper()
 	t0 := time.Now()
+	defer func() {
+		if t.Failed() {
+			diagnose(t)
+		}
+	}()
 	for _, ip := range ips {
 		ok := 0
 		waitFor(t, within, fmt.Sprintf("%s:8080 answers %q %d times in a row", ip, want, n), func() error {
@@ -449,4 +455,20 @@ func sortLines(s string) string {
 	ls := strings.Split(strings.TrimSpace(s), "\n")
 	sort.Strings(ls)
 	return strings.Join(ls, "\n")
+}
+
+// diagnose logs, on a failure, what web's and api's tasks see of the
+// next tier.
+func diagnose(t *testing.T) {
+	for _, c := range []struct{ service, sh string }{
+		{"app_web", "nslookup api; printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 api 80"},
+		{"app_api", "nslookup db; nc -w 2 db 5432 </dev/null; cat /etc/api.conf"},
+		{"app_db", "ls -l /run/secrets /data; cat /data/value"},
+	} {
+		ids := strings.Fields(docker(t, "ps", "-q", "--filter", "label=com.docker.swarm.service.name="+c.service).Out)
+		for _, id := range ids {
+			res := docker(t, "exec", id, "sh", "-c", c.sh+" 2>&1")
+			t.Logf("diagnose %s %s: exit %d\n%s%s", c.service, id, res.Exit, res.Out, res.Err)
+		}
+	}
 }
