@@ -413,8 +413,8 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 }
 
 // taskLeaving says whether container id on e is a task container that is
-// on its way out: its task is gone from the store or no longer desired
-// running (its service was removed, as `docker stack rm` does just
+// on its way out: its task or its service is gone from the store, or the
+// task is no longer desired running (its service was removed, as `docker stack rm` does just
 // before it removes the stack's networks). Swarm mode lets such a
 // network go (only tasks desired running hold it); a container that is
 // not a task, or a task still wanted, holds it.
@@ -425,10 +425,18 @@ func (m *Manager) taskLeaving(ctx context.Context, e *engine.Engine, id string) 
 		return false
 	}
 	t, err := store.NewTasks(sc.Store()).Get(ctx, ct.Labels[labelTaskID])
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true
+	case err != nil:
+		return false
+	case t.DesiredState != swarm.TaskStateRunning:
 		return true
 	}
-	return err == nil && t.DesiredState != swarm.TaskStateRunning
+	// The orchestrator marks a removed service's tasks a moment after
+	// the service went: the service's absence says it already.
+	_, err = store.NewServices(sc.Store()).Get(ctx, t.ServiceID)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 // serviceUsing is the ID of a service whose tasks join nw, or "".

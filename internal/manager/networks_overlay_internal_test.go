@@ -236,15 +236,19 @@ func TestTaskLeaving(t *testing.T) {
 	e := c.pool.Engines()[0]
 	ctx := t.Context()
 	tasks := store.NewTasks(st)
-	put := func(id string, desired swarm.TaskState) {
+	put := func(id, service string, desired swarm.TaskState) {
 		tk := store.Task{}
-		tk.ID, tk.DesiredState = id, desired
+		tk.ID, tk.ServiceID, tk.DesiredState = id, service, desired
 		if err := tasks.Put(ctx, tk); err != nil {
 			t.Fatal(err)
 		}
 	}
-	put("taskwanted", swarm.TaskStateRunning)
-	put("taskshutdown", swarm.TaskStateShutdown)
+	if _, err := store.NewServices(st).Create(ctx, "svckept", swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "kept"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	put("taskwanted", "svckept", swarm.TaskStateRunning)
+	put("taskshutdown", "svckept", swarm.TaskStateShutdown)
+	put("taskorphan", "svcremoved", swarm.TaskStateRunning) // its service removed, not yet marked
 	for _, tc := range []struct {
 		name   string
 		labels map[string]string
@@ -253,6 +257,7 @@ func TestTaskLeaving(t *testing.T) {
 		{"wanted", map[string]string{labelTaskID: "taskwanted"}, false},
 		{"shutdown", map[string]string{labelTaskID: "taskshutdown"}, true},
 		{"gone", map[string]string{labelTaskID: "taskgone"}, true},
+		{"service removed", map[string]string{labelTaskID: "taskorphan"}, true},
 		{"plain", map[string]string{"x": "y"}, false},
 	} {
 		id, err := c.sims[0].Create(enginesim.CreateSpec{Image: "busybox", Labels: tc.labels})

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,25 @@ func buildImage(t *testing.T, version string, tags ...string) string {
 	return digest
 }
 
+// lossBound bounds how long the published port may fail on the live
+// nodes after a node running web is cut off: the agents' keepalive
+// (15 s) + the health-check interval + a few seconds.
+const lossBound = 20 * time.Second
+
+// built says the registry holds stack/app:1 (TestStackApp pushes it).
+var built atomic.Bool
+
+// appImage is the registry's stack/app:1, built and pushed if no test
+// has yet.
+func appImage(t *testing.T) string {
+	t.Helper()
+	if !built.Load() {
+		buildImage(t, "v1", "stack/app:1")
+		built.Store(true)
+	}
+	return reg + "/stack/app:1"
+}
+
 var hc = &http.Client{Timeout: 5 * time.Second}
 
 // get fetches http://ip:8080/ through the routing mesh.
@@ -252,6 +272,7 @@ func stackDir(t *testing.T) string {
 func TestStackApp(t *testing.T) {
 	began := time.Now()
 	buildImage(t, "v1", "stack/app:1", "stack/api:1")
+	built.Store(true)
 	t.Logf("image built and pushed in %s", time.Since(began).Round(100*time.Millisecond))
 	dir := stackDir(t)
 	deploy := func(t *testing.T) {
@@ -335,8 +356,11 @@ func TestStackApp(t *testing.T) {
 		t0 := time.Now()
 		took := answers(t, rest, want("v1"), 6, time.Minute)
 		t.Logf("%s cut off: the other nodes answer reliably through :8080 after %s", bed.Engines[lost].Hostname, took.Round(100*time.Millisecond))
-		if took > 15*time.Second {
-			t.Errorf("the mesh took %s to leave the lost node's task out, want ≤ 15 s (health-check interval 1 s + the node's loss)", took.Round(100*time.Millisecond))
+		// A node cut off is seen lost when its agent's tunnel misses its
+		// keepalives (agent.DefaultKeepAliveInterval 5 s + Timeout 10 s);
+		// its tasks leave the mesh then: measured ~16 s.
+		if took > lossBound {
+			t.Errorf("the mesh took %s to leave the lost node's task out, want ≤ %s", took.Round(100*time.Millisecond), lossBound)
 		}
 		waitFor(t, time.Minute, "2 web tasks running on live nodes", func() error {
 			n := 0

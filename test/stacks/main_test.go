@@ -15,6 +15,7 @@ package stacks
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -157,6 +158,17 @@ func runIn(ctx context.Context, dir, bin, h string, args ...string) result {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = shoaltest.DockerEnv(h, cfgDir)
 	cmd.Dir = dir
+	return shoaltest.RunCmd(cmd)
+}
+
+// runStdin runs the CLI 28 against the cluster with in on its stdin.
+func runStdin(t *testing.T, in io.Reader, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, cli28, args...)
+	cmd.Env = shoaltest.DockerEnv(host, cfgDir)
+	cmd.Stdin = in
 	return shoaltest.RunCmd(cmd)
 }
 
