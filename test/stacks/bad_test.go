@@ -54,8 +54,7 @@ func TestStackBadInput(t *testing.T) {
 		gone(t, "network", "ov1")
 	})
 	t.Run("secret name taken", func(t *testing.T) {
-		res := run(t.Context(), cli28, host, "secret", "create", "taken", "-")
-		if res.Exit != 0 {
+		if res := stdin(t, "first", "secret", "create", "taken", "-"); res.Exit != 0 {
 			t.Fatalf("secret create: %s", res.Err)
 		}
 		refused(t, stdin(t, "again", "secret", "create", "taken", "-"), "rpc error: code = AlreadyExists desc = secret taken already exists")
