@@ -386,8 +386,8 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 	ens := m.engineNetworks(ctx, nw)
 	leaving := false
 	for e, en := range ens {
-		for id := range en.Containers {
-			if !m.taskLeaving(ctx, e, id) {
+		for id, ep := range en.Containers {
+			if !m.taskLeaving(ctx, e, id, ep.Name) {
 				return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints", nw.Name, nw.ID))
 			}
 			leaving = true
@@ -418,13 +418,25 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 // before it removes the stack's networks). Swarm mode lets such a
 // network go (only tasks desired running hold it); a container that is
 // not a task, or a task still wanted, holds it.
-func (m *Manager) taskLeaving(ctx context.Context, e *engine.Engine, id string) bool {
+func (m *Manager) taskLeaving(ctx context.Context, e *engine.Engine, id, name string) bool {
 	sc, ok := m.cfg.Cluster.(interface{ Store() *store.Store })
-	ct := e.Container(id)
-	if !ok || ct == nil || ct.Labels[labelTaskID] == "" {
+	if !ok {
 		return false
 	}
-	t, err := store.NewTasks(sc.Store()).Get(ctx, ct.Labels[labelTaskID])
+	taskID := ""
+	if ct := e.Container(id); ct != nil {
+		taskID = ct.Labels[labelTaskID]
+	} else if _, tail, found := strings.Cut(strings.TrimPrefix(name, "/"), "."); found {
+		// not cached yet (just created): a task container is named
+		// <service>.<slot>.<task ID>
+		if _, tid, found := strings.Cut(tail, "."); found && len(tid) == 25 {
+			taskID = tid
+		}
+	}
+	if taskID == "" {
+		return false
+	}
+	t, err := store.NewTasks(sc.Store()).Get(ctx, taskID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return true

@@ -265,11 +265,23 @@ func TestTaskLeaving(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitUntil(t, "the cache holds "+tc.name, func() bool { return e.Container(id) != nil })
-		if got := m.taskLeaving(ctx, e, id); got != tc.want {
+		if got := m.taskLeaving(ctx, e, id, "x"); got != tc.want {
 			t.Errorf("%s: leaving %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if m.taskLeaving(ctx, e, "unknown") {
+	if m.taskLeaving(ctx, e, "unknown", "plain") {
 		t.Error("a container the cache does not hold is taken as leaving")
+	}
+	// not cached yet: its name tells its task
+	if m.taskLeaving(ctx, e, "uncached", "/web.1.short") {
+		t.Error("an uncached container whose name holds no task ID is taken as leaving")
+	}
+	put("uncachedtask0000000000000", "svcremoved", swarm.TaskStateRunning)
+	put("uncachedwant0000000000000", "svckept", swarm.TaskStateRunning)
+	if !m.taskLeaving(ctx, e, "uncached", "/web.2.uncachedtask0000000000000") {
+		t.Error("an uncached task container of a removed service, known by its name, holds the network")
+	}
+	if m.taskLeaving(ctx, e, "uncached", "/web.2.uncachedwant0000000000000") {
+		t.Error("an uncached task container still wanted is taken as leaving")
 	}
 }

@@ -102,8 +102,10 @@ services:
 services:
   s:
     image: `+image+`
-    networks: [n]
+    networks: [good, n]
 networks:
+  good:
+    driver: overlay
   n:
     driver: overlay
     ipam:
@@ -131,25 +133,26 @@ secrets:
 		refused(t, res, "secret driver vault is not supported")
 		waitGone(t, "badsec")
 	})
-	// A service refused after the CLI made the stack's networks: the CLI
-	// does not undo what it made before (as against swarm mode); the
-	// refusal is swarm mode's and `stack rm` removes the rest.
+	// A service refused after the CLI made the stack's network and
+	// secret: the CLI does not undo what it made before; shoal does, for
+	// a stack that has no service yet (swarm mode leaves them).
 	t.Run("stack service refused", func(t *testing.T) {
 		res := deployFile(t, "badsvc", `version: "3.8"
 services:
   s:
     image: `+image+`
     ports: ["8081:80"]
+    secrets: [pw]
     deploy:
       endpoint_mode: dnsrr
+secrets:
+  pw:
+    file: ./stack.yml
 `)
 		refused(t, res, "EndpointSpec: port published with ingress mode can't be used with dnsrr mode")
-		if out := docker(t, "service", "ls", "-q", "--filter", "label=com.docker.stack.namespace=badsvc").Out; strings.TrimSpace(out) != "" {
-			t.Errorf("a refused service is listed: %q", out)
+		if !strings.Contains(res.Out, "Creating network badsvc_default") || !strings.Contains(res.Out, "Creating secret badsvc_pw") {
+			t.Errorf("the CLI did not make the network and secret first: %s", res.Out)
 		}
-		left := docker(t, "network", "ls", "--filter", "label=com.docker.stack.namespace=badsvc", "--format", "{{.Name}}").Out
-		t.Logf("networks the CLI made before the refusal: %q", strings.TrimSpace(left))
-		must(t, "stack", "rm", "badsvc")
 		waitGone(t, "badsvc")
 	})
 	t.Logf("TestStackBadInput took %s", time.Since(began).Round(100*time.Millisecond))
