@@ -383,8 +383,10 @@ func TestStackApp(t *testing.T) {
 	}
 
 	t.Run("tag moved", func(t *testing.T) {
+		t0 := time.Now()
 		digest := buildImage(t, "v2", "stack/api:1")
 		deploy(t)
+		t.Logf("v2 pushed and deployed in %s", time.Since(t0).Round(100*time.Millisecond))
 		waitFor(t, 90*time.Second, "api's task rolled to the new digest", func() error {
 			img := must(t, "service", "inspect", "app_api", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
 			if !strings.HasSuffix(img, "@"+digest) {
@@ -398,17 +400,21 @@ func TestStackApp(t *testing.T) {
 			}
 			return fmt.Errorf("stack ps:\n%s", out)
 		})
+		t.Logf("api rolled to the new digest %s after the deploy", time.Since(t0).Round(100*time.Millisecond))
 		answers(t, ips, want("v2"), 4, time.Minute)
+		t.Logf("every node answers api:v2 %s after the deploy", time.Since(t0).Round(100*time.Millisecond))
 		if img := must(t, "service", "inspect", "app_web", "--format", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"); !strings.Contains(img, "/stack/app:1@sha256:") {
 			t.Errorf("web's image %s, want pinned to a digest", img)
 		}
 	})
 
 	t.Run("rm", func(t *testing.T) {
+		t0 := time.Now()
 		if res := docker(t, "stack", "rm", "app"); res.Exit != 0 {
 			t.Errorf("stack rm: exit %d: %s%s", res.Exit, res.Out, res.Err)
 		}
 		waitGone(t, "app")
+		t.Logf("nothing of the stack left %s after stack rm", time.Since(t0).Round(100*time.Millisecond))
 	})
 	t.Logf("TestStackApp took %s", time.Since(began).Round(100*time.Millisecond))
 }
@@ -455,7 +461,7 @@ func waitGone(t *testing.T, stack string) {
 	t.Helper()
 	label := "label=com.docker.stack.namespace=" + stack
 	waitFor(t, time.Minute, "nothing of stack "+stack+" left", func() error {
-		for _, kind := range []string{"service", "network", "secret", "config"} {
+		for _, kind := range []string{"service", "network", "secret", "config"} { // through the cluster
 			if out := docker(t, kind, "ls", "-q", "--filter", label).Out; strings.TrimSpace(out) != "" {
 				return fmt.Errorf("%s ls: %q", kind, out)
 			}

@@ -53,7 +53,9 @@ func mainRun(m *testing.M) int {
 		cfgDir = tb.TempDir()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if err := b.LoadBusyboxAll(ctx); err != nil {
+		// busybox is the base of the tests' images, built on engine 0;
+		// the tasks pull those from the registry.
+		if err := b.LoadBusybox(ctx, 0); err != nil {
 			tb.Fatal(err)
 		}
 		reg = startRegistry(tb)
