@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -393,6 +394,9 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 			leaving = true
 		}
 	}
+	if leaving {
+		ens = m.awaitEmpty(ctx, nw, ens)
+	}
 	for e, en := range ens {
 		if len(en.Containers) > 0 {
 			continue // the node's agent prunes it once its tasks have stopped
@@ -402,7 +406,7 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 		}
 		m.refreshObjects(e)
 	}
-	if leaving {
+	if leaving && slices.ContainsFunc(slices.Collect(maps.Values(ens)), func(en overlay.EngineNetwork) bool { return len(en.Containers) > 0 }) {
 		m.log.Info("cluster network removed while tasks of removed services still stop on it: the nodes remove its engine networks later", "name", nw.Name)
 	}
 	if err := nets.Delete(ctx, nw.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -410,6 +414,38 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 	}
 	m.log.Info("cluster network removed", "name", nw.Name, "id", nw.ID)
 	return nil
+}
+
+// leavingWait bounds how long a network's removal waits for the task
+// containers that are on their way out to go, so that its engine
+// networks go with it (a network of the same name made again at once,
+// as by a second stack deploy, then finds none left on the nodes).
+const leavingWait = 15 * time.Second
+
+// awaitEmpty waits, up to leavingWait, until nw's engine networks have no
+// container left, and returns them as last seen.
+func (m *Manager) awaitEmpty(ctx context.Context, nw store.Network, ens map[*engine.Engine]overlay.EngineNetwork) map[*engine.Engine]overlay.EngineNetwork {
+	ctx, cancel := context.WithTimeout(ctx, leavingWait)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := false
+		for _, en := range ens {
+			busy = busy || len(en.Containers) > 0
+		}
+		if !busy {
+			return ens
+		}
+		select {
+		case <-ctx.Done():
+			return ens
+		case <-tick.C:
+			if now := m.engineNetworks(ctx, nw); ctx.Err() == nil {
+				ens = now
+			}
+		}
+	}
 }
 
 // taskLeaving says whether container id on e is a task container that is
