@@ -68,6 +68,9 @@ services:
       - source: api_conf
         target: /etc/api.conf
     stop_grace_period: 1s
+    deploy:
+      update_config:
+        monitor: 1s
   db:
     image: %[1]s/stack/app:1
     command: ["sh", "/app/db.sh"]
