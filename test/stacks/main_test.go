@@ -82,9 +82,17 @@ func startCluster(tb testing.TB) string {
 			"-H", fmt.Sprintf("tcp://0.0.0.0:%d", apiPort), "--insecure-no-tlsverify", "--log-level", "debug",
 			"--engine-refresh-interval", "300ms", "--engine-failure-retry", "2"}
 	}
+	// SHOAL_STACKS_LOGS=dir keeps the nodes' logs there (they go with the
+	// test's temporary directory otherwise).
+	logPath := func(name string) string {
+		if d := os.Getenv("SHOAL_STACKS_LOGS"); d != "" {
+			return filepath.Join(d, name+".log")
+		}
+		return ""
+	}
 	mgr := bed.Engines[0]
 	h := fmt.Sprintf("tcp://%s:%d", mgr.IP, apiPort)
-	init := shoaltest.Start(tb, shoaltest.Options{Args: append([]string{"init"}, args(mgr)...), Name: "manager", Netns: mgr.Netns, NoWait: true})
+	init := shoaltest.Start(tb, shoaltest.Options{Args: append([]string{"init"}, args(mgr)...), Name: "manager", Netns: mgr.Netns, NoWait: true, LogPath: logPath("manager")})
 	var token string
 	shoaltest.Eventually(tb, 60*time.Second, "the cluster's worker token", func() error {
 		res := run(context.Background(), cli28, h, "swarm", "join-token", "-q", "worker")
@@ -95,7 +103,7 @@ func startCluster(tb testing.TB) string {
 	})
 	for i, e := range bed.Engines[1:] {
 		join := append(append([]string{"join", "--token", token}, args(e)...), mgr.IP+":2377")
-		shoaltest.Start(tb, shoaltest.Options{Args: join, Name: fmt.Sprintf("worker%d", i+1), Netns: e.Netns, NoWait: true})
+		shoaltest.Start(tb, shoaltest.Options{Args: join, Name: fmt.Sprintf("worker%d", i+1), Netns: e.Netns, NoWait: true, LogPath: logPath(fmt.Sprintf("worker%d", i+1))})
 	}
 	shoaltest.Eventually(tb, 60*time.Second, "3 Ready nodes", func() error {
 		res := run(context.Background(), cli28, h, "node", "ls", "--format", "{{.Status}}")
