@@ -401,7 +401,14 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 		if len(en.Containers) > 0 {
 			continue // the node's agent prunes it once its tasks have stopped
 		}
-		if err := removeEngineNetwork(ctx, e, en.ID); err != nil {
+		err := removeEngineNetwork(ctx, e, en.ID)
+		if leaving && errdefs.IsConflict(err) {
+			// a leaving task's container was still being made as we
+			// looked: the node's agent prunes the engine network later
+			m.log.Info("cluster network: an engine network is left for its node to remove", "name", nw.Name, "node", e.Name(), "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		m.refreshObjects(e)
