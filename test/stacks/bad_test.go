@@ -41,14 +41,15 @@ func TestStackBadInput(t *testing.T) {
 		gone(t, "network", "ov2")
 	})
 	t.Run("network in use", func(t *testing.T) {
-		must(t, "service", "create", "-d", "--quiet", "--name", "inuse", "--network", "ov1", "--stop-grace-period", "1s",
+		// no task: a service holds its networks by its spec (TestStackApp's
+		// rm removes networks while tasks stop)
+		must(t, "service", "create", "-d", "--quiet", "--name", "inuse", "--network", "ov1", "--replicas", "0",
 			image, "sh", "-c", "trap exit TERM; sleep 600 & wait")
 		refused(t, docker(t, "network", "rm", "ov1"), "rpc error: code = FailedPrecondition desc = network ")
 		if out := must(t, "network", "ls", "--filter", "name=ov1", "--format", "{{.Name}}"); out != "ov1" {
 			t.Errorf("ov1 gone after a refused rm: %q", out)
 		}
-		// Once the service is removed the network goes at once, as on
-		// swarm mode, even while its task still stops.
+		// Once the service is removed the network goes, as on swarm mode.
 		must(t, "service", "rm", "inuse")
 		must(t, "network", "rm", "ov1")
 		gone(t, "network", "ov1")
