@@ -34,6 +34,9 @@ func (s *Server) createNetwork(w http.ResponseWriter, r *http.Request, _ params)
 	}
 	v, err := s.b.Networks.CreateNetwork(r.Context(), req)
 	if err != nil {
+		var labels map[string]string
+		_ = json.Unmarshal(req.Body["Labels"], &labels) // absent: none
+		s.undoRefusedStack(r.Context(), labels, err)    // stacks.go
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, v)

@@ -95,6 +95,8 @@ type objectAPI[R, S any] struct {
 	inspect func(ctx context.Context, ref string) (R, error)
 	update  func(ctx context.Context, ref string, version uint64, spec S) error
 	remove  func(ctx context.Context, ref string) error
+	// refused runs after create refused spec (stacks.go).
+	refused func(ctx context.Context, spec S, err error)
 }
 
 func (s *Server) secretAPI() (objectAPI[swarm.Secret, swarm.SecretSpec], error) {
@@ -103,7 +105,8 @@ func (s *Server) secretAPI() (objectAPI[swarm.Secret, swarm.SecretSpec], error) 
 		return objectAPI[swarm.Secret, swarm.SecretSpec]{}, err
 	}
 	return objectAPI[swarm.Secret, swarm.SecretSpec]{kind: "secret", create: b.CreateSecret, list: b.Secrets,
-		inspect: b.Secret, update: b.UpdateSecret, remove: b.RemoveSecret}, nil
+		inspect: b.Secret, update: b.UpdateSecret, remove: b.RemoveSecret,
+		refused: func(ctx context.Context, spec swarm.SecretSpec, err error) { s.undoRefusedStack(ctx, spec.Labels, err) }}, nil
 }
 
 func (s *Server) configAPI() (objectAPI[swarm.Config, swarm.ConfigSpec], error) {
@@ -112,7 +115,8 @@ func (s *Server) configAPI() (objectAPI[swarm.Config, swarm.ConfigSpec], error) 
 		return objectAPI[swarm.Config, swarm.ConfigSpec]{}, err
 	}
 	return objectAPI[swarm.Config, swarm.ConfigSpec]{kind: "config", create: b.CreateConfig, list: b.Configs,
-		inspect: b.Config, update: b.UpdateConfig, remove: b.RemoveConfig}, nil
+		inspect: b.Config, update: b.UpdateConfig, remove: b.RemoveConfig,
+		refused: func(ctx context.Context, spec swarm.ConfigSpec, err error) { s.undoRefusedStack(ctx, spec.Labels, err) }}, nil
 }
 
 // readJSONBody decodes a body as dockerd's ReadJSON does: an empty body
@@ -170,6 +174,9 @@ func (h objectHandlers[R, S]) create(w http.ResponseWriter, r *http.Request, _ p
 	}
 	id, err := b.create(r.Context(), spec)
 	if err != nil {
+		if b.refused != nil {
+			b.refused(r.Context(), spec, err)
+		}
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, idAnswer{ID: id})

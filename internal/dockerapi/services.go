@@ -117,6 +117,7 @@ func (s *Server) createService(w http.ResponseWriter, r *http.Request, _ params)
 	}
 	resp, err := b.CreateService(r.Context(), spec, r.Header.Get("X-Registry-Auth"))
 	if err != nil {
+		s.undoRefusedStack(r.Context(), spec.Labels, err) // stacks.go
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, serviceCreated{ID: resp.ID, Warnings: resp.Warnings})

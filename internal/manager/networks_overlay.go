@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/overlay"
@@ -383,22 +385,113 @@ func (m *Manager) removeClusterNetwork(ctx context.Context, nw store.Network) er
 		return errdefs.ErrInvalidArgument.WithMessage(fmt.Sprintf("rpc error: code = FailedPrecondition desc = network %s is in use by service %s", nw.ID, sid))
 	}
 	ens := m.engineNetworks(ctx, nw)
-	for _, en := range ens {
-		if len(en.Containers) > 0 {
-			return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints", nw.Name, nw.ID))
+	leaving := false
+	for e, en := range ens {
+		for id, ep := range en.Containers {
+			if !m.taskLeaving(ctx, e, id, ep.Name) {
+				return errdefs.ErrPermissionDenied.WithMessage(fmt.Sprintf("error while removing network: network %s id %s has active endpoints", nw.Name, nw.ID))
+			}
+			leaving = true
 		}
 	}
+	if leaving {
+		ens = m.awaitEmpty(ctx, nw, ens)
+	}
 	for e, en := range ens {
-		if err := removeEngineNetwork(ctx, e, en.ID); err != nil {
+		if len(en.Containers) > 0 {
+			continue // the node's agent prunes it once its tasks have stopped
+		}
+		err := removeEngineNetwork(ctx, e, en.ID)
+		if leaving && errdefs.IsConflict(err) {
+			// a leaving task's container was still being made as we
+			// looked: the node's agent prunes the engine network later
+			m.log.Info("cluster network: an engine network is left for its node to remove", "name", nw.Name, "node", e.Name(), "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		m.refreshObjects(e)
+	}
+	if leaving && slices.ContainsFunc(slices.Collect(maps.Values(ens)), func(en overlay.EngineNetwork) bool { return len(en.Containers) > 0 }) {
+		m.log.Info("cluster network removed while tasks of removed services still stop on it: the nodes remove its engine networks later", "name", nw.Name)
 	}
 	if err := nets.Delete(ctx, nw.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return errdefs.ErrUnavailable.WithMessage("removing the network's record: " + err.Error())
 	}
 	m.log.Info("cluster network removed", "name", nw.Name, "id", nw.ID)
 	return nil
+}
+
+// leavingWait bounds how long a network's removal waits for the task
+// containers that are on their way out to go, so that its engine
+// networks go with it (a network of the same name made again at once,
+// as by a second stack deploy, then finds none left on the nodes).
+const leavingWait = 15 * time.Second
+
+// awaitEmpty waits, up to leavingWait, until nw's engine networks have no
+// container left, and returns them as last seen.
+func (m *Manager) awaitEmpty(ctx context.Context, nw store.Network, ens map[*engine.Engine]overlay.EngineNetwork) map[*engine.Engine]overlay.EngineNetwork {
+	ctx, cancel := context.WithTimeout(ctx, leavingWait)
+	defer cancel()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := false
+		for _, en := range ens {
+			busy = busy || len(en.Containers) > 0
+		}
+		if !busy {
+			return ens
+		}
+		select {
+		case <-ctx.Done():
+			return ens
+		case <-tick.C:
+			if now := m.engineNetworks(ctx, nw); ctx.Err() == nil {
+				ens = now
+			}
+		}
+	}
+}
+
+// taskLeaving says whether container id on e is a task container that is
+// on its way out: its task or its service is gone from the store, or the
+// task is no longer desired running (its service was removed, as `docker stack rm` does just
+// before it removes the stack's networks). Swarm mode lets such a
+// network go (only tasks desired running hold it); a container that is
+// not a task, or a task still wanted, holds it.
+func (m *Manager) taskLeaving(ctx context.Context, e *engine.Engine, id, name string) bool {
+	sc, ok := m.cfg.Cluster.(interface{ Store() *store.Store })
+	if !ok {
+		return false
+	}
+	taskID := ""
+	if ct := e.Container(id); ct != nil {
+		taskID = ct.Labels[labelTaskID]
+	} else if _, tail, found := strings.Cut(strings.TrimPrefix(name, "/"), "."); found {
+		// not cached yet (just created): a task container is named
+		// <service>.<slot>.<task ID>
+		if _, tid, found := strings.Cut(tail, "."); found && len(tid) == 25 {
+			taskID = tid
+		}
+	}
+	if taskID == "" {
+		return false
+	}
+	t, err := store.NewTasks(sc.Store()).Get(ctx, taskID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true
+	case err != nil:
+		return false
+	case t.DesiredState != swarm.TaskStateRunning:
+		return true
+	}
+	// The orchestrator marks a removed service's tasks a moment after
+	// the service went: the service's absence says it already.
+	_, err = store.NewServices(sc.Store()).Get(ctx, t.ServiceID)
+	return errors.Is(err, store.ErrNotFound)
 }
 
 // serviceUsing is the ID of a service whose tasks join nw, or "".

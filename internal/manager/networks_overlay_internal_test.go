@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/swarm"
 	"github.com/shoal-dev/shoal/internal/backend"
 	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/enginesim"
 	"github.com/shoal-dev/shoal/internal/overlay"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 	"github.com/shoal-dev/shoal/internal/store"
@@ -221,5 +222,66 @@ func TestPruneKeepsClusterNetworks(t *testing.T) {
 	}
 	if enc := keepClusterNetworks(nil).Encode(); enc != `{"label!":{"com.shoal.overlay.network":true}}` {
 		t.Errorf("encoded %s", enc)
+	}
+}
+
+// A network's task containers whose tasks are gone or no longer desired
+// running do not hold it (docker stack rm removes the services, then at
+// once the networks, while the tasks still stop); a task still wanted
+// or a plain container does.
+func TestTaskLeaving(t *testing.T) {
+	st := storetest.Open(t)
+	c := startCluster(t, 1, nil, 0)
+	m := New(Config{Cluster: storeCluster{st: st}, Pool: c.pool})
+	e := c.pool.Engines()[0]
+	ctx := t.Context()
+	tasks := store.NewTasks(st)
+	put := func(id, service string, desired swarm.TaskState) {
+		tk := store.Task{}
+		tk.ID, tk.ServiceID, tk.DesiredState = id, service, desired
+		if err := tasks.Put(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := store.NewServices(st).Create(ctx, "svckept", swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "kept"}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	put("taskwanted", "svckept", swarm.TaskStateRunning)
+	put("taskshutdown", "svckept", swarm.TaskStateShutdown)
+	put("taskorphan", "svcremoved", swarm.TaskStateRunning) // its service removed, not yet marked
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   bool
+	}{
+		{"wanted", map[string]string{labelTaskID: "taskwanted"}, false},
+		{"shutdown", map[string]string{labelTaskID: "taskshutdown"}, true},
+		{"gone", map[string]string{labelTaskID: "taskgone"}, true},
+		{"service removed", map[string]string{labelTaskID: "taskorphan"}, true},
+		{"plain", map[string]string{"x": "y"}, false},
+	} {
+		id, err := c.sims[0].Create(enginesim.CreateSpec{Image: "busybox", Labels: tc.labels})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitUntil(t, "the cache holds "+tc.name, func() bool { return e.Container(id) != nil })
+		if got := m.taskLeaving(ctx, e, id, "x"); got != tc.want {
+			t.Errorf("%s: leaving %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if m.taskLeaving(ctx, e, "unknown", "plain") {
+		t.Error("a container the cache does not hold is taken as leaving")
+	}
+	// not cached yet: its name tells its task
+	if m.taskLeaving(ctx, e, "uncached", "/web.1.short") {
+		t.Error("an uncached container whose name holds no task ID is taken as leaving")
+	}
+	put("uncachedtask0000000000000", "svcremoved", swarm.TaskStateRunning)
+	put("uncachedwant0000000000000", "svckept", swarm.TaskStateRunning)
+	if !m.taskLeaving(ctx, e, "uncached", "/web.2.uncachedtask0000000000000") {
+		t.Error("an uncached task container of a removed service, known by its name, holds the network")
+	}
+	if m.taskLeaving(ctx, e, "uncached", "/web.2.uncachedwant0000000000000") {
+		t.Error("an uncached task container still wanted is taken as leaving")
 	}
 }
