@@ -5,12 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -115,41 +113,11 @@ func untagRegistryImages(t *testing.T, tg *target, repo string) {
 // the bed's bridge and returns its address (host:port).
 func startAuthRegistry(t *testing.T, user, pass string) string {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Fatal("docker-registry (Debian package docker-registry) is needed: .ci/run installs it")
-	}
-	ln, err := net.Listen("tcp", bed.Gateway+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
 	hash, err := bcrypt.GenerateFromPassword([]byte(pass), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	htpasswd := filepath.Join(dir, "htpasswd")
-	cfg := filepath.Join(dir, "config.yml")
-	mustWrite(t, htpasswd, user+":"+string(hash)+"\n")
-	mustWrite(t, cfg, fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n"+
-		"http:\n  addr: %s\nauth:\n  htpasswd:\n    realm: shoal-test\n    path: %s\n", filepath.Join(dir, "data"), addr, htpasswd))
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	waitFor(t, 20*time.Second, "the registry answers", func() error {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	return addr
+	return bed.StartRegistry(t, user+":"+string(hash)+"\n")
 }
 
 func mustWrite(t *testing.T, path, s string) {

@@ -142,9 +142,12 @@ func buildImage(t *testing.T, version string, tags ...string) string {
 }
 
 // lossBound bounds how long the published port may fail on the live
-// nodes after a node running web is cut off: the agents' keepalive
-// (15 s) + the health-check interval + a few seconds.
-const lossBound = 20 * time.Second
+// nodes after a node running web is cut off: the lost node's tasks leave
+// the mesh and the VIPs as soon as its engine stops answering (about a
+// second with this cluster's health checks), but api or db may have run
+// there too: the chain answers again once they are replaced (3 s of down
+// grace, then a start; 7-17 s measured on a loaded machine).
+const lossBound = 30 * time.Second
 
 // built says the registry holds stack/app:1 (TestStackApp pushes it).
 var built atomic.Bool
@@ -359,9 +362,6 @@ func TestStackApp(t *testing.T) {
 		t0 := time.Now()
 		took := answers(t, rest, want("v1"), 6, time.Minute)
 		t.Logf("%s cut off: the other nodes answer reliably through :8080 after %s", bed.Engines[lost].Hostname, took.Round(100*time.Millisecond))
-		// A node cut off is seen lost when its agent's tunnel misses its
-		// keepalives (agent.DefaultKeepAliveInterval 5 s + Timeout 10 s);
-		// its tasks leave the mesh then: measured ~16 s.
 		if took > lossBound {
 			t.Errorf("the mesh took %s to leave the lost node's task out, want ≤ %s", took.Round(100*time.Millisecond), lossBound)
 		}

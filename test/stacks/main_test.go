@@ -16,12 +16,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,7 +56,7 @@ func mainRun(m *testing.M) int {
 		if err := b.LoadBusybox(ctx, 0); err != nil {
 			tb.Fatal(err)
 		}
-		reg = startRegistry(tb)
+		reg = bed.StartRegistry(tb, "")
 		host = startCluster(tb)
 	})
 }
@@ -113,44 +111,6 @@ func startCluster(tb testing.TB) string {
 		return nil
 	})
 	return h
-}
-
-// startRegistry runs Debian's docker-registry, without auth, on the bed's
-// bridge and returns its address (host:port).
-func startRegistry(tb testing.TB) string {
-	tb.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		tb.Fatal("docker-registry (Debian package docker-registry) is needed: .ci/run installs it")
-	}
-	ln, err := net.Listen("tcp", bed.Gateway+":0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := tb.TempDir()
-	cfg := filepath.Join(dir, "config.yml")
-	body := fmt.Sprintf("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n  delete:\n    enabled: true\nhttp:\n  addr: %s\n",
-		filepath.Join(dir, "data"), addr)
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		tb.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	shoaltest.Eventually(tb, 20*time.Second, "the registry answers", func() error {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	})
-	return addr
 }
 
 // result is one CLI run.
