@@ -82,6 +82,7 @@ var routeRules = map[string]routeRule{
 	"POST /networks/{id*}/connect":    {authz.Operate, "connect containers to networks"},
 	"POST /networks/{id*}/disconnect": {authz.Operate, "disconnect containers from networks"},
 	"GET /volumes":                    {authz.Read, "list volumes"},
+	"GET /plugins":                    {authz.Read, "list plugins"},
 	"POST /volumes/create":            {authz.Operate, "create volumes"},
 	"POST /volumes/prune":             {authz.Operate, "prune volumes"},
 	"GET /volumes/{name*}":            {authz.Read, "inspect volumes"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/url"
 
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
@@ -179,10 +180,21 @@ type Backends struct {
 	Events     Events
 	Nodes      Nodes
 	Swarm      Swarm
+	Plugins    Plugins // nil: GET /plugins is answered 501
+}
+
+// Plugins lists the engines' plugins (docker plugin ls): each engine's,
+// with the node it is on.
+type Plugins interface {
+	ListPlugins(ctx context.Context, version string, query url.Values) ([]map[string]any, error)
 }
 
 // All is b serving every noun.
 func All(b Backend) Backends {
-	return Backends{System: b, Containers: b, Execs: b, Images: b, Builds: b, Networks: b,
+	bs := Backends{System: b, Containers: b, Execs: b, Images: b, Builds: b, Networks: b,
 		Volumes: b, Events: b, Nodes: b, Swarm: b}
+	if p, ok := b.(Plugins); ok {
+		bs.Plugins = p
+	}
+	return bs
 }

@@ -222,6 +222,7 @@ func (s *Server) routes() {
 	rt.handle("POST", "/networks/{id*}/connect", s.networkConnect("connect"))
 	rt.handle("POST", "/networks/{id*}/disconnect", s.networkConnect("disconnect"))
 	rt.handle("GET", "/volumes", s.listVolumes)
+	rt.handle("GET", "/plugins", s.listPlugins)
 	rt.handle("POST", "/volumes/create", s.createVolume)
 	rt.handle("POST", "/volumes/prune", s.prune(func(r *http.Request, o backend.PruneOptions) (any, error) {
 		return s.b.Volumes.PruneVolumes(r.Context(), o)

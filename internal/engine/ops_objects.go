@@ -103,3 +103,12 @@ func (e *Engine) DiskUsage(ctx context.Context, cq ClientQuery) (map[string]any,
 	}
 	return df, nil
 }
+
+// ListPlugins lists the engine's plugins, each as the engine sent it.
+func (e *Engine) ListPlugins(ctx context.Context, cq ClientQuery) ([]map[string]any, error) {
+	var list []map[string]any
+	if err := e.call(ctx, "GET", e.APIPath(cq.Version, "/plugins"), cq.Query, nil, &list); err != nil {
+		return nil, err
+	}
+	return list, nil
+}

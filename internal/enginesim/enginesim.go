@@ -62,6 +62,8 @@ type Options struct {
 	// Latency, if set, delays every answer (not the event stream) to
 	// imitate a remote engine.
 	Latency time.Duration
+	// Plugins are the names of the plugins it lists (installed, enabled).
+	Plugins []string
 }
 
 func (o *Options) defaults() {

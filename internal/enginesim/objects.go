@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"sort"
@@ -46,6 +47,13 @@ func (e *Engine) objectOp(w http.ResponseWriter, r *http.Request, path string) b
 		e.networkCreate(w, r)
 	case path == "/networks/prune" && post:
 		writeJSON(w, http.StatusOK, network.PruneReport{NetworksDeleted: e.pruneNetworks()})
+	case path == "/plugins" && get:
+		list := []map[string]any{}
+		for i, name := range e.opts.Plugins {
+			list = append(list, map[string]any{"Id": fmt.Sprintf("%064x", i+1), "Name": name, "Enabled": true,
+				"Settings": map[string]any{"Mounts": []any{}, "Env": []string{}, "Args": []string{}, "Devices": []any{}}})
+		}
+		writeJSON(w, http.StatusOK, list)
 	case path == "/volumes" && get:
 		writeJSON(w, http.StatusOK, volume.ListResponse{Volumes: e.volumeList(), Warnings: []string{}})
 	case path == "/volumes/create" && post:

@@ -69,3 +69,27 @@ func TestListsKeepClientNames(t *testing.T) {
 		t.Errorf("appnet listed on %v; want node1", got["appnet"])
 	}
 }
+
+// TestListPlugins: docker plugin ls over the pool lists every engine's
+// plugins with the node each is on (an empty list where none has one).
+func TestListPlugins(t *testing.T) {
+	env := newTaskEnvWith(t, 2, nil, func(i int, o *enginesim.Options) {
+		if i == 1 {
+			o.Plugins = []string{"vieux/sshfs:latest", "local/logs:1"}
+		}
+	})
+	list, err := env.m.ListPlugins(t.Context(), "", nil)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("plugins %v %v, want node2's two", list, err)
+	}
+	for i, want := range []string{"local/logs:1", "vieux/sshfs:latest"} {
+		n, _ := list[i]["Node"].(*backend.NodeSummary)
+		if list[i]["Name"] != want || n == nil || n.Name != "node2" || list[i]["Enabled"] != true {
+			t.Errorf("plugin %d: %v, want %s on node2", i, list[i], want)
+		}
+	}
+	none := newTaskEnv(t, 1)
+	if list, err := none.m.ListPlugins(t.Context(), "", nil); err != nil || list == nil || len(list) != 0 {
+		t.Errorf("plugins %v %v, want an empty list", list, err)
+	}
+}

@@ -123,6 +123,7 @@ func TestRawAPI(t *testing.T) {
 				shape("GET /images/busybox/history", call("GET", "/images/busybox/history", nil), 2)
 				shape("GET /networks", call("GET", `/networks?filters={"name":["bridge"]}`, nil), 2)
 				shape("GET /volumes", call("GET", "/volumes", nil), 1)
+				shape("GET /plugins", call("GET", "/plugins", nil), 1)
 				nc := call("POST", "/networks/create", map[string]any{"Name": "rawnet", "CheckDuplicate": true})
 				shape("POST /networks/create", nc, 1)
 				shape("POST /networks/create (same name)", call("POST", "/networks/create", map[string]any{"Name": "rawnet", "CheckDuplicate": true}), 1)
