@@ -302,14 +302,27 @@ func (m *Manager) ensureEngineNetwork(ctx context.Context, e *engine.Engine, nw 
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	if names, _ := e.NetworksVolumes(); slices.Contains(names, nw.Name) {
-		return gw, nil // the cache has it (a stranger of the same name is refused at create)
+	// The cache has it (a stranger of the same name is refused at
+	// create), unless the network is young: the name may then still be a
+	// removed cluster network's that this node kept (see below).
+	if names, _ := e.NetworksVolumes(); slices.Contains(names, nw.Name) && time.Since(nw.Created) > recentNetwork {
+		return gw, nil
 	}
 	if obj, err := e.InspectNetwork(ctx, nw.Name); err == nil {
-		if en, err := overlay.DecodeEngineNetwork(obj.Raw); err == nil && en.Backs(nw.ID) {
+		en, err := overlay.DecodeEngineNetwork(obj.Raw)
+		switch {
+		case err == nil && en.Backs(nw.ID):
 			return gw, nil
+		case err == nil && en.Labels[overlay.LabelNetwork] != "":
+			// It backs a cluster network removed since (this node kept it
+			// while one of its containers held it): it goes, and this
+			// one's is made.
+			if err := removeEngineNetwork(ctx, e, en.ID); err != nil {
+				return netip.Addr{}, err
+			}
+		default:
+			return netip.Addr{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("node %s has a network %s of its own: remove it to use the cluster network", e.Name(), nw.Name))
 		}
-		return netip.Addr{}, errdefs.ErrConflict.WithMessage(fmt.Sprintf("node %s has a network %s of its own: remove it to use the cluster network", e.Name(), nw.Name))
 	}
 	body, err := json.Marshal(engineNetworkRequest(nw, gw, ipRange))
 	if err != nil {
@@ -516,6 +529,11 @@ func (m *Manager) serviceUsing(ctx context.Context, nw store.Network) string {
 	}
 	return ""
 }
+
+// recentNetwork is how young a cluster network is checked on the engine
+// rather than taken from its cache by name: longer than a node keeps the
+// engine network of a removed one (overlay.PruneAfter) plus a refresh.
+const recentNetwork = 2 * time.Minute
 
 // removeEngineNetwork removes an engine network; one already gone is fine.
 func removeEngineNetwork(ctx context.Context, e *engine.Engine, id string) error {

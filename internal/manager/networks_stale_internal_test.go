@@ -1,0 +1,94 @@
+package manager
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/internal/overlay"
+	"github.com/shoal-dev/shoal/internal/store"
+	"github.com/shoal-dev/shoal/internal/store/storetest"
+)
+
+// TestEnsureEngineNetworkReplacesARemovedOnes: a node that kept the
+// engine network of a removed cluster network of the same name (its
+// label names another ID) has it replaced by the new network's, even
+// though its cache lists the name; a network of the node's own of that
+// name is refused.
+func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
+	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	var mu sync.Mutex
+	label := "oldid0000000000000000000a" // the engine network's cluster network
+	var deleted, created int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if i := strings.Index(path, "/networks"); i > 0 {
+			path = path[i:]
+		}
+		if !strings.HasPrefix(path, "/networks") {
+			sim.ServeHTTP(w, r) // the event stream is long: not under mu
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case r.Method == http.MethodGet && path == "/networks":
+			w.Write([]byte(`[{"Name":"appnet","Id":"enginenetid"}]`))
+		case r.Method == http.MethodGet && path == "/networks/appnet":
+			if label == "" {
+				w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{}}`))
+				return
+			}
+			w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{"` + overlay.LabelNetwork + `":"` + label + `"}}`))
+		case r.Method == http.MethodDelete && path == "/networks/enginenetid":
+			deleted++
+			w.WriteHeader(http.StatusNoContent)
+		case r.Method == http.MethodPost && path == "/networks/create":
+			created++
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"Id":"newnetid","Warning":""}`))
+		default:
+			sim.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = pool.Run(ctx) }()
+	pool.Update([]string{srv.Listener.Addr().String()})
+	waitUntil(t, "the engine is healthy", func() bool { return len(pool.Healthy()) == 1 })
+	e := pool.Healthy()[0]
+	waitUntil(t, "the cache lists appnet", func() bool {
+		names, _ := e.NetworksVolumes()
+		return len(names) > 0
+	})
+	st := storetest.Open(t)
+	nw := store.Network{ID: "newid0000000000000000000a", Name: "appnet", Subnet: "10.0.1.0/24", VNI: 4097, Created: time.Now(), Slots: map[string]int{}}
+	if err := store.NewNetworks(st).Create(ctx, nw); err != nil {
+		t.Fatal(err)
+	}
+	m := New(Config{Cluster: storeCluster{st: st}, Pool: pool})
+	if _, err := m.ensureEngineNetwork(ctx, e, nw); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if deleted != 1 || created != 1 {
+		t.Errorf("the removed network's engine network: %d deleted, %d made; want it replaced", deleted, created)
+	}
+	label = "" // the node's own network of that name
+	mu.Unlock()
+	if _, err := m.ensureEngineNetwork(ctx, e, nw); err == nil || !strings.Contains(err.Error(), "has a network appnet of its own") {
+		t.Errorf("a stranger of the same name: %v", err)
+	}
+}
