@@ -77,8 +77,8 @@ func TestAPIErrors(t *testing.T) {
 	}
 	check("GET", "/nosuchthing", nil, 404, "")
 	check("GET", "/v1.41/nosuchthing/at/all", nil, 404, "")
-	check("GET", "/plugins", nil, 501, "not supported")
-	check("GET", "/v1.45/plugins", nil, 501, "not supported")
+	check("GET", "/plugins/privileges?remote=vieux/sshfs", nil, 501, "not supported")
+	check("GET", "/v1.45/plugins/vieux/sshfs/json", nil, 501, "not supported")
 	check("POST", "/swarm/init", nil, 501, "not supported")
 	check("POST", "/swarm/leave?force=1", nil, 503, "This node is not part of a swarm")
 	check("POST", "/volumes/create", []byte(`{"Name": "../../etc"}`), 400, "includes invalid characters")
@@ -96,9 +96,13 @@ func TestAPIErrors(t *testing.T) {
 	if !strings.Contains(e.stderr, "No such container") {
 		t.Errorf("CLI inspect of unknown container: %q", e.stderr)
 	}
-	e = dkFail(t, "plugin", "ls")
+	e = dkFail(t, "plugin", "inspect", "vieux/sshfs")
 	if !strings.Contains(e.stderr, "not supported") {
-		t.Errorf("CLI plugin ls: %q, want 'not supported'", e.stderr)
+		t.Errorf("CLI plugin inspect: %q, want 'not supported'", e.stderr)
+	}
+	// Listing is served: every engine's plugins (none here).
+	if out := dk(t, "plugin", "ls", "--format", "{{.Name}}"); strings.TrimSpace(out) != "" {
+		t.Errorf("CLI plugin ls: %q, want no plugin", out)
 	}
 }
 
