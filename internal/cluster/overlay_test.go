@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,10 +16,11 @@ import (
 	"github.com/shoal-dev/shoal/internal/store"
 )
 
-// TestOverlayState checks what a node is told of the cluster networks. The
-// manager is started but not run: its own agent would plumb the test
-// machine's kernel.
-func TestOverlayState(t *testing.T) {
+// startedManager is a one-manager cluster, started but not run (its own
+// agent would plumb the test machine's kernel), closed when t ends, and
+// its own node's record.
+func startedManager(t *testing.T) (*Cluster, context.Context, Node) {
+	t.Helper()
 	cfg := config(t, "m1")
 	cfg.Init = true
 	c, err := New(cfg)
@@ -29,12 +31,18 @@ func TestOverlayState(t *testing.T) {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	self, err := c.nodes.Get(ctx, c.NodeID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := c.overlayState(ctx, self.Value)
+	return c, ctx, self.Value
+}
+
+// TestOverlayState checks what a node is told of the cluster networks.
+func TestOverlayState(t *testing.T) {
+	c, ctx, self := startedManager(t)
+	st, err := c.overlayState(ctx, self)
 	if err != nil || len(st.Networks) != 0 || len(st.Managers) != 1 {
 		t.Fatalf("no networks: %+v %v", st, err)
 	}
@@ -42,7 +50,7 @@ func TestOverlayState(t *testing.T) {
 	if err := store.NewNetworks(c.store).Create(ctx, nw); err != nil {
 		t.Fatal(err)
 	}
-	st, err = c.overlayState(ctx, self.Value)
+	st, err = c.overlayState(ctx, self)
 	if err != nil || len(st.Networks) != 1 {
 		t.Fatalf("one network: %+v %v", st, err)
 	}
@@ -51,7 +59,7 @@ func TestOverlayState(t *testing.T) {
 	if got := st.Networks[0]; !reflect.DeepEqual(got, want) {
 		t.Errorf("network\n%+v\nwant\n%+v", got, want)
 	}
-	other := self.Value
+	other := self
 	other.ID = "someothernode"
 	if st, _ := c.overlayState(ctx, other); st.Networks[0].Gateway != "" {
 		t.Errorf("a node without a share has gateway %q", st.Networks[0].Gateway)
