@@ -19,6 +19,7 @@ import (
 type clusterOpts struct {
 	hosts         []string
 	limits        dockerapi.Limits
+	identity      identityOpts
 	apiTLS        apiTLSOpts
 	authz         authz.Config
 	audit         audit.Config
@@ -39,6 +40,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 	if withHosts {
 		f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on when this node is a manager (tcp://host:port or unix:///path; repeatable)")
 		limitFlags(f, &o.limits)
+		identityFlags(f, &o.identity)
 		apiTLSFlags(f, &o.apiTLS, true)
 		authzFlags(f, &o.authz)
 		auditFlags(f, &o.audit)
@@ -116,10 +118,15 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	if err != nil {
 		return err
 	}
+	labels, err := o.identity.labelMap()
+	if err != nil {
+		return err
+	}
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	return run.ClusterNode(ctx, run.ClusterConfig{
 		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Authz: o.authz, Audit: o.audit,
 		Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry,
+		Name: o.identity.name, Labels: labels,
 		Version: Version, Log: log,
 	})
 }

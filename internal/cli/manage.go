@@ -25,6 +25,7 @@ type manageOpts struct {
 	engineTLSCA, engineTLSCert, engineTLSKey string
 	logLevel                                 string
 	debug                                    bool
+	identity                                 identityOpts
 	discoveryOpts                            []string
 	replication                              bool
 	advertise                                string
@@ -111,6 +112,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
 	limitFlags(f, &o.limits)
+	identityFlags(f, &o.identity)
 	authzFlags(f, &o.authz)
 	auditFlags(f, &o.audit)
 	dataDirFlag(f, &o.dataDir)
@@ -154,5 +156,10 @@ func runManage(ctx context.Context, o *manageOpts, uri string) error {
 	if err != nil {
 		return err
 	}
-	return run.Manage(ctx, o.dataDir.applied(o.config(uri, log)))
+	c := o.dataDir.applied(o.config(uri, log))
+	if c.Labels, err = o.identity.labelMap(); err != nil {
+		return err
+	}
+	c.Name = o.identity.name
+	return run.Manage(ctx, c)
 }

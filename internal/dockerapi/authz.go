@@ -25,10 +25,11 @@ type routeRule struct {
 // as routes() registers it. A route missing here is admin-only (and fails
 // TestEveryRouteIsClassified).
 var routeRules = map[string]routeRule{
-	"GET /_ping":   {authz.Public, "ping"},
-	"HEAD /_ping":  {authz.Public, "ping"},
-	"GET /version": {authz.Public, "read the version"},
-	"GET /info":    {authz.Read, "read the cluster's info"},
+	"GET /_ping":        {authz.Public, "ping"},
+	"HEAD /_ping":       {authz.Public, "ping"},
+	"GET /version":      {authz.Public, "read the version"},
+	"GET /info":         {authz.Read, "read the cluster's info"},
+	"GET /_shoal/nodes": {authz.Read, "read the cluster's nodes"},
 
 	"GET /containers/json":            {authz.Read, "list containers"},
 	"POST /containers/create":         {authz.Operate, "create containers"},

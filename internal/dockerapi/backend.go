@@ -29,6 +29,9 @@ type System interface {
 	Info(ctx context.Context) (json.RawMessage, error)
 	KernelVersion() string
 	DiskUsage(ctx context.Context, opts backend.DiskUsageOptions) (backend.Report, error)
+	// FederationNodes is GET /_shoal/nodes: this shoal's name, labels and
+	// leaf nodes, read by a shoal above it (a federation), encoded.
+	FederationNodes(ctx context.Context) (json.RawMessage, error)
 }
 
 // Containers serves the container calls shoal answers itself, and finds

@@ -165,6 +165,10 @@ func (l lockedSystem) DiskUsage(context.Context, backend.DiskUsageOptions) (back
 	return nil, lockedErr(l.u)
 }
 
+func (l lockedSystem) FederationNodes(context.Context) (json.RawMessage, error) {
+	return nil, lockedErr(l.u)
+}
+
 // lockedSwarm is the _ping header's swarm state of a locked manager.
 type lockedSwarm struct{ u Unlocker }
 

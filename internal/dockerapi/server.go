@@ -170,6 +170,7 @@ func (s *Server) routes() {
 	rt.handle("HEAD", "/_ping", s.ping)
 	rt.handle("GET", "/version", s.getVersion)
 	rt.handle("GET", "/info", s.getInfo)
+	rt.handle("GET", "/_shoal/nodes", s.federationNodes)
 
 	rt.handle("GET", "/containers/json", s.listContainers)
 	rt.handle("POST", "/containers/create", s.createContainer)

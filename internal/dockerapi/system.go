@@ -75,6 +75,18 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request, _ params) error
 	return err
 }
 
+// federationNodes answers a shoal above this one (engine.MemberPath).
+func (s *Server) federationNodes(w http.ResponseWriter, r *http.Request, _ params) error {
+	v, err := s.b.System.FederationNodes(r.Context())
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(v, '\n'))
+	return err
+}
+
 func (s *Server) diskUsage(w http.ResponseWriter, r *http.Request, _ params) error {
 	v, err := s.b.System.DiskUsage(r.Context(), backend.DiskUsageOptions{Version: apiVersion(r), Query: r.URL.Query()})
 	if err != nil {

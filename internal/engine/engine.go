@@ -131,6 +131,7 @@ type Engine struct {
 	name       string
 	info       *system.Info
 	rawInfo    json.RawMessage // /info as the engine said it, for fields shoal does not model
+	member     *MemberView     // a member shoal's leaves (member.go)
 	version    string
 	apiVersion string
 	containers map[string]*Container
@@ -399,7 +400,7 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 	e.name = info.Name
 	e.gen++
 	e.mu.Unlock()
-	return nil
+	return e.RefreshMember(ctx)
 }
 
 // Ping checks the engine answers /_ping within Options.PingTimeout.
@@ -813,6 +814,8 @@ func (e *Engine) apply(ctx context.Context, m events.Message) bool {
 		cancel()
 	case events.NetworkEventType, events.VolumeEventType:
 		return true
+	case "node": // a member shoal's inner node came or went
+		e.applyMemberEvent(ctx)
 	}
 	return false
 }

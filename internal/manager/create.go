@@ -159,6 +159,7 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 	if x, err := scheduler.ParseExpr("affinity", "image==~"+cb.Image); err == nil {
 		placeRules.Affinities = append(append([]scheduler.Expr(nil), rules.Affinities...), x)
 	}
+	placeRules = m.memberScoped(placeRules) // federation.go
 	req.Rules = &placeRules
 
 	var e *engine.Engine
@@ -176,21 +177,37 @@ func (m *Manager) create(ctx context.Context, spec engine.CreateSpec, cb *backen
 		return nil, engine.Created{}, err
 	}
 
-	if len(env) != len(cb.Env) {
-		// The directives must not reach the engine; they stay on the
-		// container as classic Swarm's labels, so they survive a reschedule.
-		labels := map[string]string{}
-		for k, v := range cb.Labels {
-			labels[k] = v
-		}
-		for k, v := range rules.Labels() {
-			labels[k] = v
-		}
-		if spec.Body, err = setFields(spec.Body, map[string]any{"Env": env, "Labels": labels}); err != nil {
-			return nil, engine.Created{}, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
-		}
+	body := spec.Body
+	if spec.Body, err = m.withRules(body, cb, env, rules, m.leafPlaced(e, placed)); err != nil {
+		return nil, engine.Created{}, err
 	}
 	cr, err := m.createOn(ctx, e, spec)
+	for tries := 0; err != nil && errdefs.IsUnavailable(err) && !errors.Is(err, errNoAnswer) && !errors.Is(err, engine.ErrUnreachable) && e.Member() != nil && tries < 3; tries++ {
+		// A member refused the leaf chosen here (its view above was behind):
+		// refresh that view and place once more elsewhere, saying why.
+		refused, leaf, why := e, m.leafPlaced(e, placed), err
+		release()
+		release = func() {}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_ = refused.RefreshMember(rctx)
+		cancel()
+		err = errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("member %s refused the container: %v", refused.Name(), why))
+		req = avoidingID(req, refused.ID+"/"+leaf)
+		e2, p2, perr := m.place(req)
+		if perr != nil {
+			if errdefs.IsUnavailable(perr) {
+				err = errdefs.ErrUnavailable.WithMessage(fmt.Sprintf("%v; and no other node fits: %v", err, perr))
+			}
+			break
+		}
+		m.log.Warn("create moved off a member that refused it", "name", name, "from", refused.Name()+"/"+leaf, "to", e2.Name(), "error", why)
+		e, placed = e2, p2
+		release = func() { m.unplace(e2.ID, name, p2) }
+		if spec.Body, err = m.withRules(body, cb, env, rules, m.leafPlaced(e, placed)); err != nil {
+			return nil, engine.Created{}, err
+		}
+		cr, err = m.createOn(ctx, e, spec)
+	}
 	if errors.Is(err, errNoAnswer) {
 		// The node took the create and went silent (a hung engine not yet
 		// marked Unhealthy): place it once more, elsewhere. What the
@@ -308,11 +325,47 @@ func (m *Manager) place(req *scheduler.Request) (*engine.Engine, scheduler.Conta
 		NanoCPUs: req.NanoCPUs, CPUShares: req.CPUShares, Memory: req.Memory, MemoryReservation: req.MemoryReservation,
 		Ports: req.Ports,
 	}
-	m.pending[e.ID] = append(m.pending[e.ID], c)
+	m.pending[n.ID] = append(m.pending[n.ID], c)
+	m.placedOn[c.ID] = n.ID
 	if req.Name != "" {
 		m.names[req.Name] = true
 	}
 	return e, c, nil
+}
+
+// withRules puts the placement directives of a create where the engine
+// does not see them: out of Env (they stay on the container as classic
+// Swarm's labels, so they survive a reschedule). For a member, the rules
+// go on pinned to the leaf chosen here (pinToLeaf).
+func (m *Manager) withRules(body []byte, cb *backend.ContainerConfig, env []string, rules scheduler.Rules, leaf string) ([]byte, error) {
+	if len(env) == len(cb.Env) && leaf == "" {
+		return body, nil
+	}
+	if leaf != "" {
+		var err error
+		if rules, err = pinToLeaf(rules, leaf); err != nil {
+			return nil, errdefs.ErrInvalidArgument.WithMessage(err.Error())
+		}
+	}
+	labels := map[string]string{}
+	for k, v := range cb.Labels {
+		labels[k] = v
+	}
+	for k, v := range rules.Labels() {
+		labels[k] = v
+	}
+	out, err := setFields(body, map[string]any{"Env": env, "Labels": labels})
+	if err != nil {
+		return nil, errdefs.ErrInvalidArgument.WithMessage("invalid JSON: " + err.Error())
+	}
+	return out, nil
+}
+
+// leafPlaced is the member's leaf that c was placed on ("" for an engine).
+func (m *Manager) leafPlaced(e *engine.Engine, c scheduler.Container) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return leafOf(e, m.placedOn[c.ID])
 }
 
 // bind records the ID the engine gave the container placed as c: from
@@ -335,6 +388,10 @@ func (m *Manager) unplace(nodeID, name string, c scheduler.Container) {
 	defer m.mu.Unlock()
 	delete(m.names, name)
 	delete(m.created, c.ID)
+	if at, ok := m.placedOn[c.ID]; ok {
+		nodeID = at // a member's leaf
+		delete(m.placedOn, c.ID)
+	}
 	p := m.pending[nodeID]
 	for i := range p {
 		if p[i].ID == c.ID {

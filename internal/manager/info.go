@@ -103,7 +103,7 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 	host, _ := os.Hostname()
 	info := &system.Info{
 		ID:                 "shoal-" + engine.NodeID("manager:"+host),
-		Name:               "shoal",
+		Name:               m.Name(),
 		ServerVersion:      "shoal/" + m.cfg.Version,
 		OSType:             runtime.GOOS,
 		Architecture:       runtime.GOARCH,
@@ -116,7 +116,7 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 		CgroupVersion:      "2",
 		DockerRootDir:      "/var/lib/shoal",
 		SystemTime:         time.Now().Format(time.RFC3339Nano),
-		Labels:             []string{},
+		Labels:             m.ownLabelList(),
 		Warnings:           []string{},
 		DefaultRuntime:     "runc",
 		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
@@ -214,9 +214,14 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 		{"  └ Reserved CPUs", fmt.Sprintf("%g / %d", float64(cpus)/1e9, s.ncpu)},
 		{"  └ Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem)), units.BytesSize(float64(s.memTotal)))},
 		{"  └ Labels", strings.Join(labels, ", ")},
+	}
+	if kind, ok := memberKind(e); ok { // federation.go
+		status = append(status, [2]string{"  └ Kind", kind})
+	}
+	status = append(status, [][2]string{
 		{"  └ Error", errText},
 		{"  └ ServerVersion", ver},
-	}
+	}...)
 	if b, err := json.Marshal(status); err == nil {
 		s.statusJSON = b[1 : len(b)-1]
 	}
@@ -325,6 +330,9 @@ func nodeOf(e *engine.Engine) swarm.Node {
 	}
 	if n.Status.Addr == "" {
 		n.Status.Addr = e.Addr
+	}
+	if kind, ok := memberKind(e); ok && n.Status.Message == "" {
+		n.Status.Message = kind // federation.go
 	}
 	if info := e.Info(); info != nil {
 		ver, _ := e.Version()

@@ -37,6 +37,11 @@ type Config struct {
 	// LocalSwarm (shoal manage with a store of its own) makes /info show an
 	// active swarm manager, as the docker CLI wants before a stack deploy.
 	LocalSwarm bool
+	// Name is this shoal's name in /info and above it in a federation
+	// (default: the host's name). Labels are its own labels: shown in
+	// /info, and held by every node in it for placement (federation.go).
+	Name   string
+	Labels map[string]string
 }
 
 // Manager implements dockerapi.Backend over an engine pool.
@@ -45,12 +50,13 @@ type Manager struct {
 	pool *engine.Pool
 	log  *slog.Logger
 
-	mu      sync.Mutex // placement and name reservations
-	names   map[string]bool
-	pending map[string][]scheduler.Container // node ID → placed, not yet cached
-	created map[string]string                // pending entry ID → the container's ID, once created
-	seq     uint64                           // numbers pending entries
-	snaps   map[string]*snap                 // node ID → scheduler view at a cache generation
+	mu       sync.Mutex // placement and name reservations
+	names    map[string]bool
+	pending  map[string][]scheduler.Container // node ID → placed, not yet cached
+	placedOn map[string]string                // pending entry ID → its node ID (a member's leaf)
+	created  map[string]string                // pending entry ID → the container's ID, once created
+	seq      uint64                           // numbers pending entries
+	snaps    map[string]*snap                 // node ID → scheduler view at a cache generation
 
 	infoMu sync.Mutex
 	infos  map[string]*engineInfo
@@ -67,8 +73,9 @@ type execEntry struct {
 }
 
 type snap struct {
-	gen  uint64
-	node *scheduler.Node
+	gen    uint64
+	node   *scheduler.Node
+	leaves []*scheduler.Node // a member's, one per inner node (federation.go)
 }
 
 // DefaultRescheduleAfter is RescheduleAfter when the config leaves it zero
@@ -85,11 +92,12 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{
 		cfg: cfg, pool: cfg.Pool, log: cfg.Logger,
-		names:   map[string]bool{},
-		pending: map[string][]scheduler.Container{},
-		snaps:   map[string]*snap{},
-		execs:   map[string]execEntry{},
-		infos:   map[string]*engineInfo{},
+		names:    map[string]bool{},
+		pending:  map[string][]scheduler.Container{},
+		placedOn: map[string]string{},
+		snaps:    map[string]*snap{},
+		execs:    map[string]execEntry{},
+		infos:    map[string]*engineInfo{},
 	}
 	if cfg.Pool != nil {
 		// The rescheduler recreates these from their kept spec.

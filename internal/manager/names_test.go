@@ -44,7 +44,7 @@ func startPool(t *testing.T, want int, addrs ...string) *engine.Pool {
 // reference, the three-segment one included.
 func TestNestedShoalNames(t *testing.T) {
 	sim, id := simWithContainer(t, "node1", "web")
-	inner := manager.New(manager.Config{Pool: startPool(t, 1, sim.Addr())})
+	inner := manager.New(manager.Config{Pool: startPool(t, 1, sim.Addr()), Name: "siteA"})
 	member := httptest.NewServer(dockerapi.New(inner, "test", nil))
 	t.Cleanup(member.Close)
 	outerPool := startPool(t, 1, member.Listener.Addr().String())
@@ -57,7 +57,7 @@ func TestNestedShoalNames(t *testing.T) {
 		t.Errorf("member's container: Name %q, Path %s; want web, /node1/web", c.Name(), c.Path())
 	}
 
-	for _, ref := range []string{id, id[:8], "web", "/web", "node1/web", "shoal/node1/web", "/shoal/node1/web"} {
+	for _, ref := range []string{id, id[:8], "web", "/web", "node1/web", "siteA/node1/web", "/siteA/node1/web"} {
 		_, got, _, err := outer.ResolveContainer(ctx, ref)
 		if err != nil || got != id {
 			t.Errorf("ResolveContainer(%q) = %q, %v; want %s", ref, got, err, id)
@@ -66,7 +66,7 @@ func TestNestedShoalNames(t *testing.T) {
 	// A path-like name no engine has is dockerd's 404 in the client's
 	// words, answered here: escaped into an engine's path it would read
 	// "other%2Fnode1%2Fweb" (or name another endpoint).
-	for _, ref := range []string{"other/node1/web", "shoal/node2/web", "/node1/db", "a?b", "50%"} {
+	for _, ref := range []string{"other/node1/web", "siteA/node2/web", "/node1/db", "a?b", "50%"} {
 		want := "No such container: " + strings.TrimPrefix(ref, "/")
 		if _, got, _, err := outer.ResolveContainer(ctx, ref); !errdefs.IsNotFound(err) || err.Error() != want || got != "" {
 			t.Errorf("ResolveContainer(%q) = %q, %v; want %q", ref, got, err, want)
@@ -81,8 +81,8 @@ func TestNestedShoalNames(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("ListContainers = %d entries, %v", len(list), err)
 	}
-	if entry := string(list[0].Entry.AppendJSON(nil, list[0].Status)); !strings.Contains(entry, `"Names":["/shoal/node1/web"]`) {
-		t.Errorf("list entry %s: want Names [/shoal/node1/web]", entry)
+	if entry := string(list[0].Entry.AppendJSON(nil, list[0].Status)); !strings.Contains(entry, `"Names":["/siteA/node1/web"]`) {
+		t.Errorf("list entry %s: want Names [/siteA/node1/web]", entry)
 	}
 }
 

@@ -202,7 +202,15 @@ func (m *Manager) reapAbandoned(e *engine.Engine, name string, cr engine.Created
 
 // avoiding is req with node e ruled out.
 func avoiding(req *scheduler.Request, e *engine.Engine) *scheduler.Request {
-	x, err := scheduler.ParseExpr("constraint", "node!="+e.ID)
+	if e.Member() != nil {
+		req = avoidingID(req, e.ID+"/*") // a member's leaves
+	}
+	return avoidingID(req, e.ID)
+}
+
+// avoidingID is req with one more constraint: not on the node with that ID.
+func avoidingID(req *scheduler.Request, id string) *scheduler.Request {
+	x, err := scheduler.ParseExpr("constraint", "node!="+id)
 	if err != nil {
 		return req
 	}

@@ -20,28 +20,38 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 		gen := e.Gen()
 		s := m.snaps[e.ID]
 		if s == nil || s.gen != gen {
-			s = &snap{gen: gen, node: nodeView(e)}
+			s = &snap{gen: gen, node: m.nodeView(e)}
+			s.leaves = leafViews(e, s.node, m.withOwnLabels) // federation.go
 			// A published view is never written again, so the scheduler
 			// may trust it by pointer (Gen must be non-zero for that).
 			s.node.Gen = gen + 1
+			for _, l := range s.leaves {
+				l.Gen = gen + 1
+			}
 			m.snaps[e.ID] = s
 		}
-		n := s.node
-		// Views changed per call carry Gen 0: the scheduler then checks them
-		// field by field instead of trusting a generation they do not have.
-		if m.cfg.Cluster != nil {
-			cp := *n
-			cp.Labels = m.withNodeLabels(e.Addr, n.Labels)
-			cp.Gen = 0
-			n = &cp
+		views := []*scheduler.Node{s.node}
+		if len(s.leaves) > 0 {
+			views = s.leaves
 		}
-		if p := m.uncached(e.ID, n); len(p) > 0 {
-			cp := *n
-			cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
-			cp.Gen = 0
-			n = &cp
+		for _, n := range views {
+			// Views changed per call carry Gen 0: the scheduler then checks them
+			// field by field instead of trusting a generation they do not have.
+			if m.cfg.Cluster != nil {
+				cp := *n
+				cp.Labels = m.withNodeLabels(e.Addr, n.Labels)
+				cp.Gen = 0
+				n = &cp
+			}
+			if p := m.uncached(n.ID, n); len(p) > 0 {
+				cp := *n
+				cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
+				cp.Gen = 0
+				n = &cp
+			}
+			nodes = append(nodes, n)
+			byID[n.ID] = e
 		}
-		nodes = append(nodes, n)
 		byID[e.ID] = e
 	}
 	if len(m.snaps) > len(engines)*2+16 {
@@ -78,7 +88,7 @@ func (m *Manager) uncached(node string, n *scheduler.Node) []scheduler.Container
 	return p
 }
 
-func nodeView(e *engine.Engine) *scheduler.Node {
+func (m *Manager) nodeView(e *engine.Engine) *scheduler.Node {
 	n := &scheduler.Node{ID: e.ID, Name: e.Name(), Addr: e.Addr}
 	switch st, _ := e.State(); st {
 	case engine.Healthy:
@@ -95,7 +105,7 @@ func nodeView(e *engine.Engine) *scheduler.Node {
 		n.Health = scheduler.Unhealthy
 	}
 	if info := e.Info(); info != nil {
-		n.Labels = engineLabels(info.Labels)
+		n.Labels = m.withOwnLabels(engineLabels(info.Labels))
 		n.StorageDriver = info.Driver
 		n.KernelVersion = info.KernelVersion
 		n.OperatingSystem = info.OperatingSystem

@@ -42,6 +42,11 @@ type ClusterConfig struct {
 	Refresh      time.Duration // engine health check period
 	FailureRetry int
 
+	// Name and Labels are this shoal's own (--name, --label): see
+	// manager.Config.
+	Name   string
+	Labels map[string]string
+
 	Version string
 	Log     *slog.Logger
 	Stdout  io.Writer // where the join commands are printed; os.Stdout if nil
@@ -129,6 +134,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, Cluster: cl,
+		Name: c.Name, Labels: c.Labels,
 	}, strategy, clusterOvercommit)
 	s.api.Authz = c.policy
 	s.api.Streams = streamLimiter(c.Limits, log)

@@ -51,6 +51,11 @@ type ManageConfig struct {
 	DataDir    string
 	DataDirSet bool
 
+	// Name and Labels are this shoal's own (--name, --label): see
+	// manager.Config.
+	Name   string
+	Labels map[string]string
+
 	Version string
 	Log     *slog.Logger
 }
@@ -82,6 +87,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter, LocalSwarm: st != nil,
+		Name: c.Name, Labels: c.Labels,
 	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
 	s.api.Authz = policy

@@ -1,0 +1,232 @@
+package manager_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
+	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/scheduler"
+)
+
+// fedLevel is one shoal of a federation under test: its manager, served
+// over HTTP as an engine would be.
+type fedLevel struct {
+	mgr  *manager.Manager
+	pool *engine.Pool
+	url  string
+}
+
+// startLevel runs a shoal named name (labels its own) over addrs until
+// the test ends, once every engine answered and, for members, said its
+// leaves.
+func startLevel(t *testing.T, name string, labels map[string]string, addrs ...string) *fedLevel {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond}, nil)
+	pool.Update(addrs)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ready := len(pool.Healthy()) == len(addrs)
+		for _, e := range pool.Healthy() {
+			if e.IsShoal() && e.Member() == nil {
+				ready = false
+			}
+		}
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("shoal %s: engines %v not all healthy", name, addrs)
+		}
+	}
+	mgr := manager.New(manager.Config{Pool: pool, Placer: scheduler.New(scheduler.Spread{}, scheduler.Options{}),
+		Strategy: "spread", Name: name, Labels: labels, Logger: slog.New(slog.DiscardHandler)})
+	srv := httptest.NewServer(dockerapi.New(mgr, "test", nil))
+	t.Cleanup(srv.Close)
+	return &fedLevel{mgr: mgr, pool: pool, url: srv.URL}
+}
+
+func (l *fedLevel) addr() string { return strings.TrimPrefix(l.url, "http://") }
+
+// create posts a container create and returns the status and message.
+func (l *fedLevel) create(t *testing.T, name string, body map[string]any) (int, string) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	resp, err := http.Post(l.url+"/v1.47/containers/create?name="+name, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out)
+}
+
+// fedSims are two simulated engines: e1 (2 CPUs, 2 GiB, zone=z1) and e2
+// (4 CPUs, 8 GiB, zone=z2).
+func fedSims(t *testing.T, prefix string) (e1, e2 *enginesim.Engine) {
+	t.Helper()
+	return sim(t, enginesim.Options{Name: prefix + "e1", NCPU: 2, MemTotal: 2 << 30, Labels: []string{"zone=z1"}}),
+		sim(t, enginesim.Options{Name: prefix + "e2", NCPU: 4, MemTotal: 8 << 30, Labels: []string{"zone=z2"}})
+}
+
+func running(e *enginesim.Engine) int { all, _ := e.Count(); return all }
+
+// A shoal that is a node of another says its leaves, with its own labels
+// on each; the upper shoal knows it for a member and shows it so.
+func TestFederationMemberView(t *testing.T) {
+	e1, e2 := fedSims(t, "")
+	siteA := startLevel(t, "siteA", map[string]string{"region": "eu"}, e1.Addr(), e2.Addr())
+	top := startLevel(t, "top", nil, siteA.addr())
+
+	var v engine.MemberView
+	if code := getJSON(t, siteA.url+"/_shoal/nodes", &v); code != 200 {
+		t.Fatalf("GET /_shoal/nodes: %d", code)
+	}
+	if v.Name != "siteA" || v.Labels["region"] != "eu" || len(v.Nodes) != 2 {
+		t.Fatalf("member view %+v: want siteA, region=eu, 2 nodes", v)
+	}
+	for _, n := range v.Nodes {
+		if n.State != "healthy" || n.Labels["region"] != "eu" || n.Labels["zone"] == "" || n.NCPU == 0 || n.MemTotal == 0 || n.ID == "" {
+			t.Errorf("leaf %+v: want healthy, region=eu, a zone, CPUs, memory, an ID", n)
+		}
+	}
+
+	m := top.pool.Engines()[0]
+	if !m.IsShoal() || m.Name() != "siteA" || m.Member() == nil || len(m.Member().Nodes) != 2 {
+		t.Fatalf("top's view of siteA: shoal %v, name %q, member %+v", m.IsShoal(), m.Name(), m.Member())
+	}
+	var info struct {
+		Name         string
+		Labels       []string
+		NCPU         int
+		MemTotal     int64
+		DriverStatus [][2]string
+	}
+	getJSON(t, top.url+"/v1.47/info", &info)
+	if info.Name != "top" || info.NCPU != 6 || info.MemTotal != 10<<30 {
+		t.Errorf("top info: Name %q NCPU %d MemTotal %d; want top, 6, 10 GiB", info.Name, info.NCPU, info.MemTotal)
+	}
+	var kind string
+	for _, l := range info.DriverStatus {
+		if l[0] == "  └ Kind" {
+			kind = l[1]
+		}
+	}
+	if kind != "shoal member: 2 nodes (2 healthy)" {
+		t.Errorf("top info Kind line %q; want shoal member: 2 nodes (2 healthy)", kind)
+	}
+	var sinfo struct{ Labels []string }
+	getJSON(t, siteA.url+"/v1.47/info", &sinfo)
+	if len(sinfo.Labels) != 1 || sinfo.Labels[0] != "region=eu" {
+		t.Errorf("siteA info Labels %v; want [region=eu]", sinfo.Labels)
+	}
+	var nodes []struct {
+		Description struct{ Hostname string }
+		Status      struct{ Message string }
+	}
+	getJSON(t, top.url+"/v1.47/nodes", &nodes)
+	if len(nodes) != 1 || nodes[0].Description.Hostname != "siteA" || nodes[0].Status.Message != "shoal member: 2 nodes (2 healthy)" {
+		t.Errorf("top nodes %+v: want siteA, a shoal member of 2 nodes", nodes)
+	}
+}
+
+// The upper shoal places by the member's leaves: a container no single
+// inner node can hold is refused above with the reason, not sent down;
+// one that fits goes to the leaf that fits; constraints reach inner nodes
+// by stacked name and by inner and member labels.
+func TestFederationPlacesOnLeaves(t *testing.T) {
+	e1, e2 := fedSims(t, "")
+	siteA := startLevel(t, "siteA", map[string]string{"region": "eu"}, e1.Addr(), e2.Addr())
+	f1, f2 := fedSims(t, "b-")
+	siteB := startLevel(t, "siteB", map[string]string{"region": "us"}, f1.Addr(), f2.Addr())
+	top := startLevel(t, "top", nil, siteA.addr(), siteB.addr())
+
+	// 9 GiB fits no leaf (8 GiB at most), though each member has 10 GiB.
+	code, msg := top.create(t, "huge", map[string]any{"Image": "busybox", "HostConfig": map[string]any{"Memory": 9 << 30}})
+	if code != http.StatusServiceUnavailable || !strings.Contains(msg, "memory") {
+		t.Errorf("create of 9 GiB: %d %s; want 503 naming memory", code, msg)
+	}
+	if n := running(e1) + running(e2) + running(f1) + running(f2); n != 0 {
+		t.Errorf("after the refused create the engines hold %d containers; want 0", n)
+	}
+
+	cases := []struct {
+		name string
+		env  []string
+		mem  int64
+		want *enginesim.Engine
+	}{
+		{"by-path", []string{"constraint:node==siteA/e1"}, 0, e1},
+		{"by-inner-label", []string{"constraint:region==us", "constraint:zone==z1"}, 0, f1},
+		{"big", []string{"constraint:region==eu"}, 6 << 30, e2},
+		{"member-name", []string{"constraint:node==siteB", "constraint:zone==z2"}, 0, f2},
+	}
+	for _, c := range cases {
+		before := running(c.want)
+		body := map[string]any{"Image": "busybox", "Env": c.env}
+		if c.mem > 0 {
+			body["HostConfig"] = map[string]any{"Memory": c.mem}
+		}
+		if code, msg := top.create(t, c.name, body); code != http.StatusCreated {
+			t.Errorf("%s: create %d %s", c.name, code, msg)
+			continue
+		}
+		if running(c.want) != before+1 {
+			t.Errorf("%s: not on %s", c.name, c.want.Name())
+		}
+	}
+	// The stacked name finds it from the top.
+	var ins struct{ Name string }
+	if code := getJSON(t, top.url+"/v1.47/containers/siteA/e1/by-path/json", &ins); code != 200 || ins.Name != "/by-path" {
+		t.Errorf("inspect siteA/e1/by-path from the top: %d %q", code, ins.Name)
+	}
+	// A name is unique across the federation.
+	if code, _ := top.create(t, "by-path", map[string]any{"Image": "busybox", "Env": []string{"constraint:node==siteB/b-e1"}}); code != http.StatusConflict {
+		t.Errorf("second create of by-path at the top: %d; want 409", code)
+	}
+	if code, msg := top.create(t, "nowhere", map[string]any{"Image": "busybox", "Env": []string{"constraint:node==siteA/e9"}}); code != http.StatusServiceUnavailable || !strings.Contains(msg, "constraint") {
+		t.Errorf("create on siteA/e9: %d %s; want 503 naming the constraint", code, msg)
+	}
+}
+
+// Three levels: a constraint on the full stacked path reaches the engine
+// two shoals down, and the name lists and resolves as top/mid/site/node.
+func TestFederationThreeLevels(t *testing.T) {
+	e1, e2 := fedSims(t, "")
+	siteA := startLevel(t, "siteA", map[string]string{"zone-group": "a"}, e1.Addr(), e2.Addr())
+	mid := startLevel(t, "mid", map[string]string{"region": "eu"}, siteA.addr())
+	top := startLevel(t, "top", nil, mid.addr())
+
+	var v engine.MemberView
+	getJSON(t, mid.url+"/_shoal/nodes", &v)
+	if len(v.Nodes) != 2 || v.Nodes[0].Name != "siteA/e1" || v.Nodes[0].Labels["region"] != "eu" || v.Nodes[0].Labels["zone-group"] != "a" {
+		t.Fatalf("mid's leaves %+v: want siteA/e1, siteA/e2 with both shoals' labels", v.Nodes)
+	}
+	if code, msg := top.create(t, "deep", map[string]any{"Image": "busybox", "Env": []string{"constraint:node==mid/siteA/e2"}}); code != http.StatusCreated {
+		t.Fatalf("create deep: %d %s", code, msg)
+	}
+	if running(e2) != 1 || running(e1) != 0 {
+		t.Errorf("deep: e1 %d e2 %d containers; want it on e2", running(e1), running(e2))
+	}
+	var list []struct{ Names []string }
+	getJSON(t, top.url+"/v1.47/containers/json?all=1", &list)
+	if len(list) != 1 || len(list[0].Names) != 1 || list[0].Names[0] != "/mid/siteA/e2/deep" {
+		t.Errorf("top's list %+v: want /mid/siteA/e2/deep", list)
+	}
+	if code, msg := top.create(t, "eu", map[string]any{"Image": "busybox", "Env": []string{"constraint:region==eu", "constraint:zone==z1"}}); code != http.StatusCreated || running(e1) != 1 {
+		t.Errorf("create eu (region of mid, zone of e1): %d %s, e1 holds %d", code, msg, running(e1))
+	}
+}
