@@ -20,7 +20,22 @@ const MemberPath = "/_shoal/nodes"
 type MemberView struct {
 	Name   string
 	Labels map[string]string `json:",omitempty"`
-	Nodes  []MemberNode
+	// The sums over its healthy leaves: capacity, and what active
+	// containers leave free of it; Largest is the most a single new
+	// container can reserve on one leaf (a container that fits no leaf is
+	// not sent there, whatever the sums).
+	NCPU         int
+	MemTotal     int64
+	FreeNanoCPUs int64
+	FreeMemory   int64
+	Largest      Placement
+	Nodes        []MemberNode
+}
+
+// Placement is what one container reserves: CPUs × 1e9 and bytes.
+type Placement struct {
+	NanoCPUs int64
+	Memory   int64
 }
 
 // MemberNode is one leaf of a member shoal.
@@ -41,8 +56,10 @@ type MemberNode struct {
 	// between it and this member (a shoal's own labels hold for all its
 	// nodes; the nearer one wins a key).
 	Labels map[string]string `json:",omitempty"`
-	// Containers is how many containers the leaf holds.
+	// Containers is how many containers the leaf holds; Reserved what its
+	// active ones reserve.
 	Containers int
+	Reserved   Placement
 }
 
 // IsShoal says whether the engine is itself a shoal (its server version

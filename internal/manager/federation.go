@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/docker/go-units"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
@@ -52,7 +53,15 @@ func (m *Manager) withOwnLabels(labels map[string]string) map[string]string {
 // its labels and its leaves, a member's leaves listed under its name.
 func (m *Manager) FederationNodes(ctx context.Context) (json.RawMessage, error) {
 	m.awaitContact(ctx)
-	v := engine.MemberView{Name: m.Name(), Labels: m.cfg.Labels, Nodes: []engine.MemberNode{}}
+	v := engine.MemberView{Name: m.Name(), Labels: m.cfg.Labels, Nodes: m.leafNodes(true)}
+	v.NCPU, v.MemTotal, v.FreeNanoCPUs, v.FreeMemory, v.Largest = freeOf(v.Nodes)
+	return json.Marshal(v)
+}
+
+// leafNodes lists the leaves of this shoal: its engines, and the leaves
+// of its members under the member's name; with their labels if asked.
+func (m *Manager) leafNodes(labels bool) []engine.MemberNode {
+	out := []engine.MemberNode{}
 	for _, e := range m.pool.Engines() {
 		st := leafState(e)
 		if mv := e.Member(); mv != nil && len(mv.Nodes) > 0 {
@@ -62,21 +71,52 @@ func (m *Manager) FederationNodes(ctx context.Context) (json.RawMessage, error) 
 				if st != "healthy" {
 					n.State = st
 				}
-				n.Labels = m.withOwnLabels(l.Labels)
-				v.Nodes = append(v.Nodes, n)
+				n.Labels = nil
+				if labels {
+					n.Labels = m.withOwnLabels(l.Labels)
+				}
+				out = append(out, n)
 			}
 			continue
 		}
-		n := engine.MemberNode{Name: e.Name(), ID: e.ID, Addr: e.Addr, State: st, Containers: len(e.Containers())}
-		var labels map[string]string
-		if info := e.Info(); info != nil {
-			n.NCPU, n.MemTotal, labels = info.NCPU, info.MemTotal, engineLabels(info.Labels)
+		sum := m.engineSummary(e)
+		n := engine.MemberNode{Name: e.Name(), ID: e.ID, Addr: e.Addr, State: st, Containers: sum.containers,
+			NCPU: sum.ncpu, MemTotal: sum.memTotal, Reserved: engine.Placement{NanoCPUs: sum.reservedCPU, Memory: sum.reservedMem}}
+		if info := e.Info(); info != nil && labels {
+			n.Labels = m.withOwnLabels(m.withNodeLabels(e.Addr, engineLabels(info.Labels)))
 		}
-		n.Labels = m.withOwnLabels(m.withNodeLabels(e.Addr, labels))
-		v.Nodes = append(v.Nodes, n)
+		out = append(out, n)
 	}
-	sort.SliceStable(v.Nodes, func(i, j int) bool { return v.Nodes[i].Name < v.Nodes[j].Name })
-	return json.Marshal(v)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// freeLines are info's lines on what the pool can still take.
+func (m *Manager) freeLines() [][2]string {
+	ncpu, mem, freeCPU, freeMem, largest := freeOf(m.leafNodes(false))
+	return [][2]string{
+		{"Reserved CPUs", fmt.Sprintf("%g / %d", float64(int64(ncpu)*1e9-freeCPU)/1e9, ncpu)},
+		{"Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem-freeMem)), units.BytesSize(float64(mem)))},
+		{"Largest free placement", fmt.Sprintf("%g CPUs, %s", float64(largest.NanoCPUs)/1e9, units.BytesSize(float64(largest.Memory)))},
+	}
+}
+
+// freeOf sums the capacity and the free share of the healthy leaves, and
+// finds the largest single placement: the leaf with the most free memory,
+// with its free CPUs (then the most free CPUs among equals).
+func freeOf(nodes []engine.MemberNode) (ncpu int, mem, freeCPU, freeMem int64, largest engine.Placement) {
+	for _, n := range nodes {
+		if n.State != "healthy" {
+			continue
+		}
+		c := max(int64(n.NCPU)*1e9-n.Reserved.NanoCPUs, 0)
+		b := max(n.MemTotal-n.Reserved.Memory, 0)
+		ncpu, mem, freeCPU, freeMem = ncpu+n.NCPU, mem+n.MemTotal, freeCPU+c, freeMem+b
+		if b > largest.Memory || (b == largest.Memory && c > largest.NanoCPUs) {
+			largest = engine.Placement{NanoCPUs: c, Memory: b}
+		}
+	}
+	return
 }
 
 func leafState(e *engine.Engine) string {

@@ -98,6 +98,9 @@ func TestFederationMemberView(t *testing.T) {
 	if v.Name != "siteA" || v.Labels["region"] != "eu" || len(v.Nodes) != 2 {
 		t.Fatalf("member view %+v: want siteA, region=eu, 2 nodes", v)
 	}
+	if v.NCPU != 6 || v.MemTotal != 10<<30 || v.FreeMemory != 10<<30 || v.Largest.Memory != 8<<30 || v.Largest.NanoCPUs != 4e9 {
+		t.Errorf("member totals: NCPU %d MemTotal %d FreeMemory %d Largest %+v; want 6, 10 GiB, 10 GiB, 4 CPUs + 8 GiB", v.NCPU, v.MemTotal, v.FreeMemory, v.Largest)
+	}
 	for _, n := range v.Nodes {
 		if n.State != "healthy" || n.Labels["region"] != "eu" || n.Labels["zone"] == "" || n.NCPU == 0 || n.MemTotal == 0 || n.ID == "" {
 			t.Errorf("leaf %+v: want healthy, region=eu, a zone, CPUs, memory, an ID", n)
@@ -124,6 +127,15 @@ func TestFederationMemberView(t *testing.T) {
 		if l[0] == "  └ Kind" {
 			kind = l[1]
 		}
+	}
+	var largest string
+	for _, l := range info.DriverStatus {
+		if l[0] == "Largest free placement" {
+			largest = l[1]
+		}
+	}
+	if largest != "4 CPUs, 8GiB" {
+		t.Errorf("top info Largest free placement %q; want 4 CPUs, 8GiB", largest)
 	}
 	if kind != "shoal member: 2 nodes (2 healthy)" {
 		t.Errorf("top info Kind line %q; want shoal member: 2 nodes (2 healthy)", kind)
@@ -228,5 +240,77 @@ func TestFederationThreeLevels(t *testing.T) {
 	}
 	if code, msg := top.create(t, "eu", map[string]any{"Image": "busybox", "Env": []string{"constraint:region==eu", "constraint:zone==z1"}}); code != http.StatusCreated || running(e1) != 1 {
 		t.Errorf("create eu (region of mid, zone of e1): %d %s, e1 holds %d", code, msg, running(e1))
+	}
+}
+
+// A member that refuses the leaf chosen above (the upper view was behind)
+// has the container placed again elsewhere; when nothing else fits, the
+// error says what the member said. Here siteA claims a leaf it does not
+// have ("ghost", the roomiest), so its own placement refuses the pin.
+func TestFederationRetriesARefusal(t *testing.T) {
+	e1, e2 := fedSims(t, "")
+	siteA := startLevel(t, "siteA", nil, e1.Addr(), e2.Addr())
+	var pinned []string
+	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/_shoal/nodes" {
+			var v engine.MemberView
+			getJSON(t, siteA.url+"/_shoal/nodes", &v)
+			v.Nodes = append(v.Nodes, engine.MemberNode{Name: "ghost", ID: "ghost-id", State: "healthy", NCPU: 64, MemTotal: 64 << 30})
+			_ = json.NewEncoder(w).Encode(v)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/containers/create") {
+			b, _ := io.ReadAll(r.Body)
+			var body struct{ Labels map[string]string }
+			_ = json.Unmarshal(b, &body)
+			pinned = append(pinned, body.Labels[scheduler.LabelConstraints])
+			r.Body = io.NopCloser(bytes.NewReader(b))
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, siteA.url+r.URL.RequestURI(), r.Body)
+		req.Header = r.Header
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.(http.Flusher).Flush() // an event stream says nothing at first
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				_, _ = w.Write(buf[:n])
+				if f, ok := w.(http.Flusher); ok {
+					f.Flush()
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(liar.Close)
+	top := startLevel(t, "top", nil, strings.TrimPrefix(liar.URL, "http://"))
+
+	// 7 GiB fits ghost (claimed) and e2 (real): ghost is tried first, as
+	// the roomiest, refused, and the container lands on e2.
+	code, msg := top.create(t, "moved", map[string]any{"Image": "busybox", "HostConfig": map[string]any{"Memory": 7 << 30}})
+	if code != http.StatusCreated || running(e2) != 1 {
+		t.Fatalf("create moved: %d %s, e2 holds %d; want it on e2", code, msg, running(e2))
+	}
+	if len(pinned) != 2 || pinned[0] != `["node==ghost-id"]` {
+		t.Errorf("creates sent to siteA pinned %q; want ghost-id first, then another leaf", pinned)
+	}
+	// 9 GiB fits only ghost: refused, with siteA's reason.
+	code, msg = top.create(t, "nowhere", map[string]any{"Image": "busybox", "HostConfig": map[string]any{"Memory": 9 << 30}})
+	if code != http.StatusServiceUnavailable || !strings.Contains(msg, "member siteA refused the container") {
+		t.Errorf("create of 9 GiB: %d %s; want 503 with siteA's refusal", code, msg)
+	}
+	if n := running(e1) + running(e2); n != 1 {
+		t.Errorf("engines hold %d containers; want 1", n)
 	}
 }

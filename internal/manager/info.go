@@ -127,7 +127,7 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 		info.Swarm = localSwarmInfo()
 	}
 	images := map[string]bool{}
-	status := [][2]string{{"Strategy", m.cfg.Strategy}, {"Nodes", fmt.Sprint(len(engines))}}
+	status := append(append([][2]string{{"Strategy", m.cfg.Strategy}}, m.freeLines()...), [2]string{"Nodes", fmt.Sprint(len(engines))}) // federation.go
 	for _, e := range engines {
 		sum := m.engineSummary(e)
 		info.Containers += sum.containers
@@ -163,6 +163,7 @@ type engineInfo struct {
 	containers, running, paused, stopped int
 	ncpu                                 int
 	memTotal                             int64
+	reservedCPU, reservedMem             int64 // by active containers
 	images                               []string
 	statusJSON                           []byte // this node's DriverStatus lines, encoded, without brackets
 }
@@ -194,6 +195,7 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 		}
 	}
 	s.containers = len(cs)
+	s.reservedCPU, s.reservedMem = cpus, mem
 	for _, img := range e.Images() {
 		s.images = append(s.images, img.ID)
 	}
