@@ -246,8 +246,26 @@ func engineEventJSON(raw json.RawMessage, e *engine.Engine) map[string]any {
 		attrs = map[string]any{}
 		actor["Attributes"] = attrs
 	}
+	inner, _ := attrs["node.name"].(string)
+	innerID, _ := attrs["node.id"].(string)
 	for k, v := range nodeAttrs(e) {
+		if inner != "" && (k == "node.addr" || k == "node.ip") {
+			continue // a member's event: the address of its inner node
+		}
 		attrs[k] = v
+	}
+	if inner != "" {
+		// A member's event already names its inner node: the name stacks
+		// ("siteA/e1"), as its containers' names do.
+		attrs["node.name"] = e.Name() + "/" + inner
+		if innerID != "" {
+			attrs["node.id"] = e.ID + "/" + innerID
+		}
+		if ev["Type"] == "node" {
+			if n, ok := attrs["name"].(string); ok {
+				attrs["name"] = e.Name() + "/" + n
+			}
+		}
 	}
 	return ev
 }

@@ -227,8 +227,20 @@ func TestFederationThreeLevels(t *testing.T) {
 	if len(v.Nodes) != 2 || v.Nodes[0].Name != "siteA/e1" || v.Nodes[0].Labels["region"] != "eu" || v.Nodes[0].Labels["zone-group"] != "a" {
 		t.Fatalf("mid's leaves %+v: want siteA/e1, siteA/e2 with both shoals' labels", v.Nodes)
 	}
+	evResp, err := http.Get(top.url + `/v1.47/events?filters={"type":["container"]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer evResp.Body.Close()
 	if code, msg := top.create(t, "deep", map[string]any{"Image": "busybox", "Env": []string{"constraint:node==mid/siteA/e2"}}); code != http.StatusCreated {
 		t.Fatalf("create deep: %d %s", code, msg)
+	}
+	var ev struct {
+		Action string
+		Actor  struct{ Attributes map[string]string }
+	}
+	if err := json.NewDecoder(evResp.Body).Decode(&ev); err != nil || ev.Actor.Attributes["node.name"] != "mid/siteA/e2" || ev.Actor.Attributes["name"] != "deep" {
+		t.Errorf("top's event %+v (%v): want deep's, from node mid/siteA/e2", ev, err)
 	}
 	if running(e2) != 1 || running(e1) != 0 {
 		t.Errorf("deep: e1 %d e2 %d containers; want it on e2", running(e1), running(e2))
