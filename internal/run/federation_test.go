@@ -3,12 +3,18 @@ package run
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/authz"
+	"github.com/shoal-dev/shoal/internal/ca"
 	"github.com/shoal-dev/shoal/internal/cluster"
 	"github.com/shoal-dev/shoal/internal/enginesim"
 )
@@ -75,5 +81,71 @@ func TestClusterNodeOverMember(t *testing.T) {
 	info, err := get("http://" + api + "/v1.47/info")
 	if err != nil || !strings.Contains(info, "shoal member: 2 nodes (2 healthy)") || !strings.Contains(info, `"Name":"top"`) {
 		t.Errorf("info of the upper cluster: %s %v; want top, with siteA a member of 2 nodes", info, err)
+	}
+}
+
+// TestMemberAnswersOnlyItsParent: the upper shoal reaches a member over
+// mutual TLS (--engine-tlsverify with a client certificate), and a member
+// whose --tlscacert is a CA that signed only its parent's certificate
+// answers no one else.
+func TestMemberAnswersOnlyItsParent(t *testing.T) {
+	dir := t.TempDir()
+	root, err := ca.NewRootCA("member-ca", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := root.IssueNode(ca.NodeRequest{NodeID: "siteA", Role: ca.RoleManager, Hosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := root.IssueClient(ca.ClientRequest{Name: "top", Role: ca.ClientRole(authz.OUAdmin)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caFile := write("ca.pem", root.CertPEM())
+	files := TLSFiles{On: true, Verify: true, CA: caFile, Cert: write("server.pem", server.CertPEM), Key: write("server-key.pem", server.KeyPEM)}
+	clientFiles := TLSFiles{On: true, Verify: true, CA: caFile, Cert: write("top.pem", parent.CertPEM), Key: write("top-key.pem", parent.KeyPEM)}
+
+	fleet, err := enginesim.StartFleet(2, func(i int) enginesim.Options { return enginesim.Options{Name: fmt.Sprintf("e%d", i+1)} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fleet.Close()
+	member, top := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mc := manageConfig([]string{"tcp://" + member}, fleet.NodesURI())
+	mc.Name, mc.TLS = "siteA", files
+	tc := manageConfig([]string{"tcp://" + top}, "nodes://"+member)
+	tc.Name, tc.EngineTLS = "top", clientFiles
+	done := make(chan error, 2)
+	go func() { done <- Manage(ctx, mc) }()
+	go func() { done <- Manage(ctx, tc) }()
+	defer func() { cancel(); <-done; <-done }()
+
+	var info string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		info, err = get("http://" + top + "/v1.47/info")
+		if err == nil && strings.Contains(info, "shoal member: 2 nodes (2 healthy)") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("top's info: %s %v; want siteA a member of 2 healthy nodes, reached over TLS", info, err)
+		}
+	}
+	// Anyone else: no certificate of that CA, no answer.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(root.CertPEM())
+	stranger := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if resp, err := stranger.Get("https://" + member + "/v1.47/_shoal/nodes"); err == nil {
+		resp.Body.Close()
+		t.Errorf("a client without the parent's certificate got %d from the member; want the handshake refused", resp.StatusCode)
 	}
 }
