@@ -261,6 +261,18 @@ func memberKind(e *engine.Engine) (string, bool) {
 	return fmt.Sprintf("shoal member: %d nodes (%d healthy)", nodes, healthy), true
 }
 
+// membersByTunnel is the Kind line of every member of the built-in
+// cluster's pool, by engine address (tunnel://<node ID>).
+func (m *Manager) membersByTunnel() map[string]string {
+	out := map[string]string{}
+	for _, e := range m.pool.Engines() {
+		if kind, ok := memberKind(e); ok {
+			out[e.Addr] = kind
+		}
+	}
+	return out
+}
+
 // ownLabelList is this shoal's labels as /info lists an engine's: "k=v",
 // sorted.
 func (m *Manager) ownLabelList() []string {

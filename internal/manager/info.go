@@ -241,8 +241,12 @@ func (m *Manager) Nodes(ctx context.Context, f backend.Filters) ([]swarm.Node, e
 		if err != nil {
 			return nil, err
 		}
+		members := m.membersByTunnel()
 		for _, n := range all {
 			if nodeMatches(n, f) {
+				if kind, ok := members["tunnel://"+n.ID]; ok && n.Status.Message == "" {
+					n.Status.Message = kind // federation.go
+				}
 				out = append(out, n)
 			}
 		}

@@ -82,6 +82,10 @@ func TestClusterNodeOverMember(t *testing.T) {
 	if err != nil || !strings.Contains(info, "shoal member: 2 nodes (2 healthy)") || !strings.Contains(info, `"Name":"top"`) {
 		t.Errorf("info of the upper cluster: %s %v; want top, with siteA a member of 2 nodes", info, err)
 	}
+	nodes, err := get("http://" + api + "/v1.47/nodes")
+	if err != nil || !strings.Contains(nodes, `"Message":"shoal member: 2 nodes (2 healthy)"`) {
+		t.Errorf("node ls of the upper cluster: %s %v; want its node a member of 2 nodes", nodes, err)
+	}
 }
 
 // TestMemberAnswersOnlyItsParent: the upper shoal reaches a member over
