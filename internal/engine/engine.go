@@ -135,6 +135,7 @@ type Engine struct {
 	version    string
 	apiVersion string
 	containers map[string]*Container
+	byName     map[string]string // container name → ID: a name's owner without a scan
 	images     []image.Summary
 	networks   []string
 	volumes    []string
@@ -297,6 +298,34 @@ func (e *Engine) Containers() []*Container {
 		out = append(out, c)
 	}
 	return out
+}
+
+// ContainerNamed returns the cached container named name ("web", as
+// Container.Name gives it), or nil.
+func (e *Engine) ContainerNamed(name string) *Container {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if id, ok := e.byName[name]; ok {
+		return e.containers[id]
+	}
+	return nil
+}
+
+// indexName indexes c by its name; unname drops the index of id's cached
+// container. Callers hold e.mu.
+func (e *Engine) indexName(c *Container) {
+	if e.byName == nil {
+		e.byName = map[string]string{}
+	}
+	e.byName[c.Name()] = c.ID
+}
+
+func (e *Engine) unname(id string) {
+	if c, ok := e.containers[id]; ok {
+		if n := c.Name(); e.byName[n] == id {
+			delete(e.byName, n)
+		}
+	}
 }
 
 // Container returns the cached container with exactly this ID.
@@ -477,6 +506,10 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	}
 	e.written = written
 	e.containers = next
+	e.byName = make(map[string]string, len(next))
+	for id, c := range next {
+		e.byName[c.Name()] = id
+	}
 	e.updated = time.Now()
 	e.gen++
 	e.mu.Unlock()
@@ -571,10 +604,12 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 	if e.written[id] > ticket {
 		return nil
 	}
+	e.unname(id)
 	if found == nil {
 		delete(e.containers, id)
 	} else {
 		e.containers[id] = found
+		e.indexName(found)
 	}
 	e.written[id] = ticket
 	e.gen++
@@ -584,6 +619,7 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 // ForgetContainer drops a container from the cache (after a successful remove).
 func (e *Engine) ForgetContainer(id string) {
 	e.mu.Lock()
+	e.unname(id)
 	delete(e.containers, id)
 	if e.written == nil {
 		e.written = map[string]uint64{}

@@ -116,3 +116,56 @@ func TestFullRefreshWhileSingleRefreshes(t *testing.T) {
 		t.Fatalf("%d containers cached, want at least the 50 listed", len(e.Containers()))
 	}
 }
+
+// The cache finds a container by name without a scan, and keeps that
+// index true through a full refresh, a rename (single refresh) and a
+// removal.
+func TestContainerNamedFollowsTheCache(t *testing.T) {
+	var name atomic.Value
+	name.Store("/web")
+	gone := atomic.Bool{}
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1.41/containers/json" {
+			if gone.Load() {
+				_, _ = w.Write([]byte(`[]`))
+				return
+			}
+			fmt.Fprintf(w, `[{"Id":"c1","Names":["%s"],"State":"running"},{"Id":"c2","Names":["/db"],"State":"running"}]`, name.Load())
+			return
+		}
+		if gone.Load() {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message":"No such container"}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"State":{"Status":"running"},"Config":{},"HostConfig":{}}`))
+	})
+	ctx := context.Background()
+	if err := e.refreshContainers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.ContainerNamed("web"); c == nil || c.ID != "c1" {
+		t.Fatalf("ContainerNamed(web) = %+v after a full refresh; want c1", c)
+	}
+	name.Store("/www")
+	if err := e.RefreshContainer(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.ContainerNamed("web"); c != nil {
+		t.Errorf("ContainerNamed(web) = %s after the rename; want nil", c.ID)
+	}
+	if c := e.ContainerNamed("www"); c == nil || c.ID != "c1" {
+		t.Errorf("ContainerNamed(www) = %+v after the rename; want c1", c)
+	}
+	e.ForgetContainer("c2")
+	if c := e.ContainerNamed("db"); c != nil {
+		t.Errorf("ContainerNamed(db) = %s once forgotten; want nil", c.ID)
+	}
+	gone.Store(true)
+	if err := e.RefreshContainer(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if c := e.ContainerNamed("www"); c != nil {
+		t.Errorf("ContainerNamed(www) = %s once removed; want nil", c.ID)
+	}
+}

@@ -85,10 +85,8 @@ func (m *Manager) nameOwner(name string) string {
 		return "pending"
 	}
 	for _, e := range m.pool.Engines() {
-		for _, c := range e.Containers() {
-			if c.Name() == name {
-				return c.ID
-			}
+		if c := e.ContainerNamed(name); c != nil {
+			return c.ID
 		}
 	}
 	return ""
@@ -102,10 +100,7 @@ func (m *Manager) confirmNameOwner(ctx context.Context, name string) {
 		return
 	}
 	for _, e := range m.pool.Engines() {
-		for _, c := range e.Containers() {
-			if c.Name() != name || !e.Healthy() {
-				continue
-			}
+		if c := e.ContainerNamed(name); c != nil && e.Healthy() {
 			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			_, err := e.Inspect(cctx, c.ID)
 			cancel()
