@@ -83,7 +83,12 @@ func (m *Manager) withNodeLabels(addr string, labels map[string]string) map[stri
 	if m.cfg.Cluster == nil {
 		return labels
 	}
-	nl := m.cfg.Cluster.NodeLabels(addr)
+	return withNodeLabels(m.cfg.Cluster.NodeLabels(addr), labels)
+}
+
+// withNodeLabels adds node labels nl to labels, prefixed "node.labels.",
+// in a new map (labels itself when nl is empty).
+func withNodeLabels(nl, labels map[string]string) map[string]string {
 	if len(nl) == 0 {
 		return labels
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,5 +325,48 @@ func TestFederationRetriesARefusal(t *testing.T) {
 	}
 	if n := running(e1) + running(e2); n != 1 {
 		t.Errorf("engines hold %d containers; want 1", n)
+	}
+}
+
+// labelCluster gives engine addresses node labels that a test changes.
+type labelCluster struct {
+	manager.Cluster
+	mu     sync.Mutex
+	labels map[string]map[string]string
+}
+
+func (c *labelCluster) NodeLabels(addr string) map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.labels[addr]
+}
+
+func (c *labelCluster) set(addr, k, v string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.labels[addr] = map[string]string{k: v}
+}
+
+// The built-in cluster's node labels reach placement (node.labels.x), and
+// a change of them is seen at the next create, though the node's cache
+// did not change (the views are rebuilt on a label change, not copied at
+// every call).
+func TestPlacementFollowsNodeLabels(t *testing.T) {
+	a, b := sim(t, enginesim.Options{Name: "a"}), sim(t, enginesim.Options{Name: "b"})
+	lvl := startLevel(t, "c", nil, a.Addr(), b.Addr())
+	cl := &labelCluster{labels: map[string]map[string]string{}}
+	cl.set(a.Addr(), "disk", "ssd")
+	mgr := manager.New(manager.Config{Pool: lvl.pool, Placer: scheduler.New(scheduler.Spread{}, scheduler.Options{}), Cluster: cl})
+	srv := httptest.NewServer(dockerapi.New(mgr, "test", nil))
+	t.Cleanup(srv.Close)
+	c := &fedLevel{mgr: mgr, pool: lvl.pool, url: srv.URL}
+	ssd := map[string]any{"Image": "busybox", "Env": []string{"constraint:node.labels.disk==ssd"}}
+	if code, msg := c.create(t, "one", ssd); code != http.StatusCreated || running(a) != 1 {
+		t.Fatalf("create on disk==ssd: %d %s, a holds %d", code, msg, running(a))
+	}
+	cl.set(a.Addr(), "disk", "hdd")
+	cl.set(b.Addr(), "disk", "ssd")
+	if code, msg := c.create(t, "two", ssd); code != http.StatusCreated || running(b) != 1 {
+		t.Fatalf("create on disk==ssd after the labels moved: %d %s, b holds %d", code, msg, running(b))
 	}
 }

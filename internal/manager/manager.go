@@ -76,6 +76,7 @@ type snap struct {
 	gen    uint64
 	node   *scheduler.Node
 	leaves []*scheduler.Node // a member's, one per inner node (federation.go)
+	nl     map[string]string // the node labels (built-in cluster) the views hold
 }
 
 // DefaultRescheduleAfter is RescheduleAfter when the config leaves it zero

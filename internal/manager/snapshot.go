@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 
@@ -19,9 +20,16 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 	for _, e := range engines {
 		gen := e.Gen()
 		s := m.snaps[e.ID]
-		if s == nil || s.gen != gen {
-			s = &snap{gen: gen, node: m.nodeView(e)}
-			s.leaves = leafViews(e, s.node, m.withOwnLabels) // federation.go
+		var nl map[string]string // the built-in cluster's node labels
+		if m.cfg.Cluster != nil {
+			nl = m.cfg.Cluster.NodeLabels(e.Addr)
+		}
+		if s == nil || s.gen != gen || !maps.Equal(s.nl, nl) {
+			s = &snap{gen: gen, nl: maps.Clone(nl), node: m.nodeView(e)}
+			s.node.Labels = withNodeLabels(nl, s.node.Labels)
+			s.leaves = leafViews(e, s.node, func(l map[string]string) map[string]string { // federation.go
+				return withNodeLabels(nl, m.withOwnLabels(l))
+			})
 			// A published view is never written again, so the scheduler
 			// may trust it by pointer (Gen must be non-zero for that).
 			s.node.Gen = gen + 1
@@ -37,12 +45,6 @@ func (m *Manager) snapshot() ([]*scheduler.Node, map[string]*engine.Engine) {
 		for _, n := range views {
 			// Views changed per call carry Gen 0: the scheduler then checks them
 			// field by field instead of trusting a generation they do not have.
-			if m.cfg.Cluster != nil {
-				cp := *n
-				cp.Labels = m.withNodeLabels(e.Addr, n.Labels)
-				cp.Gen = 0
-				n = &cp
-			}
 			if p := m.uncached(n.ID, n); len(p) > 0 {
 				cp := *n
 				cp.Containers = append(append(make([]scheduler.Container, 0, len(n.Containers)+len(p)), n.Containers...), p...)
