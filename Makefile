@@ -9,14 +9,28 @@ E2E_TIMEOUT ?= 20m
 # are never shared), and they mostly wait on them, so two fit 2 cores.
 E2E_PARALLEL ?= 2
 
-.PHONY: all build test unit e2e vet demo demo-down bench fuzz clean
+.PHONY: all build console test unit e2e vet demo demo-deps demo-down bench fuzz clean
 
 all: build
 
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-build:
+# The web console (web/, an npm project) is built into internal/ui/dist,
+# which the binary embeds; without it a plain `go build` embeds a
+# placeholder page that says the console was not built.
+CONSOLE   := internal/ui/dist/app.js
+
+build: console
 	$(GO) build -ldflags "-X github.com/shoal-dev/shoal/internal/cli.GitCommit=$(COMMIT)" -o $(BIN) ./cmd/shoal
+
+console: $(CONSOLE)
+
+web/node_modules/.ci-stamp: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE): web/node_modules/.ci-stamp web/build.mjs $(wildcard web/src/*)
+	cd web && npm run build --silent
 
 vet:
 	$(GO) vet ./...
