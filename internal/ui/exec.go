@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,10 +19,21 @@ import (
 // execIDRe is an exec instance's ID as dockerd makes them.
 var execIDRe = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// upgrader keeps gorilla's default origin check: the Origin header must
-// name this host, so another site's page cannot open a terminal with the
-// user's client certificate.
-var upgrader = websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+// upgrader accepts a browser's WebSocket only from the console's own
+// pages, so another site's page cannot open a terminal with the user's
+// client certificate.
+var upgrader = websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10, CheckOrigin: sameOrigin}
+
+// sameOrigin says the request's Origin (if any: a browser always sends
+// one) names the host it was sent to.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
 
 // serveExec is GET /ui/api/exec/{id}: a WebSocket carrying a TTY exec
 // instance's stream both ways. The browser creates the exec (POST
@@ -35,6 +48,11 @@ func (h *Handler) serveExec(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		writeError(w, http.StatusBadRequest, "a WebSocket upgrade is required")
+		return
+	}
+	if !sameOrigin(r) {
+		// Checked before the exec starts, not only at the upgrade.
+		writeError(w, http.StatusForbidden, "the console's terminal opens only from its own pages")
 		return
 	}
 	stream, err := h.startExec(r, id)

@@ -150,7 +150,7 @@ export function serviceView(model: Model, id: string): { el: HTMLElement; stop: 
                 h("td", {}, h("span", { class: `badge ${stateClass(t.Status?.State)}` }, t.Status?.State ?? "")),
                 h("td", {}, t.DesiredState ?? ""),
                 h("td", { class: "muted" }, t.Status?.Timestamp ? ago(Date.parse(t.Status.Timestamp) / 1000) : ""),
-                h("td", { class: "explain" }, t.Status?.Err || t.Status?.Message || ""),
+                t.Status?.Err ? h("td", { class: "explain" }, t.Status.Err) : h("td", { class: "muted" }, t.Status?.Message ?? ""),
               );
             }),
         ),
