@@ -49,9 +49,16 @@ test: vet unit e2e
 # One command: three real engines in network namespaces with shoal in front,
 # then a service created (3 replicas) and scaled to 6 through it
 # (scripts/demo-services.sh); engines, shoal and the service stay up for you.
-demo: build
+# On a bare Debian machine with Go it first installs what it needs
+# (scripts/demo-deps.sh: docker.io, busybox-static, iproute2, iptables,
+# node/npm for the console; services installed, not started).
+demo: demo-deps build
 	$(DEMO) up --shoal $(BIN)
 	DOCKER_HOST=tcp://127.0.0.1:2375 ./scripts/demo-services.sh
+	@echo "web console: http://127.0.0.1:2375/ui/"
+
+demo-deps:
+	./scripts/demo-deps.sh
 
 demo-down:
 	$(DEMO) down
