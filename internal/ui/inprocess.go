@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 )
 
 // call makes one request to the Docker API in-process: the caller's
@@ -27,6 +28,61 @@ func (h *Handler) call(r *http.Request, method, target string, body []byte) ([]b
 		return nil, apiError(rec.status, rec.body.Bytes())
 	}
 	return rec.body.Bytes(), nil
+}
+
+// stream makes a GET to the API in-process, as call does, and hands its
+// body to read as the API writes it.
+func (h *Handler) stream(r *http.Request, target string, read func(*json.Decoder) error) error {
+	req, err := h.request(r.Context(), r, http.MethodGet, target, nil)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	sw := &streamWriter{header: http.Header{}, pw: pw, started: make(chan struct{})}
+	go func() {
+		h.api.ServeHTTP(sw, req)
+		sw.start(http.StatusOK)
+		pw.Close()
+	}()
+	<-sw.started
+	if sw.status/100 != 2 {
+		body, _ := io.ReadAll(io.LimitReader(pr, 64<<10))
+		pr.Close()
+		return apiError(sw.status, body)
+	}
+	err = read(json.NewDecoder(pr))
+	// Closing the pipe ends the API's writes if read stopped early.
+	pr.Close()
+	if err != nil {
+		return fmt.Errorf("ui: reading %s: %w", target, err)
+	}
+	return nil
+}
+
+// streamWriter passes an in-process answer's body through a pipe; started
+// is closed once its status is known.
+type streamWriter struct {
+	header  http.Header
+	pw      *io.PipeWriter
+	status  int
+	once    sync.Once
+	started chan struct{}
+}
+
+func (w *streamWriter) Header() http.Header { return w.header }
+
+func (w *streamWriter) start(code int) {
+	w.once.Do(func() {
+		w.status = code
+		close(w.started)
+	})
+}
+
+func (w *streamWriter) WriteHeader(code int) { w.start(code) }
+
+func (w *streamWriter) Write(b []byte) (int, error) {
+	w.start(http.StatusOK)
+	return w.pw.Write(b)
 }
 
 // request builds an in-process request made on behalf of r.
