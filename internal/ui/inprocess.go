@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -38,11 +39,13 @@ func (h *Handler) stream(r *http.Request, target string, read func(*json.Decoder
 		return err
 	}
 	pr, pw := io.Pipe()
-	sw := &streamWriter{header: http.Header{}, pw: pw, started: make(chan struct{})}
+	// Buffered: the API writes a list entry by entry, and each write to a
+	// pipe waits for its reader.
+	sw := &streamWriter{header: http.Header{}, bw: bufio.NewWriterSize(pw, 256<<10), started: make(chan struct{})}
 	go func() {
 		h.api.ServeHTTP(sw, req)
 		sw.start(http.StatusOK)
-		pw.Close()
+		pw.CloseWithError(sw.bw.Flush())
 	}()
 	<-sw.started
 	if sw.status/100 != 2 {
@@ -63,7 +66,7 @@ func (h *Handler) stream(r *http.Request, target string, read func(*json.Decoder
 // is closed once its status is known.
 type streamWriter struct {
 	header  http.Header
-	pw      *io.PipeWriter
+	bw      *bufio.Writer
 	status  int
 	once    sync.Once
 	started chan struct{}
@@ -82,7 +85,7 @@ func (w *streamWriter) WriteHeader(code int) { w.start(code) }
 
 func (w *streamWriter) Write(b []byte) (int, error) {
 	w.start(http.StatusOK)
-	return w.pw.Write(b)
+	return w.bw.Write(b)
 }
 
 // request builds an in-process request made on behalf of r.

@@ -39,7 +39,10 @@ func testEvents(t *testing.T) {
 	ctx := tab(t)
 	open(t, ctx, "#/events")
 	run(t, ctx, chromedp.SendKeys(chromedp.ID("ev-text"), "uiweb"))
-	waitJS(t, ctx, `!!document.querySelector('[data-event="container start"]')`, 5*time.Second, "uiweb's start in the timeline")
+	waitJS(t, ctx, `document.getElementById('live').classList.contains('on')`, 5*time.Second, "the event stream")
+	docker(t, "pause", "uiweb")
+	docker(t, "unpause", "uiweb")
+	waitJS(t, ctx, `!!document.querySelector('[data-event="container unpause"]') && !!document.querySelector('[data-event="container pause"]')`, 5*time.Second, "uiweb's pause and unpause in the timeline")
 	waitJS(t, ctx, `[...document.querySelectorAll('[data-event]')].every(e => e.textContent.includes('uiweb'))`, 2*time.Second, "only uiweb's events shown")
 	shot(t, ctx, "events.png")
 }

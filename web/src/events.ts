@@ -1,5 +1,5 @@
-// The events timeline: the last events of the one stream the model
-// follows (the past five minutes first), newest on top, with filters.
+// The events timeline: the events of the one stream the model follows
+// since the console opened, newest on top, with filters.
 import { DockerEvent, Model } from "./model";
 import { VList } from "./vlist";
 import { h } from "./dom";

@@ -117,21 +117,19 @@ export class Model {
   }
 
   // follow keeps the model current from /events, reconnecting (with a
-  // reload, since events were missed) when the stream ends.
+  // reload, since events were missed) when the stream ends. It asks for
+  // no past (since=): shoal would ask every engine for it, and the map
+  // already holds the present.
   async follow(): Promise<void> {
-    const since = Math.floor(Date.now() / 1000) - 300;
-    let first = true;
     for (;;) {
       const ctl = new AbortController();
       try {
-        const q = first ? `?since=${since}` : "";
-        const opened = Date.now() / 1000;
         this.live = true;
         this.changed();
-        await lines("/events" + q, ctl.signal, (l) => {
+        await lines("/events", ctl.signal, (l) => {
           try {
             const e = JSON.parse(l) as DockerEvent;
-            this.apply(e, e.time >= opened - 1);
+            this.apply(e);
           } catch {
             /* not an event */
           }
@@ -139,7 +137,6 @@ export class Model {
       } catch {
         /* broken off: reconnect */
       }
-      first = false;
       this.live = false;
       this.changed();
       await new Promise((r) => setTimeout(r, 1000));
@@ -147,13 +144,11 @@ export class Model {
     }
   }
 
-  // apply takes one event into the model. Events older than the stream
-  // (its since= history) only fill the timeline: the map already has them.
-  apply(e: DockerEvent, fresh: boolean): void {
+  // apply takes one event into the model and the timeline.
+  apply(e: DockerEvent): void {
     this.events.push(e);
     if (this.events.length > this.maxEvents) this.events.splice(0, this.events.length - this.maxEvents);
     this.eventListeners.forEach((f) => f(e));
-    if (!fresh) return;
     const attrs = e.Actor?.Attributes ?? {};
     if (e.Type === "node") {
       const i = this.nodeIndex(attrs["node.name"] ?? attrs["name"]);
