@@ -49,6 +49,7 @@ type Node struct {
 	Error      string   `json:"error"`
 	Version    string   `json:"version"`
 	Member     bool     `json:"member"`
+	Kind       string   `json:"kind,omitempty"` // a member's: "shoal member: 3 nodes (3 healthy)"
 }
 
 func (h *Handler) serveMap(w http.ResponseWriter, r *http.Request) {
@@ -223,6 +224,8 @@ func (n *Node) set(field, v string) {
 		if v != "(none)" {
 			n.Error = v
 		}
+	case "Kind":
+		n.Kind = v
 	case "ServerVersion":
 		n.Version = v
 		n.Member = strings.HasPrefix(v, "shoal/")

@@ -77,7 +77,7 @@ type fakeAPI struct {
 const fakeInfo = `{"Name":"shoal","ServerVersion":"shoal/1.0","Containers":3,"ContainersRunning":2,"ContainersStopped":1,"NCPU":4,"MemTotal":2048,
 "DriverStatus":[["Strategy","spread"],["Nodes","2"],
  [" node1","10.0.0.1:2375"],["  └ ID","N1"],["  └ Status","Healthy"],["  └ Containers","2 (1 Running, 0 Paused, 1 Stopped)"],["  └ Reserved CPUs","0.5 / 2"],["  └ Reserved Memory","1 GiB / 1 GiB"],["  └ Labels","zone=a, ssd=1"],["  └ Error","(none)"],["  └ ServerVersion","28.0.1"],
- [" eu","10.0.0.2:2375"],["  └ ID","M1"],["  └ Status","Unhealthy"],["  └ Containers","1"],["  └ Reserved CPUs","0 / 2"],["  └ Reserved Memory","0 B / 1 GiB"],["  └ Labels",""],["  └ Error","connection refused"],["  └ ServerVersion","shoal/1.0"]],
+ [" eu","10.0.0.2:2375"],["  └ ID","M1"],["  └ Status","Unhealthy"],["  └ Containers","1"],["  └ Reserved CPUs","0 / 2"],["  └ Reserved Memory","0 B / 1 GiB"],["  └ Labels",""],["  └ Kind","shoal member: 3 nodes (2 healthy)"],["  └ Error","connection refused"],["  └ ServerVersion","shoal/1.0"]],
 "Warnings":["WARNING: node eu (10.0.0.2:2375) is unhealthy"]}`
 
 const fakeList = `[
@@ -149,7 +149,7 @@ func TestMap(t *testing.T) {
 	if n1.Name != "node1" || n1.Status != "Healthy" || n1.CPUs != "0.5 / 2" || strings.Join(n1.Labels, "|") != "zone=a|ssd=1" || n1.Error != "" || n1.Member {
 		t.Errorf("node1: %+v", n1)
 	}
-	if eu.Name != "eu" || eu.Status != "Unhealthy" || !eu.Member || eu.Error != "connection refused" || len(eu.Labels) != 0 {
+	if eu.Name != "eu" || eu.Status != "Unhealthy" || !eu.Member || eu.Kind != "shoal member: 3 nodes (2 healthy)" || eu.Error != "connection refused" || len(eu.Labels) != 0 {
 		t.Errorf("eu: %+v", eu)
 	}
 	if m.Totals.Nodes != 2 || m.Totals.Healthy != 1 || m.Totals.Running != 2 || m.Totals.CPUs != 4 {

@@ -66,7 +66,7 @@ function nodeRow(n: Node, cs: Container[]): HTMLElement {
       { class: "node-head" },
       h("a", { class: "node-name", href: `#/node/${encodeURIComponent(n.name)}` }, n.name),
       h("span", { class: `badge ${down ? "bad" : "good"}` }, n.status || "?"),
-      n.member ? h("span", { class: "badge member", title: n.version }, "shoal member") : null,
+      n.member ? h("span", { class: "badge member", title: n.version }, n.kind || "shoal member") : null,
       h("span", { class: "muted small" }, `${n.addr} · ${cs.length} containers · CPU ${n.cpus} · mem ${n.memory}`),
     ),
     h("div", { class: "chips" }, ...chips),

@@ -14,6 +14,7 @@ export interface Node {
   error: string;
   version: string;
   member: boolean;
+  kind?: string;
 }
 
 export interface Container {

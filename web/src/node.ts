@@ -3,10 +3,24 @@
 import { Container, Model } from "./model";
 import { VList } from "./vlist";
 import { h, stateClass } from "./dom";
+import { getJSON } from "./api";
+
+// Leaf is a node of GET /_shoal/nodes: this shoal's engines and, under
+// "member/", the nodes of its member shoals.
+interface Leaf {
+  Name: string;
+  State: string;
+  NCPU: number;
+  MemTotal: number;
+  Containers: number;
+  Reserved: { NanoCPUs: number; Memory: number };
+  Labels?: Record<string, string>;
+}
 
 export function nodeView(model: Model, name: string): { el: HTMLElement; stop: () => void } {
   const el = h("section", { class: "page" });
   const list = new VList<Container>(28, (c) => containerRow(c), "table");
+  let leaves: Leaf[] | null = null;
   function render() {
     const i = model.nodeIndex(name);
     if (i < 0) {
@@ -24,6 +38,7 @@ export function nodeView(model: Model, name: string): { el: HTMLElement; stop: (
         h("dt", {}, "address"), h("dd", {}, n.addr),
         h("dt", {}, "ID"), h("dd", {}, n.id),
         h("dt", {}, "engine"), h("dd", {}, n.version || "?"),
+        n.kind ? h("dt", {}, "kind") : null, n.kind ? h("dd", {}, n.kind) : null,
         h("dt", {}, "containers"), h("dd", {}, n.containers),
         h("dt", {}, "reserved CPUs"), h("dd", {}, n.cpus),
         h("dt", {}, "reserved memory"), h("dd", {}, n.memory),
@@ -31,7 +46,18 @@ export function nodeView(model: Model, name: string): { el: HTMLElement; stop: (
         n.error ? h("dt", {}, "error") : null, n.error ? h("dd", { class: "bad-text" }, n.error) : null,
       ),
     ];
-    if (n.member) parts.push(memberNodes(cs));
+    if (n.member) {
+      if (leaves === null) {
+        leaves = [];
+        getJSON<{ Nodes: Leaf[] }>("/_shoal/nodes")
+          .then((v) => {
+            leaves = v.Nodes.filter((l) => l.Name.startsWith(n.name + "/"));
+            render();
+          })
+          .catch(() => undefined);
+      }
+      parts.push(memberNodes(cs, leaves, n.name));
+    }
     parts.push(h("h3", {}, `Containers (${cs.length})`), list.el);
     el.replaceChildren(...parts.filter((p): p is HTMLElement => p !== null));
     list.set(cs);
@@ -40,24 +66,45 @@ export function nodeView(model: Model, name: string): { el: HTMLElement; stop: (
   return { el, stop: model.onChange(render) };
 }
 
-// memberNodes drills into a member shoal: its containers' names start with
-// the member's own node ("inner/name"), which is enough to group them.
-function memberNodes(cs: Container[]): HTMLElement {
+// memberNodes drills into a member shoal: its nodes as this shoal's
+// /_shoal/nodes lists them (state, resources, labels), and its containers
+// grouped by the member's node, which their names start with ("inner/name").
+function memberNodes(cs: Container[], leaves: Leaf[] | null, member: string): HTMLElement {
   const groups = new Map<string, Container[]>();
+  for (const l of leaves ?? []) groups.set(l.Name.slice(member.length + 1), []);
   for (const c of cs) {
     const inner = c.name.includes("/") ? c.name.split("/")[0] : "(unknown)";
     if (!groups.has(inner)) groups.set(inner, []);
     groups.get(inner)!.push(c);
   }
+  const leafOf = new Map((leaves ?? []).map((l) => [l.Name.slice(member.length + 1), l]));
+  const gib = (b: number) => (b / (1 << 30)).toFixed(1) + " GiB";
   const rows = [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([inner, list]) => {
     const running = list.filter((c) => c.state === "running").length;
-    return h("tr", { "data-member-node": inner }, h("td", {}, inner), h("td", {}, String(list.length)), h("td", {}, String(running)));
+    const l = leafOf.get(inner);
+    const down = l && l.State !== "healthy";
+    return h(
+      "tr",
+      { "data-member-node": inner, class: down ? "down" : "" },
+      h("td", {}, inner),
+      h("td", {}, l ? h("span", { class: `badge ${down ? "bad" : "good"}` }, l.State) : ""),
+      h("td", {}, String(list.length)),
+      h("td", {}, String(running)),
+      h("td", {}, l ? `${(l.Reserved.NanoCPUs / 1e9).toFixed(2)} / ${l.NCPU}` : ""),
+      h("td", {}, l ? `${gib(l.Reserved.Memory)} / ${gib(l.MemTotal)}` : ""),
+      h("td", { class: "muted" }, l?.Labels ? Object.entries(l.Labels).map(([k, v]) => `${k}=${v}`).join(", ") : ""),
+    );
   });
   return h(
     "div",
     {},
     h("h3", {}, "Member's nodes"),
-    h("table", { class: "grid" }, h("tr", {}, h("th", {}, "node"), h("th", {}, "containers"), h("th", {}, "running")), ...rows),
+    h(
+      "table",
+      { class: "grid" },
+      h("tr", {}, ...["node", "state", "containers", "running", "reserved CPUs", "reserved memory", "labels"].map((x) => h("th", {}, x))),
+      ...rows,
+    ),
   );
 }
 
