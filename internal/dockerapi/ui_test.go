@@ -33,3 +33,19 @@ func TestUIViewersOnly(t *testing.T) {
 		t.Errorf("/uix: %d, console reached: %q", rec.Code, gotPath)
 	}
 }
+
+// A replica's Guard lets a viewer's console requests on to the primary,
+// and no one's below a viewer.
+func TestUIGuard(t *testing.T) {
+	s := NewServer(Backends{}, "test", nil)
+	s.Authz = &authz.Policy{DefaultRole: authz.RoleNone}
+	reached := false
+	g := s.Guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }))
+	if rec := callAs(g, viewer, "GET", "/ui/api/map", ""); rec.Code != http.StatusOK || !reached {
+		t.Errorf("viewer through a replica: %d, reached %v", rec.Code, reached)
+	}
+	reached = false
+	if rec := callAs(g, verifiedAs("stranger", "eng"), "GET", "/ui/", ""); rec.Code != http.StatusForbidden || reached {
+		t.Errorf("role none through a replica: %d, reached %v", rec.Code, reached)
+	}
+}
