@@ -9,14 +9,28 @@ E2E_TIMEOUT ?= 20m
 # are never shared), and they mostly wait on them, so two fit 2 cores.
 E2E_PARALLEL ?= 2
 
-.PHONY: all build test unit e2e vet demo demo-down bench fuzz clean
+.PHONY: all build console test unit e2e vet demo demo-deps demo-down bench fuzz clean
 
 all: build
 
 COMMIT    := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-build:
+# The web console (web/, an npm project) is built into internal/ui/dist,
+# which the binary embeds; without it a plain `go build` embeds a
+# placeholder page that says the console was not built.
+CONSOLE   := internal/ui/dist/app.js
+
+build: console
 	$(GO) build -ldflags "-X github.com/shoal-dev/shoal/internal/cli.GitCommit=$(COMMIT)" -o $(BIN) ./cmd/shoal
+
+console: $(CONSOLE)
+
+web/node_modules/.ci-stamp: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE): web/node_modules/.ci-stamp web/build.mjs $(wildcard web/src/*)
+	cd web && npm run build --silent
 
 vet:
 	$(GO) vet ./...
@@ -35,9 +49,16 @@ test: vet unit e2e
 # One command: three real engines in network namespaces with shoal in front,
 # then a service created (3 replicas) and scaled to 6 through it
 # (scripts/demo-services.sh); engines, shoal and the service stay up for you.
-demo: build
+# On a bare Debian machine with Go it first installs what it needs
+# (scripts/demo-deps.sh: docker.io, busybox-static, iproute2, iptables,
+# node/npm for the console; services installed, not started).
+demo: demo-deps build
 	$(DEMO) up --shoal $(BIN)
 	DOCKER_HOST=tcp://127.0.0.1:2375 ./scripts/demo-services.sh
+	@echo "web console: http://127.0.0.1:2375/ui/"
+
+demo-deps:
+	./scripts/demo-deps.sh
 
 demo-down:
 	$(DEMO) down

@@ -33,6 +33,7 @@ type manageOpts struct {
 	limits                                   dockerapi.Limits
 	authz                                    authz.Config
 	audit                                    audit.Config
+	ui                                       bool
 	dataDir                                  dataDirOpts
 }
 
@@ -115,6 +116,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	identityFlags(f, &o.identity)
 	authzFlags(f, &o.authz)
 	auditFlags(f, &o.audit)
+	uiFlag(f, &o.ui)
 	dataDirFlag(f, &o.dataDir)
 	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile, swarm.port; repeatable)")
 	f.BoolVar(&o.replication, "replication", false, "run as one of several managers that elect a primary through the key-value or swarm discovery; replicas forward to it")
@@ -133,6 +135,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 		InsecureAPI:     o.apiTLS.insecure,
 		EngineTLS:       run.TLSFiles{On: o.engineTLS, Verify: o.engineTLSVerify, CA: o.engineTLSCA, Cert: o.engineTLSCert, Key: o.engineTLSKey},
 		Debug:           o.debug,
+		UI:              o.ui,
 		Limits:          o.limits,
 		Authz:           o.authz,
 		Audit:           o.audit,

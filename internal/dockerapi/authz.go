@@ -247,6 +247,8 @@ func (s *Server) Guard(next http.Handler) http.Handler {
 		var err error
 		if strings.HasPrefix(path, "/debug/") {
 			err = s.authorizeDebug(r)
+		} else if isUIPath(path) { // ui.go: the primary serves it
+			_, err = s.authorize(r, "GET /ui", uiRule, nil)
 		} else if rt, p := s.rt.lookup(r.Method, path); rt != nil {
 			r, err = s.authorize(r, rt.key, ruleOf(rt.key), p)
 		} else {

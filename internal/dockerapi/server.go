@@ -48,6 +48,9 @@ type Server struct {
 	// Streams caps the long-lived calls (attach, exec, logs -f, events,
 	// uploads...) per client and in all; nil is no cap.
 	Streams *StreamLimiter
+
+	// UI serves the web console under /ui (nil: not served, 404).
+	UI http.Handler
 }
 
 // New returns the API server for b. version is shoal's own version string.
@@ -107,6 +110,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.URL.Path = path
 		pprofHandler(w, r)
+		return
+	}
+	if s.UI != nil && isUIPath(path) {
+		s.serveUI(w, r, path)
 		return
 	}
 	method := r.Method

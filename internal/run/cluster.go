@@ -37,6 +37,7 @@ type ClusterConfig struct {
 	Limits dockerapi.Limits
 	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
 	Audit  audit.Config // --audit-log*: the audit trail of API calls
+	UI     bool         // serve the web console at /ui/ (--ui)
 
 	Strategy     string        // spread, binpack or random
 	Refresh      time.Duration // engine health check period
@@ -138,6 +139,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}, strategy, clusterOvercommit)
 	s.api.Authz = c.policy
 	s.api.Streams = streamLimiter(c.Limits, log)
+	s.mountUI(c.UI)
 	handler, closeAudit, err := audited(c.Audit, c.policy, s.api, log)
 	if err != nil {
 		closeAll(listeners)

@@ -28,6 +28,7 @@ type ManageConfig struct {
 	InsecureAPI   bool     // --insecure-no-tlsverify: TCP beyond loopback without --tlsverify
 	EngineTLS     TLSFiles // the --engine-tls* flags
 	Debug         bool     // serve Go profiles under /debug/pprof/
+	UI            bool     // serve the web console at /ui/ (--ui)
 	// Limits bound the API's connections, headers and idle time; zero
 	// is dockerapi.DefaultLimits.
 	Limits dockerapi.Limits
@@ -90,6 +91,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 		Name: c.Name, Labels: c.Labels,
 	}, in.strategy, c.Overcommit)
 	s.api.Debug = c.Debug
+	s.mountUI(c.UI)
 	s.api.Authz = policy
 	s.api.Streams = streamLimiter(c.Limits, log)
 	var handler http.Handler = s.api
