@@ -9,7 +9,7 @@ E2E_TIMEOUT ?= 20m
 # are never shared), and they mostly wait on them, so two fit 2 cores.
 E2E_PARALLEL ?= 2
 
-.PHONY: all build console test unit e2e vet demo demo-deps demo-down bench fuzz clean
+.PHONY: all build console test unit e2e vet demo demo-deps demo-federation demo-down bench fuzz clean
 
 all: build
 
@@ -59,6 +59,12 @@ demo: demo-deps build
 
 demo-deps:
 	./scripts/demo-deps.sh
+
+# A shoal of shoals: member siteA (region=eu) over node1 and node2, member
+# siteB (region=us) over node3, and the shoal on :2375 over the two members
+# (docs/federation.md). `make demo-down` removes it too.
+demo-federation: demo-deps build
+	$(DEMO) up --federation --shoal $(BIN)
 
 demo-down:
 	$(DEMO) down

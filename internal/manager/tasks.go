@@ -82,9 +82,31 @@ func (r taskRuntime) Nodes(ctx context.Context) ([]orchestrator.Node, error) {
 	}
 	out := make([]orchestrator.Node, 0, len(recs))
 	for _, rec := range recs {
+		if e := byNode[rec.ID]; e != nil && m.cfg.Cluster == nil {
+			rec.Spec.Labels = memberNodeLabels(e, rec.Spec.Labels)
+		}
 		out = append(out, m.taskNode(rec, byNode[rec.ID]))
 	}
 	return out, nil
+}
+
+// memberNodeLabels are a member shoal's own labels (--label) as its node
+// labels under manage, where nodes have no labels of their own: a
+// service's --placement-pref spread=node.labels.region or --constraint
+// node.labels.region==eu then sees the members' regions.
+func memberNodeLabels(e *engine.Engine, labels map[string]string) map[string]string {
+	mv := e.Member()
+	if mv == nil || len(mv.Labels) == 0 {
+		return labels
+	}
+	out := make(map[string]string, len(labels)+len(mv.Labels))
+	for k, v := range mv.Labels {
+		out[k] = v
+	}
+	for k, v := range labels {
+		out[k] = v
+	}
+	return out
 }
 
 // taskNode is a node record with what its engine (nil: none) tells.
@@ -158,12 +180,21 @@ func (r taskRuntime) Containers(ctx context.Context) ([]orchestrator.Observed, [
 			stale = append(stale, node)
 		}
 		for _, c := range e.Containers() {
-			if tid, ok := c.Labels[labelTaskID]; ok {
+			if tid, ok := c.Labels[labelTaskID]; ok && ownTask(c, node) {
 				obs = append(obs, observed(tid, node, c))
 			}
 		}
 	}
 	return obs, stale, nil
+}
+
+// ownTask says whether a task container on node is this shoal's: one
+// made on a member by a shoal above (a federation) names that shoal's
+// node for the member, not one of the member's own, and is left to it:
+// taken for an orphan here, it would be removed under the shoal above.
+func ownTask(c *engine.Container, node string) bool {
+	id, ok := c.Labels[labelNodeID]
+	return !ok || id == node
 }
 
 func observed(taskID, node string, c *engine.Container) orchestrator.Observed {

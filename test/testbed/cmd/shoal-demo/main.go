@@ -1,7 +1,7 @@
 // Command shoal-demo starts a local shoal cluster on real dockerd engines
 // (each in its own network namespace, see package testbed) and tears it down.
 //
-//	shoal-demo up   [--shoal ./bin/shoal] [--state /tmp/shoal-demo/state.json] [--no-shoal]
+//	shoal-demo up   [--shoal ./bin/shoal] [--state /tmp/shoal-demo/state.json] [--no-shoal] [--federation]
 //	shoal-demo down [--state /tmp/shoal-demo/state.json]
 //	shoal-demo status
 //
@@ -33,11 +33,13 @@ import (
 const demoPrefix = "sd"
 
 type state struct {
-	Dir       string        `json:"dir"`
-	Bed       *testbed.Bed  `json:"bed"`
-	Shoal     *shoalProcess `json:"shoal,omitempty"`
-	DockerEnv string        `json:"docker_host"`
-	Started   time.Time     `json:"started"`
+	Dir   string        `json:"dir"`
+	Bed   *testbed.Bed  `json:"bed"`
+	Shoal *shoalProcess `json:"shoal,omitempty"`
+	// Members are the member shoals under Shoal (--federation).
+	Members   []*shoalProcess `json:"members,omitempty"`
+	DockerEnv string          `json:"docker_host"`
+	Started   time.Time       `json:"started"`
 }
 
 type shoalProcess struct {
@@ -87,6 +89,7 @@ func up(args []string) error {
 	listen := fs.String("listen", "tcp://127.0.0.1:2375", "address shoal serves the Docker API on")
 	engines := fs.Int("engines", 3, "number of engines")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for shoal's /_ping")
+	federation := fs.Bool("federation", false, "two member shoals (siteA over 2 engines, siteB over 1) and the shoal on --listen over them")
 	fs.Parse(args)
 	if os.Geteuid() != 0 {
 		return errors.New("must run as root")
@@ -147,12 +150,25 @@ func up(args []string) error {
 		return fail(err)
 	}
 	logf("engines up, busybox loaded in %s", time.Since(t0).Round(time.Millisecond))
+	if *federation && *engines < 2 {
+		return errors.New("--federation needs at least 2 engines")
+	}
 	if !*noShoal {
+		var members []string
+		if *federation {
+			ms, err := startMembers(st, *statePath, bin, *wait)
+			if err != nil {
+				return fail(err)
+			}
+			members = ms
+		}
 		sock := filepath.Join(dir, "shoal.sock")
 		os.Remove(sock)
-		var nodes []string
-		for _, e := range bed.Engines {
-			nodes = append(nodes, strings.TrimPrefix(e.TCPAddr, "tcp://"))
+		nodes := members
+		if !*federation {
+			for _, e := range bed.Engines {
+				nodes = append(nodes, strings.TrimPrefix(e.TCPAddr, "tcp://"))
+			}
 		}
 		sp := &shoalProcess{
 			Binary: bin,
@@ -179,6 +195,8 @@ func up(args []string) error {
 	}
 	if *noShoal {
 		fmt.Printf("export DOCKER_HOST=%s\n", bed.Engines[0].TCPAddr)
+	} else if *federation {
+		printFederation(st, *listen)
 	} else {
 		fmt.Printf("export DOCKER_HOST=%s\n", *listen)
 		fmt.Println("# docker info")
@@ -275,6 +293,9 @@ func status(args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, m := range st.Members {
+		fmt.Printf("member pid %d alive=%v listen=%s log=%s\n", m.PID, shoalAlive(m), m.Args[2], m.Log)
+	}
 	if st.Shoal != nil {
 		fmt.Printf("shoal pid %d alive=%v listen=%s log=%s\n", st.Shoal.PID, shoalAlive(st.Shoal), st.DockerEnv, st.Shoal.Log)
 	}
@@ -288,23 +309,20 @@ func status(args []string) error {
 // the testbed, then removes the demo's files.
 func teardown(st *state) error {
 	var errs []error
-	if sp := st.Shoal; sp != nil && shoalAlive(sp) {
-		syscall.Kill(sp.PID, syscall.SIGTERM)
-		deadline := time.Now().Add(10 * time.Second)
-		for alive(sp.PID) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+	if st.Shoal != nil {
+		errs = append(errs, stopShoal(st.Shoal))
+	}
+	for _, m := range st.Members {
+		if err := stopShoal(m); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		if alive(sp.PID) {
-			syscall.Kill(sp.PID, syscall.SIGKILL)
-			time.Sleep(200 * time.Millisecond)
-		}
-		if alive(sp.PID) {
-			errs = append(errs, fmt.Errorf("shoal pid %d survived SIGKILL", sp.PID))
-		}
+		os.Remove(m.Log)
+		os.RemoveAll(m.dataDir())
 	}
 	if st.Shoal != nil {
 		os.Remove(st.Shoal.Socket)
-		if len(errs) == 0 {
+		if errors.Join(errs...) == nil {
 			os.Remove(st.Shoal.Log)
 			os.RemoveAll(filepath.Join(st.Dir, "manage")) // its store: services of engines now gone
 		}
@@ -318,6 +336,27 @@ func teardown(st *state) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// stopShoal ends a shoal the demo started (if it is still that process):
+// SIGTERM, then SIGKILL after 10 s.
+func stopShoal(sp *shoalProcess) error {
+	if !shoalAlive(sp) {
+		return nil
+	}
+	syscall.Kill(sp.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(sp.PID) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if alive(sp.PID) {
+		syscall.Kill(sp.PID, syscall.SIGKILL)
+		time.Sleep(200 * time.Millisecond)
+	}
+	if alive(sp.PID) {
+		return fmt.Errorf("shoal pid %d survived SIGKILL", sp.PID)
+	}
+	return nil
 }
 
 func shoalAlive(sp *shoalProcess) bool {
