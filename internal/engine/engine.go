@@ -848,6 +848,7 @@ func (e *Engine) apply(ctx context.Context, m events.Message) bool {
 		rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 		_ = e.RefreshImages(rctx)
 		cancel()
+		e.applyMemberEvent(ctx) // a member's leaves' images (member.go)
 	case events.NetworkEventType, events.VolumeEventType:
 		return true
 	case "node": // a member shoal's inner node came or went

@@ -60,6 +60,10 @@ type MemberNode struct {
 	// active ones reserve.
 	Containers int
 	Reserved   Placement
+	// Images are the IDs of the images the leaf holds: the shoal above
+	// prefers the leaf that has a create's image, as for an engine of its
+	// own (the leaf next to it in the member may not have it).
+	Images []string `json:",omitempty"`
 }
 
 // IsShoal says whether the engine is itself a shoal (its server version

@@ -85,6 +85,11 @@ func (m *Manager) leafNodes(labels bool) []engine.MemberNode {
 		if info := e.Info(); info != nil && labels {
 			n.Labels = m.withOwnLabels(m.withNodeLabels(e.Addr, engineLabels(info.Labels)))
 		}
+		if labels { // what a shoal above is told (member.go), not info's sums
+			for _, img := range e.Images() {
+				n.Images = append(n.Images, img.ID)
+			}
+		}
 		out = append(out, n)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -131,9 +136,10 @@ func leafState(e *engine.Engine) string {
 
 // leafViews splits a member's scheduler view into one view per leaf: the
 // leaf's capacity, labels and health, and the member's containers listed
-// under that leaf ("e1/web" is e1's). Images, networks and volumes are the
-// member's (which leaf holds an image is not known above; it is only a
-// preference). Nil when e is not a member that said its leaves.
+// under that leaf ("e1/web" is e1's), and the member's images that the
+// leaf holds (none from a member too old to say: then no leaf is
+// preferred for its image, as before). Networks and
+// volumes are the member's. Nil when e is not a member that said its leaves.
 func leafViews(e *engine.Engine, whole *scheduler.Node, own func(map[string]string) map[string]string) []*scheduler.Node {
 	mv := e.Member()
 	if mv == nil || len(mv.Nodes) == 0 {
@@ -158,6 +164,7 @@ func leafViews(e *engine.Engine, whole *scheduler.Node, own func(map[string]stri
 		n.Labels = own(l.Labels)
 		n.NanoCPUs, n.Memory = int64(l.NCPU)*1e9, l.MemTotal
 		n.Containers = byLeaf[l.Name]
+		n.Images = leafImages(whole.Images, l.Images)
 		if n.Health == scheduler.Healthy && l.State != "healthy" {
 			n.Health = scheduler.Unhealthy
 			if l.State == "pending" {
@@ -165,6 +172,21 @@ func leafViews(e *engine.Engine, whole *scheduler.Node, own func(map[string]stri
 			}
 		}
 		out = append(out, &n)
+	}
+	return out
+}
+
+// leafImages are the member's images that one of its leaves holds (by ID).
+func leafImages(all []scheduler.Image, ids []string) []scheduler.Image {
+	has := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		has[id] = true
+	}
+	var out []scheduler.Image
+	for _, img := range all {
+		if has[img.ID] {
+			out = append(out, img)
+		}
 	}
 	return out
 }

@@ -1,0 +1,170 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// docker info adds up exactly at every level: containers (running, paused,
+// stopped), CPUs and memory are the sums of the level below, images the
+// distinct images of the engines under it.
+func TestInfoAddsUp(t *testing.T) {
+	removeAt(t, "frun", "fpause", "fstop")
+	dk(t, top.Host, "run", "-d", "--name", "frun", "-e", "constraint:node==siteA/e1", "busybox", "sleep", "1d")
+	dk(t, top.Host, "run", "-d", "--name", "fpause", "-e", "constraint:node==siteA/e2", "busybox", "sleep", "1d")
+	dk(t, top.Host, "pause", "fpause")
+	dk(t, top.Host, "create", "--name", "fstop", "-e", "constraint:region==us", "busybox", "true")
+	waitFor(t, 20*time.Second, "info to add up at every level", func() error {
+		ctx := t.Context()
+		e := []infoT{info(ctx, eng("e1")), info(ctx, eng("e2")), info(ctx, eng("e3"))}
+		a, b, tp, w := info(ctx, siteA.Host), info(ctx, siteB.Host), info(ctx, top.Host), info(ctx, world.Host)
+		imgs := func(es ...string) int { return distinctImages(ctx, es...) }
+		for _, c := range []struct {
+			name      string
+			got, want infoT
+		}{
+			{"siteA", a, sum(imgs("e1", "e2"), e[0], e[1])},
+			{"siteB", b, sum(imgs("e3"), e[2])},
+			{"top", tp, sum(imgs("e1", "e2", "e3"), a, b)},
+			{"world", w, sum(imgs("e1", "e2", "e3"), tp)},
+		} {
+			if g, w := counts(c.got), counts(c.want); g != w {
+				return fmt.Errorf("%s: %s; want %s", c.name, g, w)
+			}
+		}
+		if tp.ContainersPaused != 1 || tp.ContainersRunning < 1 || tp.ContainersStopped < 1 {
+			return fmt.Errorf("top: %s; want a paused, a running and a stopped container at least", counts(tp))
+		}
+		return nil
+	})
+	dk(t, top.Host, "unpause", "fpause")
+}
+
+func sum(images int, xs ...infoT) infoT {
+	s := infoT{Images: images}
+	for _, x := range xs {
+		s.Containers += x.Containers
+		s.ContainersRunning += x.ContainersRunning
+		s.ContainersPaused += x.ContainersPaused
+		s.ContainersStopped += x.ContainersStopped
+		s.NCPU += x.NCPU
+		s.MemTotal += x.MemTotal
+	}
+	return s
+}
+
+func counts(x infoT) string {
+	return fmt.Sprintf("containers %d (%d running, %d paused, %d stopped), images %d, CPUs %d, memory %d",
+		x.Containers, x.ContainersRunning, x.ContainersPaused, x.ContainersStopped, x.Images, x.NCPU, x.MemTotal)
+}
+
+// distinctImages counts the images (by ID) the engines list together.
+func distinctImages(ctx context.Context, engines ...string) int {
+	ids := map[string]bool{}
+	for _, e := range engines {
+		var list []struct {
+			ID string `json:"Id"`
+		}
+		_ = getJSON(ctx, eng(e), "/images/json", &list)
+		for _, i := range list {
+			ids[i.ID] = true
+		}
+	}
+	return len(ids)
+}
+
+// Images: the load of TestMain reached every engine; a build at the top
+// lands on one inner node, and runs of it there go where the image is.
+func TestImages(t *testing.T) {
+	for _, e := range []string{"e1", "e2", "e3"} {
+		if id := dk(t, eng(e), "image", "inspect", "-f", "{{.Id}}", "busybox"); !strings.HasPrefix(id, "sha256:") {
+			t.Errorf("busybox loaded through the top, on %s: %q", e, id)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM busybox\nRUN echo built-below > /built\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, c := range []string{"fb1", "fb2", "fb3"} {
+			run(ctx, top.Host, nil, "rm", "-f", c)
+		}
+		run(ctx, top.Host, nil, "rmi", "-f", "fedbuilt")
+	})
+	dk(t, world.Host, "build", "-q", "-t", "fedbuilt", dir)
+	// Detached, so that they pile up: each run goes to a node holding the
+	// image (an inner node of a member that has it elsewhere would not do).
+	for _, c := range []string{"fb1", "fb2", "fb3"} {
+		dk(t, world.Host, "run", "-d", "--name", c, "fedbuilt", "sleep", "1d")
+	}
+	if got := dk(t, world.Host, "exec", "fb3", "cat", "/built"); got != "built-below" {
+		t.Errorf("fb3 of the built image: %q", got)
+	}
+}
+
+// Networks and volumes made at the top are made on an inner engine, listed
+// and removed there; prune at the top prunes below.
+func TestNetworksVolumesPrune(t *testing.T) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		run(ctx, top.Host, nil, "rm", "-f", "fprune")
+		run(ctx, top.Host, nil, "network", "rm", "fednet")
+		run(ctx, top.Host, nil, "volume", "rm", "fedvol")
+	})
+	dk(t, world.Host, "network", "create", "fednet")
+	dk(t, world.Host, "volume", "create", "fedvol")
+	where := func(kind, name string) []string {
+		var on []string
+		for _, e := range []string{"e1", "e2", "e3"} {
+			if out := dk(t, eng(e), kind, "ls", "-q", "--filter", "name="+name); out != "" {
+				on = append(on, e)
+			}
+		}
+		return on
+	}
+	if on := where("network", "fednet"); len(on) != 1 {
+		t.Errorf("fednet made at world is on %v; want one engine", on)
+	}
+	if on := where("volume", "fedvol"); len(on) != 1 {
+		t.Errorf("fedvol made at world is on %v; want one engine", on)
+	}
+	if out := dk(t, world.Host, "network", "ls", "--format", "{{.Name}}", "--filter", "name=fednet"); !strings.HasSuffix(out, "fednet") {
+		t.Errorf("network ls at world: %q", out)
+	}
+	if out := dk(t, world.Host, "volume", "ls", "--format", "{{.Name}}", "--filter", "name=fedvol"); !strings.HasSuffix(out, "fedvol") {
+		t.Errorf("volume ls at world: %q", out)
+	}
+	// A container on the network and the volume goes where they are.
+	dk(t, world.Host, "run", "--name", "fprune", "--network", "fednet", "-v", "fedvol:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+	dk(t, world.Host, "rm", "fprune")
+	dk(t, world.Host, "network", "rm", "fednet")
+	dk(t, world.Host, "volume", "rm", "fedvol")
+	if on := where("network", "fednet"); len(on) != 0 {
+		t.Errorf("fednet after rm at world is on %v", on)
+	}
+	if on := where("volume", "fedvol"); len(on) != 0 {
+		t.Errorf("fedvol after rm at world is on %v", on)
+	}
+
+	dk(t, top.Host, "create", "--name", "fprune", "-e", "constraint:region==us", "busybox", "true")
+	dk(t, top.Host, "network", "create", "fednet")
+	dk(t, top.Host, "volume", "create", "fedvol")
+	for _, args := range [][]string{{"container", "prune", "-f"}, {"network", "prune", "-f"}, {"volume", "prune", "-f"}, {"image", "prune", "-f"}} {
+		dk(t, world.Host, args...)
+	}
+	if got := names(t, eng("e3"), "--filter", "name=fprune"); len(got) != 0 {
+		t.Errorf("container prune at world left fprune on e3")
+	}
+	if on := where("network", "fednet"); len(on) != 0 {
+		t.Errorf("network prune at world left fednet on %v", on)
+	}
+	if on := where("volume", "fedvol"); len(on) != 0 {
+		t.Errorf("volume prune at world left fedvol on %v", on)
+	}
+}
