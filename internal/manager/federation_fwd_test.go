@@ -41,7 +41,9 @@ func TestFederationEventsStackNodeNames(t *testing.T) {
 	defer resp.Body.Close()
 	got := make(chan map[string]string, 1)
 	go func() {
-		var ev struct{ Actor struct{ Attributes map[string]string } }
+		var ev struct {
+			Actor struct{ Attributes map[string]string }
+		}
 		if json.NewDecoder(bufio.NewReader(resp.Body)).Decode(&ev) == nil {
 			got <- ev.Actor.Attributes
 		}
