@@ -16,7 +16,8 @@ import (
 // docker-compose 1.29 brings a two-service project up and down at the top.
 func TestCompose(t *testing.T) {
 	dir := t.TempDir()
-	yml := "version: \"2.4\"\nservices:\n  web:\n    image: busybox\n    command: httpd -f -p 8080\n  client:\n    image: busybox\n    command: sleep 1d\n"
+	yml := "version: \"2.4\"\nservices:\n  web:\n    image: busybox\n    command: httpd -f -p 8080\n    stop_signal: SIGKILL\n" +
+		"  client:\n    image: busybox\n    command: sleep 1d\n    stop_signal: SIGKILL\n"
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestMemberLoss(t *testing.T) {
 	removeAt(t, "fdown")
 	t.Cleanup(func() { run(t.Context(), top.Host, nil, "service", "rm", "floss") })
 	dk(t, top.Host, "run", "-d", "--name", "fdown", "-e", "constraint:region==us", "busybox", "sleep", "1d")
-	dk(t, top.Host, "service", "create", "-d", "--name", "floss", "--replicas", "2", "--no-resolve-image", "busybox", "sleep", "1d")
+	dk(t, top.Host, "service", "create", "-d", "--name", "floss", "--replicas", "2", "--stop-signal", "SIGKILL", "--no-resolve-image", "busybox", "sleep", "1d")
 	waitFor(t, 60*time.Second, "floss on both members", func() error {
 		if got := runningOn(t, top.Host, "floss"); got != "siteA siteB" {
 			return fmt.Errorf("running on %q", got)
