@@ -21,15 +21,8 @@ func TestCompose(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(yml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dc := func(args ...string) result {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, compose, append([]string{"-p", "fedapp", "--ansi", "never"}, args...)...)
-		cmd.Dir = dir
-		cmd.Env = append(shoaltest.DockerEnv(top.Host, cfgDir), "COMPOSE_INTERACTIVE_NO_CLI=1")
-		return shoaltest.RunCmd(cmd)
-	}
-	t.Cleanup(func() { dc("down", "-v") })
+	dc := func(args ...string) result { return dcIn(t.Context(), dir, args...) }
+	t.Cleanup(func() { dcIn(context.Background(), dir, "down", "-v") })
 	if r := dc("up", "-d"); r.Exit != 0 {
 		t.Fatalf("docker-compose up -d at the top: exit %d %s", r.Exit, r.Err)
 	}
@@ -49,6 +42,16 @@ func TestCompose(t *testing.T) {
 	if left := names(t, top.Host, "--filter", "label=com.docker.compose.project=fedapp"); len(left) != 0 {
 		t.Errorf("after down: %v", left)
 	}
+}
+
+// dcIn runs docker-compose on project fedapp in dir against the top.
+func dcIn(ctx context.Context, dir string, args ...string) result {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, compose, append([]string{"-p", "fedapp", "--ansi", "never"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(shoaltest.DockerEnv(top.Host, cfgDir), "COMPOSE_INTERACTIVE_NO_CLI=1")
+	return shoaltest.RunCmd(cmd)
 }
 
 // docker-py runs a container at world, reads its logs and removes it.
