@@ -77,6 +77,6 @@ func printFederation(st *state, listen string) {
 	fmt.Printf("# docker run -d --name db -e constraint:node==siteA/%s busybox sleep 1d\n", st.Bed.Engines[0].Hostname)
 	fmt.Println("# docker ps                      # NAMES: siteB/<node>/web, siteA/<node>/db")
 	fmt.Println("# docker logs web; docker exec -it db sh; docker rm -f web db")
-	fmt.Println("# docker service create --name hello --replicas 4 --placement-pref spread=node.labels.region busybox sleep 1d")
+	fmt.Println("# docker service create --name hello --replicas 4 --placement-pref spread=node.labels.region --no-resolve-image busybox sleep 1d")
 	fmt.Println("# docker service ps hello        # two tasks on each member")
 }
