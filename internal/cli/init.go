@@ -32,6 +32,7 @@ type clusterOpts struct {
 	refresh       time.Duration
 	failureRetry  int
 	logLevel      string
+	logFormat     string
 	certExpiry    time.Duration // init
 	testExpiry    time.Duration // init, hidden: below the 30 min floor, for tests
 }
@@ -94,6 +95,7 @@ certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
 	o.flags(cmd, true)
 	lock.flags(cmd.Flags())
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	logFormatFlag(cmd.Flags(), &o.logFormat)
 	cmd.Flags().DurationVar(&o.certExpiry, "cert-expiry", ca.DefaultNodeLifetime, "validity of node certificates; each node renews its own between 50% and 80% of it")
 	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 1h floor of --cert-expiry (tests of renewal)")
 	_ = cmd.Flags().MarkHidden("test-cert-expiry")
@@ -116,7 +118,7 @@ func (o *clusterOpts) expiry() (time.Duration, error) {
 
 // runClusterNode runs this node of the cluster (see run.ClusterNode).
 func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) error {
-	log, err := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}

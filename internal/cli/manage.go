@@ -23,7 +23,7 @@ type manageOpts struct {
 	apiTLS                                   apiTLSOpts
 	engineTLS, engineTLSVerify               bool
 	engineTLSCA, engineTLSCert, engineTLSKey string
-	logLevel                                 string
+	logLevel, logFormat                      string
 	debug                                    bool
 	identity                                 identityOpts
 	discoveryOpts                            []string
@@ -111,6 +111,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	f.StringVar(&o.engineTLSCert, "engine-tlscert", "", "client certificate shoal presents to engines")
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	logFormatFlag(f, &o.logFormat)
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
 	limitFlags(f, &o.limits)
 	identityFlags(f, &o.identity)
@@ -155,7 +156,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 }
 
 func runManage(ctx context.Context, o *manageOpts, uri string) error {
-	log, err := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}
