@@ -23,6 +23,7 @@ func (m *Metrics) definePlacement() {
 		Help:    "Time the scheduler took to place a container (filters and strategy).",
 		Buckets: fastBuckets,
 	})
+	m.placements.WithLabelValues("placed", "") // shown from the start, at 0, for rate()
 	m.reg.MustRegister(m.placements, m.rejections, m.placeDuration)
 }
 
