@@ -35,9 +35,9 @@ func BenchmarkScrape1000(b *testing.B) {
 	go func() { _ = pool.Run(ctx) }()
 	go func() { _ = m.FollowEvents(pool)(ctx) }()
 	pool.Update(fleet.Addrs())
-	for deadline := time.Now().Add(3 * time.Minute); len(pool.Healthy()) < engines; time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Minute); len(pool.Healthy()) < engines; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d engines healthy after 3 minutes", len(pool.Healthy()), engines)
+			b.Fatalf("%d of %d engines healthy after 10 minutes", len(pool.Healthy()), engines)
 		}
 	}
 	h := m.Handler()
