@@ -51,3 +51,26 @@ func TestManageServesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// waitMetrics waits until the /metrics of the API at addr has every line
+// in want.
+func waitMetrics(t *testing.T, addr string, want ...string) {
+	t.Helper()
+	var body string
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if body, err = get("http://" + addr + "/metrics"); err == nil && containsAll(body, want) {
+			return
+		}
+	}
+	t.Errorf("/metrics: %v; want %q in:\n%s", err, want, body)
+}
+
+func containsAll(s string, subs []string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
