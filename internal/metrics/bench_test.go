@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +21,10 @@ import (
 //
 //	go test -run '^$' -bench Scrape1000 -benchtime 50x ./internal/metrics/
 func BenchmarkScrape1000(b *testing.B) {
-	const engines = 1000
+	engines := 1000
+	if n, err := strconv.Atoi(os.Getenv("SHOAL_SCRAPE_ENGINES")); err == nil && n > 0 {
+		engines = n // a quick run: SHOAL_SCRAPE_ENGINES=50
+	}
 	fleet, err := enginesim.StartFleet(engines, func(int) enginesim.Options {
 		return enginesim.Options{Containers: 25, Stopped: 5, Images: 2}
 	})
@@ -50,7 +55,7 @@ func BenchmarkScrape1000(b *testing.B) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 		if rec.Code != http.StatusOK {
-			b.Fatalf("scrape: %d", rec.Code)
+			b.Fatalf("scrape: %d %.500s", rec.Code, rec.Body)
 		}
 		size = rec.Body.Len()
 	}
