@@ -78,7 +78,10 @@ TLS: with --tlsverify and no certificate files the API is served with this
 node's cluster certificate (it names the advertise address, the host name,
 127.0.0.1 and localhost, and is renewed automatically) and requires client
 certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
--H address beyond loopback without --tlsverify is refused.`,
+-H address beyond loopback without --tlsverify is refused.
+
+Metrics: every manager serves Prometheus metrics at /metrics on its -H
+addresses, behind the same TLS and authorization (viewers and up).`,
 		Example: `  shoal init --tlsverify -H tcp://0.0.0.0:2376 --advertise-addr 10.0.0.1
   shoal cert create --name alice --role admin --out ~/.docker/shoal
   export DOCKER_HOST=tcp://10.0.0.1:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=~/.docker/shoal

@@ -83,7 +83,10 @@ with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.
 
 TLS: as dockerd 27+, a TCP -H address beyond loopback (0.0.0.0 included) is
 refused unless clients are verified (--tlsverify with --tlscacert,
---tlscert, --tlskey); --insecure-no-tlsverify overrides this for labs.`,
+--tlscert, --tlskey); --insecure-no-tlsverify overrides this for labs.
+
+Metrics: Prometheus metrics at /metrics on the -H addresses, behind the same
+TLS and authorization (viewers and up); see docs/metrics.md.`,
 		Example: `  shoal manage --tlsverify --tlscacert ca.pem --tlscert server-cert.pem --tlskey server-key.pem \
       -H tcp://0.0.0.0:2376 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
