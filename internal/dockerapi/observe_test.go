@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,10 +160,11 @@ func TestObservedStreamsStillStream(t *testing.T) {
 		defer obs.mu.Unlock()
 		return len(obs.calls) == 2
 	})
-	want := []seenCall{{"POST", "/containers/{id*}/attach", 101}, {"GET", "/containers/{id*}/logs", 200}}
-	for i := range want {
-		if obs.calls[i] != want[i] {
-			t.Errorf("call %d: %v, want %v", i, obs.calls[i], want[i])
+	// The attach ends (and is counted) when shoal sees its connections
+	// close, which may be after the logs call.
+	for _, want := range []seenCall{{"POST", "/containers/{id*}/attach", 101}, {"GET", "/containers/{id*}/logs", 200}} {
+		if !slices.Contains(obs.calls, want) {
+			t.Errorf("observed %v, want %v among them", obs.calls, want)
 		}
 	}
 }
