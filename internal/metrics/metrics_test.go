@@ -229,8 +229,9 @@ func TestAPIAndPlacementMetrics(t *testing.T) {
 	// A call is counted once answered: just after its client has the answer.
 	waitUntil(t, "the calls are counted", func() bool {
 		fams = s.scrape(t)
-		v, _ := value(fams, "shoal_api_requests_total", map[string]string{"method": "GET", "route": "/containers/{id*}/json"})
-		return v == 1
+		get, _ := value(fams, "shoal_api_request_duration_seconds", map[string]string{"method": "GET", "route": "/containers/{id*}/json"})
+		post, _ := value(fams, "shoal_api_request_duration_seconds", map[string]string{"method": "POST", "route": "/containers/create"})
+		return get == 1 && post == 2
 	})
 	wantValue(t, fams, "shoal_api_requests_total", map[string]string{"method": "POST", "route": "/containers/create", "status": "201"}, equals(1))
 	wantValue(t, fams, "shoal_api_requests_total", map[string]string{"method": "GET", "route": "/containers/{id*}/json", "status": "404"}, equals(1))
