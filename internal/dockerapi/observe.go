@@ -22,6 +22,7 @@ type RequestObserver interface {
 const (
 	routeOther = "other"
 	routePprof = "/debug/pprof"
+	routeUI    = "/ui" // the web console's pages and its own API
 )
 
 // statusHijacked is the status a hijacked call (attach, exec start) is
@@ -47,8 +48,11 @@ func (s *Server) observe(w http.ResponseWriter, r *http.Request) (http.ResponseW
 	}
 	start := time.Now()
 	c := &observed{route: routeOther}
-	if _, p := splitVersion(r.URL.Path); strings.HasPrefix(p, "/debug/pprof") {
+	switch _, p := splitVersion(r.URL.Path); {
+	case strings.HasPrefix(p, "/debug/pprof"):
 		c.route = routePprof
+	case isUIPath(p):
+		c.route = routeUI
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	r = r.WithContext(context.WithValue(r.Context(), callKey{}, c))

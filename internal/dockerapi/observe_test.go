@@ -39,17 +39,20 @@ func TestObserverSeesRoutePatternsAndStatuses(t *testing.T) {
 	s := NewServer(Backends{Containers: &fakeContainers{}, System: fakeSystem{}}, "test", nil)
 	obs := &fakeObserver{}
 	s.Observer = obs
+	s.UI = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	callAs(s, admin, "GET", "/v1.45/containers/known/json", "")
 	callAs(s, admin, "GET", "/containers/missing/json", "")
 	callAs(s, viewer, "POST", "/containers/create", "{}")
 	callAs(s, admin, "GET", "/no/such/path", "")
 	callAs(s, admin, "GET", "/_ping", "")
+	callAs(s, admin, "GET", "/ui/some/page", "")
 	want := []seenCall{
 		{"GET", "/containers/{id*}/json", 500}, // the fake has no inspect: its panic is answered 500
 		{"GET", "/containers/{id*}/json", 404},
 		{"POST", "/containers/create", 403},
 		{"GET", "other", 404},
 		{"GET", "/_ping", 200},
+		{"GET", "/ui", 200},
 	}
 	if len(obs.calls) != len(want) {
 		t.Fatalf("observed %v, want %v", obs.calls, want)
