@@ -32,6 +32,7 @@ type clusterOpts struct {
 	refresh       time.Duration
 	failureRetry  int
 	logLevel      string
+	logFormat     string
 	certExpiry    time.Duration // init
 	testExpiry    time.Duration // init, hidden: below the 30 min floor, for tests
 }
@@ -77,7 +78,10 @@ TLS: with --tlsverify and no certificate files the API is served with this
 node's cluster certificate (it names the advertise address, the host name,
 127.0.0.1 and localhost, and is renewed automatically) and requires client
 certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
--H address beyond loopback without --tlsverify is refused.`,
+-H address beyond loopback without --tlsverify is refused.
+
+Metrics: every manager serves Prometheus metrics at /metrics on its -H
+addresses, behind the same TLS and authorization (viewers and up).`,
 		Example: `  shoal init --tlsverify -H tcp://0.0.0.0:2376 --advertise-addr 10.0.0.1
   shoal cert create --name alice --role admin --out ~/.docker/shoal
   export DOCKER_HOST=tcp://10.0.0.1:2376 DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH=~/.docker/shoal
@@ -94,6 +98,7 @@ certificates of the cluster's CA: issue them with 'shoal cert create'. A TCP
 	o.flags(cmd, true)
 	lock.flags(cmd.Flags())
 	cmd.Flags().StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	logFormatFlag(cmd.Flags(), &o.logFormat)
 	cmd.Flags().DurationVar(&o.certExpiry, "cert-expiry", ca.DefaultNodeLifetime, "validity of node certificates; each node renews its own between 50% and 80% of it")
 	cmd.Flags().DurationVar(&o.testExpiry, "test-cert-expiry", 0, "certificate validity below the 1h floor of --cert-expiry (tests of renewal)")
 	_ = cmd.Flags().MarkHidden("test-cert-expiry")
@@ -116,7 +121,7 @@ func (o *clusterOpts) expiry() (time.Duration, error) {
 
 // runClusterNode runs this node of the cluster (see run.ClusterNode).
 func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) error {
-	log, err := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type joinOpts struct {
 	ttl           time.Duration
 	discoveryOpts []string
 	logLevel      string
+	logFormat     string
 	token         string // built-in cluster join
 	cluster       clusterOpts
 }
@@ -71,7 +72,7 @@ TLS to the store: --discovery-opt kv.cacertfile=ca.pem
 			if mode == joinKV {
 				return runJoin(cmd.Context(), o, args[0])
 			}
-			o.cluster.logLevel = o.logLevel
+			o.cluster.logLevel, o.cluster.logFormat = o.logLevel, o.logFormat
 			cc := cluster.Config{Token: o.token}
 			if len(args) == 1 {
 				cc.JoinAddr = args[0]
@@ -87,11 +88,12 @@ TLS to the store: --discovery-opt kv.cacertfile=ca.pem
 	f.DurationVar(&o.ttl, "ttl", 60*time.Second, "how long the entry outlives its last refresh")
 	f.StringArrayVar(&o.discoveryOpts, "discovery-opt", nil, "discovery option key=value (kv.cacertfile, kv.certfile, kv.keyfile; repeatable)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	logFormatFlag(f, &o.logFormat)
 	return cmd
 }
 
 func runJoin(ctx context.Context, o *joinOpts, uri string) error {
-	log, err := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ type manageOpts struct {
 	apiTLS                                   apiTLSOpts
 	engineTLS, engineTLSVerify               bool
 	engineTLSCA, engineTLSCert, engineTLSKey string
-	logLevel                                 string
+	logLevel, logFormat                      string
 	debug                                    bool
 	identity                                 identityOpts
 	discoveryOpts                            []string
@@ -83,7 +83,10 @@ with the --engine-tls* flags); an IPv6 host in brackets: [fd00::1]:2375.
 
 TLS: as dockerd 27+, a TCP -H address beyond loopback (0.0.0.0 included) is
 refused unless clients are verified (--tlsverify with --tlscacert,
---tlscert, --tlskey); --insecure-no-tlsverify overrides this for labs.`,
+--tlscert, --tlskey); --insecure-no-tlsverify overrides this for labs.
+
+Metrics: Prometheus metrics at /metrics on the -H addresses, behind the same
+TLS and authorization (viewers and up); see docs/metrics.md.`,
 		Example: `  shoal manage --tlsverify --tlscacert ca.pem --tlscert server-cert.pem --tlskey server-key.pem \
       -H tcp://0.0.0.0:2376 nodes://10.0.0.11:2375,10.0.0.12:2375
   shoal manage -H tcp://127.0.0.1:2375 nodes://10.0.0.11:2375,10.0.0.12:2375
@@ -111,6 +114,7 @@ refused unless clients are verified (--tlsverify with --tlscacert,
 	f.StringVar(&o.engineTLSCert, "engine-tlscert", "", "client certificate shoal presents to engines")
 	f.StringVar(&o.engineTLSKey, "engine-tlskey", "", "client key shoal presents to engines")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	logFormatFlag(f, &o.logFormat)
 	f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses")
 	limitFlags(f, &o.limits)
 	identityFlags(f, &o.identity)
@@ -155,7 +159,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 }
 
 func runManage(ctx context.Context, o *manageOpts, uri string) error {
-	log, err := newLogger(o.logLevel)
+	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,6 +20,18 @@ var (
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, args []string) int {
+	root := newRootCmd()
+	dockerapi.GitCommit = commit()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "shoal:", err)
+		return 1
+	}
+	return 0
+}
+
+// newRootCmd is shoal and its subcommands (cobra adds `completion`).
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "shoal",
 		Short: "shoal turns a pool of Docker engines into one Docker endpoint",
@@ -33,13 +43,7 @@ fits best, and every later call goes to the engine that holds the object.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newManageCmd(), newJoinCmd(), newListCmd(), newVersionCmd(), newInitCmd(), newJoinTokenCmd(), newLeaveCmd(), newCertCmd())
-	dockerapi.GitCommit = GitCommit
-	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "shoal:", err)
-		return 1
-	}
-	return 0
+	return root
 }
 
 func newVersionCmd() *cobra.Command {
@@ -48,16 +52,8 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print shoal's version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintf(cmd.OutOrStdout(), "shoal %s (Docker API %s)\n", Version, "1.56")
+			fmt.Fprintf(cmd.OutOrStdout(), "shoal %s (commit %s, Docker API %s)\n", Version, commit(), dockerapi.APIVersion)
 			return nil
 		},
 	}
-}
-
-func newLogger(level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }

@@ -112,6 +112,7 @@ var routeRules = map[string]routeRule{
 	"GET /tasks":                      {authz.Read, "list tasks"},
 	"GET /tasks/{id}":                 {authz.Read, "inspect tasks"},
 	"GET /tasks/{id}/logs":            {authz.Read, "read task logs"},
+	"GET /metrics":                    {authz.Read, "read metrics"},
 }
 
 // debugRule guards /debug/pprof (served with -D).

@@ -51,6 +51,11 @@ type Server struct {
 
 	// UI serves the web console under /ui (nil: not served, 404).
 	UI http.Handler
+
+	// Metrics serves /metrics (nil: 404); Observer is told of every call
+	// (observe.go).
+	Metrics  http.Handler
+	Observer RequestObserver
 }
 
 // New returns the API server for b. version is shoal's own version string.
@@ -68,6 +73,7 @@ func NewServer(b Backends, version string, log *slog.Logger) *Server {
 	s.rt.wrap(s.limitStreams) // inside authorization: a denied call takes no place
 	s.authorizeRoutes()
 	s.rt.limitBodies(s.limitBody)
+	s.rt.wrap(s.noteRoute)
 	return s
 }
 
@@ -80,6 +86,8 @@ func (s *Server) setServerHeaders(h http.Header) {
 
 // ServeHTTP strips the version prefix, checks it, routes, and writes errors.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r, done := s.observe(w, r) // metrics and the debug request log
+	defer done()
 	defer func() {
 		if p := recover(); p != nil {
 			if p == http.ErrAbortHandler {
@@ -258,6 +266,7 @@ func (s *Server) routes() {
 	s.serviceRoutes()
 	s.secretRoutes()
 	s.lockRoutes()
+	s.metricsRoutes()
 }
 
 // prune serves a pool-wide prune through the noun's backend; run returns

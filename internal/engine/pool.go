@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -28,6 +29,7 @@ type Pool struct {
 	wg      sync.WaitGroup
 	list    []*Engine // sorted snapshot, rebuilt on change
 	schemes map[string]func(ctx context.Context, address string) (net.Conn, error)
+	calls   atomic.Pointer[CallObserver] // ObserveCalls (observe.go)
 }
 
 // RegisterScheme makes addresses "<scheme>://<address>" reach their engine
@@ -45,10 +47,11 @@ func (p *Pool) RegisterScheme(scheme string, dial func(ctx context.Context, addr
 func (p *Pool) newClient(addr string) (*Client, error) {
 	if scheme, rest, ok := strings.Cut(addr, "://"); ok {
 		if dial, ok := p.schemes[scheme]; ok {
-			return NewClientDial(rest, func(ctx context.Context) (net.Conn, error) { return dial(ctx, rest) }), nil
+			return p.observed(NewClientDial(rest, func(ctx context.Context) (net.Conn, error) { return dial(ctx, rest) }), addr), nil
 		}
 	}
-	return NewClient(addr, p.tls)
+	c, err := NewClient(addr, p.tls)
+	return p.observed(c, addr), err
 }
 
 // NewPool returns an empty pool. tlsConf (may be nil) is used for tcp engines.

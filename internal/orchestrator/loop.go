@@ -55,6 +55,8 @@ type Config struct {
 	ViewSince time.Time
 	// DownGrace is DefaultDownGrace if zero; negative: none.
 	DownGrace time.Duration
+	// Observe, if set, is told of each pass (the metrics: observe_metrics.go).
+	Observe Observer
 }
 
 // Orchestrator keeps the services in the store at their desired state
@@ -257,6 +259,7 @@ func (l *loop) serviceChanged(ch store.Change[store.Service]) {
 // pass runs one Reconcile over the current state and applies its plan; it
 // says whether it changed anything.
 func (l *loop) pass(ctx context.Context) bool {
+	began := time.Now()
 	if err := l.flush(ctx); err != nil {
 		l.o.log.Warn("cannot write task states; retrying", "error", err)
 		l.wake(l.o.clock.Now().Add(retryEvery))
@@ -280,7 +283,9 @@ func (l *loop) pass(ctx context.Context) bool {
 	if !plan.Wake.IsZero() {
 		l.wake(plan.Wake)
 	}
-	return l.apply(ctx, plan, now)
+	wrote := l.apply(ctx, plan, now)
+	l.observed(st, began)
+	return wrote
 }
 
 // wake arranges a pass at t (the earliest asked for wins).

@@ -121,12 +121,12 @@ var (
 	hijackPath    = regexp.MustCompile(`^/(containers/[^/]+/attach|exec/[^/]+/start)$`)
 )
 
-// ServeHTTP serves /_ping and /info locally, the rest on the primary; a
+// ServeHTTP serves /_ping, /metrics and /info locally, the rest on the primary; a
 // request already forwarded once that reaches a replica is refused.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := versionPrefix.ReplaceAllString(r.URL.Path, "")
 	switch {
-	case p == "/_ping":
+	case p == "/_ping", p == "/metrics": // each manager's metrics are its own
 		h.local.ServeHTTP(w, r)
 		return
 	case p == "/info" && r.Method == http.MethodGet:

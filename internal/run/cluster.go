@@ -140,6 +140,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	s.api.Authz = c.policy
 	s.api.Streams = streamLimiter(c.Limits, log)
 	s.mountUI(c.UI)
+	s.metrics.WatchTunnels(cl.TunnelsUp)
 	handler, closeAudit, err := audited(c.Audit, c.policy, s.api, log)
 	if err != nil {
 		closeAll(listeners)

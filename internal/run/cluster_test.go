@@ -67,6 +67,7 @@ func TestClusterNodeInit(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	waitMetrics(t, api, "shoal_agent_tunnels 1", "shoal_store_is_leader 1", `shoal_engines{state="healthy"} 1`)
 	if s := out.String(); !strings.Contains(s, "Cluster initialized: current node (") || !strings.Contains(s, "shoal join --token SWMTKN-1-") {
 		t.Errorf("printed:\n%s\nwant the join commands", s)
 	}

@@ -46,7 +46,9 @@ func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log, Refs: sec})
 	// ViewSince: the pool watches the nodes from now on, so a leader change
 	// later does not wait for nodes it finds down (only a fresh start does).
-	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log, ViewSince: time.Now()})
+	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log, ViewSince: time.Now(),
+		Observe: s.metrics.ObserveOrchestrator})
+	s.metrics.WatchStore(st)
 	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 	g.Go("ingress", &LeaderOnly{Name: "ingress", Leadership: lead, Component: s.afterContact(Func(s.mgr.KeepIngress)), Log: s.log})
 }

@@ -9,25 +9,30 @@ import (
 	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/manager"
+	"github.com/shoal-dev/shoal/internal/metrics"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
 
 // stack is what every manager runs, in classic and built-in cluster mode
 // alike: the engine pool, the manager over it and the Docker API.
 type stack struct {
-	pool *engine.Pool
-	mgr  *manager.Manager
-	api  *dockerapi.Server
-	log  *slog.Logger
+	pool    *engine.Pool
+	mgr     *manager.Manager
+	api     *dockerapi.Server
+	log     *slog.Logger
+	metrics *metrics.Metrics // metrics.go
 }
 
 // newStack builds the manager and the API over pool. The manager follows
 // the pool through its event bus; nothing else connects them.
 func newStack(pool *engine.Pool, cfg manager.Config, strategy scheduler.Strategy, overcommit float64) *stack {
+	m := newMetrics(cfg.Version)
 	cfg.Pool = pool
-	cfg.Placer = scheduler.New(strategy, scheduler.Options{Overcommit: overcommit})
+	cfg.Placer = m.Placer(scheduler.New(strategy, scheduler.Options{Overcommit: overcommit}))
 	mgr := manager.New(cfg)
-	return &stack{pool: pool, mgr: mgr, api: dockerapi.New(mgr, cfg.Version, cfg.Logger), log: cfg.Logger}
+	s := &stack{pool: pool, mgr: mgr, api: dockerapi.New(mgr, cfg.Version, cfg.Logger), log: cfg.Logger, metrics: m}
+	s.instrument()
+	return s
 }
 
 // start runs the pool, the manager's housekeeping and, while lead says
@@ -35,6 +40,7 @@ func newStack(pool *engine.Pool, cfg manager.Config, strategy scheduler.Strategy
 func (s *stack) start(g *Group, lead Leadership) {
 	g.Go("pool", Func(s.pool.Run))
 	g.Go("manager", Func(s.mgr.Run))
+	g.Go("metrics", Func(s.metrics.FollowEvents(s.pool)))
 	g.Go("rescheduler", &LeaderOnly{Name: "rescheduler", Leadership: lead, Component: s.mgr.Rescheduler(), Log: s.log})
 }
 

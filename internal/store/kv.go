@@ -235,7 +235,9 @@ func (s *Store) write(ctx context.Context, what string, op func(context.Context)
 	}
 	wctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), s.cfg.WriteTimeout)
 	defer cancel()
+	began := time.Now()
 	err := op(wctx)
+	s.observeWrite(time.Since(began), err)
 	switch {
 	case err == nil:
 		return nil
@@ -297,6 +299,7 @@ func (s *Store) trackLeader() {
 			return
 		case <-tick.C:
 		}
+		s.noteLeader(uint64(s.etcd.Server.Leader()))
 		switch {
 		case s.etcd.Server.Leader() != 0:
 			s.noLeaderSince.Store(0)

@@ -163,6 +163,7 @@ type Store struct {
 	closed        chan struct{}
 	noLeaderSince atomic.Int64 // unix nanoseconds; 0 while a leader is known
 	ciph          atomic.Pointer[cipherBox]
+	obs           observers // the metrics' hooks (observe.go)
 }
 
 // Close stops the client and the member; a leader hands leadership over first.

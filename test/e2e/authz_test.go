@@ -95,6 +95,7 @@ func TestRolesThroughDockerCLI(t *testing.T) {
 	if out, _, err := as(op, "exec", name, "echo", "exec-ok"); err != nil || strings.TrimSpace(out) != "exec-ok" {
 		t.Errorf("operator exec: %v %q", err, out)
 	}
+	t.Run("metrics", func(t *testing.T) { checkMetricsOverTLS(ctx, t, host, viewer) })
 }
 
 // startShoalNoWait starts `shoal manage` without waiting for a plain-HTTP
