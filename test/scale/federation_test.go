@@ -112,8 +112,8 @@ func runFederation(t *testing.T, cfg fedConfig) fedResult {
 	shoaltest.Binary(t) // built before the clock starts
 	t1 := time.Now()
 	members := startMembers(t, dir, cfg)
-	fmt.Fprintf(&r, "members: all %d loaded (%d healthy engines, %d containers each) %v after they started\n",
-		cfg.members, cfg.engines, cfg.engines*(cfg.running+cfg.stopped), since(t1))
+	fmt.Fprintf(&r, "members: all %d loaded (%d healthy engines, %d containers each) %v after the first started (in batches of %d, flags %v)\n",
+		cfg.members, cfg.engines, cfg.engines*(cfg.running+cfg.stopped), since(t1), envInt("SHOAL_FED_MEMBER_BATCH", 10), cfg.memberFlags)
 
 	list := filepath.Join(dir, "members")
 	addrs := make([]string, len(members))
@@ -322,34 +322,44 @@ func runFleet(spec string) int {
 
 func memberName(i int) string { return fmt.Sprintf("m%03d", i) }
 
-// startMembers starts one `shoal manage` per member over its engines and
-// waits until each shows them all healthy with their containers.
+// startMembers starts one `shoal manage` per member over its engines, in
+// batches of SHOAL_FED_MEMBER_BATCH (default 10), each batch once the one
+// before has loaded: 100 members loading 10,000 engines at once on 2 cores
+// time each other out (every engine's first contact waits behind the
+// others' and fails), and members are not all started at once in practice.
 func startMembers(t *testing.T, dir string, cfg fedConfig) []*shoaltest.Shoal {
-	members := make([]*shoaltest.Shoal, cfg.members)
+	batch := envInt("SHOAL_FED_MEMBER_BATCH", 10)
+	members := make([]*shoaltest.Shoal, 0, cfg.members)
+	for first := 0; first < cfg.members; first += batch {
+		members = append(members, startBatch(t, dir, cfg, first, min(batch, cfg.members-first))...)
+	}
+	return members
+}
+
+func startBatch(t *testing.T, dir string, cfg fedConfig, first, n int) []*shoaltest.Shoal {
+	members := make([]*shoaltest.Shoal, n)
 	for i := range members {
-		args := append([]string{"manage", "--log-level", "warn", "--data-dir", "", "--name", memberName(i)}, cfg.memberFlags...)
-		members[i] = shoaltest.Start(t, shoaltest.Options{Name: memberName(i), NoWait: true,
-			Args: append(args, "file://"+filepath.Join(dir, memberName(i)))})
+		name := memberName(first + i)
+		args := append([]string{"manage", "--log-level", "warn", "--data-dir", "", "--name", name}, cfg.memberFlags...)
+		members[i] = shoaltest.Start(t, shoaltest.Options{Name: name, NoWait: true,
+			Args: append(args, "file://"+filepath.Join(dir, name))})
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
 	defer hc.CloseIdleConnections()
 	per := cfg.engines * (cfg.running + cfg.stopped)
 	errs := make([]error, len(members))
-	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for i, m := range members {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
 			errs[i] = shoalLoaded(hc, "http://"+m.Addr, cfg.engines, per, 10*time.Minute)
 		}()
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("member %s: %v", memberName(i), err)
+			t.Fatalf("member %s: %v", memberName(first+i), err)
 		}
 	}
 	return members
