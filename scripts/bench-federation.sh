@@ -57,7 +57,7 @@ real_bench() {
   until [ "$(DOCKER_HOST=$direct docker logs benchlog 2>/dev/null | wc -c)" -ge 10000000 ]; do sleep 0.5; done
   local bytes name
   bytes=$(DOCKER_HOST=$l2 docker logs benchlog | wc -c)
-  name=$(DOCKER_HOST=$l2 docker inspect -f '{{.Name}}' benchlog)
+  name=$(DOCKER_HOST=$l2 docker ps --filter name=benchlog --format '{{.Names}}')
 
   median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
   time_ms() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e-s)/1000 )) | awk '{printf "%.1f\n", $1/1000}'; }
@@ -79,7 +79,7 @@ real_bench() {
       "$(cut -d' ' -f1-3 /proc/loadavg)"
     rm -f "$fd" "$fs" "$ft"
   done
-  echo "(log: $bytes bytes; the container is $name at the top; engine: $(DOCKER_HOST=$direct docker version -f '{{.Server.Version}}'))"
+  echo "(log: $bytes bytes; the container is $name in ps at the top; engine: $(DOCKER_HOST=$direct docker version -f '{{.Server.Version}}'))"
   echo "RSS: siteA $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/${pids[0]}/status), top $(awk '/VmRSS/ {print $2/1024 " MiB"}' /proc/${pids[1]}/status)"
   cleanup
   trap - EXIT
