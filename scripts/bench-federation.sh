@@ -2,7 +2,7 @@
 # Federation (issue 14): the cost of one level of federation on a real
 # engine, and a federation of simulated engines at scale.
 #
-# Usage: scripts/bench-federation.sh [--runs N] [--sizes "10 30"] [--engines 100] [--real-only | --sim-only]
+# Usage: scripts/bench-federation.sh [--runs N] [--sizes "10 30 100"] [--engines 100] [--real-only | --sim-only]
 #
 # Real (needs root): one dockerd in a network namespace (shoal-demo up
 # --no-shoal --engines 1), a shoal "siteA" over it and a shoal "top" over
@@ -13,11 +13,12 @@
 # Simulated: for each size M in --sizes, M member shoals over --engines
 # simulated engines each (30 containers per engine) and a top shoal over
 # them (go test -run TestFederationScale ./test/scale/, see there).
-# Sizes 10 and 30 take about 1 and 3 minutes; 100 (10,000 engines,
-# 300,000 containers) about 8 on 2 cores.
+# Size 10 (1,000 engines, 30,000 containers) takes about 1.5 minutes on 2
+# cores; 30 and 100 did not load on the shared 2-core machine of
+# 2026-11-30 (see docs/benchmarks.md) and wait up to 10 minutes per step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=15 sizes="10 30" engines=100 real=1 sim=1
+runs=15 sizes="10" engines=100 real=1 sim=1
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) runs=$2; shift 2 ;;
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --engines) engines=$2; shift 2 ;;
     --real-only) sim=0; shift ;;
     --sim-only) real=0; shift ;;
-    *) echo "usage: $0 [--runs N] [--sizes \"10 30\"] [--engines 100] [--real-only | --sim-only]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--runs N] [--sizes \"10 30 100\"] [--engines 100] [--real-only | --sim-only]" >&2; exit 2 ;;
   esac
 done
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
