@@ -9,7 +9,7 @@ E2E_TIMEOUT ?= 20m
 # are never shared), and they mostly wait on them, so two fit 2 cores.
 E2E_PARALLEL ?= 2
 
-.PHONY: all build console test unit e2e vet demo demo-deps demo-federation demo-down bench fuzz clean
+.PHONY: all build console test unit e2e vet demo demo-deps demo-federation demo-down bench bench-federation fuzz clean
 
 all: build
 
@@ -72,6 +72,11 @@ demo-down:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./internal/scheduler/
 	./scripts/bench-proxy.sh
+
+# Federation (issue 14): one level's overhead on a real engine, then members
+# of simulated engines under a top shoal (BENCH_FED_ARGS='--sizes "10 30 100"').
+bench-federation: build
+	./scripts/bench-federation.sh $(BENCH_FED_ARGS)
 
 # fuzz: every Go fuzz target (func FuzzXxx in a package's fuzz_test.go) for
 # FUZZTIME each, one after another. Plain `go test` (make unit) runs only

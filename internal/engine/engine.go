@@ -461,6 +461,9 @@ func (e *Engine) Resync(ctx context.Context) error {
 	return e.refreshNetworksVolumes(ctx)
 }
 
+// inspectConcurrency bounds the inspects in flight of one list refresh.
+const inspectConcurrency = 8
+
 func (e *Engine) refreshContainers(ctx context.Context) error {
 	e.mu.Lock()
 	e.ticket++
@@ -479,18 +482,38 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		return c, ok
 	}
 	next := make(map[string]*Container, len(list))
+	var nextMu sync.Mutex
+	keep := func(c *Container) {
+		nextMu.Lock()
+		next[c.ID] = c
+		nextMu.Unlock()
+	}
+	// Containers new to the cache are inspected a few at a time: a member
+	// shoal lists thousands, each inspect a round trip through it, and one
+	// by one the first load of a member took minutes.
+	sem := make(chan struct{}, inspectConcurrency)
+	var wg sync.WaitGroup
 	for _, c := range list {
 		if prev, ok := cached(c.ID); ok && prev.State == c.State {
 			c.copyInspect(prev)
-		} else if err := e.inspectInto(ctx, c); err != nil {
-			prev, ok := cached(c.ID)
-			if !ok || errors.Is(err, ErrNotFound) {
-				continue // removed meanwhile
-			}
-			c.copyInspect(prev) // a failed inspect must not drop a known container
+			keep(c)
+			continue
 		}
-		next[c.ID] = c
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := e.inspectInto(ctx, c); err != nil {
+				prev, ok := cached(c.ID)
+				if !ok || errors.Is(err, ErrNotFound) {
+					return // removed meanwhile
+				}
+				c.copyInspect(prev) // a failed inspect must not drop a known container
+			}
+			keep(c)
+		}()
 	}
+	wg.Wait()
 	e.mu.Lock()
 	// Single refreshes that started after this list are newer: keep theirs.
 	written := map[string]uint64{}

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,109 +10,58 @@ import (
 	"time"
 )
 
-// A full refresh whose inspect of a new container fails keeps the record
-// a create's own refresh cached meanwhile, even one that started before
-// the full refresh: dropping it would free the container's reservation
-// while it exists (issue 10 B).
-func TestFullRefreshKeepsContainerCachedMeanwhile(t *testing.T) {
-	var inspects atomic.Int32
-	release := make(chan struct{})
-	var e *Engine
-	e = fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/v1.41/containers/json":
-			_, _ = w.Write([]byte(`[{"Id":"c1","Names":["/web"],"State":"created"}]`))
-		case "/v1.41/containers/c1/json":
-			if inspects.Add(1) == 1 { // the create's refresh: answers once the full refresh asked
-				<-release
-				_, _ = w.Write([]byte(`{"Id":"c1","State":{"Status":"created"},"Config":{},"HostConfig":{"Memory":1024}}`))
-				return
-			}
-			close(release) // the full refresh's: fails, once c1 is cached
-			for deadline := time.Now().Add(5 * time.Second); e.Container("c1") == nil && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
-			w.WriteHeader(http.StatusInternalServerError)
-			_, _ = w.Write([]byte(`{"message":"busy"}`))
-		}
-	})
-	ctx := context.Background()
-	done := make(chan error, 1)
-	go func() { done <- e.RefreshContainer(ctx, "c1") }()
-	for inspects.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	if err := e.refreshContainers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if c := e.Container("c1"); c == nil || c.Memory != 1024 {
-		t.Fatalf("the full refresh dropped the container the create's refresh cached: %+v", c)
-	}
-}
-
-// A full refresh reads the cache while single refreshes (events, creates)
-// write it: under -race, an unlocked read of the live map shows.
-func TestFullRefreshWhileSingleRefreshes(t *testing.T) {
-	// Each full list shows the containers in a new state, so that every
-	// refresh inspects each one, reading the cache in between.
-	var lists atomic.Int32
-	list := func() string {
-		state := []string{"running", "paused"}[lists.Add(1)%2]
-		var b strings.Builder
-		b.WriteString("[")
-		for i := range 50 {
-			if i > 0 {
-				b.WriteString(",")
-			}
-			fmt.Fprintf(&b, `{"Id":"c%d","Names":["/n%d"],"State":"%s"}`, i, i, state)
-		}
-		b.WriteString("]")
-		return b.String()
-	}
+// A full refresh inspects the containers it does not know yet a few at a
+// time, never more than inspectConcurrency, and keeps what each inspect
+// said; one the engine no longer has is left out.
+func TestRefreshInspectsAFewAtATime(t *testing.T) {
+	const n = 40
+	var inflight, most atomic.Int32
 	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1.41/containers/json" {
-			if f := r.URL.Query().Get("filters"); f != "" {
-				var q struct {
-					ID []string `json:"id"`
-				}
-				_ = json.Unmarshal([]byte(f), &q)
-				fmt.Fprintf(w, `[{"Id":"%s","Names":["/x"],"State":"running"}]`, q.ID[0])
-				return
+			var items []string
+			for i := range n {
+				items = append(items, fmt.Sprintf(`{"Id":"c%d","Names":["/web%d"],"State":"running"}`, i, i))
 			}
-			_, _ = w.Write([]byte(list()))
+			_, _ = w.Write([]byte("[" + strings.Join(items, ",") + "]"))
 			return
 		}
-		_, _ = w.Write([]byte(`{"State":{"Status":"running"},"Config":{},"HostConfig":{}}`))
+		id, ok := strings.CutPrefix(strings.TrimSuffix(r.URL.Path, "/json"), "/v1.41/containers/")
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		now := inflight.Add(1)
+		defer inflight.Add(-1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		time.Sleep(5 * time.Millisecond) // long enough for the next ones to start meanwhile
+		if id == "c7" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"message":"No such container: c7"}`))
+			return
+		}
+		_, _ = fmt.Fprintf(w, `{"Id":%q,"State":{"Status":"running"},"Config":{"Env":["ID=%s"]},"HostConfig":{"Memory":1048576}}`, id, id)
 	})
-	ctx := context.Background()
-	if err := e.refreshContainers(ctx); err != nil {
+	if err := e.refreshContainers(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
+	if got := len(e.Containers()); got != n-1 {
+		t.Errorf("%d containers cached, want %d (all but the one gone)", got, n-1)
+	}
+	for i := range n {
+		c := e.Container(fmt.Sprintf("c%d", i))
+		if i == 7 {
+			if c != nil {
+				t.Errorf("c7, gone from the engine, is cached")
 			}
-			_ = e.RefreshContainer(ctx, fmt.Sprintf("new%d", i))
+			continue
 		}
-	}()
-	for range 5 {
-		if err := e.refreshContainers(ctx); err != nil {
-			t.Fatal(err)
+		if c == nil || c.Memory != 1<<20 || len(c.Env) != 1 || c.Env[0] != fmt.Sprintf("ID=c%d", i) {
+			t.Errorf("c%d cached as %+v: want its inspect's memory and env", i, c)
 		}
 	}
-	close(stop)
-	<-done
-	if len(e.Containers()) < 50 {
-		t.Fatalf("%d containers cached, want at least the 50 listed", len(e.Containers()))
+	if m := most.Load(); m < 2 || m > inspectConcurrency {
+		t.Errorf("at most %d inspects at once, want 2..%d", m, inspectConcurrency)
 	}
 }
 

@@ -145,6 +145,12 @@ func leafViews(e *engine.Engine, whole *scheduler.Node, own func(map[string]stri
 	if mv == nil || len(mv.Nodes) == 0 {
 		return nil
 	}
+	// By ID through a map: whole.Container(id) is a scan, and a scan per
+	// container made each rebuild of a member of thousands quadratic.
+	byID := make(map[string]int, len(whole.Containers))
+	for i := range whole.Containers {
+		byID[whole.Containers[i].ID] = i
+	}
 	byLeaf := map[string][]scheduler.Container{}
 	for _, c := range e.Containers() {
 		p := c.Path()
@@ -152,9 +158,8 @@ func leafViews(e *engine.Engine, whole *scheduler.Node, own func(map[string]stri
 			continue
 		}
 		leaf := strings.Join(p[:len(p)-1], "/")
-		sc := whole.Container(c.ID)
-		if sc != nil {
-			byLeaf[leaf] = append(byLeaf[leaf], *sc)
+		if i, ok := byID[c.ID]; ok {
+			byLeaf[leaf] = append(byLeaf[leaf], whole.Containers[i])
 		}
 	}
 	out := make([]*scheduler.Node, 0, len(mv.Nodes))

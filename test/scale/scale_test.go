@@ -196,8 +196,9 @@ func pct(d []time.Duration, p float64) time.Duration {
 	return d[max(i, 0)]
 }
 
-// runDetached is what `docker run -d busybox sleep 3600` sends once the image is there.
-func runDetached(t *testing.T, hc *http.Client, base string) {
+// runDetached is what `docker run -d busybox sleep 3600` sends once the
+// image is there; it returns the container's ID.
+func runDetached(t *testing.T, hc *http.Client, base string) string {
 	body, _ := json.Marshal(container.CreateRequest{
 		Config:     &container.Config{Image: "busybox", Cmd: []string{"sleep", "3600"}, AttachStdout: false, Labels: map[string]string{}},
 		HostConfig: &container.HostConfig{NetworkMode: "bridge", RestartPolicy: container.RestartPolicy{Name: "no"}, LogConfig: container.LogConfig{Config: map[string]string{}}},
@@ -221,6 +222,7 @@ func runDetached(t *testing.T, hc *http.Client, base string) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("start: %d %s", resp.StatusCode, b)
 	}
+	return cr.ID
 }
 
 func get(t *testing.T, hc *http.Client, url string) []byte {
