@@ -172,3 +172,31 @@ func TestNetworksVolumesPrune(t *testing.T) {
 		t.Errorf("volume prune at world left fedvol on %v", on)
 	}
 }
+
+// Push and pull through the levels: an image tagged and pushed from world
+// (three levels up from the engine that holds it) reaches a registry, and
+// a pull at the top puts it on every inner engine of both members.
+func TestPullPush(t *testing.T) {
+	reg := bed.StartRegistry(t, "")
+	ref := reg + "/fed/bb:1"
+	t.Cleanup(func() { run(context.Background(), top.Host, nil, "rmi", "-f", ref) })
+	dk(t, world.Host, "tag", "busybox", ref)
+	if out := dk(t, world.Host, "push", ref); !strings.Contains(out, "digest: sha256:") {
+		t.Errorf("push at world: %q; want the pushed digest", out)
+	}
+	dk(t, top.Host, "rmi", ref)
+	for _, e := range []string{"e1", "e2", "e3"} {
+		if res := run(t.Context(), eng(e), nil, "image", "inspect", ref); res.Exit == 0 {
+			t.Errorf("%s still has %s after rmi at the top", e, ref)
+		}
+	}
+	dk(t, top.Host, "pull", ref)
+	for _, e := range []string{"e1", "e2", "e3"} {
+		if res := run(t.Context(), eng(e), nil, "image", "inspect", "-f", "{{.Id}}", ref); res.Exit != 0 {
+			t.Errorf("%s lacks %s after a pull at the top: %s", e, ref, res.Err)
+		}
+	}
+	if got := dk(t, world.Host, "run", "--rm", "-e", "constraint:node==top/siteB/"+bed.Engines[engineOf["e3"]].Hostname, ref, "echo", "pulled"); got != "pulled" {
+		t.Errorf("a run of the pulled image on e3 from world: %q", got)
+	}
+}

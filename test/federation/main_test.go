@@ -46,7 +46,9 @@ var (
 
 func TestMain(m *testing.M) {
 	opts := testbed.Options{Engines: 3, Prefix: "fed", Hostnames: []string{"e1", "e2", "e3"},
-		Labels: []map[string]string{{"disk": "hdd"}, {"disk": "ssd"}, {"disk": "hdd"}}}
+		Labels: []map[string]string{{"disk": "hdd"}, {"disk": "ssd"}, {"disk": "hdd"}},
+		// TestPullPush's registry is on the bed's bridge, without TLS.
+		ExtraArgs: []string{"--insecure-registry", "10.213.0.0/16"}}
 	os.Exit(testbed.Main(m, testbed.MainOptions{Options: opts, NoBusybox: true}, setup))
 }
 
