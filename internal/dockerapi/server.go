@@ -139,7 +139,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.log.Debug("api", "method", r.Method, "path", r.URL.Path)
 	if err := h(w, r, p); err != nil {
 		s.log.Debug("api error", "method", r.Method, "path", r.URL.Path, "error", err)
 		writeError(w, err)
