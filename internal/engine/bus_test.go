@@ -71,6 +71,13 @@ func TestBusStateChanges(t *testing.T) {
 }
 
 func TestBusContainerEventAfterCache(t *testing.T) {
+	// On a loaded machine the create's refresh may take longer than the
+	// bound it is given in production (the start event then caches it):
+	// here it is given all the time it needs. Restored after the pool
+	// stopped (cleanups run last first).
+	wait := createRefreshWait
+	t.Cleanup(func() { createRefreshWait = wait })
+	createRefreshWait = 10 * time.Second
 	p, sims := simPool(t, 2, Options{})
 	a, b := p.Subscribe(context.Background()), p.Subscribe(context.Background())
 	id, err := sims[1].Create(enginesim.CreateSpec{Name: "web", Image: "busybox", Labels: map[string]string{"k": "v"}})

@@ -842,7 +842,7 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, er
 // whole Timeout held every later event back (tens of seconds behind for
 // a service's tasks starting together). The start event that follows
 // caches such a container.
-const createRefreshWait = 250 * time.Millisecond
+var createRefreshWait = 250 * time.Millisecond // a var for tests
 
 // apply updates the cache for one engine event; it reports whether
 // networks or volumes changed.
