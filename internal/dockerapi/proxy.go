@@ -116,76 +116,29 @@ func (s *Server) copyResponse(w http.ResponseWriter, resp *http.Response) {
 	streamBody(w, resp.Body)
 }
 
-// streamBody copies body to w as it arrives. It flushes whenever it has
-// written all that has arrived so far: a stream (logs -f, stats, wait,
-// events) reaches the client as soon as the engine sends it, while a bulk
-// answer (the logs of a large container, which an engine writes a line at
-// a time) goes out in full buffers rather than one chunk per line (a
-// flush per read cost each level of a federation about 40% on 10 MB of
-// logs). A read error other than the body's end means the engine (or the
-// way to it) died mid-answer: the client's answer is aborted
-// (http.ErrAbortHandler: the connection ends without the last chunk), so
-// that its client reports "unexpected EOF" as it would from the dying
-// engine, instead of taking the cut for a clean end.
+// streamBody copies body to w as it arrives. A read error other than the
+// body's end means the engine (or the way to it) died mid-answer: the
+// client's answer is aborted (http.ErrAbortHandler: the connection ends
+// without the last chunk), so that its client reports "unexpected EOF" as
+// it would from the dying engine, instead of taking the cut for a clean end.
 func streamBody(w http.ResponseWriter, body io.Reader) {
 	rc := http.NewResponseController(w)
 	_ = rc.Flush()
-	type chunk struct {
-		b   []byte
-		err error
-	}
-	const bufs = 4
-	free, full := make(chan []byte, bufs), make(chan chunk, bufs)
-	for range bufs {
-		free <- make([]byte, 32<<10)
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() { // the only reader of body; the caller closes it to end a Read
-		for {
-			var b []byte
-			select {
-			case b = <-free:
-			case <-done:
-				return
-			}
-			n, err := body.Read(b)
-			select {
-			case full <- chunk{b[:n], err}:
-			case <-done:
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	dirty := false
+	buf := make([]byte, 32<<10)
 	for {
-		var c chunk
-		select {
-		case c = <-full:
-		default: // all that arrived is written: send it before waiting
-			if dirty {
-				_ = rc.Flush()
-				dirty = false
-			}
-			c = <-full
-		}
-		if len(c.b) > 0 {
-			if _, werr := w.Write(c.b); werr != nil {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}
-			dirty = true
-		}
-		if errors.Is(c.err, io.EOF) {
 			_ = rc.Flush()
+		}
+		if errors.Is(err, io.EOF) {
 			return
 		}
-		if c.err != nil {
+		if err != nil {
 			panic(http.ErrAbortHandler)
 		}
-		free <- c.b[:cap(c.b)]
 	}
 }
 
