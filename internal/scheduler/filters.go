@@ -355,10 +355,22 @@ func (f *affinityFilter) Explain(failed int) string {
 type containerDep struct {
 	ref  string // name or ID (prefix)
 	flag string // the docker run flag, for the explanation
+	// exact: some node holds a container with this exact name or ID, so
+	// the ref means that one, as dockerd resolves it, never another whose
+	// ID merely starts with it ("db" is also a hex ID prefix).
+	exact bool
 }
 
-func (f *containerDep) Name() string       { return "dependency" }
-func (f *containerDep) Check(v *view) bool { return v.n.Container(f.ref) != nil }
+func (f *containerDep) Name() string { return "dependency" }
+func (f *containerDep) Check(v *view) bool { return f.on(v.n) }
+
+// on says whether n holds the container f depends on.
+func (f *containerDep) on(n *Node) bool {
+	if f.exact {
+		return n.exactContainer(f.ref) != nil
+	}
+	return n.Container(f.ref) != nil
+}
 func (f *containerDep) Explain(failed int) string {
 	return fmt.Sprintf("%s %s container %s (%s)", nodes(failed), verb(failed, "lacks", "lack"), f.ref, f.flag)
 }
@@ -401,7 +413,7 @@ func apart(deps []*containerDep, pool []*Node) filter {
 		}
 		all := true
 		for i, d := range deps {
-			if n.Container(d.ref) == nil {
+			if !d.on(n) {
 				all = false
 				continue
 			}
@@ -450,16 +462,19 @@ func dependencyFilters(req *Request, pool []*Node) []filter {
 	var deps []*containerDep
 	ref := func(s string) string { s, _, _ = strings.Cut(strings.TrimPrefix(s, "/"), ":"); return s }
 	for _, s := range req.VolumesFrom {
-		deps = append(deps, &containerDep{ref(s), "--volumes-from"})
+		deps = append(deps, &containerDep{ref: ref(s), flag: "--volumes-from"})
 	}
 	for _, s := range req.Links {
-		deps = append(deps, &containerDep{ref(s), "--link"})
+		deps = append(deps, &containerDep{ref: ref(s), flag: "--link"})
 	}
 	nets := req.Networks
 	if c, ok := strings.CutPrefix(req.NetworkMode, "container:"); ok {
-		deps = append(deps, &containerDep{strings.TrimPrefix(c, "/"), "--network container:" + c})
+		deps = append(deps, &containerDep{ref: strings.TrimPrefix(c, "/"), flag: "--network container:" + c})
 	} else if req.NetworkMode != "" {
 		nets = append(nets[:len(nets):len(nets)], req.NetworkMode)
+	}
+	for _, d := range deps {
+		d.exact = anyNode(pool, func(n *Node) bool { return n.exactContainer(d.ref) != nil })
 	}
 	var fs []filter
 	if len(deps) > 1 {

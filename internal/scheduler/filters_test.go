@@ -196,10 +196,13 @@ func TestDependencyFilter(t *testing.T) {
 			mk("b", with(Container{ID: "bbb222", Name: "web", State: "running"}), func(n *Node) {
 				n.Networks = []string{"bridge", "backend", "front"}
 			}),
-			mk("c", func(n *Node) { n.Networks = []string{"bridge"} }),
+			mk("c", with(Container{ID: "web999", Name: "other", State: "running"}), func(n *Node) { n.Networks = []string{"bridge"} }),
 		}
 	}
 	runFilterCases(t, []filterCase{
+		// "web" is b's container's name and also a prefix of c's
+		// container's ID: it means the named one, as dockerd resolves it.
+		{"link name that is also an ID prefix", Request{Links: []string{"web:w"}}, pool(), []string{"b"}},
 		{"volumes-from with mode", Request{VolumesFrom: []string{"data:ro"}}, pool(), []string{"a"}},
 		{"link name:alias", Request{Links: []string{"web:w"}}, pool(), []string{"b"}},
 		{"link by ID prefix", Request{Links: []string{"/bbb"}}, pool(), []string{"b"}},
@@ -383,7 +386,7 @@ func TestNoFitExplanationWording(t *testing.T) {
 	}{
 		{&constraintFilter{x: mustExpr(t, "disk==ssd")}, 1, "1 node fails constraint disk==ssd"},
 		{&affinityFilter{x: mustExpr(t, "container==db")}, 2, "2 nodes fail affinity container==db"},
-		{&containerDep{"db", "--link"}, 3, "3 nodes lack container db (--link)"},
+		{&containerDep{ref: "db", flag: "--link"}, 3, "3 nodes lack container db (--link)"},
 		{&resourceDep{"network", "backend", nil}, 1, "1 node lacks network backend"},
 		{&resourceDep{"volume", "pg", nil}, 2, "2 nodes lack volume pg"},
 		{&portFilter{Port{HostIP: "10.0.0.1", HostPort: 53, Proto: "udp"}}, 2, "2 nodes have port 10.0.0.1:53/udp in use"},

@@ -42,6 +42,20 @@ func (n *Node) Container(ref string) *Container {
 	return nil
 }
 
+// exactContainer finds a container by its exact name or full ID.
+func (n *Node) exactContainer(ref string) *Container {
+	ref = strings.TrimPrefix(ref, "/")
+	if ref == "" {
+		return nil
+	}
+	for i := range n.Containers {
+		if c := &n.Containers[i]; c.Name == ref || c.ID == ref {
+			return c
+		}
+	}
+	return nil
+}
+
 // HasImage reports whether the node holds the image ref: a name with tag
 // (":latest" when none is given; docker.io/library/ may be left out), a
 // name with @digest, a full ID (sha256:...) or an ID prefix.
