@@ -361,7 +361,7 @@ type containerDep struct {
 	exact bool
 }
 
-func (f *containerDep) Name() string { return "dependency" }
+func (f *containerDep) Name() string       { return "dependency" }
 func (f *containerDep) Check(v *view) bool { return f.on(v.n) }
 
 // on says whether n holds the container f depends on.
