@@ -271,9 +271,18 @@ func newReconciler(st State, now time.Time) *reconciler {
 	return r
 }
 
-// sortTasks orders tasks oldest first (creation, then ID).
+// sortTasks orders tasks oldest first: by spec version, then creation,
+// then ID. The spec version comes first because creation times can tie
+// (two tasks made in one instant, as a start-first replacement and the
+// task it replaces can be on a coarse clock) or run backwards (a new
+// leader whose clock is behind the old one's); a tie broken by ID then
+// took the old task for the newer one at random, and start-first updates
+// shut down their own replacements, again and again.
 func sortTasks(ts []*task) {
 	sort.Slice(ts, func(i, j int) bool {
+		if ts[i].SpecVersion != ts[j].SpecVersion {
+			return ts[i].SpecVersion < ts[j].SpecVersion
+		}
 		if !ts[i].CreatedAt.Equal(ts[j].CreatedAt) {
 			return ts[i].CreatedAt.Before(ts[j].CreatedAt)
 		}

@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -291,5 +292,31 @@ func TestUnhealthyTaskFailsAndRestarts(t *testing.T) {
 	s.run(t, s.now.Add(time.Minute), nil)
 	if len(s.running()) != 1 || s.running()[0].ID == id {
 		t.Fatalf("want a new task running in its place")
+	}
+}
+
+// TestStartFirstKeepsTheNewTaskWhenTimesTie: a start-first replacement
+// made in the same instant as the task it replaces (a coarse or stopped
+// clock; a new leader whose clock is behind) is still the newer one:
+// its spec version says so, whatever the IDs' order.
+func TestStartFirstKeepsTheNewTaskWhenTimesTie(t *testing.T) {
+	s := newSim([]store.Service{updateSvc(3, &swarm.UpdateConfig{Parallelism: 1, Order: swarm.UpdateOrderStartFirst})}, nodes(3))
+	n := 1000
+	s.st.NewID = func() string { n--; return fmt.Sprintf("t%03d", n) } // each new ID sorts before the last
+	s.settle(t)
+	s.userUpdate(func(sp *swarm.ServiceSpec) { sp.TaskTemplate.ContainerSpec.Image = "nginx:2" })
+	minRunning := 3
+	s.run(t, t0.Add(time.Hour), func() { minRunning = min(minRunning, s.slotsRunning()) })
+	if minRunning != 3 {
+		t.Fatalf("start-first keeps every slot running: saw %d", minRunning)
+	}
+	run := s.running()
+	if len(run) != 3 {
+		t.Fatalf("want 3 running, got %d", len(run))
+	}
+	for _, tk := range run {
+		if tk.Spec.ContainerSpec.Image != "nginx:2" {
+			t.Fatalf("not updated: slot %d runs %s (v%d)", tk.Slot, tk.Spec.ContainerSpec.Image, tk.SpecVersion)
+		}
 	}
 }
