@@ -71,7 +71,7 @@ func summarize(st orchestrator.State) serviceSummary {
 			f.update = string(svc.UpdateStatus.State)
 		}
 		byService[svc.ID], index[svc.ID] = f, svc
-		s.modes[modeOf(svc.Spec.Mode)]++
+		s.modes[store.ModeName(svc.Spec.Mode)]++
 	}
 	for _, t := range st.Tasks {
 		s.tasks[[2]string{string(t.Status.State), string(t.DesiredState)}]++
@@ -94,18 +94,6 @@ func summarize(st orchestrator.State) serviceSummary {
 		s.services = append(s.services, *f)
 	}
 	return s
-}
-
-func modeOf(m swarm.ServiceMode) string {
-	switch {
-	case m.Global != nil:
-		return "global"
-	case m.ReplicatedJob != nil:
-		return "replicated-job"
-	case m.GlobalJob != nil:
-		return "global-job"
-	}
-	return "replicated"
 }
 
 // serviceSnapshot is the last pass's summary, collected at scrape time.

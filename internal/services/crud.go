@@ -308,7 +308,7 @@ func registryAuth(cur store.Service, opts backend.ServiceUpdate) (string, error)
 // applyUpdate is the update of s to spec (or its rollback), checked as
 // swarm mode checks it.
 func applyUpdate(s *store.Service, spec swarm.ServiceSpec, rollback bool, auth string, now time.Time) error {
-	if modeName(s.Spec.Mode) != modeName(spec.Mode) {
+	if store.ModeName(s.Spec.Mode) != store.ModeName(spec.Mode) {
 		return unimplemented("service mode change is not allowed")
 	}
 	if s.Spec.Name != spec.Name {

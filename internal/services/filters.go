@@ -37,7 +37,7 @@ func serviceMatcher(f backend.Filters) (func(swarm.Service) bool, error) {
 	labels := labelFilter(f["label"])
 	return func(s swarm.Service) bool {
 		return anyPrefix(s.ID, f["id"]) && anyPrefix(s.Spec.Name, f["name"]) &&
-			labels(s.Spec.Labels) && anyEqual(modeName(s.Spec.Mode), f["mode"]) &&
+			labels(s.Spec.Labels) && anyEqual(store.ModeName(s.Spec.Mode), f["mode"]) &&
 			runtimeMatches(f["runtime"])
 	}, nil
 }

@@ -83,19 +83,6 @@ func validateMode(spec *swarm.ServiceSpec) error {
 
 func isJob(m swarm.ServiceMode) bool { return m.ReplicatedJob != nil || m.GlobalJob != nil }
 
-// modeName is the mode as the "mode" filter names it.
-func modeName(m swarm.ServiceMode) string {
-	switch {
-	case m.Global != nil:
-		return "global"
-	case m.ReplicatedJob != nil:
-		return "replicated-job"
-	case m.GlobalJob != nil:
-		return "global-job"
-	}
-	return "replicated"
-}
-
 func validateTask(t *swarm.TaskSpec) error {
 	switch t.Runtime {
 	case "", swarm.RuntimeContainer:

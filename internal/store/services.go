@@ -139,3 +139,17 @@ func serviceOf(it Item[Service]) Service {
 	svc.Version.Index = uint64(it.Revision)
 	return svc
 }
+
+// ModeName names a service mode as `docker service ls` and the mode
+// filter do: "replicated", "global", "replicated-job" or "global-job".
+func ModeName(m swarm.ServiceMode) string {
+	switch {
+	case m.Global != nil:
+		return "global"
+	case m.ReplicatedJob != nil:
+		return "replicated-job"
+	case m.GlobalJob != nil:
+		return "global-job"
+	}
+	return "replicated"
+}
