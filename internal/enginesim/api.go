@@ -461,6 +461,9 @@ func (e *Engine) containerOp(w http.ResponseWriter, r *http.Request, rest string
 		}
 		writeJSON(w, http.StatusOK, ins)
 		return
+	case op == "logs" && r.Method == http.MethodGet:
+		e.logs(w, ref)
+		return
 	case op == "start" && r.Method == http.MethodPost:
 		err = e.StartContainer(ref)
 	case op == "stop" && r.Method == http.MethodPost:

@@ -127,6 +127,8 @@ type Engine struct {
 	closed     bool
 	registries map[string][2]string // registry → user name and password its pulls need (registry.go)
 	pulls      map[string][]string  // image reference → the X-Registry-Auth of each pull
+	logging    bool                 // keep eventLog (churn.go)
+	eventLog   []LoggedEvent
 
 	hangMu sync.Mutex
 	hung   chan struct{} // while hung: closed by Resume
@@ -459,6 +461,8 @@ func (s *subscriber) close() { s.once.Do(func() { close(s.gone) }) }
 
 // emit sends a container event to every stream; e.mu must be held.
 func (e *Engine) emit(r *record, action string) {
+	now := time.Now()
+	e.logEvent(r.id, action, now.UnixNano())
 	if len(e.subs) == 0 {
 		return
 	}
@@ -470,7 +474,6 @@ func (e *Engine) emit(r *record, action string) {
 	if action == "die" {
 		attrs["exitCode"] = fmt.Sprint(r.exitCode)
 	}
-	now := time.Now()
 	m := events.Message{
 		Type: events.ContainerEventType, Action: events.Action(action),
 		Actor: events.Actor{ID: r.id, Attributes: attrs},
