@@ -145,3 +145,15 @@ func (e *Engine) logs(w http.ResponseWriter, ref string) {
 		_, _ = w.Write([]byte(line))
 	}
 }
+
+// Reserved is the memory the engine's containers reserve, each
+// max(Memory, MemoryReservation) as a scheduler counts it, and the
+// engine's MemTotal: a test checks placements never overcommit it.
+func (e *Engine) Reserved() (reserved, memTotal int64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range e.containers {
+		reserved += max(r.res.Memory, r.res.MemoryReservation)
+	}
+	return reserved, e.opts.MemTotal
+}

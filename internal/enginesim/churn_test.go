@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
+
 	"github.com/shoal-dev/shoal/internal/enginesim"
 )
 
@@ -82,11 +84,18 @@ func TestChurnHolds(t *testing.T) {
 	}
 }
 
-func TestLogs(t *testing.T) {
+// Logs come in dockerd's multiplexed format; Reserved adds up reservations.
+func TestLogsAndReserved(t *testing.T) {
 	e, _ := mustStart(t, enginesim.Options{})
-	id, err := e.Create(enginesim.CreateSpec{Name: "web", Image: "busybox"})
+	id, err := e.Create(enginesim.CreateSpec{Name: "web", Image: "busybox", Resources: container.Resources{MemoryReservation: 1 << 20}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := e.Create(enginesim.CreateSpec{Image: "busybox", Resources: container.Resources{Memory: 3 << 20, MemoryReservation: 2 << 20}}); err != nil {
+		t.Fatal(err)
+	}
+	if res, total := e.Reserved(); res != 4<<20 || total != 8<<30 {
+		t.Fatalf("reserved %d of %d, want 4 MiB of 8 GiB", res, total)
 	}
 	resp, err := http.Get("http://" + e.Addr() + "/v1.52/containers/" + id + "/logs?stdout=1")
 	if err != nil {
