@@ -24,6 +24,25 @@ type Event struct {
 
 	Message events.Message
 	Raw     json.RawMessage
+
+	memo *memo // shared by every subscriber's copy of a bus event
+}
+
+type memo struct {
+	once sync.Once
+	v    any
+}
+
+// Shared returns f's value, computed once for all the subscribers that
+// receive this event (a thousand events a second to many `docker events`
+// clients must not be re-encoded for each of them). f must not depend on
+// the subscriber; the value is shared, so it must not be modified.
+func (ev Event) Shared(f func() any) any {
+	if ev.memo == nil {
+		return f()
+	}
+	ev.memo.once.Do(func() { ev.memo.v = f() })
+	return ev.memo.v
 }
 
 // IsState says whether the event is an engine state change rather than an
@@ -95,14 +114,25 @@ func (b *bus) subscribe(ctx context.Context) *Subscription {
 	return s
 }
 
-func (b *bus) publish(ev Event) {
+func (b *bus) publish(ev Event) { b.publishAll([]Event{ev}) }
+
+// publishAll delivers a batch of one engine's events, in order, under
+// one lock: no other engine's event comes between them.
+func (b *bus) publishAll(evs []Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for i := range evs {
+		evs[i].memo = &memo{}
+	}
 	for s := range b.subs {
-		select {
-		case s.c <- ev:
-		default:
-			s.end(ErrSubscriberTooSlow)
+		for _, ev := range evs {
+			select {
+			case s.c <- ev:
+				continue
+			default:
+				s.end(ErrSubscriberTooSlow)
+			}
+			break
 		}
 	}
 }

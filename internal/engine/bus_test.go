@@ -160,3 +160,24 @@ created:
 		t.Fatalf("fast subscriber ended: %v", fast.Err())
 	}
 }
+
+// A value derived from a bus event (the line an events client writes)
+// is computed once for all its subscribers.
+func TestBusSharedOncePerEvent(t *testing.T) {
+	b := newBus(0)
+	a, c := b.subscribe(context.Background()), b.subscribe(context.Background())
+	b.publishAll([]Event{containerEvent("c1", "start"), containerEvent("c1", "die")})
+	calls := 0
+	f := func() any { calls++; return calls }
+	for _, s := range []*Subscription{a, c} {
+		if v := next(t, s).Shared(f); v != 1 {
+			t.Fatalf("first event's value %v, want the one computed first", v)
+		}
+		if v := next(t, s).Shared(f); v != 2 {
+			t.Fatalf("second event's value %v", v)
+		}
+	}
+	if calls != 2 {
+		t.Fatalf("computed %d times for 2 events", calls)
+	}
+}

@@ -764,12 +764,8 @@ func (e *Engine) session(ctx context.Context) error {
 			}
 			return err
 		case ev := <-evs:
-			if e.apply(sctx, ev.Message) {
+			if e.applyEvents(sctx, ev, evs) { // apply.go: with those queued behind it
 				refreshNV = true
-			}
-			if e.opts.bus != nil {
-				ev.Engine, ev.Time = e, time.Now()
-				e.opts.bus.publish(ev)
 			}
 		case <-health.C:
 			health.Reset(next())
@@ -845,39 +841,10 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, er
 var createRefreshWait = 250 * time.Millisecond // a var for tests
 
 // apply updates the cache for one engine event; it reports whether
-// networks or volumes changed.
+// networks or volumes changed. The session applies the events queued
+// together as one batch (applyEvents, apply.go).
 func (e *Engine) apply(ctx context.Context, m events.Message) bool {
-	switch m.Type {
-	case events.ContainerEventType:
-		id := m.Actor.ID
-		action := string(m.Action)
-		switch {
-		case action == "destroy":
-			e.ForgetContainer(id)
-		case strings.HasPrefix(action, "exec_"), action == "attach", action == "detach", action == "resize",
-			action == "top", action == "copy", action == "archive-path", action == "extract-to-dir", action == "export", action == "commit":
-		default:
-			wait := e.opts.Timeout
-			if action == "create" {
-				wait = min(wait, createRefreshWait)
-			}
-			rctx, cancel := context.WithTimeout(ctx, wait)
-			if err := e.RefreshContainer(rctx, id); err != nil {
-				e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
-			}
-			cancel()
-		}
-	case events.ImageEventType:
-		rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
-		_ = e.RefreshImages(rctx)
-		cancel()
-		e.applyMemberEvent(ctx) // a member's leaves' images (member.go)
-	case events.NetworkEventType, events.VolumeEventType:
-		return true
-	case "node": // a member shoal's inner node came or went
-		e.applyMemberEvent(ctx)
-	}
-	return false
+	return e.applyAll(ctx, []events.Message{m})
 }
 
 // versionLess compares Docker API versions "1.41" < "1.50".

@@ -42,6 +42,9 @@ func (e *Engine) logEvent(id, action string, timeNano int64) {
 	}
 }
 
+// ChurnLabel is set on every container Churn creates.
+const ChurnLabel = "enginesim.churn"
+
 // ChurnOp is one change the churn made on an engine.
 type ChurnOp struct {
 	Engine int    // index in the fleet
@@ -95,7 +98,7 @@ func (f *Fleet) Churn(ctx context.Context, rate, slots int, hold time.Duration, 
 			case 0:
 				seq++
 				op.Action, op.Events = "create", 1
-				op.ID, err = e.Create(CreateSpec{Name: fmt.Sprintf("churn-%d", seq), Image: "busybox:latest", Cmd: []string{"sleep", "1"}})
+				op.ID, err = e.Create(CreateSpec{Name: fmt.Sprintf("churn-%d", seq), Image: "busybox:latest", Cmd: []string{"sleep", "1"}, Labels: map[string]string{ChurnLabel: "1"}})
 				s.id = op.ID
 			case 1:
 				op.Action, op.Events = "start", 1

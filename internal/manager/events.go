@@ -158,14 +158,17 @@ func (o *eventWriter) headers() {
 }
 
 // write sends one event; false (and the stream stopped) once the client is gone.
-func (o *eventWriter) write(ev map[string]any) bool {
-	b, err := json.Marshal(ev)
-	if err != nil {
+func (o *eventWriter) write(ev map[string]any) bool { return o.writeLine(eventLine(ev)) }
+
+// writeLine sends one event already encoded (its line may be shared:
+// it is not modified).
+func (o *eventWriter) writeLine(line []byte) bool {
+	if line == nil {
 		return true
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, err := o.w.Write(append(b, '\n')); err != nil {
+	if _, err := o.w.Write(line); err != nil {
 		o.stop()
 		return false
 	}
@@ -184,7 +187,17 @@ func (m *Manager) writeBusEvent(ev engine.Event, f eventFilter, out *eventWriter
 	if !f.match(ev.Message, ev.Engine) {
 		return true
 	}
-	return out.write(engineEventJSON(ev.Raw, ev.Engine))
+	line := ev.Shared(func() any { return eventLine(engineEventJSON(ev.Raw, ev.Engine)) }).([]byte)
+	return out.writeLine(line)
+}
+
+// eventLine is an event as a JSON line (nil if it cannot be encoded).
+func eventLine(ev map[string]any) []byte {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil
+	}
+	return append(b, '\n')
 }
 
 // nodeEvent turns an engine state change into shoal's node event.
@@ -228,7 +241,7 @@ func nodeAttrs(e *engine.Engine) map[string]any {
 }
 
 // engineEventJSON is an engine's event as it sent it, with the node.*
-// attributes added. Each client decodes its own copy: nothing is shared.
+// attributes added. Bus events are encoded once for all clients (Event.Shared).
 func engineEventJSON(raw json.RawMessage, e *engine.Engine) map[string]any {
 	var ev map[string]any
 	dec := json.NewDecoder(bytes.NewReader(raw))

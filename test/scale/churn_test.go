@@ -123,8 +123,14 @@ func runChurn(t *testing.T, cfg churnConfig) churnResult {
 	view := newViewTracker()
 	sampler := startSampler(ctx, hc, base, pid)
 	psCtx, psStop := context.WithCancel(ctx)
-	psDone := make(chan struct{})
-	go func() { defer close(psDone); view.watch(psCtx, t, hc, base) }()
+	var psWG sync.WaitGroup
+	psWG.Add(2)
+	go func() { defer psWG.Done(); view.watch(psCtx, hc, base) }()
+	full := &psLoad{}
+	go func() { defer psWG.Done(); full.run(psCtx, hc, base+apiPrefix+"/containers/json?all=1", time.Second) }()
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" && pid > 0 {
+		go cpuProfile(hc, base, filepath.Join(dir, "churn-cpu.pprof"), cfg.duration/2)
+	}
 
 	churnCtx, churnStop := context.WithTimeout(ctx, cfg.duration)
 	defer churnStop()
@@ -139,7 +145,7 @@ func runChurn(t *testing.T, cfg churnConfig) churnResult {
 	// The view and the events catch up; then the run is judged.
 	converged := waitConverged(hc, base, fleet, 30*time.Second)
 	psStop()
-	<-psDone
+	psWG.Wait()
 	r := churnResult{events: emitted, view: view, converged: converged}
 	logs := make([][]enginesim.LoggedEvent, len(fleet.Engines))
 	for i, e := range fleet.Engines {
@@ -157,6 +163,7 @@ func runChurn(t *testing.T, cfg churnConfig) churnResult {
 	fmt.Fprintf(&rep, "engines %d, containers %d, churn %d events/s asked, %d events in %v (%.0f/s), %d events clients, load average %s\n",
 		cfg.engines, total, cfg.rate, emitted, took.Round(time.Millisecond), float64(emitted)/took.Seconds(), cfg.eventClients, loadavg())
 	view.report(&rep)
+	full.report(&rep)
 	var delays []time.Duration
 	for _, c := range clients {
 		delays = append(delays, c.delays...)
@@ -277,11 +284,15 @@ func (v *viewTracker) op(op enginesim.ChurnOp) {
 	}
 }
 
-// watch polls ps -a until ctx ends.
-func (v *viewTracker) watch(ctx context.Context, t *testing.T, hc *http.Client, base string) {
+// watch polls `ps -a --filter label=enginesim.churn` (the churned
+// containers only: the lag is measured on the same view as a full ps -a
+// without rendering the whole of it back to back) until ctx ends.
+func (v *viewTracker) watch(ctx context.Context, hc *http.Client, base string) {
+	f, _ := json.Marshal(map[string][]string{"label": {enginesim.ChurnLabel}})
+	u := base + apiPrefix + "/containers/json?all=1&filters=" + url.QueryEscape(string(f))
 	for ctx.Err() == nil {
 		start := time.Now()
-		body, err := getBody(hc, base+apiPrefix+"/containers/json?all=1")
+		body, err := getBody(hc, u)
 		end := time.Now()
 		if err != nil {
 			v.mu.Lock()
@@ -337,7 +348,7 @@ func (v *viewTracker) report(w io.Writer) {
 	defer v.mu.Unlock()
 	slices.Sort(v.psTimes)
 	if len(v.psTimes) > 0 {
-		fmt.Fprintf(w, "ps -a polled back to back: %d answers, p50 %s p99 %s (the lags below are upper bounds: change → end of the first answer showing it)\n",
+		fmt.Fprintf(w, "ps -a of the churned containers polled back to back: %d answers, p50 %s p99 %s (the lags below are upper bounds: change → end of the first answer showing it)\n",
 			v.polls, ms(pct(v.psTimes, 0.5)), ms(pct(v.psTimes, 0.99)))
 	}
 	for _, l := range []struct {
@@ -360,6 +371,45 @@ func (v *viewTracker) report(w io.Writer) {
 	}
 	fmt.Fprintf(w, "answers missing a change older than %v: %d; changes never shown: %d; created and removed before an answer: %d; ps errors: %d\n",
 		convergeTarget, v.late, len(v.created)+len(v.removed), v.skipped, len(v.errs))
+}
+
+// psLoad is a client that asks a full list every period.
+type psLoad struct {
+	times []time.Duration
+	errs  int
+}
+
+func (p *psLoad) run(ctx context.Context, hc *http.Client, u string, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		start := time.Now()
+		if _, err := getBody(hc, u); err != nil {
+			p.errs++
+		}
+		p.times = append(p.times, time.Since(start))
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+func (p *psLoad) report(w io.Writer) {
+	slices.Sort(p.times)
+	if len(p.times) > 0 {
+		fmt.Fprintf(w, "full ps -a once a second: %d answers, p50 %s p99 %s max %s, %d errors\n",
+			len(p.times), ms(pct(p.times, 0.5)), ms(pct(p.times, 0.99)), ms(p.times[len(p.times)-1]), p.errs)
+	}
+}
+
+// cpuProfile saves a CPU profile of shoal (started with --debug) taken
+// for d, starting now.
+func cpuProfile(hc *http.Client, base, path string, d time.Duration) {
+	if b, err := getBody(hc, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds()))); err == nil {
+		_ = os.WriteFile(path, b, 0o644)
+	}
 }
 
 // eventsClient follows `docker events --filter type=container` through shoal.

@@ -1,0 +1,158 @@
+package engine
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/events"
+)
+
+// maxApplyBatch bounds how many queued events one pass applies together.
+const maxApplyBatch = 256
+
+// applyEvents applies first and the events already queued behind it on
+// the engine's stream as one batch, then publishes them all, in the
+// engine's order, on the bus; it reports whether networks or volumes
+// changed.
+//
+// Each container event used to cost its own refresh (a filtered list and
+// an inspect) before the next event was read: under a churn of a thousand
+// events a second an engine that fell behind only fell further behind.
+// A batch refreshes each container once, however many of its events it
+// holds (create, start, die, stop...), drops without asking the engine
+// those it ends with destroy, and refreshes distinct containers a few at
+// a time. The refresh that follows the last event of a container sees at
+// least the state that event announced, so consumers, who read the bus
+// after the batch applied, still find the cache as new as each event they
+// read (or newer, as they always could).
+func (e *Engine) applyEvents(ctx context.Context, first Event, more <-chan Event) bool {
+	batch := []Event{first}
+drain:
+	for len(batch) < maxApplyBatch {
+		select {
+		case ev := <-more:
+			batch = append(batch, ev)
+		default:
+			break drain
+		}
+	}
+	msgs := make([]events.Message, len(batch))
+	for i, ev := range batch {
+		msgs[i] = ev.Message
+	}
+	nv := e.applyAll(ctx, msgs)
+	if e.opts.bus != nil {
+		now := time.Now()
+		for i := range batch {
+			batch[i].Engine, batch[i].Time = e, now
+		}
+		e.opts.bus.publishAll(batch)
+	}
+	return nv
+}
+
+// refreshPlan is what a batch of events asks of the cache for one container.
+type refreshPlan struct {
+	forget     bool // its last event was destroy
+	createOnly bool // its only refreshing events were create
+}
+
+// applyAll updates the cache for a batch of one engine's events, in
+// order; it reports whether networks or volumes changed.
+func (e *Engine) applyAll(ctx context.Context, msgs []events.Message) bool {
+	b := planOf(msgs)
+	e.refreshAll(ctx, b.order, b.containers)
+	if b.images {
+		rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+		_ = e.RefreshImages(rctx)
+		cancel()
+	}
+	if b.members {
+		e.applyMemberEvent(ctx) // a member's leaves and their images (member.go)
+	}
+	return b.nv
+}
+
+// batchPlan is what a batch of events asks of the cache.
+type batchPlan struct {
+	containers      map[string]*refreshPlan
+	order           []string // containers in the order of their first event
+	images, members bool     // refresh the images; a member's view
+	nv              bool     // networks or volumes changed
+}
+
+func planOf(msgs []events.Message) batchPlan {
+	b := batchPlan{containers: map[string]*refreshPlan{}}
+	for _, m := range msgs {
+		switch m.Type {
+		case events.ContainerEventType:
+			action := string(m.Action)
+			if !refreshes(action) {
+				continue
+			}
+			p, ok := b.containers[m.Actor.ID]
+			if !ok {
+				p = &refreshPlan{createOnly: true}
+				b.containers[m.Actor.ID] = p
+				b.order = append(b.order, m.Actor.ID)
+			}
+			p.forget = action == "destroy"
+			p.createOnly = p.createOnly && action == "create"
+		case events.ImageEventType:
+			b.images, b.members = true, true
+		case events.NetworkEventType, events.VolumeEventType:
+			b.nv = true
+		case "node": // a member shoal's inner node came or went
+			b.members = true
+		}
+	}
+	return b
+}
+
+// refreshes says whether a container event changes what the cache holds
+// (the others are about a container's streams and files).
+func refreshes(action string) bool {
+	switch action {
+	case "attach", "detach", "resize", "top", "copy", "archive-path", "extract-to-dir", "export", "commit":
+		return false
+	}
+	return !strings.HasPrefix(action, "exec_")
+}
+
+// refreshAll carries out the plans, a few refreshes at a time.
+func (e *Engine) refreshAll(ctx context.Context, order []string, plans map[string]*refreshPlan) {
+	sem := make(chan struct{}, inspectConcurrency)
+	var wg sync.WaitGroup
+	for _, id := range order {
+		p := plans[id]
+		if p.forget {
+			e.ForgetContainer(id)
+			continue
+		}
+		if len(order) == 1 {
+			e.refreshOne(ctx, id, p)
+			return
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			e.refreshOne(ctx, id, p)
+		}()
+	}
+	wg.Wait()
+}
+
+func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
+	wait := e.opts.Timeout
+	if p.createOnly {
+		wait = min(wait, createRefreshWait)
+	}
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := e.RefreshContainer(rctx, id); err != nil {
+		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
+	}
+}
