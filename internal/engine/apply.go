@@ -152,6 +152,26 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	err := e.RefreshContainer(rctx, id)
+	if err != nil && p.createOnly && rctx.Err() != nil && ctx.Err() == nil {
+		// The create's refresh gave up early so as not to hold the events
+		// behind it; it finishes aside. Waiting for the start event to
+		// cache the container left it out of ps for as long as the start
+		// took to come (seconds under churn), or for ever if none came.
+		go e.refreshLate(ctx, id)
+		return
+	}
+	if err != nil {
+		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
+	}
+}
+
+// refreshLate refreshes a container outside the event loop, within the
+// whole Timeout. A refresh for a later event may have run meanwhile:
+// RefreshContainer's tickets keep whichever started last.
+func (e *Engine) refreshLate(ctx context.Context, id string) {
+	rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
+	defer cancel()
 	if err := e.RefreshContainer(rctx, id); err != nil {
 		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
 	}

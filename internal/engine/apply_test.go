@@ -157,3 +157,34 @@ func TestChurnEveryEventInOrderAndCacheConverges(t *testing.T) {
 		}
 	}
 }
+
+// A create whose refresh gave up early (the engine held the inspect
+// during the container's start) is still cached once the engine answers,
+// without waiting for another event.
+func TestCreateRefreshFinishesAside(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1.41/containers/json":
+			_, _ = w.Write([]byte(`[{"Id":"c1","Names":["/web.1.x"],"State":"running"}]`))
+		case "/v1.41/containers/c1/json":
+			select { // a start under way
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			_, _ = w.Write([]byte(`{"Id":"c1","State":{"Status":"running"},"Config":{},"HostConfig":{}}`))
+		}
+	})
+	e.opts.Timeout = 10 * time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.apply(ctx, events.Message{Type: events.ContainerEventType, Action: "create", Actor: events.Actor{ID: "c1"}})
+	if e.Container("c1") != nil {
+		t.Fatal("cached before the engine answered the inspect")
+	}
+	once.Do(func() { close(release) })
+	waitFor(t, "the container cached", func() bool { return e.Container("c1") != nil })
+}

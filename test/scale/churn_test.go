@@ -407,6 +407,7 @@ func (p *psLoad) report(w io.Writer) {
 // cpuProfile saves a CPU profile of shoal (started with --debug) taken
 // for d, starting now.
 func cpuProfile(hc *http.Client, base, path string, d time.Duration) {
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
 	if b, err := getBody(hc, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(d.Seconds()))); err == nil {
 		_ = os.WriteFile(path, b, 0o644)
 	}
