@@ -54,8 +54,8 @@ func TestClients1000(t *testing.T) {
 		t.Skip("set SHOAL_SCALE=1 to run 200 clients against 1,000 simulated engines")
 	}
 	r := runClients(t, clientsConfig{
-		engines: envInt("SHOAL_CLIENTS_ENGINES", 1000), running: 2, slots: 4,
-		clients: envInt("SHOAL_CLIENTS", 200), calls: envInt("SHOAL_CLIENTS_CALLS", 60),
+		engines: envInt("SHOAL_CLIENTS_ENGINES", 1000), running: 2, slots: 2,
+		clients: envInt("SHOAL_CLIENTS", 200), calls: envInt("SHOAL_CLIENTS_CALLS", 40),
 	})
 	r.assertCorrect(t)
 }
