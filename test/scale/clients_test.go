@@ -8,7 +8,8 @@ package scale
 // measures throughput and each call's p50/p99.
 //
 // TestClientsSmall (20 clients over 10 engines) always runs and asserts
-// correctness only. The full size runs only when asked:
+// correctness only. The full size (200 clients × 40 calls over 1,000
+// engines: 2,000 run -d fill the 2,000 slots) runs only when asked:
 //
 //	SHOAL_SCALE=1 go test -count=1 -v -timeout 15m -run '^TestClients1000$' ./test/scale/
 //
@@ -115,6 +116,9 @@ func runClients(t *testing.T, cfg clientsConfig) clientsResult {
 	lat := map[string][]time.Duration{}
 	var r clientsResult
 	var wg sync.WaitGroup
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" && pid > 0 {
+		go cpuProfile(hc, base, filepath.Join(dir, "clients-cpu.pprof"), 15*time.Second)
+	}
 	t0 := time.Now()
 	for i := range cfg.clients {
 		wg.Add(1)
