@@ -158,8 +158,13 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 		// behind it; it finishes aside. Waiting for the start event to
 		// cache the container left it out of ps for as long as the start
 		// took to come (seconds under churn), or for ever if none came.
-		go e.refreshLate(ctx, id)
-		return
+		// One at a time per engine: on an overloaded manager more of them
+		// would only add connections and load; the next event of the
+		// container refreshes it anyway.
+		if e.late.CompareAndSwap(false, true) {
+			go e.refreshLate(ctx, id)
+			return
+		}
 	}
 	if err != nil {
 		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
@@ -170,6 +175,7 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 // whole Timeout. A refresh for a later event may have run meanwhile:
 // RefreshContainer's tickets keep whichever started last.
 func (e *Engine) refreshLate(ctx context.Context, id string) {
+	defer e.late.Store(false)
 	rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	if err := e.RefreshContainer(rctx, id); err != nil {

@@ -188,3 +188,49 @@ func TestCreateRefreshFinishesAside(t *testing.T) {
 	once.Do(func() { close(release) })
 	waitFor(t, "the container cached", func() bool { return e.Container("c1") != nil })
 }
+
+// Only one create refresh per engine finishes aside at a time: more
+// would only add connections to an engine, and load, when the manager is
+// already too slow for the bound.
+func TestCreateRefreshesAsideOneAtATime(t *testing.T) {
+	wait := createRefreshWait
+	t.Cleanup(func() { createRefreshWait = wait })
+	createRefreshWait = 50 * time.Millisecond
+	release := make(chan struct{})
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	var mu sync.Mutex
+	inspects := map[string]int{}
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, "/v1.41/containers/"), "/json")
+		if r.URL.Path == "/v1.41/containers/json" {
+			for _, id := range []string{"c1", "c2"} {
+				if strings.Contains(r.URL.Query().Get("filters"), id) {
+					_, _ = w.Write([]byte(`[{"Id":"` + id + `","Names":["/` + id + `"],"State":"running"}]`))
+				}
+			}
+			return
+		}
+		mu.Lock()
+		inspects[id]++
+		mu.Unlock()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = w.Write([]byte(`{"Id":"` + id + `","State":{"Status":"running"},"Config":{},"HostConfig":{}}`))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, id := range []string{"c1", "c2"} {
+		e.apply(ctx, events.Message{Type: events.ContainerEventType, Action: "create", Actor: events.Actor{ID: id}})
+	}
+	once.Do(func() { close(release) })
+	waitFor(t, "c1 cached", func() bool { return e.Container("c1") != nil })
+	mu.Lock()
+	defer mu.Unlock()
+	if inspects["c1"] != 2 || inspects["c2"] != 1 {
+		t.Fatalf("inspects %v: want c1's refresh and its second try aside, c2's only once", inspects)
+	}
+}

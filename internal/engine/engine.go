@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moby/moby/api/types/events"
@@ -145,6 +146,7 @@ type Engine struct {
 	ticket     uint64            // refreshes are numbered as they start...
 	written    map[string]uint64 // ...and a container keeps the newest one's result
 	gen        uint64            // bumped on every cache change
+	late       atomic.Bool       // a create's refresh finishing aside (apply.go)
 }
 
 // NodeID derives a node ID from an engine address: engines cloned from one
