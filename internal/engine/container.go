@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -44,8 +43,9 @@ type Container struct {
 	Spec json.RawMessage
 
 	// raw is the engine's list entry with Names as /<node>/<name> and
-	// without Status, which ages: WriteJSON puts a fresh one in.
-	raw []byte
+	// without Status, which ages: AppendJSON puts a fresh one in. It is
+	// kept split (record.go): most of it is shared with other containers.
+	raw entryJSON
 }
 
 // Port is a port of a container as the engine lists it.
@@ -78,25 +78,28 @@ type leanSummary struct {
 }
 
 // DecodeContainers reads an engine's /containers/json answer; node is the
-// engine's name, put in front of each name in the kept JSON.
+// engine's name, put in front of each name in the kept JSON. The strings
+// and maps that repeat from one container to the next are shared.
 func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 	var entries []json.RawMessage
 	if err := json.Unmarshal(raw, &entries); err != nil {
 		return nil, fmt.Errorf("decoding container list: %w", err)
 	}
 	out := make([]*Container, 0, len(entries))
+	var sh sharer
 	for _, ent := range entries {
 		var l leanSummary
 		if err := json.Unmarshal(ent, &l); err != nil {
 			return nil, fmt.Errorf("decoding container list: %w", err)
 		}
-		c := &Container{ID: l.ID, Names: l.Names, Image: l.Image, ImageID: l.ImageID, Created: l.Created,
-			Labels: l.Labels, State: l.State, Status: l.Status, Ports: l.Ports, Mounts: l.Mounts}
+		c := &Container{ID: l.ID, Names: l.Names, Image: intern(l.Image), ImageID: intern(l.ImageID), Created: l.Created,
+			Labels: sh.labels(l.Labels), State: intern(l.State), Status: intern(l.Status), Ports: sh.ports(l.Ports), Mounts: sh.mounts(l.Mounts)}
 		if l.NetworkSettings != nil && len(l.NetworkSettings.Networks) > 0 {
-			c.Networks = make(map[string]string, len(l.NetworkSettings.Networks))
+			nets := make(map[string]string, len(l.NetworkSettings.Networks))
 			for name, n := range l.NetworkSettings.Networks {
-				c.Networks[name] = n.NetworkID
+				nets[name] = n.NetworkID
 			}
+			c.Networks = sh.labels(nets)
 		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(ent, &obj); err != nil {
@@ -112,7 +115,7 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.raw = b
+		c.raw = newEntryJSON(b)
 		out = append(out, c)
 	}
 	return out, nil
@@ -127,17 +130,17 @@ func (c *Container) setState(state string) {
 	if state == "" || state == c.State {
 		return
 	}
-	c.State = state
-	if len(c.raw) == 0 {
+	c.State = intern(state)
+	if c.raw.empty() {
 		return
 	}
 	var obj map[string]json.RawMessage
-	if json.Unmarshal(c.raw, &obj) != nil {
+	if json.Unmarshal(c.raw.bytes(), &obj) != nil {
 		return
 	}
 	obj["State"], _ = json.Marshal(state)
 	if b, err := json.Marshal(obj); err == nil {
-		c.raw = b
+		c.raw = newEntryJSON(b)
 	}
 }
 
@@ -152,11 +155,13 @@ func (c *Container) copyInspect(prev *Container) {
 func (c *Container) AppendJSON(buf []byte, status string) []byte {
 	buf = append(buf, `{"Status":`...)
 	buf = appendJSONString(buf, status)
-	if len(c.raw) > 2 {
-		buf = append(buf, ',')
-		buf = append(buf, c.raw[1:]...)
-	} else {
-		buf = append(buf, '}')
+	start := len(buf)
+	buf = c.raw.appendTo(buf)
+	switch {
+	case len(buf)-start > 2:
+		buf[start] = ',' // the entry's own '{'
+	default:
+		buf = append(buf[:start], '}')
 	}
 	return buf
 }
@@ -176,7 +181,7 @@ func appendJSONString(buf []byte, s string) []byte {
 }
 
 // HasRaw says whether the container carries its engine JSON.
-func (c *Container) HasRaw() bool { return len(bytes.TrimSpace(c.raw)) > 0 }
+func (c *Container) HasRaw() bool { return !c.raw.empty() }
 
 // StatusText is the human status ("Up 5 minutes", "Exited (0) 2 hours
 // ago") as dockerd would word it at now; the cached one ages.

@@ -588,7 +588,11 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	}
 	if ins.Config != nil {
 		c.Env = ins.Config.Env
+		for i, kv := range c.Env { // mostly the image's, the same in many containers
+			c.Env[i] = intern(kv)
+		}
 	}
+	c.HealthStatus = intern(c.HealthStatus)
 	return nil
 }
 

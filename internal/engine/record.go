@@ -1,0 +1,320 @@
+package engine
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"unique"
+)
+
+// The kept list entry of a container is most of the cache's memory (about
+// 800 bytes of JSON each as dockerd words it), yet most of it is the same
+// from one container to the next: the keys, the image and its ID, the
+// command, the host config, the network's ID, empty fields. A record keeps
+// it as a skeleton, interned and so shared by every container that has
+// the same one, with holes where the container's own values go (its ID,
+// names, creation time, endpoint and addresses), and those values apart.
+// Serving it back is copying bytes, as before; only the memory shrinks
+// (issue 16: 30,000 containers on one manager).
+
+// hole marks, in a skeleton and after each value of a record, where a
+// container's own value goes. It never occurs in JSON (control characters
+// are escaped in strings).
+const hole = 0
+
+// holeKeys are the keys whose values differ from one container to the
+// next; every other value stays in the skeleton. Any value may be a hole
+// (a key here that some other object also has costs nothing but sharing),
+// so the list only decides how well skeletons are shared, not what is
+// served.
+var holeKeys = map[string]bool{
+	"Id": true, "Names": true, "Created": true, "SizeRw": true, "SizeRootFs": true,
+	"EndpointID": true, "IPAddress": true, "MacAddress": true, "GlobalIPv6Address": true,
+	"Aliases": true, "DNSNames": true, "PublicPort": true, "Source": true, "Name": true,
+	"com.docker.compose.container-number": true, "com.docker.swarm.task.id": true,
+	"com.docker.swarm.task.name": true,
+}
+
+// entryJSON is a container's kept list entry: an interned skeleton and the
+// container's own values, each followed by a hole byte. A zero skel means
+// vals is the whole entry (JSON that could not be split).
+type entryJSON struct {
+	skel unique.Handle[string]
+	vals string
+}
+
+// newEntryJSON splits a compact JSON object into skeleton and values.
+func newEntryJSON(b []byte) entryJSON {
+	if len(b) == 0 {
+		return entryJSON{}
+	}
+	s := splitter{b: b, skel: make([]byte, 0, len(b)), vals: make([]byte, 0, len(b)/3)}
+	if bytes.IndexByte(b, hole) >= 0 || !s.value(false) || s.i != len(b) {
+		return entryJSON{vals: string(b)}
+	}
+	return entryJSON{skel: unique.Make(string(s.skel)), vals: string(s.vals)}
+}
+
+// empty says whether there is no entry.
+func (r entryJSON) empty() bool { return r == entryJSON{} }
+
+// appendTo appends the entry's JSON to buf.
+func (r entryJSON) appendTo(buf []byte) []byte {
+	if r.skel == (unique.Handle[string]{}) {
+		return append(buf, r.vals...)
+	}
+	skel, vals := r.skel.Value(), r.vals
+	for {
+		i := indexHole(skel)
+		if i < 0 {
+			return append(buf, skel...)
+		}
+		buf = append(buf, skel[:i]...)
+		skel = skel[i+1:]
+		j := indexHole(vals)
+		if j < 0 { // cannot happen: built with as many values as holes
+			j = len(vals) - 1
+		}
+		buf = append(buf, vals[:j]...)
+		vals = vals[j+1:]
+	}
+}
+
+func indexHole(s string) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == hole {
+			return i
+		}
+	}
+	return -1
+}
+
+// bytes returns the whole entry.
+func (r entryJSON) bytes() []byte { return r.appendTo(nil) }
+
+// splitter walks compact JSON (as encoding/json writes it), copying it to
+// skel except the values of holeKeys, which go to vals.
+type splitter struct {
+	b          []byte
+	i          int
+	skel, vals []byte
+}
+
+// value copies the value at s.i; with isHole, into vals.
+func (s *splitter) value(isHole bool) bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	if isHole {
+		start := s.i
+		if !s.skip() {
+			return false
+		}
+		s.vals = append(s.vals, s.b[start:s.i]...)
+		s.vals = append(s.vals, hole)
+		s.skel = append(s.skel, hole)
+		return true
+	}
+	switch s.b[s.i] {
+	case '{':
+		return s.object()
+	case '[':
+		return s.array()
+	}
+	start := s.i
+	if !s.skip() {
+		return false
+	}
+	s.skel = append(s.skel, s.b[start:s.i]...)
+	return true
+}
+
+func (s *splitter) object() bool {
+	s.skel = append(s.skel, '{')
+	s.i++
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.skel = append(s.skel, '}')
+		s.i++
+		return true
+	}
+	for s.i < len(s.b) {
+		start := s.i
+		if s.b[s.i] != '"' || !s.skip() || s.i >= len(s.b) || s.b[s.i] != ':' {
+			return false
+		}
+		key := s.b[start+1 : s.i-1]
+		s.i++
+		s.skel = append(s.skel, s.b[start:s.i]...)
+		if !s.value(holeKeys[string(key)]) || s.i >= len(s.b) {
+			return false
+		}
+		c := s.b[s.i]
+		s.skel = append(s.skel, c)
+		s.i++
+		if c == '}' {
+			return true
+		}
+		if c != ',' {
+			return false
+		}
+	}
+	return false
+}
+
+func (s *splitter) array() bool {
+	s.skel = append(s.skel, '[')
+	s.i++
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.skel = append(s.skel, ']')
+		s.i++
+		return true
+	}
+	for s.i < len(s.b) {
+		if !s.value(false) || s.i >= len(s.b) {
+			return false
+		}
+		c := s.b[s.i]
+		s.skel = append(s.skel, c)
+		s.i++
+		if c == ']' {
+			return true
+		}
+		if c != ',' {
+			return false
+		}
+	}
+	return false
+}
+
+// skip moves s.i past the value there (string, object, array or literal).
+func (s *splitter) skip() bool {
+	b := s.b
+	if s.i >= len(b) {
+		return false
+	}
+	switch b[s.i] {
+	case '"':
+		for j := s.i + 1; j < len(b); j++ {
+			switch b[j] {
+			case '\\':
+				j++
+			case '"':
+				s.i = j + 1
+				return true
+			}
+		}
+		return false
+	case '{', '[':
+		depth := 0
+		for s.i < len(b) {
+			switch b[s.i] {
+			case '"':
+				if !s.skip() {
+					return false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			s.i++
+			if depth == 0 {
+				return true
+			}
+		}
+		return false
+	}
+	j := s.i
+	for j < len(b) && !endsLiteral(b[j]) {
+		j++
+	}
+	if j == s.i {
+		return false
+	}
+	s.i = j
+	return true
+}
+
+func endsLiteral(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\r', '\n':
+		return true
+	}
+	return false
+}
+
+// intern returns s backed by one shared copy per distinct value, for the
+// strings that repeat across containers (images, states, label keys and
+// values, network names). The copies are dropped by the GC once no
+// container holds them.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
+}
+
+// sharer gives the containers of one list the same map or slice where
+// their contents are equal (most containers of an engine have the same
+// labels, or none, and the same networks). Records are read-only, so
+// sharing is safe.
+type sharer struct {
+	maps map[string]map[string]string
+}
+
+// labels returns m, or an equal map already given out, with its strings interned.
+func (sh *sharer) labels(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	key := mapKey(m)
+	if got, ok := sh.maps[key]; ok {
+		return got
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[intern(k)] = intern(v)
+	}
+	if sh.maps == nil {
+		sh.maps = map[string]map[string]string{}
+	}
+	sh.maps[key] = out
+	return out
+}
+
+// mapKey is a canonical form of m: its pairs, sorted, each as
+// len:key len:value.
+func mapKey(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b []byte
+	for _, k := range keys {
+		b = strconv.AppendInt(b, int64(len(k)), 10)
+		b = append(b, ':')
+		b = append(b, k...)
+		b = strconv.AppendInt(b, int64(len(m[k])), 10)
+		b = append(b, ':')
+		b = append(b, m[k]...)
+	}
+	return string(b)
+}
+
+// ports and mounts intern the strings of each element (empty lists need
+// no memory of their own).
+func (sh *sharer) ports(ps []Port) []Port {
+	for i := range ps {
+		ps[i].IP, ps[i].Type = intern(ps[i].IP), intern(ps[i].Type)
+	}
+	return ps
+}
+
+func (sh *sharer) mounts(ms []Mount) []Mount {
+	for i := range ms {
+		ms[i].Name, ms[i].Source, ms[i].Destination = intern(ms[i].Name), intern(ms[i].Source), intern(ms[i].Destination)
+	}
+	return ms
+}
