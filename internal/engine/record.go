@@ -45,14 +45,27 @@ type entryJSON struct {
 
 // newEntryJSON splits a compact JSON object into skeleton and values.
 func newEntryJSON(b []byte) entryJSON {
-	if len(b) == 0 {
-		return entryJSON{}
-	}
-	s := splitter{b: b, skel: make([]byte, 0, len(b)), vals: make([]byte, 0, len(b)/3)}
-	if bytes.IndexByte(b, hole) >= 0 || !s.value(false) || s.i != len(b) {
+	var s splitter
+	skel, ok := s.split(b)
+	if !ok {
 		return entryJSON{vals: string(b)}
 	}
-	return entryJSON{skel: unique.Make(string(s.skel)), vals: string(s.vals)}
+	return entryJSON{skel: skel, vals: string(s.vals)}
+}
+
+// split appends b's own values to s.vals and returns its interned
+// skeleton; ok is false (and s.vals as it was) if b cannot be split.
+func (s *splitter) split(b []byte) (skel unique.Handle[string], ok bool) {
+	if len(b) == 0 || bytes.IndexByte(b, hole) >= 0 {
+		return skel, false
+	}
+	n := len(s.vals)
+	s.b, s.i, s.skel = b, 0, s.skel[:0]
+	if !s.value(false) || s.i != len(b) {
+		s.vals = s.vals[:n]
+		return skel, false
+	}
+	return unique.Make(string(s.skel)), true
 }
 
 // empty says whether there is no entry.
