@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strconv"
+	"strings"
 	"unique"
 )
 
@@ -93,14 +94,7 @@ func (r entryJSON) appendTo(buf []byte) []byte {
 	}
 }
 
-func indexHole(s string) int {
-	for i := 0; i < len(s); i++ {
-		if s[i] == hole {
-			return i
-		}
-	}
-	return -1
-}
+func indexHole(s string) int { return strings.IndexByte(s, hole) }
 
 // bytes returns the whole entry.
 func (r entryJSON) bytes() []byte { return r.appendTo(nil) }
@@ -330,4 +324,23 @@ func (sh *sharer) mounts(ms []Mount) []Mount {
 		ms[i].Name, ms[i].Source, ms[i].Destination = intern(ms[i].Name), intern(ms[i].Source), intern(ms[i].Destination)
 	}
 	return ms
+}
+
+// AppendContainers appends the cached containers to dst, for a list of
+// every engine's without a slice per engine. The records are shared: do
+// not modify.
+func (e *Engine) AppendContainers(dst []*Container) []*Container {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for _, c := range e.containers {
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// NumContainers is how many containers are cached.
+func (e *Engine) NumContainers() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.containers)
 }

@@ -1,12 +1,12 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +21,7 @@ type listed struct {
 	e       *engine.Engine
 	c       *engine.Container
 	created int64 // unix nanoseconds when known, for dockerd's newest-first order
+	up      bool  // the engine was healthy when listed
 }
 
 // ListContainers merges every engine's containers, as `docker ps` expects,
@@ -53,27 +54,14 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 			return nil, err
 		}
 	} else {
-		for _, e := range m.pool.Engines() {
-			for _, c := range e.Containers() {
-				created := c.CreatedAt.UnixNano()
-				if c.CreatedAt.IsZero() {
-					created = c.Created * 1e9
-				}
-				items = append(items, listed{e, c, created})
-			}
-		}
+		items = m.listCached()
 	}
 	match, err := m.containerMatcher(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]listed, 0, len(items))
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].created != items[j].created {
-			return items[i].created > items[j].created
-		}
-		return items[i].c.ID < items[j].c.ID
-	})
+	slices.SortFunc(items, newestFirst)
+	out := items[:0] // filtered in place: the list is ours
 	for _, it := range items {
 		running := it.c.State == "running" || it.c.State == "paused" || it.c.State == "restarting"
 		if !all && !running && len(f["status"]) == 0 {
@@ -90,13 +78,46 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 	return renderList(out, time.Now()), nil
 }
 
+// listCached is every cached container, in one slice sized for them all
+// (`docker ps` over 30,000 containers: issue 16).
+func (m *Manager) listCached() []listed {
+	engines := m.pool.Engines()
+	n := 0
+	for _, e := range engines {
+		n += e.NumContainers()
+	}
+	items := make([]listed, 0, n+n/8) // room for a few created meanwhile
+	var cs []*engine.Container
+	for _, e := range engines {
+		up := e.Healthy()
+		cs = e.AppendContainers(cs[:0])
+		for _, c := range cs {
+			created := c.CreatedAt.UnixNano()
+			if c.CreatedAt.IsZero() {
+				created = c.Created * 1e9
+			}
+			items = append(items, listed{e, c, created, up})
+		}
+	}
+	return items
+}
+
+// newestFirst is dockerd's order: newest first, then by ID.
+func newestFirst(a, b listed) int {
+	if a.created != b.created {
+		return cmp.Compare(b.created, a.created)
+	}
+	return strings.Compare(a.c.ID, b.c.ID)
+}
+
 // renderList gives each listed container its status as of now.
 func renderList(out []listed, now time.Time) backend.ContainerList {
 	list := make(backend.ContainerList, len(out))
+	statuses := engine.NewStatuses(now)
 	for i, it := range out {
 		status := "Host Down" // as classic Swarm said of a node it cannot reach
-		if it.e.Healthy() {
-			status = it.c.StatusText(now)
+		if it.up {
+			status = statuses.Of(it.c)
 		}
 		list[i] = backend.ListedContainer{Status: status, Entry: it.c}
 	}
@@ -138,7 +159,7 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 				if !c.CreatedAt.IsZero() {
 					created = c.CreatedAt.UnixNano()
 				}
-				out = append(out, listed{e, c, created})
+				out = append(out, listed{e, c, created, true})
 			}
 			mu.Unlock()
 		}()
