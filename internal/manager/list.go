@@ -60,8 +60,9 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 	if err != nil {
 		return nil, err
 	}
-	slices.SortFunc(items, newestFirst)
-	out := items[:0] // filtered in place: the list is ours
+	// Filtered first (in place: the list is ours), so that a filtered
+	// `ps` sorts only what it shows; the limit counts from the newest.
+	out := items[:0]
 	for _, it := range items {
 		running := it.c.State == "running" || it.c.State == "paused" || it.c.State == "restarting"
 		if !all && !running && len(f["status"]) == 0 {
@@ -71,9 +72,10 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 			continue
 		}
 		out = append(out, it)
-		if limit > 0 && len(out) >= limit {
-			break
-		}
+	}
+	slices.SortFunc(out, newestFirst)
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return renderList(out, time.Now()), nil
 }
