@@ -49,6 +49,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(fleetEnv); spec != "" {
 		os.Exit(runFleet(spec))
 	}
+	if spec := os.Getenv(poolFleetEnv); spec != "" {
+		os.Exit(runPoolFleet(spec))
+	}
 	os.Exit(m.Run())
 }
 
