@@ -63,9 +63,9 @@ var (
 
 type config struct {
 	engines, running, stopped, images int
-	runs, samples, psSamples          int // run -d count; info and ps count; ps -a count
-	perFleet                          int // engines per fleet process (0: in the test process)
-	idle                              time.Duration
+	runs, samples, psSamples          int           // run -d count; info and ps count; ps -a count
+	perFleet                          int           // engines per fleet process (0: in the test process)
+	settle, idle                      time.Duration // idle CPU etc. are measured for idle after settle
 	inproc                            bool
 	targets                           targetSet
 }
@@ -80,7 +80,7 @@ func TestScaleSmall(t *testing.T) {
 // event streams checked from outside.
 func TestScaleFleetSmall(t *testing.T) {
 	runScale(t, config{engines: 30, running: 4, stopped: 1, images: 2, runs: 10, samples: 10, psSamples: 10,
-		perFleet: 15, idle: 500 * time.Millisecond, targets: targets1000})
+		perFleet: 15, settle: 1600 * time.Millisecond, idle: 500 * time.Millisecond, targets: targets1000})
 }
 
 func TestScale1000(t *testing.T) {
@@ -90,7 +90,7 @@ func TestScale1000(t *testing.T) {
 	runScale(t, config{
 		engines: envInt("SHOAL_SCALE_ENGINES", 1000), running: 24, stopped: 6, images: 10,
 		runs: envInt("SHOAL_SCALE_RUNS", 300), samples: envInt("SHOAL_SCALE_SAMPLES", 200), psSamples: envInt("SHOAL_SCALE_PS_SAMPLES", 200),
-		perFleet: envInt("SHOAL_SCALE_PER_FLEET", 0), idle: envDuration("SHOAL_SCALE_IDLE", 30*time.Second),
+		perFleet: envInt("SHOAL_SCALE_PER_FLEET", 0), settle: 2 * time.Second, idle: envDuration("SHOAL_SCALE_IDLE", 30*time.Second),
 		inproc: inproc(), targets: targets1000,
 	})
 }
@@ -104,7 +104,7 @@ func TestScale10000(t *testing.T) {
 	runScale(t, config{
 		engines: envInt("SHOAL_SCALE_ENGINES", 10000), running: 24, stopped: 6, images: 10,
 		runs: envInt("SHOAL_SCALE_RUNS", 300), samples: envInt("SHOAL_SCALE_SAMPLES", 200), psSamples: envInt("SHOAL_SCALE_PS_SAMPLES", 20),
-		perFleet: envInt("SHOAL_SCALE_PER_FLEET", 2000), idle: envDuration("SHOAL_SCALE_IDLE", 30*time.Second),
+		perFleet: envInt("SHOAL_SCALE_PER_FLEET", 2000), settle: 2 * time.Second, idle: envDuration("SHOAL_SCALE_IDLE", 30*time.Second),
 		inproc: inproc(), targets: targets10000,
 	})
 }
@@ -252,6 +252,8 @@ func measureIdle(t *testing.T, hc *http.Client, base string, pid int, fl fleet, 
 		return f
 	}
 	hc.CloseIdleConnections() // the waiting's own connection is not shoal's
+	// The loads' connections idle out first (client.go IdleConnTimeout).
+	time.Sleep(cfg.settle)
 	c0, fc0, t0 := cpuTime(pid), fl.CPU(), time.Now()
 	for time.Since(t0) < cfg.idle {
 		f.maxFDs = max(f.maxFDs, openFDs(pid))
