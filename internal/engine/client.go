@@ -27,6 +27,7 @@ type Client struct {
 	scheme  string // http or https
 	host    string // Host header / URL host
 	hc      *http.Client
+	tr      *http.Transport
 	dialer  net.Dialer
 }
 
@@ -70,7 +71,8 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 		}
 	}
 	c.dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	c.hc = &http.Client{Transport: c.transport()}
+	c.tr = c.transport()
+	c.hc = &http.Client{Transport: c.tr}
 	return c, nil
 }
 
@@ -78,7 +80,8 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 // agent's tunnel, already mutually authenticated): plain HTTP over it.
 func NewClientDial(name string, dial func(ctx context.Context) (net.Conn, error)) *Client {
 	c := &Client{dial: dial, network: "custom", address: name, scheme: "http", host: "docker"}
-	c.hc = &http.Client{Transport: c.transport()}
+	c.tr = c.transport()
+	c.hc = &http.Client{Transport: c.tr}
 	return c
 }
 
@@ -90,12 +93,14 @@ func (c *Client) transport() *http.Transport {
 			}
 			return c.dialer.DialContext(ctx, c.network, c.address)
 		},
-		TLSClientConfig:     c.tls,
-		MaxIdleConnsPerHost: 4,
+		TLSClientConfig: c.tls,
+		// At most one idle connection per engine (the health check's, when
+		// the pool's descriptors allow: budget.go): an engine costs shoal
+		// its event stream and that one.
+		MaxIdleConnsPerHost: 1,
 		WriteBufferSize:     1 << 10,
-		// Idle connections close before the next health check (every 2 s
-		// by default): a thousand engines then hold one connection each
-		// (the event stream), not two.
+		// Until the pool sets it (setIdleTimeout), idle connections close
+		// before the next health check (every 2 s by default).
 		IdleConnTimeout:       1500 * time.Millisecond,
 		ReadBufferSize:        2 << 10,
 		ResponseHeaderTimeout: 0,
@@ -107,6 +112,13 @@ func (c *Client) transport() *http.Transport {
 	}
 	return tr
 }
+
+// setIdleTimeout sets how long an idle connection is kept; only before
+// the client's first call.
+func (c *Client) setIdleTimeout(d time.Duration) { c.tr.IdleConnTimeout = d }
+
+// CloseIdle closes the client's idle connections.
+func (c *Client) CloseIdle() { c.tr.CloseIdleConnections() }
 
 // Dial opens a fresh connection to the engine (TLS when configured); used for
 // hijacked streams (attach, exec start).

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
@@ -61,10 +62,15 @@ type Options struct {
 	// SubscriberBuffer is how many events a bus subscriber may fall
 	// behind before it is cut off (default DefaultSubscriberBuffer).
 	SubscriberBuffer int
+	// PingRate bounds the health checks a second across the pool
+	// (0: DefaultPingRate; negative: no bound).
+	PingRate int
 
 	// loads bounds how many engines load their full state at once, so a
 	// manager starting over a thousand engines does not peak in memory.
 	loads chan struct{}
+	// budget shares health checks and descriptors over the pool (budget.go).
+	budget *budget
 	// bus delivers state changes and engine events to Pool.Subscribe.
 	bus *bus
 	// specKeys are the label keys whose presence makes the cache keep a
@@ -442,7 +448,13 @@ func (e *Engine) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so the connection can be reused
 	resp.Body.Close()
+	if !e.opts.keepIdle() {
+		// Descriptors are short: between checks the engine holds its
+		// event stream alone (budget.setEngines).
+		e.client.CloseIdle()
+	}
 	if resp.StatusCode != 200 {
 		return fmt.Errorf("ping: status %d", resp.StatusCode)
 	}
@@ -721,43 +733,22 @@ func (e *Engine) run(ctx context.Context) {
 
 // session is one connected period of an engine.
 func (e *Engine) session(ctx context.Context) error {
-	if err := e.connect(ctx); err != nil {
-		return err
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	evs, errc, err := e.openEvents(sctx)
-	if err != nil {
-		return err
-	}
-	if e.opts.loads != nil {
-		select {
-		case e.opts.loads <- struct{}{}:
-		case <-sctx.Done():
-			return nil
-		}
-	}
-	rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
-	err = e.Resync(rctx)
-	rcancel()
-	if e.opts.loads != nil {
-		<-e.opts.loads
-	}
-	if err != nil {
+	evs, errc, err := e.load(sctx)
+	if err != nil || sctx.Err() != nil {
 		return err
 	}
 	e.setState(Healthy, "")
 
-	// Health checks come every RefreshInterval ± 10%: the jitter keeps a
-	// thousand engines that connected together from all being checked in
-	// the same instant.
-	next := func() time.Duration {
-		iv := int64(e.opts.RefreshInterval)
-		return time.Duration(iv - iv/10 + rand.Int64N(iv/5+1))
-	}
+	// Health checks come every healthInterval ± 10%, resyncs every
+	// ResyncInterval ± 10% (the first anywhere in the second half of one
+	// to one and a half): engines that connected together are not all
+	// checked or reloaded in the same instant.
+	next := func() time.Duration { return jitter(e.opts.healthInterval()) }
 	health := time.NewTimer(next())
 	defer health.Stop()
-	resync := time.NewTicker(e.opts.ResyncInterval)
+	resync := time.NewTimer(e.opts.ResyncInterval/2 + rand.N(e.opts.ResyncInterval))
 	defer resync.Stop()
 	refreshNV := false
 	for {
@@ -787,6 +778,7 @@ func (e *Engine) session(ctx context.Context) error {
 				_ = e.refreshNetworksVolumes(sctx)
 			}
 		case <-resync.C:
+			resync.Reset(jitter(e.opts.ResyncInterval))
 			rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
 			err := e.Resync(rctx)
 			rcancel()
@@ -799,10 +791,40 @@ func (e *Engine) session(ctx context.Context) error {
 	}
 }
 
+// load connects, opens the event stream and loads the engine's state,
+// holding one of the pool's load slots throughout: engines waiting for
+// their turn hold no connection (ten thousand connecting at once would
+// otherwise hold an event stream and an idle connection each, past the
+// open-files limit, while only 32 load).
+func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
+	if e.opts.loads != nil {
+		select {
+		case e.opts.loads <- struct{}{}:
+		case <-ctx.Done():
+			return nil, nil, nil
+		}
+		defer func() { <-e.opts.loads }()
+	}
+	if err := e.connect(ctx); err != nil {
+		return nil, nil, err
+	}
+	evs, errc, err := e.openEvents(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, rcancel := context.WithTimeout(ctx, 4*e.opts.Timeout+30*time.Second)
+	defer rcancel()
+	if err := e.Resync(rctx); err != nil {
+		return nil, nil, err
+	}
+	return evs, errc, nil
+}
+
 // openEvents starts the engine's event stream and returns once the engine
-// accepted it, so a resync right after misses nothing.
+// accepted it, so a resync right after misses nothing. The stream has a
+// connection of its own (Client.openStream), closed when ctx ends.
 func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, error) {
-	resp, err := e.client.Raw(ctx, "GET", e.apiPath("/events"), nil, nil, nil)
+	resp, err := e.client.openStream(ctx, e.apiPath("/events"), e.opts.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -58,6 +58,7 @@ func (p *Pool) newClient(addr string) (*Client, error) {
 func NewPool(opts Options, tlsConf *tls.Config) *Pool {
 	opts.defaults()
 	opts.loads = make(chan struct{}, 32)
+	opts.budget = newBudget()
 	opts.bus = newBus(opts.SubscriberBuffer)
 	opts.spec = &specKeys{}
 	return &Pool{opts: opts, tls: tlsConf, engines: map[string]*Engine{}, cancels: map[string]context.CancelFunc{}}
@@ -125,7 +126,11 @@ func (p *Pool) Update(addrs []string) {
 			continue
 		}
 		want[a] = true
-		if _, ok := p.engines[a]; ok {
+	}
+	p.opts.budget.setEngines(len(want))
+	for _, a := range addrs {
+		a = strings.TrimSpace(a)
+		if _, ok := p.engines[a]; ok || a == "" {
 			continue
 		}
 		c, err := p.newClient(a)
@@ -133,6 +138,7 @@ func (p *Pool) Update(addrs []string) {
 			p.opts.Logger.Error("bad engine address", "addr", a, "error", err)
 			continue
 		}
+		c.setIdleTimeout(p.opts.idleConnTimeout())
 		e := newEngine(a, c, &p.opts)
 		ctx, cancel := context.WithCancel(p.ctx)
 		p.engines[a] = e

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultPingRate bounds the health checks per second across a pool when
+// Options leave PingRate zero. Up to 2,000 engines it changes nothing
+// (each is checked every RefreshInterval, 2 s by default); past that every
+// engine is checked less often, every engines/PingRate: at 10,000 engines
+// every 10 s, so a hung engine is Unhealthy after 22 to 32 s instead of
+// 6 to 8 s (three failed checks, each waiting PingTimeout). A check costs a
+// connection to the engine when descriptors are short (see keepIdle), and
+// 5,000 connects a second were most of shoal's idle CPU at 10,000 engines.
+const DefaultPingRate = 1000
+
+// fdReserve is how many descriptors the pool leaves to everything else
+// shoal holds open (clients' connections, hijacked streams, files) when it
+// decides whether every engine may keep an idle connection.
+const fdReserve = 2048
+
+// budget is the pool-wide share of health checks and descriptors: how
+// many engines there are, and whether each may keep one idle connection
+// between health checks.
+type budget struct {
+	engines  atomic.Int64
+	keepIdle atomic.Bool
+	fdLimit  int64 // the open-files limit when the pool was made (0: unknown)
+}
+
+func newBudget() *budget {
+	b := &budget{}
+	var lim syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<62 {
+		b.fdLimit = int64(lim.Cur)
+	}
+	b.keepIdle.Store(true)
+	return b
+}
+
+// setEngines records the pool's size. An engine holds its event stream;
+// it may keep its health check's connection idle too (no connect per
+// check) only while two descriptors per engine fit the open-files limit
+// with fdReserve to spare: at 10,000 engines under a 20,000 limit they do
+// not, and each check connects anew (and is closed after it).
+func (b *budget) setEngines(n int) {
+	b.engines.Store(int64(n))
+	b.keepIdle.Store(b.fdLimit == 0 || 2*int64(n)+fdReserve <= b.fdLimit)
+}
+
+// healthInterval is how often each engine is checked: RefreshInterval,
+// or longer when the pool's checks would pass PingRate a second.
+func (o *Options) healthInterval() time.Duration {
+	iv := o.RefreshInterval
+	if o.budget == nil || o.PingRate < 0 {
+		return iv
+	}
+	rate := o.PingRate
+	if rate == 0 {
+		rate = DefaultPingRate
+	}
+	return max(iv, time.Duration(o.budget.engines.Load())*time.Second/time.Duration(rate))
+}
+
+// keepIdle says whether an engine's connection may stay open between
+// health checks (budget.setEngines).
+func (o *Options) keepIdle() bool { return o.budget == nil || o.budget.keepIdle.Load() }
+
+// idleConnTimeout is how long a new engine client keeps an idle
+// connection: past the next health check when the budget allows it (the
+// check then reuses it), else shorter than a check's period, so between
+// checks an engine holds its event stream alone.
+func (o *Options) idleConnTimeout() time.Duration {
+	if o.keepIdle() {
+		return 3 * o.healthInterval()
+	}
+	return min(1500*time.Millisecond, o.RefreshInterval*3/4)
+}
+
+// jitter spreads d by ±10%: engines that connected together are not all
+// checked (or resynced) in the same instant.
+func jitter(d time.Duration) time.Duration {
+	iv := int64(d)
+	return time.Duration(iv - iv/10 + rand.Int64N(iv/5+1))
+}
