@@ -9,7 +9,7 @@ E2E_TIMEOUT ?= 20m
 # are never shared), and they mostly wait on them, so two fit 2 cores.
 E2E_PARALLEL ?= 2
 
-.PHONY: all build console test unit e2e vet demo demo-deps demo-federation demo-down bench bench-federation fuzz clean
+.PHONY: all build console test unit e2e vet demo demo-deps demo-federation demo-down bench bench-federation bench-scale fuzz clean
 
 all: build
 
@@ -77,6 +77,13 @@ bench: build
 # of simulated engines under a top shoal (BENCH_FED_ARGS='--sizes "10 30 100"').
 bench-federation: build
 	./scripts/bench-federation.sh $(BENCH_FED_ARGS)
+
+# Scale (issue 16): one shoal over 1,000 then 10,000 simulated engines, the
+# fleet in child processes (BENCH_SCALE_ARGS='--sizes 1000'); under 10
+# minutes per size on 2 cores. The CI runs TestScaleSmall and
+# TestScaleFleetSmall (make e2e) as its smoke version.
+bench-scale:
+	./scripts/bench-scale.sh $(BENCH_SCALE_ARGS)
 
 # fuzz: every Go fuzz target (func FuzzXxx in a package's fuzz_test.go) for
 # FUZZTIME each, one after another. Plain `go test` (make unit) runs only
