@@ -17,6 +17,15 @@ import (
 // 5,000 connects a second were most of shoal's idle CPU at 10,000 engines.
 const DefaultPingRate = 1000
 
+// resyncRate bounds the full reloads (Resync) a second across a pool: up
+// to 3,000 engines each is reloaded every ResyncInterval (60 s by
+// default); past that every engines/resyncRate (200 s at 10,000 engines).
+// A reload is five calls and a list of every container; the event stream
+// keeps the cache current between reloads (a broken stream ends the
+// session, and the next one reloads), so the reload is only a safety net
+// and must not be what keeps an idle manager busy.
+const resyncRate = 50
+
 // fdReserve is how many descriptors the pool leaves to everything else
 // shoal holds open (clients' connections, hijacked streams, files) when it
 // decides whether every engine may keep an idle connection.
@@ -63,6 +72,15 @@ func (o *Options) healthInterval() time.Duration {
 		rate = DefaultPingRate
 	}
 	return max(iv, time.Duration(o.budget.engines.Load())*time.Second/time.Duration(rate))
+}
+
+// resyncInterval is how often each engine is reloaded: ResyncInterval, or
+// longer when the pool's reloads would pass resyncRate a second.
+func (o *Options) resyncInterval() time.Duration {
+	if o.budget == nil {
+		return o.ResyncInterval
+	}
+	return max(o.ResyncInterval, time.Duration(o.budget.engines.Load())*time.Second/resyncRate)
 }
 
 // keepIdle says whether an engine's connection may stay open between

@@ -35,6 +35,22 @@ func TestHealthIntervalWithinPingRate(t *testing.T) {
 	}
 }
 
+// Up to 3,000 engines each is reloaded every ResyncInterval; past that
+// the pool reloads 50 engines a second.
+func TestResyncIntervalWithinRate(t *testing.T) {
+	for _, tc := range []struct {
+		engines int
+		want    time.Duration
+	}{{1, time.Minute}, {3000, time.Minute}, {10000, 200 * time.Second}} {
+		o := Options{budget: &budget{}}
+		o.defaults()
+		o.budget.setEngines(tc.engines)
+		if got := o.resyncInterval(); got != tc.want {
+			t.Errorf("%d engines: reloaded every %s, want %s", tc.engines, got, tc.want)
+		}
+	}
+}
+
 // Each engine may keep an idle connection only while two descriptors per
 // engine and the reserve fit the open-files limit.
 func TestKeepIdleWithinOpenFiles(t *testing.T) {

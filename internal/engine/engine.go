@@ -742,13 +742,13 @@ func (e *Engine) session(ctx context.Context) error {
 	e.setState(Healthy, "")
 
 	// Health checks come every healthInterval ± 10%, resyncs every
-	// ResyncInterval ± 10% (the first anywhere in the second half of one
-	// to one and a half): engines that connected together are not all
+	// resyncInterval ± 10% (the first anywhere from half of one to one
+	// and a half): engines that connected together are not all
 	// checked or reloaded in the same instant.
 	next := func() time.Duration { return jitter(e.opts.healthInterval()) }
 	health := time.NewTimer(next())
 	defer health.Stop()
-	resync := time.NewTimer(e.opts.ResyncInterval/2 + rand.N(e.opts.ResyncInterval))
+	resync := time.NewTimer(e.opts.resyncInterval()/2 + rand.N(e.opts.resyncInterval()))
 	defer resync.Stop()
 	refreshNV := false
 	for {
@@ -778,7 +778,7 @@ func (e *Engine) session(ctx context.Context) error {
 				_ = e.refreshNetworksVolumes(sctx)
 			}
 		case <-resync.C:
-			resync.Reset(jitter(e.opts.ResyncInterval))
+			resync.Reset(jitter(e.opts.resyncInterval()))
 			rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
 			err := e.Resync(rctx)
 			rcancel()
