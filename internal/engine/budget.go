@@ -87,17 +87,6 @@ func (o *Options) resyncInterval() time.Duration {
 // health checks (budget.setEngines).
 func (o *Options) keepIdle() bool { return o.budget == nil || o.budget.keepIdle.Load() }
 
-// idleConnTimeout is how long a new engine client keeps an idle
-// connection: past the next health check when the budget allows it (the
-// check then reuses it), else shorter than a check's period, so between
-// checks an engine holds its event stream alone.
-func (o *Options) idleConnTimeout() time.Duration {
-	if o.keepIdle() {
-		return 3 * o.healthInterval()
-	}
-	return min(1500*time.Millisecond, o.RefreshInterval*3/4)
-}
-
 // jitter spreads d by ±10%: engines that connected together are not all
 // checked (or resynced) in the same instant.
 func jitter(d time.Duration) time.Duration {

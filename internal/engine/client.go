@@ -27,8 +27,9 @@ type Client struct {
 	scheme  string // http or https
 	host    string // Host header / URL host
 	hc      *http.Client
-	tr      *http.Transport
 	dialer  net.Dialer
+	pinger  pinger                                       // health checks (pinger.go)
+	observe func(d time.Duration, status int, err error) // set by Pool.observed
 }
 
 // ParseAddr normalises an engine address: "host:port", "tcp://host:port",
@@ -71,8 +72,7 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 		}
 	}
 	c.dialer = net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	c.tr = c.transport()
-	c.hc = &http.Client{Transport: c.tr}
+	c.hc = &http.Client{Transport: c.transport()}
 	return c, nil
 }
 
@@ -80,8 +80,7 @@ func NewClient(addr string, tlsConf *tls.Config) (*Client, error) {
 // agent's tunnel, already mutually authenticated): plain HTTP over it.
 func NewClientDial(name string, dial func(ctx context.Context) (net.Conn, error)) *Client {
 	c := &Client{dial: dial, network: "custom", address: name, scheme: "http", host: "docker"}
-	c.tr = c.transport()
-	c.hc = &http.Client{Transport: c.tr}
+	c.hc = &http.Client{Transport: c.transport()}
 	return c
 }
 
@@ -93,14 +92,12 @@ func (c *Client) transport() *http.Transport {
 			}
 			return c.dialer.DialContext(ctx, c.network, c.address)
 		},
-		TLSClientConfig: c.tls,
-		// At most one idle connection per engine (the health check's, when
-		// the pool's descriptors allow: budget.go): an engine costs shoal
-		// its event stream and that one.
-		MaxIdleConnsPerHost: 1,
+		TLSClientConfig:     c.tls,
+		MaxIdleConnsPerHost: 4,
 		WriteBufferSize:     1 << 10,
-		// Until the pool sets it (setIdleTimeout), idle connections close
-		// before the next health check (every 2 s by default).
+		// Idle connections close before the next health check (every 2 s
+		// by default): between calls an engine holds its event stream and
+		// at most the health check's connection (pinger.go), no more.
 		IdleConnTimeout:       1500 * time.Millisecond,
 		ReadBufferSize:        2 << 10,
 		ResponseHeaderTimeout: 0,
@@ -112,13 +109,6 @@ func (c *Client) transport() *http.Transport {
 	}
 	return tr
 }
-
-// setIdleTimeout sets how long an idle connection is kept; only before
-// the client's first call.
-func (c *Client) setIdleTimeout(d time.Duration) { c.tr.IdleConnTimeout = d }
-
-// CloseIdle closes the client's idle connections.
-func (c *Client) CloseIdle() { c.tr.CloseIdleConnections() }
 
 // Dial opens a fresh connection to the engine (TLS when configured); used for
 // hijacked streams (attach, exec start).

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
@@ -444,19 +443,14 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 func (e *Engine) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.PingTimeout())
 	defer cancel()
-	resp, err := e.client.Raw(ctx, "GET", "/_ping", nil, nil, nil)
+	// On a connection of its own (pinger.go), kept between checks only
+	// while the pool's descriptors allow it (budget.go).
+	status, err := e.client.ping(ctx, "/_ping", e.opts.keepIdle())
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so the connection can be reused
-	resp.Body.Close()
-	if !e.opts.keepIdle() {
-		// Descriptors are short: between checks the engine holds its
-		// event stream alone (budget.setEngines).
-		e.client.CloseIdle()
-	}
-	if resp.StatusCode != 200 {
-		return fmt.Errorf("ping: status %d", resp.StatusCode)
+	if status != 200 {
+		return fmt.Errorf("ping: status %d", status)
 	}
 	return nil
 }
@@ -718,6 +712,7 @@ func (e *Engine) refreshNetworksVolumes(ctx context.Context) error {
 // run is the engine's life: connect, follow events, check health, resync;
 // on trouble mark it and start over, until ctx ends.
 func (e *Engine) run(ctx context.Context) {
+	defer e.client.closePing()
 	log := e.opts.Logger.With("engine", e.Addr)
 	for ctx.Err() == nil {
 		if err := e.session(ctx); err != nil && ctx.Err() == nil {

@@ -26,6 +26,11 @@ func (p *Pool) ObserveCalls(obs CallObserver) {
 func (p *Pool) observed(c *Client, addr string) *Client {
 	if c != nil {
 		c.hc.Transport = observedTransport{next: c.hc.Transport, addr: addr, obs: &p.calls}
+		c.observe = func(d time.Duration, status int, err error) { // health checks (pinger.go)
+			if obs := p.calls.Load(); obs != nil {
+				(*obs)(addr, d, status, err)
+			}
+		}
 	}
 	return c
 }

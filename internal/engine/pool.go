@@ -138,7 +138,6 @@ func (p *Pool) Update(addrs []string) {
 			p.opts.Logger.Error("bad engine address", "addr", a, "error", err)
 			continue
 		}
-		c.setIdleTimeout(p.opts.idleConnTimeout())
 		e := newEngine(a, c, &p.opts)
 		ctx, cancel := context.WithCancel(p.ctx)
 		p.engines[a] = e

@@ -255,6 +255,11 @@ func measureIdle(t *testing.T, hc *http.Client, base string, pid int, fl fleet, 
 	// The loads' connections idle out first (client.go IdleConnTimeout).
 	time.Sleep(cfg.settle)
 	c0, fc0, t0 := cpuTime(pid), fl.CPU(), time.Now()
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" {
+		// shoal's own CPU profile of the idle period (-D).
+		b := get(t, hc, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, int(cfg.idle.Seconds())))
+		_ = os.WriteFile(filepath.Join(dir, "cpu-idle.pprof"), b, 0o644)
+	}
 	for time.Since(t0) < cfg.idle {
 		f.maxFDs = max(f.maxFDs, openFDs(pid))
 		time.Sleep(100 * time.Millisecond)
