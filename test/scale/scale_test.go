@@ -171,7 +171,7 @@ func runScale(t *testing.T, cfg config) {
 	stop()
 	stop = prof.cpu("cpu-ps-running")
 	var psRunning []byte
-	pssRunning := measure(cfg.samples, func() { psRunning = get(t, hc, base+apiPrefix+"/containers/json") })
+	pssRunning := measure(cfg.psSamples, func() { psRunning = get(t, hc, base+apiPrefix+"/containers/json") })
 	stop()
 	var psBody []byte
 	get(t, hc, base+apiPrefix+"/containers/json?all=1")
