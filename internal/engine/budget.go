@@ -12,9 +12,10 @@ import (
 // (each is checked every RefreshInterval, 2 s by default); past that every
 // engine is checked less often, every engines/PingRate: at 10,000 engines
 // every 10 s, so a hung engine is Unhealthy after 22 to 32 s instead of
-// 6 to 8 s (three failed checks, each waiting PingTimeout). A check costs a
-// connection to the engine when descriptors are short (see keepIdle), and
-// 5,000 connects a second were most of shoal's idle CPU at 10,000 engines.
+// 6 to 8 s (three failed checks, each waiting PingTimeout). A check is a
+// write and a read on a kept connection, but a connect as well for the
+// engines past the descriptors' allowance (budget.allowance); unbounded,
+// 10,000 engines would be checked 5,000 times a second.
 const DefaultPingRate = 1000
 
 // resyncRate bounds the full reloads (Resync) a second across a pool: up
@@ -32,12 +33,12 @@ const resyncRate = 50
 const fdReserve = 2048
 
 // budget is the pool-wide share of health checks and descriptors: how
-// many engines there are, and whether each may keep one idle connection
-// between health checks.
+// many engines there are, and how many keep their health check's
+// connection open between checks.
 type budget struct {
-	engines  atomic.Int64
-	keepIdle atomic.Bool
-	fdLimit  int64 // the open-files limit when the pool was made (0: unknown)
+	engines atomic.Int64
+	kept    atomic.Int64
+	fdLimit int64 // the open-files limit when the pool was made (0: unknown)
 }
 
 func newBudget() *budget {
@@ -46,18 +47,53 @@ func newBudget() *budget {
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < 1<<62 {
 		b.fdLimit = int64(lim.Cur)
 	}
-	b.keepIdle.Store(true)
 	return b
 }
 
-// setEngines records the pool's size. An engine holds its event stream;
-// it may keep its health check's connection idle too (no connect per
-// check) only while two descriptors per engine fit the open-files limit
-// with fdReserve to spare: at 10,000 engines under a 20,000 limit they do
-// not, and each check connects anew (and is closed after it).
-func (b *budget) setEngines(n int) {
-	b.engines.Store(int64(n))
-	b.keepIdle.Store(b.fdLimit == 0 || 2*int64(n)+fdReserve <= b.fdLimit)
+// setEngines records the pool's size.
+func (b *budget) setEngines(n int) { b.engines.Store(int64(n)) }
+
+// allowance is how many health-check connections may stay open between
+// checks: every engine holds its event stream, and fdReserve is left to
+// the rest, so under a 20,000 open-files limit all of 1,000 engines keep
+// one (two descriptors per engine) but only 7,952 of 10,000 do; the
+// others' checks connect anew each time (and close after).
+func (b *budget) allowance() int64 {
+	if b.fdLimit == 0 {
+		return 1 << 62
+	}
+	return b.fdLimit - fdReserve - b.engines.Load()
+}
+
+// keep says whether a health-check connection may stay open after a
+// check; counted says whether it already does (it is given up when the
+// pool grew past the allowance). release gives a kept one back.
+func (b *budget) keep(counted bool) bool {
+	if b == nil {
+		return true
+	}
+	if counted {
+		if b.kept.Load() <= b.allowance() {
+			return true
+		}
+		b.kept.Add(-1)
+		return false
+	}
+	for {
+		k := b.kept.Load()
+		if k >= b.allowance() {
+			return false
+		}
+		if b.kept.CompareAndSwap(k, k+1) {
+			return true
+		}
+	}
+}
+
+func (b *budget) release() {
+	if b != nil {
+		b.kept.Add(-1)
+	}
 }
 
 // healthInterval is how often each engine is checked: RefreshInterval,
@@ -82,10 +118,6 @@ func (o *Options) resyncInterval() time.Duration {
 	}
 	return max(o.ResyncInterval, time.Duration(o.budget.engines.Load())*time.Second/resyncRate)
 }
-
-// keepIdle says whether an engine's connection may stay open between
-// health checks (budget.setEngines).
-func (o *Options) keepIdle() bool { return o.budget == nil || o.budget.keepIdle.Load() }
 
 // jitter spreads d by ±10%: engines that connected together are not all
 // checked (or resynced) in the same instant.

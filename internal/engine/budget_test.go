@@ -51,26 +51,42 @@ func TestResyncIntervalWithinRate(t *testing.T) {
 	}
 }
 
-// Each engine may keep an idle connection only while two descriptors per
-// engine and the reserve fit the open-files limit.
-func TestKeepIdleWithinOpenFiles(t *testing.T) {
+// Health-check connections stay open between checks only while they,
+// every engine's event stream and the reserve fit the open-files limit;
+// those over it after the pool grew are given up at their next check.
+func TestKeptConnectionsWithinOpenFiles(t *testing.T) {
 	for _, tc := range []struct {
 		limit   int64
 		engines int
-		want    bool
+		want    int
 	}{
-		{20000, 1000, true},
-		{20000, 8976, true},
-		{20000, 8977, false},
-		{20000, 10000, false},
-		{0, 100000, true}, // limit unknown
+		{20000, 1000, 1000},
+		{20000, 10000, 20000 - fdReserve - 10000},
+		{0, 3000, 3000}, // limit unknown
 	} {
 		b := &budget{fdLimit: tc.limit}
 		b.setEngines(tc.engines)
-		o := Options{RefreshInterval: 2 * time.Second, budget: b}
-		if got := o.keepIdle(); got != tc.want {
-			t.Errorf("limit %d, %d engines: keep idle %v, want %v", tc.limit, tc.engines, got, tc.want)
+		kept := 0
+		for range tc.engines {
+			if b.keep(false) {
+				kept++
+			}
 		}
+		if kept != tc.want {
+			t.Errorf("limit %d, %d engines: %d keep their connection, want %d", tc.limit, tc.engines, kept, tc.want)
+		}
+	}
+	b := &budget{fdLimit: 20000}
+	b.setEngines(1000)
+	for range 1000 {
+		b.keep(false)
+	}
+	b.setEngines(18000) // allowance 20000-2048-18000 < 0
+	if b.keep(true) {
+		t.Error("a kept connection stays after the pool grew past the open-files limit")
+	}
+	if got := b.kept.Load(); got != 999 {
+		t.Errorf("%d kept after one was given up, want 999", got)
 	}
 }
 
@@ -92,8 +108,10 @@ func TestPingConnectionsWithinBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := &budget{fdLimit: 1 << 20}
+		if !keep {
+			b.fdLimit = fdReserve + 1 // the event stream's descriptor and no more
+		}
 		b.setEngines(1)
-		b.keepIdle.Store(keep)
 		opts := &Options{budget: b}
 		opts.defaults()
 		e := newEngine(srv.URL, c, opts)

@@ -445,7 +445,7 @@ func (e *Engine) Ping(ctx context.Context) error {
 	defer cancel()
 	// On a connection of its own (pinger.go), kept between checks only
 	// while the pool's descriptors allow it (budget.go).
-	status, err := e.client.ping(ctx, "/_ping", e.opts.keepIdle())
+	status, err := e.client.ping(ctx, "/_ping", e.opts.budget)
 	if err != nil {
 		return err
 	}

@@ -20,24 +20,27 @@ import (
 // while the connection idled between checks). Between checks the
 // connection stays open only when the pool's descriptors allow it.
 type pinger struct {
-	mu   sync.Mutex
-	conn net.Conn
-	br   *bufio.Reader
+	mu      sync.Mutex
+	conn    net.Conn
+	br      *bufio.Reader
+	budget  *budget // nil: always kept
+	counted bool    // conn is one of the budget's kept ones
 }
 
-// ping sends GET path and returns the answer's status. keep leaves the
-// connection open for the next check.
-func (c *Client) ping(ctx context.Context, path string, keep bool) (int, error) {
+// ping sends GET path and returns the answer's status; the connection
+// stays open for the next check if b (nil: no bound) allows it.
+func (c *Client) ping(ctx context.Context, path string, b *budget) (int, error) {
 	p := &c.pinger
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.budget = b
 	start := time.Now()
 	reused := p.conn != nil
-	status, err := c.pingOnce(ctx, path, keep)
+	status, err := c.pingOnce(ctx, path)
 	if err != nil && reused && ctx.Err() == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		// The engine may have closed the idle connection meanwhile: one
 		// more try on a new one (net/http does the same for idempotent calls).
-		status, err = c.pingOnce(ctx, path, keep)
+		status, err = c.pingOnce(ctx, path)
 	}
 	if obs := c.observe; obs != nil {
 		obs(time.Since(start), status, err)
@@ -45,7 +48,7 @@ func (c *Client) ping(ctx context.Context, path string, keep bool) (int, error) 
 	return status, err
 }
 
-func (c *Client) pingOnce(ctx context.Context, path string, keep bool) (status int, err error) {
+func (c *Client) pingOnce(ctx context.Context, path string) (status int, err error) {
 	p := &c.pinger
 	if p.conn == nil {
 		conn, err := c.Dial(ctx)
@@ -56,8 +59,12 @@ func (c *Client) pingOnce(ctx context.Context, path string, keep bool) (status i
 	}
 	conn := p.conn
 	defer func() {
-		if err != nil || !keep {
+		if err != nil {
 			p.close()
+		} else if p.conn != nil {
+			if p.counted = p.budget.keep(p.counted); !p.counted {
+				p.close()
+			}
 		}
 	}()
 	if d, ok := ctx.Deadline(); ok {
@@ -91,6 +98,10 @@ func (p *pinger) close() {
 	if p.conn != nil {
 		p.conn.Close()
 		p.conn, p.br = nil, nil
+	}
+	if p.counted {
+		p.counted = false
+		p.budget.release()
 	}
 }
 
