@@ -361,6 +361,10 @@ func (e *Engine) apiPath(path string) string { return e.APIPath("", path) }
 func (e *Engine) setState(s State, errMsg string) {
 	e.mu.Lock()
 	old := e.state
+	// A health check that finds a healthy engine healthy changes nothing:
+	// bumping the generation then made info and the scheduler rebuild the
+	// engine's summary and node view after every check.
+	changed := old != s || e.lastErr != errMsg || e.failures != 0 || e.since.IsZero()
 	e.state = s
 	if old != s || e.since.IsZero() {
 		e.since = time.Now()
@@ -371,7 +375,9 @@ func (e *Engine) setState(s State, errMsg string) {
 	} else if e.failing.IsZero() {
 		e.failing = e.since
 	}
-	e.gen++
+	if changed {
+		e.gen++
+	}
 	e.mu.Unlock()
 	if old != s {
 		e.opts.Logger.Info("engine state", "addr", e.Addr, "name", e.Name(), "from", old.String(), "to", s.String(), "error", errMsg)

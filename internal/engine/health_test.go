@@ -82,3 +82,26 @@ func TestDownSince(t *testing.T) {
 		t.Errorf("down since %v, want the change of state %v", got, e.StateSince())
 	}
 }
+
+// A health check that finds a healthy engine healthy leaves the cache's
+// generation alone (info and the scheduler rebuild what changed by it);
+// a change of state, an error or a recovery from failures bumps it.
+func TestHealthyCheckKeepsGeneration(t *testing.T) {
+	e := &Engine{opts: &Options{FailureRetry: 3, Logger: slog.New(slog.DiscardHandler)}}
+	e.setState(Healthy, "")
+	g := e.Gen()
+	e.setState(Healthy, "")
+	if e.Gen() != g {
+		t.Errorf("a healthy check moved the generation %d -> %d", g, e.Gen())
+	}
+	e.fail(errors.New("timeout"))
+	e.setState(Healthy, "")
+	if e.Gen() == g {
+		t.Error("recovering from a failed check left the generation")
+	}
+	g = e.Gen()
+	e.setState(Unhealthy, "down")
+	if e.Gen() == g {
+		t.Error("a change of state left the generation")
+	}
+}
