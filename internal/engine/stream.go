@@ -38,7 +38,9 @@ func (c *Client) openStream(ctx context.Context, path string, headerWait time.Du
 	if err := req.Write(conn); err != nil {
 		return fail(err)
 	}
-	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4<<10), req)
+	// Events are a few hundred bytes and the JSON decoder above buffers
+	// too: a small buffer here (ten thousand streams hold one each).
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 1<<10), req)
 	if err != nil {
 		return fail(err)
 	}
