@@ -19,13 +19,14 @@ import (
 const DefaultPingRate = 1000
 
 // resyncRate bounds the full reloads (Resync) a second across a pool: up
-// to 3,000 engines each is reloaded every ResyncInterval (60 s by
-// default); past that every engines/resyncRate (200 s at 10,000 engines).
+// to 1,500 engines each is reloaded every ResyncInterval (60 s by
+// default); past that every engines/resyncRate (400 s at 10,000 engines,
+// where 50 a second were a tenth of a core while idle).
 // A reload is five calls and a list of every container; the event stream
 // keeps the cache current between reloads (a broken stream ends the
 // session, and the next one reloads), so the reload is only a safety net
 // and must not be what keeps an idle manager busy.
-const resyncRate = 50
+const resyncRate = 25
 
 // fdReserve is how many descriptors the pool leaves to everything else
 // shoal holds open (clients' connections, hijacked streams, files) when it

@@ -35,13 +35,13 @@ func TestHealthIntervalWithinPingRate(t *testing.T) {
 	}
 }
 
-// Up to 3,000 engines each is reloaded every ResyncInterval; past that
-// the pool reloads 50 engines a second.
+// Up to 1,500 engines each is reloaded every ResyncInterval; past that
+// the pool reloads 25 engines a second.
 func TestResyncIntervalWithinRate(t *testing.T) {
 	for _, tc := range []struct {
 		engines int
 		want    time.Duration
-	}{{1, time.Minute}, {3000, time.Minute}, {10000, 200 * time.Second}} {
+	}{{1, time.Minute}, {1500, time.Minute}, {10000, 400 * time.Second}} {
 		o := Options{budget: &budget{}}
 		o.defaults()
 		o.budget.setEngines(tc.engines)
