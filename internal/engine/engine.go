@@ -792,12 +792,16 @@ func (e *Engine) session(ctx context.Context) error {
 	}
 }
 
-// load connects, opens the event stream and loads the engine's state,
-// holding one of the pool's load slots throughout: engines waiting for
-// their turn hold no connection (ten thousand connecting at once would
-// otherwise hold an event stream and an idle connection each, past the
-// open-files limit, while only 32 load).
+// load connects, then opens the event stream and loads the engine's
+// state holding one of the pool's load slots: engines waiting for their
+// turn hold no event stream (ten thousand opened at once, with the
+// connects' idle connections, went past the open-files limit while only
+// 32 loaded). The connect comes first, outside the slots, so engines that
+// do not answer (hung, unreachable) fail it without holding a slot.
 func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
+	if err := e.connect(ctx); err != nil {
+		return nil, nil, err
+	}
 	if e.opts.loads != nil {
 		select {
 		case e.opts.loads <- struct{}{}:
@@ -805,9 +809,6 @@ func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
 			return nil, nil, nil
 		}
 		defer func() { <-e.opts.loads }()
-	}
-	if err := e.connect(ctx); err != nil {
-		return nil, nil, err
 	}
 	evs, errc, err := e.openEvents(ctx)
 	if err != nil {
