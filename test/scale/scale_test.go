@@ -72,7 +72,7 @@ type config struct {
 
 func TestScaleSmall(t *testing.T) {
 	runScale(t, config{engines: 20, running: 7, stopped: 3, images: 3, runs: 20, samples: 20, psSamples: 20,
-		idle: 200 * time.Millisecond, inproc: inproc(), targets: targets1000})
+		settle: 1600 * time.Millisecond, idle: 200 * time.Millisecond, inproc: inproc(), targets: targets1000})
 }
 
 // TestScaleFleetSmall is the fleet-in-child-processes mode in small: two
