@@ -834,10 +834,7 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, er
 		defer resp.Body.Close()
 		return nil, nil, ResponseError(resp)
 	}
-	// A few events of read-ahead: the reader blocks (and the engine's
-	// socket buffers) past them, and ten thousand engines each holding
-	// sixteen decoded events were 35 MiB.
-	out := make(chan Event, 4)
+	out := make(chan Event, 16)
 	errc := make(chan error, 1)
 	go func() {
 		defer resp.Body.Close()
