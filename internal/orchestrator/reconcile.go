@@ -251,7 +251,7 @@ func newReconciler(st State, now time.Time) *reconciler {
 		r.stale[id] = true
 	}
 	slab := make([]task, len(st.Tasks)) // one allocation, not one per task
-	byID := true                         // st.Tasks is sorted by ID (the loop sorts it)
+	byID := true                        // st.Tasks is sorted by ID (the loop sorts it)
 	for i := range st.Tasks {
 		t := &slab[i]
 		t.Task = &st.Tasks[i]
