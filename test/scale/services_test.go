@@ -187,8 +187,16 @@ func (c *svcClient) converge(what string, want uint64, updated bool, limit time.
 	began := time.Now()
 	var last string
 	for time.Since(began) < limit {
-		s := c.service()
+		// The fleet's count first: it costs shoal nothing, where listing
+		// the service's status decodes every task (a load on the manager
+		// that would weigh on what is measured).
 		_, running := c.fleet.Count()
+		if uint64(running) != want {
+			last = fmt.Sprintf("%d containers running", running)
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		s := c.service()
 		updating := s.UpdateStatus != nil && s.UpdateStatus.State != swarm.UpdateStateCompleted || updated && s.UpdateStatus == nil
 		if s.ServiceStatus != nil && s.ServiceStatus.RunningTasks == want && uint64(running) == want && !updating {
 			return time.Since(began)
