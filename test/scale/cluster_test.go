@@ -23,6 +23,7 @@ package scale
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -247,9 +248,10 @@ func runCluster(t *testing.T, cfg config) {
 }
 
 // joinNode does what `shoal join` does before it runs: the join itself.
-// A join the manager could not write in time (its store answers "no
-// quorum" when a write takes over 5 s: a loaded machine with many nodes
-// joining) is tried again, as an operator would run `shoal join` again.
+// A refused join (the manager could not write the node's record in time:
+// its store answers "no quorum" when a write takes over 5 s, on a loaded
+// machine with many nodes joining) is tried again, as an operator would
+// run `shoal join` again.
 func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error) {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	var err error
@@ -262,7 +264,7 @@ func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error)
 			return cl, nil
 		}
 		cl.Close()
-		if !strings.Contains(err.Error(), "no quorum") { // the join's answer is text over HTTP
+		if !errors.Is(err, cluster.ErrJoinRefused) {
 			return nil, err
 		}
 		time.Sleep(time.Second)
