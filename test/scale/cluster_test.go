@@ -255,7 +255,7 @@ func runCluster(t *testing.T, cfg config) {
 func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error) {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 30; attempt++ {
 		var cl *cluster.Cluster
 		if cl, err = cluster.New(cfg); err != nil {
 			return nil, err
