@@ -250,8 +250,8 @@ func runCluster(t *testing.T, cfg config) {
 // joinNode does what `shoal join` does before it runs: the join itself.
 // A refused join (the manager could not write the node's record in time:
 // its store answers "no quorum" when a write takes over 5 s, on a loaded
-// machine with many nodes joining) is tried again, as an operator would
-// run `shoal join` again.
+// machine with many nodes joining) or one not answered in time is tried
+// again, as an operator would run `shoal join` again.
 func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error) {
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	var err error
@@ -264,7 +264,8 @@ func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error)
 			return cl, nil
 		}
 		cl.Close()
-		if !errors.Is(err, cluster.ErrJoinRefused) {
+		var ne net.Error
+		if !errors.Is(err, cluster.ErrJoinRefused) && !(errors.As(err, &ne) && ne.Timeout()) {
 			return nil, err
 		}
 		time.Sleep(time.Second)
