@@ -60,7 +60,7 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	if err != nil {
 		return nil, err
 	}
-	if err := c.write(ctx, func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err }); err != nil {
+	if err := c.write(ctx, createdOnce(func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err })); err != nil {
 		return nil, err
 	}
 	c.log.Info("node joined", "node", n.ID, "hostname", req.Hostname, "role", n.Role, "addr", n.Addr)
@@ -125,4 +125,21 @@ func certHosts(role ca.Role, addr, hostname string) []string {
 		}
 	}
 	return hosts
+}
+
+// createdOnce makes a create of a record under a fresh random ID safe to
+// retry: an attempt that ran out of time may still have been committed,
+// and the key its retry then finds is the record it made (many nodes
+// joining at once slow each commit past one attempt's time: a join was
+// refused with "key already exists").
+func createdOnce(create func(context.Context) error) func(context.Context) error {
+	tried := false
+	return func(ctx context.Context) error {
+		err := create(ctx)
+		if tried && errors.Is(err, store.ErrExists) {
+			return nil
+		}
+		tried = true
+		return err
+	}
 }

@@ -178,16 +178,69 @@ func liveRef(engines []*engine.Engine, r string) (nodeRef, name string) {
 	return "", strings.Join(ref, "/")
 }
 
-// findLive asks the healthy engines directly, in parallel.
+// findLive asks the engines directly, in parallel, for a container their
+// cache does not show: the node a node/name names, or else only the
+// healthy engines whose cache may lag (lookup_lag.go: events being
+// applied, a stream just opened). A settled cache's miss is the engine's,
+// but for an event still on its way (a container made on the engine a
+// moment ago): after missGrace, the cache is looked at again and the
+// engines whose cache moved meanwhile are asked too.
 func (m *Manager) findLive(ctx context.Context, engines []*engine.Engine, r string) (hit, error) {
 	nodeRef, name := liveRef(engines, r)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if nodeRef != "" {
+		var node []*engine.Engine
+		for _, e := range engines {
+			if e.Name() == nodeRef || e.ID == nodeRef {
+				node = append(node, e)
+			}
+		}
+		return m.askLive(ctx, node, name, r)
+	}
+	asked := m.lag.lagging(engines, time.Now())
+	if h, err := m.askLive(ctx, asked, name, r); err != nil || h.c != nil || len(asked) == healthy(engines) {
+		return h, err
+	}
+	select {
+	case <-ctx.Done():
+		return hit{}, nil
+	case <-time.After(missGrace):
+	}
+	if h, err := m.findCached(engines, r); err != nil || h.c != nil {
+		return h, err
+	}
+	was := make(map[*engine.Engine]bool, len(asked))
+	for _, e := range asked {
+		was[e] = true
+	}
+	var more []*engine.Engine
+	for _, e := range m.lag.lagging(engines, time.Now()) {
+		if !was[e] {
+			more = append(more, e)
+		}
+	}
+	return m.askLive(ctx, more, name, r)
+}
+
+func healthy(engines []*engine.Engine) int {
+	n := 0
+	for _, e := range engines {
+		if e.Healthy() {
+			n++
+		}
+	}
+	return n
+}
+
+// askLive asks the healthy ones of engines for the container name (r as
+// the client wrote it), caching what they have.
+func (m *Manager) askLive(ctx context.Context, engines []*engine.Engine, name, r string) (hit, error) {
 	var mu sync.Mutex
 	var found []hit
 	var wg sync.WaitGroup
 	for _, e := range engines {
-		if !e.Healthy() || (nodeRef != "" && e.Name() != nodeRef && e.ID != nodeRef) {
+		if !e.Healthy() {
 			continue
 		}
 		wg.Add(1)
@@ -282,6 +335,11 @@ func (m *Manager) ResolveExec(ctx context.Context, id string) (backend.Target, e
 	if ok {
 		return x.e, nil
 	}
+	if !execIDShape(id) {
+		// No engine has it (dockerd finds an exec by its whole ID only):
+		// no need to ask every one.
+		return nil, errdefs.ErrNotFound.WithMessage("No such exec instance: " + id)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var mu sync.Mutex
@@ -304,4 +362,18 @@ func (m *Manager) ResolveExec(ctx context.Context, id string) (backend.Target, e
 	}
 	m.ExecCreated(found, id)
 	return found, nil
+}
+
+// execIDShape says whether id can be an exec instance's ID as dockerd
+// makes them: 64 lower-case hex digits.
+func execIDShape(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -64,6 +64,8 @@ type Manager struct {
 	execMu sync.Mutex
 	execs  map[string]execEntry
 
+	lag lagTracker // whose cache may lag, for lookups that miss (lookup_lag.go)
+
 	kernel string
 }
 
@@ -113,6 +115,7 @@ func New(cfg Config) *Manager {
 // Run does the manager's housekeeping until ctx ends. The cluster-wide
 // loops are separate components run only by the leader (Rescheduler).
 func (m *Manager) Run(ctx context.Context) error {
+	go m.lag.watch(ctx, m.pool)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {

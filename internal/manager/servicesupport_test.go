@@ -132,6 +132,38 @@ func TestServicesEngines(t *testing.T) {
 	}
 }
 
+// An image some engine's cached list has is found there: no engine is
+// asked (at 10,000 engines each service create asked every one).
+func TestCheckImageFromCache(t *testing.T) {
+	var asked atomic.Int64
+	var addrs []string
+	for range 3 {
+		sim, err := enginesim.Start(enginesim.Options{Images: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sim.Close() })
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.Contains(r.URL.Path, "/images/") && !strings.HasSuffix(r.URL.Path, "/images/json") || strings.Contains(r.URL.Path, "/distribution/") {
+				asked.Add(1)
+			}
+			sim.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		addrs = append(addrs, srv.Listener.Addr().String())
+	}
+	pool := startPool(t, 0, addrs...)
+	m := manager.New(manager.Config{Pool: pool})
+	for _, image := range []string{"sim/image-1", "sim/image-0:latest"} {
+		if err := m.CheckImage(context.Background(), image, ""); err != nil {
+			t.Errorf("CheckImage(%s): %v", image, err)
+		}
+	}
+	if n := asked.Load(); n != 0 {
+		t.Errorf("the engines were asked %d times about cached images", n)
+	}
+}
+
 // A followed log stream ends with an error as soon as its node is down,
 // instead of hanging on the dead node's connection.
 func TestContainerLogsEndWhenNodeGoesDown(t *testing.T) {

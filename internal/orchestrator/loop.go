@@ -416,7 +416,7 @@ func (l *loop) apply(ctx context.Context, p Plan, now time.Time) bool {
 		l.writeService(ctx, w, now)
 	}
 	if len(p.Puts)+len(p.Deletes) > 0 {
-		if err := l.o.tasks.Apply(ctx, p.Puts, p.Deletes); err != nil {
+		if err := applyTasks(ctx, l.o.tasks, p.Puts, p.Deletes); err != nil {
 			l.o.log.Warn("cannot write tasks; reading them again", "error", err)
 			if _, err := l.load(ctx); err == nil {
 				l.wake(now)
@@ -543,7 +543,7 @@ func (l *loop) flush(ctx context.Context) error {
 		}
 	}
 	sort.Slice(puts, func(i, j int) bool { return puts[i].ID < puts[j].ID })
-	if err := l.o.tasks.Apply(ctx, puts, nil); err != nil {
+	if err := applyTasks(ctx, l.o.tasks, puts, nil); err != nil {
 		return err
 	}
 	clear(l.toWrite)

@@ -115,7 +115,8 @@ func (r *reconciler) setContainer(t *task) {
 	}
 	if t.Status.ContainerStatus == nil || *t.Status.ContainerStatus != cs {
 		t.save()
-		t.Status.ContainerStatus = &cs
+		changed := cs // cs stays on the stack when nothing changed
+		t.Status.ContainerStatus = &changed
 	}
 	if o.State == "running" && !slices.Equal(t.Status.PortStatus.Ports, o.Ports) {
 		t.save()

@@ -231,8 +231,8 @@ func Reconcile(st State, now time.Time) Plan {
 }
 
 func newReconciler(st State, now time.Time) *reconciler {
-	r := &reconciler{now: now, nodes: map[string]*Node{}, stale: map[string]bool{},
-		tasks: map[string]*task{}, bySvc: map[string][]*task{}, removed: map[string]bool{}}
+	r := &reconciler{now: now, nodes: make(map[string]*Node, len(st.Nodes)), stale: map[string]bool{},
+		tasks: make(map[string]*task, len(st.Tasks)), bySvc: map[string][]*task{}, removed: map[string]bool{}}
 	r.missing = st.MissingSince
 	r.unconfirmed = map[string]bool{}
 	for _, id := range st.Unconfirmed {
@@ -250,10 +250,20 @@ func newReconciler(st State, now time.Time) *reconciler {
 	for _, id := range st.StaleNodes {
 		r.stale[id] = true
 	}
+	slab := make([]task, len(st.Tasks)) // one allocation, not one per task
+	byID := true                        // st.Tasks is sorted by ID (the loop sorts it)
 	for i := range st.Tasks {
-		t := &task{Task: &st.Tasks[i]}
+		t := &slab[i]
+		t.Task = &st.Tasks[i]
 		r.tasks[t.ID] = t
 		r.bySvc[t.ServiceID] = append(r.bySvc[t.ServiceID], t)
+		byID = byID && (i == 0 || st.Tasks[i-1].ID < t.ID)
+	}
+	if byID && len(r.tasks) == len(slab) {
+		r.order = make([]*task, len(slab))
+		for i := range slab {
+			r.order[i] = &slab[i]
+		}
 	}
 	for i := range st.Observed {
 		o := &st.Observed[i]
@@ -322,12 +332,15 @@ func (r *reconciler) wake(t time.Time) {
 // orphans removes the containers of tasks that have no record, once they
 // have been seen for OrphanGrace.
 func (r *reconciler) orphans(st State) {
-	obs := append([]Observed(nil), st.Observed...)
+	var obs []*Observed // only the orphans: most containers have their task
+	for i := range st.Observed {
+		o := &st.Observed[i]
+		if r.tasks[o.TaskID] == nil && r.reachable(o.NodeID) && o.State != "removing" {
+			obs = append(obs, o)
+		}
+	}
 	sort.Slice(obs, func(i, j int) bool { return obs[i].ContainerID < obs[j].ContainerID })
 	for _, o := range obs {
-		if r.tasks[o.TaskID] != nil || !r.reachable(o.NodeID) || o.State == "removing" {
-			continue
-		}
 		seen, ok := st.OrphanSeen[o.ContainerID]
 		if !ok {
 			seen = r.now

@@ -54,11 +54,16 @@ func (r *reconciler) service(svc *store.Service) {
 
 // bySlot groups tasks by replicated slot.
 func bySlot(tasks []*task) map[int]*slot {
-	out := map[int]*slot{}
+	out := make(map[int]*slot, len(tasks))
+	var slab []slot // the slots, allocated together
 	for _, t := range tasks {
 		sl := out[t.Slot]
 		if sl == nil {
-			sl = &slot{num: t.Slot}
+			if len(slab) == cap(slab) {
+				slab = make([]slot, 0, max(len(tasks)-len(out), 1))
+			}
+			slab = append(slab, slot{num: t.Slot})
+			sl = &slab[len(slab)-1]
 			out[t.Slot] = sl
 		}
 		sl.tasks = append(sl.tasks, t)

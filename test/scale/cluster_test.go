@@ -1,0 +1,286 @@
+package scale
+
+// The built-in cluster at scale (issue 16, point 6): `shoal init` (the
+// binary, as an operator runs it) with simulated engines behind its
+// nodes, measured as TestScale1000 measures `shoal manage`: time until
+// every node is up with its containers, run -d, info and ps -a p50/p99,
+// the manager's RSS, and what one `docker inspect nosuch` costs the
+// engines.
+//
+// The nodes: 1,000 `shoal join` processes would not fit on a 2-core
+// machine (each a Go process of its own, ~20 MiB). Each node here is what
+// `shoal join --token T --engine tcp://<sim>` runs — cluster.New, Start
+// (the join: token, CSR, certificate) and Run (the tunnel agent to the
+// managers, the node's self and overlay loops, task files) — but many of
+// them run in the test process, each with its own data dir and simulated
+// engine. The manager sees exactly what it would of separate processes:
+// one TLS tunnel, one certificate and one node record per node.
+//
+// TestClusterSmall (10 nodes) always runs and checks the outcome only;
+// the full size runs with SHOAL_SCALE=1:
+//
+//	SHOAL_SCALE=1 go test -count=1 -v -timeout 30m -run TestCluster1000 ./test/scale/
+
+import (
+	"context"
+	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/swarm"
+
+	"github.com/shoal-dev/shoal/internal/cluster"
+	"github.com/shoal-dev/shoal/internal/enginesim"
+	"github.com/shoal-dev/shoal/test/shoaltest"
+)
+
+func TestClusterSmall(t *testing.T) {
+	runCluster(t, config{engines: 10, running: 3, stopped: 1, images: 2, runs: 10, samples: 10})
+}
+
+func TestCluster1000(t *testing.T) {
+	if os.Getenv("SHOAL_SCALE") != "1" {
+		t.Skip("set SHOAL_SCALE=1 to run 1,000 simulated engines behind built-in cluster nodes")
+	}
+	runCluster(t, config{
+		engines: envInt("SHOAL_SCALE_ENGINES", 1000), running: 24, stopped: 6, images: 10,
+		runs: envInt("SHOAL_SCALE_RUNS", 300), samples: envInt("SHOAL_SCALE_SAMPLES", 200),
+	})
+}
+
+// countingSim is a simulated engine that counts the container lookups it
+// is asked for (GET /containers/{ref}/json).
+type countingSim struct {
+	*enginesim.Engine
+	srv      *http.Server
+	ln       net.Listener
+	inspects *atomic.Int64
+}
+
+func startCountingFleet(t *testing.T, cfg config) ([]*countingSim, *atomic.Int64) {
+	inspects := &atomic.Int64{}
+	fleet, err := enginesim.StartFleet(cfg.engines, func(i int) enginesim.Options {
+		return enginesim.Options{
+			Name: fmt.Sprintf("node%04d", i), NCPU: 2 << (i % 4), MemTotal: int64(4<<(i%4)) << 30,
+			Labels:     []string{"zone=z" + strconv.Itoa(i%3), "disk=" + []string{"ssd", "hdd"}[i%2]},
+			Containers: cfg.running, Stopped: cfg.stopped, Images: cfg.images,
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fleet.Close() })
+	out := make([]*countingSim, len(fleet.Engines))
+	for i, e := range fleet.Engines {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs := &countingSim{Engine: e, ln: ln, inspects: inspects}
+		cs.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p := r.URL.Path; strings.HasSuffix(p, "/json") && strings.Contains(p, "/containers/") && !strings.HasSuffix(p, "/containers/json") {
+				inspects.Add(1)
+			}
+			e.ServeHTTP(w, r)
+		})}
+		go cs.srv.Serve(ln)
+		t.Cleanup(func() { cs.srv.Close() })
+		out[i] = cs
+	}
+	return out, inspects
+}
+
+func (c *countingSim) addr() string { return c.ln.Addr().String() }
+
+// freeTriple is a port whose next two are free too (the cluster port, then
+// the store's client and peer ports).
+func freeTriple(t *testing.T) int {
+	for range 50 {
+		p := shoaltest.FreePort(t)
+		ok := true
+		for _, q := range []int{p + 1, p + 2} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(q))
+			if err != nil {
+				ok = false
+				break
+			}
+			ln.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no three free ports in a row")
+	return 0
+}
+
+func runCluster(t *testing.T, cfg config) {
+	raiseNoFile(t)
+	perNode := cfg.running + cfg.stopped
+	sims, inspects := startCountingFleet(t, cfg)
+	total := cfg.engines * perNode
+
+	dir := t.TempDir()
+	clusterPort := freeTriple(t)
+	clusterAddr := "127.0.0.1:" + strconv.Itoa(clusterPort)
+	apiPort := shoaltest.FreePort(t)
+	for apiPort >= clusterPort && apiPort <= clusterPort+2 {
+		apiPort = shoaltest.FreePort(t)
+	}
+	t0 := time.Now()
+	// The manager's own engine is sims[0]; the others join.
+	mgr := shoaltest.Start(t, shoaltest.Options{Args: []string{"init", "-H", "tcp://127.0.0.1:" + strconv.Itoa(apiPort), "--data-dir", filepath.Join(dir, "manager"),
+		"--engine", "tcp://" + sims[0].addr(), "--advertise-addr", "127.0.0.1", "--listen-addr", clusterAddr,
+		"--insecure-no-tlsverify", "--log-level", "warn"}, Name: "init"})
+	base := "http://" + mgr.Addr
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
+	t.Cleanup(hc.CloseIdleConnections)
+	var sw swarm.Swarm
+	shoaltest.Eventually(t, time.Minute, "the worker join token", func() error {
+		resp, err := hc.Get(base + apiPrefix + "/swarm")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&sw); err != nil || sw.JoinTokens.Worker == "" {
+			return fmt.Errorf("no token yet (%v)", err)
+		}
+		return nil
+	})
+
+	t.Logf("the manager gave its join token after %v", time.Since(t0).Round(time.Millisecond))
+	t1 := time.Now()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	joined := make(chan error, cfg.engines)
+	sem := make(chan struct{}, 8) // joins at once (each a CSR signed and a node record written by the manager)
+	for i := 1; i < cfg.engines; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			cl, err := joinNode(ctx, cluster.Config{
+				DataDir: filepath.Join(dir, fmt.Sprintf("node%04d", i)), Engine: "tcp://" + sims[i].addr(),
+				Hostname: sims[i].Name(), AdvertiseAddr: "127.0.0.1", ListenAddr: "127.0.0.1:0",
+				Token: sw.JoinTokens.Worker, JoinAddr: clusterAddr,
+			})
+			<-sem
+			joined <- err
+			if err != nil {
+				return
+			}
+			defer cl.Close()
+			_ = cl.Run(ctx)
+		}()
+	}
+	for i := 1; i < cfg.engines; i++ {
+		if err := <-joined; err != nil {
+			t.Fatalf("join: %v", err)
+		}
+	}
+	t.Logf("%d nodes joined in %v", cfg.engines-1, time.Since(t1).Round(time.Millisecond))
+	waitLoaded(t, hc, base, cfg.engines, total, 10*time.Minute)
+	load := time.Since(t0)
+	t.Logf("shoal init shows %d healthy nodes and %d containers after %v", cfg.engines, total, load.Round(time.Millisecond))
+	pid := mgr.PID()
+	rssLoaded := rss(pid)
+
+	// A lookup of a container no node has (compose's first call for each
+	// service): once the caches are settled, no engine is asked whether it
+	// has it; the miss goes to one engine for its own 404.
+	time.Sleep(1500 * time.Millisecond) // longer than the manager's settle time (1 s)
+	before := inspects.Load()
+	miss := measure(5, func() { notFound(t, hc, base+apiPrefix+"/containers/nosuch/json") })
+	asked := inspects.Load() - before
+
+	for range 3 {
+		runDetached(t, hc, base)
+		get(t, hc, base+apiPrefix+"/info")
+		get(t, hc, base+apiPrefix+"/containers/json?all=1")
+	}
+	runs := measure(cfg.runs, func() { runDetached(t, hc, base) })
+	infos := measure(cfg.samples, func() { get(t, hc, base+apiPrefix+"/info") })
+	var psBody []byte
+	pss := measure(cfg.samples, func() { psBody = get(t, hc, base+apiPrefix+"/containers/json?all=1") })
+	rssAfter, peak := rss(pid), hwm(pid)
+
+	var ps []container.Summary
+	if err := json.Unmarshal(psBody, &ps); err != nil {
+		t.Fatalf("ps -a answer: %v", err)
+	}
+	if want := total + cfg.runs + 3; len(ps) != want {
+		t.Errorf("ps -a lists %d containers, want %d", len(ps), want)
+	}
+	if asked > 5 {
+		t.Errorf("5 lookups of a container no node has asked the engines %d times, want at most 5 (one 404 each)", asked)
+	}
+
+	var r strings.Builder
+	fmt.Fprintf(&r, "built-in cluster: nodes %d, containers %d, load %v, ps -a body %.1f MiB\n",
+		cfg.engines, total, load.Round(time.Millisecond), float64(len(psBody))/(1<<20))
+	fmt.Fprintf(&r, "%-14s %6s %9s %9s %9s %9s\n", "call", "n", "p50", "p99", "max", "target p99")
+	row := func(name string, d []time.Duration, target time.Duration) {
+		p99 := pct(d, 0.99)
+		fmt.Fprintf(&r, "%-14s %6d %9s %9s %9s %9s %s\n", name, len(d), ms(pct(d, 0.50)), ms(p99), ms(d[len(d)-1]), ms(target), verdict(p99 <= target))
+	}
+	row("run -d", runs, targets.run)
+	row("info", infos, targets.info)
+	row("ps -a", pss, targets.ps)
+	row("inspect nosuch", miss, targets.run)
+	fmt.Fprintf(&r, "inspect nosuch: %d engine requests for 5 lookups\n", asked)
+	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s; after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
+		mib(rssLoaded), targets.rss>>20, verdict(rssLoaded <= targets.rss), mib(rssAfter), mib(peak))
+	t.Log("\n" + r.String())
+}
+
+// joinNode does what `shoal join` does before it runs: the join itself.
+// A refused join (the manager could not write the node's record in time:
+// its store answers "no quorum" when a write takes over 5 s, on a loaded
+// machine with many nodes joining) or one not answered in time is tried
+// again, as an operator would run `shoal join` again.
+func joinNode(ctx context.Context, cfg cluster.Config) (*cluster.Cluster, error) {
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	var err error
+	for attempt := 0; attempt < 30; attempt++ {
+		var cl *cluster.Cluster
+		if cl, err = cluster.New(cfg); err != nil {
+			return nil, err
+		}
+		if err = cl.Start(ctx); err == nil {
+			return cl, nil
+		}
+		cl.Close()
+		var ne net.Error
+		if !errors.Is(err, cluster.ErrJoinRefused) && !(errors.As(err, &ne) && ne.Timeout()) {
+			return nil, err
+		}
+		time.Sleep(time.Second)
+	}
+	return nil, err
+}
+
+func notFound(t *testing.T, hc *http.Client, url string) {
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("GET %s: %d %.200s, want 404", url, resp.StatusCode, b)
+	}
+}
