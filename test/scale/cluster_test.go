@@ -237,13 +237,13 @@ func runCluster(t *testing.T, cfg config) {
 		p99 := pct(d, 0.99)
 		fmt.Fprintf(&r, "%-14s %6d %9s %9s %9s %9s %s\n", name, len(d), ms(pct(d, 0.50)), ms(p99), ms(d[len(d)-1]), ms(target), verdict(p99 <= target))
 	}
-	row("run -d", runs, targets.run)
-	row("info", infos, targets.info)
-	row("ps -a", pss, targets.ps)
-	row("inspect nosuch", miss, targets.run)
+	row("run -d", runs, targets1000.run)
+	row("info", infos, targets1000.info)
+	row("ps -a", pss, targets1000.ps)
+	row("inspect nosuch", miss, targets1000.run)
 	fmt.Fprintf(&r, "inspect nosuch: %d engine requests for 5 lookups\n", asked)
 	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s; after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
-		mib(rssLoaded), targets.rss>>20, verdict(rssLoaded <= targets.rss), mib(rssAfter), mib(peak))
+		mib(rssLoaded), targets1000.rss>>20, verdict(rssLoaded <= targets1000.rss), mib(rssAfter), mib(peak))
 	t.Log("\n" + r.String())
 }
 
