@@ -3,10 +3,8 @@ package manager
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -81,7 +79,9 @@ func (r taskRuntime) nodes(ctx context.Context, reserved bool) ([]orchestrator.N
 			byNode[m.nodeIDOf(e)] = e
 		}
 	} else {
-		for _, e := range m.pool.Engines() {
+		engines := m.pool.Engines()
+		recs = make([]swarm.Node, 0, len(engines))
+		for _, e := range engines {
 			recs = append(recs, nodeOf(e))
 			byNode[e.ID] = e
 		}
@@ -327,10 +327,11 @@ func (r taskRuntime) Changed(ctx context.Context) <-chan struct{} {
 	go func() {
 		tick := time.NewTicker(nodePoll)
 		defer tick.Stop()
-		last := r.nodesDigest(ctx)
+		dg := newNodeDigester(r)
+		last := dg.digest(ctx)
 		for ctx.Err() == nil {
 			sub := r.m.pool.Subscribe(ctx)
-			r.follow(ctx, sub, tick.C, &last, poke)
+			r.follow(ctx, sub, tick.C, dg, &last, poke)
 			poke() // the subscription fell behind and ended: events may be lost
 		}
 	}()
@@ -339,7 +340,7 @@ func (r taskRuntime) Changed(ctx context.Context) <-chan struct{} {
 
 // follow pokes for the subscription's relevant events and the node
 // changes seen at each tick, until the subscription ends.
-func (r taskRuntime) follow(ctx context.Context, sub *engine.Subscription, tick <-chan time.Time, last *uint64, poke func()) {
+func (r taskRuntime) follow(ctx context.Context, sub *engine.Subscription, tick <-chan time.Time, dg *nodeDigester, last *uint64, poke func()) {
 	for {
 		select {
 		case ev, ok := <-sub.C():
@@ -350,7 +351,7 @@ func (r taskRuntime) follow(ctx context.Context, sub *engine.Subscription, tick 
 				poke()
 			}
 		case <-tick:
-			if d := r.nodesDigest(ctx); d != *last {
+			if d := dg.digest(ctx); d != *last {
 				*last = d
 				poke()
 			}
@@ -364,22 +365,4 @@ func isTaskEvent(ev engine.Event) bool {
 	}
 	_, ok := ev.Message.Actor.Attributes[labelTaskID]
 	return ok
-}
-
-// nodesDigest hashes what the orchestrator decides on in the node list,
-// but for reservations (they change with containers, which have events).
-// It does not count reservations at all: that walks every cached
-// container, and this runs every second (at 10,000 engines and 240,000
-// containers it was a quarter of a core while the pool sat idle).
-func (r taskRuntime) nodesDigest(ctx context.Context) uint64 {
-	nodes, err := r.nodes(ctx, false)
-	if err != nil {
-		return 0
-	}
-	h := fnv.New64a()
-	for _, n := range nodes {
-		b, _ := json.Marshal(n) // maps marshal with sorted keys: stable
-		h.Write(b)
-	}
-	return h.Sum64()
 }
