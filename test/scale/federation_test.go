@@ -16,7 +16,6 @@ package scale
 // (scripts/bench-federation.sh runs it at several sizes.)
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -224,41 +223,8 @@ func startFleets(t *testing.T, dir string, cfg fedConfig) []*exec.Cmd {
 	for first := 0; first < cfg.members; first += per {
 		n := min(per, cfg.members-first)
 		spec := fmt.Sprintf("%s,%d,%d,%d,%d,%d,%d", dir, first, n, cfg.engines, cfg.running, cfg.stopped, cfg.images)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), fleetEnv+"="+spec)
-		cmd.Stderr = os.Stderr
-		stdin, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			stdin.Close() // the fleet ends when its stdin does
-			done := make(chan struct{})
-			go func() { _ = cmd.Wait(); close(done) }()
-			select {
-			case <-done:
-			case <-time.After(20 * time.Second):
-				_ = cmd.Process.Kill()
-				<-done
-			}
-		})
-		ch := make(chan error, 1)
-		go func() {
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err == nil && line != "ready\n" {
-				err = fmt.Errorf("fleet said %q", line)
-			}
-			ch <- err
-			_, _ = io.Copy(io.Discard, stdout)
-		}()
-		cmds, ready = append(cmds, cmd), append(ready, ch)
+		p, ch := startFleetProc(t, fleetEnv+"="+spec)
+		cmds, ready = append(cmds, p.cmd), append(ready, ch)
 	}
 	for i, ch := range ready {
 		select {

@@ -123,7 +123,7 @@ func startFleet(t *testing.T, cfg config) fleet {
 	var ready []chan error
 	for first := 0; first < cfg.engines; first += cfg.perFleet {
 		n := min(cfg.perFleet, cfg.engines-first)
-		p, ch := startFleetProc(t, fmt.Sprintf("%s,%d,%d,%d,%d,%d", dir, first, n, cfg.running, cfg.stopped, cfg.images))
+		p, ch := startFleetProc(t, poolFleetEnv+"="+fmt.Sprintf("%s,%d,%d,%d,%d,%d", dir, first, n, cfg.running, cfg.stopped, cfg.images))
 		f.procs, ready = append(f.procs, p), append(ready, ch)
 	}
 	for i, ch := range ready {
@@ -151,10 +151,11 @@ func startFleet(t *testing.T, cfg config) fleet {
 
 func fleetFile(first int) string { return fmt.Sprintf("fleet%05d", first) }
 
-// startFleetProc starts one fleet process; its channel says when it is ready.
-func startFleetProc(t *testing.T, spec string) (*fleetProc, chan error) {
+// startFleetProc starts one fleet process (this test binary with env, a
+// NAME=spec assignment, set: TestMain); its channel says when it is ready.
+func startFleetProc(t *testing.T, env string) (*fleetProc, chan error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), poolFleetEnv+"="+spec)
+	cmd.Env = append(os.Environ(), env)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
