@@ -34,11 +34,7 @@ func (b *Backend) CreateService(ctx context.Context, spec swarm.ServiceSpec, enc
 		return swarm.ServiceCreateResponse{}, err
 	}
 	id := store.NewID()
-	others, _, err := b.services.List(ctx)
-	if err != nil {
-		return swarm.ServiceCreateResponse{}, fmt.Errorf("services: list: %w", err)
-	}
-	ep, err := b.claimEndpoint(ctx, id, spec.EndpointSpec, nil, others) // ports.go
+	ep, err := b.claimEndpoint(ctx, id, spec.EndpointSpec, nil) // ports.go
 	if err != nil {
 		return swarm.ServiceCreateResponse{}, err
 	}
@@ -238,15 +234,11 @@ func (b *Backend) UpdateService(ctx context.Context, ref string, opts backend.Se
 	now := b.now().UTC()
 	b.createMu.Lock() // the published ports are checked against the others'
 	defer b.createMu.Unlock()
-	others, _, err := b.services.List(ctx)
-	if err != nil {
-		return swarm.ServiceUpdateResponse{}, fmt.Errorf("services: list: %w", err)
-	}
 	_, err = b.services.Change(ctx, cur.ID, opts.Version.Index, func(s *store.Service) error {
 		if err := applyUpdate(s, spec, rollback, auth, now); err != nil {
 			return err
 		}
-		ep, err := b.claimEndpoint(ctx, s.ID, s.Spec.EndpointSpec, s.Endpoint.Ports, others) // ports.go
+		ep, err := b.claimEndpoint(ctx, s.ID, s.Spec.EndpointSpec, s.Endpoint.Ports) // ports.go
 		s.Endpoint = ep
 		return err
 	})

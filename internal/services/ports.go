@@ -111,18 +111,28 @@ func allocatePort(p swarm.PortConfig, prev []swarm.PortConfig, used map[portKey]
 const claimTTL = time.Minute
 
 // claimEndpoint is the Endpoint of self with spec ep, checked against the
-// ingress ports of the services recorded now (others) and against the
-// ports other managers are claiming at this moment, and claims its
-// ingress ports for self in the cluster's port table in one
-// compare-and-swap: of two services given one port at once through two
-// managers, the second to claim it is refused.
-func (b *Backend) claimEndpoint(ctx context.Context, self string, ep *swarm.EndpointSpec, prev []swarm.PortConfig, others []store.Service) (swarm.Endpoint, error) {
+// ingress ports of the services recorded now and against the ports other
+// managers are claiming at this moment, and claims its ingress ports for
+// self in the cluster's port table in one compare-and-swap: of two
+// services given one port at once through two managers, the second to
+// claim it is refused.
+//
+// The services are read after the table, on each try: a claim leaves the
+// table only once its service's record shows the port (inFlight), so a
+// list read after the table always has either the claim or the record.
+// A list read before it could have neither: another manager may drop a
+// claim whose record appeared since, and the port looked free.
+func (b *Backend) claimEndpoint(ctx context.Context, self string, ep *swarm.EndpointSpec, prev []swarm.PortConfig) (swarm.Endpoint, error) {
 	if ep == nil || len(ep.Ports) == 0 {
 		return swarm.Endpoint{}, nil
 	}
 	now := b.now()
 	var out swarm.Endpoint
 	err := b.ports.Modify(ctx, func(t *store.PortTable) error {
+		others, _, err := b.services.List(ctx)
+		if err != nil {
+			return fmt.Errorf("services: list: %w", err)
+		}
 		in := inFlight(t, self, others, now)
 		e, err := endpoint(self, ep, prev, append(slices.Clone(others), in...))
 		if err != nil {
