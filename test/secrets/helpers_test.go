@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,6 +170,27 @@ func scenario(t *testing.T, fn func(t *testing.T, r *rec)) {
 // by step, with the reason; they are logged, not failed.
 var known = map[string]string{}
 
+// unordered lists the steps whose output is a list in no set order:
+// `docker service create --secret a --secret b` builds the service's
+// secret references from a map (the CLI's ParseSecrets), so their order
+// in the spec differs from one create to the next, in swarm mode too.
+var unordered = []string{"service inspect --format {{range .Spec.TaskTemplate.ContainerSpec.Secrets}}"}
+
+// entry is one "name {json}" item of such a list.
+var entry = regexp.MustCompile(`\S+ \{[^}]*\}`)
+
+// canon is an observation with the items of an unordered list sorted.
+func canon(step, val string) string {
+	for _, p := range unordered {
+		if strings.HasPrefix(step, p) {
+			items := entry.FindAllString(val, -1)
+			slices.Sort(items)
+			return strings.Join(items, " ")
+		}
+	}
+	return val
+}
+
 // compare fails each step where shoal's observation differs from swarm
 // mode's.
 func compare(t *testing.T, swarm, shoal []obs) {
@@ -181,7 +203,7 @@ func compare(t *testing.T, swarm, shoal []obs) {
 	for _, o := range swarm {
 		v, ok := sm[o.Step]
 		switch {
-		case ok && v == o.Val:
+		case ok && canon(o.Step, v) == canon(o.Step, o.Val):
 			same++
 		case known[o.Step] != "":
 			t.Logf("KNOWN DIFF %s (%s)\n  swarm: %s\n  shoal: %s", o.Step, known[o.Step], o.Val, v)
