@@ -21,8 +21,12 @@ type observers struct {
 func (s *Store) ObserveWrites(obs WriteObserver) { s.obs.writes.Store(&obs) }
 
 // LeaderChanges counts the leaders this member has seen elected since it
-// opened (the first one included), as its leader tracking noticed them.
-func (s *Store) LeaderChanges() uint64 { return s.obs.leaderChanges.Load() }
+// opened (the first one included). It looks at the current leader first,
+// so a leader elected since the last tick of the leader tracking counts.
+func (s *Store) LeaderChanges() uint64 {
+	s.noteLeader(uint64(s.etcd.Server.Leader()))
+	return s.obs.leaderChanges.Load()
+}
 
 func (s *Store) observeWrite(d time.Duration, err error) {
 	if obs := s.obs.writes.Load(); obs != nil {

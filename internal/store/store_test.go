@@ -145,3 +145,20 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatalf("plain http accepted: %v", err)
 	}
 }
+
+// A scrape right after the store opened sees its first leader counted,
+// whether or not the leader tracking has ticked since (a slow heartbeat
+// here makes sure it has not).
+func TestLeaderChangesCountsTheLeaderBeforeTheFirstTick(t *testing.T) {
+	c := newTestCA(t)
+	cfg := c.config(t, "m1")
+	cfg.Heartbeat = time.Second
+	cfg.ElectionTimeout = 10 * time.Second
+	s := mustOpen(t, cfg)
+	if _, ok := s.Leader(); !ok {
+		t.Fatal("no leader known right after open")
+	}
+	if got := s.LeaderChanges(); got != 1 {
+		t.Fatalf("LeaderChanges() = %d right after open with a leader, want 1", got)
+	}
+}
