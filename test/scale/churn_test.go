@@ -93,17 +93,9 @@ func (r churnResult) assertCorrect(t *testing.T) {
 
 func runChurn(t *testing.T, cfg churnConfig) churnResult {
 	raiseNoFile(t)
-	fleet, err := enginesim.StartFleet(cfg.engines, func(i int) enginesim.Options {
+	fleet, list := startListedFleet(t, cfg.engines, func(i int) enginesim.Options {
 		return enginesim.Options{Containers: cfg.running, Stopped: cfg.stopped, Images: 2}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fleet.Close() })
-	list := filepath.Join(t.TempDir(), "engines")
-	if err := os.WriteFile(list, []byte(strings.Join(fleet.Addrs(), "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	base, pid := startShoal(t, "file://"+list, inproc())
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, DisableCompression: true}}
 	t.Cleanup(hc.CloseIdleConnections)

@@ -85,17 +85,9 @@ func (r clientsResult) assertCorrect(t *testing.T) {
 
 func runClients(t *testing.T, cfg clientsConfig) clientsResult {
 	raiseNoFile(t)
-	fleet, err := enginesim.StartFleet(cfg.engines, func(i int) enginesim.Options {
+	fleet, list := startListedFleet(t, cfg.engines, func(i int) enginesim.Options {
 		return enginesim.Options{Containers: cfg.running, Images: 2, MemTotal: int64(cfg.slots) * reservation, NCPU: 4}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fleet.Close() })
-	list := filepath.Join(t.TempDir(), "engines")
-	if err := os.WriteFile(list, []byte(strings.Join(fleet.Addrs(), "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	base, pid := startShoal(t, "file://"+list, inproc())
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.clients, DisableCompression: true}}
 	t.Cleanup(hc.CloseIdleConnections)

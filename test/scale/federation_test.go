@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -243,26 +242,13 @@ func startFleets(t *testing.T, dir string, cfg fedConfig) []*exec.Cmd {
 // writes each member's address list to dir/mNNN, says "ready" and runs
 // until its stdin ends.
 func runFleet(spec string) int {
-	f := strings.Split(spec, ",")
-	if len(f) != 7 {
-		fmt.Fprintf(os.Stderr, "%s: want dir,first,members,engines,running,stopped,images: %q\n", fleetEnv, spec)
+	dir, n, err := parseFleetSpec(fleetEnv, spec, "dir,first,members,engines,running,stopped,images", 6)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	n := make([]int, 6)
-	for i := range n {
-		v, err := strconv.Atoi(f[i+1])
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", fleetEnv, err)
-			return 2
-		}
-		n[i] = v
-	}
-	dir, first, members, engines := f[0], n[0], n[1], n[2]
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
+	first, members, engines := n[0], n[1], n[2]
+	raiseOwnNoFile()
 	fleet, err := enginesim.StartFleet(members*engines, func(i int) enginesim.Options {
 		return enginesim.Options{
 			Name: fmt.Sprintf("e%03d", i%engines), NCPU: 2 << (i % 4), MemTotal: int64(4<<(i%4)) << 30,

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -195,26 +194,13 @@ func startFleetProc(t *testing.T, env string) (*fleetProc, chan error) {
 // addresses to dir/fleetNNNNN, says "ready", then answers "count" on stdin
 // with "<containers> <event streams>" until its stdin ends.
 func runPoolFleet(spec string) int {
-	f := strings.Split(spec, ",")
-	if len(f) != 6 {
-		fmt.Fprintf(os.Stderr, "%s: want dir,first,n,running,stopped,images: %q\n", poolFleetEnv, spec)
+	dir, n, err := parseFleetSpec(poolFleetEnv, spec, "dir,first,n,running,stopped,images", 5)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	n := make([]int, 5)
-	for i := range n {
-		v, err := strconv.Atoi(f[i+1])
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s: %v\n", poolFleetEnv, err)
-			return 2
-		}
-		n[i] = v
-	}
 	first := n[0]
-	var lim syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	}
+	raiseOwnNoFile()
 	fl, err := enginesim.StartFleet(n[1], func(i int) enginesim.Options { return simOptions(first+i, n[2], n[3], n[4]) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -222,7 +208,7 @@ func runPoolFleet(spec string) int {
 	}
 	defer fl.Close()
 	body := strings.Join(fl.Addrs(), "\n") + "\n"
-	if err := os.WriteFile(filepath.Join(f[0], fleetFile(first)), []byte(body), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, fleetFile(first)), []byte(body), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,17 +66,9 @@ type svcClient struct {
 
 func runServices(t *testing.T, cfg svcConfig) {
 	raiseNoFile(t)
-	fleet, err := enginesim.StartFleet(cfg.engines, func(i int) enginesim.Options {
+	fleet, list := startListedFleet(t, cfg.engines, func(i int) enginesim.Options {
 		return enginesim.Options{NCPU: 8, MemTotal: 32 << 30, Images: 1, Labels: []string{"zone=z" + strconv.Itoa(i%3)}}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fleet.Close() })
-	list := filepath.Join(t.TempDir(), "engines")
-	if err := os.WriteFile(list, []byte(strings.Join(fleet.Addrs(), "\n")+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	t0 := time.Now()
 	base, pid := startShoal(t, "file://"+list, cfg.inproc)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
