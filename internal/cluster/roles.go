@@ -89,6 +89,7 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 		if err := c.leaveOwnStore(ctx); err != nil {
 			return err
 		}
+		c.log.Info("cluster: role change: out of the store")
 	}
 	csr, key, err := ca.NewCSR()
 	if err != nil {
@@ -102,12 +103,17 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 	if err != nil {
 		return err
 	}
+	c.log.Info("cluster: role change: certificate issued", "role", resp.Role)
 	ns, err := nextState(c.st, want, req.ClusterAddr, resp)
 	if err != nil {
 		return err
 	}
 	if want == RoleWorker && c.store != nil {
-		c.store.Close()
+		if closeWithin(func() { c.store.Close() }, storeCloseWait) {
+			c.log.Info("cluster: role change: store closed")
+		} else {
+			c.log.Warn("cluster: role change: the store member is still shutting down; going on as a worker", "waited", storeCloseWait)
+		}
 	}
 	if err := c.roleSecrets(want, resp.storeSecrets); err != nil {
 		return err
@@ -123,6 +129,30 @@ func (c *Cluster) changeRole(ctx context.Context, hc *http.Client, want string) 
 	}
 	c.log.Info("role changed", "node", c.st.NodeID, "from", c.st.Role, "to", want)
 	return nil
+}
+
+// storeCloseWait bounds how long a demotion waits for the store member it
+// left to shut down before it goes on as a worker.
+const storeCloseWait = 15 * time.Second
+
+// closeWithin runs stop, waiting at most d for it: a member already out
+// of the cluster has nothing left to hand over, and a shutdown that hangs
+// (etcd waits on its servers' streams) must not keep a demoted node from
+// coming back as a worker. It reports whether stop returned in time.
+func closeWithin(stop func(), d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		stop()
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // leaveOwnStore makes sure a demoted manager's member is out of the store:

@@ -158,3 +158,16 @@ func voters(m *node, ctx context.Context, want int) error {
 	}
 	return nil
 }
+
+// A demotion goes on when its store member's shutdown hangs, and reports
+// one that ended.
+func TestCloseWithinDoesNotWaitForAHungClose(t *testing.T) {
+	if !closeWithin(func() {}, time.Minute) {
+		t.Fatal("a close that returned at once was reported as still running")
+	}
+	hung := make(chan struct{})
+	defer close(hung)
+	if closeWithin(func() { <-hung }, 10*time.Millisecond) {
+		t.Fatal("a close that never returned was reported as done")
+	}
+}
