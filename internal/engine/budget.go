@@ -112,8 +112,10 @@ func (o *Options) healthInterval() time.Duration {
 }
 
 // maxHealthTick is the longest grid step health checks are aligned to
-// (healthTick).
-const maxHealthTick = 250 * time.Millisecond
+// (healthTick): 50 checks a step at 1,000 a second, a burst of a couple
+// of milliseconds that calls arriving meanwhile wait behind (250 ms, 250
+// checks a step, doubled the p99 of run -d at 3,000 engines).
+const maxHealthTick = 50 * time.Millisecond
 
 // healthTick is the grid the health checks of a pool are aligned to: every
 // engine's next check falls on a multiple of it, so the checks due come
