@@ -28,6 +28,7 @@ type pinger struct {
 	mu      sync.Mutex
 	conn    net.Conn
 	req     []byte  // GET path, built on first use
+	path    string  // the path req asks for
 	budget  *budget // nil: always kept
 	counted bool    // conn is one of the budget's kept ones
 }
@@ -51,8 +52,8 @@ func (c *Client) ping(ctx context.Context, path string, timeout time.Duration, b
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.budget = b
-	if p.req == nil {
-		p.req = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: shoal\r\n\r\n", path, c.host)
+	if p.req == nil || p.path != path {
+		p.req, p.path = fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: shoal\r\n\r\n", path, c.host), path
 	}
 	start := time.Now()
 	deadline := start.Add(timeout)
