@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/shoal-dev/shoal/internal/audit"
 	"github.com/shoal-dev/shoal/internal/authz"
 	"github.com/shoal-dev/shoal/internal/dockerapi"
+	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/run"
 )
 
@@ -19,6 +21,7 @@ type manageOpts struct {
 	overcommit                               float64
 	refresh, resync, timeout                 time.Duration
 	failureRetry                             int
+	pingRate                                 int
 	rescheduleAfter                          time.Duration
 	apiTLS                                   apiTLSOpts
 	engineTLS, engineTLSVerify               bool
@@ -102,7 +105,8 @@ TLS and authorization (viewers and up); see docs/metrics.md.`,
 	f.StringArrayVarP(&o.hosts, "host", "H", []string{"tcp://127.0.0.1:2375"}, "address to serve the Docker API on (tcp://host:port or unix:///path; repeatable)")
 	f.StringVar(&o.strategy, "strategy", "spread", "placement strategy: spread, binpack or random")
 	f.Float64Var(&o.overcommit, "overcommit", 0.05, "fraction of extra CPU and memory a node may be reserved beyond its capacity (0.05 = 5%)")
-	f.DurationVar(&o.refresh, "engine-refresh-interval", 2*time.Second, "how often each engine's health is checked (less often past 2,000 engines: at most 1,000 checks a second in all); a check waits at most this long (at least 1s, at most --engine-timeout)")
+	f.DurationVar(&o.refresh, "engine-refresh-interval", 2*time.Second, "how often each engine's health is checked (less often past --engine-ping-rate × this many engines: 2,000 by default); a check waits at most this long (at least 1s, at most --engine-timeout)")
+	f.IntVar(&o.pingRate, "engine-ping-rate", engine.DefaultPingRate, "health checks a second across all engines: in a larger pool each engine is checked every engines/rate seconds instead of every --engine-refresh-interval, so a hung engine takes longer to be marked unhealthy (0: no bound)")
 	f.DurationVar(&o.resync, "engine-resync-interval", 60*time.Second, "how often each engine's containers, images and info are fully reloaded (less often past 1,500 engines: at most 25 reloads a second in all)")
 	f.DurationVar(&o.timeout, "engine-timeout", 5*time.Second, "timeout of one contact with an engine (connect, refresh); bounds health checks too")
 	f.IntVar(&o.failureRetry, "engine-failure-retry", 3, "failed health checks in a row before an engine is marked unhealthy")
@@ -149,6 +153,7 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 		Resync:          o.resync,
 		Timeout:         o.timeout,
 		FailureRetry:    o.failureRetry,
+		PingRate:        pingRate(o.pingRate),
 		RescheduleAfter: o.rescheduleAfter,
 		Replication:     o.replication,
 		Advertise:       o.advertise,
@@ -158,7 +163,19 @@ func (o *manageOpts) config(uri string, log *slog.Logger) run.ManageConfig {
 	}
 }
 
+// pingRate is --engine-ping-rate as engine.Options takes it (where 0 is
+// the default and a negative rate no bound).
+func pingRate(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
+}
+
 func runManage(ctx context.Context, o *manageOpts, uri string) error {
+	if o.pingRate < 0 {
+		return fmt.Errorf("--engine-ping-rate %d: want a number of checks a second, or 0 for no bound", o.pingRate)
+	}
 	log, err := newLogger(o.logLevel, o.logFormat)
 	if err != nil {
 		return err

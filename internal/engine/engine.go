@@ -447,11 +447,9 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 
 // Ping checks the engine answers /_ping within Options.PingTimeout.
 func (e *Engine) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, e.opts.PingTimeout())
-	defer cancel()
 	// On a connection of its own (pinger.go), kept between checks only
 	// while the pool's descriptors allow it (budget.go).
-	status, err := e.client.ping(ctx, "/_ping", e.opts.budget)
+	status, err := e.client.ping(ctx, "/_ping", e.opts.PingTimeout(), e.opts.budget)
 	if err != nil {
 		return err
 	}
@@ -742,11 +740,12 @@ func (e *Engine) session(ctx context.Context) error {
 	}
 	e.setState(Healthy, "")
 
-	// Health checks come every healthInterval ± 10%, resyncs every
-	// resyncInterval ± 10% (the first anywhere from half of one to one
-	// and a half): engines that connected together are not all
-	// checked or reloaded in the same instant.
-	next := func() time.Duration { return jitter(e.opts.healthInterval()) }
+	// Health checks come every healthInterval ± 10%, on the pool's grid
+	// (nextHealth: the checks due are made together, a few times a
+	// second), resyncs every resyncInterval ± 10% (the first anywhere from
+	// half of one to one and a half): engines that connected together are
+	// not all checked or reloaded in the same instant.
+	next := func() time.Duration { return e.opts.nextHealth(time.Now()) } // budget.go
 	health := time.NewTimer(next())
 	defer health.Stop()
 	resync := time.NewTimer(e.opts.resyncInterval()/2 + rand.N(e.opts.resyncInterval()))

@@ -57,6 +57,7 @@ type Manager struct {
 	created  map[string]string                // pending entry ID → the container's ID, once created
 	seq      uint64                           // numbers pending entries
 	snaps    map[string]*snap                 // node ID → scheduler view at a cache generation
+	view     poolView                         // the last snapshot, kept for the next (snapshot.go)
 
 	infoMu sync.Mutex
 	infos  map[string]*engineInfo

@@ -41,6 +41,7 @@ type ManageConfig struct {
 	Resync          time.Duration // engine full reload period
 	Timeout         time.Duration // engine health check timeout
 	FailureRetry    int
+	PingRate        int // health checks a second across the pool (engine.Options.PingRate)
 	RescheduleAfter time.Duration
 
 	Replication    bool
@@ -84,7 +85,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	}
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
-		FailureRetry: c.FailureRetry, Logger: log,
+		FailureRetry: c.FailureRetry, PingRate: c.PingRate, Logger: log,
 	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter, LocalSwarm: st != nil,

@@ -113,3 +113,34 @@ func BenchmarkPlaceGen(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPlaceImageAffinity is a create as the manager asks it: the
+// soft affinity image==~<image> it adds to every create (prefer nodes
+// that have the image), over nodes with Gen set.
+func BenchmarkPlaceImageAffinity(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			pool := benchPool(n)
+			for i, node := range pool {
+				node.Gen = uint64(i + 1)
+			}
+			s := New(Spread{}, Options{Overcommit: DefaultOvercommit})
+			rules, _, err := ParseRules([]string{"affinity:image==~app:3"}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := &Request{Image: "app:3", Memory: 256 << 20, Rules: &rules}
+			if _, err := s.Place(req, pool); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := s.Place(req, pool); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+	}
+}

@@ -274,6 +274,12 @@ func (f *constraintFilter) eval(k int, id int32) bool {
 type affinityFilter struct {
 	x   *Expr
 	img imageRef // for a literal image==x
+	// idx and memo, for a literal image==x, remember per node whether it
+	// holds the image (index.hasImage): the soft image affinity every
+	// create carries (manager: image==~<image>) looked at every image of
+	// every node on every call, 5 ms a create at 10,000 nodes.
+	idx  *index
+	memo []int8
 }
 
 func newAffinityFilter(x *Expr) *affinityFilter {
@@ -292,7 +298,11 @@ func (f *affinityFilter) Check(v *view) bool {
 	case "container":
 		m = f.container(v.n)
 	case "image":
-		m = f.image(v.n)
+		if f.memo != nil {
+			m = f.idx.hasImage(v.i, v.n, &f.img, f.memo)
+		} else {
+			m = f.image(v.n)
+		}
 	default:
 		m = f.label(v.n)
 	}

@@ -109,6 +109,9 @@ func (x *index) fit(n int) {
 	if len(x.cols) >= maxColumns {
 		clear(x.cols)
 	}
+	if len(x.images) >= maxImages {
+		clear(x.images)
+	}
 	for key, c := range x.cols {
 		if len(c.vals) > 2*len(x.nodes)+1024 { // stale values piled up: rebuild on next use
 			delete(x.cols, key)
@@ -209,8 +212,14 @@ func (x *index) forgetImages(i int) {
 }
 
 // hasImage reports whether node i holds the image, memoized in memo (an
-// image column of this index).
+// image column of this index). A Node with Gen set is not read while its
+// memo holds: it never changes, and a new *Node at i reset the memos
+// (refresh), so the image affinity of every create touches only the
+// index's arrays at 10,000 nodes, not each Node.
 func (x *index) hasImage(i int, n *Node, ref *imageRef, memo []int8) bool {
+	if m := memo[i]; m != 0 && x.stamps[i].gen != 0 {
+		return m == 1
+	}
 	if st := (imgStamp{unsafe.SliceData(n.Images), len(n.Images)}); st != x.imgs[i] {
 		x.forgetImages(i)
 		x.imgs[i] = st
@@ -275,13 +284,12 @@ func (x *index) column(key string, get func(*Node) (string, bool)) *column {
 	return c
 }
 
-// imageColumn returns the memo of which nodes hold the image ref.
+// imageColumn returns the memo of which nodes hold the image ref. Like the
+// columns, image memos are dropped only in fit, never during a call: a
+// memo a filter holds must stay one that node changes reset.
 func (x *index) imageColumn(ref *imageRef) []int8 {
 	if c, ok := x.images[ref.name+"\x00"+ref.id]; ok { // no allocation for the key
 		return c
-	}
-	if len(x.images) >= maxImages {
-		clear(x.images)
 	}
 	c := make([]int8, len(x.nodes))
 	x.images[ref.name+"\x00"+ref.id] = c

@@ -281,7 +281,13 @@ func TestMemoMatchesFresh(t *testing.T) {
 				req.Env = append(req.Env, "constraint:"+exprs[rng.IntN(len(exprs))])
 			}
 			fresh := New(mkStrategy(true), Options{})
-			soft := rng.IntN(5) == 0
+			soft := false
+			for range rng.IntN(2) { // image affinities, memoized per node like the image tie-break
+				a := []string{"image==redis", "image!=redis", "image==~redis", "image==nginx", "image!=~nginx"}[rng.IntN(5)]
+				req.Env = append(req.Env, "affinity:"+a)
+				soft = soft || strings.Contains(a, "=~")
+			}
+			soft = soft || rng.IntN(5) == 0
 			if soft {
 				req.Env = append(req.Env, "constraint:zone==~us")
 			}
@@ -336,6 +342,11 @@ nodes:
 				m = x.matches(v)
 			}
 			if m != (x.Op == OpEq) {
+				continue nodes
+			}
+		}
+		for i := range rules.Affinities {
+			if x := &rules.Affinities[i]; newAffinityFilter(x).image(n) != (x.Op == OpEq) {
 				continue nodes
 			}
 		}

@@ -141,11 +141,19 @@ func (p *plan) place(strategy Strategy, pool []*Node) (*Node, error) {
 
 // maskSet collects which combinations of soft rules the feasible nodes satisfy.
 type maskSet struct {
-	p   *plan
-	set map[uint64]bool
+	p    *plan
+	set  map[uint64]bool
+	last uint64 // the mask last added: most nodes repeat their neighbour's
+	any  bool
 }
 
-func (m *maskSet) offer(v *view) { m.set[m.p.softMask(v)] = true }
+func (m *maskSet) offer(v *view) {
+	mask := m.p.softMask(v)
+	if m.any && mask == m.last { // a map write per node was most of a soft rule's cost
+		return
+	}
+	m.set[mask], m.last, m.any = true, mask, true
+}
 func (m *maskSet) chosen() *Node { return nil }
 
 // softPicker passes on the nodes that satisfy the kept soft rules.
@@ -197,6 +205,9 @@ func (s *Scheduler) plan(req *Request, rules *Rules, pool []*Node) (*plan, error
 	}
 	for i := range rules.Affinities {
 		f := newAffinityFilter(&rules.Affinities[i])
+		if f.x.Key == "image" && f.x.m.literal() {
+			f.idx, f.memo = s.idx, s.idx.imageColumn(&f.img)
+		}
 		if f.x.Soft {
 			p.soft = append(p.soft, f)
 		} else {
