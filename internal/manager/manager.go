@@ -58,8 +58,9 @@ type Manager struct {
 	seq      uint64                           // numbers pending entries
 	snaps    map[string]*snap                 // node ID → scheduler view at a cache generation
 
-	infoMu sync.Mutex
-	infos  map[string]*engineInfo
+	infoMu    sync.Mutex
+	infos     map[string]*engineInfo
+	infoCache infoCache // info_cache.go
 
 	execMu sync.Mutex
 	execs  map[string]execEntry
