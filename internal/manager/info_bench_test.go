@@ -54,8 +54,8 @@ func BenchmarkInfo(b *testing.B) {
 	b.Run("one changed", func(b *testing.B) {
 		b.ReportAllocs()
 		for i := range b.N {
-			avail := "active"
-			if i%2 == 0 {
+			avail := "active" // each engine in turn, drained on every other pass
+			if i/len(addrs)%2 == 0 {
 				avail = "drain"
 			}
 			pool.SetAvailability(addrs[i%len(addrs)], avail)
