@@ -1,8 +1,11 @@
 package manager
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sync"
 
@@ -26,6 +29,7 @@ type infoCache struct {
 	baseMu  sync.Mutex
 	baseRaw json.RawMessage            // the base engine's /info as last decoded
 	base    map[string]json.RawMessage // baseRaw decoded; shared, do not modify
+	tmpl    *infoTemplate              // the last answer's template
 }
 
 // infoSnap is the pool as info shows it at one moment. It is not modified
@@ -135,10 +139,10 @@ func (m *Manager) forgetEngines(engines []*engine.Engine) {
 	}
 }
 
-// baseInfo is the first healthy engine's /info, decoded (nil if none):
-// decoded again only when that engine's /info was reloaded or another
-// engine is first.
-func (m *Manager) baseInfo() map[string]json.RawMessage {
+// baseInfo is the first healthy engine's /info, as sent and decoded (nil
+// if none): decoded again only when that engine's /info was reloaded or
+// another engine is first.
+func (m *Manager) baseInfo() (json.RawMessage, map[string]json.RawMessage) {
 	c := &m.infoCache
 	for _, e := range m.pool.Engines() {
 		if !e.Healthy() {
@@ -149,10 +153,10 @@ func (m *Manager) baseInfo() map[string]json.RawMessage {
 			continue
 		}
 		c.baseMu.Lock()
-		if len(c.baseRaw) == len(raw) && &c.baseRaw[0] == &raw[0] {
+		if sameBytes(c.baseRaw, raw) {
 			base := c.base
 			c.baseMu.Unlock()
-			return base
+			return raw, base
 		}
 		c.baseMu.Unlock()
 		var base map[string]json.RawMessage
@@ -162,58 +166,101 @@ func (m *Manager) baseInfo() map[string]json.RawMessage {
 		c.baseMu.Lock()
 		c.baseRaw, c.base = raw, base
 		c.baseMu.Unlock()
-		return base
+		return raw, base
 	}
-	return nil
+	return nil, nil
 }
 
-// appendInfo writes info's JSON object from already-encoded values, in
-// key order, without the re-validation encoding/json would do. Its
-// DriverStatus is the pool's lines (head, encoded, without brackets)
-// followed by every node's lines from s, copied as they are kept. The
-// answer has room for the newline dockerapi appends, so that append does
-// not copy it again.
-func appendInfo(fields map[string]json.RawMessage, head []byte, s *infoSnap) json.RawMessage {
-	keys := make([]string, 0, len(fields)+1)
-	n := 2
-	for k, v := range fields {
+// sameBytes says whether a and b are the same bytes in memory (a cached
+// /info is replaced, never modified, when it is reloaded).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// infoTemplate is info's answer but for the node lines and SystemTime:
+// parts with holes between them, kept while info's own fields encode the
+// same and the base engine's /info is the same.
+type infoTemplate struct {
+	ours    []byte          // info's own fields as encoded, SystemTime empty
+	head    []byte          // the pool's DriverStatus lines, encoded, without brackets
+	baseRaw json.RawMessage // the base engine's /info it was built from
+	parts   [][]byte
+	holes   []byte // holes[i] follows parts[i]: holeNodes or holeTime
+}
+
+const (
+	holeNodes = 'n' // every node's DriverStatus lines
+	holeTime  = 't' // SystemTime's value
+)
+
+// infoTemplate returns the template for info's own fields ours and the
+// pool's lines head, built again if either or the base engine's /info
+// changed since the last one.
+func (m *Manager) infoTemplate(ours, head []byte) (*infoTemplate, error) {
+	baseRaw, base := m.baseInfo()
+	c := &m.infoCache
+	c.baseMu.Lock()
+	t := c.tmpl
+	c.baseMu.Unlock()
+	if t != nil && bytes.Equal(t.ours, ours) && bytes.Equal(t.head, head) && sameBytes(t.baseRaw, baseRaw) {
+		return t, nil
+	}
+	var own map[string]json.RawMessage
+	if err := json.Unmarshal(ours, &own); err != nil {
+		return nil, err
+	}
+	fields := own
+	if base != nil {
+		fields = make(map[string]json.RawMessage, len(base)+len(infoOwnKeys))
+		for k, v := range base {
+			fields[k] = v
+		}
+		for _, k := range infoOwnKeys {
+			if v, ok := own[k]; ok {
+				fields[k] = v
+			}
+		}
+	}
+	t = buildInfoTemplate(fields, head)
+	t.ours, t.head, t.baseRaw = ours, head, baseRaw
+	c.baseMu.Lock()
+	c.tmpl = t
+	c.baseMu.Unlock()
+	return t, nil
+}
+
+// buildInfoTemplate writes the JSON object of fields from their encoded
+// values, in key order, without the re-validation encoding/json would
+// do, leaving holes for DriverStatus's node lines and SystemTime.
+func buildInfoTemplate(fields map[string]json.RawMessage, head []byte) *infoTemplate {
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
 		keys = append(keys, k)
-		n += len(k) + len(v) + 8
 	}
-	if _, ok := fields["DriverStatus"]; !ok {
-		keys = append(keys, "DriverStatus")
-		n += len("DriverStatus") + 8
-	}
-	n += 2 + len(head) + s.statusLen
 	slices.Sort(keys)
-	out := make([]byte, 0, n+1)
-	out = append(out, '{')
+	t := &infoTemplate{}
+	buf := []byte{'{'}
 	for i, k := range keys {
 		if i > 0 {
-			out = append(out, ',')
+			buf = append(buf, ',')
 		}
-		out = appendKey(out, k)
-		out = append(out, ':')
-		if k != "DriverStatus" {
-			out = append(out, fields[k]...)
-			continue
+		buf = appendKey(buf, k)
+		buf = append(buf, ':')
+		switch k {
+		case "DriverStatus":
+			buf = append(buf, '[')
+			buf = append(buf, head...)
+			t.parts, t.holes = append(t.parts, buf), append(t.holes, holeNodes)
+			buf = []byte{']'}
+		case "SystemTime":
+			t.parts, t.holes = append(t.parts, buf), append(t.holes, holeTime)
+			buf = nil
+		default:
+			buf = append(buf, fields[k]...)
 		}
-		out = append(out, '[')
-		out = append(out, head...)
-		first := len(head) == 0
-		for _, sum := range s.sums {
-			if len(sum.statusJSON) == 0 {
-				continue
-			}
-			if !first {
-				out = append(out, ',')
-			}
-			first = false
-			out = append(out, sum.statusJSON...)
-		}
-		out = append(out, ']')
 	}
-	return append(out, '}')
+	t.parts = append(t.parts, append(buf, '}'))
+	return t
 }
 
 // appendKey writes an object key as encoding/json would.
@@ -227,6 +274,83 @@ func appendKey(out []byte, k string) []byte {
 	out = append(out, '"')
 	out = append(out, k...)
 	return append(out, '"')
+}
+
+// infoAnswer is one info answer: a template filled with a snapshot's node
+// lines and the time of the call.
+type infoAnswer struct {
+	t    *infoTemplate
+	s    *infoSnap
+	time []byte // SystemTime, encoded
+	size int    // at least its length in bytes
+}
+
+func newInfoAnswer(t *infoTemplate, s *infoSnap, time []byte) *infoAnswer {
+	a := &infoAnswer{t: t, s: s, time: time, size: len(time) + s.statusLen}
+	for _, p := range t.parts {
+		a.size += len(p)
+	}
+	return a
+}
+
+var comma = []byte{','}
+
+// each gives the answer's bytes in order, in pieces that emit must not
+// modify or keep.
+func (a *infoAnswer) each(emit func([]byte)) {
+	for i, p := range a.t.parts {
+		emit(p)
+		if i >= len(a.t.holes) {
+			continue
+		}
+		switch a.t.holes[i] {
+		case holeTime:
+			emit(a.time)
+		case holeNodes:
+			first := len(a.t.head) == 0
+			for _, sum := range a.s.sums {
+				if len(sum.statusJSON) == 0 {
+					continue
+				}
+				if !first {
+					emit(comma)
+				}
+				first = false
+				emit(sum.statusJSON)
+			}
+		}
+	}
+}
+
+func (a *infoAnswer) appendTo(out []byte) []byte {
+	a.each(func(p []byte) { out = append(out, p...) })
+	return out
+}
+
+// infoWriters buffer an answer's many small pieces on their way out.
+var infoWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 64<<10) }}
+
+// WriteTo writes the answer to w.
+func (a *infoAnswer) WriteTo(w io.Writer) (int64, error) {
+	bw := infoWriters.Get().(*bufio.Writer)
+	bw.Reset(w)
+	defer func() {
+		bw.Reset(nil)
+		infoWriters.Put(bw)
+	}()
+	var n int64
+	var err error
+	a.each(func(p []byte) {
+		if err == nil {
+			var k int
+			k, err = bw.Write(p)
+			n += int64(k)
+		}
+	})
+	if err == nil {
+		err = bw.Flush()
+	}
+	return n, err
 }
 
 // freeSum is what healthy leaves can still take: their capacity, its free

@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -20,8 +21,9 @@ var systemTime = regexp.MustCompile(`"SystemTime":"[^"]*"`)
 
 // TestInfoFollowsChanges: info kept between calls (info_cache.go) shows a
 // change of one engine's containers, images or health, and of the pool's
-// engines, in the very next call, and its answer is byte for byte the one
-// summed and joined from scratch (refInfo) but for SystemTime.
+// engines, in the very next call, and its answer (as Info returns it and
+// as InfoTo writes it) is byte for byte the one summed and joined from
+// scratch (refInfo) but for SystemTime.
 func TestInfoFollowsChanges(t *testing.T) {
 	start := func(o enginesim.Options) *enginesim.Engine {
 		s, err := enginesim.Start(o)
@@ -79,7 +81,18 @@ func TestInfoFollowsChanges(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			wt, err := m.InfoTo(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var written bytes.Buffer
+			if _, err := wt.WriteTo(&written); err != nil {
+				t.Fatal(err)
+			}
 			got, want = systemTime.ReplaceAll(raw, []byte(`"SystemTime":"-"`)), systemTime.ReplaceAll(ref, []byte(`"SystemTime":"-"`))
+			if w := systemTime.ReplaceAll(written.Bytes(), []byte(`"SystemTime":"-"`)); string(w) != string(got) {
+				t.Fatalf("%s: InfoTo wrote\n%s\nInfo answered\n%s", step, w, got)
+			}
 			if string(got) == string(want) {
 				break
 			}
