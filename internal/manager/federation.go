@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/docker/go-units"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/scheduler"
 )
@@ -94,16 +93,6 @@ func (m *Manager) leafNodes(labels bool) []engine.MemberNode {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-// freeLines are info's lines on what the pool can still take.
-func (m *Manager) freeLines() [][2]string {
-	ncpu, mem, freeCPU, freeMem, largest := freeOf(m.leafNodes(false))
-	return [][2]string{
-		{"Reserved CPUs", fmt.Sprintf("%g / %d", float64(int64(ncpu)*1e9-freeCPU)/1e9, ncpu)},
-		{"Reserved Memory", fmt.Sprintf("%s / %s", units.BytesSize(float64(mem-freeMem)), units.BytesSize(float64(mem)))},
-		{"Largest free placement", fmt.Sprintf("%g CPUs, %s", float64(largest.NanoCPUs)/1e9, units.BytesSize(float64(largest.Memory)))},
-	}
 }
 
 // freeOf sums the capacity and the free share of the healthy leaves, and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sort"
@@ -22,84 +23,62 @@ import (
 // containers and images, with a warning line per node that is not healthy.
 // Fields shoal does not compute (registry config, runtimes, cgroup and
 // kernel features...) are a healthy engine's, as it words them.
+//
+// The sums and the node lines come from a snapshot of the pool that is
+// rebuilt only from the engines that changed since the last call
+// (info_cache.go): at 10,000 nodes the lines are megabytes, and summing,
+// joining and re-decoding them on every call made info slow.
 func (m *Manager) Info(ctx context.Context) (json.RawMessage, error) {
-	info, err := m.clusterInfo(ctx)
+	a, err := m.infoAnswer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// The node lines are kept encoded per engine: with a thousand nodes
-	// they are most of the answer, and re-encoding them per call is what
-	// would make info slow.
-	status := info.DriverStatus
-	info.DriverStatus = nil
-	b, err := json.Marshal(info)
-	if err != nil {
-		return nil, err
-	}
-	var ours map[string]json.RawMessage
-	if err := json.Unmarshal(b, &ours); err != nil {
-		return nil, err
-	}
-	ds := make([]byte, 0, 64<<10)
-	ds = append(ds, '[')
-	head, _ := json.Marshal(status)
-	ds = append(ds, head[1:len(head)-1]...)
-	for _, e := range m.pool.Engines() {
-		if frag := m.engineSummary(e).statusJSON; len(frag) > 0 {
-			if len(ds) > 1 {
-				ds = append(ds, ',')
-			}
-			ds = append(ds, frag...)
-		}
-	}
-	ds = append(ds, ']')
-	ours["DriverStatus"] = ds
-	var base map[string]json.RawMessage
-	for _, e := range m.pool.Healthy() {
-		if raw := e.RawInfo(); len(raw) > 0 && json.Unmarshal(raw, &base) == nil {
-			break
-		}
-	}
-	if base == nil {
-		return joinObject(ours), nil
-	}
-	for _, k := range []string{"ID", "Name", "ServerVersion", "Containers", "ContainersRunning", "ContainersPaused",
-		"ContainersStopped", "Images", "NCPU", "MemTotal", "Driver", "DriverStatus", "OperatingSystem", "OSType",
-		"Architecture", "KernelVersion", "Labels", "Warnings", "Swarm", "SystemTime", "DockerRootDir", "Plugins"} {
-		if v, ok := ours[k]; ok {
-			base[k] = v
-		}
-	}
-	return joinObject(base), nil
+	// Room for the newline dockerapi appends, so that it does not copy
+	// the answer again.
+	return a.appendTo(make([]byte, 0, a.size+1)), nil
 }
 
-// joinObject writes a JSON object from already-encoded values, in key
-// order, without the re-validation encoding/json would do.
-func joinObject(fields map[string]json.RawMessage) json.RawMessage {
-	keys := make([]string, 0, len(fields))
-	n := 2
-	for k, v := range fields {
-		keys = append(keys, k)
-		n += len(k) + len(v) + 4
-	}
-	sort.Strings(keys)
-	out := make([]byte, 0, n)
-	out = append(out, '{')
-	for i, k := range keys {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		kb, _ := json.Marshal(k)
-		out = append(out, kb...)
-		out = append(out, ':')
-		out = append(out, fields[k]...)
-	}
-	return append(out, '}')
+// InfoTo is Info for dockerapi to write out from where its parts are
+// kept, without copying them into one answer first: at 10,000 nodes that
+// was megabytes of garbage per call.
+func (m *Manager) InfoTo(ctx context.Context) (io.WriterTo, error) {
+	return m.infoAnswer(ctx)
 }
 
-func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
+func (m *Manager) infoAnswer(ctx context.Context) (*infoAnswer, error) {
 	m.awaitContact(ctx)
-	engines := m.pool.Engines()
+	s := m.infoSnapshot()
+	info := m.clusterInfo(ctx, s)
+	now := info.SystemTime
+	// The node lines are kept encoded per engine and copied into the
+	// answer as they are; the rest is a template kept while it encodes
+	// the same (infoTemplate), SystemTime put in per call.
+	head, err := json.Marshal(info.DriverStatus)
+	if err != nil {
+		return nil, err
+	}
+	info.DriverStatus, info.SystemTime = nil, ""
+	ours, err := json.Marshal(info)
+	if err != nil {
+		return nil, err
+	}
+	t, err := m.infoTemplate(ours, head[1:len(head)-1])
+	if err != nil {
+		return nil, err
+	}
+	timeJSON, _ := json.Marshal(now)
+	return newInfoAnswer(t, s, timeJSON), nil
+}
+
+// infoOwnKeys are the fields of info that are shoal's own; the others are
+// the base engine's.
+var infoOwnKeys = []string{"ID", "Name", "ServerVersion", "Containers", "ContainersRunning", "ContainersPaused",
+	"ContainersStopped", "Images", "NCPU", "MemTotal", "Driver", "DriverStatus", "OperatingSystem", "OSType",
+	"Architecture", "KernelVersion", "Labels", "Warnings", "Swarm", "SystemTime", "DockerRootDir", "Plugins"}
+
+// clusterInfo is info's own fields, summed over the snapshot s; its
+// DriverStatus holds the pool's lines, not the nodes'.
+func (m *Manager) clusterInfo(ctx context.Context, s *infoSnap) *system.Info {
 	host, _ := os.Hostname()
 	info := &system.Info{
 		ID:                 "shoal-" + engine.NodeID("manager:"+host),
@@ -117,41 +96,25 @@ func (m *Manager) clusterInfo(ctx context.Context) (*system.Info, error) {
 		DockerRootDir:      "/var/lib/shoal",
 		SystemTime:         time.Now().Format(time.RFC3339Nano),
 		Labels:             m.ownLabelList(),
-		Warnings:           []string{},
+		Warnings:           append([]string{}, s.warnings...),
 		DefaultRuntime:     "runc",
 		Swarm:              swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive},
+		Containers:         s.containers,
+		ContainersRunning:  s.running,
+		ContainersPaused:   s.paused,
+		ContainersStopped:  s.stopped,
+		Images:             s.images,
+		NCPU:               s.ncpu,
+		MemTotal:           s.memTotal,
 	}
 	if m.cfg.Cluster != nil {
 		info.Swarm = m.cfg.Cluster.SwarmInfo(ctx)
 	} else if m.cfg.LocalSwarm {
 		info.Swarm = localSwarmInfo()
 	}
-	images := map[string]bool{}
-	status := append(append([][2]string{{"Strategy", m.cfg.Strategy}}, m.freeLines()...), [2]string{"Nodes", fmt.Sprint(len(engines))}) // federation.go
-	for _, e := range engines {
-		sum := m.engineSummary(e)
-		info.Containers += sum.containers
-		info.ContainersRunning += sum.running
-		info.ContainersPaused += sum.paused
-		info.ContainersStopped += sum.stopped
-		for _, id := range sum.images {
-			images[id] = true
-		}
-		if sum.state == engine.Healthy {
-			info.NCPU += sum.ncpu
-			info.MemTotal += sum.memTotal
-		} else {
-			msg := fmt.Sprintf("WARNING: node %s (%s) is %s", e.Name(), e.Addr, strings.ToLower(sum.state.String()))
-			if sum.lastErr != "" {
-				msg += ": " + sum.lastErr
-			}
-			info.Warnings = append(info.Warnings, msg)
-		}
-	}
-	info.Images = len(images)
-	info.DriverStatus = status
+	info.DriverStatus = append(append([][2]string{{"Strategy", m.cfg.Strategy}}, s.free.lines()...), [2]string{"Nodes", fmt.Sprint(len(s.engines))})
 	info.Plugins = system.PluginsInfo{Volume: []string{"local"}, Network: []string{"bridge", "host", "none"}, Log: []string{"json-file"}}
-	return info, nil
+	return info
 }
 
 // engineInfo is what info shows of one engine, computed once per change
@@ -165,7 +128,9 @@ type engineInfo struct {
 	memTotal                             int64
 	reservedCPU, reservedMem             int64 // by active containers
 	images                               []string
-	statusJSON                           []byte // this node's DriverStatus lines, encoded, without brackets
+	statusJSON                           []byte  // this node's DriverStatus lines, encoded, without brackets
+	warning                              string  // info's line on it when it is not healthy
+	free                                 freeSum // what its leaves can still take (itself, or a member's leaves)
 }
 
 func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
@@ -227,6 +192,13 @@ func (m *Manager) engineSummary(e *engine.Engine) *engineInfo {
 	if b, err := json.Marshal(status); err == nil {
 		s.statusJSON = b[1 : len(b)-1]
 	}
+	if st != engine.Healthy {
+		s.warning = fmt.Sprintf("WARNING: node %s (%s) is %s", e.Name(), e.Addr, strings.ToLower(st.String()))
+		if lastErr != "" {
+			s.warning += ": " + lastErr
+		}
+	}
+	s.free = freeOfEngine(e, s)
 	m.infoMu.Lock()
 	m.infos[e.ID] = s
 	m.infoMu.Unlock()

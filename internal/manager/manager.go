@@ -59,8 +59,9 @@ type Manager struct {
 	snaps    map[string]*snap                 // node ID → scheduler view at a cache generation
 	view     poolView                         // the last snapshot, kept for the next (snapshot.go)
 
-	infoMu sync.Mutex
-	infos  map[string]*engineInfo
+	infoMu    sync.Mutex
+	infos     map[string]*engineInfo
+	infoCache infoCache // info_cache.go
 
 	execMu sync.Mutex
 	execs  map[string]execEntry
