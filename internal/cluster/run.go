@@ -62,11 +62,23 @@ func (c *Cluster) watchStore(ctx context.Context, errc chan<- error) {
 	}
 }
 
+// tunnelSyncGap is the least time between two sync passes that tunnels
+// coming and going start: many nodes connecting at once (a cluster
+// starting, nodes joining) make one pass per gap, not one each.
+const tunnelSyncGap = 200 * time.Millisecond
+
+// syncWait is how long a pass a tunnel change starts waits, the last pass
+// having begun at last.
+func syncWait(last, now time.Time) time.Duration {
+	return max(0, tunnelSyncGap-now.Sub(last))
+}
+
 // syncLoop keeps the cache, the pool, availability and revocations in
 // step with the store, and notices nodes whose tunnels are gone.
 func (c *Cluster) syncLoop(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var last time.Time
 	for {
 		var changed <-chan struct{}
 		if c.tunnels != nil {
@@ -77,7 +89,15 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-changed:
+			if wait := syncWait(last, time.Now()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
 		}
+		last = time.Now()
 		c.syncOnce(ctx)
 		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)

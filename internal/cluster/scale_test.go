@@ -163,3 +163,25 @@ func TestJoinAgainSameRequest(t *testing.T) {
 		t.Fatal("another hostname with the same key was admitted")
 	}
 }
+
+// Tunnels coming and going (1,000 nodes connecting) start at most one sync
+// pass (a read of every node record) per tunnelSyncGap.
+func TestSyncWait(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		since time.Duration
+		want  time.Duration
+	}{
+		{0, tunnelSyncGap},
+		{tunnelSyncGap / 4, 3 * tunnelSyncGap / 4},
+		{tunnelSyncGap, 0},
+		{time.Hour, 0},
+	} {
+		if got := syncWait(now.Add(-tc.since), now); got != tc.want {
+			t.Errorf("last pass %v ago: wait %v, want %v", tc.since, got, tc.want)
+		}
+	}
+	if got := syncWait(time.Time{}, now); got != 0 {
+		t.Errorf("first pass waits %v", got)
+	}
+}
