@@ -47,7 +47,7 @@ import (
 )
 
 func TestClusterSmall(t *testing.T) {
-	runCluster(t, config{engines: 10, running: 3, stopped: 1, images: 2, runs: 10, samples: 10})
+	runCluster(t, config{engines: 10, running: 3, stopped: 1, images: 2, runs: 10, samples: 10, idle: time.Second})
 }
 
 func TestCluster1000(t *testing.T) {
@@ -56,7 +56,7 @@ func TestCluster1000(t *testing.T) {
 	}
 	runCluster(t, config{
 		engines: envInt("SHOAL_SCALE_ENGINES", 1000), running: 24, stopped: 6, images: 10,
-		runs: envInt("SHOAL_SCALE_RUNS", 300), samples: envInt("SHOAL_SCALE_SAMPLES", 200),
+		runs: envInt("SHOAL_SCALE_RUNS", 300), samples: envInt("SHOAL_SCALE_SAMPLES", 200), idle: 20 * time.Second,
 	})
 }
 
@@ -206,7 +206,7 @@ func runCluster(t *testing.T, cfg config) {
 	t.Logf("shoal init shows %d healthy nodes and %d containers after %v (load average %s)", cfg.engines, total, load.Round(time.Millisecond), loadavg())
 	rssLoaded := rss(pid)
 	prof.heap("cluster-heap-loaded")
-	idle := measureClusterIdle(t, hc, base, pid, 20*time.Second)
+	idle := measureClusterIdle(t, hc, base, pid, cfg.idle)
 
 	// A lookup of a container no node has (compose's first call for each
 	// service): once the caches are settled, no engine is asked whether it
