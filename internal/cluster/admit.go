@@ -72,13 +72,15 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	if err != nil {
 		return nil, err
 	}
-	err = c.write(ctx, createdOnce(func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err }))
+	var rev int64
+	err = c.write(ctx, createdOnce(func(ctx context.Context) (err error) { rev, err = c.nodes.Create(ctx, n.ID, n); return err }))
 	if errors.Is(err, store.ErrExists) {
 		err = c.sameJoin(ctx, n)
 	}
 	if err != nil {
 		return nil, err
 	}
+	c.cacheJoined(n, rev)
 	c.log.Info("node joined", "node", n.ID, "hostname", req.Hostname, "role", n.Role, "addr", n.Addr)
 	resp := &joinResponse{NodeID: n.ID, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
 	if role == ca.RoleManager {
@@ -87,6 +89,20 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 		}
 	}
 	return resp, nil
+}
+
+// cacheJoined adds a node just admitted to the cache until the next sync
+// pass reads it: this manager's info and the node's first calls know it
+// at once (the pass after its tunnel connects may come 200 ms later). A
+// pass that read the records before rev, the record's, is not applied.
+func (c *Cluster) cacheJoined(n Node, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cacheRev = max(c.cacheRev, rev)
+	if _, ok := c.cache[n.ID]; !ok {
+		c.cache[n.ID] = n
+		c.mgrAddrs, c.peerAddrList = c.managerAddrsLocked(), c.peerAddrsLocked()
+	}
 }
 
 // nodeIDOf is the ID of a node joining with csr: derived from its public

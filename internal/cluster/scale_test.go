@@ -150,6 +150,10 @@ func TestJoinAgainSameRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The admitting manager counts the node at once, before a sync pass.
+	if info := m.SwarmInfo(ctx); info.Nodes != 2 {
+		t.Errorf("swarm info right after the join counts %d nodes, want 2", info.Nodes)
+	}
 	again, err := m.admit(ctx, req, "127.0.0.1:5001")
 	if err != nil || again.NodeID != first.NodeID {
 		t.Fatalf("the same join again: %v, node %s (first %s)", err, again.NodeID, first.NodeID)
