@@ -24,6 +24,7 @@ type clusterOpts struct {
 	authz         authz.Config
 	audit         audit.Config
 	ui            bool
+	debug         bool
 	advertiseAddr string
 	listenAddr    string
 	dataDir       string
@@ -47,6 +48,7 @@ func (o *clusterOpts) flags(cmd *cobra.Command, withHosts bool) {
 		authzFlags(f, &o.authz)
 		auditFlags(f, &o.audit)
 		uiFlag(f, &o.ui)
+		f.BoolVarP(&o.debug, "debug", "D", false, "serve Go profiles under /debug/pprof/ on the API addresses when this node is a manager")
 	}
 	f.StringVar(&o.advertiseAddr, "advertise-addr", "", "IP address other nodes reach this node at (default: the listen address, or the address used to reach the manager, or the first non-loopback address)")
 	f.StringVar(&o.listenAddr, "listen-addr", "0.0.0.0:2377", "cluster port of a manager (joins and agent tunnels); its store uses the next two ports")
@@ -132,7 +134,7 @@ func runClusterNode(ctx context.Context, o *clusterOpts, cc cluster.Config) erro
 	cc.DataDir, cc.ListenAddr, cc.AdvertiseAddr, cc.Engine = o.dataDir, o.listenAddr, o.advertiseAddr, o.engine
 	return run.ClusterNode(ctx, run.ClusterConfig{
 		Cluster: cc, Hosts: o.hosts, TLS: o.apiTLS.files, InsecureAPI: o.apiTLS.insecure, Limits: o.limits, Authz: o.authz, Audit: o.audit,
-		Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry, UI: o.ui,
+		Strategy: o.strategy, Refresh: o.refresh, FailureRetry: o.failureRetry, UI: o.ui, Debug: o.debug,
 		Name: o.identity.name, Labels: labels,
 		Version: Version, Log: log,
 	})

@@ -2,9 +2,14 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"slices"
@@ -55,14 +60,27 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	if err != nil {
 		return nil, err
 	}
-	n := newRecord(req, role, remote, time.Now())
+	id, err := nodeIDOf(req.CSR)
+	if err != nil {
+		return nil, err
+	}
+	if c.root.Revocations().IsRevoked(id) {
+		return nil, fmt.Errorf("%w: node %s was removed; join with a new key", ca.ErrRevoked, id)
+	}
+	n := newRecord(id, req, role, remote, time.Now())
 	certPEM, err := c.sign(ctx, req.CSR, n.ID, role, n.Addr, n.Hostname)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.write(ctx, createdOnce(func(ctx context.Context) error { _, err := c.nodes.Create(ctx, n.ID, n); return err })); err != nil {
+	var rev int64
+	err = c.write(ctx, createdOnce(func(ctx context.Context) (err error) { rev, err = c.nodes.Create(ctx, n.ID, n); return err }))
+	if errors.Is(err, store.ErrExists) {
+		err = c.sameJoin(ctx, n)
+	}
+	if err != nil {
 		return nil, err
 	}
+	c.cacheJoined(n, rev)
 	c.log.Info("node joined", "node", n.ID, "hostname", req.Hostname, "role", n.Role, "addr", n.Addr)
 	resp := &joinResponse{NodeID: n.ID, ClusterID: c.st.ClusterID, Role: n.Role, Cert: certPEM, Managers: c.managerAddrs()}
 	if role == ca.RoleManager {
@@ -73,15 +91,65 @@ func (c *Cluster) admit(ctx context.Context, req joinRequest, remote string) (*j
 	return resp, nil
 }
 
-// newRecord is the record of a node being admitted with role; its address
+// cacheJoined adds a node just admitted to the cache until the next sync
+// pass reads it: this manager's info and the node's first calls know it
+// at once (the pass after its tunnel connects may come 200 ms later). A
+// pass that read the records before rev, the record's, is not applied.
+func (c *Cluster) cacheJoined(n Node, rev int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cacheRev = max(c.cacheRev, rev)
+	if _, ok := c.cache[n.ID]; !ok {
+		c.cache[n.ID] = n
+		c.mgrAddrs, c.peerAddrList = c.managerAddrsLocked(), c.peerAddrsLocked()
+	}
+}
+
+// nodeIDOf is the ID of a node joining with csr: derived from its public
+// key, so that a join tried again with the same request (the joiner did
+// not get the answer to the first) names the same node.
+func nodeIDOf(csrPEM []byte) (string, error) {
+	block, _ := pem.Decode(csrPEM)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		return "", fmt.Errorf("%w: no request block", ca.ErrInvalidCSR)
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ca.ErrInvalidCSR, err)
+	}
+	sum := sha256.Sum256(csr.RawSubjectPublicKeyInfo)
+	n := new(big.Int).SetBytes(sum[:])
+	n.Mod(n, new(big.Int).Exp(big.NewInt(36), big.NewInt(25), nil))
+	s := n.Text(36)
+	for len(s) < 25 {
+		s = "0" + s
+	}
+	return s, nil
+}
+
+// sameJoin accepts a node record that exists already if an earlier try of
+// this same join wrote it; any other record of that ID refuses the join.
+func (c *Cluster) sameJoin(ctx context.Context, n Node) error {
+	it, err := c.nodes.Get(ctx, n.ID, store.Linearizable())
+	if err != nil {
+		return err
+	}
+	cur := it.Value
+	if cur.Left || cur.Hostname != n.Hostname || cur.Addr != n.Addr || cur.Role != n.Role || cur.ClusterAddr != n.ClusterAddr {
+		return fmt.Errorf("node %s: %w (another join with this key)", n.ID, store.ErrExists)
+	}
+	return nil
+}
+
+// newRecord is the record of node id being admitted with role; its address
 // is the one it says it has, else the one it called from.
-func newRecord(req joinRequest, role ca.Role, remote string, now time.Time) Node {
+func newRecord(id string, req joinRequest, role ca.Role, remote string, now time.Time) Node {
 	addr := req.Addr
 	if addr == "" {
 		addr, _, _ = net.SplitHostPort(remote)
 	}
 	now = now.UTC()
-	n := Node{ID: newID(), Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
+	n := Node{ID: id, Hostname: req.Hostname, Role: apiRole(role), Availability: "active", Addr: addr, Version: 1, CreatedAt: now, UpdatedAt: now}
 	if role == ca.RoleManager {
 		n.ClusterAddr = req.ClusterAddr
 	}

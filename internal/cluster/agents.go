@@ -23,13 +23,12 @@ const renewRetry = 2 * time.Second
 // and this node's role from the managers themselves, and renews this
 // node's certificate when due. It returns ErrRoleChanged once the node has
 // taken a new role.
-func (c *Cluster) runAgents(ctx context.Context) error {
+func (c *Cluster) runAgents(ctx context.Context, tr *http.Transport) error {
 	as := c.newAgents(ctx)
 	defer as.stop()
 	go as.files.Run(ctx)
 	as.apply(c.st.Managers)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
-	defer hc.CloseIdleConnections()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 	t := time.NewTicker(selfPeriod)
 	defer t.Stop()
 	renewT := time.NewTimer(c.renewIn())
@@ -148,6 +147,15 @@ func (a *agents) stop() {
 	for _, cancel := range a.running {
 		cancel()
 	}
+}
+
+// nodeTransport carries this node's calls to the managers' cluster ports
+// (its record every selfPeriod, its overlay networks every overlay.Period,
+// renewals) over one TLS connection per manager: every manager keeps a
+// connection open for each node's, a TLS connection's buffers and a
+// goroutine each (the tunnel is a third).
+func (c *Cluster) nodeTransport() *http.Transport {
+	return &http.Transport{TLSClientConfig: c.httpTLS(), MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
 }
 
 // httpTLS is the client side of the cluster port's HTTP calls with this

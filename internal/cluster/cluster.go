@@ -97,9 +97,13 @@ type Cluster struct {
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	cacheRev int64           // the store revision cache reflects
-	lastSeen map[string]time.Time
-	names    map[string]string    // node ID → the hostname its engine last reported
-	refused  map[string]time.Time // removed node ID → when its refusal was last logged
+	// mgrAddrs and peerAddrList are managerAddrs and peerAddrs of cache,
+	// worked out once per sync pass: every node's calls answer them.
+	mgrAddrs     []string
+	peerAddrList []string
+	lastSeen     map[string]time.Time
+	names        map[string]string    // node ID → the hostname its engine last reported
+	refused      map[string]time.Time // removed node ID → when its refusal was last logged
 
 	left      chan struct{} // closed once this node left the cluster
 	leaveOnce sync.Once
@@ -107,6 +111,9 @@ type Cluster struct {
 	secrets // the store's key and autolock (lock.go, keys.go)
 
 	overlay overlayCache // the overlay networks' names (overlay.go)
+	peers   peerCache    // node certificates verified (peers.go)
+	// lifetime is certLifetime as the sync loop last read it.
+	lifetime atomic.Int64
 }
 
 // New checks cfg; Start does the work.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -93,13 +94,40 @@ func TestJoinStatus(t *testing.T) {
 
 func TestNewRecord(t *testing.T) {
 	now := time.Now()
-	w := newRecord(joinRequest{Hostname: "h", ClusterAddr: "10.0.0.9:2377"}, ca.RoleWorker, "10.0.0.9:51234", now)
-	if w.Addr != "10.0.0.9" || w.Role != RoleWorker || w.ClusterAddr != "" || w.Version != 1 || len(w.ID) != 25 {
+	w := newRecord("id1", joinRequest{Hostname: "h", ClusterAddr: "10.0.0.9:2377"}, ca.RoleWorker, "10.0.0.9:51234", now)
+	if w.Addr != "10.0.0.9" || w.Role != RoleWorker || w.ClusterAddr != "" || w.Version != 1 || w.ID != "id1" {
 		t.Fatalf("worker record %+v", w)
 	}
-	m := newRecord(joinRequest{Addr: "192.168.1.2", ClusterAddr: "192.168.1.2:2377"}, ca.RoleManager, "10.0.0.9:51234", now)
+	m := newRecord("id2", joinRequest{Addr: "192.168.1.2", ClusterAddr: "192.168.1.2:2377"}, ca.RoleManager, "10.0.0.9:51234", now)
 	if m.Addr != "192.168.1.2" || m.Role != RoleManager || m.ClusterAddr != "192.168.1.2:2377" {
 		t.Fatalf("manager record %+v", m)
+	}
+}
+
+// A node's ID is derived from the key of its join request: 25 base-36
+// characters like swarm mode's, the same for the same key (a join tried
+// again names the same node), another for another key.
+func TestNodeIDOf(t *testing.T) {
+	csr1, _, err := ca.NewCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr2, _, err := ca.NewCSR()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := nodeIDOf(csr1)
+	if err != nil || len(a) != 25 || strings.Trim(a, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+		t.Fatalf("nodeIDOf = %q, %v", a, err)
+	}
+	if again, _ := nodeIDOf(csr1); again != a {
+		t.Errorf("the same request gave %s then %s", a, again)
+	}
+	if b, _ := nodeIDOf(csr2); b == a {
+		t.Errorf("two keys gave one ID %s", a)
+	}
+	if _, err := nodeIDOf([]byte("junk")); !errors.Is(err, ca.ErrInvalidCSR) {
+		t.Errorf("junk request: %v, want ErrInvalidCSR", err)
 	}
 }
 

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
@@ -33,7 +35,7 @@ func (c *Cluster) join(ctx context.Context) error {
 	}
 	clusterAddr := net.JoinHostPort(addr, strconv.Itoa(c.listenPort()))
 	req := joinRequest{Token: c.cfg.Token, CSR: csr, Hostname: c.cfg.Hostname, Addr: addr, ClusterAddr: clusterAddr}
-	resp, err := c.askToJoin(ctx, root, req)
+	resp, err := c.askToJoinRetrying(ctx, root, req)
 	if err != nil {
 		return err
 	}
@@ -85,6 +87,48 @@ func (c *Cluster) askToJoin(ctx context.Context, root *ca.RootCA, req joinReques
 	defer hc.CloseIdleConnections()
 	err := postJSON(ctx, hc, "https://"+c.cfg.JoinAddr+"/join", req, &resp)
 	return resp, err
+}
+
+// joinBackoff paces the tries of a join the manager could not admit for
+// now: the first wait, the longest, and how long to keep trying.
+var joinBackoff = struct{ first, max, total time.Duration }{time.Second, 16 * time.Second, 3 * time.Minute}
+
+// askToJoinRetrying asks to join until the manager admits or refuses this
+// node, trying again with backoff while it only cannot admit it now (it
+// answered 503: its store did not commit the node record in time, on a
+// loaded manager with many nodes joining) or did not answer. The request
+// is the same each time: the manager derives the node ID from its key, so
+// a try whose answer was lost but whose record was written is taken up by
+// the next one, and no stray record is left.
+func (c *Cluster) askToJoinRetrying(ctx context.Context, root *ca.RootCA, req joinRequest) (joinResponse, error) {
+	start, wait := time.Now(), joinBackoff.first
+	for attempt := 1; ; attempt++ {
+		resp, err := c.askToJoin(ctx, root, req)
+		if err == nil || !isTransient(err) || ctx.Err() != nil || time.Since(start)+wait > joinBackoff.total {
+			return resp, err
+		}
+		d := wait/2 + rand.N(wait/2+1) // jitter: nodes refused together do not come back together
+		c.log.Warn("join: the manager cannot admit this node now; trying again", "attempt", attempt, "in", d.Round(time.Millisecond), "err", err)
+		select {
+		case <-ctx.Done():
+			return resp, err
+		case <-time.After(d):
+		}
+		wait = min(2*wait, joinBackoff.max)
+	}
+}
+
+// transientError is a call to a manager that another try may get through:
+// the manager answered 503 (no quorum, which a loaded store also answers
+// when a write takes too long) or did not answer at all.
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+func isTransient(err error) bool {
+	var te transientError
+	return errors.As(err, &te)
 }
 
 // joinStore adds a new manager's member to the store and takes the CA key
@@ -148,15 +192,18 @@ func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) err
 func doJSON(hc *http.Client, req *http.Request, out any) error {
 	resp, err := hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL.Host, err)
+		return transientError{fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL.Host, err)}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Message string }
 		_ = json.Unmarshal(body, &e)
-		if resp.StatusCode == http.StatusGone {
+		switch resp.StatusCode {
+		case http.StatusGone:
 			return fmt.Errorf("%w: %s", ErrRemoved, e.Message)
+		case http.StatusServiceUnavailable:
+			return transientError{fmt.Errorf("%w: %s", ErrJoinRefused, e.Message)}
 		}
 		return fmt.Errorf("%w: %s", ErrJoinRefused, e.Message)
 	}

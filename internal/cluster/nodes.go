@@ -30,17 +30,18 @@ func (c *Cluster) records(ctx context.Context) ([]Node, error) {
 	return out, nil
 }
 
-// Nodes lists every node as swarm mode does.
+// Nodes lists every node as swarm mode does. It is called every second
+// (the orchestrator's node digest), so it looks at the tunnels, the pool
+// and the roots once for all nodes, not once per node.
 func (c *Cluster) Nodes(ctx context.Context) ([]swarm.Node, error) {
 	recs, err := c.records(ctx)
 	if err != nil {
 		return nil, err
 	}
-	members := c.members(ctx)
-	now := time.Now()
+	v := c.observe(ctx, time.Now())
 	out := make([]swarm.Node, 0, len(recs))
 	for _, r := range recs {
-		out = append(out, c.swarmNode(r, members, now))
+		out = append(out, c.swarmNode(r, v))
 	}
 	nodeapi.Sort(out)
 	return out, nil
@@ -52,7 +53,7 @@ func (c *Cluster) Node(ctx context.Context, ref string) (*swarm.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := c.swarmNode(r, c.members(ctx), time.Now())
+	n := c.swarmNode(r, c.observe(ctx, time.Now()))
 	return &n, nil
 }
 
@@ -61,7 +62,8 @@ func (c *Cluster) find(ctx context.Context, ref string) (Node, error) {
 	if err != nil {
 		return Node{}, err
 	}
-	return nodeapi.Find(recs, ref, c.engineName)
+	engines := c.enginesByNode()
+	return nodeapi.Find(recs, ref, func(id string) string { return c.nameOf(id, engines[id]) })
 }
 
 // members maps store member names (node IDs) to their status.
@@ -77,22 +79,52 @@ func (c *Cluster) members(ctx context.Context) map[string]nodeapi.Member {
 	return out
 }
 
-func (c *Cluster) engineOf(id string) *engine.Engine {
+// observation is what a manager sees of all nodes at one instant: the
+// store members, the connected tunnels, the pool's engines by node ID and
+// the roots, each gathered once.
+type observation struct {
+	now       time.Time
+	members   map[string]nodeapi.Member
+	connected map[string]bool
+	engines   map[string]*engine.Engine
+	roots     map[string]string
+	rootPEM   string
+}
+
+func (c *Cluster) observe(ctx context.Context, now time.Time) observation {
+	return observation{now: now, members: c.members(ctx), connected: c.connectedIDs(), engines: c.enginesByNode(),
+		roots: c.knownRoots(), rootPEM: string(c.root.CertPEM())}
+}
+
+// connectedIDs are the nodes whose tunnel to this manager is up.
+func (c *Cluster) connectedIDs() map[string]bool {
+	peers := c.tunnels.Connected()
+	out := make(map[string]bool, len(peers))
+	for _, p := range peers {
+		out[p.Identity.NodeID] = true
+	}
+	return out
+}
+
+// enginesByNode are the pool's engines by node ID (tunnel://<ID>).
+func (c *Cluster) enginesByNode() map[string]*engine.Engine {
 	if c.cfg.Pool == nil {
 		return nil
 	}
-	for _, e := range c.cfg.Pool.Engines() {
-		if e.Addr == "tunnel://"+id {
-			return e
+	engines := c.cfg.Pool.Engines()
+	out := make(map[string]*engine.Engine, len(engines))
+	for _, e := range engines {
+		if id, ok := strings.CutPrefix(e.Addr, "tunnel://"); ok {
+			out[id] = e
 		}
 	}
-	return nil
+	return out
 }
 
-// engineName is the hostname the node's engine reports, if known: the
-// last one it reported while it is unreachable.
-func (c *Cluster) engineName(id string) string {
-	if e := c.engineOf(id); e != nil {
+// nameOf is the hostname node id's engine e (nil if none) reports, if
+// known: the last one it reported while it is unreachable.
+func (c *Cluster) nameOf(id string, e *engine.Engine) string {
+	if e != nil {
 		if info := e.Info(); info != nil && info.Name != "" {
 			c.mu.Lock()
 			c.names[id] = info.Name
@@ -106,14 +138,16 @@ func (c *Cluster) engineName(id string) string {
 }
 
 // swarmNode is a record with what this manager observes of the node.
-func (c *Cluster) swarmNode(r Node, members map[string]nodeapi.Member, now time.Time) swarm.Node {
-	o := nodeapi.Observed{Ready: !r.Left && c.ready(r.ID, now), EngineName: c.engineName(r.ID), TLS: nodeapi.TLSInfo(r.TLS, c.knownRoots(), string(c.root.CertPEM()))}
-	if e := c.engineOf(r.ID); e != nil {
+func (c *Cluster) swarmNode(r Node, v observation) swarm.Node {
+	e := v.engines[r.ID]
+	ready := !r.Left && (v.connected[r.ID] || c.seenRecently(r.ID, v.now))
+	o := nodeapi.Observed{Ready: ready, EngineName: c.nameOf(r.ID, e), TLS: nodeapi.TLSInfo(r.TLS, v.roots, v.rootPEM)}
+	if e != nil {
 		if o.Info = e.Info(); o.Info != nil {
 			o.EngineVersion, _ = e.Version()
 		}
 	}
-	if m, ok := members[r.ID]; ok {
+	if m, ok := v.members[r.ID]; ok {
 		o.Member = &m
 	}
 	return nodeapi.ToSwarm(r, o)

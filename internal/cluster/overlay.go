@@ -35,11 +35,15 @@ type overlayCache struct {
 	at      time.Time
 	records map[string]map[string][]string // network ID → names
 	svcs    []store.Service                // the services then (the mesh's ports)
+
+	netsMu sync.Mutex
+	netsAt time.Time
+	nets   []store.Network // the networks then (overlayNetworks)
 }
 
 // handleOverlay tells the calling node the networks to plumb.
 func (c *Cluster) handleOverlay(w http.ResponseWriter, r *http.Request) {
-	n, ok := c.peerRecord(w, r)
+	n, _, ok := c.peerRecordID(w, r, true)
 	if !ok {
 		return
 	}
@@ -53,7 +57,7 @@ func (c *Cluster) handleOverlay(w http.ResponseWriter, r *http.Request) {
 
 // overlayState is node n's part of the cluster networks.
 func (c *Cluster) overlayState(ctx context.Context, n Node) (overlay.State, error) {
-	nets, err := store.NewNetworks(c.store).List(ctx)
+	nets, err := c.overlayNetworks(ctx)
 	if err != nil {
 		return overlay.State{}, err
 	}
@@ -81,18 +85,48 @@ func (c *Cluster) overlayState(ctx context.Context, n Node) (overlay.State, erro
 	return st, nil
 }
 
+// networksTTL bounds how long a manager answers the nodes' overlay calls
+// (every node every overlay.Period) from the networks it last read.
+const networksTTL = 250 * time.Millisecond
+
+// overlayNetworks are the cluster networks, read at most every networksTTL.
+func (c *Cluster) overlayNetworks(ctx context.Context) ([]store.Network, error) {
+	oc := &c.overlay
+	oc.netsMu.Lock()
+	defer oc.netsMu.Unlock()
+	if oc.nets != nil && time.Since(oc.netsAt) < networksTTL {
+		return oc.nets, nil
+	}
+	nets, err := store.NewNetworks(c.store).List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if nets == nil {
+		nets = []store.Network{}
+	}
+	oc.nets, oc.netsAt = nets, time.Now()
+	return nets, nil
+}
+
 // peerAddrs are the underlay addresses of the nodes in the cluster.
 func (c *Cluster) peerAddrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.peerAddrList != nil {
+		return slices.Clone(c.peerAddrList)
+	}
+	return c.peerAddrsLocked()
+}
+
+func (c *Cluster) peerAddrsLocked() []string {
 	var out []string
 	for _, n := range c.cache {
-		if !n.Left && n.Addr != "" && !slices.Contains(out, n.Addr) {
+		if !n.Left && n.Addr != "" {
 			out = append(out, n.Addr)
 		}
 	}
 	slices.Sort(out)
-	return out
+	return slices.Compact(out)
 }
 
 // overlayRecords are the names of each network, from its engine networks
@@ -169,9 +203,8 @@ func ready(h string) bool { return h != "starting" && h != "unhealthy" }
 
 // runOverlay keeps this node's overlay networks as the managers want
 // them, until ctx ends; a node that left takes them away.
-func (c *Cluster) runOverlay(ctx context.Context, managers []string) error {
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: c.httpTLS()}}
-	defer hc.CloseIdleConnections()
+func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr *http.Transport) error {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	f := &overlayFetcher{hc: hc, managers: managers}
 	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json"),
 		Prune: c.overlayPruner()})

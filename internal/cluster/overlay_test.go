@@ -50,10 +50,14 @@ func TestOverlayState(t *testing.T) {
 	if err := store.NewNetworks(c.store).Create(ctx, nw); err != nil {
 		t.Fatal(err)
 	}
-	st, err = c.overlayState(ctx, self)
-	if err != nil || len(st.Networks) != 1 {
-		t.Fatalf("one network: %+v %v", st, err)
-	}
+	// The nodes' calls are answered from networks read at most networksTTL ago.
+	eventually(t, 10*time.Second, "the new network in the overlay state", func() error {
+		st, err = c.overlayState(ctx, self)
+		if err != nil || len(st.Networks) != 1 {
+			return fmt.Errorf("one network: %+v %v", st, err)
+		}
+		return nil
+	})
 	want := overlay.Network{ID: nw.ID, Name: "appnet", VNI: 4097, Bridge: "shvabcdefghij", VXLAN: "shxabcdefghij", MTU: overlay.MTU,
 		Local: "127.0.0.1", Peers: []string{"127.0.0.1"}, Gateway: "10.0.1.17", Records: map[string][]string{}}
 	if got := st.Networks[0]; !reflect.DeepEqual(got, want) {

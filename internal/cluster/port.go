@@ -36,7 +36,7 @@ func (c *Cluster) serverTLS() *tls.Config {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
 			}
-			if _, err := c.root.PeerIdentity(cs); !errors.Is(err, ca.ErrRevoked) {
+			if _, err := c.peerIdentity(cs); !errors.Is(err, ca.ErrRevoked) {
 				return err
 			}
 			return nil
@@ -121,6 +121,13 @@ func (c *Cluster) handler() http.Handler {
 func (c *Cluster) managerAddrs() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.mgrAddrs != nil {
+		return slices.Clone(c.mgrAddrs)
+	}
+	return c.managerAddrsLocked()
+}
+
+func (c *Cluster) managerAddrsLocked() []string {
 	out := []string{c.st.ClusterAddr}
 	for _, n := range c.cache {
 		if n.Role == RoleManager && !n.Left && n.ClusterAddr != "" && !slices.Contains(out, n.ClusterAddr) {

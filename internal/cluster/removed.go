@@ -28,7 +28,7 @@ func peerID(cs tls.ConnectionState) string {
 // or of a node that left; the node learns why from its next /self call.
 func (c *Cluster) admitTunnel(tc *tls.Conn) error {
 	cs := tc.ConnectionState()
-	id, err := c.root.PeerIdentity(cs)
+	id, err := c.peerIdentity(cs)
 	if errors.Is(err, ca.ErrRevoked) {
 		c.refuseRemoved(peerID(cs), tc.RemoteAddr().String())
 		return err

@@ -21,8 +21,10 @@ func (c *Cluster) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 5)             // one per goroutine: none blocks after Run returns
 	managers := slices.Clone(c.st.Managers) // runAgents changes them
-	wg.Go(func() { errc <- c.runAgents(ctx) })
-	wg.Go(func() { errc <- c.runOverlay(ctx, managers) })
+	tr := c.nodeTransport()
+	defer tr.CloseIdleConnections()
+	wg.Go(func() { errc <- c.runAgents(ctx, tr) })
+	wg.Go(func() { errc <- c.runOverlay(ctx, managers, tr) })
 	if c.IsManager() {
 		wg.Go(func() { errc <- c.serve(ctx) })
 		wg.Go(func() { errc <- c.syncLoop(ctx) })
@@ -60,11 +62,23 @@ func (c *Cluster) watchStore(ctx context.Context, errc chan<- error) {
 	}
 }
 
+// tunnelSyncGap is the least time between two sync passes that tunnels
+// coming and going start: many nodes connecting at once (a cluster
+// starting, nodes joining) make one pass per gap, not one each.
+const tunnelSyncGap = 200 * time.Millisecond
+
+// syncWait is how long a pass a tunnel change starts waits, the last pass
+// having begun at last.
+func syncWait(last, now time.Time) time.Duration {
+	return max(0, tunnelSyncGap-now.Sub(last))
+}
+
 // syncLoop keeps the cache, the pool, availability and revocations in
 // step with the store, and notices nodes whose tunnels are gone.
 func (c *Cluster) syncLoop(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var last time.Time
 	for {
 		var changed <-chan struct{}
 		if c.tunnels != nil {
@@ -75,8 +89,17 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-changed:
+			if wait := syncWait(last, time.Now()); wait > 0 {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+			}
 		}
+		last = time.Now()
 		c.syncOnce(ctx)
+		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)
 		c.syncSecrets(ctx)
 	}
@@ -107,6 +130,7 @@ func (c *Cluster) syncOnce(ctx context.Context) {
 		return
 	}
 	c.cache, c.cacheRev = cache, rev
+	c.mgrAddrs, c.peerAddrList = c.managerAddrsLocked(), c.peerAddrsLocked()
 	for _, p := range c.tunnels.Connected() {
 		c.lastSeen[p.Identity.NodeID] = time.Now()
 	}
@@ -125,19 +149,20 @@ func (c *Cluster) updatePool(items []store.Item[Node]) {
 		addrs = append(addrs, "tunnel://"+it.ID)
 	}
 	p.Update(addrs)
+	engines := c.enginesByNode()
 	for _, it := range items {
 		p.SetAvailability("tunnel://"+it.ID, it.Value.Availability)
-		c.engineName(it.ID) // remembered for when the engine is unreachable
+		c.nameOf(it.ID, engines[it.ID]) // remembered for when the engine is unreachable
 	}
 }
 
 // ready says whether a node's tunnel is up or was up within DownAfter.
 func (c *Cluster) ready(id string, now time.Time) bool {
-	for _, p := range c.tunnels.Connected() {
-		if p.Identity.NodeID == id {
-			return true
-		}
-	}
+	return c.connectedIDs()[id] || c.seenRecently(id, now)
+}
+
+// seenRecently says whether a node whose tunnel is down was up within DownAfter.
+func (c *Cluster) seenRecently(id string, now time.Time) bool {
 	c.mu.Lock()
 	seen, ok := c.lastSeen[id]
 	c.mu.Unlock()

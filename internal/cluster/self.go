@@ -20,7 +20,7 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 		httpError(w, http.StatusUnauthorized, "a node certificate is required")
 		return ca.Identity{}, false
 	}
-	id, err := c.root.PeerIdentity(*r.TLS)
+	id, err := c.peerIdentity(*r.TLS)
 	if errors.Is(err, ca.ErrRevoked) {
 		rid := peerID(*r.TLS)
 		c.refuseRemoved(rid, r.RemoteAddr)
@@ -34,17 +34,30 @@ func (c *Cluster) peer(w http.ResponseWriter, r *http.Request) (ca.Identity, boo
 	return id, true
 }
 
-// record reads the calling node's record, answering 404 when it is gone.
+// peerRecord reads the calling node's record from the store, answering
+// 404 when it is gone.
 func (c *Cluster) peerRecord(w http.ResponseWriter, r *http.Request) (Node, bool) {
-	n, _, ok := c.peerRecordID(w, r)
+	n, _, ok := c.peerRecordID(w, r, false)
 	return n, ok
 }
 
-// peerRecordID is peerRecord with the caller's verified identity.
-func (c *Cluster) peerRecordID(w http.ResponseWriter, r *http.Request) (Node, ca.Identity, bool) {
+// peerRecordID is peerRecord with the caller's verified identity. With
+// cached, the record is the one the sync loop last read (at most a second
+// old, and fresh after a change made through this manager): what the
+// nodes' polls read, every node every second or two. A record not cached
+// yet (a node that just joined) is read from the store.
+func (c *Cluster) peerRecordID(w http.ResponseWriter, r *http.Request, cached bool) (Node, ca.Identity, bool) {
 	id, ok := c.peer(w, r)
 	if !ok {
 		return Node{}, id, false
+	}
+	if cached {
+		c.mu.Lock()
+		n, ok := c.cache[id.NodeID]
+		c.mu.Unlock()
+		if ok {
+			return n, id, true
+		}
 	}
 	it, err := c.nodes.Get(r.Context(), id.NodeID)
 	switch {
@@ -77,7 +90,7 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 // the roots to trust and whether to renew its certificate now; and records
 // what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
-	n, id, ok := c.peerRecordID(w, r)
+	n, id, ok := c.peerRecordID(w, r, true)
 	if !ok {
 		return
 	}
@@ -87,7 +100,7 @@ func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 		c.recordTLS(ctx, n.ID, seen)
 	}
 	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
-		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.certLifetime(ctx)}
+		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.cachedLifetime(ctx)}
 	if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
 		resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
 	}
@@ -95,21 +108,39 @@ func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 }
 
 // recordTLS keeps what a node showed of its certificates in its record
-// (without a new spec version: it is the node's state, not its spec).
+// (without a new spec version: it is the node's state, not its spec). The
+// record it was compared with may be a second old: one that shows it
+// already is not written again.
 func (c *Cluster) recordTLS(ctx context.Context, id string, seen *nodeapi.NodeTLS) {
 	err := c.write(ctx, func(ctx context.Context) error {
 		return c.nodes.Modify(ctx, id, func(cur Node, exists bool) (Node, error) {
 			if !exists {
 				return cur, store.ErrNotFound
 			}
+			if seen.Equal(cur.TLS) {
+				return cur, errUnchanged
+			}
 			cur.TLS = seen
 			return cur, nil
 		})
 	})
-	if err != nil {
-		c.log.Warn("cluster: record node TLS info", "node", id, "err", err)
+	if errors.Is(err, errUnchanged) {
+		return
 	}
+	if err == nil {
+		c.mu.Lock()
+		if n, ok := c.cache[id]; ok {
+			n.TLS = seen // until the next sync pass: the next call must not write again
+			c.cache[id] = n
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.log.Warn("cluster: record node TLS info", "node", id, "err", err)
 }
+
+// errUnchanged ends a Modify that has nothing to write.
+var errUnchanged = errors.New("cluster: record unchanged")
 
 // handleCertificate issues a new certificate to the calling node with the
 // role of its record: renewal, promotion and demotion alike. A node

@@ -38,6 +38,15 @@ func (c *Cluster) certLifetime(ctx context.Context) time.Duration {
 	return c.settings(ctx).NodeCertExpiry
 }
 
+// cachedLifetime is certLifetime as the sync loop last read it (every
+// node's /self call tells it).
+func (c *Cluster) cachedLifetime(ctx context.Context) time.Duration {
+	if d := time.Duration(c.lifetime.Load()); d > 0 {
+		return d
+	}
+	return c.certLifetime(ctx)
+}
+
 // settings reads the cluster's settings; a missing or unreadable record
 // gives the defaults.
 func (c *Cluster) settings(ctx context.Context) configRecord {

@@ -99,6 +99,7 @@ func (c *Cluster) updateCA(ctx context.Context, spec swarm.CAConfig) error {
 	if err := c.write(ctx, func(ctx context.Context) error { return c.updateSettings(ctx, spec) }); err != nil {
 		return err
 	}
+	c.lifetime.Store(int64(c.certLifetime(ctx))) // what this manager's next /self answers tell
 	rr, _, err := c.readRoot(ctx)
 	if err != nil || rr.LastForced == spec.ForceRotate {
 		return err

@@ -38,6 +38,7 @@ type ClusterConfig struct {
 	Authz  authz.Config // who may do what: --authz-default-role, --authz-policy
 	Audit  audit.Config // --audit-log*: the audit trail of API calls
 	UI     bool         // serve the web console at /ui/ (--ui)
+	Debug  bool         // serve Go profiles under /debug/pprof/ (-D)
 
 	Strategy     string        // spread, binpack or random
 	Refresh      time.Duration // engine health check period
@@ -139,6 +140,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}, strategy, clusterOvercommit)
 	s.api.Authz = c.policy
 	s.api.Streams = streamLimiter(c.Limits, log)
+	s.api.Debug = c.Debug
 	s.mountUI(c.UI)
 	s.metrics.WatchTunnels(cl.TunnelsUp)
 	handler, closeAudit, err := audited(c.Audit, c.policy, s.api, log)
