@@ -509,7 +509,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, c := range list {
 		if prev, ok := cached(c.ID); ok && prev.State == c.State {
-			c.copyInspect(prev)
+			c.CopyInspect(prev)
 			keep(c)
 			continue
 		}
@@ -522,7 +522,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 				if !ok || errors.Is(err, ErrNotFound) {
 					return // removed meanwhile
 				}
-				c.copyInspect(prev) // a failed inspect must not drop a known container
+				c.CopyInspect(prev) // a failed inspect must not drop a known container
 			}
 			keep(c)
 		}()
@@ -579,32 +579,31 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 			MemoryReservation int64
 		}
 	}
-	c.CreatedAt = raw.Created
+	in := Inspected{}
+	var started, finished time.Time
 	if st := raw.State; st != nil {
 		c.setState(st.Status)
-		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
-		c.PID, c.Error = st.Pid, st.Error
+		started, finished, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
+		c.PID, in.Error = st.Pid, st.Error
 		if st.Health != nil {
-			c.HealthStatus = st.Health.Status
+			c.HealthStatus = intern(st.Health.Status)
 		}
 	}
+	c.SetTimes(started, finished, raw.Created)
 	_ = json.Unmarshal(raw.Config, &ins.Config)
 	_ = json.Unmarshal(raw.HostConfig, &ins.HostConfig)
 	if e.opts.keepSpec(c.Labels) && len(raw.Config) > 0 {
 		if spec, err := specOf(raw.Config, raw.HostConfig); err == nil {
-			c.Spec = spec
+			in.Spec = spec
 		}
 	}
 	if h := ins.HostConfig; h != nil {
-		c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
+		in.NanoCPUs, in.CPUShares, in.Memory, in.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
 	}
 	if ins.Config != nil {
-		c.Env = ins.Config.Env
-		for i, kv := range c.Env { // mostly the image's, the same in many containers
-			c.Env[i] = intern(kv)
-		}
+		in.Env = ins.Config.Env
 	}
-	c.HealthStatus = intern(c.HealthStatus)
+	c.Inspected = internInspected(in)
 	return nil
 }
 

@@ -2,10 +2,13 @@ package engine
 
 import (
 	"bytes"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unique"
+	"weak"
 )
 
 // The kept list entry of a container is most of the cache's memory (about
@@ -343,4 +346,63 @@ func (e *Engine) NumContainers() int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return len(e.containers)
+}
+
+// inspected holds one Inspected per distinct content, weakly: an entry
+// goes once no container holds its Inspected.
+var inspected = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[Inspected]
+}{m: map[string]weak.Pointer[Inspected]{}}
+
+// internInspected returns in, or an equal Inspected already given out.
+func internInspected(in Inspected) *Inspected {
+	if in.NanoCPUs == 0 && in.CPUShares == 0 && in.Memory == 0 && in.MemoryReservation == 0 &&
+		in.Env == nil && in.Error == "" && in.Spec == nil {
+		return notInspected
+	}
+	key := in.key()
+	inspected.Lock()
+	defer inspected.Unlock()
+	if p := inspected.m[key].Value(); p != nil {
+		return p
+	}
+	p := &in
+	p.Env = slices.Clip(p.Env)
+	inspected.m[key] = weak.Make(p)
+	runtime.AddCleanup(p, func(key string) {
+		inspected.Lock()
+		defer inspected.Unlock()
+		if inspected.m[key].Value() == nil { // not replaced by a live one
+			delete(inspected.m, key)
+		}
+	}, key)
+	return p
+}
+
+// key is in's content as a string (each part with its length, so no two
+// contents have the same key).
+func (in *Inspected) key() string {
+	b := make([]byte, 0, 64)
+	for _, n := range []int64{in.NanoCPUs, in.CPUShares, in.Memory, in.MemoryReservation, int64(len(in.Env))} {
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, ',')
+	}
+	if in.Env == nil {
+		b = append(b, '-') // nil and empty are told apart, as the record did
+	}
+	part := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	for _, s := range in.Env {
+		part(s)
+	}
+	part(in.Error)
+	part(string(in.Spec))
+	if in.Spec == nil {
+		b = append(b, '-')
+	}
+	return string(b)
 }

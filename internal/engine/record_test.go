@@ -1,8 +1,15 @@
 package engine
 
 import (
+	"context"
 	"fmt"
+	"net/http"
+	"reflect"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 func TestEntryJSONRoundTrips(t *testing.T) {
@@ -67,4 +74,142 @@ func FuzzEntryJSON(f *testing.F) {
 			t.Fatalf("%q came back as %q", b, got)
 		}
 	})
+}
+
+// The record keeps its times as unix nanoseconds: each comes back as it
+// was set, the zero time as the zero time.
+func TestContainerTimesRoundTrip(t *testing.T) {
+	for _, at := range []time.Time{
+		{}, time.Date(2026, 11, 30, 6, 33, 50, 123456789, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 2, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		var c Container
+		c.SetTimes(at, at.Add(time.Second), at.Add(-time.Nanosecond))
+		if !c.StartedAt().Equal(at) || c.StartedAt().IsZero() != at.IsZero() {
+			t.Errorf("StartedAt %v gave back %v", at, c.StartedAt())
+		}
+		if at.IsZero() {
+			continue
+		}
+		if !c.FinishedAt().Equal(at.Add(time.Second)) || !c.CreatedAt().Equal(at.Add(-time.Nanosecond)) {
+			t.Errorf("%v: FinishedAt %v, CreatedAt %v", at, c.FinishedAt(), c.CreatedAt())
+		}
+		if at.Unix() != 0 && c.CreatedNanos() != at.UnixNano()-1 {
+			t.Errorf("%v: CreatedNanos %d", at, c.CreatedNanos())
+		}
+	}
+	var c Container
+	c.SetTimes(time.Unix(0, 0), time.Time{}, time.Time{}) // 0 is the zero time: the epoch is a nanosecond after
+	if c.StartedAt().IsZero() || c.StartedAt().Sub(time.Unix(0, 0)) > time.Nanosecond {
+		t.Errorf("the unix epoch gave back %v", c.StartedAt())
+	}
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.SetTimes(far, time.Time{}, time.Time{})
+	if c.StartedAt().IsZero() || c.StartedAt().Year() != 2262 || !c.FinishedAt().IsZero() {
+		t.Errorf("a time past 2262 gave %v, the zero time %v", c.StartedAt(), c.FinishedAt())
+	}
+	c = Container{Created: 1700000000}
+	if c.CreatedNanos() != 1700000000*1e9 {
+		t.Errorf("not inspected: CreatedNanos %d", c.CreatedNanos())
+	}
+}
+
+// A record's ID and names share the bytes of its kept JSON values.
+func TestDecodeContainersSharesIDAndNames(t *testing.T) {
+	list, err := DecodeContainers([]byte(`[{"Id":"4a6b","Names":["/web","/other/alias"],"Image":"busybox"},
+		{"Id":"5c7d","Names":["/db"]},{"Id":"6e8f"},{"Id":"7f","Names":["/a<b"]}]`), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := func(s, hay string) bool {
+		p, h := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(hay)))
+		return p >= h && p+uintptr(len(s)) <= h+uintptr(len(hay))
+	}
+	want := []struct {
+		id    string
+		names []string
+	}{{"4a6b", []string{"/web", "/other/alias"}}, {"5c7d", []string{"/db"}}, {"6e8f", nil}, {"7f", []string{"/a<b"}}}
+	for i, c := range list {
+		if c.ID != want[i].id || !slices.Equal(c.Names, want[i].names) || (c.Names == nil) != (want[i].names == nil) {
+			t.Fatalf("record %d: %q %q, want %q %q", i, c.ID, c.Names, want[i].id, want[i].names)
+		}
+		if !inside(c.ID, c.raw.vals) {
+			t.Errorf("%s: ID not in the kept values %q", c.ID, c.raw.vals)
+		}
+		for _, n := range c.Names {
+			if n != "/a<b" && !inside(n, c.raw.vals) { // JSON writes < as \u003c
+				t.Errorf("%s: name %q not in the kept values %q", c.ID, n, c.raw.vals)
+			}
+		}
+		if c.Inspected == nil || c.Memory != 0 {
+			t.Errorf("%s: not inspected, yet %+v", c.ID, c.Inspected)
+		}
+	}
+	list[0].Names = append(list[0].Names, "/x")
+	if list[1].Names[0] != "/db" {
+		t.Error("appending to one record's names changed the next one's")
+	}
+}
+
+// Containers with the same resources, environment and spec share one
+// Inspected; it goes once none holds it.
+func TestInternInspected(t *testing.T) {
+	mk := func(env ...string) Inspected {
+		return Inspected{Memory: 64 << 20, Env: env}
+	}
+	a, b := internInspected(mk("A=1", "B=2")), internInspected(mk("A=1", "B=2"))
+	if a != b {
+		t.Error("equal contents are not shared")
+	}
+	for _, other := range []Inspected{mk("A=1"), mk("A=1B=2"), mk("A=1", "B=2", ""), mk(), {Memory: 64 << 20, Env: []string{}},
+		{Memory: 64 << 20, Env: []string{"A=1", "B=2"}, Error: "x"}, {Memory: 64 << 20, Env: []string{"A=1", "B=2"}, Spec: []byte(`{}`)},
+		{Memory: 1, Env: []string{"A=1", "B=2"}}} {
+		if p := internInspected(other); p == a || !reflect.DeepEqual(*p, other) {
+			t.Errorf("%+v interned as %+v", other, *p)
+		}
+	}
+	if internInspected(Inspected{}) != notInspected {
+		t.Error("nothing inspected is not the shared empty one")
+	}
+	key := a.key()
+	a, b = nil, nil
+	for range 100 {
+		runtime.GC()
+		inspected.Lock()
+		_, held := inspected.m[key]
+		inspected.Unlock()
+		if !held {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Error("an Inspected no container holds is still held")
+}
+
+// What an inspect says goes to the record; the list's own values stay.
+func TestInspectFillsRecord(t *testing.T) {
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1.41/containers/json":
+			_, _ = w.Write([]byte(`[{"Id":"c1","Names":["/web"],"State":"running","Status":"Up 1 second","Created":1764484430}]`))
+		case "/v1.41/containers/c1/json":
+			_, _ = w.Write([]byte(`{"Id":"c1","Created":"2026-11-30T06:33:50.5Z","State":{"Status":"running","ExitCode":0,"Pid":42,"Error":"",
+				"StartedAt":"2026-11-30T06:33:51Z","FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"healthy"}},
+				"Config":{"Env":["A=1"]},"HostConfig":{"NanoCpus":500000000,"Memory":1024,"CpuShares":2,"MemoryReservation":512}}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	})
+	if err := e.RefreshContainer(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.Container("c1")
+	if c == nil || c.PID != 42 || c.HealthStatus != "healthy" || c.NanoCPUs != 5e8 || c.Memory != 1024 || c.CPUShares != 2 ||
+		c.MemoryReservation != 512 || !slices.Equal(c.Env, []string{"A=1"}) || c.Error != "" || c.Spec != nil {
+		t.Fatalf("cached %+v %+v", c, c.Inspected)
+	}
+	if !c.StartedAt().Equal(time.Date(2026, 11, 30, 6, 33, 51, 0, time.UTC)) || !c.FinishedAt().IsZero() ||
+		c.CreatedNanos() != time.Date(2026, 11, 30, 6, 33, 50, 5e8, time.UTC).UnixNano() {
+		t.Errorf("times %v %v %d", c.StartedAt(), c.FinishedAt(), c.CreatedNanos())
+	}
 }
