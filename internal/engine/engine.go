@@ -718,11 +718,12 @@ func (e *Engine) refreshNetworksVolumes(ctx context.Context) error {
 // on trouble mark it and start over, until ctx ends.
 func (e *Engine) run(ctx context.Context) {
 	defer e.client.closePing()
-	log := e.opts.Logger.With("engine", e.Addr)
 	for ctx.Err() == nil {
 		if err := e.session(ctx); err != nil && ctx.Err() == nil {
-			log.Debug("engine session ended", "error", err)
-			e.fail(err)
+			aside(func() { // stream.go: this goroutine's stack stays small
+				e.opts.Logger.Debug("engine session ended", "engine", e.Addr, "error", err)
+				e.fail(err)
+			})
 			select {
 			case <-ctx.Done():
 			case <-time.After(e.opts.RefreshInterval):
@@ -731,15 +732,24 @@ func (e *Engine) run(ctx context.Context) {
 	}
 }
 
-// session is one connected period of an engine.
+// session is one connected period of an engine. It waits most of the
+// time and runs aside (stream.go) what it does in between, so that its
+// goroutine, which lives as long as the engine is connected, keeps a small
+// stack.
 func (e *Engine) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	evs, errc, err := e.load(sctx)
+	var evs <-chan json.RawMessage
+	var errc <-chan error
+	var err error
+	aside(func() {
+		if evs, errc, err = e.load(sctx); err == nil && sctx.Err() == nil {
+			e.setState(Healthy, "")
+		}
+	})
 	if err != nil || sctx.Err() != nil {
 		return err
 	}
-	e.setState(Healthy, "")
 
 	// Health checks come every healthInterval ± 10%, resyncs every
 	// resyncInterval ± 10% (the first anywhere from half of one to one
@@ -752,6 +762,7 @@ func (e *Engine) session(ctx context.Context) error {
 	defer resync.Stop()
 	refreshNV := false
 	for {
+		var down error // set aside: why the session ends
 		select {
 		case <-ctx.Done():
 			return nil
@@ -760,33 +771,39 @@ func (e *Engine) session(ctx context.Context) error {
 				err = errors.New("event stream closed")
 			}
 			return err
-		case ev := <-evs:
-			if e.applyEvents(sctx, ev, evs) { // apply.go: with those queued behind it
-				refreshNV = true
-			}
+		case raw := <-evs:
+			aside(func() {
+				nv, err := e.applyEvents(sctx, raw, evs) // apply.go: with those queued behind it
+				refreshNV = refreshNV || nv
+				down = err
+			})
 		case <-health.C:
 			health.Reset(next())
-			if err := e.Ping(sctx); err != nil {
-				if e.fail(err) == Unhealthy {
-					return err
+			aside(func() {
+				if err := e.Ping(sctx); err != nil {
+					if e.fail(err) == Unhealthy {
+						down = err
+					}
+					return
 				}
-				continue
-			}
-			e.setState(Healthy, "")
-			if refreshNV {
-				refreshNV = false
-				_ = e.refreshNetworksVolumes(sctx)
-			}
+				e.setState(Healthy, "")
+				if refreshNV {
+					refreshNV = false
+					_ = e.refreshNetworksVolumes(sctx)
+				}
+			})
 		case <-resync.C:
 			resync.Reset(jitter(e.opts.resyncInterval()))
-			rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
-			err := e.Resync(rctx)
-			rcancel()
-			if err != nil {
-				if e.fail(err) == Unhealthy {
-					return err
+			aside(func() {
+				rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
+				defer rcancel()
+				if err := e.Resync(rctx); err != nil && e.fail(err) == Unhealthy {
+					down = err
 				}
-			}
+			})
+		}
+		if down != nil {
+			return down
 		}
 	}
 }
@@ -797,7 +814,7 @@ func (e *Engine) session(ctx context.Context) error {
 // connects' idle connections, went past the open-files limit while only
 // 32 loaded). The connect comes first, outside the slots, so engines that
 // do not answer (hung, unreachable) fail it without holding a slot.
-func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
+func (e *Engine) load(ctx context.Context) (<-chan json.RawMessage, <-chan error, error) {
 	if err := e.connect(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -823,40 +840,22 @@ func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
 
 // openEvents starts the engine's event stream and returns once the engine
 // accepted it, so a resync right after misses nothing. The stream has a
-// connection of its own (Client.openStream), closed when ctx ends.
-func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, error) {
-	resp, err := e.client.openStream(ctx, e.apiPath("/events"), e.opts.Timeout)
+// connection of its own (Client.openStream), closed when ctx ends; its
+// events come undecoded (readEvents, stream.go).
+func (e *Engine) openEvents(ctx context.Context) (<-chan json.RawMessage, <-chan error, error) {
+	st, err := e.client.openStream(ctx, e.apiPath("/events"), e.opts.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	if resp.StatusCode != 200 {
-		defer resp.Body.Close()
-		return nil, nil, ResponseError(resp)
+	if st.StatusCode != 200 {
+		defer st.Close()
+		return nil, nil, ResponseError(st.Response)
 	}
-	out := make(chan Event, 16)
+	// A read-ahead of 16 events: the session applies those queued
+	// together as one batch (apply.go).
+	out := make(chan json.RawMessage, 16)
 	errc := make(chan error, 1)
-	go func() {
-		defer resp.Body.Close()
-		dec := json.NewDecoder(resp.Body)
-		for {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				errc <- err
-				return
-			}
-			ev := Event{Raw: raw}
-			if err := json.Unmarshal(raw, &ev.Message); err != nil {
-				errc <- fmt.Errorf("decoding event: %w", err)
-				return
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				errc <- ctx.Err()
-				return
-			}
-		}
-	}()
+	go readEvents(ctx, st, out, errc)
 	return out, errc, nil
 }
 
