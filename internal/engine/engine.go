@@ -676,6 +676,7 @@ func (e *Engine) RefreshImages(ctx context.Context) error {
 	if err := e.client.JSON(ctx, "GET", e.apiPath("/images/json"), nil, nil, &imgs); err != nil {
 		return err
 	}
+	shareImages(imgs)
 	e.mu.Lock()
 	e.images = imgs
 	e.gen++

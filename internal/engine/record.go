@@ -9,6 +9,8 @@ import (
 	"sync"
 	"unique"
 	"weak"
+
+	"github.com/moby/moby/api/types/image"
 )
 
 // The kept list entry of a container is most of the cache's memory (about
@@ -327,6 +329,24 @@ func (sh *sharer) mounts(ms []Mount) []Mount {
 		ms[i].Name, ms[i].Source, ms[i].Destination = intern(ms[i].Name), intern(ms[i].Source), intern(ms[i].Destination)
 	}
 	return ms
+}
+
+// shareImages interns the strings of an engine's image list and shares its
+// equal label maps: the same images are on many engines (ten images on
+// each of ten thousand engines were 55 MiB, most of it the same IDs, tags
+// and digests).
+func shareImages(imgs []image.Summary) {
+	var sh sharer
+	for i := range imgs {
+		im := &imgs[i]
+		im.ID, im.ParentID, im.Labels = intern(im.ID), intern(im.ParentID), sh.labels(im.Labels)
+		for j, s := range im.RepoTags {
+			im.RepoTags[j] = intern(s)
+		}
+		for j, s := range im.RepoDigests {
+			im.RepoDigests[j] = intern(s)
+		}
+	}
 }
 
 // AppendContainers appends the cached containers to dst, for a list of

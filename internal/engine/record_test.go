@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/moby/moby/api/types/image"
 )
 
 func TestEntryJSONRoundTrips(t *testing.T) {
@@ -211,5 +214,29 @@ func TestInspectFillsRecord(t *testing.T) {
 	if !c.StartedAt().Equal(time.Date(2026, 11, 30, 6, 33, 51, 0, time.UTC)) || !c.FinishedAt().IsZero() ||
 		c.CreatedNanos() != time.Date(2026, 11, 30, 6, 33, 50, 5e8, time.UTC).UnixNano() {
 		t.Errorf("times %v %v %d", c.StartedAt(), c.FinishedAt(), c.CreatedNanos())
+	}
+}
+
+// Image lists share their strings across engines and equal label maps
+// within a list, keeping nil and empty apart.
+func TestShareImages(t *testing.T) {
+	list := func() []image.Summary {
+		var imgs []image.Summary
+		_ = json.Unmarshal([]byte(`[{"Id":"sha256:aa","ParentId":"","RepoTags":["busybox:latest"],"RepoDigests":["busybox@sha256:bb"],"Labels":{}},
+			{"Id":"sha256:cc","RepoTags":["redis:7"],"Labels":{}},{"Id":"sha256:dd","Labels":null}]`), &imgs)
+		return imgs
+	}
+	a, b := list(), list()
+	shareImages(a)
+	shareImages(b)
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a[0].ID, b[0].ID) || !same(a[0].RepoTags[0], b[0].RepoTags[0]) || !same(a[0].RepoDigests[0], b[0].RepoDigests[0]) {
+		t.Error("the same image's strings are not shared across lists")
+	}
+	if a[0].ID != "sha256:aa" || a[1].RepoTags[0] != "redis:7" || a[0].RepoDigests[0] != "busybox@sha256:bb" {
+		t.Errorf("changed: %+v", a)
+	}
+	if a[0].Labels == nil || a[2].Labels != nil || fmt.Sprintf("%p", a[0].Labels) != fmt.Sprintf("%p", a[1].Labels) {
+		t.Errorf("labels %v %v %v", a[0].Labels, a[1].Labels, a[2].Labels)
 	}
 }
