@@ -43,7 +43,7 @@ func TestApplyEventsRefreshesEachContainerOnce(t *testing.T) {
 	})
 	e.opts.bus = newBus(0)
 	sub := e.opts.bus.subscribe(context.Background())
-	e.containers["c2"] = &Container{ID: "c2"}
+	e.containers.put(&Container{ID: "c2"})
 
 	batch := []Event{containerEvent("c1", "create"), containerEvent("c2", "die"), containerEvent("c1", "start"),
 		containerEvent("c1", "exec_start: sh"), containerEvent("c2", "destroy"), containerEvent("c1", "die"), containerEvent("c1", "stop")}

@@ -335,4 +335,23 @@ func (c *Container) StatusText(now time.Time) string {
 
 // Name is the container's own name, without its node ("web" whether the
 // engine lists it as /web or, being a shoal, as /node1/web).
-func (c *Container) Name() string { return c.Path().Base() }
+//
+// It is c.Path().Base() without allocating: the cache's name index
+// compares names on every lookup.
+func (c *Container) Name() string {
+	best, fewest := "", 0
+	for _, n := range c.Names {
+		segments, last := 0, ""
+		for n != "" {
+			seg, rest, _ := strings.Cut(n, "/")
+			if seg != "" {
+				segments, last = segments+1, seg
+			}
+			n = rest
+		}
+		if segments > 0 && (fewest == 0 || segments < fewest) {
+			best, fewest = last, segments
+		}
+	}
+	return best
+}

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,8 +141,7 @@ type Engine struct {
 	member     *MemberView     // a member shoal's leaves (member.go)
 	version    string
 	apiVersion string
-	containers map[string]*Container
-	byName     map[string]string // container name → ID: a name's owner without a scan
+	containers containerSet // by ID and by name (record.go)
 	images     []image.Summary
 	networks   []string
 	volumes    []string
@@ -166,7 +166,7 @@ func NodeID(addr string) string {
 }
 
 func newEngine(addr string, c *Client, opts *Options) *Engine {
-	e := &Engine{Addr: addr, ID: NodeID(addr), client: c, opts: opts, containers: map[string]*Container{}}
+	e := &Engine{Addr: addr, ID: NodeID(addr), client: c, opts: opts}
 	if c.network == "tcp" {
 		host, _, _ := net.SplitHostPort(c.address)
 		if ip := net.ParseIP(host); ip != nil {
@@ -300,11 +300,7 @@ func (e *Engine) Gen() uint64 {
 func (e *Engine) Containers() []*Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	out := make([]*Container, 0, len(e.containers))
-	for _, c := range e.containers {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(e.containers.byID)
 }
 
 // ContainerNamed returns the cached container named name ("web", as
@@ -312,34 +308,14 @@ func (e *Engine) Containers() []*Container {
 func (e *Engine) ContainerNamed(name string) *Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if id, ok := e.byName[name]; ok {
-		return e.containers[id]
-	}
-	return nil
-}
-
-// indexName indexes c by its name; unname drops the index of id's cached
-// container. Callers hold e.mu.
-func (e *Engine) indexName(c *Container) {
-	if e.byName == nil {
-		e.byName = map[string]string{}
-	}
-	e.byName[c.Name()] = c.ID
-}
-
-func (e *Engine) unname(id string) {
-	if c, ok := e.containers[id]; ok {
-		if n := c.Name(); e.byName[n] == id {
-			delete(e.byName, n)
-		}
-	}
+	return e.containers.named(name)
 }
 
 // Container returns the cached container with exactly this ID.
 func (e *Engine) Container(id string) *Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.containers[id]
+	return e.containers.get(id)
 }
 
 // Images returns the cached images. Do not modify.
@@ -492,8 +468,8 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	cached := func(id string) (*Container, bool) {
 		e.mu.RLock()
 		defer e.mu.RUnlock()
-		c, ok := e.containers[id]
-		return c, ok
+		c := e.containers.get(id)
+		return c, c != nil
 	}
 	next := make(map[string]*Container, len(list))
 	var nextMu sync.Mutex
@@ -534,7 +510,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	for id, t := range e.written {
 		if t > ticket {
 			written[id] = t
-			if c, ok := e.containers[id]; ok {
+			if c := e.containers.get(id); c != nil {
 				next[id] = c
 			} else {
 				delete(next, id)
@@ -542,11 +518,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		}
 	}
 	e.written = written
-	e.containers = next
-	e.byName = make(map[string]string, len(next))
-	for id, c := range next {
-		e.byName[c.Name()] = id
-	}
+	e.containers = newContainerSet(next)
 	e.updated = time.Now()
 	e.gen++
 	e.mu.Unlock()
@@ -644,12 +616,10 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 	if e.written[id] > ticket {
 		return nil
 	}
-	e.unname(id)
 	if found == nil {
-		delete(e.containers, id)
+		e.containers.remove(id)
 	} else {
-		e.containers[id] = found
-		e.indexName(found)
+		e.containers.put(found)
 	}
 	e.written[id] = ticket
 	e.gen++
@@ -659,8 +629,7 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 // ForgetContainer drops a container from the cache (after a successful remove).
 func (e *Engine) ForgetContainer(id string) {
 	e.mu.Lock()
-	e.unname(id)
-	delete(e.containers, id)
+	e.containers.remove(id)
 	if e.written == nil {
 		e.written = map[string]uint64{}
 	}

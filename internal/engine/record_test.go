@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -238,5 +240,67 @@ func TestShareImages(t *testing.T) {
 	}
 	if a[0].Labels == nil || a[2].Labels != nil || fmt.Sprintf("%p", a[0].Labels) != fmt.Sprintf("%p", a[1].Labels) {
 		t.Errorf("labels %v %v %v", a[0].Labels, a[1].Labels, a[2].Labels)
+	}
+}
+
+// The cache's set answers as the maps it replaced: by ID, and by name the
+// container indexed under it.
+func TestContainerSetMatchesMaps(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var s containerSet
+	byID := map[string]*Container{}
+	for i := range 5000 {
+		id := fmt.Sprintf("c%02d", r.IntN(40))
+		switch op := r.IntN(10); {
+		case op < 6:
+			c := &Container{ID: id, Names: []string{fmt.Sprintf("/n%d", r.IntN(30))}}
+			s.put(c)
+			byID[id] = c
+		case op < 9:
+			s.remove(id)
+			delete(byID, id)
+		default:
+			m := map[string]*Container{}
+			for k, v := range byID {
+				if r.IntN(2) == 0 {
+					m[k] = v
+				}
+			}
+			s, byID = newContainerSet(m), m
+		}
+		if s.len() != len(byID) || len(s.byName) != len(byID) {
+			t.Fatalf("op %d: %d and %d held, want %d", i, s.len(), len(s.byName), len(byID))
+		}
+		names := map[string]bool{}
+		for id, c := range byID {
+			if s.get(id) != c {
+				t.Fatalf("op %d: get(%s) = %v", i, id, s.get(id))
+			}
+			names[c.Name()] = true
+		}
+		for n := range 30 {
+			name := fmt.Sprintf("n%d", n)
+			if c := s.named(name); (c != nil) != names[name] || c != nil && (c.Name() != name || byID[c.ID] != c) {
+				t.Fatalf("op %d: named(%s) = %v", i, name, c)
+			}
+		}
+		if !slices.IsSortedFunc(s.byID, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) }) {
+			t.Fatalf("op %d: not sorted by ID", i)
+		}
+	}
+}
+
+// Name is Path().Base(), without allocating.
+func TestNameIsPathBase(t *testing.T) {
+	for _, names := range [][]string{nil, {}, {"/web"}, {"web"}, {"/node1/web"}, {"/a/b/link", "/b"}, {"/b", "/a/link"},
+		{"//x//y//"}, {"/"}, {"", "/z"}, {"/m/n1/web", "/n1/web"}, {"/x/one", "/y/two"}} {
+		c := &Container{Names: names}
+		if got, want := c.Name(), c.Path().Base(); got != want {
+			t.Errorf("%q: Name %q, Path().Base() %q", names, got, want)
+		}
+	}
+	c := &Container{Names: []string{"/node1/web", "/other/web/alias"}}
+	if n := testing.AllocsPerRun(100, func() { _ = c.Name() }); n != 0 {
+		t.Errorf("Name allocates %v times", n)
 	}
 }
