@@ -89,13 +89,19 @@ func (s *stream) Close() error {
 // session does): it waits on Go's smallest stack, 2 KiB (issue 16: ten
 // thousand engines).
 func readEvents(ctx context.Context, s *stream, out chan<- json.RawMessage, errc chan<- error) {
-	defer s.Close()
+	// Only what reading needs is kept, not the answer and its request
+	// (1–2 KiB an engine).
+	src, p, conn, stop, body := s.src, s.pending, s.conn, s.stop, s.Body
+	defer func() {
+		stop()
+		body.Close()
+		conn.Close()
+	}()
 	sc := eventScanner{chunked: s.chunked}
-	p, buf := s.pending, make([]byte, 512)
-	s.pending = nil
+	buf := make([]byte, 512)
 	for {
 		if len(p) == 0 {
-			n, err := s.src.Read(buf)
+			n, err := src.Read(buf)
 			if n == 0 {
 				errc <- sc.end(err)
 				return

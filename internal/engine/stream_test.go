@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // chunked writes body in HTTP chunks of at most n bytes.
@@ -198,4 +199,50 @@ func stackInuse() int64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return int64(ms.StackInuse)
+}
+
+// A reader keeps its connection, not the answer and its request: ten
+// thousand streams held those for as long as they were open.
+func TestEventReaderDropsAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"+chunked("{}\n", 10))
+		_, _ = io.Copy(io.Discard, c) // open until the reader closes it
+	}()
+	c, err := NewClient(ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := c.openStream(ctx, "/events", 5e9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dropped := make(chan struct{})
+	runtime.AddCleanup(st.Response, func(ch chan struct{}) { close(ch) }, dropped)
+	out := make(chan json.RawMessage, 16)
+	go readEvents(ctx, st, out, make(chan error, 1))
+	st = nil
+	if raw := <-out; string(raw) != "{}" {
+		t.Fatalf("read %s", raw)
+	}
+	for range 50 {
+		runtime.GC()
+		select {
+		case <-dropped:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Error("the reader still holds the answer")
 }
