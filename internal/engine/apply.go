@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -12,10 +13,11 @@ import (
 // maxApplyBatch bounds how many queued events one pass applies together.
 const maxApplyBatch = 256
 
-// applyEvents applies first and the events already queued behind it on
-// the engine's stream as one batch, then publishes them all, in the
-// engine's order, on the bus; it reports whether networks or volumes
-// changed.
+// applyEvents decodes first and the events already queued behind it on
+// the engine's stream and applies them as one batch, then publishes them
+// all, in the engine's order, on the bus; it reports whether networks or
+// volumes changed, and an event that does not decode (after applying
+// those before it).
 //
 // Each container event used to cost its own refresh (a filtered list and
 // an inspect) before the next event was read: under a churn of a thousand
@@ -27,16 +29,29 @@ const maxApplyBatch = 256
 // least the state that event announced, so consumers, who read the bus
 // after the batch applied, still find the cache as new as each event they
 // read (or newer, as they always could).
-func (e *Engine) applyEvents(ctx context.Context, first Event, more <-chan Event) bool {
-	batch := []Event{first}
+func (e *Engine) applyEvents(ctx context.Context, first json.RawMessage, more <-chan json.RawMessage) (bool, error) {
+	raws := []json.RawMessage{first}
 drain:
-	for len(batch) < maxApplyBatch {
+	for len(raws) < maxApplyBatch {
 		select {
-		case ev := <-more:
-			batch = append(batch, ev)
+		case raw := <-more:
+			raws = append(raws, raw)
 		default:
 			break drain
 		}
+	}
+	batch := make([]Event, 0, len(raws))
+	var bad error
+	for _, raw := range raws {
+		ev, err := decodeEvent(raw)
+		if err != nil {
+			bad = err
+			break
+		}
+		batch = append(batch, ev)
+	}
+	if len(batch) == 0 {
+		return false, bad
 	}
 	msgs := make([]events.Message, len(batch))
 	for i, ev := range batch {
@@ -50,7 +65,7 @@ drain:
 		}
 		e.opts.bus.publishAll(batch)
 	}
-	return nv
+	return nv, bad
 }
 
 // refreshPlan is what a batch of events asks of the cache for one container.

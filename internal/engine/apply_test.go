@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -14,7 +15,9 @@ import (
 )
 
 func containerEvent(id, action string) Event {
-	return Event{Raw: []byte(`{}`), Message: events.Message{Type: events.ContainerEventType, Action: events.Action(action), Actor: events.Actor{ID: id}}}
+	m := events.Message{Type: events.ContainerEventType, Action: events.Action(action), Actor: events.Actor{ID: id}}
+	raw, _ := json.Marshal(m)
+	return Event{Raw: raw, Message: m}
 }
 
 // Events queued together are applied as one batch: each container is
@@ -40,15 +43,17 @@ func TestApplyEventsRefreshesEachContainerOnce(t *testing.T) {
 	})
 	e.opts.bus = newBus(0)
 	sub := e.opts.bus.subscribe(context.Background())
-	e.containers["c2"] = &Container{ID: "c2"}
+	e.containers.put(&Container{ID: "c2"})
 
 	batch := []Event{containerEvent("c1", "create"), containerEvent("c2", "die"), containerEvent("c1", "start"),
 		containerEvent("c1", "exec_start: sh"), containerEvent("c2", "destroy"), containerEvent("c1", "die"), containerEvent("c1", "stop")}
-	queued := make(chan Event, len(batch))
+	queued := make(chan json.RawMessage, len(batch))
 	for _, ev := range batch[1:] {
-		queued <- ev
+		queued <- ev.Raw
 	}
-	e.applyEvents(context.Background(), batch[0], queued)
+	if _, err := e.applyEvents(context.Background(), batch[0].Raw, queued); err != nil {
+		t.Fatal(err)
+	}
 
 	if len(asked) != 2 || asked[`/v1.41/containers/json?{"id":["c1"]}`] != 1 || asked["/v1.41/containers/c1/json?"] != 1 {
 		t.Errorf("the engine was asked %v; want one list and one inspect of c1, nothing of c2", asked)

@@ -164,9 +164,9 @@ func TestEventStreamOwnConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case ev := <-evs:
-		if ev.Message.Actor.ID == "" || ev.Message.Action != "create" {
-			t.Errorf("first event %+v, want the create", ev.Message)
+	case raw := <-evs:
+		if ev, err := decodeEvent(raw); err != nil || ev.Message.Actor.ID == "" || ev.Message.Action != "create" {
+			t.Errorf("first event %s, want the create", raw)
 		}
 	case err := <-errc:
 		t.Fatal(err)

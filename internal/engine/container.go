@@ -3,6 +3,8 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/docker/go-units"
@@ -12,6 +14,12 @@ import (
 // decoded, plus the engine's own list entry kept as JSON, ready to serve.
 // Keeping the JSON is what makes `docker ps` over tens of thousands of
 // containers cheap: nothing is re-encoded per request.
+//
+// A manager holds hundreds of thousands of these (issue 16), so the record
+// is kept small: times are unix nanoseconds (StartedAt and the others give
+// them back as time.Time), what inspect says of resources and environment
+// is one Inspected shared by every container that has the same, and the ID
+// and names share the memory of the kept JSON.
 type Container struct {
 	ID      string
 	Names   []string // as the engine has them ("/web")
@@ -26,26 +34,91 @@ type Container struct {
 	Networks map[string]string
 	Mounts   []Mount
 
-	// From inspect.
-	NanoCPUs              int64
-	CPUShares             int64
-	Memory                int64
-	MemoryReservation     int64
-	Env                   []string
-	StartedAt, FinishedAt time.Time
-	ExitCode              int
-	HealthStatus          string
-	PID                   int       // of its main process, while it runs
-	Error                 string    // the engine's State.Error (why it failed to start)
-	CreatedAt             time.Time // nanosecond precision, for ordering
-	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
-	// kept only for the label keys given to Pool.KeepSpecs.
-	Spec json.RawMessage
+	// From inspect. Never nil in a record the engine gave; shared: do not modify.
+	*Inspected
+	HealthStatus string
+	ExitCode     int
+	PID          int // of its main process, while it runs
+	// started, finished and created are StartedAt, FinishedAt and
+	// CreatedAt (nanosecond precision, for ordering) as unix nanoseconds,
+	// 0 for the zero time.
+	started, finished, created int64
 
 	// raw is the engine's list entry with Names as /<node>/<name> and
 	// without Status, which ages: AppendJSON puts a fresh one in. It is
 	// kept split (record.go): most of it is shared with other containers.
 	raw entryJSON
+}
+
+// Inspected is what an inspect of a container says of its resources, its
+// environment and its spec: the same for most containers of an image or a
+// service, so containers share one (internInspected).
+type Inspected struct {
+	NanoCPUs          int64
+	CPUShares         int64
+	Memory            int64
+	MemoryReservation int64
+	Env               []string
+	Error             string // the engine's State.Error (why it failed to start)
+	// Spec is the container's create spec ({Config..., "HostConfig": ...}),
+	// kept only for the label keys given to Pool.KeepSpecs.
+	Spec json.RawMessage
+}
+
+// notInspected is the Inspected of a container no inspect told of.
+var notInspected = &Inspected{}
+
+// StartedAt is when the container last started (zero if never).
+func (c *Container) StartedAt() time.Time { return fromUnixNano(c.started) }
+
+// FinishedAt is when the container last stopped (zero if never).
+func (c *Container) FinishedAt() time.Time { return fromUnixNano(c.finished) }
+
+// CreatedAt is when the container was created, to the nanosecond (zero
+// if it was not inspected: Created then has the second).
+func (c *Container) CreatedAt() time.Time { return fromUnixNano(c.created) }
+
+// CreatedNanos is when the container was created in unix nanoseconds: to
+// the nanosecond if it was inspected, else to the second (Created).
+func (c *Container) CreatedNanos() int64 {
+	if c.created != 0 {
+		return c.created
+	}
+	return c.Created * 1e9
+}
+
+// SetTimes sets StartedAt, FinishedAt and CreatedAt.
+func (c *Container) SetTimes(started, finished, created time.Time) {
+	c.started, c.finished, c.created = unixNano(started), unixNano(finished), unixNano(created)
+}
+
+// unixNano is t in unix nanoseconds, 0 for the zero time; times out of
+// int64's range (years before 1678 or after 2262) are clamped to it.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minTime):
+		return minTime.UnixNano()
+	case t.After(maxTime):
+		return maxTime.UnixNano()
+	}
+	if n := t.UnixNano(); n != 0 {
+		return n
+	}
+	return 1 // the unix epoch itself, which 0 would make the zero time
+}
+
+var (
+	minTime = time.Unix(0, math.MinInt64+1)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }
 
 // Port is a port of a container as the engine lists it.
@@ -91,6 +164,8 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 	out := make([]*Container, len(entries))
 	recs := make([]Container, len(entries))
 	ends := make([]int, len(entries))
+	var names []string                  // every container's, one allocation
+	counts := make([]int, len(entries)) // of names; -1: none (nil)
 	var sh sharer
 	var sp splitter
 	for i, ent := range entries {
@@ -99,8 +174,14 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 			return nil, fmt.Errorf("decoding container list: %w", err)
 		}
 		c := &recs[i]
-		*c = Container{ID: l.ID, Names: l.Names, Image: intern(l.Image), ImageID: intern(l.ImageID), Created: l.Created,
-			Labels: sh.labels(l.Labels), State: intern(l.State), Status: intern(l.Status), Ports: sh.ports(l.Ports), Mounts: sh.mounts(l.Mounts)}
+		*c = Container{ID: l.ID, Image: intern(l.Image), ImageID: intern(l.ImageID), Created: l.Created,
+			Labels: sh.labels(l.Labels), State: intern(l.State), Status: intern(l.Status), Ports: sh.ports(l.Ports), Mounts: sh.mounts(l.Mounts),
+			Inspected: notInspected}
+		counts[i] = -1
+		if l.Names != nil {
+			names = append(names, l.Names...)
+			counts[i] = len(l.Names)
+		}
 		if l.NetworkSettings != nil && len(l.NetworkSettings.Networks) > 0 {
 			nets := make(map[string]string, len(l.NetworkSettings.Networks))
 			for name, n := range l.NetworkSettings.Networks {
@@ -113,11 +194,11 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 			return nil, err
 		}
 		delete(obj, "Status")
-		names := make([]string, len(l.Names))
+		under := make([]string, len(l.Names))
 		for i, n := range l.Names {
-			names[i] = ParseNamePath(n).Under(node).String()
+			under[i] = ParseNamePath(n).Under(node).String()
 		}
-		obj["Names"], _ = json.Marshal(names)
+		obj["Names"], _ = json.Marshal(under)
 		b, err := json.Marshal(obj)
 		if err != nil {
 			return nil, err
@@ -130,11 +211,29 @@ func DecodeContainers(raw []byte, node string) ([]*Container, error) {
 		ends[i] = len(sp.vals)
 		out[i] = c
 	}
-	vals, start := string(sp.vals), 0
+	vals, start, next := string(sp.vals), 0, 0
 	for i, c := range out {
 		c.raw.vals, start = vals[start:ends[i]], ends[i]
+		// The ID and names are in the entry's own values too (the names
+		// with the node in front): the record's share their bytes.
+		c.ID = within(c.raw.vals, c.ID)
+		if k := counts[i]; k >= 0 {
+			c.Names = names[next : next+k : next+k]
+			for j, n := range c.Names {
+				c.Names[j] = within(c.raw.vals, n)
+			}
+			next += k
+		}
 	}
 	return out, nil
+}
+
+// within returns s, sharing hay's bytes if hay holds them.
+func within(hay, s string) string {
+	if i := strings.Index(hay, s); i >= 0 && s != "" {
+		return hay[i : i+len(s)]
+	}
+	return s
 }
 
 // setState takes the state an inspect gave (when it gave one) over the
@@ -160,10 +259,11 @@ func (c *Container) setState(state string) {
 	}
 }
 
-func (c *Container) copyInspect(prev *Container) {
-	c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation, c.Env, c.Spec = prev.NanoCPUs, prev.CPUShares, prev.Memory, prev.MemoryReservation, prev.Env, prev.Spec
-	c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
-	c.PID, c.Error = prev.PID, prev.Error
+// CopyInspect takes what prev's inspect said (a listed container that
+// was not inspected again).
+func (c *Container) CopyInspect(prev *Container) {
+	c.Inspected, c.HealthStatus, c.ExitCode, c.PID = prev.Inspected, prev.HealthStatus, prev.ExitCode, prev.PID
+	c.started, c.finished, c.created = prev.started, prev.finished, prev.created
 }
 
 // AppendJSON appends the container's list entry, with the given status
@@ -202,10 +302,10 @@ func (c *Container) HasRaw() bool { return !c.raw.empty() }
 // StatusText is the human status ("Up 5 minutes", "Exited (0) 2 hours
 // ago") as dockerd would word it at now; the cached one ages.
 func (c *Container) StatusText(now time.Time) string {
-	if c.StartedAt.IsZero() && c.State != "created" {
+	if c.started == 0 && c.State != "created" {
 		return c.Status // not inspected: keep the engine's words
 	}
-	since := func(t time.Time) string { return units.HumanDuration(now.Sub(t)) }
+	since := func(n int64) string { return units.HumanDuration(now.Sub(fromUnixNano(n))) }
 	switch c.State {
 	case "running":
 		if c.HealthStatus != "" && c.HealthStatus != "none" {
@@ -213,13 +313,13 @@ func (c *Container) StatusText(now time.Time) string {
 			if h == "starting" {
 				h = "health: starting"
 			}
-			return "Up " + since(c.StartedAt) + " (" + h + ")"
+			return "Up " + since(c.started) + " (" + h + ")"
 		}
-		return "Up " + since(c.StartedAt)
+		return "Up " + since(c.started)
 	case "paused":
-		return "Up " + since(c.StartedAt) + " (Paused)"
+		return "Up " + since(c.started) + " (Paused)"
 	case "restarting":
-		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, since(c.FinishedAt))
+		return fmt.Sprintf("Restarting (%d) %s ago", c.ExitCode, since(c.finished))
 	case "removing":
 		return "Removal In Progress"
 	case "dead":
@@ -227,12 +327,31 @@ func (c *Container) StatusText(now time.Time) string {
 	case "created":
 		return "Created"
 	}
-	if c.FinishedAt.IsZero() {
+	if c.finished == 0 {
 		return c.Status
 	}
-	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.FinishedAt))
+	return fmt.Sprintf("Exited (%d) %s ago", c.ExitCode, since(c.finished))
 }
 
 // Name is the container's own name, without its node ("web" whether the
 // engine lists it as /web or, being a shoal, as /node1/web).
-func (c *Container) Name() string { return c.Path().Base() }
+//
+// It is c.Path().Base() without allocating: the cache's name index
+// compares names on every lookup.
+func (c *Container) Name() string {
+	best, fewest := "", 0
+	for _, n := range c.Names {
+		segments, last := 0, ""
+		for n != "" {
+			seg, rest, _ := strings.Cut(n, "/")
+			if seg != "" {
+				segments, last = segments+1, seg
+			}
+			n = rest
+		}
+		if segments > 0 && (fewest == 0 || segments < fewest) {
+			best, fewest = last, segments
+		}
+	}
+	return best
+}

@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -140,8 +141,7 @@ type Engine struct {
 	member     *MemberView     // a member shoal's leaves (member.go)
 	version    string
 	apiVersion string
-	containers map[string]*Container
-	byName     map[string]string // container name → ID: a name's owner without a scan
+	containers containerSet // by ID and by name (record.go)
 	images     []image.Summary
 	networks   []string
 	volumes    []string
@@ -166,7 +166,7 @@ func NodeID(addr string) string {
 }
 
 func newEngine(addr string, c *Client, opts *Options) *Engine {
-	e := &Engine{Addr: addr, ID: NodeID(addr), client: c, opts: opts, containers: map[string]*Container{}}
+	e := &Engine{Addr: addr, ID: NodeID(addr), client: c, opts: opts}
 	if c.network == "tcp" {
 		host, _, _ := net.SplitHostPort(c.address)
 		if ip := net.ParseIP(host); ip != nil {
@@ -300,11 +300,7 @@ func (e *Engine) Gen() uint64 {
 func (e *Engine) Containers() []*Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	out := make([]*Container, 0, len(e.containers))
-	for _, c := range e.containers {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(e.containers.byID)
 }
 
 // ContainerNamed returns the cached container named name ("web", as
@@ -312,34 +308,14 @@ func (e *Engine) Containers() []*Container {
 func (e *Engine) ContainerNamed(name string) *Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if id, ok := e.byName[name]; ok {
-		return e.containers[id]
-	}
-	return nil
-}
-
-// indexName indexes c by its name; unname drops the index of id's cached
-// container. Callers hold e.mu.
-func (e *Engine) indexName(c *Container) {
-	if e.byName == nil {
-		e.byName = map[string]string{}
-	}
-	e.byName[c.Name()] = c.ID
-}
-
-func (e *Engine) unname(id string) {
-	if c, ok := e.containers[id]; ok {
-		if n := c.Name(); e.byName[n] == id {
-			delete(e.byName, n)
-		}
-	}
+	return e.containers.named(name)
 }
 
 // Container returns the cached container with exactly this ID.
 func (e *Engine) Container(id string) *Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.containers[id]
+	return e.containers.get(id)
 }
 
 // Images returns the cached images. Do not modify.
@@ -490,8 +466,8 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	cached := func(id string) (*Container, bool) {
 		e.mu.RLock()
 		defer e.mu.RUnlock()
-		c, ok := e.containers[id]
-		return c, ok
+		c := e.containers.get(id)
+		return c, c != nil
 	}
 	next := make(map[string]*Container, len(list))
 	var nextMu sync.Mutex
@@ -507,7 +483,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, c := range list {
 		if prev, ok := cached(c.ID); ok && prev.State == c.State {
-			c.copyInspect(prev)
+			c.CopyInspect(prev)
 			keep(c)
 			continue
 		}
@@ -520,7 +496,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 				if !ok || errors.Is(err, ErrNotFound) {
 					return // removed meanwhile
 				}
-				c.copyInspect(prev) // a failed inspect must not drop a known container
+				c.CopyInspect(prev) // a failed inspect must not drop a known container
 			}
 			keep(c)
 		}()
@@ -532,7 +508,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	for id, t := range e.written {
 		if t > ticket {
 			written[id] = t
-			if c, ok := e.containers[id]; ok {
+			if c := e.containers.get(id); c != nil {
 				next[id] = c
 			} else {
 				delete(next, id)
@@ -540,11 +516,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		}
 	}
 	e.written = written
-	e.containers = next
-	e.byName = make(map[string]string, len(next))
-	for id, c := range next {
-		e.byName[c.Name()] = id
-	}
+	e.containers = newContainerSet(next)
 	e.updated = time.Now()
 	e.gen++
 	e.mu.Unlock()
@@ -577,32 +549,31 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 			MemoryReservation int64
 		}
 	}
-	c.CreatedAt = raw.Created
+	in := Inspected{}
+	var started, finished time.Time
 	if st := raw.State; st != nil {
 		c.setState(st.Status)
-		c.StartedAt, c.FinishedAt, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
-		c.PID, c.Error = st.Pid, st.Error
+		started, finished, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
+		c.PID, in.Error = st.Pid, st.Error
 		if st.Health != nil {
-			c.HealthStatus = st.Health.Status
+			c.HealthStatus = intern(st.Health.Status)
 		}
 	}
+	c.SetTimes(started, finished, raw.Created)
 	_ = json.Unmarshal(raw.Config, &ins.Config)
 	_ = json.Unmarshal(raw.HostConfig, &ins.HostConfig)
 	if e.opts.keepSpec(c.Labels) && len(raw.Config) > 0 {
 		if spec, err := specOf(raw.Config, raw.HostConfig); err == nil {
-			c.Spec = spec
+			in.Spec = spec
 		}
 	}
 	if h := ins.HostConfig; h != nil {
-		c.NanoCPUs, c.CPUShares, c.Memory, c.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
+		in.NanoCPUs, in.CPUShares, in.Memory, in.MemoryReservation = h.NanoCpus, h.CpuShares, h.Memory, h.MemoryReservation
 	}
 	if ins.Config != nil {
-		c.Env = ins.Config.Env
-		for i, kv := range c.Env { // mostly the image's, the same in many containers
-			c.Env[i] = intern(kv)
-		}
+		in.Env = ins.Config.Env
 	}
-	c.HealthStatus = intern(c.HealthStatus)
+	c.Inspected = internInspected(in)
 	return nil
 }
 
@@ -643,12 +614,10 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 	if e.written[id] > ticket {
 		return nil
 	}
-	e.unname(id)
 	if found == nil {
-		delete(e.containers, id)
+		e.containers.remove(id)
 	} else {
-		e.containers[id] = found
-		e.indexName(found)
+		e.containers.put(found)
 	}
 	e.written[id] = ticket
 	e.gen++
@@ -658,8 +627,7 @@ func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
 // ForgetContainer drops a container from the cache (after a successful remove).
 func (e *Engine) ForgetContainer(id string) {
 	e.mu.Lock()
-	e.unname(id)
-	delete(e.containers, id)
+	e.containers.remove(id)
 	if e.written == nil {
 		e.written = map[string]uint64{}
 	}
@@ -675,6 +643,7 @@ func (e *Engine) RefreshImages(ctx context.Context) error {
 	if err := e.client.JSON(ctx, "GET", e.apiPath("/images/json"), nil, nil, &imgs); err != nil {
 		return err
 	}
+	shareImages(imgs)
 	e.mu.Lock()
 	e.images = imgs
 	e.gen++
@@ -717,11 +686,12 @@ func (e *Engine) refreshNetworksVolumes(ctx context.Context) error {
 // on trouble mark it and start over, until ctx ends.
 func (e *Engine) run(ctx context.Context) {
 	defer e.client.closePing()
-	log := e.opts.Logger.With("engine", e.Addr)
 	for ctx.Err() == nil {
 		if err := e.session(ctx); err != nil && ctx.Err() == nil {
-			log.Debug("engine session ended", "error", err)
-			e.fail(err)
+			aside(func() { // stream.go: this goroutine's stack stays small
+				e.opts.Logger.Debug("engine session ended", "engine", e.Addr, "error", err)
+				e.fail(err)
+			})
 			select {
 			case <-ctx.Done():
 			case <-time.After(e.opts.RefreshInterval):
@@ -730,15 +700,24 @@ func (e *Engine) run(ctx context.Context) {
 	}
 }
 
-// session is one connected period of an engine.
+// session is one connected period of an engine. It waits most of the
+// time and runs aside (stream.go) what it does in between, so that its
+// goroutine, which lives as long as the engine is connected, keeps a small
+// stack.
 func (e *Engine) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	evs, errc, err := e.load(sctx)
+	var evs <-chan json.RawMessage
+	var errc <-chan error
+	var err error
+	aside(func() {
+		if evs, errc, err = e.load(sctx); err == nil && sctx.Err() == nil {
+			e.setState(Healthy, "")
+		}
+	})
 	if err != nil || sctx.Err() != nil {
 		return err
 	}
-	e.setState(Healthy, "")
 
 	// Health checks come every healthInterval ± 10%, on the pool's grid
 	// (nextHealth: the checks due are made together, a few times a
@@ -752,6 +731,7 @@ func (e *Engine) session(ctx context.Context) error {
 	defer resync.Stop()
 	refreshNV := false
 	for {
+		var down error // set aside: why the session ends
 		select {
 		case <-ctx.Done():
 			return nil
@@ -760,33 +740,39 @@ func (e *Engine) session(ctx context.Context) error {
 				err = errors.New("event stream closed")
 			}
 			return err
-		case ev := <-evs:
-			if e.applyEvents(sctx, ev, evs) { // apply.go: with those queued behind it
-				refreshNV = true
-			}
+		case raw := <-evs:
+			aside(func() {
+				nv, err := e.applyEvents(sctx, raw, evs) // apply.go: with those queued behind it
+				refreshNV = refreshNV || nv
+				down = err
+			})
 		case <-health.C:
 			health.Reset(next())
-			if err := e.Ping(sctx); err != nil {
-				if e.fail(err) == Unhealthy {
-					return err
+			aside(func() {
+				if err := e.Ping(sctx); err != nil {
+					if e.fail(err) == Unhealthy {
+						down = err
+					}
+					return
 				}
-				continue
-			}
-			e.setState(Healthy, "")
-			if refreshNV {
-				refreshNV = false
-				_ = e.refreshNetworksVolumes(sctx)
-			}
+				e.setState(Healthy, "")
+				if refreshNV {
+					refreshNV = false
+					_ = e.refreshNetworksVolumes(sctx)
+				}
+			})
 		case <-resync.C:
 			resync.Reset(jitter(e.opts.resyncInterval()))
-			rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
-			err := e.Resync(rctx)
-			rcancel()
-			if err != nil {
-				if e.fail(err) == Unhealthy {
-					return err
+			aside(func() {
+				rctx, rcancel := context.WithTimeout(sctx, 4*e.opts.Timeout+30*time.Second)
+				defer rcancel()
+				if err := e.Resync(rctx); err != nil && e.fail(err) == Unhealthy {
+					down = err
 				}
-			}
+			})
+		}
+		if down != nil {
+			return down
 		}
 	}
 }
@@ -797,7 +783,7 @@ func (e *Engine) session(ctx context.Context) error {
 // connects' idle connections, went past the open-files limit while only
 // 32 loaded). The connect comes first, outside the slots, so engines that
 // do not answer (hung, unreachable) fail it without holding a slot.
-func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
+func (e *Engine) load(ctx context.Context) (<-chan json.RawMessage, <-chan error, error) {
 	if err := e.connect(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -823,40 +809,22 @@ func (e *Engine) load(ctx context.Context) (<-chan Event, <-chan error, error) {
 
 // openEvents starts the engine's event stream and returns once the engine
 // accepted it, so a resync right after misses nothing. The stream has a
-// connection of its own (Client.openStream), closed when ctx ends.
-func (e *Engine) openEvents(ctx context.Context) (<-chan Event, <-chan error, error) {
-	resp, err := e.client.openStream(ctx, e.apiPath("/events"), e.opts.Timeout)
+// connection of its own (Client.openStream), closed when ctx ends; its
+// events come undecoded (readEvents, stream.go).
+func (e *Engine) openEvents(ctx context.Context) (<-chan json.RawMessage, <-chan error, error) {
+	st, err := e.client.openStream(ctx, e.apiPath("/events"), e.opts.Timeout)
 	if err != nil {
 		return nil, nil, err
 	}
-	if resp.StatusCode != 200 {
-		defer resp.Body.Close()
-		return nil, nil, ResponseError(resp)
+	if st.StatusCode != 200 {
+		defer st.Close()
+		return nil, nil, ResponseError(st.Response)
 	}
-	out := make(chan Event, 16)
+	// A read-ahead of 16 events: the session applies those queued
+	// together as one batch (apply.go).
+	out := make(chan json.RawMessage, 16)
 	errc := make(chan error, 1)
-	go func() {
-		defer resp.Body.Close()
-		dec := json.NewDecoder(resp.Body)
-		for {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				errc <- err
-				return
-			}
-			ev := Event{Raw: raw}
-			if err := json.Unmarshal(raw, &ev.Message); err != nil {
-				errc <- fmt.Errorf("decoding event: %w", err)
-				return
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				errc <- ctx.Err()
-				return
-			}
-		}
-	}()
+	go readEvents(ctx, st, out, errc)
 	return out, errc, nil
 }
 

@@ -62,7 +62,8 @@ func TestAPIPath(t *testing.T) {
 func TestStatusText(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	mk := func(state string, started, finished time.Duration, code int, health string) *Container {
-		c := &Container{StartedAt: now.Add(-started), FinishedAt: now.Add(-finished), ExitCode: code, HealthStatus: health}
+		c := &Container{ExitCode: code, HealthStatus: health}
+		c.SetTimes(now.Add(-started), now.Add(-finished), time.Time{})
 		c.State = state
 		return c
 	}

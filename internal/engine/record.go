@@ -2,10 +2,15 @@ package engine
 
 import (
 	"bytes"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unique"
+	"weak"
+
+	"github.com/moby/moby/api/types/image"
 )
 
 // The kept list entry of a container is most of the cache's memory (about
@@ -326,21 +331,166 @@ func (sh *sharer) mounts(ms []Mount) []Mount {
 	return ms
 }
 
+// shareImages interns the strings of an engine's image list and shares its
+// equal label maps: the same images are on many engines (ten images on
+// each of ten thousand engines were 55 MiB, most of it the same IDs, tags
+// and digests).
+func shareImages(imgs []image.Summary) {
+	var sh sharer
+	for i := range imgs {
+		im := &imgs[i]
+		im.ID, im.ParentID, im.Labels = intern(im.ID), intern(im.ParentID), sh.labels(im.Labels)
+		for j, s := range im.RepoTags {
+			im.RepoTags[j] = intern(s)
+		}
+		for j, s := range im.RepoDigests {
+			im.RepoDigests[j] = intern(s)
+		}
+	}
+}
+
 // AppendContainers appends the cached containers to dst, for a list of
 // every engine's without a slice per engine. The records are shared: do
 // not modify.
 func (e *Engine) AppendContainers(dst []*Container) []*Container {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	for _, c := range e.containers {
-		dst = append(dst, c)
-	}
-	return dst
+	return append(dst, e.containers.byID...)
 }
 
 // NumContainers is how many containers are cached.
 func (e *Engine) NumContainers() int {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return len(e.containers)
+	return e.containers.len()
+}
+
+// inspected holds one Inspected per distinct content, weakly: an entry
+// goes once no container holds its Inspected.
+var inspected = struct {
+	sync.Mutex
+	m map[string]weak.Pointer[Inspected]
+}{m: map[string]weak.Pointer[Inspected]{}}
+
+// internInspected returns in, or an equal Inspected already given out.
+func internInspected(in Inspected) *Inspected {
+	if in.NanoCPUs == 0 && in.CPUShares == 0 && in.Memory == 0 && in.MemoryReservation == 0 &&
+		in.Env == nil && in.Error == "" && in.Spec == nil {
+		return notInspected
+	}
+	key := in.key()
+	inspected.Lock()
+	defer inspected.Unlock()
+	if p := inspected.m[key].Value(); p != nil {
+		return p
+	}
+	p := &in
+	p.Env = slices.Clip(p.Env)
+	inspected.m[key] = weak.Make(p)
+	runtime.AddCleanup(p, func(key string) {
+		inspected.Lock()
+		defer inspected.Unlock()
+		if inspected.m[key].Value() == nil { // not replaced by a live one
+			delete(inspected.m, key)
+		}
+	}, key)
+	return p
+}
+
+// key is in's content as a string (each part with its length, so no two
+// contents have the same key).
+func (in *Inspected) key() string {
+	b := make([]byte, 0, 64)
+	for _, n := range []int64{in.NanoCPUs, in.CPUShares, in.Memory, in.MemoryReservation, int64(len(in.Env))} {
+		b = strconv.AppendInt(b, n, 10)
+		b = append(b, ',')
+	}
+	if in.Env == nil {
+		b = append(b, '-') // nil and empty are told apart, as the record did
+	}
+	part := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	for _, s := range in.Env {
+		part(s)
+	}
+	part(in.Error)
+	part(string(in.Spec))
+	if in.Spec == nil {
+		b = append(b, '-')
+	}
+	return string(b)
+}
+
+// containerSet is an engine's cached containers, sorted by ID and by name:
+// two slices of pointers (16 bytes a container) where two maps took
+// 100–140 (Go's maps round up to whole groups of eight slots), ~40 MB at
+// 300,000 containers. Lookups are binary searches over one engine's few
+// dozen containers.
+type containerSet struct {
+	byID   []*Container // sorted by ID
+	byName []*Container // sorted by Name, then ID
+}
+
+// newContainerSet holds m's containers.
+func newContainerSet(m map[string]*Container) containerSet {
+	s := containerSet{byID: make([]*Container, 0, len(m)), byName: make([]*Container, 0, len(m))}
+	for _, c := range m {
+		s.byID = append(s.byID, c)
+		s.byName = append(s.byName, c)
+	}
+	slices.SortFunc(s.byID, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.byName, compareNames)
+	return s
+}
+
+func compareNames(a, b *Container) int {
+	if c := strings.Compare(a.Name(), b.Name()); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+func (s *containerSet) len() int { return len(s.byID) }
+
+// get is the container with this ID, or nil.
+func (s *containerSet) get(id string) *Container {
+	i, ok := slices.BinarySearchFunc(s.byID, id, func(c *Container, id string) int { return strings.Compare(c.ID, id) })
+	if !ok {
+		return nil
+	}
+	return s.byID[i]
+}
+
+// named is a container with this name (Container.Name), or nil.
+func (s *containerSet) named(name string) *Container {
+	i, ok := slices.BinarySearchFunc(s.byName, name, func(c *Container, name string) int { return strings.Compare(c.Name(), name) })
+	if !ok {
+		return nil
+	}
+	return s.byName[i]
+}
+
+// put holds c, in place of the container with its ID if there is one.
+func (s *containerSet) put(c *Container) {
+	s.remove(c.ID)
+	i, _ := slices.BinarySearchFunc(s.byID, c.ID, func(c *Container, id string) int { return strings.Compare(c.ID, id) })
+	s.byID = slices.Insert(s.byID, i, c)
+	j, _ := slices.BinarySearchFunc(s.byName, c, compareNames)
+	s.byName = slices.Insert(s.byName, j, c)
+}
+
+// remove drops the container with this ID, if there is one.
+func (s *containerSet) remove(id string) {
+	c := s.get(id)
+	if c == nil {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.byID, id, func(c *Container, id string) int { return strings.Compare(c.ID, id) })
+	s.byID = slices.Delete(s.byID, i, i+1)
+	if j, ok := slices.BinarySearchFunc(s.byName, c, compareNames); ok {
+		s.byName = slices.Delete(s.byName, j, j+1)
+	}
 }

@@ -1,8 +1,20 @@
 package engine
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"reflect"
+	"runtime"
+	"slices"
+	"strings"
 	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/moby/moby/api/types/image"
 )
 
 func TestEntryJSONRoundTrips(t *testing.T) {
@@ -67,4 +79,228 @@ func FuzzEntryJSON(f *testing.F) {
 			t.Fatalf("%q came back as %q", b, got)
 		}
 	})
+}
+
+// The record keeps its times as unix nanoseconds: each comes back as it
+// was set, the zero time as the zero time.
+func TestContainerTimesRoundTrip(t *testing.T) {
+	for _, at := range []time.Time{
+		{}, time.Date(2026, 11, 30, 6, 33, 50, 123456789, time.UTC),
+		time.Date(1970, 1, 1, 0, 0, 0, 2, time.UTC), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+	} {
+		var c Container
+		c.SetTimes(at, at.Add(time.Second), at.Add(-time.Nanosecond))
+		if !c.StartedAt().Equal(at) || c.StartedAt().IsZero() != at.IsZero() {
+			t.Errorf("StartedAt %v gave back %v", at, c.StartedAt())
+		}
+		if at.IsZero() {
+			continue
+		}
+		if !c.FinishedAt().Equal(at.Add(time.Second)) || !c.CreatedAt().Equal(at.Add(-time.Nanosecond)) {
+			t.Errorf("%v: FinishedAt %v, CreatedAt %v", at, c.FinishedAt(), c.CreatedAt())
+		}
+		if at.Unix() != 0 && c.CreatedNanos() != at.UnixNano()-1 {
+			t.Errorf("%v: CreatedNanos %d", at, c.CreatedNanos())
+		}
+	}
+	var c Container
+	c.SetTimes(time.Unix(0, 0), time.Time{}, time.Time{}) // 0 is the zero time: the epoch is a nanosecond after
+	if c.StartedAt().IsZero() || c.StartedAt().Sub(time.Unix(0, 0)) > time.Nanosecond {
+		t.Errorf("the unix epoch gave back %v", c.StartedAt())
+	}
+	far := time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)
+	c.SetTimes(far, time.Time{}, time.Time{})
+	if c.StartedAt().IsZero() || c.StartedAt().Year() != 2262 || !c.FinishedAt().IsZero() {
+		t.Errorf("a time past 2262 gave %v, the zero time %v", c.StartedAt(), c.FinishedAt())
+	}
+	c = Container{Created: 1700000000}
+	if c.CreatedNanos() != 1700000000*1e9 {
+		t.Errorf("not inspected: CreatedNanos %d", c.CreatedNanos())
+	}
+}
+
+// A record's ID and names share the bytes of its kept JSON values.
+func TestDecodeContainersSharesIDAndNames(t *testing.T) {
+	list, err := DecodeContainers([]byte(`[{"Id":"4a6b","Names":["/web","/other/alias"],"Image":"busybox"},
+		{"Id":"5c7d","Names":["/db"]},{"Id":"6e8f"},{"Id":"7f","Names":["/a<b"]}]`), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside := func(s, hay string) bool {
+		p, h := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(hay)))
+		return p >= h && p+uintptr(len(s)) <= h+uintptr(len(hay))
+	}
+	want := []struct {
+		id    string
+		names []string
+	}{{"4a6b", []string{"/web", "/other/alias"}}, {"5c7d", []string{"/db"}}, {"6e8f", nil}, {"7f", []string{"/a<b"}}}
+	for i, c := range list {
+		if c.ID != want[i].id || !slices.Equal(c.Names, want[i].names) || (c.Names == nil) != (want[i].names == nil) {
+			t.Fatalf("record %d: %q %q, want %q %q", i, c.ID, c.Names, want[i].id, want[i].names)
+		}
+		if !inside(c.ID, c.raw.vals) {
+			t.Errorf("%s: ID not in the kept values %q", c.ID, c.raw.vals)
+		}
+		for _, n := range c.Names {
+			if n != "/a<b" && !inside(n, c.raw.vals) { // JSON writes < as \u003c
+				t.Errorf("%s: name %q not in the kept values %q", c.ID, n, c.raw.vals)
+			}
+		}
+		if c.Inspected == nil || c.Memory != 0 {
+			t.Errorf("%s: not inspected, yet %+v", c.ID, c.Inspected)
+		}
+	}
+	list[0].Names = append(list[0].Names, "/x")
+	if list[1].Names[0] != "/db" {
+		t.Error("appending to one record's names changed the next one's")
+	}
+}
+
+// Containers with the same resources, environment and spec share one
+// Inspected; it goes once none holds it.
+func TestInternInspected(t *testing.T) {
+	mk := func(env ...string) Inspected {
+		return Inspected{Memory: 64 << 20, Env: env}
+	}
+	a, b := internInspected(mk("A=1", "B=2")), internInspected(mk("A=1", "B=2"))
+	if a != b {
+		t.Error("equal contents are not shared")
+	}
+	for _, other := range []Inspected{mk("A=1"), mk("A=1B=2"), mk("A=1", "B=2", ""), mk(), {Memory: 64 << 20, Env: []string{}},
+		{Memory: 64 << 20, Env: []string{"A=1", "B=2"}, Error: "x"}, {Memory: 64 << 20, Env: []string{"A=1", "B=2"}, Spec: []byte(`{}`)},
+		{Memory: 1, Env: []string{"A=1", "B=2"}}} {
+		if p := internInspected(other); p == a || !reflect.DeepEqual(*p, other) {
+			t.Errorf("%+v interned as %+v", other, *p)
+		}
+	}
+	if internInspected(Inspected{}) != notInspected {
+		t.Error("nothing inspected is not the shared empty one")
+	}
+	key := a.key()
+	a, b = nil, nil
+	for range 100 {
+		runtime.GC()
+		inspected.Lock()
+		_, held := inspected.m[key]
+		inspected.Unlock()
+		if !held {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Error("an Inspected no container holds is still held")
+}
+
+// What an inspect says goes to the record; the list's own values stay.
+func TestInspectFillsRecord(t *testing.T) {
+	e := fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1.41/containers/json":
+			_, _ = w.Write([]byte(`[{"Id":"c1","Names":["/web"],"State":"running","Status":"Up 1 second","Created":1764484430}]`))
+		case "/v1.41/containers/c1/json":
+			_, _ = w.Write([]byte(`{"Id":"c1","Created":"2026-11-30T06:33:50.5Z","State":{"Status":"running","ExitCode":0,"Pid":42,"Error":"",
+				"StartedAt":"2026-11-30T06:33:51Z","FinishedAt":"0001-01-01T00:00:00Z","Health":{"Status":"healthy"}},
+				"Config":{"Env":["A=1"]},"HostConfig":{"NanoCpus":500000000,"Memory":1024,"CpuShares":2,"MemoryReservation":512}}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	})
+	if err := e.RefreshContainer(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	c := e.Container("c1")
+	if c == nil || c.PID != 42 || c.HealthStatus != "healthy" || c.NanoCPUs != 5e8 || c.Memory != 1024 || c.CPUShares != 2 ||
+		c.MemoryReservation != 512 || !slices.Equal(c.Env, []string{"A=1"}) || c.Error != "" || c.Spec != nil {
+		t.Fatalf("cached %+v %+v", c, c.Inspected)
+	}
+	if !c.StartedAt().Equal(time.Date(2026, 11, 30, 6, 33, 51, 0, time.UTC)) || !c.FinishedAt().IsZero() ||
+		c.CreatedNanos() != time.Date(2026, 11, 30, 6, 33, 50, 5e8, time.UTC).UnixNano() {
+		t.Errorf("times %v %v %d", c.StartedAt(), c.FinishedAt(), c.CreatedNanos())
+	}
+}
+
+// Image lists share their strings across engines and equal label maps
+// within a list, keeping nil and empty apart.
+func TestShareImages(t *testing.T) {
+	list := func() []image.Summary {
+		var imgs []image.Summary
+		_ = json.Unmarshal([]byte(`[{"Id":"sha256:aa","ParentId":"","RepoTags":["busybox:latest"],"RepoDigests":["busybox@sha256:bb"],"Labels":{}},
+			{"Id":"sha256:cc","RepoTags":["redis:7"],"Labels":{}},{"Id":"sha256:dd","Labels":null}]`), &imgs)
+		return imgs
+	}
+	a, b := list(), list()
+	shareImages(a)
+	shareImages(b)
+	same := func(x, y string) bool { return unsafe.StringData(x) == unsafe.StringData(y) }
+	if !same(a[0].ID, b[0].ID) || !same(a[0].RepoTags[0], b[0].RepoTags[0]) || !same(a[0].RepoDigests[0], b[0].RepoDigests[0]) {
+		t.Error("the same image's strings are not shared across lists")
+	}
+	if a[0].ID != "sha256:aa" || a[1].RepoTags[0] != "redis:7" || a[0].RepoDigests[0] != "busybox@sha256:bb" {
+		t.Errorf("changed: %+v", a)
+	}
+	if a[0].Labels == nil || a[2].Labels != nil || fmt.Sprintf("%p", a[0].Labels) != fmt.Sprintf("%p", a[1].Labels) {
+		t.Errorf("labels %v %v %v", a[0].Labels, a[1].Labels, a[2].Labels)
+	}
+}
+
+// The cache's set answers as the maps it replaced: by ID, and by name the
+// container indexed under it.
+func TestContainerSetMatchesMaps(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var s containerSet
+	byID := map[string]*Container{}
+	for i := range 5000 {
+		id := fmt.Sprintf("c%02d", r.IntN(40))
+		switch op := r.IntN(10); {
+		case op < 6:
+			c := &Container{ID: id, Names: []string{fmt.Sprintf("/n%d", r.IntN(30))}}
+			s.put(c)
+			byID[id] = c
+		case op < 9:
+			s.remove(id)
+			delete(byID, id)
+		default:
+			m := map[string]*Container{}
+			for k, v := range byID {
+				if r.IntN(2) == 0 {
+					m[k] = v
+				}
+			}
+			s, byID = newContainerSet(m), m
+		}
+		if s.len() != len(byID) || len(s.byName) != len(byID) {
+			t.Fatalf("op %d: %d and %d held, want %d", i, s.len(), len(s.byName), len(byID))
+		}
+		names := map[string]bool{}
+		for id, c := range byID {
+			if s.get(id) != c {
+				t.Fatalf("op %d: get(%s) = %v", i, id, s.get(id))
+			}
+			names[c.Name()] = true
+		}
+		for n := range 30 {
+			name := fmt.Sprintf("n%d", n)
+			if c := s.named(name); (c != nil) != names[name] || c != nil && (c.Name() != name || byID[c.ID] != c) {
+				t.Fatalf("op %d: named(%s) = %v", i, name, c)
+			}
+		}
+		if !slices.IsSortedFunc(s.byID, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) }) {
+			t.Fatalf("op %d: not sorted by ID", i)
+		}
+	}
+}
+
+// Name is Path().Base(), without allocating.
+func TestNameIsPathBase(t *testing.T) {
+	for _, names := range [][]string{nil, {}, {"/web"}, {"web"}, {"/node1/web"}, {"/a/b/link", "/b"}, {"/b", "/a/link"},
+		{"//x//y//"}, {"/"}, {"", "/z"}, {"/m/n1/web", "/n1/web"}, {"/x/one", "/y/two"}} {
+		c := &Container{Names: names}
+		if got, want := c.Name(), c.Path().Base(); got != want {
+			t.Errorf("%q: Name %q, Path().Base() %q", names, got, want)
+		}
+	}
+	c := &Container{Names: []string{"/node1/web", "/other/web/alias"}}
+	if n := testing.AllocsPerRun(100, func() { _ = c.Name() }); n != 0 {
+		t.Errorf("Name allocates %v times", n)
+	}
 }

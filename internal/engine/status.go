@@ -27,18 +27,18 @@ func NewStatuses(now time.Time) *Statuses {
 
 // Of is c.StatusText(now).
 func (s *Statuses) Of(c *Container) string {
-	var from time.Time
+	var from int64
 	switch {
-	case c.StartedAt.IsZero() && c.State != "created":
+	case c.started == 0 && c.State != "created":
 		return c.Status
 	case c.State == "running" || c.State == "paused":
-		from = c.StartedAt
-	case c.State == "restarting" || !statusFixed(c.State) && !c.FinishedAt.IsZero():
-		from = c.FinishedAt
+		from = c.started
+	case c.State == "restarting" || !statusFixed(c.State) && c.finished != 0:
+		from = c.finished
 	default: // worded without a time: nothing to share
 		return c.StatusText(s.now)
 	}
-	key := statusKey{state: c.State, health: c.HealthStatus, code: c.ExitCode, since: spanKey(s.now.Sub(from))}
+	key := statusKey{state: c.State, health: c.HealthStatus, code: c.ExitCode, since: spanKey(s.now.Sub(fromUnixNano(from)))}
 	if v, ok := s.memo[key]; ok {
 		return v
 	}

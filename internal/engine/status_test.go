@@ -28,19 +28,22 @@ func TestStatusesMatchStatusText(t *testing.T) {
 	var cs []*Container
 	for i, ago := range []time.Duration{0, 500 * time.Millisecond, 2 * time.Second, 59 * time.Second, 61 * time.Second, 90 * time.Minute, 3 * time.Hour, 50 * time.Hour, 400 * 24 * time.Hour} {
 		for _, st := range []string{"running", "paused", "restarting", "exited", "created", "dead", "removing"} {
-			c := &Container{State: st, Status: "engine words", StartedAt: at(ago + time.Hour), FinishedAt: at(ago), ExitCode: i}
+			c := &Container{State: st, Status: "engine words", ExitCode: i}
+			c.SetTimes(at(ago+time.Hour), at(ago), time.Time{})
 			cs = append(cs, c)
 			h := *c
 			h.HealthStatus = []string{"healthy", "starting", "none"}[i%3]
 			cs = append(cs, &h)
 		}
-		cs = append(cs, &Container{State: "running", Status: "Up 3 days"}, &Container{State: "exited", StartedAt: at(ago), Status: "Exited (2) 1 day ago"})
+		exited := &Container{State: "exited", Status: "Exited (2) 1 day ago"}
+		exited.SetTimes(at(ago), time.Time{}, time.Time{})
+		cs = append(cs, &Container{State: "running", Status: "Up 3 days"}, exited)
 	}
 	s := NewStatuses(now)
 	for range 2 {
 		for _, c := range cs {
 			if got, want := s.Of(c), c.StatusText(now); got != want {
-				t.Errorf("%s %v: Statuses gives %q, StatusText %q", c.State, now.Sub(c.FinishedAt), got, want)
+				t.Errorf("%s %v: Statuses gives %q, StatusText %q", c.State, now.Sub(c.FinishedAt()), got, want)
 			}
 		}
 	}

@@ -94,10 +94,7 @@ func (m *Manager) listCached() []listed {
 		up := e.Healthy()
 		cs = e.AppendContainers(cs[:0])
 		for _, c := range cs {
-			created := c.CreatedAt.UnixNano()
-			if c.CreatedAt.IsZero() {
-				created = c.Created * 1e9
-			}
+			created := c.CreatedNanos()
 			items = append(items, listed{e, c, created, up})
 		}
 	}
@@ -155,13 +152,9 @@ func (m *Manager) listLive(ctx context.Context) ([]listed, error) {
 			mu.Lock()
 			for _, c := range list {
 				if prev := e.Container(c.ID); prev != nil {
-					c.StartedAt, c.FinishedAt, c.ExitCode, c.HealthStatus, c.CreatedAt = prev.StartedAt, prev.FinishedAt, prev.ExitCode, prev.HealthStatus, prev.CreatedAt
+					c.CopyInspect(prev)
 				}
-				created := c.Created * 1e9
-				if !c.CreatedAt.IsZero() {
-					created = c.CreatedAt.UnixNano()
-				}
-				out = append(out, listed{e, c, created, true})
+				out = append(out, listed{e, c, c.CreatedNanos(), true})
 			}
 			mu.Unlock()
 		}()
@@ -358,10 +351,7 @@ func (m *Manager) orderFilters(ctx context.Context, f backend.Filters) ([]func(l
 			}
 			// Nanoseconds, as dockerd compares: containers made within
 			// one second are still ordered.
-			created, before := c.CreatedAt.UnixNano(), k == "before"
-			if c.CreatedAt.IsZero() {
-				created = c.Created * 1e9
-			}
+			created, before := c.CreatedNanos(), k == "before"
 			preds = append(preds, func(it listed) bool {
 				if before {
 					return it.created < created

@@ -39,8 +39,8 @@ func TestListLimitAfterFilterNewestFirst(t *testing.T) {
 	}
 	for i := 1; i < len(all); i++ {
 		a, b := all[i-1], all[i]
-		if a.CreatedAt.Before(b.CreatedAt) || a.CreatedAt.Equal(b.CreatedAt) && a.ID > b.ID {
-			t.Fatalf("not newest first at %d: %v %s, then %v %s", i, a.CreatedAt, a.ID, b.CreatedAt, b.ID)
+		if a.CreatedAt().Before(b.CreatedAt()) || a.CreatedAt().Equal(b.CreatedAt()) && a.ID > b.ID {
+			t.Fatalf("not newest first at %d: %v %s, then %v %s", i, a.CreatedAt(), a.ID, b.CreatedAt(), b.ID)
 		}
 	}
 	if got := list(backend.ContainerListOptions{All: true, Limit: 3}); len(got) != 3 || got[0] != all[0] || got[2] != all[2] {

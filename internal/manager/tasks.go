@@ -214,7 +214,7 @@ func observed(taskID, node string, c *engine.Container) orchestrator.Observed {
 	return orchestrator.Observed{
 		TaskID: taskID, NodeID: node, ContainerID: c.ID,
 		State: c.State, Health: health, ExitCode: c.ExitCode, Error: c.Error, PID: c.PID,
-		StartedAt: c.StartedAt, FinishedAt: c.FinishedAt, Ports: publishedHostPorts(c.Ports),
+		StartedAt: c.StartedAt(), FinishedAt: c.FinishedAt(), Ports: publishedHostPorts(c.Ports),
 	}
 }
 
