@@ -189,8 +189,10 @@ func TestEventReaderStackStaysSmall(t *testing.T) {
 	}
 	// Each reader has read an event and waits for the next.
 	start, reader := (s1-s0)/n, (stackInuse()-s1)/n
-	// (A few grow, when an allocation finds its span full.)
-	if reader > start+start/2 {
+	// (A few grow, when an allocation finds its span full, and other
+	// tests' goroutines still ending move the figures a little: a reader
+	// that kept a grown stack holds 4 KiB or more.)
+	if reader > 2*start {
 		t.Errorf("each reader holds %d bytes of stack; goroutines start with %d", reader, start)
 	}
 }
