@@ -189,6 +189,10 @@ func TestEventReaderStackStaysSmall(t *testing.T) {
 	}
 	// Each reader has read an event and waits for the next.
 	start, reader := (s1-s0)/n, (stackInuse()-s1)/n
+	if raceEnabled {
+		t.Logf("under -race: each reader holds %d bytes of stack, goroutines start with %d (not compared: the detector grows stacks)", reader, start)
+		return
+	}
 	// (A few grow, when an allocation finds its span full, and other
 	// tests' goroutines still ending move the figures a little: a reader
 	// that kept a grown stack holds 4 KiB or more.)
