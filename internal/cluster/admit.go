@@ -184,12 +184,14 @@ func (c *Cluster) sign(ctx context.Context, csr []byte, id string, role ca.Role,
 // certHosts are a node certificate's extra SANs. A manager's also name it
 // as the docker CLI dials its API (advertise address, host name, loopback),
 // so that the node certificate serves the API under --tlsverify.
-func certHosts(role ca.Role, addr, hostname string) []string {
+func certHosts(role ca.Role, addr string, hostnames ...string) []string {
 	hosts := []string{addr}
 	if role == ca.RoleManager {
 		hosts = append(hosts, "127.0.0.1", "localhost")
-		if isDNSName(hostname) {
-			hosts = append(hosts, hostname)
+		for _, h := range hostnames {
+			if isDNSName(h) && !slices.Contains(hosts, h) {
+				hosts = append(hosts, h)
+			}
 		}
 	}
 	return hosts

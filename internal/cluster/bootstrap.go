@@ -32,7 +32,7 @@ func (c *Cluster) initCluster(ctx context.Context) error {
 	if life <= 0 {
 		life = ca.DefaultNodeLifetime
 	}
-	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr, c.cfg.Hostname), Lifetime: life, AllowShort: true})
+	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, addr, c.localNames()...), Lifetime: life, AllowShort: true})
 	if err != nil {
 		return err
 	}
@@ -193,7 +193,7 @@ func (c *Cluster) reissueSelf(ctx context.Context) error {
 	if l := c.leaf(); l != nil {
 		life = l.NotAfter.Sub(l.NotBefore) - 5*time.Minute // the backdate
 	}
-	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, c.st.Addr, c.cfg.Hostname),
+	nc, err := c.root.IssueNode(ca.NodeRequest{NodeID: c.st.NodeID, Role: ca.RoleManager, Hosts: certHosts(ca.RoleManager, c.st.Addr, c.localNames()...),
 		Lifetime: max(life, ca.MinTestLifetime), AllowShort: true})
 	if err != nil {
 		return err

@@ -45,7 +45,9 @@ type Config struct {
 	// first non-loopback address, or the one used to reach the manager).
 	AdvertiseAddr string
 	// Engine is the local engine (unix:///var/run/docker.sock by default).
-	Engine   string
+	Engine string
+	// Hostname is the node's name; empty: its engine's (or, if the
+	// engine does not answer, this host's), asked at Start.
 	Hostname string
 
 	Init      bool
@@ -127,9 +129,6 @@ func New(cfg Config) (*Cluster, error) {
 	if cfg.Engine == "" {
 		cfg.Engine = "unix:///var/run/docker.sock"
 	}
-	if cfg.Hostname == "" {
-		cfg.Hostname, _ = os.Hostname()
-	}
 	if cfg.DownAfter <= 0 {
 		cfg.DownAfter = DownAfter
 	}
@@ -169,6 +168,9 @@ func (c *Cluster) ClusterAddr() string { return c.st.ClusterAddr }
 // opens the store. It returns once the node can serve.
 func (c *Cluster) Start(ctx context.Context) error {
 	c.started = time.Now()
+	if c.cfg.Hostname == "" {
+		c.cfg.Hostname = c.nodeHostname(ctx)
+	}
 	if err := os.MkdirAll(c.cfg.DataDir, 0o700); err != nil {
 		return err
 	}
