@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -223,6 +224,26 @@ func TestExecLookupOfMalformedIDAsksNoEngine(t *testing.T) {
 	for id, want := range map[string]bool{strings.Repeat("ab", 32): true, strings.Repeat("AB", 32): false, "abc": false, strings.Repeat("a", 65): false} {
 		if got := execIDShape(id); got != want {
 			t.Errorf("execIDShape(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+// Run returns only after its lag watcher has stopped: a caller that closes
+// what the watcher reads once Run has returned (a test's cleanup did) must
+// not race with it.
+func TestRunWaitsForItsLagWatcher(t *testing.T) {
+	pool := engine.NewPool(engine.Options{RefreshInterval: time.Minute}, nil)
+	m := New(Config{Pool: pool})
+	for range 20 {
+		ctx, cancel := context.WithCancel(context.Background())
+		returned := make(chan struct{})
+		go func() { _ = m.Run(ctx); close(returned) }()
+		time.Sleep(time.Millisecond)
+		cancel()
+		<-returned
+		buf := make([]byte, 1<<20)
+		if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "(*lagTracker).watch") {
+			t.Fatalf("Run returned with its lag watcher still running:\n%s", stacks)
 		}
 	}
 }

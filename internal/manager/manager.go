@@ -116,8 +116,14 @@ func New(cfg Config) *Manager {
 
 // Run does the manager's housekeeping until ctx ends. The cluster-wide
 // loops are separate components run only by the leader (Rescheduler).
+// It returns once its lag watcher has stopped too.
 func (m *Manager) Run(ctx context.Context) error {
-	go m.lag.watch(ctx, m.pool)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		m.lag.watch(ctx, m.pool)
+	}()
+	defer func() { <-watched }()
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
