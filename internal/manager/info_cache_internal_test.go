@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -197,39 +195,8 @@ func TestInfoFollowsChanges(t *testing.T) {
 // /info (decoded once per reload, info_cache.go) follow a reload that
 // changed them.
 func TestInfoFollowsBaseEngine(t *testing.T) {
-	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
-	var mu sync.Mutex
-	runtime := "runc"
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasSuffix(r.URL.Path, "/info") {
-			sim.ServeHTTP(w, r)
-			return
-		}
-		rec := httptest.NewRecorder()
-		sim.ServeHTTP(rec, r)
-		var info map[string]any
-		if err := json.Unmarshal(rec.Body.Bytes(), &info); err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		mu.Lock()
-		info["DefaultRuntime"] = runtime
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(info)
-	}))
-	t.Cleanup(srv.Close)
-	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, Timeout: 2 * time.Second}, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = pool.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	pool.Update([]string{strings.TrimPrefix(srv.URL, "http://")})
-	until(t, "the engine healthy", func() bool { return len(pool.Healthy()) == 1 })
+	ie := newEditedInfoEngine(t, func(info map[string]any) { info["DefaultRuntime"] = "runc" })
+	pool, ctx := ie.pool, t.Context()
 	m := New(Config{Pool: pool})
 	defaultRuntime := func() string {
 		raw, err := m.Info(ctx)
@@ -245,9 +212,7 @@ func TestInfoFollowsBaseEngine(t *testing.T) {
 	if got := defaultRuntime(); got != "runc" {
 		t.Fatalf("DefaultRuntime %q, want runc", got)
 	}
-	mu.Lock()
-	runtime = "crun"
-	mu.Unlock()
+	ie.set(func(info map[string]any) { info["DefaultRuntime"] = "crun" })
 	if err := pool.Engines()[0].Resync(ctx); err != nil {
 		t.Fatal(err)
 	}
