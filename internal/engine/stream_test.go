@@ -131,6 +131,31 @@ func TestEventsOfAnswerWithLength(t *testing.T) {
 // (Read through net/http's chunked reader and a JSON decoder it grew to
 // 8 KiB and kept that.)
 func TestEventReaderStackStaysSmall(t *testing.T) {
+	// Other tests' goroutines still ending move the figures: a reader
+	// that kept a grown stack shows in every attempt, a passing disturbance
+	// in one.
+	var reader, start int64
+	for attempt := range 3 {
+		if reader, start = readerStacks(t); raceEnabled || reader <= 2*start {
+			break
+		}
+		t.Logf("attempt %d: each reader holds %d bytes of stack; goroutines start with %d", attempt+1, reader, start)
+	}
+	if raceEnabled {
+		t.Logf("under -race: each reader holds %d bytes of stack, goroutines start with %d (not compared: the detector grows stacks)", reader, start)
+		return
+	}
+	// (A few grow, when an allocation finds its span full: a reader that
+	// kept a grown stack holds 4 KiB or more.)
+	if reader > 2*start {
+		t.Errorf("each reader holds %d bytes of stack; goroutines start with %d", reader, start)
+	}
+}
+
+// readerStacks opens 200 event streams and says how much stack each
+// reader holds once it waits for its next event, and how much a goroutine
+// starts with.
+func readerStacks(t *testing.T) (reader, start int64) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -188,17 +213,7 @@ func TestEventReaderStackStaysSmall(t *testing.T) {
 		}
 	}
 	// Each reader has read an event and waits for the next.
-	start, reader := (s1-s0)/n, (stackInuse()-s1)/n
-	if raceEnabled {
-		t.Logf("under -race: each reader holds %d bytes of stack, goroutines start with %d (not compared: the detector grows stacks)", reader, start)
-		return
-	}
-	// (A few grow, when an allocation finds its span full, and other
-	// tests' goroutines still ending move the figures a little: a reader
-	// that kept a grown stack holds 4 KiB or more.)
-	if reader > 2*start {
-		t.Errorf("each reader holds %d bytes of stack; goroutines start with %d", reader, start)
-	}
+	return (stackInuse() - s1) / n, (s1 - s0) / n
 }
 
 func stackInuse() int64 {
