@@ -68,6 +68,8 @@ type Manager struct {
 
 	lag lagTracker // whose cache may lag, for lookups that miss (lookup_lag.go)
 
+	engineNets keyLock // one ensureEngineNetwork per engine and network at a time
+
 	kernel string
 }
 

@@ -262,6 +262,11 @@ func (m *Manager) usedSubnets(ctx context.Context, list []store.Network) []netip
 	return used
 }
 
+type engineNetKey struct {
+	e  *engine.Engine
+	nw string
+}
+
 // ensureEngineNetwork makes sure e has nw's engine network, giving e's
 // node a share of the subnet first; it returns the node's gateway.
 func (m *Manager) ensureEngineNetwork(ctx context.Context, e *engine.Engine, nw store.Network) (netip.Addr, error) {
@@ -302,6 +307,11 @@ func (m *Manager) ensureEngineNetwork(ctx context.Context, e *engine.Engine, nw 
 	if err != nil {
 		return netip.Addr{}, err
 	}
+	// Two tasks (or a task and a docker run) joining the network on one
+	// node at once would both find it missing and both create it: the
+	// engine answers the second with "Pool overlaps" instead of a
+	// conflict. One at a time per node and network, the second finds it.
+	defer m.engineNets.lock(engineNetKey{e, nw.ID})()
 	// The cache has it (a stranger of the same name is refused at
 	// create), unless the network is young: the name may then still be a
 	// removed cluster network's that this node kept (see below).

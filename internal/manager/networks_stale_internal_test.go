@@ -92,3 +92,92 @@ func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
 		t.Errorf("a stranger of the same name: %v", err)
 	}
 }
+
+// TestEnsureEngineNetworkOnceAtATime: tasks and docker runs joining a
+// cluster network on one node at once make its engine network once. A
+// dockerd answers a create racing another of the same network with "Pool
+// overlaps" (403), not a conflict (CI saw TestVIP's docker run fail so).
+func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
+	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	var mu sync.Mutex
+	var creating, made bool
+	creates := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if i := strings.Index(path, "/networks"); i > 0 {
+			path = path[i:]
+		}
+		switch {
+		case r.Method == http.MethodGet && path == "/networks/appnet":
+			mu.Lock()
+			defer mu.Unlock()
+			if !made {
+				w.WriteHeader(http.StatusNotFound)
+				w.Write([]byte(`{"message":"network appnet not found"}`))
+				return
+			}
+			w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{"` + overlay.LabelNetwork + `":"newid0000000000000000000a"}}`))
+		case r.Method == http.MethodPost && path == "/networks/create":
+			mu.Lock()
+			creates++
+			switch {
+			case made:
+				mu.Unlock()
+				w.WriteHeader(http.StatusConflict)
+				w.Write([]byte(`{"message":"network with name appnet already exists"}`))
+				return
+			case creating:
+				mu.Unlock()
+				w.WriteHeader(http.StatusForbidden)
+				w.Write([]byte(`{"message":"Pool overlaps with other one on this address space"}`))
+				return
+			}
+			creating = true
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // the engine allocating the pool
+			mu.Lock()
+			creating, made = false, true
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			w.Write([]byte(`{"Id":"enginenetid","Warning":""}`))
+		default:
+			sim.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = pool.Run(ctx) }()
+	pool.Update([]string{srv.Listener.Addr().String()})
+	waitUntil(t, "the engine is healthy", func() bool { return len(pool.Healthy()) == 1 })
+	e := pool.Healthy()[0]
+	st := storetest.Open(t)
+	nw := store.Network{ID: "newid0000000000000000000a", Name: "appnet", Subnet: "10.0.1.0/24", VNI: 4097, Created: time.Now(), Slots: map[string]int{}}
+	if err := store.NewNetworks(st).Create(ctx, nw); err != nil {
+		t.Fatal(err)
+	}
+	m := New(Config{Cluster: storeCluster{st: st}, Pool: pool})
+	const joiners = 6
+	errs := make(chan error, joiners)
+	for range joiners {
+		go func() {
+			_, err := m.ensureEngineNetwork(ctx, e, nw)
+			errs <- err
+		}()
+	}
+	for range joiners {
+		if err := <-errs; err != nil {
+			t.Errorf("a joiner: %v", err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if creates != 1 {
+		t.Errorf("%d creates of the engine network, want 1", creates)
+	}
+}
