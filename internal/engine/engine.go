@@ -372,7 +372,12 @@ func (e *Engine) fail(err error) State {
 	}
 	n := e.failures
 	st := e.state
-	e.lastErr = err.Error()
+	// The error shows in the engine's summary (info), cached by generation:
+	// a new one bumps it even while the engine keeps its state.
+	if msg := err.Error(); msg != e.lastErr {
+		e.lastErr = msg
+		e.gen++
+	}
 	e.mu.Unlock()
 	if n >= e.opts.FailureRetry && st != Unhealthy {
 		e.setState(Unhealthy, err.Error())
