@@ -417,6 +417,7 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return fmt.Errorf("decoding /info: %w", err)
 	}
+	shareInfo(&info)
 	e.mu.Lock()
 	e.info = &info
 	e.rawInfo = raw
