@@ -338,3 +338,30 @@ func TestDecodeContainersKeepsMarshalledEntry(t *testing.T) {
 		}
 	}
 }
+
+// DecodeContainers keeps nothing of its input (List decodes from a read
+// buffer that is reused): records and kept JSON read the same after the
+// input is overwritten.
+func TestDecodeContainersKeepsNothingOfInput(t *testing.T) {
+	list := []byte(`[{"Id":"a1","Names":["/web"],"Image":"busybox","ImageID":"sha256:1","State":"running","Status":"Up",` +
+		`"Labels":{"k":"v"},"Ports":[{"PrivatePort":80,"PublicPort":8080,"Type":"tcp"}],"Mounts":[{"Name":"v","Destination":"/d"}],` +
+		`"NetworkSettings":{"Networks":{"bridge":{"NetworkID":"n1"}}}}]`)
+	cs, err := DecodeContainers(list, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(cs[0].AppendJSON(nil, "S"))
+	rec := fmt.Sprintf("%s %v %s %s %s %v %v %v", cs[0].ID, cs[0].Names, cs[0].Image, cs[0].ImageID, cs[0].State, cs[0].Labels, cs[0].Ports, cs[0].Networks)
+	for i := range list {
+		list[i] = 'x'
+	}
+	if got := string(cs[0].AppendJSON(nil, "S")); got != want {
+		t.Errorf("kept JSON changed with the input:\n%s\n%s", got, want)
+	}
+	if got := fmt.Sprintf("%s %v %s %s %s %v %v %v", cs[0].ID, cs[0].Names, cs[0].Image, cs[0].ImageID, cs[0].State, cs[0].Labels, cs[0].Ports, cs[0].Networks); got != rec {
+		t.Errorf("record changed with the input:\n%s\n%s", got, rec)
+	}
+	if !strings.Contains(want, `"Id":"a1"`) || !strings.Contains(rec, "busybox") {
+		t.Errorf("decoded %s / %s", want, rec)
+	}
+}
