@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
@@ -193,10 +194,79 @@ func (c *Client) JSON(ctx context.Context, method, path string, query url.Values
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := decodeBody(resp.Body, resp.ContentLength, out); err != nil {
 		return fmt.Errorf("decoding %s %s: %w", method, path, err)
 	}
 	return nil
+}
+
+// readBufs are the buffers answers are read into before decoding: a
+// json.Decoder grows a buffer of its own by doubling for each answer, and
+// a json.RawMessage copies it again, which made most of the garbage of
+// loading 1,000 engines (and so the heap's peak then).
+var readBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxKeptReadBuf bounds the buffers kept for the next answer.
+const maxKeptReadBuf = 1 << 20
+
+// decodeBody decodes the JSON answer r into out. A *json.RawMessage gets
+// one allocation of the answer's size; the rest is decoded from the
+// pooled buffer.
+func decodeBody(r io.Reader, size int64, out any) error {
+	return readBody(r, size, func(b []byte) error {
+		if raw, ok := out.(*json.RawMessage); ok {
+			if !json.Valid(b) {
+				var v any // the syntax error, worded as json says it
+				if err := json.Unmarshal(b, &v); err != nil {
+					return err
+				}
+			}
+			*raw = bytes.Clone(b)
+			return nil
+		}
+		return json.Unmarshal(b, out)
+	})
+}
+
+// JSONWith is JSON for an answer that fn decodes itself from b, a pooled
+// buffer reused once fn returns: fn must keep nothing of b.
+func (c *Client) JSONWith(ctx context.Context, method, path string, query url.Values, fn func(b []byte) error) error {
+	resp, err := c.Raw(ctx, method, path, query, nil, http.Header{})
+	if err != nil {
+		return unavailable(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return ResponseError(resp)
+	}
+	if err := readBody(resp.Body, resp.ContentLength, fn); err != nil {
+		return fmt.Errorf("decoding %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// readBody reads the answer r into a pooled buffer and gives fn its JSON
+// (without surrounding space; an empty answer is io.EOF).
+func readBody(r io.Reader, size int64, fn func(b []byte) error) error {
+	buf := readBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxKeptReadBuf {
+			buf.Reset()
+			readBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if size > 0 && size <= maxKeptReadBuf {
+		buf.Grow(int(size) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(r); err != nil {
+		return err
+	}
+	b := bytes.TrimSpace(buf.Bytes())
+	if len(b) == 0 {
+		return io.EOF // as json.Decoder says of an empty answer
+	}
+	return fn(b)
 }
 
 // ResponseError turns a non-2xx engine answer into an errdefs error with the

@@ -372,7 +372,12 @@ func (e *Engine) fail(err error) State {
 	}
 	n := e.failures
 	st := e.state
-	e.lastErr = err.Error()
+	// The error shows in the engine's summary (info), cached by generation:
+	// a new one bumps it even while the engine keeps its state.
+	if msg := err.Error(); msg != e.lastErr {
+		e.lastErr = msg
+		e.gen++
+	}
 	e.mu.Unlock()
 	if n >= e.opts.FailureRetry && st != Unhealthy {
 		e.setState(Unhealthy, err.Error())
@@ -412,6 +417,7 @@ func (e *Engine) refreshInfo(ctx context.Context) error {
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return fmt.Errorf("decoding /info: %w", err)
 	}
+	shareInfo(&info)
 	e.mu.Lock()
 	e.info = &info
 	e.rawInfo = raw
@@ -523,23 +529,35 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 	return nil
 }
 
+// inspectState is the State of a container's inspect, as inspectInto reads it.
+type inspectState struct {
+	Status                string
+	StartedAt, FinishedAt time.Time
+	ExitCode              int
+	Pid                   int
+	Error                 string
+	Health                *struct{ Status string }
+}
+
 func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	var raw struct {
 		Created    time.Time
-		Config     json.RawMessage
-		HostConfig json.RawMessage
-		State      *struct {
-			Status                string
-			StartedAt, FinishedAt time.Time
-			ExitCode              int
-			Pid                   int
-			Error                 string
-			Health                *struct{ Status string }
+		Config     rawRef // slices of the read buffer: used before it is reused
+		HostConfig rawRef
+		State      *inspectState
+	}
+	return e.client.JSONWith(ctx, "GET", e.apiPath("/containers/"+c.ID+"/json"), nil, func(b []byte) error {
+		if err := json.Unmarshal(b, &raw); err != nil {
+			return err
 		}
-	}
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/"+c.ID+"/json"), nil, nil, &raw); err != nil {
-		return err
-	}
+		e.inspected(c, raw.Created, json.RawMessage(raw.Config), json.RawMessage(raw.HostConfig), raw.State)
+		return nil
+	})
+}
+
+// inspected fills c from its inspect (inspectInto); it keeps nothing of
+// config and hostConfig.
+func (e *Engine) inspected(c *Container, created time.Time, config, hostConfig json.RawMessage, state *inspectState) {
 	var ins struct {
 		Config     *struct{ Env []string }
 		HostConfig *struct {
@@ -551,7 +569,7 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 	}
 	in := Inspected{}
 	var started, finished time.Time
-	if st := raw.State; st != nil {
+	if st := state; st != nil {
 		c.setState(st.Status)
 		started, finished, c.ExitCode = st.StartedAt, st.FinishedAt, st.ExitCode
 		c.PID, in.Error = st.Pid, st.Error
@@ -559,11 +577,11 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 			c.HealthStatus = intern(st.Health.Status)
 		}
 	}
-	c.SetTimes(started, finished, raw.Created)
-	_ = json.Unmarshal(raw.Config, &ins.Config)
-	_ = json.Unmarshal(raw.HostConfig, &ins.HostConfig)
-	if e.opts.keepSpec(c.Labels) && len(raw.Config) > 0 {
-		if spec, err := specOf(raw.Config, raw.HostConfig); err == nil {
+	c.SetTimes(started, finished, created)
+	_ = json.Unmarshal(config, &ins.Config)
+	_ = json.Unmarshal(hostConfig, &ins.HostConfig)
+	if e.opts.keepSpec(c.Labels) && len(config) > 0 {
+		if spec, err := specOf(config, hostConfig); err == nil {
 			in.Spec = spec
 		}
 	}
@@ -574,7 +592,6 @@ func (e *Engine) inspectInto(ctx context.Context, c *Container) error {
 		in.Env = ins.Config.Env
 	}
 	c.Inspected = internInspected(in)
-	return nil
 }
 
 // RefreshContainer reloads one container into the cache, or drops it if the

@@ -105,3 +105,30 @@ func TestHealthyCheckKeepsGeneration(t *testing.T) {
 		t.Error("a change of state left the generation")
 	}
 }
+
+// A failed check that does not yet make the engine Unhealthy still
+// changes its last error, which summaries cached by generation show: a
+// new error bumps the generation; the same error again does not.
+func TestFailedCheckBumpsGeneration(t *testing.T) {
+	e := &Engine{opts: &Options{FailureRetry: 3, Logger: slog.New(slog.DiscardHandler)}}
+	e.setState(Pending, "")
+	g := e.Gen()
+	if st := e.fail(errors.New("connection refused")); st != Pending {
+		t.Fatalf("state %s after one failure, want Pending", st)
+	}
+	if _, msg := e.State(); msg != "connection refused" {
+		t.Fatalf("last error %q", msg)
+	}
+	if e.Gen() == g {
+		t.Error("a failed check changed the last error but left the generation")
+	}
+	g = e.Gen()
+	e.fail(errors.New("connection refused"))
+	if e.Gen() != g {
+		t.Errorf("the same error again moved the generation %d -> %d", g, e.Gen())
+	}
+	e.fail(errors.New("timeout"))
+	if e.Gen() == g {
+		t.Error("a different error left the generation")
+	}
+}

@@ -193,11 +193,14 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]*Container, erro
 		}
 		q.Set("filters", string(f))
 	}
-	var raw json.RawMessage
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/containers/json"), q, nil, &raw); err != nil {
-		return nil, err
-	}
-	return DecodeContainers(raw, e.Name())
+	// Decoded from the read buffer: DecodeContainers keeps nothing of it.
+	var list []*Container
+	err := e.client.JSONWith(ctx, "GET", e.apiPath("/containers/json"), q, func(b []byte) error {
+		var err error
+		list, err = DecodeContainers(b, e.Name())
+		return err
+	})
+	return list, err
 }
 
 // ObjectInspect is an image, network or volume as the engine described it;

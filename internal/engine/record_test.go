@@ -304,3 +304,64 @@ func TestNameIsPathBase(t *testing.T) {
 		t.Errorf("Name allocates %v times", n)
 	}
 }
+
+// DecodeContainers keeps each entry as json.Marshal of its top-level
+// values (keys sorted, Status left out, names under the node) would write
+// it: values are taken from the answer without copies and written through
+// one reused encoder, which must not change a byte (HTML escaping
+// included) nor let one entry's values leak into the next.
+func TestDecodeContainersKeepsMarshalledEntry(t *testing.T) {
+	list := `[{"Id":"a1","Names":["/web"],"Status":"Up","Labels":{"x":"<b>&amp;</b>","é":"\u00e9"},"Command":"sh -c \"a\u003cb\"","Zeta":[1,{"b":2,"a":1}],"Created":1700000000},` +
+		`{"Names":["/db","/web/db"],"Id":"b2","State":"exited","Ports":[{"PrivatePort":80,"Type":"tcp"}]},` +
+		`{"Id":"c3"}]`
+	cs, err := DecodeContainers([]byte(list), "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(list), &entries); err != nil {
+		t.Fatal(err)
+	}
+	for i, obj := range entries {
+		delete(obj, "Status")
+		names := []string{} // a list without names keeps []
+		_ = json.Unmarshal(obj["Names"], &names)
+		for j, n := range names {
+			names[j] = ParseNamePath(n).Under("node1").String()
+		}
+		obj["Names"], _ = json.Marshal(names)
+		want, _ := json.Marshal(obj)
+		got := cs[i].AppendJSON(nil, "S")
+		wantAll := `{"Status":"S",` + string(want[1:])
+		if string(got) != wantAll {
+			t.Errorf("entry %d:\n got %s\nwant %s", i, got, wantAll)
+		}
+	}
+}
+
+// DecodeContainers keeps nothing of its input (List decodes from a read
+// buffer that is reused): records and kept JSON read the same after the
+// input is overwritten.
+func TestDecodeContainersKeepsNothingOfInput(t *testing.T) {
+	list := []byte(`[{"Id":"a1","Names":["/web"],"Image":"busybox","ImageID":"sha256:1","State":"running","Status":"Up",` +
+		`"Labels":{"k":"v"},"Ports":[{"PrivatePort":80,"PublicPort":8080,"Type":"tcp"}],"Mounts":[{"Name":"v","Destination":"/d"}],` +
+		`"NetworkSettings":{"Networks":{"bridge":{"NetworkID":"n1"}}}}]`)
+	cs, err := DecodeContainers(list, "node1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := string(cs[0].AppendJSON(nil, "S"))
+	rec := fmt.Sprintf("%s %v %s %s %s %v %v %v", cs[0].ID, cs[0].Names, cs[0].Image, cs[0].ImageID, cs[0].State, cs[0].Labels, cs[0].Ports, cs[0].Networks)
+	for i := range list {
+		list[i] = 'x'
+	}
+	if got := string(cs[0].AppendJSON(nil, "S")); got != want {
+		t.Errorf("kept JSON changed with the input:\n%s\n%s", got, want)
+	}
+	if got := fmt.Sprintf("%s %v %s %s %s %v %v %v", cs[0].ID, cs[0].Names, cs[0].Image, cs[0].ImageID, cs[0].State, cs[0].Labels, cs[0].Ports, cs[0].Networks); got != rec {
+		t.Errorf("record changed with the input:\n%s\n%s", got, rec)
+	}
+	if !strings.Contains(want, `"Id":"a1"`) || !strings.Contains(rec, "busybox") {
+		t.Errorf("decoded %s / %s", want, rec)
+	}
+}

@@ -82,6 +82,17 @@ func openLocalStore(ctx context.Context, dir string, log *slog.Logger) (*localSt
 	if err != nil {
 		return nil, err
 	}
+	st, err := startLocalStore(ctx, dir, lock, log)
+	if err != nil {
+		lock.Close()
+	}
+	return st, err
+}
+
+// startLocalStore starts the store in dir, whose lock the caller holds:
+// the store keeps it (and closes it on Close); on failure the caller
+// still holds it.
+func startLocalStore(ctx context.Context, dir string, lock *os.File, log *slog.Logger) (*localStore, error) {
 	start := time.Now()
 	files, err := localTLS(dir)
 	var cipher store.Cipher
@@ -96,7 +107,6 @@ func openLocalStore(ctx context.Context, dir string, log *slog.Logger) (*localSt
 			return &localStore{Store: st, lock: lock}, nil
 		}
 	}
-	lock.Close()
 	return nil, fmt.Errorf("--data-dir %s: %w", dir, err)
 }
 

@@ -117,10 +117,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 
 	g := NewGroup(ctx, logFailure(log))
 	s.start(g, lead)
-	s.startServices(g, storeOf(st), lead)
-	if st != nil {
-		g.Go("store", watchStore(st))
-	}
+	s.startManageServices(g, st, lead)
 	g.Go("discovery", watchDiscovery(in.disc, pool))
 	if elect != nil {
 		g.Go("replication", elect)

@@ -28,6 +28,15 @@ func TestManageServesMetrics(t *testing.T) {
 		<-done
 	}()
 
+	// The store starts at the first call needing it (lazystore.go).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := get("http://" + addr + "/secrets"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("GET /secrets did not answer")
+		}
+	}
 	var body string
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/internal/dockerapi"
 	"github.com/shoal-dev/shoal/internal/engine"
 	"github.com/shoal-dev/shoal/internal/orchestrator"
 	"github.com/shoal-dev/shoal/internal/secrets"
@@ -35,15 +36,36 @@ func (s *stack) startServices(g *Group, st *store.Store, lead Leadership) {
 		s.log.Info("services: unavailable (no store): service and task calls are answered 503")
 		return
 	}
-	wireServices(s, g, st, lead)
+	svc, sec := wireServices(s, g, st, lead)
+	s.api.Services, s.api.Secrets, s.api.Configs = svc, sec, sec
 }
 
-// wireServices sets the API's services backend over st and runs the
-// orchestrator as a leader-only component of g.
-func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
+// startManageServices serves services over manage's store l (none: 503),
+// which starts at the first call needing it unless it started already
+// (a directory holding a store: lazystore.go).
+func (s *stack) startManageServices(g *Group, l *lazyStore, lead Leadership) {
+	if l == nil {
+		s.startServices(g, nil, lead)
+		return
+	}
+	l.start = func(st *localStore) {
+		l.svc, l.sec = wireServices(s, g, st.Store, lead)
+		g.Go("store", watchStore(st))
+	}
+	if l.st != nil { // before the API serves: nothing calls open yet
+		l.start(l.st)
+	} else {
+		s.log.Info("services: the local store starts at the first service, secret or config call", "data_dir", l.dir)
+	}
+	z := lazyServices{l}
+	s.api.Services, s.api.Secrets, s.api.Configs = z, z, z
+}
+
+// wireServices makes the services and secrets backends over st and runs
+// the orchestrator as a leader-only component of g.
+func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) (dockerapi.Services, *secrets.Backend) {
 	sec := secrets.New(secrets.Config{Store: st, Logger: s.log, NoSecretDelivery: !s.mgr.DeliversSecrets()})
-	s.api.Secrets, s.api.Configs = sec, sec
-	s.api.Services = services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log, Refs: sec})
+	svc := services.New(services.Config{Store: st, Engines: s.mgr, Logger: s.log, Refs: sec})
 	// ViewSince: the pool watches the nodes from now on, so a leader change
 	// later does not wait for nodes it finds down (only a fresh start does).
 	orch := orchestrator.New(orchestrator.Config{Store: st, Runtime: s.mgr.TaskRuntimeWith(sec), Logger: s.log, ViewSince: time.Now(),
@@ -51,6 +73,7 @@ func wireServices(s *stack, g *Group, st *store.Store, lead Leadership) {
 	s.metrics.WatchStore(st)
 	g.Go("orchestrator", &LeaderOnly{Name: "orchestrator", Leadership: lead, Component: s.afterContact(orch), Log: s.log})
 	g.Go("ingress", &LeaderOnly{Name: "ingress", Leadership: lead, Component: s.afterContact(Func(s.mgr.KeepIngress)), Log: s.log})
+	return svc, sec
 }
 
 // afterContact runs c once the pool holds engines and none of them is
@@ -111,8 +134,10 @@ func settled(p *engine.Pool) bool {
 // --replication, without a data directory, or when the default directory
 // cannot be made (a read-only /var/lib: manage keeps working as before,
 // without services). A directory given with --data-dir must work, and one
-// in use by another shoal is an error either way.
-func (c *ManageConfig) openManageStore(ctx context.Context, log *slog.Logger) (*localStore, error) {
+// in use by another shoal is an error either way. The directory is locked
+// now; its store starts now if it holds one, else at the first call that
+// needs it (lazystore.go).
+func (c *ManageConfig) openManageStore(ctx context.Context, log *slog.Logger) (*lazyStore, error) {
 	switch {
 	case c.Replication && c.DataDirSet:
 		return nil, ErrDataDirReplication
@@ -126,13 +151,16 @@ func (c *ManageConfig) openManageStore(ctx context.Context, log *slog.Logger) (*
 		}
 		return nil, fmt.Errorf("--data-dir %s: %w", c.DataDir, err)
 	}
-	return openLocalStore(ctx, c.DataDir, log)
-}
-
-// storeOf is the store of manage's local store, nil when there is none.
-func storeOf(l *localStore) *store.Store {
-	if l == nil {
-		return nil
+	lock, err := lockDir(c.DataDir)
+	if err != nil {
+		return nil, err
 	}
-	return l.Store
+	l := &lazyStore{ctx: ctx, dir: c.DataDir, lock: lock, log: log}
+	if storeExists(c.DataDir) {
+		if l.st, err = startLocalStore(ctx, c.DataDir, lock, log); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	return l, nil
 }
