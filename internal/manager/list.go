@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"path"
 	"regexp"
 	"slices"
@@ -28,6 +29,90 @@ type listed struct {
 // with names shown as /<node>/<name>; the cached entries are kept as the
 // engines sent them.
 func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerListOptions) (backend.ContainerList, error) {
+	sel, err := m.selectContainers(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer sel.release()
+	return renderList(sel.out, time.Now()), nil
+}
+
+// ListContainersTo is ListContainers for dockerapi's handler: the
+// containers are chosen (and any error of the options returned) at once,
+// and write, called once, writes the JSON array straight to w, each
+// entry worded as it is written, with buffers reused from one `ps` to
+// the next: a `ps -a` of 30,000 containers builds no list of them and
+// makes almost no garbage (issue 16). If write is not called the
+// buffers are left to the collector. A write error (the client went
+// away) ends the answer where it stood; the entries are the cache's own,
+// so an engine removed meanwhile is still written as it was when chosen.
+func (m *Manager) ListContainersTo(ctx context.Context, opts backend.ContainerListOptions) (write func(w io.Writer) error, err error) {
+	sel, err := m.selectContainers(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return func(w io.Writer) error {
+		defer sel.release()
+		return sel.writeTo(w, time.Now())
+	}, nil
+}
+
+// selection is the containers a list shows, in order (out), with the
+// buffers that made it, kept in listPool between lists.
+type selection struct {
+	items, tmp []listed
+	out        []listed
+	cs         []*engine.Container
+	buf        []byte
+}
+
+var listPool = sync.Pool{New: func() any { return new(selection) }}
+
+// release clears the references to containers (a pooled list must not
+// keep removed ones alive) and gives the buffers back.
+func (s *selection) release() {
+	clear(s.items[:cap(s.items)])
+	clear(s.tmp[:cap(s.tmp)])
+	clear(s.cs[:cap(s.cs)])
+	s.items, s.tmp, s.out, s.cs = s.items[:0], s.tmp[:0], nil, s.cs[:0]
+	listPool.Put(s)
+}
+
+// listFlushAt is how much of the answer is gathered before each write.
+const listFlushAt = 128 << 10
+
+// writeTo writes the selection as one JSON array, statuses as of now.
+func (s *selection) writeTo(w io.Writer, now time.Time) error {
+	if cap(s.buf) < listFlushAt+8<<10 {
+		s.buf = make([]byte, 0, listFlushAt+16<<10)
+	}
+	buf := append(s.buf[:0], '[')
+	statuses := engine.NewStatuses(now)
+	for i, it := range s.out {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		status := "Host Down" // as classic Swarm said of a node it cannot reach
+		if it.up {
+			status = statuses.Of(it.c)
+		}
+		buf = it.c.AppendJSON(buf, status)
+		if len(buf) >= listFlushAt {
+			if _, err := w.Write(buf); err != nil {
+				s.buf = buf[:0]
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = append(buf, ']', '\n')
+	_, err := w.Write(buf)
+	s.buf = buf[:0]
+	return err
+}
+
+// selectContainers chooses and orders the containers a list shows.
+func (m *Manager) selectContainers(ctx context.Context, opts backend.ContainerListOptions) (*selection, error) {
 	// The legacy before and since parameters are filters too (added to a
 	// copy: the options are the caller's).
 	f := make(backend.Filters, len(opts.Filters)+2)
@@ -46,59 +131,67 @@ func (m *Manager) ListContainers(ctx context.Context, opts backend.ContainerList
 	}
 
 	m.awaitContact(ctx)
-	var items []listed
-	var err error
-	if opts.Size {
-		items, err = m.listLive(ctx)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		items = m.listCached()
-	}
 	match, err := m.containerMatcher(ctx, f)
 	if err != nil {
 		return nil, err
 	}
+	sel := listPool.Get().(*selection)
+	if opts.Size {
+		items, err := m.listLive(ctx)
+		if err != nil {
+			sel.release()
+			return nil, err
+		}
+		sel.items = append(sel.items[:0], items...)
+	} else {
+		m.listCached(sel)
+	}
 	// Filtered first (in place: the list is ours), so that a filtered
 	// `ps` sorts only what it shows; the limit counts from the newest.
-	out := items[:0]
-	for _, it := range items {
-		running := it.c.State == "running" || it.c.State == "paused" || it.c.State == "restarting"
-		if !all && !running && len(f["status"]) == 0 {
-			continue
+	filtered := len(f) > 0
+	out := sel.items[:0]
+	for _, it := range sel.items {
+		if !all && len(f["status"]) == 0 {
+			if st := it.c.State; st != "running" && st != "paused" && st != "restarting" {
+				continue
+			}
 		}
-		if !match(it) {
+		if filtered && !match(it) {
 			continue
 		}
 		out = append(out, it)
 	}
-	slices.SortFunc(out, newestFirst)
+	if cap(sel.tmp) < len(out) {
+		sel.tmp = make([]listed, len(out), cap(sel.items))
+	}
+	out = sortNewestFirst(out, sel.tmp[:len(out)])
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
-	return renderList(out, time.Now()), nil
+	sel.out = out
+	return sel, nil
 }
 
-// listCached is every cached container, in one slice sized for them all
-// (`docker ps` over 30,000 containers: issue 16).
-func (m *Manager) listCached() []listed {
+// listCached puts every cached container in sel.items, one slice sized
+// for them all (`docker ps` over 30,000 containers: issue 16).
+func (m *Manager) listCached(sel *selection) {
 	engines := m.pool.Engines()
 	n := 0
 	for _, e := range engines {
 		n += e.NumContainers()
 	}
-	items := make([]listed, 0, n+n/8) // room for a few created meanwhile
-	var cs []*engine.Container
+	if cap(sel.items) < n {
+		sel.items = make([]listed, 0, n+n/8) // room for a few created meanwhile
+	}
+	items, cs := sel.items[:0], sel.cs
 	for _, e := range engines {
 		up := e.Healthy()
 		cs = e.AppendContainers(cs[:0])
 		for _, c := range cs {
-			created := c.CreatedNanos()
-			items = append(items, listed{e, c, created, up})
+			items = append(items, listed{e, c, c.CreatedNanos(), up})
 		}
 	}
-	return items
+	sel.items, sel.cs = items, cs
 }
 
 // newestFirst is dockerd's order: newest first, then by ID.
@@ -107,6 +200,56 @@ func newestFirst(a, b listed) int {
 		return cmp.Compare(b.created, a.created)
 	}
 	return strings.Compare(a.c.ID, b.c.ID)
+}
+
+// sortNewestFirst sorts items as newestFirst, using tmp (as long as
+// items) for room, and returns the sorted slice, items or tmp. Many
+// items are sorted by creation time with a radix sort (8 passes at
+// most, those where every key has the same byte skipped), then equal
+// times by ID: a third of the time of a comparison sort at 30,000.
+func sortNewestFirst(items, tmp []listed) []listed {
+	if len(items) < 512 {
+		slices.SortFunc(items, newestFirst)
+		return items
+	}
+	// key orders newest first: the signed time flipped.
+	key := func(it listed) uint64 { return ^(uint64(it.created) ^ 1<<63) }
+	var counts [8][256]int
+	for _, it := range items {
+		k := key(it)
+		for b := range 8 {
+			counts[b][byte(k>>(8*b))]++
+		}
+	}
+	src, dst := items, tmp
+	for b := range 8 {
+		c := &counts[b]
+		if c[byte(key(src[0])>>(8*b))] == len(src) {
+			continue // one bucket: the order stands
+		}
+		sum := 0
+		for i := range c {
+			c[i], sum = sum, sum+c[i]
+		}
+		shift := 8 * b
+		for _, it := range src {
+			d := byte(key(it) >> shift)
+			dst[c[d]] = it
+			c[d]++
+		}
+		src, dst = dst, src
+	}
+	for i := 0; i < len(src); {
+		j := i + 1
+		for j < len(src) && src[j].created == src[i].created {
+			j++
+		}
+		if j-i > 1 {
+			slices.SortFunc(src[i:j], newestFirst)
+		}
+		i = j
+	}
+	return src
 }
 
 // renderList gives each listed container its status as of now.
