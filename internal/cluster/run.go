@@ -102,6 +102,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)
 		c.syncSecrets(ctx)
+		c.wakeHeld(ctx)
 	}
 }
 
