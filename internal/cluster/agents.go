@@ -61,7 +61,7 @@ func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration 
 // followSelf asks the managers about this node and acts on what changed:
 // its role (ErrRoleChanged once acted on) or the list of managers.
 func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
-	self, err := c.fetchSelf(ctx, hc)
+	self, err := c.fetchSelf(ctx, holdClient(hc))
 	if errors.Is(err, ErrRemoved) {
 		return fmt.Errorf("%w; to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
 	}
@@ -152,8 +152,7 @@ func (a *agents) stop() {
 
 // nodeTransport carries this node's calls to the managers' cluster ports
 // (its record every selfPeriod, its overlay networks every overlay.Period,
-// the latter held by the manager until its answer changes, hold.go;
-// renewals)
+// each held by the manager until its answer changes, hold.go; renewals)
 // over one HTTP/2 connection per manager: every manager keeps a
 // connection open for each node's, a TLS connection's buffers and
 // goroutines each (the tunnel is another), and the held calls share it.
@@ -206,6 +205,13 @@ func (t *nodeTransport) close() {
 	tr := t.tr
 	t.mu.Unlock()
 	tr.CloseIdleConnections()
+}
+
+// holdClient is hc for a call the manager may hold (hold.go).
+func holdClient(hc *http.Client) *http.Client {
+	h := *hc
+	h.Timeout += holdMax
+	return &h
 }
 
 // httpTLS is the client side of the cluster port's HTTP calls with this

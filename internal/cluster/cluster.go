@@ -113,6 +113,9 @@ type Cluster struct {
 	secrets // the store's key and autolock (lock.go, keys.go)
 
 	overlay overlayCache // the overlay networks' names (overlay.go)
+	// selfTag is the digest of the last /self answer (hold.go): the next
+	// call asks the manager to hold it until the answer differs.
+	selfTag atomic.Pointer[string]
 	held    atomic.Int64 // the nodes' calls held now (hold.go)
 	hold    holdState
 	peers   peerCache // node certificates verified (peers.go)
