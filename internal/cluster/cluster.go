@@ -117,8 +117,7 @@ type Cluster struct {
 	// call asks the manager to hold it until the answer differs.
 	selfTag atomic.Pointer[string]
 	held    atomic.Int64 // the nodes' calls held now (hold.go)
-	hold    holdState
-	peers   peerCache // node certificates verified (peers.go)
+	peers   peerCache    // node certificates verified (peers.go)
 	// lifetime is certLifetime as the sync loop last read it.
 	lifetime atomic.Int64
 }

@@ -43,7 +43,7 @@ type overlayCache struct {
 
 // handleOverlay tells the calling node the networks to plumb.
 func (c *Cluster) handleOverlay(w http.ResponseWriter, r *http.Request) {
-	c.answerChanged(w, r, func() (any, bool) {
+	c.answerChanged(w, r, overlay.Period, func() (any, bool) {
 		n, _, ok := c.peerRecordID(w, r, true)
 		if !ok {
 			return nil, false

@@ -102,7 +102,6 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)
 		c.syncSecrets(ctx)
-		c.wakeHeld(ctx)
 	}
 }
 

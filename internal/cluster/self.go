@@ -90,7 +90,7 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 // the roots to trust and whether to renew its certificate now; and records
 // what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
-	c.answerChanged(w, r, func() (any, bool) {
+	c.answerChanged(w, r, selfPeriod, func() (any, bool) {
 		n, id, ok := c.peerRecordID(w, r, true)
 		if !ok {
 			return nil, false
