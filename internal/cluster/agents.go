@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
@@ -24,7 +23,7 @@ const renewRetry = 2 * time.Second
 // and this node's role from the managers themselves, and renews this
 // node's certificate when due. It returns ErrRoleChanged once the node has
 // taken a new role.
-func (c *Cluster) runAgents(ctx context.Context, tr http.RoundTripper) error {
+func (c *Cluster) runAgents(ctx context.Context, tr *http.Transport) error {
 	as := c.newAgents(ctx)
 	defer as.stop()
 	go as.files.Run(ctx)
@@ -61,7 +60,7 @@ func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration 
 // followSelf asks the managers about this node and acts on what changed:
 // its role (ErrRoleChanged once acted on) or the list of managers.
 func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
-	self, err := c.fetchSelf(ctx, holdClient(hc))
+	self, err := c.fetchSelf(ctx, hc)
 	if errors.Is(err, ErrRemoved) {
 		return fmt.Errorf("%w; to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
 	}
@@ -152,73 +151,18 @@ func (a *agents) stop() {
 
 // nodeTransport carries this node's calls to the managers' cluster ports
 // (its record every selfPeriod, its overlay networks every overlay.Period,
-// each held by the manager until its answer changes, hold.go; renewals)
-// over one HTTP/2 connection per manager: every manager keeps a
-// connection open for each node's, a TLS connection's buffers and
-// goroutines each (the tunnel is another), and the held calls share it.
-// A manager that speaks only HTTP/1.1 answers without holding.
-//
-// CloseIdleConnections (after a renewal: the next calls present the new
-// certificate) starts a new transport, since an HTTP/2 connection with a
-// call held on it is never idle; the old one closes its connections once
-// their calls are answered.
-type nodeTransport struct {
-	mu  sync.Mutex
-	tr  *http.Transport
-	new func() *http.Transport
-}
-
-func (c *Cluster) nodeTransport() *nodeTransport {
-	mk := func() *http.Transport {
-		tr := &http.Transport{TLSClientConfig: c.httpTLS(), MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
-			IdleConnTimeout: 2 * holdMax,
-			// A manager gone without a word (its host down, a partition)
-			// is noticed by pings while a call is held.
-			HTTP2: &http.HTTP2Config{SendPingTimeout: 5 * time.Second, PingTimeout: 5 * time.Second}}
-		tr.Protocols = new(http.Protocols)
-		tr.Protocols.SetHTTP1(true)
-		tr.Protocols.SetHTTP2(true)
-		return tr
-	}
-	return &nodeTransport{tr: mk(), new: mk}
-}
-
-func (t *nodeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	t.mu.Lock()
-	tr := t.tr
-	t.mu.Unlock()
-	return tr.RoundTrip(r)
-}
-
-// CloseIdleConnections moves the next calls to new connections.
-func (t *nodeTransport) CloseIdleConnections() {
-	t.mu.Lock()
-	old := t.tr
-	t.tr = t.new()
-	t.mu.Unlock()
-	old.CloseIdleConnections()
-}
-
-// close closes the idle connections for good (Run's end).
-func (t *nodeTransport) close() {
-	t.mu.Lock()
-	tr := t.tr
-	t.mu.Unlock()
-	tr.CloseIdleConnections()
-}
-
-// holdClient is hc for a call the manager may hold (hold.go).
-func holdClient(hc *http.Client) *http.Client {
-	h := *hc
-	h.Timeout += holdMax
-	return &h
+// renewals) over one TLS connection per manager: every manager keeps a
+// connection open for each node's, a TLS connection's buffers and a
+// goroutine each (the tunnel is a third).
+func (c *Cluster) nodeTransport() *http.Transport {
+	return &http.Transport{TLSClientConfig: c.httpTLS(), MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}
 }
 
 // httpTLS is the client side of the cluster port's HTTP calls with this
 // node's certificate.
 func (c *Cluster) httpTLS() *tls.Config {
 	conf := c.root.ClientTLSConfig(c.kp)
-	conf.NextProtos = []string{"http/1.1"} // nodeTransport adds h2
+	conf.NextProtos = []string{"http/1.1"}
 	return conf
 }
 

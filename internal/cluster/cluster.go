@@ -113,10 +113,6 @@ type Cluster struct {
 	secrets // the store's key and autolock (lock.go, keys.go)
 
 	overlay overlayCache // the overlay networks' names (overlay.go)
-	// selfTag is the digest of the last /self answer (hold.go): the next
-	// call asks the manager to hold it until the answer differs.
-	selfTag atomic.Pointer[string]
-	held    atomic.Int64 // the nodes' calls held now (hold.go)
 	peers   peerCache    // node certificates verified (peers.go)
 	// lifetime is certLifetime as the sync loop last read it.
 	lifetime atomic.Int64

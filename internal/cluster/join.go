@@ -190,24 +190,11 @@ func postJSON(ctx context.Context, hc *http.Client, url string, in, out any) err
 }
 
 func doJSON(hc *http.Client, req *http.Request, out any) error {
-	_, err := doJSONTag(hc, req, out)
-	return err
-}
-
-// doJSONTag is doJSON that also returns the answer's ETag (hold.go).
-func doJSONTag(hc *http.Client, req *http.Request, out any) (string, error) {
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", transientError{fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL.Host, err)}
+		return transientError{fmt.Errorf("cluster: %s %s: %w", req.Method, req.URL.Host, err)}
 	}
 	defer resp.Body.Close()
-	if err := readJSON(resp, out); err != nil {
-		return "", err
-	}
-	return etag(resp), nil
-}
-
-func readJSON(resp *http.Response, out any) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Message string }

@@ -43,18 +43,16 @@ type overlayCache struct {
 
 // handleOverlay tells the calling node the networks to plumb.
 func (c *Cluster) handleOverlay(w http.ResponseWriter, r *http.Request) {
-	c.answerChanged(w, r, overlay.Period, func() (any, bool) {
-		n, _, ok := c.peerRecordID(w, r, true)
-		if !ok {
-			return nil, false
-		}
-		st, err := c.overlayState(r.Context(), n)
-		if err != nil {
-			httpError(w, http.StatusServiceUnavailable, err.Error())
-			return nil, false
-		}
-		return st, true
-	})
+	n, _, ok := c.peerRecordID(w, r, true)
+	if !ok {
+		return
+	}
+	st, err := c.overlayState(r.Context(), n)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	writeJSONResp(w, st)
 }
 
 // overlayState is node n's part of the cluster networks.
@@ -205,8 +203,8 @@ func ready(h string) bool { return h != "starting" && h != "unhealthy" }
 
 // runOverlay keeps this node's overlay networks as the managers want
 // them, until ctx ends; a node that left takes them away.
-func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr http.RoundTripper) error {
-	hc := &http.Client{Timeout: holdMax + 5*time.Second, Transport: tr} // a call the manager holds (hold.go)
+func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr *http.Transport) error {
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	f := &overlayFetcher{hc: hc, managers: managers}
 	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json"),
 		Prune: c.overlayPruner()})
@@ -228,7 +226,6 @@ type overlayFetcher struct {
 	hc       *http.Client
 	managers []string
 	next     int
-	tag      string // the last answer's digest: the manager holds the next call until it changes
 }
 
 func (f *overlayFetcher) fetch(ctx context.Context) (overlay.State, error) {
@@ -236,8 +233,7 @@ func (f *overlayFetcher) fetch(ctx context.Context) (overlay.State, error) {
 		return overlay.State{}, fmt.Errorf("overlay: no manager known")
 	}
 	addr := f.managers[f.next%len(f.managers)]
-	st, tag, err := fetchOverlay(ctx, f.hc, addr, f.tag)
-	f.tag = tag
+	st, err := fetchOverlay(ctx, f.hc, addr)
 	if err != nil {
 		f.next++
 		return st, err
@@ -248,28 +244,24 @@ func (f *overlayFetcher) fetch(ctx context.Context) (overlay.State, error) {
 	return st, nil
 }
 
-func fetchOverlay(ctx context.Context, hc *http.Client, addr, wait string) (overlay.State, string, error) {
-	url := "https://" + addr + "/overlay"
-	if wait != "" {
-		url += "?wait=" + wait
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+func fetchOverlay(ctx context.Context, hc *http.Client, addr string) (overlay.State, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/overlay", nil)
 	if err != nil {
-		return overlay.State{}, "", err
+		return overlay.State{}, err
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return overlay.State{}, "", err
+		return overlay.State{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return overlay.State{}, "", fmt.Errorf("overlay: manager %s answered %s", addr, resp.Status)
+		return overlay.State{}, fmt.Errorf("overlay: manager %s answered %s", addr, resp.Status)
 	}
 	var st overlay.State
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return overlay.State{}, "", fmt.Errorf("overlay: manager %s: %w", addr, err)
+		return overlay.State{}, fmt.Errorf("overlay: manager %s: %w", addr, err)
 	}
-	return st, etag(resp), nil
+	return st, nil
 }
 
 // prunePeriod is how often a node looks for engine networks left behind.

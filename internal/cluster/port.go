@@ -31,7 +31,7 @@ func (c *Cluster) serverTLS() *tls.Config {
 			return c.kp.Get(), nil
 		},
 		ClientAuth: tls.RequestClientCert,
-		NextProtos: []string{protoTunnel, "h2", "http/1.1"}, // h2: a node's held calls share one connection (hold.go)
+		NextProtos: []string{protoTunnel, "http/1.1"},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 {
 				return nil
@@ -52,8 +52,7 @@ func (c *Cluster) serve(ctx context.Context) error {
 	}
 	defer ln.Close()
 	httpLn := newChanListener(ln.Addr())
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }} // held calls (hold.go) end with the port
+	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(httpLn)
 	defer shutdown(srv) // overlay.go
 	context.AfterFunc(ctx, func() { ln.Close() })

@@ -49,18 +49,12 @@ func (c *Cluster) askOrder() []string {
 func (c *Cluster) fetchSelf(ctx context.Context, hc *http.Client) (selfResponse, error) {
 	var last error = errors.New("no manager known")
 	for _, addr := range c.askOrder() {
-		url := "https://" + addr + "/self?trust=" + trustDigest(c.root.TrustPEM())
-		if tag := c.selfTag.Load(); tag != nil && *tag != "" {
-			url += "&wait=" + *tag
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+addr+"/self?trust="+trustDigest(c.root.TrustPEM()), nil)
 		if err != nil {
 			return selfResponse{}, err
 		}
 		var out selfResponse
-		tag, err := doJSONTag(hc, req, &out)
-		c.selfTag.Store(&tag)
-		if err != nil {
+		if err := doJSON(hc, req, &out); err != nil {
 			if errors.Is(err, ErrRemoved) {
 				return selfResponse{}, err // any manager's word is final
 			}

@@ -22,7 +22,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	errc := make(chan error, 5)             // one per goroutine: none blocks after Run returns
 	managers := slices.Clone(c.st.Managers) // runAgents changes them
 	tr := c.nodeTransport()
-	defer tr.close()
+	defer tr.CloseIdleConnections()
 	wg.Go(func() { errc <- c.runAgents(ctx, tr) })
 	wg.Go(func() { errc <- c.runOverlay(ctx, managers, tr) })
 	if c.IsManager() {

@@ -90,23 +90,21 @@ func (c *Cluster) voterURLs(ctx context.Context) []string {
 // the roots to trust and whether to renew its certificate now; and records
 // what the node shows of its certificates (its TLSInfo).
 func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
-	c.answerChanged(w, r, selfPeriod, func() (any, bool) {
-		n, id, ok := c.peerRecordID(w, r, true)
-		if !ok {
-			return nil, false
-		}
-		ctx := r.Context()
-		seen := &nodeapi.NodeTLS{TrustDigest: r.URL.Query().Get("trust"), IssuerSubject: id.IssuerSubject, IssuerPublicKey: id.IssuerPublicKey}
-		if !seen.Equal(n.TLS) {
-			c.recordTLS(ctx, n.ID, seen)
-		}
-		resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
-			Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.cachedLifetime(ctx)}
-		if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
-			resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
-		}
-		return resp, true
-	})
+	n, id, ok := c.peerRecordID(w, r, true)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	seen := &nodeapi.NodeTLS{TrustDigest: r.URL.Query().Get("trust"), IssuerSubject: id.IssuerSubject, IssuerPublicKey: id.IssuerPublicKey}
+	if !seen.Equal(n.TLS) {
+		c.recordTLS(ctx, n.ID, seen)
+	}
+	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
+		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.cachedLifetime(ctx)}
+	if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
+		resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
+	}
+	writeJSONResp(w, resp)
 }
 
 // recordTLS keeps what a node showed of its certificates in its record
