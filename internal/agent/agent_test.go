@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,4 +400,67 @@ func reconnectedSince(t0 time.Time, sets ...*Tunnels) bool {
 		}
 	}
 	return false
+}
+
+// writeSizes records the largest write to a connection: the size of the
+// largest TLS record sent on it.
+type writeSizes struct {
+	net.Conn
+	max *atomic.Int64
+}
+
+func (c writeSizes) Write(p []byte) (int, error) {
+	for {
+		m := c.max.Load()
+		if int64(len(p)) <= m || c.max.CompareAndSwap(m, int64(len(p))) {
+			break
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// TestTunnelSmallRecords checks that a node sends its engine's answers
+// in TLS records of at most maxRecord bytes: a manager keeps, per tunnel,
+// a read buffer as large as the largest record it was sent.
+func TestTunnelSmallRecords(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManagerTimed(t, root, "m1", bulkTiming)
+	var largest atomic.Int64
+	kp := keypair(t, root, "node1", ca.RoleWorker)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{m.addr}, TLS: root.ClientTLSConfig(kp), EngineSocket: fakeEngine(t), Timing: bulkTiming,
+		DialManager: func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return nil, err
+			}
+			return writeSizes{conn, &largest}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitConnected(t, m.tunnels, "node1", true)
+
+	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB echoed back
+	client := &http.Client{Transport: m.tunnels.Endpoint("node1").RoundTripper(), Timeout: 30 * time.Second}
+	resp, err := client.Post("http://engine/echo", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("echo: %d bytes, %v", len(got), err)
+	}
+	// A record is its plaintext plus a 5-byte header, a content type byte
+	// and a 16-byte tag (TLS 1.3).
+	if l := largest.Load(); l > maxRecord+64 {
+		t.Fatalf("largest TLS record sent by the node: %d bytes, want at most %d", l, maxRecord+64)
+	}
 }
