@@ -464,3 +464,38 @@ func TestTunnelSmallRecords(t *testing.T) {
 		t.Fatalf("largest TLS record sent by the node: %d bytes, want at most %d", l, maxRecord+64)
 	}
 }
+
+// TestNodeDownHook: the node's Down hook runs each time its tunnel drops
+// or is refused (it may have been removed: the cluster asks about itself
+// then), and not while the tunnel stays up.
+func TestNodeDownHook(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	sock := fakeEngine(t)
+	downs := make(chan struct{}, 100)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{m.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
+		EngineSocket: sock, Timing: fastTiming, MinBackoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Down: func() { downs <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitConnected(t, m.tunnels, "node1", true)
+	if len(downs) != 0 {
+		t.Fatalf("Down ran %d times while the tunnel came up", len(downs))
+	}
+	root.Revocations().Revoke("node1")
+	m.tunnels.Disconnect("node1")
+	for range 2 { // the drop, then a refusal
+		select {
+		case <-downs:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Down did not run after the tunnel dropped and was refused")
+		}
+	}
+}

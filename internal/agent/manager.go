@@ -228,19 +228,25 @@ func (e *Endpoint) NodeID() string { return e.nodeID }
 // Dial opens a new stream to the node's engine: a connection to its API
 // socket as if dialled locally.
 func (e *Endpoint) Dial(ctx context.Context) (net.Conn, error) {
+	return e.tunnels.Dial(ctx, e.nodeID)
+}
+
+// Dial opens a new stream to a node: to its engine's API socket as if
+// dialled locally, or, for a request under LocalPrefix, to its agent.
+func (t *Tunnels) Dial(ctx context.Context, nodeID string) (net.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, ok := e.tunnels.get(e.nodeID)
+	s, ok := t.get(nodeID)
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotConnected, e.nodeID)
+		return nil, fmt.Errorf("%w: %s", ErrNotConnected, nodeID)
 	}
 	conn, err := s.sess.OpenStream()
 	if errors.Is(err, yamux.ErrSessionShutdown) {
-		return nil, fmt.Errorf("%w: %s: %w", ErrNotConnected, e.nodeID, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrNotConnected, nodeID, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("agent: open stream to %s: %w", e.nodeID, err)
+		return nil, fmt.Errorf("agent: open stream to %s: %w", nodeID, err)
 	}
 	return &streamConn{conn}, nil
 }

@@ -38,6 +38,10 @@ type NodeConfig struct {
 	// Local answers the requests for the node itself (paths under
 	// LocalPrefix, e.g. TaskFiles); nil sends them to the engine too.
 	Local http.Handler
+	// Down, if set, is called each time the tunnel goes down or could
+	// not come up (a refusal, an unreachable manager), before the next
+	// try: the node may have been removed or the managers changed.
+	Down func()
 }
 
 // Node keeps the node's tunnel to a manager up and serves the managers'
@@ -104,6 +108,9 @@ func (n *Node) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		n.log.Warn("agent: tunnel down", "manager", addr, "err", err)
+		if n.cfg.Down != nil {
+			n.cfg.Down()
+		}
 		if served {
 			backoff = n.cfg.MinBackoff
 			continue // a tunnel that worked gets replaced at once

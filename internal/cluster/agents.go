@@ -29,7 +29,9 @@ func (c *Cluster) runAgents(ctx context.Context, tr *http.Transport) error {
 	go as.files.Run(ctx)
 	as.apply(c.st.Managers)
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
-	t := time.NewTicker(selfPeriod)
+	// The first call after selfPeriod, as before; then every selfPeriod,
+	// or every pollPeriod and when a manager wakes us (wake.go).
+	t := time.NewTimer(selfPeriod)
 	defer t.Stop()
 	renewT := time.NewTimer(c.renewIn())
 	defer renewT.Stop()
@@ -39,49 +41,58 @@ func (c *Cluster) runAgents(ctx context.Context, tr *http.Transport) error {
 			return nil
 		case <-renewT.C:
 			renewT.Reset(c.renewOnce(ctx, hc))
+			continue
 		case <-t.C:
-			if err := c.followSelf(ctx, hc, as); err != nil {
-				return err
-			}
-			renewT.Reset(c.renewIn()) // what the managers said may bring it forward
+		case <-c.wake.self:
 		}
+		ok, err := c.followSelf(ctx, hc, as)
+		if err != nil {
+			return err
+		}
+		t.Stop()
+		t.Reset(c.wake.nextPoll(selfPeriod, ok))
+		renewT.Reset(c.renewIn()) // what the managers said may bring it forward
 	}
 }
 
-// renewOnce renews the certificate and says when to renew next.
+// renewOnce renews the certificate and says when to renew next. A node
+// renewed asks about itself again soon (a rotation may want another).
 func (c *Cluster) renewOnce(ctx context.Context, hc *http.Client) time.Duration {
 	if err := c.renew(ctx, hc); err != nil {
 		c.log.Warn("cluster: certificate renewal", "err", err)
 		return renewRetry
 	}
+	c.wake.woken(wakeSelf)
 	return c.renewIn()
 }
 
 // followSelf asks the managers about this node and acts on what changed:
-// its role (ErrRoleChanged once acted on) or the list of managers.
-func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) error {
+// its role (ErrRoleChanged once acted on) or the list of managers. ok
+// says a manager answered.
+func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) (ok bool, err error) {
 	self, err := c.fetchSelf(ctx, hc)
 	if errors.Is(err, ErrRemoved) {
-		return fmt.Errorf("%w; to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
+		return false, fmt.Errorf("%w; to join again, empty --data-dir %s and run shoal join --token", err, c.cfg.DataDir)
 	}
 	if err != nil {
 		c.log.Debug("cluster: own record", "err", err)
-		return nil
+		return false, nil
 	}
 	if self.Left {
-		return ErrLeft
+		return true, ErrLeft
 	}
+	c.wake.managerWakes.Store(self.Wakes)
 	c.followCA(self)
 	if want, ok := roleChange(c.st.Role, self.Role); ok {
 		c.log.Info("cluster: role change", "from", c.st.Role, "to", want)
 		if err := c.changeRole(ctx, hc, want); err != nil {
 			c.log.Warn("cluster: role change", "to", want, "err", err)
-			return nil
+			return false, nil // asked again soon
 		}
-		return ErrRoleChanged
+		return true, ErrRoleChanged
 	}
 	if len(self.Managers) == 0 {
-		return nil
+		return true, nil
 	}
 	if !slices.Equal(self.Managers, c.st.Managers) {
 		c.log.Info("cluster: managers changed", "managers", self.Managers)
@@ -89,7 +100,7 @@ func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) e
 		_ = c.saveState()
 	}
 	as.apply(self.Managers)
-	return nil
+	return true, nil
 }
 
 // agents runs one agent (tunnel) per manager.
@@ -113,7 +124,8 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 	newNode := func(addr string) (*agent.Node, error) {
 		return agent.NewNode(agent.NodeConfig{
 			Managers: []string{addr}, TLS: tlsConf, DialEngine: c.engineDialer(),
-			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log, Local: files,
+			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log, Local: nodeLocal{files: files, w: c.wake},
+			Down: func() { c.wake.woken(wakeSelf) }, // removed, left, or a manager gone: ask (wake.go)
 		})
 	}
 	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files}

@@ -99,6 +99,8 @@ type Cluster struct {
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	cacheRev int64           // the store revision cache reflects
+	// cacheVersion fingerprints the records in cache (NodesVersion).
+	cacheVersion uint64
 	// mgrAddrs and peerAddrList are managerAddrs and peerAddrs of cache,
 	// worked out once per sync pass: every node's calls answer them.
 	mgrAddrs     []string
@@ -114,6 +116,7 @@ type Cluster struct {
 
 	overlay overlayCache // the overlay networks' names (overlay.go)
 	peers   peerCache    // node certificates verified (peers.go)
+	wake    *wakes       // the nodes' calls woken on change (wake.go)
 	// lifetime is certLifetime as the sync loop last read it.
 	lifetime atomic.Int64
 }
@@ -136,7 +139,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Cluster{cfg: cfg, log: cfg.Logger, cache: map[string]Node{}, lastSeen: map[string]time.Time{}, names: map[string]string{},
-		refused: map[string]time.Time{}, left: make(chan struct{}), renewFrac: ca.RenewFraction()}, nil
+		refused: map[string]time.Time{}, left: make(chan struct{}), renewFrac: ca.RenewFraction(), wake: newWakes()}, nil
 }
 
 // NodeID is this node's ID.

@@ -205,7 +205,7 @@ func ready(h string) bool { return h != "starting" && h != "unhealthy" }
 // them, until ctx ends; a node that left takes them away.
 func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr *http.Transport) error {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-	f := &overlayFetcher{hc: hc, managers: managers}
+	f := &overlayFetcher{hc: hc, managers: managers, w: c.wake}
 	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json"),
 		Prune: c.overlayPruner()})
 	err := node.Run(ctx)
@@ -221,26 +221,43 @@ func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr *http.Tr
 	return err
 }
 
-// overlayFetcher asks the managers in turn, following their list.
+// overlayFetcher asks the managers in turn, following their list. The
+// overlay loop converges every overlay.Period; when the managers wake
+// this node (wake.go), the state they last gave is used again until a
+// wake or pollPeriod.
 type overlayFetcher struct {
 	hc       *http.Client
 	managers []string
 	next     int
+	w        *wakes
+	last     *overlay.State // the last answer
+	due      time.Time      // when to ask again without a wake
+	calls    int            // calls made (tests)
 }
 
 func (f *overlayFetcher) fetch(ctx context.Context) (overlay.State, error) {
+	if f.last != nil && time.Now().Before(f.due) && f.w.managerWakes.Load() {
+		select {
+		case <-f.w.overlay:
+		default:
+			return *f.last, nil
+		}
+	}
 	if len(f.managers) == 0 {
 		return overlay.State{}, fmt.Errorf("overlay: no manager known")
 	}
 	addr := f.managers[f.next%len(f.managers)]
+	f.calls++
 	st, err := fetchOverlay(ctx, f.hc, addr)
 	if err != nil {
 		f.next++
+		f.last = nil
 		return st, err
 	}
 	if len(st.Managers) > 0 {
 		f.managers, f.next = st.Managers, 0
 	}
+	f.last, f.due = &st, time.Now().Add(f.w.nextPoll(overlay.Period, true))
 	return st, nil
 }
 

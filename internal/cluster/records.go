@@ -113,6 +113,9 @@ type selfResponse struct {
 	Roots      []byte        `json:"roots,omitempty"`
 	Renew      bool          `json:"renew,omitempty"`
 	CertExpiry time.Duration `json:"cert_expiry,omitempty"`
+	// Wakes says that the manager wakes the node when what it would
+	// answer changes (wake.go): the node may ask seldom.
+	Wakes bool `json:"wakes,omitempty"`
 }
 
 // certRequest asks for a new certificate (renewal or role change) for the

@@ -19,7 +19,7 @@ func (c *Cluster) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	errc := make(chan error, 5)             // one per goroutine: none blocks after Run returns
+	errc := make(chan error, 7)             // one per goroutine: none blocks after Run returns
 	managers := slices.Clone(c.st.Managers) // runAgents changes them
 	tr := c.nodeTransport()
 	defer tr.CloseIdleConnections()
@@ -29,6 +29,8 @@ func (c *Cluster) Run(ctx context.Context) error {
 		wg.Go(func() { errc <- c.serve(ctx) })
 		wg.Go(func() { errc <- c.syncLoop(ctx) })
 		wg.Go(func() { c.watchStore(ctx, errc) })
+		wg.Go(func() { errc <- c.watchOverlay(ctx) }) // wake.go
+		wg.Go(func() { errc <- c.sendWakes(ctx) })
 	}
 	select {
 	case <-ctx.Done():
@@ -102,6 +104,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)
 		c.syncSecrets(ctx)
+		c.noteSelfInputs() // wake.go
 	}
 }
 
@@ -129,7 +132,9 @@ func (c *Cluster) syncOnce(ctx context.Context) {
 		c.mu.Unlock()
 		return
 	}
-	c.cache, c.cacheRev = cache, rev
+	old := c.cache
+	c.cache, c.cacheRev, c.cacheVersion = cache, rev, nodesVersion(items)
+	c.wake.noteRecords(old, cache) // wake.go
 	c.mgrAddrs, c.peerAddrList = c.managerAddrsLocked(), c.peerAddrsLocked()
 	for _, p := range c.tunnels.Connected() {
 		c.lastSeen[p.Identity.NodeID] = time.Now()

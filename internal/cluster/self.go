@@ -100,7 +100,7 @@ func (c *Cluster) handleSelf(w http.ResponseWriter, r *http.Request) {
 		c.recordTLS(ctx, n.ID, seen)
 	}
 	resp := selfResponse{Role: n.Role, Managers: c.managerAddrs(), Left: n.Left,
-		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.cachedLifetime(ctx)}
+		Renew: !bytes.Equal(id.IssuerPublicKey, c.root.Issuer().RawSubjectPublicKeyInfo), CertExpiry: c.cachedLifetime(ctx), Wakes: true}
 	if roots := c.root.TrustPEM(); seen.TrustDigest != trustDigest(roots) {
 		resp.Roots = roots // only to a node that trusts other roots: every node asks every 2 s
 	}

@@ -32,9 +32,25 @@ func newNodeDigester(r taskRuntime) *nodeDigester {
 	return &nodeDigester{r: r, cache: map[*engine.Engine]infoDigest{}}
 }
 
+// nodesVersioned is a built-in cluster that fingerprints its node
+// records as its sync loop last read them (and as this manager last wrote
+// them): the fingerprint changes whenever a record is created, changed or
+// removed.
+type nodesVersioned interface{ NodesVersion() uint64 }
+
 func (d *nodeDigester) digest(ctx context.Context) uint64 {
-	if d.r.m.cfg.Cluster != nil {
-		return d.records(ctx)
+	var version uint64
+	if cl := d.r.m.cfg.Cluster; cl != nil {
+		nv, ok := cl.(nodesVersioned)
+		if !ok {
+			return d.records(ctx)
+		}
+		// The records' fingerprint and the engines behind them, hashed
+		// as under manage: reading, decoding and converting every node
+		// record each second was a tenth of the idle manager's CPU at
+		// 1,000 nodes. What the orchestrator takes from a record (role,
+		// availability, labels, hostname) changes only with the record.
+		version = nv.NodesVersion()
 	}
 	d.r.m.awaitContact(ctx)
 	h := fnv.New64a()
@@ -43,6 +59,7 @@ func (d *nodeDigester) digest(ctx context.Context) uint64 {
 		binary.LittleEndian.PutUint64(num[:], v)
 		h.Write(num[:])
 	}
+	word(version)
 	engines := d.r.m.pool.Engines()
 	seen := make(map[*engine.Engine]bool, len(engines))
 	for _, e := range engines {
@@ -92,7 +109,8 @@ func (d *nodeDigester) infoSum(e *engine.Engine) uint64 {
 }
 
 // records hashes the built-in cluster's node list as the orchestrator
-// sees it (node records from the store, engines behind them).
+// sees it (node records from the store, engines behind them), for a
+// cluster that does not fingerprint its records.
 func (d *nodeDigester) records(ctx context.Context) uint64 {
 	nodes, err := d.r.nodes(ctx, false)
 	if err != nil {
