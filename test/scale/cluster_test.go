@@ -30,7 +30,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -225,7 +227,22 @@ func runCluster(t *testing.T, cfg config) {
 	runs := measure(cfg.runs, func() { runDetached(t, hc, base) })
 	infos := measure(cfg.samples, func() { get(t, hc, base+apiPrefix+"/info") })
 	var psBody []byte
+	psProfiled := make(chan struct{})
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" {
+		// The manager's CPU while it answers the ps -a samples.
+		go func() {
+			defer close(psProfiled)
+			cpuProfile(hc, base, filepath.Join(dir, "cluster-cpu-ps.pprof"), 5*time.Second)
+		}()
+	} else {
+		close(psProfiled)
+	}
 	pss := measure(cfg.samples, func() { psBody = get(t, hc, base+apiPrefix+"/containers/json?all=1") })
+	<-psProfiled
+	// The same calls from a client process of its own (as docker is): the
+	// test process also runs every node and engine, whose garbage its
+	// reading of each 23.5 MiB answer shares a heap and GC with.
+	curlPss := measureCurl(t, cfg.samples, base+apiPrefix+"/containers/json?all=1")
 	rssAfter, peak := rss(pid), hwm(pid)
 
 	var ps []container.Summary
@@ -255,6 +272,9 @@ func runCluster(t *testing.T, cfg config) {
 	row("run -d", runs, targets1000.run)
 	row("info", infos, targets1000.info)
 	row("ps -a", pss, targets1000.ps)
+	if len(curlPss) > 0 {
+		row("ps -a (curl)", curlPss, targets1000.ps)
+	}
 	row("inspect nosuch", miss, targets1000.run)
 	fmt.Fprintf(&r, "inspect nosuch: %d engine requests for 5 lookups\n", asked)
 	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s; after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
@@ -348,4 +368,28 @@ func notFound(t *testing.T, hc *http.Client, url string) {
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("GET %s: %d %.200s, want 404", url, resp.StatusCode, b)
 	}
+}
+
+// measureCurl times n GETs of url by curl, a client process of its own
+// reading the whole answer (curl's time_total: connect to the last byte).
+// Without curl it measures nothing.
+func measureCurl(t *testing.T, n int, url string) []time.Duration {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Logf("no curl: ps -a from a client process of its own not measured")
+		return nil
+	}
+	out := make([]time.Duration, 0, n)
+	for range n {
+		b, err := exec.Command("curl", "-sf", "-o", "/dev/null", "-w", "%{time_total}", url).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v", url, err)
+		}
+		secs, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+		if err != nil {
+			t.Fatalf("curl time_total %q: %v", b, err)
+		}
+		out = append(out, time.Duration(secs*float64(time.Second)))
+	}
+	slices.Sort(out)
+	return out
 }
