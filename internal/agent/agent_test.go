@@ -252,8 +252,13 @@ func TestTunnelReconnectAndFailover(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, ok := n.Connected(); !ok {
-		t.Fatal("node does not report its tunnel")
+	// The manager counts the tunnel once its session starts; the node
+	// once its first ping is answered, a moment later.
+	for _, ok := n.Connected(); !ok; _, ok = n.Connected() {
+		if time.Now().After(deadline) {
+			t.Fatal("node does not report its tunnel")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("node reconnected in %s", time.Since(start).Round(time.Millisecond))
 
