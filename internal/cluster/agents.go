@@ -125,7 +125,7 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 		return agent.NewNode(agent.NodeConfig{
 			Managers: []string{addr}, TLS: tlsConf, DialEngine: c.engineDialer(),
 			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log, Local: nodeLocal{files: files, w: c.wake},
-			Down: func() { c.wake.woken(wakeSelf) }, // removed, left, or a manager gone: ask (wake.go)
+			Down: func() { c.wake.woken(wakeSelf | wakeOverlay) }, // removed, left, a manager gone, a partition: ask (wake.go)
 		})
 	}
 	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files}

@@ -322,17 +322,38 @@ func (c *Cluster) sendWakesOnce(ctx context.Context, all wakeWhat, each map[stri
 			for j := range jobs {
 				if err := c.wakeNode(ctx, j.id, j.what); err != nil {
 					c.log.Debug("cluster: wake a node", "node", j.id, "what", j.what.String(), "err", err)
+					c.wake.retry(ctx, j.id, j.what)
 				}
 			}
 		})
 	}
-	for _, p := range c.tunnels.Connected() {
+	for _, p := range c.tunnels.Connected() { // a retry of a node gone is dropped here
 		if what := all | each[p.Identity.NodeID]; what != 0 {
 			jobs <- job{p.Identity.NodeID, what}
 		}
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// wakeRetry is how soon a wake that failed is sent again, for as long as
+// the node's tunnel is up: one lost in a partition that left the tunnel
+// up (its calls then fail too, but a node that is not due to ask makes
+// none) reaches the node soon after the partition heals, not at its next
+// poll. A node whose tunnel went down asks by itself (agent's Down).
+const wakeRetry = time.Second
+
+// retry queues a failed wake again after wakeRetry.
+func (w *wakes) retry(ctx context.Context, id string, what wakeWhat) {
+	time.AfterFunc(wakeRetry, func() {
+		if ctx.Err() != nil {
+			return
+		}
+		w.mu.Lock()
+		w.each[id] |= what
+		w.mu.Unlock()
+		poke(w.signal)
+	})
 }
 
 // wakeTimeout bounds one wake.

@@ -207,3 +207,18 @@ func TestManagerWakesNodes(t *testing.T) {
 		t.Fatalf("the worker was woken for %q after a role change, want self,overlay", g)
 	}
 }
+
+// A wake that could not be sent is queued again (a partition that left
+// the tunnel up loses it otherwise until the node's next poll).
+func TestWakeRetried(t *testing.T) {
+	w := newWakes()
+	w.retry(t.Context(), "a", wakeOverlay)
+	select {
+	case <-w.signal:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a failed wake was not queued again")
+	}
+	if all, each := w.take(); all != 0 || each["a"] != wakeOverlay {
+		t.Errorf("queued again: %q %v, want a's overlay", all, each)
+	}
+}
