@@ -86,6 +86,7 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
 		FailureRetry: c.FailureRetry, PingRate: c.PingRate, Logger: log,
+		Loaded: returnLoadMemory(log), // loadmem.go
 	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter, LocalSwarm: st != nil,
