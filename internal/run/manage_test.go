@@ -129,4 +129,3 @@ func TestOutcome(t *testing.T) {
 		}
 	}
 }
-
