@@ -12,7 +12,7 @@ import (
 // of what is live between collections instead of all of it, so the
 // load's garbage takes less memory and what stays is packed closer
 // (fewer spans half used when the load ends). The load collects more
-// often (it allocates ~470 MB at 1,000 engines); the calls after it, with
+// often (it allocates ~420 MB at 1,000 engines); the calls after it, with
 // GOGC back at its value, do not (docs/benchmarks.md, issue 16 part 3).
 const loadGOGC = 50
 
