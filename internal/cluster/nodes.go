@@ -142,6 +142,11 @@ func (c *Cluster) swarmNode(r Node, v observation) swarm.Node {
 	e := v.engines[r.ID]
 	ready := !r.Left && (v.connected[r.ID] || c.seenRecently(r.ID, v.now))
 	o := nodeapi.Observed{Ready: ready, EngineName: c.nameOf(r.ID, e), TLS: nodeapi.TLSInfo(r.TLS, v.roots, v.rootPEM)}
+	// A node that just joined (or reconnected to a manager that just
+	// started) is up before the pool has reached its engine, which takes
+	// no task until then: Ready would have a `service create` made right
+	// after `node ls` showed it place every task on the other nodes.
+	o.Contacting = ready && c.cfg.Pool != nil && (e == nil || engineState(e) == engine.Pending)
 	if e != nil {
 		if o.Info = e.Info(); o.Info != nil {
 			o.EngineVersion, _ = e.Version()
@@ -247,4 +252,9 @@ func (c *Cluster) RemoveNode(ctx context.Context, ref string, force bool) error 
 	c.syncOnce(ctx)
 	c.log.Info("node removed", "node", n.ID, "hostname", n.Hostname)
 	return nil
+}
+
+func engineState(e *engine.Engine) engine.State {
+	st, _ := e.State()
+	return st
 }

@@ -12,6 +12,10 @@ import (
 // Observed is what a manager knows of a node beyond its record.
 type Observed struct {
 	Ready bool
+	// Contacting: the node is up (Ready) but this manager has not reached
+	// its engine yet, so nothing can be placed on it: swarm mode's
+	// "unknown", as `shoal manage` shows an engine being contacted.
+	Contacting bool
 	// Info and EngineVersion are the node's engine as last seen (nil: never).
 	Info          *system.Info
 	EngineVersion string
@@ -35,7 +39,7 @@ func ToSwarm(r Node, o Observed) swarm.Node {
 			Annotations:  swarm.Annotations{Labels: map[string]string{}},
 		},
 		Description: swarm.NodeDescription{Hostname: r.Hostname, TLSInfo: o.TLS},
-		Status:      nodeStatus(r, o.Ready),
+		Status:      nodeStatus(r, o),
 	}
 	maps.Copy(n.Spec.Labels, r.Labels)
 	if o.Info != nil {
@@ -50,8 +54,11 @@ func ToSwarm(r Node, o Observed) swarm.Node {
 	return n
 }
 
-func nodeStatus(r Node, ready bool) swarm.NodeStatus {
-	if ready {
+func nodeStatus(r Node, o Observed) swarm.NodeStatus {
+	switch {
+	case o.Ready && o.Contacting:
+		return swarm.NodeStatus{State: swarm.NodeStateUnknown, Addr: r.Addr, Message: "contacting the node's engine"}
+	case o.Ready:
 		return swarm.NodeStatus{State: swarm.NodeStateReady, Addr: r.Addr}
 	}
 	return swarm.NodeStatus{State: swarm.NodeStateDown, Addr: r.Addr, Message: "heartbeat failure"}
