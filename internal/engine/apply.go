@@ -138,7 +138,7 @@ func refreshes(action string) bool {
 
 // refreshAll carries out the plans, a few refreshes at a time.
 func (e *Engine) refreshAll(ctx context.Context, order []string, plans map[string]*refreshPlan) {
-	sem := make(chan struct{}, inspectConcurrency)
+	sem := make(chan struct{}, e.inspectsAtOnce())
 	var wg sync.WaitGroup
 	for _, id := range order {
 		p := plans[id]

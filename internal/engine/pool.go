@@ -26,6 +26,7 @@ type Pool struct {
 	cancels map[string]context.CancelFunc
 	pending []string
 	started bool
+	counted bool // the first addresses' loads are counted (Options.Loaded)
 	wg      sync.WaitGroup
 	list    []*Engine // sorted snapshot, rebuilt on change
 	schemes map[string]func(ctx context.Context, address string) (net.Conn, error)
@@ -61,6 +62,7 @@ func NewPool(opts Options, tlsConf *tls.Config) *Pool {
 	opts.budget = newBudget()
 	opts.bus = newBus(opts.SubscriberBuffer)
 	opts.spec = &specKeys{}
+	opts.firstLeft = new(atomic.Int64)
 	return &Pool{opts: opts, tls: tlsConf, engines: map[string]*Engine{}, cancels: map[string]context.CancelFunc{}}
 }
 
@@ -128,6 +130,14 @@ func (p *Pool) Update(addrs []string) {
 		want[a] = true
 	}
 	p.opts.budget.setEngines(len(want))
+	// The first addresses' engines are counted until each has ended its
+	// first load (Options.Loaded); one more count, held until all of them
+	// are started, keeps Loaded from coming before the last is counted.
+	first := !p.counted && len(want) > 0
+	if first {
+		p.counted = true
+		p.opts.firstLoadsLeft(1)
+	}
 	for _, a := range addrs {
 		a = strings.TrimSpace(a)
 		if _, ok := p.engines[a]; ok || a == "" {
@@ -139,6 +149,10 @@ func (p *Pool) Update(addrs []string) {
 			continue
 		}
 		e := newEngine(a, c, &p.opts)
+		if first {
+			e.firstLoad.Store(true)
+			p.opts.firstLoadsLeft(1)
+		}
 		ctx, cancel := context.WithCancel(p.ctx)
 		p.engines[a] = e
 		p.cancels[a] = cancel
@@ -149,8 +163,12 @@ func (p *Pool) Update(addrs []string) {
 		}()
 		p.opts.Logger.Info("engine added", "addr", a)
 	}
+	if first {
+		p.opts.firstLoadsLeft(-1)
+	}
 	for a, e := range p.engines {
 		if !want[a] {
+			e.firstLoadEnded() // a first engine removed before it loaded
 			p.cancels[a]()
 			delete(p.engines, a)
 			delete(p.cancels, a)

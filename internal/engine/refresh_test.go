@@ -3,15 +3,19 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // A full refresh inspects the containers it does not know yet a few at a
-// time, never more than inspectConcurrency, and keeps what each inspect
+// time, never more than its client keeps connections (so each is reused,
+// not dialed anew), and keeps what each inspect
 // said; one the engine no longer has is left out.
 func TestRefreshInspectsAFewAtATime(t *testing.T) {
 	const n = 40
@@ -60,8 +64,8 @@ func TestRefreshInspectsAFewAtATime(t *testing.T) {
 			t.Errorf("c%d cached as %+v: want its inspect's memory and env", i, c)
 		}
 	}
-	if m := most.Load(); m < 2 || m > inspectConcurrency {
-		t.Errorf("at most %d inspects at once, want 2..%d", m, inspectConcurrency)
+	if m := most.Load(); m < 2 || m > idleConnsPerEngine {
+		t.Errorf("at most %d inspects at once, want 2..%d", m, idleConnsPerEngine)
 	}
 }
 
@@ -115,5 +119,75 @@ func TestContainerNamedFollowsTheCache(t *testing.T) {
 	}
 	if c := e.ContainerNamed("www"); c != nil {
 		t.Errorf("ContainerNamed(www) = %s once removed; want nil", c.ID)
+	}
+}
+
+// countingConn counts its engine's open connections on the client's side.
+type countingConn struct {
+	net.Conn
+	open *atomic.Int32
+	once sync.Once
+}
+
+func (c *countingConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// A reload dials no more connections than the client keeps between
+// calls, and closes those it kept when it ends: an engine loaded holds no
+// idle connection of its own (its health check and event stream have
+// theirs), where before the load's connections idled for IdleConnTimeout.
+func TestResyncReusesAndClosesItsConnections(t *testing.T) {
+	const n = 40
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/v1.41/containers/json":
+			var items []string
+			for i := range n {
+				items = append(items, fmt.Sprintf(`{"Id":"c%d","Names":["/web%d"],"State":"running"}`, i, i))
+			}
+			_, _ = w.Write([]byte("[" + strings.Join(items, ",") + "]"))
+		case strings.HasPrefix(r.URL.Path, "/v1.41/containers/"):
+			time.Sleep(2 * time.Millisecond) // the next inspects start meanwhile
+			_, _ = w.Write([]byte(`{"State":{"Status":"running"},"Config":{},"HostConfig":{}}`))
+		case r.URL.Path == "/v1.41/info":
+			_, _ = w.Write([]byte(`{"Name":"e1"}`))
+		case r.URL.Path == "/v1.41/volumes":
+			_, _ = w.Write([]byte(`{"Volumes":[]}`))
+		default:
+			_, _ = w.Write([]byte(`[]`))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var open, dialed atomic.Int32
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	c := NewClientDial("e1", func(ctx context.Context) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		open.Add(1)
+		dialed.Add(1)
+		return &countingConn{Conn: conn, open: &open}, nil
+	})
+	opts := &Options{}
+	opts.defaults()
+	e := newEngine("e1", c, opts)
+	e.apiVersion = "1.41"
+	if err := e.Resync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.Containers()); got != n {
+		t.Fatalf("%d containers cached, want %d", got, n)
+	}
+	if o := open.Load(); o != 0 {
+		t.Errorf("%d connections still open after the reload, want 0", o)
+	}
+	// The inspects at once reuse the kept connections; a race between a
+	// connection going back to the pool and the next call may dial one
+	// more now and then, never as many as eight inspects at once need.
+	if d := dialed.Load(); d > 2*idleConnsPerEngine-1 {
+		t.Errorf("the reload of %d containers dialed %d connections, want at most %d", n, d, 2*idleConnsPerEngine-1)
 	}
 }

@@ -83,9 +83,12 @@ func Manage(ctx context.Context, c ManageConfig) error {
 	if st != nil {
 		defer st.Close()
 	}
+	loaded, loadDone := loadGC(log) // loadmem.go
+	defer loadDone()
 	pool := engine.NewPool(engine.Options{
 		RefreshInterval: c.Refresh, ResyncInterval: c.Resync, Timeout: c.Timeout,
 		FailureRetry: c.FailureRetry, PingRate: c.PingRate, Logger: log,
+		Loaded: loaded,
 	}, in.engineTLS)
 	s := newStack(pool, manager.Config{
 		Strategy: c.Strategy, Version: c.Version, Logger: log, RescheduleAfter: c.RescheduleAfter, LocalSwarm: st != nil,

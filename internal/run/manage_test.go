@@ -42,7 +42,10 @@ func TestManageServesAndStops(t *testing.T) {
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Manage(ctx, manageConfig([]string{"tcp://" + addr}, fleet.NodesURI())) }()
+	cfg := manageConfig([]string{"tcp://" + addr}, fleet.NodesURI())
+	var log syncBuffer
+	cfg.Log = slog.New(slog.NewTextHandler(&log, nil))
+	go func() { done <- Manage(ctx, cfg) }()
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -52,6 +55,14 @@ func TestManageServesAndStops(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("ps through shoal: %q %v; want the 4 containers", body, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Once the engines loaded, the memory the load left free is given
+	// back (loadmem.go).
+	for !strings.Contains(log.String(), "memory the load left free returned") {
+		if time.Now().After(deadline) {
+			t.Fatalf("log %q: want the load's memory returned once the engines loaded", log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
