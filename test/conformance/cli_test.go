@@ -245,7 +245,11 @@ func TestCLISystem(t *testing.T) {
 		c.do("e1", "images")
 		c.do("e1", "network", "ls")
 		c.do("e1", "volume", "ls")
-		name := p + "-ev"
+		// A name of this target's own: shoal and the cluster share node2
+		// and node3, and the window (since is whole seconds, up to two
+		// before the run) can hold the previous target's run of the same
+		// name: its start, die and destroy, its create just before.
+		name := p + "-ev-" + c.tg.Name
 		since := time.Now().Add(-time.Second).Unix()
 		c.do("e", "run", "--rm", "--name", name, "busybox", "true")
 		time.Sleep(1500 * time.Millisecond)
