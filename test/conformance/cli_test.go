@@ -251,7 +251,8 @@ func TestCLISystem(t *testing.T) {
 		// name: its start, die and destroy, its create just before.
 		name := p + "-ev-" + c.tg.Name
 		since := time.Now().Add(-time.Second).Unix()
-		c.do("e", "run", "--rm", "--name", name, "busybox", "true")
+		run := c.run("", "run", "--rm", "--name", name, "busybox", "true")
+		c.add("run --rm --name <name> busybox true [exit]", itoa(run.Exit))
 		time.Sleep(1500 * time.Millisecond)
 		until := time.Now().Unix()
 		res := c.run("", "events", "--since", itoa(int(since)), "--until", itoa(int(until)), "--filter", "container="+name, "--format", "{{.Type}} {{.Action}}")
