@@ -22,23 +22,10 @@ import (
 // though its cache lists the name; a network of the node's own of that
 // name is refused.
 func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
-	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
 	var mu sync.Mutex
 	label := "oldid0000000000000000000a" // the engine network's cluster network
 	var deleted, created int
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := r.URL.Path
-		if i := strings.Index(path, "/networks"); i > 0 {
-			path = path[i:]
-		}
-		if !strings.HasPrefix(path, "/networks") {
-			sim.ServeHTTP(w, r) // the event stream is long: not under mu
-			return
-		}
+	pool, e := networksEngine(t, func(w http.ResponseWriter, r *http.Request, path string) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		switch {
@@ -47,7 +34,7 @@ func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
 		case r.Method == http.MethodGet && path == "/networks/appnet":
 			if label == "" {
 				w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{}}`))
-				return
+				break
 			}
 			w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{"` + overlay.LabelNetwork + `":"` + label + `"}}`))
 		case r.Method == http.MethodDelete && path == "/networks/enginenetid":
@@ -58,17 +45,11 @@ func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
 			w.WriteHeader(http.StatusCreated)
 			w.Write([]byte(`{"Id":"newnetid","Warning":""}`))
 		default:
-			sim.ServeHTTP(w, r)
+			return false
 		}
-	}))
-	t.Cleanup(srv.Close)
-	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() { _ = pool.Run(ctx) }()
-	pool.Update([]string{srv.Listener.Addr().String()})
-	waitUntil(t, "the engine is healthy", func() bool { return len(pool.Healthy()) == 1 })
-	e := pool.Healthy()[0]
+		return true
+	})
+	ctx := t.Context()
 	waitUntil(t, "the cache lists appnet", func() bool {
 		names, _ := e.NetworksVolumes()
 		return len(names) > 0
@@ -98,19 +79,10 @@ func TestEnsureEngineNetworkReplacesARemovedOnes(t *testing.T) {
 // dockerd answers a create racing another of the same network with "Pool
 // overlaps" (403), not a conflict (CI saw TestVIP's docker run fail so).
 func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
-	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
 	var mu sync.Mutex
 	var creating, made bool
 	creates := 0
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		path := r.URL.Path
-		if i := strings.Index(path, "/networks"); i > 0 {
-			path = path[i:]
-		}
+	pool, e := networksEngine(t, func(w http.ResponseWriter, r *http.Request, path string) bool {
 		switch {
 		case r.Method == http.MethodGet && path == "/networks/appnet":
 			mu.Lock()
@@ -118,7 +90,7 @@ func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
 			if !made {
 				w.WriteHeader(http.StatusNotFound)
 				w.Write([]byte(`{"message":"network appnet not found"}`))
-				return
+				break
 			}
 			w.Write([]byte(`{"Name":"appnet","Id":"enginenetid","Labels":{"` + overlay.LabelNetwork + `":"newid0000000000000000000a"}}`))
 		case r.Method == http.MethodPost && path == "/networks/create":
@@ -129,12 +101,12 @@ func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
 				mu.Unlock()
 				w.WriteHeader(http.StatusConflict)
 				w.Write([]byte(`{"message":"network with name appnet already exists"}`))
-				return
+				return true
 			case creating:
 				mu.Unlock()
 				w.WriteHeader(http.StatusForbidden)
 				w.Write([]byte(`{"message":"Pool overlaps with other one on this address space"}`))
-				return
+				return true
 			}
 			creating = true
 			mu.Unlock()
@@ -145,17 +117,11 @@ func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
 			w.WriteHeader(http.StatusCreated)
 			w.Write([]byte(`{"Id":"enginenetid","Warning":""}`))
 		default:
-			sim.ServeHTTP(w, r)
+			return false
 		}
-	}))
-	t.Cleanup(srv.Close)
-	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	go func() { _ = pool.Run(ctx) }()
-	pool.Update([]string{srv.Listener.Addr().String()})
-	waitUntil(t, "the engine is healthy", func() bool { return len(pool.Healthy()) == 1 })
-	e := pool.Healthy()[0]
+		return true
+	})
+	ctx := t.Context()
 	st := storetest.Open(t)
 	nw := store.Network{ID: "newid0000000000000000000a", Name: "appnet", Subnet: "10.0.1.0/24", VNI: 4097, Created: time.Now(), Slots: map[string]int{}}
 	if err := store.NewNetworks(st).Create(ctx, nw); err != nil {
@@ -180,4 +146,34 @@ func TestEnsureEngineNetworkOnceAtATime(t *testing.T) {
 	if creates != 1 {
 		t.Errorf("%d creates of the engine network, want 1", creates)
 	}
+}
+
+// networksEngine is a healthy pool engine whose /networks calls nets
+// answers (paths without the version prefix) and the rest a simulated
+// engine, with the pool that holds it.
+func networksEngine(t *testing.T, nets func(w http.ResponseWriter, r *http.Request, path string) bool) (*engine.Pool, *engine.Engine) {
+	t.Helper()
+	sim, err := enginesim.Start(enginesim.Options{Name: "node1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := r.URL.Path
+		if i := strings.Index(path, "/networks"); i > 0 {
+			path = path[i:]
+		}
+		if !strings.HasPrefix(path, "/networks") || !nets(w, r, path) {
+			sim.ServeHTTP(w, r) // the event stream is long: not under the handler's locks
+		}
+	}))
+	t.Cleanup(srv.Close)
+	pool := engine.NewPool(engine.Options{RefreshInterval: 50 * time.Millisecond, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	pool.Update([]string{srv.Listener.Addr().String()})
+	waitUntil(t, "the engine is healthy", func() bool { return len(pool.Healthy()) == 1 })
+	return pool, pool.Healthy()[0]
 }
