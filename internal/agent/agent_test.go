@@ -446,11 +446,7 @@ func TestTunnelSmallRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitConnected(t, m.tunnels, "node1", true)
+	runNode(t, n, m, "node1")
 
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB echoed back
 	client := &http.Client{Transport: m.tunnels.Endpoint("node1").RoundTripper(), Timeout: 30 * time.Second}
@@ -486,11 +482,7 @@ func TestNodeDownHook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitConnected(t, m.tunnels, "node1", true)
+	runNode(t, n, m, "node1")
 	if len(downs) != 0 {
 		t.Fatalf("Down ran %d times while the tunnel came up", len(downs))
 	}
@@ -503,4 +495,14 @@ func TestNodeDownHook(t *testing.T) {
 			t.Fatal("Down did not run after the tunnel dropped and was refused")
 		}
 	}
+}
+
+// runNode runs n until the test ends and waits for its tunnel to m.
+func runNode(t *testing.T, n *Node, m *cluster, id string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { n.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitConnected(t, m.tunnels, id, true)
 }

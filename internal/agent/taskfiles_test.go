@@ -31,11 +31,7 @@ func TestTaskFilesThroughTunnel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitConnected(t, m.tunnels, "node1", true)
+	runNode(t, n, m, "node1")
 	ep := m.tunnels.Endpoint("node1")
 	client := &http.Client{Transport: ep.RoundTripper(), Timeout: 5 * time.Second}
 	call := func(req *http.Request) (*http.Response, error) {

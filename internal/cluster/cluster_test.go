@@ -229,11 +229,7 @@ func TestRestart(t *testing.T) {
 func TestLeave(t *testing.T) {
 	m := initManager(t, "mgr")
 	ctx := ctxT(t, 90*time.Second)
-	sw, err := m.Swarm(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := mustStart(t, joinCfg(t, m, "worker1", sw.JoinTokens.Worker))
+	w := joinWorker(t, ctx, m, "worker1")
 	eventually(t, 20*time.Second, "worker ready", func() error {
 		n, err := m.Node(ctx, "worker1")
 		if err == nil && n.Status.State != swarm.NodeStateReady {
@@ -266,7 +262,7 @@ func TestLeave(t *testing.T) {
 		t.Fatalf("shoal leave on a manager: %v", err)
 	}
 
-	err = m.LeaveSwarm(ctx, false)
+	err := m.LeaveSwarm(ctx, false)
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "Removing the last manager erases all current state of the swarm") {
 		t.Fatalf("leave of the last manager without force: %v", err)
 	}

@@ -89,6 +89,16 @@ func initManager(t *testing.T, hostname string) *node {
 	return mustStart(t, cfg)
 }
 
+// joinWorker starts a worker called hostname, joined to m with its worker token.
+func joinWorker(t *testing.T, ctx context.Context, m *node, hostname string) *node {
+	t.Helper()
+	sw, err := m.Swarm(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustStart(t, joinCfg(t, m, hostname, sw.JoinTokens.Worker))
+}
+
 // joinCfg is a node's configuration to join m with token.
 func joinCfg(t *testing.T, m *node, hostname, token string) Config {
 	cfg := config(t, hostname)

@@ -150,11 +150,7 @@ func TestOverlayFetcherAsksWhenWoken(t *testing.T) {
 func TestManagerWakesNodes(t *testing.T) {
 	m := initManager(t, "mgr")
 	ctx := ctxT(t, 90*time.Second)
-	sw, err := m.Swarm(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := mustStart(t, joinCfg(t, m, "worker1", sw.JoinTokens.Worker))
+	w := joinWorker(t, ctx, m, "worker1")
 	eventually(t, 30*time.Second, "the worker told that its manager wakes it", func() error {
 		if !w.wake.managerWakes.Load() {
 			return errors.New("not yet")
