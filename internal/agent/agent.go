@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -46,6 +47,48 @@ func (t Timing) yamux() *yamux.Config {
 	c.LogOutput = nil
 	c.Logger = log.New(io.Discard, "", 0)
 	return c
+}
+
+// managerYamux is the manager's side: it sends no pings of its own. Every
+// node pings its manager each KeepAliveInterval (and has since the first
+// release), so a manager that hears nothing from a node for an interval
+// and a timeout drops the tunnel (silentAfter) without pinging a thousand
+// nodes each interval itself: a goroutine per tunnel and a write and a
+// read every interval per node, for what the node's pings already show.
+func (t Timing) managerYamux() *yamux.Config {
+	c := t.yamux()
+	c.EnableKeepAlive = false
+	// Streams a node opens (its calls) waiting to be accepted, and the
+	// manager's opens a node has not acknowledged yet: a node accepts at
+	// once, so 64 is plenty (256 made a 2 KiB queue per node).
+	c.AcceptBacklog = 64
+	return c
+}
+
+// silentAfter is how long a manager waits for anything from a node
+// before it counts the tunnel dead: a ping unanswered for the timeout.
+func (t Timing) silentAfter() time.Duration {
+	return cmp(t.KeepAliveInterval, DefaultKeepAliveInterval) + cmp(t.KeepAliveTimeout, DefaultKeepAliveTimeout)
+}
+
+// readDeadline fails a read once nothing has been read for idle: each
+// read moves the connection's read deadline to idle from then (at most
+// every idle/8, which bounds the syscalls and keeps the wait within
+// 7/8·idle and idle of the last byte).
+type readDeadline struct {
+	net.Conn
+	idle time.Duration
+	set  time.Time // when the deadline was last moved
+}
+
+func (c *readDeadline) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(c.set) >= c.idle/8 {
+		if err := c.Conn.SetReadDeadline(now.Add(c.idle)); err != nil {
+			return 0, err
+		}
+		c.set = now
+	}
+	return c.Conn.Read(p)
 }
 
 func cmp(v, def time.Duration) time.Duration {

@@ -506,3 +506,87 @@ func runNode(t *testing.T, n *Node, m *cluster, id string) {
 	t.Cleanup(func() { cancel(); <-done })
 	waitConnected(t, m.tunnels, id, true)
 }
+
+// A manager that serves the nodes' calls (ServeCalls) answers what a node
+// sends through its tunnel (Node.Dial), telling the handler which node's
+// tunnel carried it; each call is a stream of its own, and nothing is
+// kept once it is answered.
+func TestNodeCallsThroughTheTunnel(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", root.ServerTLSConfig(keypair(t, root, "m1", ca.RoleManager)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tun := NewTunnels(root, fastTiming, nil)
+	tun.ServeCalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := CallPeer(r.Context())
+		if !ok {
+			http.Error(w, "no peer", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.URL.Path, id.NodeID)
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tun.Serve(ctx, ln); close(done) }()
+	t.Cleanup(func() { cancel(); tun.Close(); <-done })
+
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), ln.Addr().String())
+	if _, err := n.Dial(context.Background()); !errors.Is(err, ErrNotConnected) {
+		// The node may already be up; that is fine too.
+		if _, ok := n.Connected(); !ok {
+			t.Fatalf("Dial before the tunnel is up: %v, want ErrNotConnected", err)
+		}
+	}
+	waitConnected(t, tun, "node1", true)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := n.Connected(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never saw its tunnel up")
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return n.Dial(ctx) },
+		DisableKeepAlives: true,
+	}}
+	for i := range 3 {
+		resp, err := hc.Get("http://manager/self")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := string(b); resp.StatusCode != 200 || got != "GET /self node1" {
+			t.Fatalf("call %d: %d %q, want 200 %q", i, resp.StatusCode, got, "GET /self node1")
+		}
+	}
+	// Each call's stream was closed once answered (Connection: close).
+	s, _ := tun.get("node1")
+	deadline := time.Now().Add(5 * time.Second)
+	for s.sess.NumStreams() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams left open after the calls", s.sess.NumStreams())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The manager sends no pings of its own: a node that is alive but has
+// nothing to say keeps its tunnel (its own pings are heard), for many
+// times the manager's silence limit.
+func TestQuietNodeKeepsItsTunnel(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+	s, _ := m.tunnels.get("node1")
+	time.Sleep(4 * fastTiming.silentAfter())
+	if cur, ok := m.tunnels.get("node1"); !ok || cur != s {
+		t.Fatal("a quiet, live node's tunnel was dropped or replaced")
+	}
+	if _, ok := n.Connected(); !ok {
+		t.Fatal("the node lost its tunnel")
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -27,6 +29,7 @@ type Tunnels struct {
 	sessions map[string]*session // by node ID; the newest tunnel wins
 	closed   bool
 	changed  chan struct{} // closed and replaced on every connect/disconnect
+	calls    *http.Server  // the nodes' own calls through their tunnels (ServeCalls)
 }
 
 type session struct {
@@ -73,7 +76,8 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 	if err != nil {
 		return err
 	}
-	sess, err := yamux.Client(conn, t.timing.yamux())
+	// One reader (yamux's receive loop) reads conn: the deadline needs no lock.
+	sess, err := yamux.Client(&readDeadline{Conn: conn, idle: t.timing.silentAfter()}, t.timing.managerYamux())
 	if err != nil {
 		return fmt.Errorf("agent: start session: %w", err)
 	}
@@ -84,6 +88,17 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 	}
 	defer t.remove(s)
 	t.log.Info("agent: node connected", "node", id.NodeID, "role", id.Role, "remote", s.addr)
+	if srv := t.callServer(); srv != nil {
+		// This goroutine, which would wait for the tunnel's end, accepts
+		// the node's calls until then.
+		stop := context.AfterFunc(ctx, func() { sess.Close() })
+		defer stop()
+		_ = srv.Serve(&callListener{sess: sess, id: id})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("agent: tunnel of %s closed", id.NodeID)
+	}
 	select {
 	case <-sess.CloseChan():
 		return fmt.Errorf("agent: tunnel of %s closed", id.NodeID)
@@ -91,6 +106,68 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 		sess.Close()
 		return ctx.Err()
 	}
+}
+
+// ServeCalls makes the tunnels carry the nodes' own calls to the manager
+// too (a node's record, its overlay networks: what it would otherwise ask
+// the cluster port over a TLS connection of its own, which the manager
+// would keep open with its buffers and a goroutine for every node). h
+// serves each call; CallPeer tells it which node's tunnel it came
+// through. A node opens a stream only to a manager that said it serves
+// them: an older one never accepts it. Call before Serve.
+func (t *Tunnels) ServeCalls(h http.Handler) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.calls = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       10 * time.Second,
+		ErrorLog:          log.New(io.Discard, "", 0),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if cc, ok := c.(callConn); ok {
+				return context.WithValue(ctx, callPeerKey{}, cc.id)
+			}
+			return ctx
+		},
+	}
+}
+
+func (t *Tunnels) callServer() *http.Server {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.calls
+}
+
+type callPeerKey struct{}
+
+// CallPeer is the identity of the node whose tunnel carried the call
+// being served (ServeCalls): the certificate it connected with.
+func CallPeer(ctx context.Context) (ca.Identity, bool) {
+	id, ok := ctx.Value(callPeerKey{}).(ca.Identity)
+	return id, ok
+}
+
+// callListener hands the streams a node opens to the calls' server.
+type callListener struct {
+	sess *yamux.Session
+	id   ca.Identity
+}
+
+func (l *callListener) Accept() (net.Conn, error) {
+	st, err := l.sess.AcceptStream()
+	if err != nil {
+		return nil, err
+	}
+	return callConn{Stream: st, id: l.id}, nil
+}
+
+func (l *callListener) Close() error   { return l.sess.Close() }
+func (l *callListener) Addr() net.Addr { return l.sess.Addr() }
+
+// callConn is a stream of a node's call, with the tunnel's identity.
+type callConn struct {
+	*yamux.Stream
+	id ca.Identity
 }
 
 // verify completes the handshake and checks the node certificate against

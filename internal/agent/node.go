@@ -51,7 +51,8 @@ type Node struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
-	connected string // manager address while a tunnel is up
+	connected string         // manager address while a tunnel is up
+	sess      *yamux.Session // the tunnel while it is up
 }
 
 // NewNode checks cfg and fills in defaults.
@@ -90,10 +91,33 @@ func (n *Node) Connected() (string, bool) {
 	return n.connected, n.connected != ""
 }
 
-func (n *Node) setConnected(addr string) {
+func (n *Node) setConnected(addr string, sess *yamux.Session) {
 	n.mu.Lock()
-	n.connected = addr
+	n.connected, n.sess = addr, sess
 	n.mu.Unlock()
+}
+
+// Dial opens a stream to the manager through the tunnel, for this node's
+// own calls to the cluster port (a manager that serves them says so:
+// Tunnels.ServeCalls); ErrNotConnected while the tunnel is down.
+func (n *Node) Dial(ctx context.Context) (net.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	n.mu.Lock()
+	sess := n.sess
+	n.mu.Unlock()
+	if sess == nil {
+		return nil, ErrNotConnected
+	}
+	st, err := sess.OpenStream()
+	if errors.Is(err, yamux.ErrSessionShutdown) {
+		return nil, fmt.Errorf("%w: %w", ErrNotConnected, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("agent: open stream to the manager: %w", err)
+	}
+	return st, nil
 }
 
 // Run keeps a tunnel up until ctx ends, moving to the next manager when
@@ -141,8 +165,8 @@ func (n *Node) serveOnce(ctx context.Context, addr string) (served bool, err err
 		sess.Close()
 		return false, fmt.Errorf("agent: manager %s refused the tunnel: %w", addr, err)
 	}
-	n.setConnected(addr)
-	defer n.setConnected("")
+	n.setConnected(addr, sess)
+	defer n.setConnected("", nil)
 	n.log.Info("agent: tunnel up", "manager", addr)
 	stop := context.AfterFunc(ctx, func() { sess.Close() })
 	defer stop()

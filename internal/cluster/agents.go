@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-dev/shoal/internal/agent"
@@ -23,8 +24,10 @@ const renewRetry = 2 * time.Second
 // and this node's role from the managers themselves, and renews this
 // node's certificate when due. It returns ErrRoleChanged once the node has
 // taken a new role.
-func (c *Cluster) runAgents(ctx context.Context, tr *http.Transport) error {
+func (c *Cluster) runAgents(ctx context.Context, tr http.RoundTripper) error {
 	as := c.newAgents(ctx)
+	c.agentsNow.Store(as)
+	defer c.agentsNow.CompareAndSwap(as, nil)
 	defer as.stop()
 	go as.files.Run(ctx)
 	as.apply(c.st.Managers)
@@ -110,6 +113,9 @@ type agents struct {
 	running map[string]context.CancelFunc
 	log     *slog.Logger
 	files   *agent.TaskFiles // the node's secrets and configs for tasks, in a tmpfs
+
+	mu    sync.Mutex
+	nodes map[string]*agent.Node // by manager address, for the node's calls (tunnelTo)
 }
 
 // taskFilesDir is where, in the data directory, the agent mounts the
@@ -128,7 +134,7 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 			Down: func() { c.wake.woken(wakeSelf | wakeOverlay) }, // removed, left, a manager gone, a partition: ask (wake.go)
 		})
 	}
-	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files}
+	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files, nodes: map[string]*agent.Node{}}
 }
 
 // apply starts an agent for each new manager and stops those of managers
@@ -145,12 +151,18 @@ func (a *agents) apply(managers []string) {
 		}
 		actx, cancel := context.WithCancel(a.ctx)
 		a.running[addr] = cancel
+		a.mu.Lock()
+		a.nodes[addr] = n
+		a.mu.Unlock()
 		go n.Run(actx)
 	}
 	for addr, cancel := range a.running {
 		if !slices.Contains(managers, addr) {
 			cancel()
 			delete(a.running, addr)
+			a.mu.Lock()
+			delete(a.nodes, addr)
+			a.mu.Unlock()
 		}
 	}
 }

@@ -83,6 +83,12 @@ type Cluster struct {
 	store *store.Store // managers only
 
 	tunnels *agent.Tunnels
+	// The node's agents (one tunnel per manager) while they run, and
+	// how its calls reach the managers (tunnelcalls.go).
+	agentsNow   atomic.Pointer[agents]
+	calls       atomic.Pointer[nodeCalls]
+	tunnelCalls atomic.Int64 // node calls served through tunnels (tests)
+	portConns   atomic.Int64 // HTTP connections open on the cluster port (tests)
 	nodes   store.Collection[Node]
 	started time.Time
 	// renewFrac picks the renewal point in the 50–80% window (runAgents only).
@@ -196,6 +202,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	if c.IsManager() {
 		c.tunnels = agent.NewTunnels(c.root, c.cfg.Timing, c.log)
+		c.tunnels.ServeCalls(markTunnelCalls(c.tunnelCallsHandler(c.handler()))) // tunnelcalls.go
 		c.nodes = store.NewCollection[Node](c.store, store.PrefixNodes)
 		if c.cfg.Pool != nil {
 			c.cfg.Pool.RegisterScheme("tunnel", func(ctx context.Context, id string) (net.Conn, error) {

@@ -203,7 +203,7 @@ func ready(h string) bool { return h != "starting" && h != "unhealthy" }
 
 // runOverlay keeps this node's overlay networks as the managers want
 // them, until ctx ends; a node that left takes them away.
-func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr *http.Transport) error {
+func (c *Cluster) runOverlay(ctx context.Context, managers []string, tr http.RoundTripper) error {
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: tr}
 	f := &overlayFetcher{hc: hc, managers: managers, w: c.wake}
 	node := overlay.NewNode(overlay.NodeConfig{Fetch: f.fetch, Logger: c.log, StateFile: filepath.Join(c.cfg.DataDir, "overlay.json"),

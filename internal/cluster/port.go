@@ -44,6 +44,11 @@ func (c *Cluster) serverTLS() *tls.Config {
 	}
 }
 
+// portIdle is how long the cluster port keeps an idle HTTP connection:
+// longer than a node's poll (~15 s), whose calls go over TLS while its
+// tunnel is down or its manager is of an older release.
+const portIdle = 45 * time.Second
+
 // serve runs the cluster port until ctx ends.
 func (c *Cluster) serve(ctx context.Context) error {
 	ln, err := net.Listen("tcp", c.cfg.ListenAddr)
@@ -52,7 +57,18 @@ func (c *Cluster) serve(ctx context.Context) error {
 	}
 	defer ln.Close()
 	httpLn := newChanListener(ln.Addr())
-	srv := &http.Server{Handler: c.handler(), ReadHeaderTimeout: 10 * time.Second}
+	// A node's polls go through its tunnel (tunnelcalls.go): the TLS
+	// connections of its rarer calls (joins, renewals) and of calls made
+	// while its tunnel was down are closed once idle for a while.
+	srv := &http.Server{Handler: markTunnelCalls(c.handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: portIdle,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				c.portConns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				c.portConns.Add(-1)
+			}
+		}}
 	go srv.Serve(httpLn)
 	defer shutdown(srv) // overlay.go
 	context.AfterFunc(ctx, func() { ln.Close() })

@@ -21,7 +21,8 @@ func (c *Cluster) Run(ctx context.Context) error {
 	defer cancel()
 	errc := make(chan error, 7)             // one per goroutine: none blocks after Run returns
 	managers := slices.Clone(c.st.Managers) // runAgents changes them
-	tr := c.nodeTransport()
+	tr := c.newNodeCalls(c.nodeTransport()) // tunnelcalls.go
+	c.calls.Store(tr)
 	defer tr.CloseIdleConnections()
 	wg.Go(func() { errc <- c.runAgents(ctx, tr) })
 	wg.Go(func() { errc <- c.runOverlay(ctx, managers, tr) })

@@ -152,6 +152,7 @@ func (c *ClusterConfig) runOnce(ctx context.Context, strategy scheduler.Strategy
 	}
 	defer closeAudit()
 	s.start(g, StoreElection{Store: cl})
+	g.Go("join loads", newJoinLoads(pool, log)) // joinmem.go
 	s.startServices(g, cl.Store(), StoreElection{Store: cl})
 	if c.Cluster.Init {
 		printJoinCommands(g.Context(), c.Stdout, cl)

@@ -452,7 +452,17 @@ func (p profiler) heap(name string) {
 		g := get(p.t, p.hc, p.base+"/debug/pprof/goroutine?debug=1")
 		_ = os.WriteFile(filepath.Join(p.dir, name+"-goroutines.txt"), g, 0o644)
 		first, _, _ := strings.Cut(string(g), "\n")
-		p.t.Logf("%s: shoal %s", name, first)
+		// The text form ends with the runtime's MemStats: where RSS goes
+		// besides the heap (goroutine stacks, the runtime's own).
+		var stats []string
+		for _, l := range strings.Split(string(get(p.t, p.hc, p.base+"/debug/pprof/heap?debug=1")), "\n") {
+			for _, k := range []string{"# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# Stack = ", "# Sys = ", "# NextGC = "} {
+				if strings.HasPrefix(l, k) {
+					stats = append(stats, strings.TrimPrefix(l, "# "))
+				}
+			}
+		}
+		p.t.Logf("%s: shoal %s; %s", name, first, strings.Join(stats, ", "))
 		return
 	}
 	runtime.GC()

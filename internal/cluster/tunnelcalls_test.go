@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A worker of a manager that serves node calls through tunnels sends its
+// polls (/self, /overlay) there once told so, presenting its current
+// certificate; the manager answers them as it would over TLS. Through
+// the tunnel, a call with another node's certificate is refused, one
+// with none too, and nothing but the polls is served.
+func TestNodeCallsThroughTheTunnel(t *testing.T) {
+	m := initManager(t, "mgr")
+	ctx := ctxT(t, 90*time.Second)
+	w := joinWorker(t, ctx, m, "worker1")
+	eventually(t, 30*time.Second, "the worker's tunnel", func() error {
+		if !m.connectedIDs()[w.NodeID()] {
+			return errors.New("not connected")
+		}
+		return nil
+	})
+	calls := w.calls.Load()
+	eventually(t, 30*time.Second, "the worker told the manager serves calls through its tunnel", func() error {
+		if !calls.serves(m.ClusterAddr()) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	// Woken for its record and its networks, the worker asks through the tunnel.
+	before, served := calls.throughTunnel.Load(), m.tunnelCalls.Load()
+	m.sendWakesOnce(ctx, wakeSelf|wakeOverlay, nil)
+	eventually(t, 30*time.Second, "the worker's calls through the tunnel", func() error {
+		if calls.throughTunnel.Load() < before+2 || m.tunnelCalls.Load() < served+2 {
+			return fmt.Errorf("worker sent %d, manager served %d", calls.throughTunnel.Load()-before, m.tunnelCalls.Load()-served)
+		}
+		return nil
+	})
+	// The TLS connections of the first calls are closed: the manager
+	// keeps no connection for the nodes' polls (its own agent's included).
+	eventually(t, 30*time.Second, "no HTTP connection left on the cluster port", func() error {
+		if n := m.portConns.Load(); n != 0 {
+			return fmt.Errorf("%d open", n)
+		}
+		return nil
+	})
+	self, err := w.fetchSelf(ctx, &http.Client{Transport: calls})
+	if err != nil || self.Role != RoleWorker || len(self.Managers) == 0 {
+		t.Fatalf("/self through the tunnel: %+v, %v", self, err)
+	}
+
+	// Raw calls through the worker's tunnel.
+	node := w.tunnelTo(m.ClusterAddr())
+	if node == nil {
+		t.Fatal("no agent for the manager")
+	}
+	raw := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return node.Dial(ctx) },
+		DisableKeepAlives: true,
+	}}
+	call := func(method, path, cert string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, "http://manager"+path, nil)
+		if cert != "" {
+			req.Header.Set(certHeader, cert)
+		}
+		resp, err := raw.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	own := certHeaderValue(w.kp.Get().Certificate)
+	if code, body := call(http.MethodGet, "/self", own); code != http.StatusOK {
+		t.Fatalf("/self with the worker's certificate: %d %s", code, body)
+	}
+	if code, body := call(http.MethodGet, "/self", certHeaderValue(m.kp.Get().Certificate)); code != http.StatusForbidden {
+		t.Fatalf("/self with the manager's certificate through the worker's tunnel: %d %s, want 403", code, body)
+	}
+	if code, body := call(http.MethodGet, "/self", ""); code != http.StatusUnauthorized {
+		t.Fatalf("/self with no certificate: %d %s, want 401", code, body)
+	}
+	if code, body := call(http.MethodGet, "/self", "not base64!"); code != http.StatusBadRequest {
+		t.Fatalf("/self with a garbled certificate: %d %s, want 400", code, body)
+	}
+	if code, body := call(http.MethodPost, "/leave", own); code != http.StatusNotFound {
+		t.Fatalf("POST /leave through the tunnel: %d %s, want 404", code, body)
+	}
+}
+
+// A manager that does not say it serves calls through tunnels (one of an
+// older release) is asked over TLS only: the node never opens a stream
+// it would not accept.
+func TestNodeCallsOverTLSToAnOlderManager(t *testing.T) {
+	var tlsCalls int
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tlsCalls++
+		w.Write([]byte("{}"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	dialed := 0
+	n := &nodeCalls{tls: &http.Transport{}, via: map[string]bool{}, cert: func() [][]byte { return nil },
+		dial: func(context.Context, string) (net.Conn, error) { dialed++; return nil, errors.New("no tunnel") }}
+	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return n.dial(ctx, addr) }}
+	hc := &http.Client{Transport: n}
+	for range 3 {
+		resp, err := hc.Get("http://" + ln.Addr().String() + "/self")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if dialed != 0 || tlsCalls != 3 || n.throughTunnel.Load() != 0 {
+		t.Fatalf("tunnel dials %d, direct calls %d, through the tunnel %d; want 0, 3, 0", dialed, tlsCalls, n.throughTunnel.Load())
+	}
+}
