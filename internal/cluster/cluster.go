@@ -89,8 +89,8 @@ type Cluster struct {
 	calls       atomic.Pointer[nodeCalls]
 	tunnelCalls atomic.Int64 // node calls served through tunnels (tests)
 	portConns   atomic.Int64 // HTTP connections open on the cluster port (tests)
-	nodes   store.Collection[Node]
-	started time.Time
+	nodes       store.Collection[Node]
+	started     time.Time
 	// renewFrac picks the renewal point in the 50–80% window (runAgents only).
 	renewFrac float64
 	// maxLife is the lifetime the managers issue certificates for now
