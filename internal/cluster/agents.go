@@ -131,7 +131,12 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 		return agent.NewNode(agent.NodeConfig{
 			Managers: []string{addr}, TLS: tlsConf, DialEngine: c.engineDialer(),
 			Timing: c.cfg.Timing, MaxBackoff: 2 * time.Second, Logger: c.log, Local: nodeLocal{files: files, w: c.wake},
-			Down: func() { c.wake.woken(wakeSelf | wakeOverlay) }, // removed, left, a manager gone, a partition: ask (wake.go)
+			Down: func() {
+				c.wake.woken(wakeSelf | wakeOverlay) // removed, left, a manager gone, a partition: ask (wake.go)
+				if calls := c.calls.Load(); calls != nil {
+					calls.note(addr, false) // the manager may come back as another release: over TLS until it says
+				}
+			},
 		})
 	}
 	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files, nodes: map[string]*agent.Node{}}

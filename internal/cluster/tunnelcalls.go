@@ -155,6 +155,7 @@ func (n *nodeCalls) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err == nil {
 			resp.Body.Close() // not served there after all: over TLS, as before
 		}
+		n.note(req.URL.Host, false) // over TLS until an answer says otherwise
 	}
 	resp, err := n.tls.RoundTrip(req)
 	if err == nil {

@@ -7,8 +7,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/internal/agent"
 )
 
 // A worker of a manager that serves node calls through tunnels sends its
@@ -26,7 +29,7 @@ func TestNodeCallsThroughTheTunnel(t *testing.T) {
 		}
 		return nil
 	})
-	calls := w.calls.Load()
+	calls := callsOf(t, w)
 	eventually(t, 30*time.Second, "the worker told the manager serves calls through its tunnel", func() error {
 		if !calls.serves(m.ClusterAddr()) {
 			return errors.New("not yet")
@@ -115,6 +118,7 @@ func TestNodeCallsOverTLSToAnOlderManager(t *testing.T) {
 	n := &nodeCalls{tls: &http.Transport{}, via: map[string]bool{}, cert: func() [][]byte { return nil },
 		dial: func(context.Context, string) (net.Conn, error) { dialed++; return nil, errors.New("no tunnel") }}
 	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return n.dial(ctx, addr) }}
+	n.tun.DialContext = n.tun.DialTLSContext // the test's URLs are http://
 	hc := &http.Client{Transport: n}
 	for range 3 {
 		resp, err := hc.Get("http://" + ln.Addr().String() + "/self")
@@ -126,4 +130,66 @@ func TestNodeCallsOverTLSToAnOlderManager(t *testing.T) {
 	if dialed != 0 || tlsCalls != 3 || n.throughTunnel.Load() != 0 {
 		t.Fatalf("tunnel dials %d, direct calls %d, through the tunnel %d; want 0, 3, 0", dialed, tlsCalls, n.throughTunnel.Load())
 	}
+}
+
+// A call meant for the tunnel that cannot go through it (the tunnel down,
+// or not answered) goes over TLS, and the manager is asked over TLS from
+// then on until an answer says it serves calls through tunnels again.
+func TestNodeCallsFallBackToTLS(t *testing.T) {
+	var tlsCalls atomic.Int64
+	marks := atomic.Bool{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tlsCalls.Add(1)
+		if marks.Load() {
+			w.Header().Set(tunnelCallsHeader, "1")
+		}
+		w.Write([]byte("{}"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+	var dialed atomic.Int64
+	n := &nodeCalls{tls: &http.Transport{}, via: map[string]bool{addr: true}, cert: func() [][]byte { return nil },
+		dial: func(context.Context, string) (net.Conn, error) { dialed.Add(1); return nil, agent.ErrNotConnected }}
+	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, a string) (net.Conn, error) { return n.dial(ctx, a) }}
+	n.tun.DialContext = n.tun.DialTLSContext // the test's URLs are http://
+	hc := &http.Client{Transport: n}
+	get := func() {
+		t.Helper()
+		resp, err := hc.Get("http://" + addr + "/self")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	get()
+	if dialed.Load() != 1 || tlsCalls.Load() != 1 || n.serves(addr) {
+		t.Fatalf("tunnel down: dials %d, TLS calls %d, still via the tunnel %v; want 1, 1, false", dialed.Load(), tlsCalls.Load(), n.serves(addr))
+	}
+	get()
+	if dialed.Load() != 1 || tlsCalls.Load() != 2 {
+		t.Fatalf("next call: dials %d, TLS calls %d; want 1, 2", dialed.Load(), tlsCalls.Load())
+	}
+	marks.Store(true)
+	get()
+	get()
+	if !n.serves(addr) || dialed.Load() != 2 {
+		t.Fatalf("after the manager said so again: via the tunnel %v, dials %d; want true, 2", n.serves(addr), dialed.Load())
+	}
+}
+
+// callsOf is how n's calls reach the managers, once its Run has begun.
+func callsOf(t *testing.T, n *node) *nodeCalls {
+	t.Helper()
+	eventually(t, 10*time.Second, "the node's calls", func() error {
+		if n.calls.Load() == nil {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	return n.calls.Load()
 }
