@@ -103,32 +103,13 @@ func TestNodeCallsThroughTheTunnel(t *testing.T) {
 // older release) is asked over TLS only: the node never opens a stream
 // it would not accept.
 func TestNodeCallsOverTLSToAnOlderManager(t *testing.T) {
-	var tlsCalls int
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tlsCalls++
-		w.Write([]byte("{}"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	dialed := 0
-	n := &nodeCalls{tls: &http.Transport{}, via: map[string]bool{}, cert: func() [][]byte { return nil },
-		dial: func(context.Context, string) (net.Conn, error) { dialed++; return nil, errors.New("no tunnel") }}
-	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) { return n.dial(ctx, addr) }}
-	n.tun.DialContext = n.tun.DialTLSContext // the test's URLs are http://
-	hc := &http.Client{Transport: n}
+	addr, direct := fakePort(t, nil)
+	n, dialed := fakeNodeCalls(map[string]bool{})
 	for range 3 {
-		resp, err := hc.Get("http://" + ln.Addr().String() + "/self")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		getSelf(t, n, addr)
 	}
-	if dialed != 0 || tlsCalls != 3 || n.throughTunnel.Load() != 0 {
-		t.Fatalf("tunnel dials %d, direct calls %d, through the tunnel %d; want 0, 3, 0", dialed, tlsCalls, n.throughTunnel.Load())
+	if dialed.Load() != 0 || direct.Load() != 3 || n.throughTunnel.Load() != 0 {
+		t.Fatalf("tunnel dials %d, direct calls %d, through the tunnel %d; want 0, 3, 0", dialed.Load(), direct.Load(), n.throughTunnel.Load())
 	}
 }
 
@@ -136,11 +117,32 @@ func TestNodeCallsOverTLSToAnOlderManager(t *testing.T) {
 // or not answered) goes over TLS, and the manager is asked over TLS from
 // then on until an answer says it serves calls through tunnels again.
 func TestNodeCallsFallBackToTLS(t *testing.T) {
-	var tlsCalls atomic.Int64
-	marks := atomic.Bool{}
+	var marks atomic.Bool
+	addr, direct := fakePort(t, &marks)
+	n, dialed := fakeNodeCalls(map[string]bool{addr: true})
+	getSelf(t, n, addr)
+	if dialed.Load() != 1 || direct.Load() != 1 || n.serves(addr) {
+		t.Fatalf("tunnel down: dials %d, TLS calls %d, still via the tunnel %v; want 1, 1, false", dialed.Load(), direct.Load(), n.serves(addr))
+	}
+	getSelf(t, n, addr)
+	if dialed.Load() != 1 || direct.Load() != 2 {
+		t.Fatalf("next call: dials %d, TLS calls %d; want 1, 2", dialed.Load(), direct.Load())
+	}
+	marks.Store(true)
+	getSelf(t, n, addr)
+	getSelf(t, n, addr)
+	if !n.serves(addr) || dialed.Load() != 2 {
+		t.Fatalf("after the manager said so again: via the tunnel %v, dials %d; want true, 2", n.serves(addr), dialed.Load())
+	}
+}
+
+// fakePort is a cluster port that counts its calls and, while marks is
+// set, says it serves calls through tunnels.
+func fakePort(t *testing.T, marks *atomic.Bool) (addr string, calls *atomic.Int64) {
+	calls = &atomic.Int64{}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tlsCalls.Add(1)
-		if marks.Load() {
+		calls.Add(1)
+		if marks != nil && marks.Load() {
 			w.Header().Set(tunnelCallsHeader, "1")
 		}
 		w.Write([]byte("{}"))
@@ -151,35 +153,27 @@ func TestNodeCallsFallBackToTLS(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	addr := ln.Addr().String()
-	var dialed atomic.Int64
-	n := &nodeCalls{tls: &http.Transport{}, via: map[string]bool{addr: true}, cert: func() [][]byte { return nil },
+	return ln.Addr().String(), calls
+}
+
+// fakeNodeCalls is a node's calls whose tunnels are all down (their dials
+// counted), believing via of the managers.
+func fakeNodeCalls(via map[string]bool) (*nodeCalls, *atomic.Int64) {
+	dialed := &atomic.Int64{}
+	n := &nodeCalls{tls: &http.Transport{}, via: via, cert: func() [][]byte { return nil },
 		dial: func(context.Context, string) (net.Conn, error) { dialed.Add(1); return nil, agent.ErrNotConnected }}
 	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, a string) (net.Conn, error) { return n.dial(ctx, a) }}
-	n.tun.DialContext = n.tun.DialTLSContext // the test's URLs are http://
-	hc := &http.Client{Transport: n}
-	get := func() {
-		t.Helper()
-		resp, err := hc.Get("http://" + addr + "/self")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+	n.tun.DialContext = n.tun.DialTLSContext // the tests' URLs are http://
+	return n, dialed
+}
+
+func getSelf(t *testing.T, rt http.RoundTripper, addr string) {
+	t.Helper()
+	resp, err := (&http.Client{Transport: rt}).Get("http://" + addr + "/self")
+	if err != nil {
+		t.Fatal(err)
 	}
-	get()
-	if dialed.Load() != 1 || tlsCalls.Load() != 1 || n.serves(addr) {
-		t.Fatalf("tunnel down: dials %d, TLS calls %d, still via the tunnel %v; want 1, 1, false", dialed.Load(), tlsCalls.Load(), n.serves(addr))
-	}
-	get()
-	if dialed.Load() != 1 || tlsCalls.Load() != 2 {
-		t.Fatalf("next call: dials %d, TLS calls %d; want 1, 2", dialed.Load(), tlsCalls.Load())
-	}
-	marks.Store(true)
-	get()
-	get()
-	if !n.serves(addr) || dialed.Load() != 2 {
-		t.Fatalf("after the manager said so again: via the tunnel %v, dials %d; want true, 2", n.serves(addr), dialed.Load())
-	}
+	resp.Body.Close()
 }
 
 // callsOf is how n's calls reach the managers, once its Run has begun.
