@@ -40,6 +40,11 @@ drain:
 			break drain
 		}
 	}
+	if q := e.queued.Load(); q != nil {
+		// Lag: read, not applied until this returns (the stream's
+		// counter: a session applies only its own stream's events).
+		defer q.Add(-int64(len(raws)))
+	}
 	batch := make([]Event, 0, len(raws))
 	var bad error
 	for _, raw := range raws {
@@ -167,7 +172,9 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 	}
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	err := e.RefreshContainer(rctx, id)
+	e.refreshing.Add(1) // Lag: Behind until it, or the refresh it hands on, ends
+	defer e.refreshing.Add(-1)
+	err := e.refreshContainer(rctx, id)
 	if err != nil && p.createOnly && rctx.Err() != nil && ctx.Err() == nil {
 		// The create's refresh gave up early so as not to hold the events
 		// behind it; it finishes aside. Waiting for the start event to
@@ -177,11 +184,15 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 		// would only add connections and load; the next event of the
 		// container refreshes it anyway.
 		if e.late.CompareAndSwap(false, true) {
+			e.refreshing.Add(1) // before this one's ends
 			go e.refreshLate(ctx, id)
 			return
 		}
 	}
 	if err != nil {
+		e.mu.Lock()
+		e.refreshFailed() // Lag: the cache may lack it until a reload
+		e.mu.Unlock()
 		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
 	}
 }
@@ -191,9 +202,10 @@ func (e *Engine) refreshOne(ctx context.Context, id string, p *refreshPlan) {
 // RefreshContainer's tickets keep whichever started last.
 func (e *Engine) refreshLate(ctx context.Context, id string) {
 	defer e.late.Store(false)
+	defer e.refreshing.Add(-1) // counted by refreshOne
 	rctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
-	if err := e.RefreshContainer(rctx, id); err != nil {
+	if err := e.refreshNoting(rctx, id); err != nil {
 		e.opts.Logger.Debug("refresh container", "engine", e.Addr, "id", id, "error", err)
 	}
 }

@@ -160,8 +160,11 @@ type Engine struct {
 	ticket     uint64            // refreshes are numbered as they start...
 	written    map[string]uint64 // ...and a container keeps the newest one's result
 	gen        uint64            // bumped on every cache change
+	changes    uint64            // event-driven changes begun (Lag, activity.go)
+	unsure     uint64            // a refresh failed at this ticket: Lag says Behind until a later reload
 	late       atomic.Bool       // a create's refresh finishing aside (apply.go)
 	firstLoad  atomic.Bool       // one of the pool's first engines, its first load not ended (Options.Loaded)
+	lagState                     // the rest of Lag (activity.go)
 }
 
 // NodeID derives a node ID from an engine address: engines cloned from one
@@ -507,6 +510,7 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		return c, c != nil
 	}
 	next := make(map[string]*Container, len(list))
+	var lost []string // listed, not inspected, not cached then
 	var nextMu sync.Mutex
 	keep := func(c *Container) {
 		nextMu.Lock()
@@ -530,8 +534,16 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 			defer func() { <-sem; wg.Done() }()
 			if err := e.inspectInto(ctx, c); err != nil {
 				prev, ok := cached(c.ID)
-				if !ok || errors.Is(err, ErrNotFound) {
+				if errors.Is(err, ErrNotFound) {
 					return // removed meanwhile
+				}
+				if !ok {
+					// On the engine, not in the cache: a refresh
+					// may cache it meanwhile (kept below).
+					nextMu.Lock()
+					lost = append(lost, c.ID)
+					nextMu.Unlock()
+					return
 				}
 				c.CopyInspect(prev) // a failed inspect must not drop a known container
 			}
@@ -553,6 +565,28 @@ func (e *Engine) refreshContainers(ctx context.Context) error {
 		}
 	}
 	e.written = written
+	// A container the list showed and the reload could not inspect is
+	// kept if a refresh cached it meanwhile; else the cache lacks one the
+	// engine has until a later reload (Lag: Behind).
+	if e.unsure != 0 && ticket > e.unsure {
+		e.unsure = 0
+	}
+	for _, id := range lost {
+		if c := e.containers.get(id); c != nil {
+			next[id] = c
+		} else if next[id] == nil {
+			e.unsure = max(e.unsure, ticket)
+		}
+	}
+	// A reload that drops a container the cache had counts as an
+	// event-driven change (Lag): by the tickets above it drops none an
+	// event added, but a lookup then asks the engine rather than trust it.
+	for _, c := range e.containers.byID {
+		if next[c.ID] == nil {
+			e.changes++
+			break
+		}
+	}
 	e.containers = newContainerSet(next)
 	e.updated = time.Now()
 	e.gen++
@@ -628,10 +662,31 @@ func (e *Engine) inspected(c *Container, created time.Time, config, hostConfig j
 // RefreshContainer reloads one container into the cache, or drops it if the
 // engine no longer has it.
 func (e *Engine) RefreshContainer(ctx context.Context, id string) error {
+	e.refreshing.Add(1) // Lag: Behind while it runs
+	defer e.refreshing.Add(-1)
+	return e.refreshNoting(ctx, id)
+}
+
+// refreshNoting is refreshContainer, noting its failure for Lag: the
+// cache may lack the container until a reload.
+func (e *Engine) refreshNoting(ctx context.Context, id string) error {
+	err := e.refreshContainer(ctx, id)
+	if err != nil {
+		e.mu.Lock()
+		e.refreshFailed()
+		e.mu.Unlock()
+	}
+	return err
+}
+
+// refreshContainer is RefreshContainer without its part in Lag (a
+// create's refresh that gives up early finishes aside, apply.go).
+func (e *Engine) refreshContainer(ctx context.Context, id string) error {
 	// Two refreshes of one container may overlap (an event and a forwarded
 	// call); the one that started last saw the newest state, so it wins.
 	e.mu.Lock()
 	e.ticket++
+	e.changes++
 	ticket := e.ticket
 	e.mu.Unlock()
 	list, err := e.List(ctx, ListOptions{All: true, Filters: map[string][]string{"id": {id}}})
@@ -680,6 +735,7 @@ func (e *Engine) ForgetContainer(id string) {
 		e.written = map[string]uint64{}
 	}
 	e.ticket++
+	e.changes++
 	e.written[id] = e.ticket
 	e.gen++
 	e.mu.Unlock()
@@ -755,6 +811,7 @@ func (e *Engine) run(ctx context.Context) {
 func (e *Engine) session(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	defer e.following.Store(false) // Lag: its events are no longer applied
 	var evs <-chan json.RawMessage
 	var errc <-chan error
 	var err error
@@ -762,6 +819,13 @@ func (e *Engine) session(ctx context.Context) error {
 		evs, errc, err = e.load(sctx)
 		e.firstLoadEnded()
 		if err == nil && sctx.Err() == nil {
+			// Lag: the cache is current but for the events read since
+			// the stream opened (counted as they are read); a stream
+			// (re)opened counts as an event-driven change.
+			e.mu.Lock()
+			e.changes++
+			e.mu.Unlock()
+			e.following.Store(true)
 			e.setState(Healthy, "")
 		}
 	})
@@ -890,6 +954,8 @@ func (e *Engine) openEvents(ctx context.Context) (<-chan json.RawMessage, <-chan
 	// together as one batch (apply.go).
 	out := make(chan json.RawMessage, 16)
 	errc := make(chan error, 1)
+	st.queued = new(atomic.Int64) // this stream's own: one ending late counts nowhere seen
+	e.queued.Store(st.queued)
 	go readEvents(ctx, st, out, errc)
 	return out, errc, nil
 }

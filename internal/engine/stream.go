@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,9 +68,10 @@ type stream struct {
 	*http.Response
 	conn    net.Conn
 	stop    func() bool
-	src     io.Reader // the body: the connection itself, or net/http's reader
-	chunked bool      // and src is the connection
-	pending []byte    // of the body, read with the headers
+	src     io.Reader     // the body: the connection itself, or net/http's reader
+	chunked bool          // and src is the connection
+	pending []byte        // of the body, read with the headers
+	queued  *atomic.Int64 // if set, readEvents counts here the events it read (Lag)
 }
 
 func (s *stream) Close() error {
@@ -91,7 +93,7 @@ func (s *stream) Close() error {
 func readEvents(ctx context.Context, s *stream, out chan<- json.RawMessage, errc chan<- error) {
 	// Only what reading needs is kept, not the answer and its request
 	// (1–2 KiB an engine).
-	src, p, conn, stop, body := s.src, s.pending, s.conn, s.stop, s.Body
+	src, p, conn, stop, body, queued := s.src, s.pending, s.conn, s.stop, s.Body, s.queued
 	defer func() {
 		stop()
 		body.Close()
@@ -111,6 +113,9 @@ func readEvents(ctx context.Context, s *stream, out chan<- json.RawMessage, errc
 		err := sc.feed(p)
 		p = nil
 		for _, ev := range sc.events {
+			if queued != nil {
+				queued.Add(1) // applyEvents takes it off once applied
+			}
 			select {
 			case out <- ev:
 			case <-ctx.Done():

@@ -28,6 +28,13 @@ type lookupEnv struct {
 
 func newLookupEnv(t *testing.T, n int) *lookupEnv {
 	t.Helper()
+	return newLookupEnvWith(t, n, engine.Options{RefreshInterval: time.Minute, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+}
+
+// newLookupEnvWith is newLookupEnv with the pool's options, and hold (if
+// set) called before simulated engine i answers each request.
+func newLookupEnvWith(t *testing.T, n int, opts engine.Options, hold func(i int, r *http.Request)) *lookupEnv {
+	t.Helper()
 	env := &lookupEnv{}
 	var addrs []string
 	for i := range n {
@@ -42,13 +49,16 @@ func newLookupEnv(t *testing.T, n int) *lookupEnv {
 				(strings.Contains(p, "/containers/") || strings.Contains(p, "/exec/")) {
 				count.Add(1)
 			}
+			if hold != nil {
+				hold(i, r)
+			}
 			s.ServeHTTP(w, r)
 		}))
 		t.Cleanup(srv.Close)
 		env.sims, env.inspects = append(env.sims, s), append(env.inspects, count)
 		addrs = append(addrs, srv.Listener.Addr().String())
 	}
-	env.pool = engine.NewPool(engine.Options{RefreshInterval: time.Minute, FailureRetry: 1, Timeout: 2 * time.Second}, nil)
+	env.pool = engine.NewPool(opts, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{}, 2)
 	go func() { _ = env.pool.Run(ctx); done <- struct{}{} }()
