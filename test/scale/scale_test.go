@@ -178,6 +178,14 @@ func runScale(t *testing.T, cfg config) {
 	stop = prof.cpu("cpu-ps")
 	pss := measure(cfg.psSamples, func() { psBody = get(t, hc, base+apiPrefix+"/containers/json?all=1") })
 	stop()
+	// The same ps -a from a client process of its own (curl, as the
+	// docker CLI is one), when shoal runs in its own: the test process
+	// reads each answer whole into its heap, shared with the fleet's
+	// processes' two cores, and its own collections join shoal's time.
+	var curlPss []time.Duration
+	if pid > 0 {
+		curlPss = measureCurl(t, cfg.psSamples, base+apiPrefix+"/containers/json?all=1")
+	}
 	prof.heap("heap-after")
 	rssAfter, hwm := rss(pid), hwm(pid)
 
@@ -189,10 +197,10 @@ func runScale(t *testing.T, cfg config) {
 	tg := cfg.targets
 	fmt.Fprintf(&r, "engines %d, containers %d, shoal in-process %v, load %v, ps -a body %.1f MiB, ps body %.1f MiB\n",
 		cfg.engines, total, cfg.inproc, load.Round(time.Millisecond), float64(len(psBody))/(1<<20), float64(len(psRunning))/(1<<20))
-	fmt.Fprintf(&r, "%-8s %6s %9s %9s %9s %9s\n", "call", "n", "p50", "p99", "max", "target p99")
+	fmt.Fprintf(&r, "%-12s %6s %9s %9s %9s %9s\n", "call", "n", "p50", "p99", "max", "target p99")
 	row := func(name string, d []time.Duration, target time.Duration) {
 		p99 := pct(d, 0.99)
-		fmt.Fprintf(&r, "%-8s %6d %9s %9s %9s", name, len(d), ms(pct(d, 0.50)), ms(p99), ms(d[len(d)-1]))
+		fmt.Fprintf(&r, "%-12s %6d %9s %9s %9s", name, len(d), ms(pct(d, 0.50)), ms(p99), ms(d[len(d)-1]))
 		if target > 0 {
 			fmt.Fprintf(&r, " %9s %s", ms(target), verdict(p99 <= target))
 		}
@@ -202,6 +210,9 @@ func runScale(t *testing.T, cfg config) {
 	row("info", infos, tg.info)
 	row("ps", pssRunning, 0)
 	row("ps -a", pss, tg.ps)
+	if len(curlPss) > 0 {
+		row("ps -a (curl)", curlPss, tg.ps)
+	}
 	if pid > 0 {
 		fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s; after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
 			mib(rssLoaded), tg.rss>>20, verdict(rssLoaded <= tg.rss), mib(rssAfter), mib(hwm))
