@@ -206,7 +206,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 		c.nodes = store.NewCollection[Node](c.store, store.PrefixNodes)
 		if c.cfg.Pool != nil {
 			c.cfg.Pool.RegisterScheme("tunnel", func(ctx context.Context, id string) (net.Conn, error) {
-				return c.tunnels.Endpoint(id).Dial(ctx)
+				return c.tunnels.Dial(ctx, id) // not Endpoint(id): that builds an http.Transport per dial
 			})
 		}
 		c.syncOnce(ctx)
