@@ -590,3 +590,27 @@ func TestQuietNodeKeepsItsTunnel(t *testing.T) {
 		t.Fatal("the node lost its tunnel")
 	}
 }
+
+// A manager that serves the nodes' calls still drops a node gone silent
+// (its read deadline ends the tunnel with a timeout, which http.Server
+// would retry for ever as a temporary accept error): the node leaves
+// Connected and its tunnel's goroutine ends.
+func TestTunnelDetectsDeadNodeWithCalls(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	m.tunnels.ServeCalls(http.NotFoundHandler())
+	relay := newRelay(t, m.addr)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
+		EngineSocket: fakeEngine(t), Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	waitConnected(t, m.tunnels, "node1", true)
+	relay.freeze()
+	waitConnected(t, m.tunnels, "node1", false)
+}

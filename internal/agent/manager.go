@@ -156,7 +156,12 @@ type callListener struct {
 func (l *callListener) Accept() (net.Conn, error) {
 	st, err := l.sess.AcceptStream()
 	if err != nil {
-		return nil, err
+		// http.Server.Serve retries an error that says it is temporary,
+		// for ever: a tunnel that ended on its read deadline (a timeout)
+		// or a reset says so, and would keep ServeConn, and the node's
+		// entry in Connected, until the manager stops. No error of a
+		// tunnel's accept is worth a retry: Serve returns and closes it.
+		return nil, fmt.Errorf("agent: tunnel closed: %w", err) // not a net.Error: no retry
 	}
 	return callConn{Stream: st, id: l.id}, nil
 }
