@@ -614,3 +614,25 @@ func TestTunnelDetectsDeadNodeWithCalls(t *testing.T) {
 	relay.freeze()
 	waitConnected(t, m.tunnels, "node1", false)
 }
+
+// Tunnel names the node's tunnel while it is up: 0 while none is, and
+// another number for the tunnel that replaces a dropped one.
+func TestNodeTunnelNumber(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitTunnel := func(not uint64) uint64 {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if cur := n.Tunnel(); cur != 0 && cur != not {
+				return cur
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tunnel number %d, want one other than 0 and %d", n.Tunnel(), not)
+			}
+		}
+	}
+	first := waitTunnel(0)
+	m.tunnels.Disconnect("node1")
+	waitTunnel(first)
+}
