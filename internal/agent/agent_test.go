@@ -636,3 +636,39 @@ func TestNodeTunnelNumber(t *testing.T) {
 	m.tunnels.Disconnect("node1")
 	waitTunnel(first)
 }
+
+// Close lets a node's call under way end before it returns (its handler
+// reads what the manager closes next), as the cluster port's shutdown does.
+func TestTunnelsCloseWaitsForCalls(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	entered := make(chan struct{})
+	var done atomic.Bool
+	m.tunnels.ServeCalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()               // the tunnel is closed
+		time.Sleep(100 * time.Millisecond) // and the handler has work left
+		done.Store(true)
+	}))
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+	for deadline := time.Now().Add(5 * time.Second); n.Tunnel() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never saw its tunnel up")
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return n.Dial(ctx) },
+		DisableKeepAlives: true,
+	}}
+	go func() {
+		if resp, err := hc.Get("http://manager/self"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	m.tunnels.Close()
+	if !done.Load() {
+		t.Fatal("Close returned while a node's call was still being served")
+	}
+}

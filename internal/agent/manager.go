@@ -267,7 +267,9 @@ func (t *Tunnels) Disconnect(nodeID string) bool {
 	return ok
 }
 
-// Close drops every tunnel and refuses new ones.
+// Close drops every tunnel and refuses new ones. The nodes' calls under
+// way (ServeCalls) end first, as the cluster port's do when it stops: for
+// up to callsDrain, then they are cut off.
 func (t *Tunnels) Close() error {
 	t.mu.Lock()
 	t.closed = true
@@ -275,12 +277,25 @@ func (t *Tunnels) Close() error {
 	for _, s := range t.sessions {
 		sessions = append(sessions, s)
 	}
+	srv := t.calls
 	t.mu.Unlock()
 	for _, s := range sessions {
 		s.sess.Close()
 	}
+	if srv != nil {
+		// Their handlers read the manager's store, which its owner
+		// closes once Close returns.
+		ctx, cancel := context.WithTimeout(context.Background(), callsDrain)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}
 	return nil
 }
+
+// callsDrain is how long Close waits for the nodes' calls under way.
+const callsDrain = 2 * time.Second
 
 // Endpoint returns the way to one node's engine. It looks the tunnel up
 // at each dial, so it stays valid across the node's reconnections.
