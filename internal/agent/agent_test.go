@@ -590,3 +590,85 @@ func TestQuietNodeKeepsItsTunnel(t *testing.T) {
 		t.Fatal("the node lost its tunnel")
 	}
 }
+
+// A manager that serves the nodes' calls still drops a node gone silent
+// (its read deadline ends the tunnel with a timeout, which http.Server
+// would retry for ever as a temporary accept error): the node leaves
+// Connected and its tunnel's goroutine ends.
+func TestTunnelDetectsDeadNodeWithCalls(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	m.tunnels.ServeCalls(http.NotFoundHandler())
+	relay := newRelay(t, m.addr)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
+		EngineSocket: fakeEngine(t), Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go n.Run(ctx)
+	waitConnected(t, m.tunnels, "node1", true)
+	relay.freeze()
+	waitConnected(t, m.tunnels, "node1", false)
+}
+
+// Tunnel names the node's tunnel while it is up: 0 while none is, and
+// another number for the tunnel that replaces a dropped one.
+func TestNodeTunnelNumber(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitTunnel := func(not uint64) uint64 {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if cur := n.Tunnel(); cur != 0 && cur != not {
+				return cur
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tunnel number %d, want one other than 0 and %d", n.Tunnel(), not)
+			}
+		}
+	}
+	first := waitTunnel(0)
+	m.tunnels.Disconnect("node1")
+	waitTunnel(first)
+}
+
+// Close lets a node's call under way end before it returns (its handler
+// reads what the manager closes next), as the cluster port's shutdown does.
+func TestTunnelsCloseWaitsForCalls(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	entered := make(chan struct{})
+	var done atomic.Bool
+	m.tunnels.ServeCalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()               // the tunnel is closed
+		time.Sleep(100 * time.Millisecond) // and the handler has work left
+		done.Store(true)
+	}))
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+	for deadline := time.Now().Add(5 * time.Second); n.Tunnel() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node never saw its tunnel up")
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return n.Dial(ctx) },
+		DisableKeepAlives: true,
+	}}
+	go func() {
+		if resp, err := hc.Get("http://manager/self"); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	m.tunnels.Close()
+	if !done.Load() {
+		t.Fatal("Close returned while a node's call was still being served")
+	}
+}

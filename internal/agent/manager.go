@@ -156,7 +156,12 @@ type callListener struct {
 func (l *callListener) Accept() (net.Conn, error) {
 	st, err := l.sess.AcceptStream()
 	if err != nil {
-		return nil, err
+		// http.Server.Serve retries an error that says it is temporary,
+		// for ever: a tunnel that ended on its read deadline (a timeout)
+		// or a reset says so, and would keep ServeConn, and the node's
+		// entry in Connected, until the manager stops. No error of a
+		// tunnel's accept is worth a retry: Serve returns and closes it.
+		return nil, fmt.Errorf("agent: tunnel closed: %w", err) // not a net.Error: no retry
 	}
 	return callConn{Stream: st, id: l.id}, nil
 }
@@ -262,7 +267,9 @@ func (t *Tunnels) Disconnect(nodeID string) bool {
 	return ok
 }
 
-// Close drops every tunnel and refuses new ones.
+// Close drops every tunnel and refuses new ones. The nodes' calls under
+// way (ServeCalls) end first, as the cluster port's do when it stops: for
+// up to callsDrain, then they are cut off.
 func (t *Tunnels) Close() error {
 	t.mu.Lock()
 	t.closed = true
@@ -270,12 +277,25 @@ func (t *Tunnels) Close() error {
 	for _, s := range t.sessions {
 		sessions = append(sessions, s)
 	}
+	srv := t.calls
 	t.mu.Unlock()
 	for _, s := range sessions {
 		s.sess.Close()
 	}
+	if srv != nil {
+		// Their handlers read the manager's store, which its owner
+		// closes once Close returns.
+		ctx, cancel := context.WithTimeout(context.Background(), callsDrain)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}
 	return nil
 }
+
+// callsDrain is how long Close waits for the nodes' calls under way.
+const callsDrain = 2 * time.Second
 
 // Endpoint returns the way to one node's engine. It looks the tunnel up
 // at each dial, so it stays valid across the node's reconnections.

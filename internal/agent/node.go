@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -53,7 +54,11 @@ type Node struct {
 	mu        sync.Mutex
 	connected string         // manager address while a tunnel is up
 	sess      *yamux.Session // the tunnel while it is up
+	tunnel    uint64         // the tunnel's number while it is up (Tunnel)
 }
+
+// tunnels numbers the tunnels of every Node in the process (Tunnel).
+var tunnels atomic.Uint64
 
 // NewNode checks cfg and fills in defaults.
 func NewNode(cfg NodeConfig) (*Node, error) {
@@ -93,8 +98,21 @@ func (n *Node) Connected() (string, bool) {
 
 func (n *Node) setConnected(addr string, sess *yamux.Session) {
 	n.mu.Lock()
-	n.connected, n.sess = addr, sess
+	n.connected, n.sess, n.tunnel = addr, sess, 0
+	if sess != nil {
+		n.tunnel = tunnels.Add(1)
+	}
 	n.mu.Unlock()
+}
+
+// Tunnel names the tunnel up now, 0 while none is: a number no other
+// tunnel of any Node in the process has had or will have. What a manager
+// said holds for the tunnel it was said on: after a drop the next tunnel
+// may reach that manager restarted as another release.
+func (n *Node) Tunnel() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.tunnel
 }
 
 // Dial opens a stream to the manager through the tunnel, for this node's

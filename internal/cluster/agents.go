@@ -134,7 +134,7 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 			Down: func() {
 				c.wake.woken(wakeSelf | wakeOverlay) // removed, left, a manager gone, a partition: ask (wake.go)
 				if calls := c.calls.Load(); calls != nil {
-					calls.note(addr, false) // the manager may come back as another release: over TLS until it says
+					calls.note(addr, 0, false) // the manager may come back as another release: over TLS until it says
 				}
 			},
 		})

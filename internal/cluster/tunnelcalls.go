@@ -111,24 +111,38 @@ func markTunnelCalls(h http.Handler) http.Handler {
 // there, everything else (and those too while the tunnel is down or
 // refuses) over TLS to its cluster port.
 type nodeCalls struct {
-	tls  *http.Transport                                          // the cluster port over TLS
-	tun  *http.Transport                                          // one stream per call, no connection kept
-	dial func(ctx context.Context, addr string) (net.Conn, error) // the tunnel to the manager at addr
-	cert func() [][]byte                                          // the node's current chain
+	tls    *http.Transport                                          // the cluster port over TLS
+	tun    *http.Transport                                          // one stream per call, no connection kept
+	dial   func(ctx context.Context, addr string) (net.Conn, error) // the tunnel to the manager at addr
+	tunnel func(addr string) uint64                                 // that tunnel's number while up (agent.Node.Tunnel), 0 if none
+	cert   func() [][]byte                                          // the node's current chain
 
-	mu  sync.Mutex
-	via map[string]bool // managers (cluster port addresses) that serve calls through tunnels
+	mu sync.Mutex
+	// Managers (cluster port addresses) that serve calls through
+	// tunnels, each with the tunnel up when it said so: an answer is
+	// only good for that tunnel. A manager that restarts as an older
+	// release drops the tunnel, and an answer it gave before (a call
+	// under way while it shut down) must not send streams through the
+	// next one, which it would never accept: yamux closes a session
+	// whose opened stream is not accepted within 75 s.
+	via map[string]uint64
 
 	throughTunnel atomic.Int64 // calls answered through a tunnel (tests)
 }
 
 func (c *Cluster) newNodeCalls(tr *http.Transport) *nodeCalls {
-	n := &nodeCalls{tls: tr, via: map[string]bool{},
+	n := &nodeCalls{tls: tr, via: map[string]uint64{},
 		dial: func(ctx context.Context, addr string) (net.Conn, error) {
 			if node := c.tunnelTo(addr); node != nil {
 				return node.Dial(ctx)
 			}
 			return nil, agent.ErrNotConnected
+		},
+		tunnel: func(addr string) uint64 {
+			if node := c.tunnelTo(addr); node != nil {
+				return node.Tunnel()
+			}
+			return 0
 		},
 		cert: func() [][]byte { return c.kp.Get().Certificate },
 	}
@@ -143,43 +157,50 @@ func (c *Cluster) newNodeCalls(tr *http.Transport) *nodeCalls {
 }
 
 func (n *nodeCalls) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method == http.MethodGet && (req.URL.Path == "/self" || req.URL.Path == "/overlay") && n.serves(req.URL.Host) {
+	// The tunnel up as the call starts: what the answer says holds for it.
+	tunnel := n.tunnel(req.URL.Host)
+	if req.Method == http.MethodGet && (req.URL.Path == "/self" || req.URL.Path == "/overlay") && n.serves(req.URL.Host, tunnel) {
 		tr := req.Clone(req.Context())
 		tr.Header.Set(certHeader, certHeaderValue(n.cert()))
 		resp, err := n.tun.RoundTrip(tr)
 		if err == nil && resp.StatusCode != http.StatusNotFound {
 			n.throughTunnel.Add(1)
-			n.note(req.URL.Host, resp.Header.Get(tunnelCallsHeader) == "1")
+			n.note(req.URL.Host, tunnel, resp.Header.Get(tunnelCallsHeader) == "1")
 			return resp, nil
 		}
 		if err == nil {
 			resp.Body.Close() // not served there after all: over TLS, as before
 		}
-		n.note(req.URL.Host, false) // over TLS until an answer says otherwise
+		n.note(req.URL.Host, tunnel, false) // over TLS until an answer says otherwise
 	}
 	resp, err := n.tls.RoundTrip(req)
 	if err == nil {
-		n.note(req.URL.Host, resp.Header.Get(tunnelCallsHeader) == "1")
+		n.note(req.URL.Host, tunnel, resp.Header.Get(tunnelCallsHeader) == "1")
 	}
 	return resp, err
 }
 
-func (n *nodeCalls) serves(addr string) bool {
+// serves tells whether the manager at addr said, while tunnel was up,
+// that it serves calls through tunnels.
+func (n *nodeCalls) serves(addr string, tunnel uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.via[addr]
+	return tunnel != 0 && n.via[addr] == tunnel
 }
 
-func (n *nodeCalls) note(addr string, ok bool) {
+// note records what the manager at addr said in an answer to a call
+// that started while tunnel was up (0: none was; ok then counts for no
+// tunnel).
+func (n *nodeCalls) note(addr string, tunnel uint64, ok bool) {
 	n.mu.Lock()
-	was := n.via[addr]
-	if ok {
-		n.via[addr] = true
+	was := n.via[addr] != 0 && n.via[addr] == tunnel
+	if ok && tunnel != 0 {
+		n.via[addr] = tunnel
 	} else {
 		delete(n.via, addr)
 	}
 	n.mu.Unlock()
-	if ok && !was {
+	if ok && tunnel != 0 && !was {
 		// The connection the call came over stays idle from now on: let
 		// the manager have it back (a renewal dials anew).
 		n.tls.CloseIdleConnections()

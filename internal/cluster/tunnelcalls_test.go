@@ -31,7 +31,7 @@ func TestNodeCallsThroughTheTunnel(t *testing.T) {
 	})
 	calls := callsOf(t, w)
 	eventually(t, 30*time.Second, "the worker told the manager serves calls through its tunnel", func() error {
-		if !calls.serves(m.ClusterAddr()) {
+		if !calls.serves(m.ClusterAddr(), calls.tunnel(m.ClusterAddr())) {
 			return errors.New("not yet")
 		}
 		return nil
@@ -121,8 +121,8 @@ func TestNodeCallsFallBackToTLS(t *testing.T) {
 	addr, direct := fakePort(t, &marks)
 	n, dialed := fakeNodeCalls(map[string]bool{addr: true})
 	getSelf(t, n, addr)
-	if dialed.Load() != 1 || direct.Load() != 1 || n.serves(addr) {
-		t.Fatalf("tunnel down: dials %d, TLS calls %d, still via the tunnel %v; want 1, 1, false", dialed.Load(), direct.Load(), n.serves(addr))
+	if dialed.Load() != 1 || direct.Load() != 1 || n.serves(addr, 1) {
+		t.Fatalf("tunnel down: dials %d, TLS calls %d, still via the tunnel %v; want 1, 1, false", dialed.Load(), direct.Load(), n.serves(addr, 1))
 	}
 	getSelf(t, n, addr)
 	if dialed.Load() != 1 || direct.Load() != 2 {
@@ -131,8 +131,8 @@ func TestNodeCallsFallBackToTLS(t *testing.T) {
 	marks.Store(true)
 	getSelf(t, n, addr)
 	getSelf(t, n, addr)
-	if !n.serves(addr) || dialed.Load() != 2 {
-		t.Fatalf("after the manager said so again: via the tunnel %v, dials %d; want true, 2", n.serves(addr), dialed.Load())
+	if !n.serves(addr, 1) || dialed.Load() != 2 {
+		t.Fatalf("after the manager said so again: via the tunnel %v, dials %d; want true, 2", n.serves(addr, 1), dialed.Load())
 	}
 }
 
@@ -156,12 +156,18 @@ func fakePort(t *testing.T, marks *atomic.Bool) (addr string, calls *atomic.Int6
 	return ln.Addr().String(), calls
 }
 
-// fakeNodeCalls is a node's calls whose tunnels are all down (their dials
-// counted), believing via of the managers.
+// fakeNodeCalls is a node's calls whose tunnels, all numbered 1, fail
+// every dial (counted), believing via of the managers.
 func fakeNodeCalls(via map[string]bool) (*nodeCalls, *atomic.Int64) {
 	dialed := &atomic.Int64{}
-	n := &nodeCalls{tls: &http.Transport{}, via: via, cert: func() [][]byte { return nil },
-		dial: func(context.Context, string) (net.Conn, error) { dialed.Add(1); return nil, agent.ErrNotConnected }}
+	n := &nodeCalls{tls: &http.Transport{}, via: map[string]uint64{}, cert: func() [][]byte { return nil },
+		dial:   func(context.Context, string) (net.Conn, error) { dialed.Add(1); return nil, agent.ErrNotConnected },
+		tunnel: func(string) uint64 { return 1 }}
+	for addr, ok := range via {
+		if ok {
+			n.via[addr] = 1
+		}
+	}
 	n.tun = &http.Transport{DialTLSContext: func(ctx context.Context, _, a string) (net.Conn, error) { return n.dial(ctx, a) }}
 	n.tun.DialContext = n.tun.DialTLSContext // the tests' URLs are http://
 	return n, dialed
@@ -186,4 +192,48 @@ func callsOf(t *testing.T, n *node) *nodeCalls {
 		return nil
 	})
 	return n.calls.Load()
+}
+
+// What a manager said holds for the tunnel up when it said it: an answer
+// to a call that began before the tunnel dropped (a manager answering as
+// it shuts down, to restart as an older release) does not send the next
+// tunnel's calls through it; the first answer on the new tunnel does.
+func TestNodeCallsAnswerOfAnEarlierTunnel(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var block atomic.Bool
+	block.Store(true)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if block.Load() {
+			close(entered)
+			<-release
+		}
+		w.Header().Set(tunnelCallsHeader, "1")
+		w.Write([]byte("{}"))
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	n, dialed := fakeNodeCalls(map[string]bool{})
+	var tunnel atomic.Uint64
+	tunnel.Store(1)
+	n.tunnel = func(string) uint64 { return tunnel.Load() }
+	done := make(chan struct{})
+	go func() { defer close(done); getSelf(t, n, addr) }()
+	<-entered
+	tunnel.Store(2) // the tunnel dropped and a new one came up meanwhile
+	block.Store(false)
+	close(release)
+	<-done
+	if n.serves(addr, 2) {
+		t.Fatal("an answer to a call begun on tunnel 1 counts for tunnel 2")
+	}
+	getSelf(t, n, addr) // over TLS, on tunnel 2
+	if dialed.Load() != 0 || !n.serves(addr, 2) {
+		t.Fatalf("tunnel dials %d, serves on tunnel 2 %v; want 0, true", dialed.Load(), n.serves(addr, 2))
+	}
 }
