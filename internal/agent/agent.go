@@ -58,10 +58,6 @@ func (t Timing) yamux() *yamux.Config {
 func (t Timing) managerYamux() *yamux.Config {
 	c := t.yamux()
 	c.EnableKeepAlive = false
-	// Streams a node opens (its calls) waiting to be accepted, and the
-	// manager's opens a node has not acknowledged yet: a node accepts at
-	// once, so 64 is plenty (256 made a 2 KiB queue per node).
-	c.AcceptBacklog = 64
 	return c
 }
 
