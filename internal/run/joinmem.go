@@ -30,6 +30,9 @@ const (
 	// joinSlow is how many engines loading at once make the collector
 	// run as during manage's load.
 	joinSlow = 16
+	// joinQuiet is how many looks in a row with no load ended count as
+	// the storm's end while some engines are still Pending (2 s).
+	joinQuiet = 4
 )
 
 // joinLoads follows the pool's first loads until ctx ends (a component of
@@ -46,6 +49,7 @@ type joinLoads struct {
 	prevGC   int                     // GOGC to set back; -1 while not lowered
 	envGOGC  bool                    // GOGC is set in the environment: leave it alone
 	released int                     // releases so far (tests)
+	quiet    int                     // looks in a row with no load ended
 }
 
 func newJoinLoads(pool *engine.Pool, log *slog.Logger) *joinLoads {
@@ -72,8 +76,10 @@ func (j *joinLoads) Run(ctx context.Context) error {
 // step looks at the engines once: those Pending are loading (or being
 // contacted); one seen Pending before and not now has ended its load,
 // loaded or failed. The release comes once enough loads have ended and
-// none is left, or none ended since the last step (an engine that stays
-// Pending, its node's engine unreachable, must not hold it off).
+// none is left, or none has ended for joinQuiet looks in a row (an
+// engine that stays Pending, its node's engine unreachable, must not hold
+// it off; one look without an end is common in a storm, whose loads wait
+// for their turn, and a release then would leave the rest unreleased).
 func (j *joinLoads) step(engines []*engine.Engine) {
 	now := make(map[*engine.Engine]bool, len(j.pending))
 	for _, e := range engines {
@@ -92,7 +98,12 @@ func (j *joinLoads) step(engines []*engine.Engine) {
 	if len(now) >= joinSlow && j.prevGC < 0 && !j.envGOGC {
 		j.prevGC = j.setGC(loadGOGC)
 	}
-	if j.loaded >= joinRelease && (len(now) == 0 || ended == 0) {
+	if ended == 0 {
+		j.quiet++
+	} else {
+		j.quiet = 0
+	}
+	if j.loaded >= joinRelease && (len(now) == 0 || j.quiet >= joinQuiet) {
 		j.log.Info("cluster: nodes' engines loaded", "engines", j.loaded, "still_pending", len(now))
 		j.restoreGC()
 		j.release()
