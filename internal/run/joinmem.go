@@ -15,24 +15,26 @@ import (
 // have loaded (loadGC) would come before the load that matters. A join
 // storm — hundreds of nodes joining within seconds — allocates as a
 // manage start does (each engine's first load), and leaves the heap at
-// its peak. joinLoads watches the pool instead: while engines are
-// loading for the first time it collects as manage's load does
-// (loadGOGC, unless GOGC is set), and once none is left, if enough have
-// loaded since the last release, it returns the memory their loads left
-// free (returnLoadMemory) and sets GOGC back.
+// its peak. joinLoads watches the pool instead: while many engines are
+// loading it collects as manage's load does (loadGOGC, unless GOGC is
+// set), and once the storm is over (no engine arrived and no load ended
+// for a second), if enough engines arrived since the last release, it
+// returns the memory their loads left free (returnLoadMemory) and sets
+// GOGC back.
 const (
 	// joinPoll is how often the pool's engines are counted (a read lock
 	// each: ~30 µs at 1,000 engines).
 	joinPoll = 500 * time.Millisecond
-	// joinRelease is how many first loads end before a release is worth
-	// its collection; a node joining now and then releases nothing.
+	// joinRelease is how many engines arrive before a release is worth
+	// its collection; a node joining now and then releases nothing (until
+	// the 50th).
 	joinRelease = 50
 	// joinSlow is how many engines loading at once make the collector
 	// run as during manage's load.
 	joinSlow = 16
-	// joinQuiet is how many looks in a row with no load ended count as
-	// the storm's end while some engines are still Pending (2 s).
-	joinQuiet = 4
+	// joinQuiet is how many looks in a row with no engine arrived and no
+	// load ended make the storm's end (1 s).
+	joinQuiet = 2
 )
 
 // joinLoads follows the pool's first loads until ctx ends (a component of
@@ -44,8 +46,9 @@ type joinLoads struct {
 	setGC   func(int) int
 	loading func(*engine.Engine) bool // Pending; a field for tests
 
-	pending  map[*engine.Engine]bool // engines seen loading (Pending), not yet seen loaded
-	loaded   int                     // first loads ended since the last release
+	known       map[*engine.Engine]bool // the engines at the last look
+	arrived     int                     // engines arrived since the last release
+	loadingThen int                     // engines Pending at the last look
 	prevGC   int                     // GOGC to set back; -1 while not lowered
 	envGOGC  bool                    // GOGC is set in the environment: leave it alone
 	released int                     // releases so far (tests)
@@ -55,7 +58,7 @@ type joinLoads struct {
 func newJoinLoads(pool *engine.Pool, log *slog.Logger) *joinLoads {
 	return &joinLoads{pool: pool, log: log, release: returnLoadMemory(log), setGC: debug.SetGCPercent,
 		loading: func(e *engine.Engine) bool { st, _ := e.State(); return st == engine.Pending },
-		pending: map[*engine.Engine]bool{}, prevGC: -1, envGOGC: os.Getenv("GOGC") != ""}
+		prevGC: -1, envGOGC: os.Getenv("GOGC") != ""}
 }
 
 // Run counts the pool's engines every joinPoll until ctx ends.
@@ -73,47 +76,48 @@ func (j *joinLoads) Run(ctx context.Context) error {
 	}
 }
 
-// step looks at the engines once: those Pending are loading (or being
-// contacted); one seen Pending before and not now has ended its load,
-// loaded or failed. The release comes once enough loads have ended and
-// none is left, or none has ended for joinQuiet looks in a row (an
-// engine that stays Pending, its node's engine unreachable, must not hold
-// it off; one look without an end is common in a storm, whose loads wait
-// for their turn, and a release then would leave the rest unreleased).
+// step looks at the engines once. A storm is engines arriving (nodes
+// joining: new engines in the pool) and loading (Pending); it has ended
+// once joinQuiet looks in a row saw no engine arrive and no load end. A
+// look at which none is Pending proves nothing: joins come a few at a
+// time, and their loads may all have ended between two of them. An
+// engine that stays Pending (its node's engine unreachable) does not hold
+// the release off.
 func (j *joinLoads) step(engines []*engine.Engine) {
-	now := make(map[*engine.Engine]bool, len(j.pending))
+	known := make(map[*engine.Engine]bool, len(engines))
+	arrived, loading := 0, 0
 	for _, e := range engines {
+		known[e] = true
+		if !j.known[e] {
+			arrived++
+		}
 		if j.loading(e) {
-			now[e] = true
+			loading++
 		}
 	}
-	ended := 0
-	for e := range j.pending {
-		if !now[e] {
-			ended++ // loaded, failed or removed: its load's garbage is garbage either way
-		}
-	}
-	j.pending = now
-	j.loaded += ended
-	if len(now) >= joinSlow && j.prevGC < 0 && !j.envGOGC {
-		j.prevGC = j.setGC(loadGOGC)
-	}
-	if ended == 0 {
+	j.known = known
+	j.arrived += arrived
+	if arrived == 0 && loading == j.loadingThen {
 		j.quiet++
 	} else {
 		j.quiet = 0
 	}
-	if j.loaded >= joinRelease && (len(now) == 0 || j.quiet >= joinQuiet) {
-		j.log.Info("cluster: nodes' engines loaded", "engines", j.loaded, "still_pending", len(now))
+	j.loadingThen = loading
+	if loading >= joinSlow && j.prevGC < 0 && !j.envGOGC {
+		j.prevGC = j.setGC(loadGOGC)
+	}
+	if j.quiet < joinQuiet {
+		return
+	}
+	if j.arrived >= joinRelease {
+		j.log.Info("cluster: nodes' engines loaded", "engines", j.arrived, "still_pending", loading)
 		j.restoreGC()
 		j.release()
 		j.released++
-		j.loaded = 0
+		j.arrived = 0
 		return
 	}
-	if len(now) == 0 {
-		j.restoreGC()
-	}
+	j.restoreGC()
 }
 
 func (j *joinLoads) restoreGC() {

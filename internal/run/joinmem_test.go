@@ -7,100 +7,139 @@ import (
 	"github.com/shoal-dev/shoal/internal/engine"
 )
 
-// A join storm's loads end in one release, once none is loading or none
-// ended since the last look; GOGC is lowered while many load and set
-// back after; a node joining now and then releases nothing.
-func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
-	engines := make([]*engine.Engine, 120)
-	for i := range engines {
-		engines[i] = &engine.Engine{}
+// joinPool is a pool's engines as joinLoads sees them: which are there
+// and which are loading (Pending).
+type joinPool struct {
+	engines []*engine.Engine
+	loading map[*engine.Engine]bool
+}
+
+func (p *joinPool) join(n int, loading bool) {
+	for range n {
+		e := &engine.Engine{}
+		p.engines = append(p.engines, e)
+		if loading {
+			p.loading[e] = true
+		}
 	}
-	loading := map[*engine.Engine]bool{}
-	gc := 100
-	var sets []int
+}
+
+// loaded ends the loads of n engines that are loading.
+func (p *joinPool) loaded(n int) {
+	for _, e := range p.engines {
+		if n == 0 {
+			return
+		}
+		if p.loading[e] {
+			delete(p.loading, e)
+			n--
+		}
+	}
+}
+
+func newTestJoinLoads(t *testing.T, p *joinPool, gc *int, sets *[]int) *joinLoads {
 	j := newJoinLoads(nil, slog.New(slog.DiscardHandler))
 	j.envGOGC = false
-	j.loading = func(e *engine.Engine) bool { return loading[e] }
-	j.setGC = func(v int) int { prev := gc; gc = v; sets = append(sets, v); return prev }
+	j.loading = func(e *engine.Engine) bool { return p.loading[e] }
+	j.setGC = func(v int) int { prev := *gc; *gc = v; *sets = append(*sets, v); return prev }
 	j.release = func() {}
+	return j
+}
 
-	// 100 nodes join: their engines load.
-	for _, e := range engines[:100] {
-		loading[e] = true
-	}
-	j.step(engines[:100])
+// A join storm ends in one release once no engine arrived and no load
+// ended for joinQuiet looks; a look at which none is loading, between two
+// joins, is no end; GOGC is lowered while many load and set back after;
+// nodes joining one at a time release nothing until joinRelease arrived.
+func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
+	p := &joinPool{loading: map[*engine.Engine]bool{}}
+	gc, sets := 100, []int{}
+	j := newTestJoinLoads(t, p, &gc, &sets)
+
+	p.join(40, true)
+	j.step(p.engines)
 	if gc != loadGOGC {
-		t.Fatalf("GOGC while 100 engines load = %d, want %d", gc, loadGOGC)
+		t.Fatalf("GOGC while 40 engines load = %d, want %d", gc, loadGOGC)
 	}
-	// 60 end; 40 still load and some ended: no release yet.
-	for _, e := range engines[:60] {
-		delete(loading, e)
-	}
-	j.step(engines[:100])
-	if j.released != 0 || gc != loadGOGC {
-		t.Fatalf("released %d, GOGC %d while 40 still load", j.released, gc)
-	}
-	// A look at which none ended (the 40 wait for their turn) is no end.
-	j.step(engines[:100])
+	// All loaded between two looks, the next joins not in yet: no end.
+	p.loaded(40)
+	j.step(p.engines)
 	if j.released != 0 {
-		t.Fatalf("released at a look without an end while 40 still load")
+		t.Fatal("released at a look with none loading, the storm going on")
 	}
-	// The rest end: one release, GOGC back.
-	for _, e := range engines[60:100] {
-		delete(loading, e)
+	p.join(60, true)
+	j.step(p.engines)
+	p.loaded(30)
+	j.step(p.engines)
+	for i := 0; i < joinQuiet-1; i++ {
+		p.loaded(5) // loads still ending
+		j.step(p.engines)
 	}
-	j.step(engines[:100])
+	if j.released != 0 || gc != loadGOGC {
+		t.Fatalf("released %d, GOGC %d while loads still end", j.released, gc)
+	}
+	p.loaded(100)
+	j.step(p.engines)
+	for i := 0; i < joinQuiet; i++ {
+		j.step(p.engines)
+	}
 	if j.released != 1 || gc != 100 {
 		t.Fatalf("after the storm: released %d, GOGC %d; want 1 and 100", j.released, gc)
 	}
-	j.step(engines[:100])
+	for range 5 {
+		j.step(p.engines)
+	}
 	if j.released != 1 {
 		t.Fatalf("a quiet pool released again: %d", j.released)
 	}
-	// Nodes joining one at a time: below joinRelease, nothing; GOGC untouched.
+	// Nodes joining one at a time: nothing until joinRelease arrived; GOGC untouched.
 	n := len(sets)
-	for _, e := range engines[100:110] {
-		loading[e] = true
-		j.step(engines[:110])
-		delete(loading, e)
-		j.step(engines[:110])
+	for i := 0; i < joinRelease-1; i++ {
+		p.join(1, true)
+		j.step(p.engines)
+		p.loaded(1)
+		for range joinQuiet + 1 {
+			j.step(p.engines)
+		}
 	}
-	if j.released != 1 || len(sets) != n {
-		t.Fatalf("ten single joins: released %d, GOGC set %v", j.released, sets[n:])
+	if j.released != 1 {
+		t.Fatalf("%d single joins released: %d", joinRelease-1, j.released)
+	}
+	for _, v := range sets[n:] {
+		if v != 100 {
+			t.Fatalf("single joins set GOGC: %v", sets[n:])
+		}
+	}
+	p.join(1, true)
+	j.step(p.engines)
+	p.loaded(1)
+	for range joinQuiet + 1 {
+		j.step(p.engines)
+	}
+	if j.released != 2 {
+		t.Fatalf("the %dth single join: released %d, want 2", joinRelease, j.released)
 	}
 }
 
 // An engine that stays Pending (its node's engine unreachable) does not
-// hold the release off: it comes when a look sees no load end.
+// hold the release off; GOGC set in the environment is never touched.
 func TestJoinLoadsReleaseDespiteAStuckEngine(t *testing.T) {
-	engines := make([]*engine.Engine, 80)
-	for i := range engines {
-		engines[i] = &engine.Engine{}
-	}
-	loading := map[*engine.Engine]bool{}
-	for _, e := range engines {
-		loading[e] = true
-	}
+	p := &joinPool{loading: map[*engine.Engine]bool{}}
 	j := newJoinLoads(nil, slog.New(slog.DiscardHandler))
-	j.envGOGC = true // GOGC set by the operator: never touched
-	j.loading = func(e *engine.Engine) bool { return loading[e] }
+	j.envGOGC = true
+	j.loading = func(e *engine.Engine) bool { return p.loading[e] }
 	j.setGC = func(int) int { t.Fatal("GOGC changed though set in the environment"); return 0 }
 	j.release = func() {}
-	j.step(engines)
-	for _, e := range engines[1:] {
-		delete(loading, e)
-	}
-	j.step(engines) // 79 ended this look: the storm may go on
-	if j.released != 0 {
-		t.Fatalf("released while loads were ending")
-	}
+	p.join(80, true)
+	j.step(p.engines)
+	p.loaded(79)
+	j.step(p.engines)
 	for i := 1; i < joinQuiet; i++ {
-		j.step(engines) // none ended, one stuck: the storm may only be waiting
+		j.step(p.engines)
 		if j.released != 0 {
-			t.Fatalf("released after %d looks without an end, want %d", i, joinQuiet)
+			t.Fatalf("released after %d quiet looks, want %d", i, joinQuiet)
 		}
 	}
-	j.step(engines)
+	j.step(p.engines)
 	if j.released != 1 {
 		t.Fatalf("released %d with one engine stuck Pending, want 1", j.released)
 	}

@@ -208,9 +208,10 @@ func runCluster(t *testing.T, cfg config) {
 	t.Logf("shoal init shows %d healthy nodes and %d containers after %v (load average %s)", cfg.engines, total, load.Round(time.Millisecond), loadavg())
 	rssAtLoad := rss(pid)
 	// The manager gives back what a join storm's loads left free once no
-	// engine is loading (internal/run/joinmem.go looks every 500 ms):
-	// RSS after loading is read once that has had its time.
-	time.Sleep(2 * time.Second)
+	// engine arrived and no load ended for a second (internal/run/joinmem.go
+	// looks every 500 ms): RSS after loading is read once that has had
+	// its time.
+	time.Sleep(3 * time.Second)
 	rssLoaded := rss(pid)
 	writesLoaded := metric(get(t, hc, base+"/metrics"), "shoal_store_proposal_duration_seconds_count")
 	prof.heap("cluster-heap-loaded")
@@ -282,7 +283,7 @@ func runCluster(t *testing.T, cfg config) {
 	}
 	row("inspect nosuch", miss, targets1000.run)
 	fmt.Fprintf(&r, "inspect nosuch: %d engine requests for 5 lookups\n", asked)
-	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s (%.1f MiB the moment all showed loaded, 2 s before); after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
+	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s (%.1f MiB the moment all showed loaded, 3 s before); after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
 		mib(rssLoaded), targets1000.rss>>20, verdict(rssLoaded <= targets1000.rss), mib(rssAtLoad), mib(rssAfter), mib(peak))
 	t.Log("\n" + r.String())
 }
