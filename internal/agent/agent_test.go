@@ -316,21 +316,7 @@ func TestTunnelRefusesStrangers(t *testing.T) {
 func TestTunnelDetectsDeadNode(t *testing.T) {
 	root, _ := ca.NewRootCA("c1", time.Now())
 	m := newManager(t, root, "m1")
-	sock := fakeEngine(t)
-	// The node reaches the manager through a relay we can freeze, as a
-	// cable pulled out would: no FIN, just silence.
-	relay := newRelay(t, m.addr)
-	n, err := NewNode(NodeConfig{
-		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
-		EngineSocket: sock, Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
-	waitConnected(t, m.tunnels, "node1", true)
+	relay := relayedNode(t, root, m)
 	start := time.Now()
 	relay.freeze()
 	waitConnected(t, m.tunnels, "node1", false)
@@ -339,6 +325,26 @@ func TestTunnelDetectsDeadNode(t *testing.T) {
 	if took > 2*time.Second {
 		t.Fatalf("dead node noticed after %s", took)
 	}
+}
+
+// relayedNode runs node1 until the test ends, connected to m through a
+// relay the test can freeze, as a cable pulled out would: no FIN, just
+// silence. It never reconnects (hour-long backoff).
+func relayedNode(t *testing.T, root *ca.RootCA, m *cluster) *relay {
+	t.Helper()
+	relay := newRelay(t, m.addr)
+	n, err := NewNode(NodeConfig{
+		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
+		EngineSocket: fakeEngine(t), Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go n.Run(ctx)
+	waitConnected(t, m.tunnels, "node1", true)
+	return relay
 }
 
 // relay forwards TCP to target until frozen, after which it swallows bytes.
@@ -599,18 +605,7 @@ func TestTunnelDetectsDeadNodeWithCalls(t *testing.T) {
 	root, _ := ca.NewRootCA("c1", time.Now())
 	m := newManager(t, root, "m1")
 	m.tunnels.ServeCalls(http.NotFoundHandler())
-	relay := newRelay(t, m.addr)
-	n, err := NewNode(NodeConfig{
-		Managers: []string{relay.addr}, TLS: root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)),
-		EngineSocket: fakeEngine(t), Timing: fastTiming, MinBackoff: time.Hour, MaxBackoff: time.Hour,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go n.Run(ctx)
-	waitConnected(t, m.tunnels, "node1", true)
+	relay := relayedNode(t, root, m)
 	relay.freeze()
 	waitConnected(t, m.tunnels, "node1", false)
 }

@@ -140,20 +140,25 @@ func TestNodeCallsFallBackToTLS(t *testing.T) {
 // set, says it serves calls through tunnels.
 func fakePort(t *testing.T, marks *atomic.Bool) (addr string, calls *atomic.Int64) {
 	calls = &atomic.Int64{}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return servePort(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		if marks != nil && marks.Load() {
 			w.Header().Set(tunnelCallsHeader, "1")
 		}
 		w.Write([]byte("{}"))
-	})}
+	}), calls
+}
+
+// servePort serves h on a loopback port until the test ends.
+func servePort(t *testing.T, h http.HandlerFunc) (addr string) {
+	srv := &http.Server{Handler: h}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String(), calls
+	return ln.Addr().String()
 }
 
 // fakeNodeCalls is a node's calls whose tunnels, all numbered 1, fail
@@ -202,21 +207,14 @@ func TestNodeCallsAnswerOfAnEarlierTunnel(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var block atomic.Bool
 	block.Store(true)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := servePort(t, func(w http.ResponseWriter, r *http.Request) {
 		if block.Load() {
 			close(entered)
 			<-release
 		}
 		w.Header().Set(tunnelCallsHeader, "1")
 		w.Write([]byte("{}"))
-	})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	addr := ln.Addr().String()
+	})
 
 	n, dialed := fakeNodeCalls(map[string]bool{})
 	var tunnel atomic.Uint64

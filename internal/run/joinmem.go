@@ -49,16 +49,16 @@ type joinLoads struct {
 	known       map[*engine.Engine]bool // the engines at the last look
 	arrived     int                     // engines arrived since the last release
 	loadingThen int                     // engines Pending at the last look
-	prevGC   int                     // GOGC to set back; -1 while not lowered
-	envGOGC  bool                    // GOGC is set in the environment: leave it alone
-	released int                     // releases so far (tests)
-	quiet    int                     // looks in a row with no load ended
+	prevGC      int                     // GOGC to set back; -1 while not lowered
+	envGOGC     bool                    // GOGC is set in the environment: leave it alone
+	released    int                     // releases so far (tests)
+	quiet       int                     // looks in a row with no engine arrived and no load ended
 }
 
 func newJoinLoads(pool *engine.Pool, log *slog.Logger) *joinLoads {
 	return &joinLoads{pool: pool, log: log, release: returnLoadMemory(log), setGC: debug.SetGCPercent,
 		loading: func(e *engine.Engine) bool { st, _ := e.State(); return st == engine.Pending },
-		prevGC: -1, envGOGC: os.Getenv("GOGC") != ""}
+		prevGC:  -1, envGOGC: os.Getenv("GOGC") != ""}
 }
 
 // Run counts the pool's engines every joinPoll until ctx ends.
