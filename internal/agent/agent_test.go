@@ -545,18 +545,7 @@ func TestNodeCallsThroughTheTunnel(t *testing.T) {
 		}
 	}
 	waitConnected(t, tun, "node1", true)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if _, ok := n.Connected(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the node never saw its tunnel up")
-		}
-	}
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return n.Dial(ctx) },
-		DisableKeepAlives: true,
-	}}
+	hc := nodeCallClient(t, n)
 	for i := range 3 {
 		resp, err := hc.Get("http://manager/self")
 		if err != nil {
@@ -665,5 +654,77 @@ func TestTunnelsCloseWaitsForCalls(t *testing.T) {
 	m.tunnels.Close()
 	if !done.Load() {
 		t.Fatal("Close returned while a node's call was still being served")
+	}
+}
+
+// nodeCallClient sends n's own calls through its tunnel, one stream per
+// call, once n sees its tunnel up.
+func nodeCallClient(t *testing.T, n *Node) *http.Client {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, ok := n.Connected(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node never saw its tunnel up")
+		}
+	}
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return n.Dial(ctx) },
+		DisableKeepAlives: true,
+	}}
+}
+
+// A manager serves at most maxNodeCalls of one node's calls at once: the
+// others wait in the tunnel and are served as slots free, none lost.
+func TestNodeCallsAtMostSomeAtOnce(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManager(t, root, "m1")
+	var now, most atomic.Int64
+	release := make(chan struct{})
+	m.tunnels.ServeCalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		k := now.Add(1)
+		for {
+			p := most.Load()
+			if k <= p || most.CompareAndSwap(p, k) {
+				break
+			}
+		}
+		<-release
+		now.Add(-1)
+		w.Write([]byte("ok"))
+	}))
+	n := startNode(t, root, keypair(t, root, "node1", ca.RoleWorker), fakeEngine(t), m.addr)
+	waitConnected(t, m.tunnels, "node1", true)
+	hc := nodeCallClient(t, n)
+	const calls = maxNodeCalls + 4
+	errs := make(chan error, calls)
+	for range calls {
+		go func() {
+			resp, err := hc.Get("http://manager/self")
+			if err == nil {
+				_, err = io.ReadAll(resp.Body)
+				resp.Body.Close()
+			}
+			errs <- err
+		}()
+	}
+	for deadline := time.Now().Add(10 * time.Second); now.Load() < maxNodeCalls; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls served at once, want %d", now.Load(), maxNodeCalls)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // had more been let in, they would be by now
+	if got := most.Load(); got != maxNodeCalls {
+		t.Fatalf("%d calls served at once, want at most %d", got, maxNodeCalls)
+	}
+	close(release)
+	for range calls {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := most.Load(); got != maxNodeCalls {
+		t.Fatalf("%d calls served at once, want at most %d", got, maxNodeCalls)
 	}
 }

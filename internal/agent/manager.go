@@ -93,7 +93,7 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 		// the node's calls until then.
 		stop := context.AfterFunc(ctx, func() { sess.Close() })
 		defer stop()
-		_ = srv.Serve(&callListener{sess: sess, id: id})
+		_ = srv.Serve(&callListener{sess: sess, id: id, slots: make(chan struct{}, maxNodeCalls)})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func (t *Tunnels) ServeCalls(h http.Handler) {
 		IdleTimeout:       10 * time.Second,
 		ErrorLog:          log.New(io.Discard, "", 0),
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if cc, ok := c.(callConn); ok {
+			if cc, ok := c.(*callConn); ok {
 				return context.WithValue(ctx, callPeerKey{}, cc.id)
 			}
 			return ctx
@@ -147,15 +147,30 @@ func CallPeer(ctx context.Context) (ca.Identity, bool) {
 	return id, ok
 }
 
-// callListener hands the streams a node opens to the calls' server.
+// maxNodeCalls is how many of one node's calls the manager serves at
+// once: a node makes one or two at a time (its record, its networks); the
+// rest wait in the tunnel, so that a node, even one whose certificate was
+// stolen, cannot hold a goroutine per stream it opens.
+const maxNodeCalls = 8
+
+// callListener hands the streams a node opens to the calls' server, at
+// most maxNodeCalls at a time (a slot each, given back as its stream
+// closes).
 type callListener struct {
-	sess *yamux.Session
-	id   ca.Identity
+	sess  *yamux.Session
+	id    ca.Identity
+	slots chan struct{}
 }
 
 func (l *callListener) Accept() (net.Conn, error) {
+	select {
+	case l.slots <- struct{}{}:
+	case <-l.sess.CloseChan():
+		return nil, fmt.Errorf("agent: tunnel closed: %w", yamux.ErrSessionShutdown) // not a net.Error: no retry
+	}
 	st, err := l.sess.AcceptStream()
 	if err != nil {
+		<-l.slots
 		// http.Server.Serve retries an error that says it is temporary,
 		// for ever: a tunnel that ended on its read deadline (a timeout)
 		// or a reset says so, and would keep ServeConn, and the node's
@@ -163,7 +178,7 @@ func (l *callListener) Accept() (net.Conn, error) {
 		// tunnel's accept is worth a retry: Serve returns and closes it.
 		return nil, fmt.Errorf("agent: tunnel closed: %w", err) // not a net.Error: no retry
 	}
-	return callConn{Stream: st, id: l.id}, nil
+	return &callConn{Stream: st, id: l.id, release: func() { <-l.slots }}, nil
 }
 
 func (l *callListener) Close() error   { return l.sess.Close() }
@@ -172,7 +187,15 @@ func (l *callListener) Addr() net.Addr { return l.sess.Addr() }
 // callConn is a stream of a node's call, with the tunnel's identity.
 type callConn struct {
 	*yamux.Stream
-	id ca.Identity
+	id      ca.Identity
+	once    sync.Once
+	release func() // its slot
+}
+
+// Close closes the stream and gives its slot back (once).
+func (c *callConn) Close() error {
+	c.once.Do(c.release)
+	return c.Stream.Close()
 }
 
 // verify completes the handshake and checks the node certificate against
