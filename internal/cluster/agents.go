@@ -110,12 +110,17 @@ func (c *Cluster) followSelf(ctx context.Context, hc *http.Client, as *agents) (
 type agents struct {
 	ctx     context.Context
 	newNode func(addr string) (*agent.Node, error)
-	running map[string]context.CancelFunc
 	log     *slog.Logger
 	files   *agent.TaskFiles // the node's secrets and configs for tasks, in a tmpfs
 
-	mu    sync.Mutex
-	nodes map[string]*agent.Node // by manager address, for the node's calls (tunnelTo)
+	mu      sync.Mutex // running: apply changes it, the node's calls read it (tunnelTo)
+	running map[string]runningAgent
+}
+
+// runningAgent is the agent of one manager (by its address) and what stops it.
+type runningAgent struct {
+	node *agent.Node
+	stop context.CancelFunc
 }
 
 // taskFilesDir is where, in the data directory, the agent mounts the
@@ -139,14 +144,16 @@ func (c *Cluster) newAgents(ctx context.Context) *agents {
 			},
 		})
 	}
-	return &agents{ctx: ctx, newNode: newNode, running: map[string]context.CancelFunc{}, log: c.log, files: files, nodes: map[string]*agent.Node{}}
+	return &agents{ctx: ctx, newNode: newNode, running: map[string]runningAgent{}, log: c.log, files: files}
 }
 
 // apply starts an agent for each new manager and stops those of managers
 // no longer listed.
 func (a *agents) apply(managers []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, addr := range managers {
-		if a.running[addr] != nil {
+		if _, ok := a.running[addr]; ok {
 			continue
 		}
 		n, err := a.newNode(addr)
@@ -155,27 +162,30 @@ func (a *agents) apply(managers []string) {
 			continue
 		}
 		actx, cancel := context.WithCancel(a.ctx)
-		a.running[addr] = cancel
-		a.mu.Lock()
-		a.nodes[addr] = n
-		a.mu.Unlock()
+		a.running[addr] = runningAgent{node: n, stop: cancel}
 		go n.Run(actx)
 	}
-	for addr, cancel := range a.running {
+	for addr, r := range a.running {
 		if !slices.Contains(managers, addr) {
-			cancel()
+			r.stop()
 			delete(a.running, addr)
-			a.mu.Lock()
-			delete(a.nodes, addr)
-			a.mu.Unlock()
 		}
 	}
 }
 
 func (a *agents) stop() {
-	for _, cancel := range a.running {
-		cancel()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, r := range a.running {
+		r.stop()
 	}
+}
+
+// node is the agent for the manager at addr, nil if none runs.
+func (a *agents) node(addr string) *agent.Node {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.running[addr].node
 }
 
 // nodeTransport carries this node's calls to the managers' cluster ports

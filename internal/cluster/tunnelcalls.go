@@ -217,7 +217,5 @@ func (c *Cluster) tunnelTo(addr string) *agent.Node {
 	if as == nil {
 		return nil
 	}
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	return as.nodes[addr]
+	return as.node(addr)
 }
