@@ -37,7 +37,9 @@ func (p *joinPool) loaded(n int) {
 	}
 }
 
-func newTestJoinLoads(t *testing.T, p *joinPool, gc *int, sets *[]int) *joinLoads {
+// newTestJoinLoads watches p, its GOGC in *gc (each value set appended to
+// *sets), releasing nothing but the count.
+func newTestJoinLoads(p *joinPool, gc *int, sets *[]int) *joinLoads {
 	j := newJoinLoads(nil, slog.New(slog.DiscardHandler))
 	j.envGOGC = false
 	j.loading = func(e *engine.Engine) bool { return p.loading[e] }
@@ -53,7 +55,7 @@ func newTestJoinLoads(t *testing.T, p *joinPool, gc *int, sets *[]int) *joinLoad
 func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
 	p := &joinPool{loading: map[*engine.Engine]bool{}}
 	gc, sets := 100, []int{}
-	j := newTestJoinLoads(t, p, &gc, &sets)
+	j := newTestJoinLoads(p, &gc, &sets)
 
 	p.join(40, true)
 	j.step(p.engines)
@@ -92,14 +94,17 @@ func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
 		t.Fatalf("a quiet pool released again: %d", j.released)
 	}
 	// Nodes joining one at a time: nothing until joinRelease arrived; GOGC untouched.
-	n := len(sets)
-	for i := 0; i < joinRelease-1; i++ {
+	joinOne := func() { // and let the storm end
 		p.join(1, true)
 		j.step(p.engines)
 		p.loaded(1)
 		for range joinQuiet + 1 {
 			j.step(p.engines)
 		}
+	}
+	n := len(sets)
+	for i := 0; i < joinRelease-1; i++ {
+		joinOne()
 	}
 	if j.released != 1 {
 		t.Fatalf("%d single joins released: %d", joinRelease-1, j.released)
@@ -109,12 +114,7 @@ func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
 			t.Fatalf("single joins set GOGC: %v", sets[n:])
 		}
 	}
-	p.join(1, true)
-	j.step(p.engines)
-	p.loaded(1)
-	for range joinQuiet + 1 {
-		j.step(p.engines)
-	}
+	joinOne()
 	if j.released != 2 {
 		t.Fatalf("the %dth single join: released %d, want 2", joinRelease, j.released)
 	}
@@ -124,11 +124,9 @@ func TestJoinLoadsReleaseAfterAStorm(t *testing.T) {
 // hold the release off; GOGC set in the environment is never touched.
 func TestJoinLoadsReleaseDespiteAStuckEngine(t *testing.T) {
 	p := &joinPool{loading: map[*engine.Engine]bool{}}
-	j := newJoinLoads(nil, slog.New(slog.DiscardHandler))
+	gc, sets := 100, []int{}
+	j := newTestJoinLoads(p, &gc, &sets)
 	j.envGOGC = true
-	j.loading = func(e *engine.Engine) bool { return p.loading[e] }
-	j.setGC = func(int) int { t.Fatal("GOGC changed though set in the environment"); return 0 }
-	j.release = func() {}
 	p.join(80, true)
 	j.step(p.engines)
 	p.loaded(79)
@@ -142,5 +140,8 @@ func TestJoinLoadsReleaseDespiteAStuckEngine(t *testing.T) {
 	j.step(p.engines)
 	if j.released != 1 {
 		t.Fatalf("released %d with one engine stuck Pending, want 1", j.released)
+	}
+	if len(sets) != 0 {
+		t.Fatalf("GOGC set %v though set in the environment", sets)
 	}
 }
