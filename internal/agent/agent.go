@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/yamux"
+	"github.com/shoal-dev/shoal/internal/agent/tunmux"
 )
 
 // Errors returned by this package; test with errors.Is.
@@ -49,16 +50,16 @@ func (t Timing) yamux() *yamux.Config {
 	return c
 }
 
-// managerYamux is the manager's side: it sends no pings of its own. Every
+// mux is the manager's side (tunmux): it sends no pings of its own. Every
 // node pings its manager each KeepAliveInterval (and has since the first
 // release), so a manager that hears nothing from a node for an interval
 // and a timeout drops the tunnel (silentAfter) without pinging a thousand
-// nodes each interval itself: a goroutine per tunnel and a write and a
-// read every interval per node, for what the node's pings already show.
-func (t Timing) managerYamux() *yamux.Config {
-	c := t.yamux()
-	c.EnableKeepAlive = false
-	return c
+// nodes each interval itself.
+func (t Timing) mux() tunmux.Config {
+	return tunmux.Config{
+		MaxStreamWindow: t.yamux().MaxStreamWindowSize,
+		WriteTimeout:    cmp(t.KeepAliveTimeout, DefaultKeepAliveTimeout),
+	}
 }
 
 // silentAfter is how long a manager waits for anything from a node

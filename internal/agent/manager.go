@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/yamux"
+	"github.com/shoal-dev/shoal/internal/agent/tunmux"
 	"github.com/shoal-dev/shoal/internal/ca"
 )
 
@@ -30,13 +30,18 @@ type Tunnels struct {
 	closed   bool
 	changed  chan struct{} // closed and replaced on every connect/disconnect
 	calls    *http.Server  // the nodes' own calls through their tunnels (ServeCalls)
+	callq    *callQueue    // the calls' streams, for calls to accept
 }
 
 type session struct {
 	id   ca.Identity
-	sess *yamux.Session
+	sess *tunmux.Session
 	addr net.Addr
 	up   time.Time
+
+	mu      sync.Mutex
+	active  int              // the node's calls being served (at most maxNodeCalls)
+	waiting []*tunmux.Stream // the node's calls beyond those, not yet accepted
 }
 
 // NewTunnels returns an empty set of tunnels whose peers root verifies.
@@ -69,18 +74,16 @@ func (t *Tunnels) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // ServeConn runs one node's tunnel on conn (a *tls.Conn, e.g. handed over
-// by a cluster port that also serves other protocols) until it drops.
+// by a cluster port that also serves other protocols) until it drops. Its
+// goroutine reads the tunnel (tunmux): the only one the tunnel has.
 func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
 	id, err := t.verify(ctx, conn)
 	if err != nil {
 		return err
 	}
-	// One reader (yamux's receive loop) reads conn: the deadline needs no lock.
-	sess, err := yamux.Client(&readDeadline{Conn: conn, idle: t.timing.silentAfter()}, t.timing.managerYamux())
-	if err != nil {
-		return fmt.Errorf("agent: start session: %w", err)
-	}
+	// One reader (the session's Run) reads conn: the deadline needs no lock.
+	sess := tunmux.Client(&readDeadline{Conn: conn, idle: t.timing.silentAfter()}, t.timing.mux())
 	s := &session{id: id, sess: sess, addr: conn.RemoteAddr(), up: time.Now()}
 	if err := t.add(s); err != nil {
 		sess.Close()
@@ -88,24 +91,13 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 	}
 	defer t.remove(s)
 	t.log.Info("agent: node connected", "node", id.NodeID, "role", id.Role, "remote", s.addr)
-	if srv := t.callServer(); srv != nil {
-		// This goroutine, which would wait for the tunnel's end, accepts
-		// the node's calls until then.
-		stop := context.AfterFunc(ctx, func() { sess.Close() })
-		defer stop()
-		_ = srv.Serve(&callListener{sess: sess, id: id, slots: make(chan struct{}, maxNodeCalls)})
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		return fmt.Errorf("agent: tunnel of %s closed", id.NodeID)
+	stop := context.AfterFunc(ctx, func() { sess.Close() })
+	defer stop()
+	err = sess.Run(func(st *tunmux.Stream) { t.nodeCall(s, st) })
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	select {
-	case <-sess.CloseChan():
-		return fmt.Errorf("agent: tunnel of %s closed", id.NodeID)
-	case <-ctx.Done():
-		sess.Close()
-		return ctx.Err()
-	}
+	return fmt.Errorf("agent: tunnel of %s closed: %w", id.NodeID, err)
 }
 
 // ServeCalls makes the tunnels carry the nodes' own calls to the manager
@@ -114,10 +106,15 @@ func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 // would keep open with its buffers and a goroutine for every node). h
 // serves each call; CallPeer tells it which node's tunnel it came
 // through. A node opens a stream only to a manager that said it serves
-// them: an older one never accepts it. Call before Serve.
+// them: an older one never accepts it. Call before Serve; Close stops
+// serving them.
 func (t *Tunnels) ServeCalls(h http.Handler) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.calls != nil || t.closed {
+		return
+	}
+	t.callq = newCallQueue()
 	t.calls = &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -130,12 +127,14 @@ func (t *Tunnels) ServeCalls(h http.Handler) {
 			return ctx
 		},
 	}
+	// One server, and one goroutine accepting, for all the tunnels.
+	go t.calls.Serve(t.callq)
 }
 
-func (t *Tunnels) callServer() *http.Server {
+func (t *Tunnels) callQueue() *callQueue {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.calls
+	return t.callq
 }
 
 type callPeerKey struct{}
@@ -149,44 +148,152 @@ func CallPeer(ctx context.Context) (ca.Identity, bool) {
 
 // maxNodeCalls is how many of one node's calls the manager serves at
 // once: a node makes one or two at a time (its record, its networks); the
-// rest wait in the tunnel, so that a node, even one whose certificate was
+// rest wait in the tunnel, unacknowledged (and beyond the tunnel's
+// backlog refused), so that a node, even one whose certificate was
 // stolen, cannot hold a goroutine per stream it opens.
 const maxNodeCalls = 8
 
-// callListener hands the streams a node opens to the calls' server, at
-// most maxNodeCalls at a time (a slot each, given back as its stream
-// closes).
-type callListener struct {
-	sess  *yamux.Session
-	id    ca.Identity
-	slots chan struct{}
+// nodeCall takes a stream the node opened (the tunnel's reader calls
+// it): served at once if fewer than maxNodeCalls of the node's are, else
+// once one of those ends.
+func (t *Tunnels) nodeCall(s *session, st *tunmux.Stream) {
+	q := t.callQueue()
+	if q == nil {
+		st.Reset() // this manager serves no calls: the node asks over TLS
+		return
+	}
+	s.mu.Lock()
+	if s.active >= maxNodeCalls {
+		s.waiting = append(s.waiting, st)
+		s.mu.Unlock()
+		return
+	}
+	s.active++
+	s.mu.Unlock()
+	t.startCall(q, s, st)
 }
 
-func (l *callListener) Accept() (net.Conn, error) {
+// startCall accepts a call's stream, in the slot it was given, and
+// queues it for the calls' server; a stream that can no longer be
+// accepted gives its slot to the next.
+func (t *Tunnels) startCall(q *callQueue, s *session, st *tunmux.Stream) {
+	for st != nil {
+		if st.Accept() == nil {
+			q.push(&callConn{Stream: st, id: s.id, release: func() { t.endCall(q, s) }})
+			return
+		}
+		st.Close()
+		st = s.nextCall()
+	}
+}
+
+// endCall ends a call: its slot goes to the next waiting, if any.
+func (t *Tunnels) endCall(q *callQueue, s *session) {
+	if st := s.nextCall(); st != nil {
+		t.startCall(q, s, st)
+	}
+}
+
+// nextCall hands the slot of a call that ended to the next waiting
+// call, or frees it (nil).
+func (s *session) nextCall() *tunmux.Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.waiting) == 0 {
+		s.active--
+		return nil
+	}
+	st := s.waiting[0]
+	s.waiting[0] = nil
+	s.waiting = s.waiting[1:]
+	if len(s.waiting) == 0 {
+		s.waiting = nil
+	}
+	return st
+}
+
+// callQueue is the listener of the calls' server: the calls' streams of
+// every tunnel, in the order they were accepted.
+type callQueue struct {
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool
+	ready  chan struct{} // a token when conns may have one
+	done   chan struct{}
+}
+
+func newCallQueue() *callQueue {
+	return &callQueue{ready: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (q *callQueue) push(c net.Conn) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		c.Close()
+		return
+	}
+	q.conns = append(q.conns, c)
+	q.mu.Unlock()
 	select {
-	case l.slots <- struct{}{}:
-	case <-l.sess.CloseChan():
-		return nil, fmt.Errorf("agent: tunnel closed: %w", yamux.ErrSessionShutdown) // not a net.Error: no retry
+	case q.ready <- struct{}{}:
+	default:
 	}
-	st, err := l.sess.AcceptStream()
-	if err != nil {
-		<-l.slots
-		// http.Server.Serve retries an error that says it is temporary,
-		// for ever: a tunnel that ended on its read deadline (a timeout)
-		// or a reset says so, and would keep ServeConn, and the node's
-		// entry in Connected, until the manager stops. No error of a
-		// tunnel's accept is worth a retry: Serve returns and closes it.
-		return nil, fmt.Errorf("agent: tunnel closed: %w", err) // not a net.Error: no retry
-	}
-	return &callConn{Stream: st, id: l.id, release: func() { <-l.slots }}, nil
 }
 
-func (l *callListener) Close() error   { return l.sess.Close() }
-func (l *callListener) Addr() net.Addr { return l.sess.Addr() }
+func (q *callQueue) Accept() (net.Conn, error) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, net.ErrClosed
+		}
+		if len(q.conns) > 0 {
+			c := q.conns[0]
+			q.conns[0] = nil
+			q.conns = q.conns[1:]
+			if len(q.conns) == 0 {
+				q.conns = nil
+			}
+			q.mu.Unlock()
+			return c, nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-q.done:
+		}
+	}
+}
+
+// Close refuses further calls and closes those not yet served.
+func (q *callQueue) Close() error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.closed = true
+	conns := q.conns
+	q.conns = nil
+	close(q.done)
+	q.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+	return nil
+}
+
+func (q *callQueue) Addr() net.Addr { return callAddr{} }
+
+type callAddr struct{}
+
+func (callAddr) Network() string { return "tunnel" }
+func (callAddr) String() string  { return "tunnel" }
 
 // callConn is a stream of a node's call, with the tunnel's identity.
 type callConn struct {
-	*yamux.Stream
+	*tunmux.Stream
 	id      ca.Identity
 	once    sync.Once
 	release func() // its slot
@@ -194,8 +301,9 @@ type callConn struct {
 
 // Close closes the stream and gives its slot back (once).
 func (c *callConn) Close() error {
+	err := c.Stream.Close()
 	c.once.Do(c.release)
-	return c.Stream.Close()
+	return err
 }
 
 // verify completes the handshake and checks the node certificate against
@@ -307,7 +415,7 @@ func (t *Tunnels) Close() error {
 	}
 	if srv != nil {
 		// Their handlers read the manager's store, which its owner
-		// closes once Close returns.
+		// closes once Close returns. Shutdown closes the calls' queue.
 		ctx, cancel := context.WithTimeout(context.Background(), callsDrain)
 		defer cancel()
 		if srv.Shutdown(ctx) != nil {
@@ -361,25 +469,19 @@ func (t *Tunnels) Dial(ctx context.Context, nodeID string) (net.Conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotConnected, nodeID)
 	}
-	conn, err := s.sess.OpenStream()
-	if errors.Is(err, yamux.ErrSessionShutdown) {
+	st, err := s.sess.Open(ctx)
+	if errors.Is(err, tunmux.ErrSessionShutdown) || errors.Is(err, tunmux.ErrRemoteGoAway) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNotConnected, nodeID, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("agent: open stream to %s: %w", nodeID, err)
 	}
-	return &streamConn{conn}, nil
+	// A stream has CloseWrite, so that a hijacked attach or exec passes
+	// the client's end of stdin on to the engine as with a direct TCP or
+	// unix connection (`docker run -i ... < file` ends); the node turns
+	// it into the engine socket's CloseWrite.
+	return st, nil
 }
-
-// streamConn is a tunnel stream with CloseWrite, so that a hijacked
-// attach or exec passes the client's end of stdin on to the engine as
-// with a direct TCP or unix connection (`docker run -i ... < file` ends).
-// A yamux stream's Close sends FIN and keeps reading: a half-close; the
-// node turns it into the engine socket's CloseWrite.
-type streamConn struct{ *yamux.Stream }
-
-// CloseWrite ends what is sent to the engine; the answer can still be read.
-func (c *streamConn) CloseWrite() error { return c.Stream.Close() }
 
 // RoundTripper sends HTTP requests to the node's engine through the
 // tunnel, whatever host the request URL names; idle connections (streams)
