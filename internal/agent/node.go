@@ -301,7 +301,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // manager that is ~30 KiB per node for as long as the tunnel lives, 30 MiB
 // at 1,000 nodes. With records of at most 4 KiB it stays near 8 KiB. The
 // cost is more records (a header and tag each) for bulk answers.
-const maxRecord = 4 << 10
+const maxRecord = 1 << 10
 
 // smallRecords writes to a TLS connection in pieces of at most
 // maxRecord bytes: each Write of a tls.Conn is its own record(s).

@@ -103,9 +103,15 @@ func (c *Cluster) dispatch(ctx context.Context, raw net.Conn, conf *tls.Config, 
 			tc.Close()
 			return
 		}
-		if err := c.tunnels.ServeConn(ctx, tc); err != nil {
-			c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
-		}
+		// The tunnel's reader lives as long as the node is connected, and
+		// a goroutine keeps, until collections shrink it, the stack its
+		// deepest call needed: the handshake's (certificate checks) was
+		// this one's. A goroutine of its own starts small.
+		go func() {
+			if err := c.tunnels.ServeConn(ctx, tc); err != nil {
+				c.log.Debug("cluster port: tunnel ended", "remote", raw.RemoteAddr(), "err", err)
+			}
+		}()
 		return
 	}
 	httpLn.put(tc)

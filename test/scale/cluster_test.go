@@ -145,7 +145,7 @@ func runCluster(t *testing.T, cfg config) {
 	// The manager's own engine is sims[0]; the others join.
 	mgr := shoaltest.Start(t, shoaltest.Options{Args: []string{"init", "-H", "tcp://127.0.0.1:" + strconv.Itoa(apiPort), "--data-dir", filepath.Join(dir, "manager"),
 		"--engine", "tcp://" + sims[0].addr(), "--advertise-addr", "127.0.0.1", "--listen-addr", clusterAddr,
-		"--insecure-no-tlsverify", "--log-level", "warn", "--debug"}, Name: "init"})
+		"--insecure-no-tlsverify", "--log-level", "info", "--debug"}, Name: "init"})
 	base := "http://" + mgr.Addr
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
 	t.Cleanup(hc.CloseIdleConnections)
@@ -213,6 +213,7 @@ func runCluster(t *testing.T, cfg config) {
 	// its time.
 	time.Sleep(3 * time.Second)
 	rssLoaded := rss(pid)
+	anonLoaded, fileLoaded := procStatus(pid, "RssAnon:"), procStatus(pid, "RssFile:")
 	writesLoaded := metric(get(t, hc, base+"/metrics"), "shoal_store_proposal_duration_seconds_count")
 	prof.heap("cluster-heap-loaded")
 	idle := measureClusterIdle(t, hc, base, pid, cfg.idle)
@@ -285,7 +286,15 @@ func runCluster(t *testing.T, cfg config) {
 	fmt.Fprintf(&r, "inspect nosuch: %d engine requests for 5 lookups\n", asked)
 	fmt.Fprintf(&r, "shoal RSS after loading %.1f MiB (target %d MiB) %s (%.1f MiB the moment all showed loaded, 3 s before); after the runs %.1f MiB; peak (VmHWM) %.1f MiB\n",
 		mib(rssLoaded), targets1000.rss>>20, verdict(rssLoaded <= targets1000.rss), mib(rssAtLoad), mib(rssAfter), mib(peak))
+	// Anonymous memory is the process's own (Go's heap, stacks and
+	// runtime); file-backed is the binary's pages it has touched.
+	fmt.Fprintf(&r, "RSS after loading: anonymous %.1f MiB, file-backed %.1f MiB\n", mib(anonLoaded), mib(fileLoaded))
 	t.Log("\n" + r.String())
+	for _, l := range strings.Split(mgr.Output(), "\n") {
+		if strings.Contains(l, "loaded") {
+			t.Log(l)
+		}
+	}
 }
 
 // progress logs, every 15 s until stopped, how many nodes joined, the
