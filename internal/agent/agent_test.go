@@ -453,6 +453,9 @@ func TestTunnelSmallRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	runNode(t, n, m, "node1")
+	// The handshake's records (the node's certificate: ~1.5 KiB in one)
+	// come before the tunnel, and are not what its reader keeps.
+	largest.Store(0)
 
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB echoed back
 	client := &http.Client{Transport: m.tunnels.Endpoint("node1").RoundTripper(), Timeout: 30 * time.Second}

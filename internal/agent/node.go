@@ -297,10 +297,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // maxRecord caps the TLS records a node sends on its tunnel. A TLS
 // connection's reader keeps a buffer as large as the largest record it
-// has read (Go's grows to twice a 16 KiB record and never shrinks): on a
-// manager that is ~30 KiB per node for as long as the tunnel lives, 30 MiB
-// at 1,000 nodes. With records of at most 4 KiB it stays near 8 KiB. The
-// cost is more records (a header and tag each) for bulk answers.
+// has read, and larger as it reads ahead (Go's grows to twice a 16 KiB
+// record and never shrinks): on a manager that was ~30 KiB per node for
+// as long as the tunnel lives, 30 MiB at 1,000 nodes; with records of at
+// most 4 KiB, 14 KiB; with 1 KiB, 5.5 KiB (heap profiles at 1,000 nodes,
+// docs/benchmarks.md). The cost is more records (22 bytes of header and
+// tag each, 2%) for bulk answers.
 const maxRecord = 1 << 10
 
 // smallRecords writes to a TLS connection in pieces of at most
