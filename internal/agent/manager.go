@@ -408,12 +408,13 @@ func (t *Tunnels) Close() error {
 	for _, s := range t.sessions {
 		sessions = append(sessions, s)
 	}
-	srv := t.calls
+	srv, q := t.calls, t.callq
 	t.mu.Unlock()
 	for _, s := range sessions {
 		s.sess.Close()
 	}
 	if srv != nil {
+		q.Close() // also if Serve has not started yet
 		// Their handlers read the manager's store, which its owner
 		// closes once Close returns. Shutdown closes the calls' queue.
 		ctx, cancel := context.WithTimeout(context.Background(), callsDrain)

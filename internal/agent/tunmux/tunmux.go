@@ -638,7 +638,7 @@ func (st *Stream) Read(b []byte) (int, error) {
 				_ = st.s.writeFrame(typeWindowUpdate, 0, st.id, delta, nil)
 			}
 			return n, nil
-		case st.remoteFIN || st.ended:
+		case st.remoteFIN || st.ended || st.s.isDone():
 			st.mu.Unlock()
 			return 0, io.EOF
 		case len(b) == 0:
@@ -706,7 +706,7 @@ func (st *Stream) Write(b []byte) (int, error) {
 		case st.localFIN || st.closed:
 			st.mu.Unlock()
 			return n, ErrStreamClosed
-		case st.ended:
+		case st.ended || st.s.isDone():
 			st.mu.Unlock()
 			return n, ErrSessionShutdown
 		case st.sendWindow == 0:
@@ -729,9 +729,8 @@ func (st *Stream) Write(b []byte) (int, error) {
 }
 
 // CloseWrite sends FIN: the peer reads to its end; this side still reads.
+// A Write under way on another goroutine stops (ErrStreamClosed).
 func (st *Stream) CloseWrite() error {
-	st.wmu.Lock() // after a Write under way
-	defer st.wmu.Unlock()
 	st.mu.Lock()
 	if st.localFIN || st.reset || st.ended {
 		st.mu.Unlock()
