@@ -58,7 +58,10 @@ func (t Timing) yamux() *yamux.Config {
 func (t Timing) mux() tunmux.Config {
 	return tunmux.Config{
 		MaxStreamWindow: t.yamux().MaxStreamWindowSize,
-		WriteTimeout:    cmp(t.KeepAliveTimeout, DefaultKeepAliveTimeout),
+		// A write that waits this long means a node that reads nothing
+		// for longer than its silence would take to end the tunnel: a
+		// slow node is not cut off by its manager's writes first.
+		WriteTimeout: 2 * t.silentAfter(),
 	}
 }
 

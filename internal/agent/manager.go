@@ -78,7 +78,16 @@ func (t *Tunnels) Serve(ctx context.Context, ln net.Listener) error {
 // goroutine reads the tunnel (tunmux): the only one the tunnel has.
 func (t *Tunnels) ServeConn(ctx context.Context, conn net.Conn) error {
 	defer conn.Close()
-	id, err := t.verify(ctx, conn)
+	// On a goroutine of its own: this one lives as long as the tunnel and
+	// would keep the stack the certificate checks needed.
+	var id ca.Identity
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		id, err = t.verify(ctx, conn)
+	}()
+	<-done
 	if err != nil {
 		return err
 	}
@@ -153,6 +162,11 @@ func CallPeer(ctx context.Context) (ca.Identity, bool) {
 // stolen, cannot hold a goroutine per stream it opens.
 const maxNodeCalls = 8
 
+// maxWaitingCalls is how many more of a node's calls wait (the tunnel's
+// backlog): beyond, they are reset. Streams the node itself reset while
+// they waited count until their turn, when they are dropped.
+const maxWaitingCalls = 256
+
 // nodeCall takes a stream the node opened (the tunnel's reader calls
 // it): served at once if fewer than maxNodeCalls of the node's are, else
 // once one of those ends.
@@ -164,6 +178,11 @@ func (t *Tunnels) nodeCall(s *session, st *tunmux.Stream) {
 	}
 	s.mu.Lock()
 	if s.active >= maxNodeCalls {
+		if len(s.waiting) >= maxWaitingCalls {
+			s.mu.Unlock()
+			st.Reset()
+			return
+		}
 		s.waiting = append(s.waiting, st)
 		s.mu.Unlock()
 		return

@@ -143,9 +143,13 @@ func runCluster(t *testing.T, cfg config) {
 	}
 	t0 := time.Now()
 	// The manager's own engine is sims[0]; the others join.
+	logPath := "" // the test's temporary directory
+	if pdir := os.Getenv("SHOAL_SCALE_PROFILE"); pdir != "" {
+		logPath = filepath.Join(pdir, "cluster-init.log") // kept with the profiles
+	}
 	mgr := shoaltest.Start(t, shoaltest.Options{Args: []string{"init", "-H", "tcp://127.0.0.1:" + strconv.Itoa(apiPort), "--data-dir", filepath.Join(dir, "manager"),
 		"--engine", "tcp://" + sims[0].addr(), "--advertise-addr", "127.0.0.1", "--listen-addr", clusterAddr,
-		"--insecure-no-tlsverify", "--log-level", "info", "--debug"}, Name: "init"})
+		"--insecure-no-tlsverify", "--log-level", "info", "--debug"}, Name: "init", LogPath: logPath})
 	base := "http://" + mgr.Addr
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, DisableCompression: true}}
 	t.Cleanup(hc.CloseIdleConnections)

@@ -348,8 +348,18 @@ func (s *Session) isDone() bool {
 // data in one write, one TLS record rather than two.
 var framePool = sync.Pool{New: func() any { b := make([]byte, headerSize+maxFrame); return &b }}
 
+// writeData writes a data frame of st, unless st can no longer send
+// (checked under the write lock, so that no data follows its FIN).
+func (s *Session) writeData(st *Stream, data []byte) error {
+	return s.write(typeData, 0, st.id, uint32(len(data)), data, st)
+}
+
 // writeFrame writes one frame; a failed write ends the session.
 func (s *Session) writeFrame(typ uint8, flags uint16, id, length uint32, data []byte) error {
+	return s.write(typ, flags, id, length, data, nil)
+}
+
+func (s *Session) write(typ uint8, flags uint16, id, length uint32, data []byte, st *Stream) error {
 	var hdr [headerSize]byte
 	hdr[0], hdr[1] = protoVersion, typ
 	binary.BigEndian.PutUint16(hdr[2:4], flags)
@@ -367,6 +377,14 @@ func (s *Session) writeFrame(typ uint8, flags uint16, id, length uint32, data []
 	defer s.wmu.Unlock()
 	if s.isDone() {
 		return ErrSessionShutdown
+	}
+	if st != nil {
+		st.mu.Lock()
+		err := st.sendErrLocked()
+		st.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
 	if err := s.conn.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
 		s.end(err)
@@ -428,6 +446,10 @@ func (st *Stream) ID() uint32 { return st.id }
 // with the window beyond the initial one, as yamux's AcceptStream does.
 func (st *Stream) Accept() error {
 	st.mu.Lock()
+	if st.reset || st.ended || st.removed {
+		st.mu.Unlock()
+		return ErrConnectionReset
+	}
 	if !st.waiting {
 		st.mu.Unlock()
 		return nil
@@ -473,21 +495,56 @@ func (st *Stream) data(flags uint16, length uint32) error {
 		return nil
 	}
 	if length > 0 {
-		chunk := make([]byte, length)
+		var chunk []byte
+		var small *[]byte
+		if length < smallFrame {
+			small = smallPool.Get().(*[]byte)
+			defer smallPool.Put(small)
+			chunk = (*small)[:length]
+		} else {
+			chunk = make([]byte, length)
+		}
 		if _, err := io.ReadFull(st.s.conn, chunk); err != nil {
 			return err
 		}
 		st.mu.Lock()
-		if !st.reset && !st.closed {
-			st.chunks = append(st.chunks, chunk)
+		dropped := st.reset || st.closed
+		if !dropped {
+			st.store(chunk, small != nil)
 			st.buffered += length
 		}
 		st.recvWindow -= length
+		closed := st.closed && !st.reset
 		st.mu.Unlock()
+		if closed {
+			st.resetHere() // closed while its data was read
+			return nil
+		}
 		notify(st.readable)
 	}
 	st.flags(flags)
 	return nil
+}
+
+// smallFrame: a data frame shorter is read into a pooled buffer and
+// copied after what the stream holds unread (into one chunk while they
+// fit in smallFrame), so that many small frames unread cost about their
+// size, not an allocation and a slice header each.
+const smallFrame = 4 << 10
+
+var smallPool = sync.Pool{New: func() any { b := make([]byte, smallFrame); return &b }}
+
+// store keeps data received; scratch says data is a pooled buffer (to
+// copy). Under st.mu.
+func (st *Stream) store(data []byte, scratch bool) {
+	if n := len(st.chunks); scratch && n > 0 && len(st.chunks[n-1])+len(data) <= smallFrame {
+		st.chunks[n-1] = append(st.chunks[n-1], data...)
+		return
+	}
+	if scratch {
+		data = append([]byte(nil), data...)
+	}
+	st.chunks = append(st.chunks, data)
 }
 
 // flags applies the ACK, FIN and RST a frame carries.
@@ -699,17 +756,11 @@ func (st *Stream) Write(b []byte) (int, error) {
 	n := 0
 	for n < len(b) {
 		st.mu.Lock()
-		switch {
-		case st.reset:
+		if err := st.sendErrLocked(); err != nil {
 			st.mu.Unlock()
-			return n, ErrConnectionReset
-		case st.localFIN || st.closed:
-			st.mu.Unlock()
-			return n, ErrStreamClosed
-		case st.ended || st.s.isDone():
-			st.mu.Unlock()
-			return n, ErrSessionShutdown
-		case st.sendWindow == 0:
+			return n, err
+		}
+		if st.sendWindow == 0 {
 			dl := st.wdl
 			st.mu.Unlock()
 			if err := wait(st.writable, st.s.done, dl); err != nil {
@@ -720,12 +771,25 @@ func (st *Stream) Write(b []byte) (int, error) {
 		k := min(uint32(len(b)-n), st.sendWindow, maxFrame)
 		st.sendWindow -= k
 		st.mu.Unlock()
-		if err := st.s.writeFrame(typeData, 0, st.id, k, b[n:n+int(k)]); err != nil {
+		if err := st.s.writeData(st, b[n:n+int(k)]); err != nil {
 			return n, err
 		}
 		n += int(k)
 	}
 	return n, nil
+}
+
+// sendErrLocked is why the stream can no longer send (nil if it can).
+func (st *Stream) sendErrLocked() error {
+	switch {
+	case st.reset:
+		return ErrConnectionReset
+	case st.localFIN || st.closed:
+		return ErrStreamClosed
+	case st.ended || st.s.isDone():
+		return ErrSessionShutdown
+	}
+	return nil
 }
 
 // CloseWrite sends FIN: the peer reads to its end; this side still reads.
@@ -738,20 +802,19 @@ func (st *Stream) CloseWrite() error {
 	}
 	st.localFIN = true
 	gone := st.remoteFIN
-	if !gone {
-		st.startCloseTimerLocked()
-	}
 	st.mu.Unlock()
 	err := st.s.writeFrame(typeWindowUpdate, flagFIN, st.id, 0, nil)
 	if gone {
 		st.remove()
 	}
 	notify(st.readable)
+	notify(st.writable) // a Write waiting for window stops
 	return err
 }
 
 // startCloseTimerLocked resets the stream if the peer has not closed its
-// side CloseTimeout after this one.
+// side CloseTimeout after Close (a half-closed stream's owner still
+// reads: it may for as long as the peer sends).
 func (st *Stream) startCloseTimerLocked() {
 	if st.closeTimer == nil {
 		st.closeTimer = time.AfterFunc(st.s.cfg.CloseTimeout, st.resetHere)
@@ -768,16 +831,28 @@ func (st *Stream) Close() error {
 	}
 	st.closed = true
 	st.chunks, st.off, st.buffered = nil, 0, 0
-	fin := !st.localFIN && !st.reset && !st.ended
+	live := !st.reset && !st.ended
+	var flags uint16
+	if live && !st.localFIN {
+		flags = flagFIN
+	}
 	st.localFIN = true
-	gone := st.remoteFIN || st.reset || st.ended
+	// What was dropped unread is window the peer may be waiting for: it
+	// gets it back, sends, and is reset (data), rather than wait for the
+	// close timer.
+	var delta uint32
+	if live && !st.remoteFIN && !st.waiting {
+		delta = st.s.cfg.MaxStreamWindow - st.recvWindow
+		st.recvWindow += delta
+	}
+	gone := st.remoteFIN || !live
 	if !gone {
 		st.startCloseTimerLocked()
 	}
 	st.mu.Unlock()
 	var err error
-	if fin {
-		err = st.s.writeFrame(typeWindowUpdate, flagFIN, st.id, 0, nil)
+	if flags != 0 || delta > 0 {
+		err = st.s.writeFrame(typeWindowUpdate, flags, st.id, delta, nil)
 	}
 	if gone {
 		st.remove()
