@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -729,5 +730,104 @@ func TestNodeCallsAtMostSomeAtOnce(t *testing.T) {
 	}
 	if got := most.Load(); got != maxNodeCalls {
 		t.Fatalf("%d calls served at once, want at most %d", got, maxNodeCalls)
+	}
+}
+
+// rawFrame is one yamux frame header as a node sends it.
+func rawFrame(typ uint8, flags uint16, id, length uint32) []byte {
+	h := make([]byte, 12)
+	h[1] = typ
+	binary.BigEndian.PutUint16(h[2:4], flags)
+	binary.BigEndian.PutUint32(h[4:8], id)
+	binary.BigEndian.PutUint32(h[8:12], length)
+	return h
+}
+
+// A node that holds its maxNodeCalls slots and then opens streams and
+// resets them at once (what a yamux node cannot do, a hostile one can)
+// does not grow the manager's list of its waiting calls past
+// maxWaitingCalls: the streams beyond are reset by the manager.
+func TestNodeCallsWaitingBounded(t *testing.T) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	// This node sends no pings: the manager must not drop its silent
+	// tunnel during the test.
+	m := newManagerTimed(t, root, "m1", Timing{KeepAliveInterval: time.Minute, KeepAliveTimeout: time.Minute})
+	release := make(chan struct{})
+	var served atomic.Int64
+	m.tunnels.ServeCalls(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		<-release
+	}))
+	t.Cleanup(func() { close(release) })
+	conn, err := tls.Dial("tcp", m.addr, root.ClientTLSConfig(keypair(t, root, "node1", ca.RoleWorker)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	waitConnected(t, m.tunnels, "node1", true)
+	// The frames the manager sends back: the IDs it reset.
+	resets := make(chan uint32, 4096)
+	go func() {
+		br := bufio.NewReader(conn)
+		h := make([]byte, 12)
+		for {
+			if _, err := io.ReadFull(br, h); err != nil {
+				close(resets)
+				return
+			}
+			flags, id, n := binary.BigEndian.Uint16(h[2:4]), binary.BigEndian.Uint32(h[4:8]), binary.BigEndian.Uint32(h[8:12])
+			if h[1] == 0 && n > 0 {
+				io.CopyN(io.Discard, br, int64(n))
+			}
+			if flags&8 != 0 {
+				resets <- id
+			}
+		}
+	}()
+	id := uint32(2)
+	req := []byte("GET /self HTTP/1.1\r\nHost: manager\r\n\r\n")
+	for range maxNodeCalls {
+		// A call the handler holds: its slot stays taken.
+		conn.Write(rawFrame(1, 1, id, 0))
+		conn.Write(append(rawFrame(0, 0, id, uint32(len(req))), req...))
+		id += 2
+	}
+	for deadline := time.Now().Add(10 * time.Second); served.Load() < maxNodeCalls; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls served, want %d", served.Load(), maxNodeCalls)
+		}
+	}
+	const extra = maxWaitingCalls + 100
+	first := id
+	for range extra {
+		conn.Write(rawFrame(1, 1, id, 0)) // SYN
+		conn.Write(rawFrame(1, 8, id, 0)) // RST: the node's side of it is gone
+		id += 2
+	}
+	// A stream the node has not reset, after all those: refused too.
+	conn.Write(rawFrame(1, 1, id, 0))
+	last := id
+	got := map[uint32]bool{}
+	for deadline := time.After(10 * time.Second); !got[last]; {
+		select {
+		case r, ok := <-resets:
+			if !ok {
+				t.Fatal("the manager ended the tunnel")
+			}
+			got[r] = true
+		case <-deadline:
+			t.Fatalf("the manager reset %d streams, not the last one (%d): its waiting list grows without bound", len(got), last)
+		}
+	}
+	for r := range got {
+		if r < first {
+			t.Fatalf("the manager reset stream %d, a call being served", r)
+		}
+	}
+	if n := len(got); n < extra+1-maxWaitingCalls {
+		t.Fatalf("the manager reset %d streams, want at least %d (all beyond %d waiting)", n, extra+1-maxWaitingCalls, maxWaitingCalls)
+	}
+	if served.Load() != maxNodeCalls {
+		t.Fatalf("%d calls served, want %d", served.Load(), maxNodeCalls)
 	}
 }
