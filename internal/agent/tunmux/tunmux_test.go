@@ -1292,41 +1292,45 @@ func FuzzReadLoop(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, in []byte) {
-		a, b := net.Pipe()
-		sess := Client(a, Config{AcceptBacklog: 2, WriteTimeout: hung})
-		var wg sync.WaitGroup
-		talk := func(st *Stream) {
-			st.Write([]byte("answer"))
-			io.Copy(io.Discard, st)
-			st.CloseWrite()
-			st.Close()
-		}
-		use := func(st *Stream) { wg.Go(func() { talk(st) }) }
-		// Stream 1: the manager's own, which the input may acknowledge.
-		wg.Go(func() {
-			if st, err := sess.Open(context.Background()); err == nil {
-				talk(st)
-			}
-		})
-		run := result(t, func() error {
-			return sess.Run(func(st *Stream) {
-				if st.ID()%4 == 0 {
-					st.Accept()
-				}
-				use(st) // even unaccepted: it ends with the session
-			})
-		})
-		go io.Copy(io.Discard, b)
-		b.Write(in)
-		b.Close()
-		run()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(hung):
-			t.Fatal("a stream's call did not return after the session ended")
+	f.Fuzz(fuzzOne)
+}
+
+func fuzzOne(t *testing.T, in []byte) {
+	a, b := net.Pipe()
+	sess := Client(a, Config{AcceptBacklog: 2, WriteTimeout: hung})
+	var wg sync.WaitGroup
+	talk := func(st *Stream) {
+		st.Write([]byte("answer"))
+		io.Copy(io.Discard, st)
+		st.CloseWrite()
+		st.Close()
+	}
+	use := func(st *Stream) { wg.Go(func() { talk(st) }) }
+	// Stream 1: the manager's own, which the input may acknowledge.
+	wg.Go(func() {
+		if st, err := sess.Open(context.Background()); err == nil {
+			talk(st)
 		}
 	})
+	run := result(t, func() error {
+		return sess.Run(func(st *Stream) {
+			if st.ID()%4 == 0 {
+				st.Accept()
+			}
+			use(st) // even unaccepted: it ends with the session
+		})
+	})
+	go io.Copy(io.Discard, b)
+	b.Write(in)
+	b.Close()
+	if err := run(); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a write was stuck: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(hung):
+		t.Fatal("a stream's call did not return after the session ended")
+	}
 }
