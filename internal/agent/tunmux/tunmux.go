@@ -85,8 +85,8 @@ type Config struct {
 	// OpenTimeout ends the session when a stream opened here is not
 	// acknowledged in that time: the peer no longer accepts (75 s).
 	OpenTimeout time.Duration
-	// CloseTimeout resets a stream closed here that the peer has not
-	// closed in that time (5 min).
+	// CloseTimeout resets a stream closed here (Close, not CloseWrite)
+	// that the peer has not closed in that time (5 min).
 	CloseTimeout time.Duration
 }
 
@@ -790,9 +790,8 @@ func (st *Stream) CloseWrite() error {
 	}
 	st.localFIN = true
 	gone := st.remoteFIN
-	if !gone {
-		st.startCloseTimerLocked()
-	}
+	// No close timer: as with TCP, the peer may answer for as long as it
+	// takes (an attach whose stdin ended); Close arms it.
 	st.mu.Unlock()
 	err := st.s.writeFrame(typeWindowUpdate, flagFIN, st.id, 0, nil)
 	if gone {
