@@ -18,7 +18,9 @@ import (
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -1407,4 +1409,99 @@ func TestFlowControl(t *testing.T) {
 	}
 	m.Close()
 	p.noLeak()
+}
+
+// streamListener is a net.Listener of the streams the node opens.
+type streamListener struct {
+	p    *pair
+	done chan struct{}
+	once sync.Once
+}
+
+func (l *streamListener) Accept() (net.Conn, error) {
+	select {
+	case st := <-l.p.incoming:
+		if err := st.Accept(); err != nil {
+			st.Close()
+			return l.Accept()
+		}
+		return st, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *streamListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *streamListener) Addr() net.Addr { return l.p.sess.Addr() }
+
+// TestHTTP: net/http both ways, as the manager uses streams: requests to
+// the node's server over streams the manager opens (its engine), and the
+// node's requests to a server of the manager's (its calls); keep-alive
+// streams are reused, and none is left once idle ones are closed.
+func TestHTTP(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, kind string) {
+		p := newPair(t, kind, nodeConfig(), managerConfig())
+		echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("X-Len", strconv.Itoa(len(b)))
+			w.Write(b)
+		})
+		nodeSrv := &http.Server{Handler: echo, ErrorLog: log.New(io.Discard, "", 0)}
+		go nodeSrv.Serve(p.node)
+		defer nodeSrv.Close()
+		ln := &streamListener{p: p, done: make(chan struct{})}
+		mgrSrv := &http.Server{Handler: echo, ErrorLog: log.New(io.Discard, "", 0), ReadHeaderTimeout: hung}
+		go mgrSrv.Serve(ln)
+		defer mgrSrv.Close()
+
+		toNode := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return p.sess.Open(ctx)
+		}}
+		toMgr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return p.node.OpenStream()
+		}}
+		call := func(tr *http.Transport, i int) error {
+			body := bytes.Repeat([]byte{byte(i)}, mrand.IntN(300<<10))
+			ctx, cancel := context.WithTimeout(context.Background(), hung)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "POST", "http://peer/echo", bytes.NewReader(body))
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if !bytes.Equal(got, body) || resp.Header.Get("X-Len") != strconv.Itoa(len(body)) {
+				return fmt.Errorf("echo of %d bytes: %d", len(body), len(got))
+			}
+			return nil
+		}
+		var wg sync.WaitGroup
+		for i := range 40 {
+			tr := toNode
+			if i%2 == 1 {
+				tr = toMgr
+			}
+			wg.Go(func() {
+				if err := call(tr, i); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		toNode.CloseIdleConnections()
+		toMgr.CloseIdleConnections()
+		p.noLeak()
+	})
 }
