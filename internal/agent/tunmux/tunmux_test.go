@@ -1505,3 +1505,81 @@ func TestHTTP(t *testing.T) {
 		p.noLeak()
 	})
 }
+
+// TestManyStreams: far more streams than AcceptBacklog, opened from both
+// sides while the other accepts: each acknowledgement lets another open.
+func TestManyStreams(t *testing.T) {
+	cfg := managerConfig()
+	cfg.AcceptBacklog = 4
+	ycfg := nodeConfig()
+	ycfg.AcceptBacklog = 4
+	p := newPair(t, "pipe", ycfg, cfg)
+	const k = 200
+	var wg sync.WaitGroup
+	wg.Go(func() { // the node answers each of the manager's streams
+		for range k {
+			n, err := p.node.AcceptStream()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			wg.Go(func() {
+				io.Copy(n, n)
+				n.Close()
+			})
+		}
+	})
+	wg.Go(func() { // the manager answers each of the node's
+		for range k {
+			m := p.accept()
+			if err := m.Accept(); err != nil {
+				t.Error(err)
+				return
+			}
+			wg.Go(func() {
+				io.Copy(m, m)
+				m.Close()
+			})
+		}
+	})
+	talk := func(c interface {
+		io.ReadWriter
+		CloseWrite() error
+	}, i int) {
+		msg := fmt.Sprintf("stream %d", i)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Error(err)
+			return
+		}
+		c.CloseWrite()
+		if got, err := io.ReadAll(c); err != nil || string(got) != msg {
+			t.Errorf("read %q, %v", got, err)
+		}
+	}
+	for i := range k {
+		wg.Go(func() {
+			m, err := p.sess.Open(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			talk(m, i)
+			m.Close()
+		})
+		wg.Go(func() {
+			n, err := p.node.OpenStream()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			talk(yamuxHalf{n}, i)
+		})
+	}
+	wg.Wait()
+	p.noLeak()
+}
+
+// yamuxHalf is a yamux stream whose Close (a half-close) is CloseWrite.
+type yamuxHalf struct{ *yamux.Stream }
+
+func (s yamuxHalf) CloseWrite() error { return s.Stream.Close() }
