@@ -1583,3 +1583,48 @@ func TestManyStreams(t *testing.T) {
 type yamuxHalf struct{ *yamux.Stream }
 
 func (s yamuxHalf) CloseWrite() error { return s.Stream.Close() }
+
+// scriptConn reads a fixed script, then EOF; what is written is dropped
+// and Close does not cut the script short.
+type scriptConn struct {
+	net.Conn // nil: only the methods below are used
+	r        io.Reader
+}
+
+func (c *scriptConn) Read(b []byte) (int, error)       { return c.r.Read(b) }
+func (c *scriptConn) Write(b []byte) (int, error)      { return len(b), nil }
+func (c *scriptConn) Close() error                     { return nil }
+func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestNoStreamAfterEnd: a stream the peer opens once the session has
+// ended (a frame read before the end, handled after it) is not handed on,
+// and none that was handed on waits for ever.
+func TestNoStreamAfterEnd(t *testing.T) {
+	script := bytes.Join([][]byte{
+		frame(typeWindowUpdate, flagSYN, 2, 0, nil),
+		frame(typeWindowUpdate, flagSYN, 4, 0, nil),
+		frame(typeData, 0, 4, 3, []byte("abc")),
+	}, nil)
+	sess := Client(&scriptConn{r: bytes.NewReader(script)}, managerConfig())
+	var late []*Stream
+	run := result(t, func() error {
+		return sess.Run(func(st *Stream) {
+			if st.ID() == 2 {
+				sess.Close() // the session ends while Run handles a frame
+				return
+			}
+			late = append(late, st)
+		})
+	})
+	run()
+	for _, st := range late {
+		read := result(t, func() error {
+			_, err := io.ReadAll(st)
+			return err
+		})
+		if err := read(); err != nil {
+			t.Fatalf("Read of stream %d: %v", st.ID(), err)
+		}
+		t.Errorf("stream %d handed on after the session ended", st.ID())
+	}
+}
