@@ -810,6 +810,8 @@ func (st *Stream) startCloseTimerLocked() {
 
 // Close ends the stream here: FIN is sent (if it was not), what was
 // received and not read is dropped, and data that still comes resets it.
+// Reads and Writes waiting fail at once; the FIN waits for the frame a
+// Write may be sending.
 func (st *Stream) Close() error {
 	st.mu.Lock()
 	if st.closed {
