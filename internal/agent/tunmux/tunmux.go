@@ -294,6 +294,9 @@ func (s *Session) incoming(id uint32) (*Stream, error) {
 // Open opens a stream to the peer. It waits while AcceptBacklog of the
 // streams opened are not yet acknowledged, until ctx ends.
 func (s *Session) Open(ctx context.Context) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // select below may take a free token over it
+	}
 	s.mu.Lock()
 	gone, done := s.goneAway, s.isDone()
 	s.mu.Unlock()

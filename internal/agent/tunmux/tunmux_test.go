@@ -889,6 +889,13 @@ func TestSessionEnd(t *testing.T) {
 		if err := cancelled(); !errors.Is(err, context.Canceled) {
 			t.Fatalf("Open with its context cancelled: %v", err)
 		}
+		// Cancelled before, with room: no stream either.
+		p2 := newPair(t, "pipe", nodeConfig(), managerConfig())
+		for range 20 {
+			if _, err := p2.sess.Open(ctx); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Open with a cancelled context: %v", err)
+			}
+		}
 		p.node.Close()
 		if err := read(); err == nil {
 			t.Fatal("Read returned no error")
