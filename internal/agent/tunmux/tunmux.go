@@ -85,8 +85,8 @@ type Config struct {
 	// OpenTimeout ends the session when a stream opened here is not
 	// acknowledged in that time: the peer no longer accepts (75 s).
 	OpenTimeout time.Duration
-	// CloseTimeout resets a stream closed here that the peer has not
-	// closed in that time (5 min).
+	// CloseTimeout resets a stream closed here (Close, not CloseWrite)
+	// that the peer has not closed in that time (5 min).
 	CloseTimeout time.Duration
 }
 
@@ -265,7 +265,16 @@ func (s *Session) streamFrame(typ uint8, flags uint16, id, length uint32, accept
 // incoming registers a stream the peer opens; nil if it was refused (a
 // reset sent: too many wait to be accepted, or the session is ending).
 func (s *Session) incoming(id uint32) (*Stream, error) {
+	if id == 0 || id%2 != 0 {
+		// The server's streams are even: odd ones are this side's.
+		return nil, s.protocolError("stream %d opened by the server", id)
+	}
 	s.mu.Lock()
+	if s.isDone() {
+		// end has failed the streams it saw; this one would never end.
+		s.mu.Unlock()
+		return nil, ErrSessionShutdown
+	}
 	if _, dup := s.streams[id]; dup {
 		s.mu.Unlock()
 		return nil, s.protocolError("stream %d opened twice", id)
@@ -285,6 +294,9 @@ func (s *Session) incoming(id uint32) (*Stream, error) {
 // Open opens a stream to the peer. It waits while AcceptBacklog of the
 // streams opened are not yet acknowledged, until ctx ends.
 func (s *Session) Open(ctx context.Context) (*Stream, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // select below may take a free token over it
+	}
 	s.mu.Lock()
 	gone, done := s.goneAway, s.isDone()
 	s.mu.Unlock()
@@ -423,20 +435,36 @@ type Stream struct {
 	rdl, wdl   time.Time
 	openTimer  *time.Timer
 	closeTimer *time.Timer
-	readable   chan struct{} // a token when a reader may proceed
-	writable   chan struct{} // a token when a writer may proceed
+	// Closed (and cleared) to wake every Read, or every Write, that
+	// waits; nil while none does.
+	rwake, wwake chan struct{}
 }
 
 func newStream(s *Session, id, recvWindow uint32) *Stream {
-	return &Stream{s: s, id: id, recvWindow: recvWindow, sendWindow: initialWindow,
-		readable: make(chan struct{}, 1), writable: make(chan struct{}, 1)}
+	return &Stream{s: s, id: id, recvWindow: recvWindow, sendWindow: initialWindow}
 }
 
-func notify(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
+// wakeLocked wakes all that wait on *c (st.mu held).
+func wakeLocked(c *chan struct{}) {
+	if *c != nil {
+		close(*c)
+		*c = nil
 	}
+}
+
+// waitChanLocked is what to wait on for the next wakeLocked(c) (st.mu
+// held, so that no wake-up is missed between the check and the wait).
+func waitChanLocked(c *chan struct{}) chan struct{} {
+	if *c == nil {
+		*c = make(chan struct{})
+	}
+	return *c
+}
+
+// wakeAllLocked wakes every Read and Write that waits (st.mu held).
+func (st *Stream) wakeAllLocked() {
+	wakeLocked(&st.rwake)
+	wakeLocked(&st.wwake)
 }
 
 // ID is the stream's number in the session.
@@ -446,35 +474,42 @@ func (st *Stream) ID() uint32 { return st.id }
 // with the window beyond the initial one, as yamux's AcceptStream does.
 func (st *Stream) Accept() error {
 	st.mu.Lock()
-	if st.reset || st.ended || st.removed {
-		st.mu.Unlock()
-		return ErrConnectionReset
+	err := st.goneErrLocked()
+	if err == nil && st.removed {
+		err = ErrConnectionReset // reset before it was accepted
 	}
-	if !st.waiting {
+	if err != nil || !st.waiting {
 		st.mu.Unlock()
-		return nil
+		return err
 	}
 	st.waiting = false
 	delta := st.s.cfg.MaxStreamWindow - st.buffered - st.recvWindow
 	st.recvWindow += delta
-	gone := st.reset || st.ended
 	st.mu.Unlock()
 	st.s.mu.Lock()
 	st.s.unaccepted--
 	st.s.mu.Unlock()
-	if gone {
-		return ErrConnectionReset
-	}
 	return st.s.writeFrame(typeWindowUpdate, flagACK, st.id, delta, nil)
+}
+
+// goneErrLocked is why the stream can no longer be used (st.mu held).
+func (st *Stream) goneErrLocked() error {
+	switch {
+	case st.reset:
+		return ErrConnectionReset
+	case st.ended || st.s.isDone():
+		return ErrSessionShutdown
+	}
+	return nil
 }
 
 // windowUpdate applies a window update frame from the peer.
 func (st *Stream) windowUpdate(flags uint16, delta uint32) {
 	st.mu.Lock()
 	st.sendWindow += delta
+	wakeLocked(&st.wwake)
 	st.mu.Unlock()
 	st.flags(flags)
-	notify(st.writable)
 }
 
 // data reads a data frame's length bytes from the connection into the
@@ -486,7 +521,7 @@ func (st *Stream) data(flags uint16, length uint32) error {
 	if over {
 		return st.s.protocolError("stream %d: %d bytes beyond its window", st.id, length)
 	}
-	if closed {
+	if length > 0 && closed {
 		// Closed here: nobody reads; as TCP, the peer is told by a reset.
 		if _, err := io.CopyN(io.Discard, st.s.conn, int64(length)); err != nil {
 			return err
@@ -512,6 +547,7 @@ func (st *Stream) data(flags uint16, length uint32) error {
 		if !dropped {
 			st.store(chunk, small != nil)
 			st.buffered += length
+			wakeLocked(&st.rwake)
 		}
 		st.recvWindow -= length
 		closed := st.closed && !st.reset
@@ -520,7 +556,6 @@ func (st *Stream) data(flags uint16, length uint32) error {
 			st.resetHere() // closed while its data was read
 			return nil
 		}
-		notify(st.readable)
 	}
 	st.flags(flags)
 	return nil
@@ -566,6 +601,7 @@ func (st *Stream) flags(flags uint16) {
 		st.chunks, st.off, st.buffered = nil, 0, 0
 	}
 	gone := st.reset || (st.remoteFIN && st.localFIN)
+	st.wakeAllLocked()
 	st.mu.Unlock()
 	if releaseSyn {
 		st.stopOpenTimer()
@@ -574,8 +610,6 @@ func (st *Stream) flags(flags uint16) {
 	if gone {
 		st.remove()
 	}
-	notify(st.readable)
-	notify(st.writable)
 }
 
 func (st *Stream) stopOpenTimer() {
@@ -631,13 +665,12 @@ func (st *Stream) resetHere() {
 	already := st.reset || st.ended
 	st.reset = true
 	st.chunks, st.off, st.buffered = nil, 0, 0
+	st.wakeAllLocked()
 	st.mu.Unlock()
 	st.remove()
 	if !already {
 		_ = st.s.writeFrame(typeWindowUpdate, flagRST, st.id, 0, nil)
 	}
-	notify(st.readable)
-	notify(st.writable)
 }
 
 // sessionEnded fails the stream's waits: the session is gone.
@@ -645,6 +678,7 @@ func (st *Stream) sessionEnded() {
 	st.mu.Lock()
 	st.ended = true
 	ot, ct := st.openTimer, st.closeTimer
+	st.wakeAllLocked()
 	st.mu.Unlock()
 	if ot != nil {
 		ot.Stop()
@@ -652,15 +686,14 @@ func (st *Stream) sessionEnded() {
 	if ct != nil {
 		ct.Stop()
 	}
-	notify(st.readable)
-	notify(st.writable)
 }
 
 // timeoutError is a deadline passed: os.ErrDeadlineExceeded, as a net.Conn's.
 func timeoutError() error { return os.ErrDeadlineExceeded }
 
 // Read reads what the peer sent; io.EOF once it closed its side (or the
-// session ended) and all was read.
+// session ended) and all was read. Past the read deadline it fails with
+// os.ErrDeadlineExceeded, as a net.Conn's, even with data to read.
 func (st *Stream) Read(b []byte) (int, error) {
 	for {
 		st.mu.Lock()
@@ -671,6 +704,9 @@ func (st *Stream) Read(b []byte) (int, error) {
 		case st.reset:
 			st.mu.Unlock()
 			return 0, ErrConnectionReset
+		case passed(st.rdl):
+			st.mu.Unlock()
+			return 0, timeoutError()
 		case st.buffered > 0:
 			n := 0
 			for n < len(b) && len(st.chunks) > 0 {
@@ -702,13 +738,16 @@ func (st *Stream) Read(b []byte) (int, error) {
 			st.mu.Unlock()
 			return 0, nil
 		}
-		dl := st.rdl
+		c, dl := waitChanLocked(&st.rwake), st.rdl
 		st.mu.Unlock()
-		if err := wait(st.readable, st.s.done, dl); err != nil {
+		if err := wait(c, st.s.done, dl); err != nil {
 			return 0, err
 		}
 	}
 }
+
+// passed reports whether deadline dl (zero: none) has passed.
+func passed(dl time.Time) bool { return !dl.IsZero() && !time.Now().Before(dl) }
 
 // windowDeltaLocked is the window update owed once the reader has caught
 // up by half the window (as yamux's), and whether it is owed yet.
@@ -725,7 +764,7 @@ func (st *Stream) windowDeltaLocked() (uint32, bool) {
 	return delta, true
 }
 
-// wait waits for a token on c, the session's end, or the deadline dl.
+// wait waits for c to be closed, the session's end, or the deadline dl.
 func wait(c chan struct{}, done <-chan struct{}, dl time.Time) error {
 	if dl.IsZero() {
 		select {
@@ -749,7 +788,8 @@ func wait(c chan struct{}, done <-chan struct{}, dl time.Time) error {
 	return nil
 }
 
-// Write sends b, in frames the peer's window allows.
+// Write sends b, in frames the peer's window allows. Past the write
+// deadline it fails with os.ErrDeadlineExceeded, as a net.Conn's.
 func (st *Stream) Write(b []byte) (int, error) {
 	st.wmu.Lock()
 	defer st.wmu.Unlock()
@@ -760,10 +800,14 @@ func (st *Stream) Write(b []byte) (int, error) {
 			st.mu.Unlock()
 			return n, err
 		}
-		if st.sendWindow == 0 {
-			dl := st.wdl
+		switch {
+		case passed(st.wdl):
 			st.mu.Unlock()
-			if err := wait(st.writable, st.s.done, dl); err != nil {
+			return n, timeoutError()
+		case st.sendWindow == 0:
+			c, dl := waitChanLocked(&st.wwake), st.wdl
+			st.mu.Unlock()
+			if err := wait(c, st.s.done, dl); err != nil {
 				return n, err
 			}
 			continue
@@ -802,13 +846,14 @@ func (st *Stream) CloseWrite() error {
 	}
 	st.localFIN = true
 	gone := st.remoteFIN
+	// No close timer: as with TCP, the peer may answer for as long as it
+	// takes (an attach whose stdin ended); Close arms it.
+	st.wakeAllLocked() // a Write waiting for window stops
 	st.mu.Unlock()
 	err := st.s.writeFrame(typeWindowUpdate, flagFIN, st.id, 0, nil)
 	if gone {
 		st.remove()
 	}
-	notify(st.readable)
-	notify(st.writable) // a Write waiting for window stops
 	return err
 }
 
@@ -823,6 +868,8 @@ func (st *Stream) startCloseTimerLocked() {
 
 // Close ends the stream here: FIN is sent (if it was not), what was
 // received and not read is dropped, and data that still comes resets it.
+// Reads and Writes waiting fail at once; the FIN waits for the frame a
+// Write may be sending.
 func (st *Stream) Close() error {
 	st.mu.Lock()
 	if st.closed {
@@ -831,6 +878,7 @@ func (st *Stream) Close() error {
 	}
 	st.closed = true
 	st.chunks, st.off, st.buffered = nil, 0, 0
+	st.wakeAllLocked()
 	live := !st.reset && !st.ended
 	var flags uint16
 	if live && !st.localFIN {
@@ -857,8 +905,6 @@ func (st *Stream) Close() error {
 	if gone {
 		st.remove()
 	}
-	notify(st.readable)
-	notify(st.writable)
 	if errors.Is(err, ErrSessionShutdown) {
 		err = nil
 	}
@@ -875,26 +921,28 @@ func (st *Stream) RemoteAddr() net.Addr { return st.s.conn.RemoteAddr() }
 func (st *Stream) SetDeadline(t time.Time) error {
 	st.mu.Lock()
 	st.rdl, st.wdl = t, t
+	st.wakeAllLocked()
 	st.mu.Unlock()
-	notify(st.readable)
-	notify(st.writable)
 	return nil
 }
 
-// SetReadDeadline sets when a Read that waits fails with a timeout.
+// SetReadDeadline sets when Reads, under way and later, fail with
+// os.ErrDeadlineExceeded (zero: never).
 func (st *Stream) SetReadDeadline(t time.Time) error {
 	st.mu.Lock()
 	st.rdl = t
+	wakeLocked(&st.rwake)
 	st.mu.Unlock()
-	notify(st.readable)
 	return nil
 }
 
-// SetWriteDeadline sets when a Write that waits for window fails.
+// SetWriteDeadline sets when Writes, under way and later, fail with
+// os.ErrDeadlineExceeded (zero: never); a frame being written is
+// bounded by the session's WriteTimeout instead.
 func (st *Stream) SetWriteDeadline(t time.Time) error {
 	st.mu.Lock()
 	st.wdl = t
+	wakeLocked(&st.wwake)
 	st.mu.Unlock()
-	notify(st.writable)
 	return nil
 }
