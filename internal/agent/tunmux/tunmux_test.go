@@ -1640,3 +1640,114 @@ func TestNoStreamAfterEnd(t *testing.T) {
 		t.Errorf("stream %d handed on after the session ended", st.ID())
 	}
 }
+
+// TestCloseReturnsWindow: a node blocked on a full window (the manager
+// read nothing: a client gone while `docker logs -f` ran) learns of the
+// manager's Close at once, by a reset, not CloseTimeout later.
+func TestCloseReturnsWindow(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, kind string) {
+		cfg := managerConfig()
+		cfg.CloseTimeout = time.Hour // only the returned window can unblock the node
+		p := newPair(t, kind, nodeConfig(), cfg)
+		m, n := p.open()
+		chunk := bytes.Repeat([]byte("x"), 32<<10)
+		wrote := make(chan int64, 1)
+		done := result(t, func() error {
+			var total int64
+			defer func() { wrote <- total }()
+			for {
+				k, err := n.Write(chunk)
+				total += int64(k)
+				if err != nil {
+					return err
+				}
+			}
+		})
+		// The node fills the window the manager gave, and waits.
+		eventually(t, "the manager's window full", func() bool {
+			b, _ := buffered(m)
+			return b >= cfg.MaxStreamWindow
+		})
+		if err := m.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := done(); !errors.Is(err, yamux.ErrConnectionReset) {
+			t.Fatalf("node's Write after the manager's Close: %v", err)
+		}
+		if got := <-wrote; got < int64(cfg.MaxStreamWindow) {
+			t.Fatalf("node wrote %d bytes, want at least the window (%d)", got, cfg.MaxStreamWindow)
+		}
+		p.noLeak()
+	})
+}
+
+// TestSmallFramesCoalesce: data unread that came in many small frames
+// is kept in chunks of up to smallFrame, not one allocation and slice
+// header per frame (a node sending one byte a frame would make the
+// manager hold ~27 times what it sent).
+func TestSmallFramesCoalesce(t *testing.T) {
+	r := newRaw(t, managerConfig())
+	r.send(typeWindowUpdate, flagSYN, 2, 0, nil)
+	var st *Stream
+	select {
+	case st = <-r.in:
+	case <-time.After(hung):
+		t.Fatal("no stream")
+	}
+	r.drain() // the manager's frames (its ACK), read and dropped
+	if err := st.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16 << 10
+	for i := range n {
+		r.send(typeData, 0, 2, 1, []byte{byte(i)})
+	}
+	eventually(t, "all frames in", func() bool { b, _ := buffered(st); return b == n })
+	st.mu.Lock()
+	chunks, held := len(st.chunks), 0
+	for _, c := range st.chunks {
+		held += cap(c)
+	}
+	st.mu.Unlock()
+	if max := n/smallFrame + 1; chunks > max {
+		t.Fatalf("%d bytes in 1-byte frames kept in %d chunks, want at most %d", n, chunks, max)
+	}
+	if held > 2*n {
+		t.Fatalf("%d bytes unread hold %d bytes of buffers, want at most %d", n, held, 2*n)
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(st, got); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range got {
+		if b != byte(i) {
+			t.Fatalf("byte %d is %d, want %d", i, b, byte(i))
+		}
+	}
+}
+
+// TestCloseWriteStopsWrite: a Write waiting for window on one goroutine
+// ends when another half-closes the stream, and no data follows the FIN.
+func TestCloseWriteStopsWrite(t *testing.T) {
+	forEachTransport(t, func(t *testing.T, kind string) {
+		p := newPair(t, kind, nodeConfig(), managerConfig())
+		m, n := p.open()
+		big := bytes.Repeat([]byte("y"), 2<<20) // past the node's window: the node reads nothing yet
+		done := result(t, func() error { _, err := m.Write(big); return err })
+		eventually(t, "the node's window full", func() bool {
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			return m.sendWindow == 0
+		})
+		if err := m.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		if err := done(); !errors.Is(err, ErrStreamClosed) {
+			t.Fatalf("Write waiting when CloseWrite came: %v", err)
+		}
+		got := readAll(t, n) // up to the FIN, then EOF
+		if len(got) == 0 || len(got) >= len(big) || !bytes.Equal(got, big[:len(got)]) {
+			t.Fatalf("node read %d bytes before EOF, want a prefix of what was written", len(got))
+		}
+	})
+}
