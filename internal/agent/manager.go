@@ -162,10 +162,12 @@ func CallPeer(ctx context.Context) (ca.Identity, bool) {
 // stolen, cannot hold a goroutine per stream it opens.
 const maxNodeCalls = 8
 
-// maxWaitingCalls is how many more of a node's calls wait (the tunnel's
-// backlog): beyond, they are reset. Streams the node itself reset while
-// they waited count until their turn, when they are dropped.
-const maxWaitingCalls = 256
+// maxWaitingCalls is how many more of a node's calls wait: beyond, they
+// are reset. Streams the node itself reset while they waited count until
+// their turn, when they are dropped. Each may hold what the node sent
+// before it was accepted (up to yamux's initial window, 256 KiB): a node
+// makes one or two calls at a time, and a hostile one pins at most 8 MiB.
+const maxWaitingCalls = 32
 
 // nodeCall takes a stream the node opened (the tunnel's reader calls
 // it): served at once if fewer than maxNodeCalls of the node's are, else
