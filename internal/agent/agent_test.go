@@ -22,7 +22,7 @@ import (
 )
 
 // fakeEngine is a real HTTP server on a unix socket standing in for dockerd.
-func fakeEngine(t *testing.T) string {
+func fakeEngine(t testing.TB) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "docker.sock")
 	ln, err := net.Listen("unix", sock)
@@ -68,7 +68,7 @@ var fastTiming = Timing{KeepAliveInterval: 200 * time.Millisecond, KeepAliveTime
 // counts as a dead session; those tests are about data, not heartbeats.
 var bulkTiming = Timing{KeepAliveInterval: 200 * time.Millisecond, KeepAliveTimeout: 10 * time.Second}
 
-func keypair(t *testing.T, root *ca.RootCA, id string, role ca.Role) *ca.Keypair {
+func keypair(t testing.TB, root *ca.RootCA, id string, role ca.Role) *ca.Keypair {
 	t.Helper()
 	nc, err := root.IssueNode(ca.NodeRequest{NodeID: id, Role: role, Hosts: []string{"127.0.0.1"}})
 	if err != nil {
@@ -86,7 +86,7 @@ func newManager(t *testing.T, root *ca.RootCA, id string) *cluster {
 	return newManagerTimed(t, root, id, fastTiming)
 }
 
-func newManagerTimed(t *testing.T, root *ca.RootCA, id string, timing Timing) *cluster {
+func newManagerTimed(t testing.TB, root *ca.RootCA, id string, timing Timing) *cluster {
 	t.Helper()
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", root.ServerTLSConfig(keypair(t, root, id, ca.RoleManager)))
 	if err != nil {
@@ -121,7 +121,7 @@ func startNodeTimed(t *testing.T, root *ca.RootCA, kp *ca.Keypair, sock string, 
 	return n
 }
 
-func waitConnected(t *testing.T, tun *Tunnels, nodeID string, want bool) {
+func waitConnected(t testing.TB, tun *Tunnels, nodeID string, want bool) {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
@@ -414,19 +414,35 @@ func reconnectedSince(t0 time.Time, sets ...*Tunnels) bool {
 	return false
 }
 
-// writeSizes records the largest write to a connection: the size of the
-// largest TLS record sent on it.
+// writeSizes records the largest TLS record written to a connection,
+// and the largest write: a node's TLS writes whole records, one or
+// several (a batch) per write.
 type writeSizes struct {
 	net.Conn
-	max *atomic.Int64
+	max    *atomic.Int64 // the largest record, header and tag included
+	writes *atomic.Int64 // the largest write
+}
+
+func storeMax(v *atomic.Int64, n int64) {
+	for {
+		m := v.Load()
+		if n <= m || v.CompareAndSwap(m, n) {
+			return
+		}
+	}
 }
 
 func (c writeSizes) Write(p []byte) (int, error) {
-	for {
-		m := c.max.Load()
-		if int64(len(p)) <= m || c.max.CompareAndSwap(m, int64(len(p))) {
-			break
+	if c.writes != nil {
+		storeMax(c.writes, int64(len(p)))
+	}
+	for r := p; len(r) >= 5; {
+		n := 5 + int(binary.BigEndian.Uint16(r[3:5]))
+		storeMax(c.max, int64(n))
+		if n > len(r) {
+			break // a record cut across writes: not how TLS writes
 		}
+		r = r[n:]
 	}
 	return c.Conn.Write(p)
 }
@@ -437,7 +453,7 @@ func (c writeSizes) Write(p []byte) (int, error) {
 func TestTunnelSmallRecords(t *testing.T) {
 	root, _ := ca.NewRootCA("c1", time.Now())
 	m := newManagerTimed(t, root, "m1", bulkTiming)
-	var largest atomic.Int64
+	var largest, largestWrite atomic.Int64
 	kp := keypair(t, root, "node1", ca.RoleWorker)
 	n, err := NewNode(NodeConfig{
 		Managers: []string{m.addr}, TLS: root.ClientTLSConfig(kp), EngineSocket: fakeEngine(t), Timing: bulkTiming,
@@ -447,7 +463,7 @@ func TestTunnelSmallRecords(t *testing.T) {
 			if err != nil {
 				return nil, err
 			}
-			return writeSizes{conn, &largest}, nil
+			return writeSizes{conn, &largest, &largestWrite}, nil
 		},
 	})
 	if err != nil {
@@ -457,6 +473,7 @@ func TestTunnelSmallRecords(t *testing.T) {
 	// The handshake's records (the node's certificate: ~1.5 KiB in one)
 	// come before the tunnel, and are not what its reader keeps.
 	largest.Store(0)
+	largestWrite.Store(0)
 
 	body := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB echoed back
 	client := &http.Client{Transport: m.tunnels.Endpoint("node1").RoundTripper(), Timeout: 30 * time.Second}
@@ -473,6 +490,11 @@ func TestTunnelSmallRecords(t *testing.T) {
 	// and a 16-byte tag (TLS 1.3).
 	if l := largest.Load(); l > maxRecord+64 {
 		t.Fatalf("largest TLS record sent by the node: %d bytes, want at most %d", l, maxRecord+64)
+	}
+	// The records of one of yamux's writes go out together, not one
+	// system call each.
+	if w := largestWrite.Load(); w < 4*maxRecord {
+		t.Fatalf("largest write of the node's connection: %d bytes: its records were not batched", w)
 	}
 }
 
@@ -508,7 +530,7 @@ func TestNodeDownHook(t *testing.T) {
 }
 
 // runNode runs n until the test ends and waits for its tunnel to m.
-func runNode(t *testing.T, n *Node, m *cluster, id string) {
+func runNode(t testing.TB, n *Node, m *cluster, id string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -829,5 +851,36 @@ func TestNodeCallsWaitingBounded(t *testing.T) {
 	}
 	if served.Load() != maxNodeCalls {
 		t.Fatalf("%d calls served, want %d", served.Load(), maxNodeCalls)
+	}
+}
+
+// BenchmarkTunnelEcho: 4 MiB posted to a node's engine through its
+// tunnel and echoed back (the engine on a unix socket, as dockerd): what
+// a `docker cp` or a build context costs the tunnel both ways, with the
+// node's small records (smallRecords) and the manager's tunmux.
+//
+//	go test -run '^$' -bench TunnelEcho -benchmem ./internal/agent/
+func BenchmarkTunnelEcho(b *testing.B) {
+	root, _ := ca.NewRootCA("c1", time.Now())
+	m := newManagerTimed(b, root, "m1", bulkTiming)
+	n, err := NewNode(NodeConfig{Managers: []string{m.addr}, TLS: root.ClientTLSConfig(keypair(b, root, "node1", ca.RoleWorker)),
+		EngineSocket: fakeEngine(b), Timing: bulkTiming})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runNode(b, n, m, "node1")
+	body := bytes.Repeat([]byte("0123456789abcdef"), 256<<10) // 4 MiB
+	client := &http.Client{Transport: m.tunnels.Endpoint("node1").RoundTripper()}
+	b.SetBytes(int64(2 * len(body)))
+	for b.Loop() {
+		resp, err := client.Post("http://engine/echo", "application/octet-stream", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		k, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil || k != int64(len(body)) {
+			b.Fatalf("echo: %d bytes, %v", k, err)
+		}
 	}
 }
