@@ -37,6 +37,10 @@ type Timing struct {
 	KeepAliveTimeout  time.Duration
 }
 
+// maxStreamWindow is how much a stream may receive ahead of its reader,
+// on both ends of a tunnel.
+const maxStreamWindow = 1 << 20
+
 func (t Timing) yamux() *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.EnableKeepAlive = true
@@ -44,7 +48,7 @@ func (t Timing) yamux() *yamux.Config {
 	c.ConnectionWriteTimeout = cmp(t.KeepAliveTimeout, DefaultKeepAliveTimeout)
 	// Engine streams (logs, attach, image pulls) can be long and bulky;
 	// a larger window keeps one slow stream from throttling throughput.
-	c.MaxStreamWindowSize = 1 << 20
+	c.MaxStreamWindowSize = maxStreamWindow
 	c.LogOutput = nil
 	c.Logger = log.New(io.Discard, "", 0)
 	return c
@@ -57,7 +61,7 @@ func (t Timing) yamux() *yamux.Config {
 // nodes each interval itself.
 func (t Timing) mux() tunmux.Config {
 	return tunmux.Config{
-		MaxStreamWindow: t.yamux().MaxStreamWindowSize,
+		MaxStreamWindow: maxStreamWindow,
 		// A write that waits this long means a node that reads nothing
 		// for longer than its silence would take to end the tunnel: a
 		// slow node is not cut off by its manager's writes first.

@@ -526,7 +526,7 @@ func (st *Stream) data(flags uint16, length uint32) error {
 		if _, err := io.CopyN(io.Discard, st.s.conn, int64(length)); err != nil {
 			return err
 		}
-		st.resetHere()
+		st.Reset()
 		return nil
 	}
 	if length > 0 {
@@ -553,7 +553,7 @@ func (st *Stream) data(flags uint16, length uint32) error {
 		closed := st.closed && !st.reset
 		st.mu.Unlock()
 		if closed {
-			st.resetHere() // closed while its data was read
+			st.Reset() // closed while its data was read
 			return nil
 		}
 	}
@@ -604,7 +604,10 @@ func (st *Stream) flags(flags uint16) {
 	st.wakeAllLocked()
 	st.mu.Unlock()
 	if releaseSyn {
-		st.stopOpenTimer()
+		st.mu.Lock()
+		t := st.openTimer
+		st.mu.Unlock()
+		stopTimers(t)
 		<-st.s.syn
 	}
 	if gone {
@@ -612,12 +615,12 @@ func (st *Stream) flags(flags uint16) {
 	}
 }
 
-func (st *Stream) stopOpenTimer() {
-	st.mu.Lock()
-	t := st.openTimer
-	st.mu.Unlock()
-	if t != nil {
-		t.Stop()
+// stopTimers stops those of ts that were set.
+func stopTimers(ts ...*time.Timer) {
+	for _, t := range ts {
+		if t != nil {
+			t.Stop()
+		}
 	}
 }
 
@@ -636,12 +639,7 @@ func (st *Stream) remove() {
 	st.waiting = false
 	ot, ct := st.openTimer, st.closeTimer
 	st.mu.Unlock()
-	if ot != nil {
-		ot.Stop()
-	}
-	if ct != nil {
-		ct.Stop()
-	}
+	stopTimers(ot, ct)
 	s := st.s
 	s.mu.Lock()
 	if s.streams[st.id] == st {
@@ -656,11 +654,9 @@ func (st *Stream) remove() {
 	}
 }
 
-// Reset resets the stream: both sides' reads and writes fail at once.
-func (st *Stream) Reset() { st.resetHere() }
-
-// resetHere resets the stream from this side.
-func (st *Stream) resetHere() {
+// Reset resets the stream from this side: both sides' reads and writes
+// fail at once.
+func (st *Stream) Reset() {
 	st.mu.Lock()
 	already := st.reset || st.ended
 	st.reset = true
@@ -680,16 +676,8 @@ func (st *Stream) sessionEnded() {
 	ot, ct := st.openTimer, st.closeTimer
 	st.wakeAllLocked()
 	st.mu.Unlock()
-	if ot != nil {
-		ot.Stop()
-	}
-	if ct != nil {
-		ct.Stop()
-	}
+	stopTimers(ot, ct)
 }
-
-// timeoutError is a deadline passed: os.ErrDeadlineExceeded, as a net.Conn's.
-func timeoutError() error { return os.ErrDeadlineExceeded }
 
 // Read reads what the peer sent; io.EOF once it closed its side (or the
 // session ended) and all was read. Past the read deadline it fails with
@@ -706,7 +694,7 @@ func (st *Stream) Read(b []byte) (int, error) {
 			return 0, ErrConnectionReset
 		case passed(st.rdl):
 			st.mu.Unlock()
-			return 0, timeoutError()
+			return 0, os.ErrDeadlineExceeded
 		case st.buffered > 0:
 			n := 0
 			for n < len(b) && len(st.chunks) > 0 {
@@ -775,7 +763,7 @@ func wait(c chan struct{}, done <-chan struct{}, dl time.Time) error {
 	}
 	d := time.Until(dl)
 	if d <= 0 {
-		return timeoutError()
+		return os.ErrDeadlineExceeded
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -783,7 +771,7 @@ func wait(c chan struct{}, done <-chan struct{}, dl time.Time) error {
 	case <-c:
 	case <-done:
 	case <-t.C:
-		return timeoutError()
+		return os.ErrDeadlineExceeded
 	}
 	return nil
 }
@@ -803,7 +791,7 @@ func (st *Stream) Write(b []byte) (int, error) {
 		switch {
 		case passed(st.wdl):
 			st.mu.Unlock()
-			return n, timeoutError()
+			return n, os.ErrDeadlineExceeded
 		case st.sendWindow == 0:
 			c, dl := waitChanLocked(&st.wwake), st.wdl
 			st.mu.Unlock()
@@ -862,7 +850,7 @@ func (st *Stream) CloseWrite() error {
 // reads: it may for as long as the peer sends).
 func (st *Stream) startCloseTimerLocked() {
 	if st.closeTimer == nil {
-		st.closeTimer = time.AfterFunc(st.s.cfg.CloseTimeout, st.resetHere)
+		st.closeTimer = time.AfterFunc(st.s.cfg.CloseTimeout, st.Reset)
 	}
 }
 
