@@ -82,7 +82,7 @@ func New(c Config) *Metrics {
 // store runs, embedded etcd's (etcd_*).
 func (m *Metrics) Handler() http.Handler {
 	g := prometheus.Gatherers{m.reg, prometheus.DefaultGatherer}
-	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, Timeout: 10 * time.Second})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 // Registry is shoal's own registry (tests gather from it).
