@@ -151,7 +151,7 @@ type Engine struct {
 	version    string
 	apiVersion string
 	containers containerSet // by ID and by name (record.go)
-	images     []image.Summary
+	images     *imageList   // shared with engines that gave the same list (record.go)
 	networks   []string
 	volumes    []string
 	updated    time.Time
@@ -335,7 +335,10 @@ func (e *Engine) Container(id string) *Container {
 func (e *Engine) Images() []image.Summary {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return e.images
+	if e.images == nil {
+		return nil
+	}
+	return e.images.imgs
 }
 
 // NetworksVolumes returns the names of the engine's networks and volumes.
@@ -743,11 +746,13 @@ func (e *Engine) ForgetContainer(id string) {
 
 // RefreshImages reloads the engine's image list.
 func (e *Engine) RefreshImages(ctx context.Context) error {
-	var imgs []image.Summary
-	if err := e.client.JSON(ctx, "GET", e.apiPath("/images/json"), nil, nil, &imgs); err != nil {
+	var imgs *imageList
+	if err := e.client.JSONWith(ctx, "GET", e.apiPath("/images/json"), nil, func(b []byte) (err error) {
+		imgs, err = sharedImageList(b)
+		return err
+	}); err != nil {
 		return err
 	}
-	shareImages(imgs)
 	e.mu.Lock()
 	e.images = imgs
 	e.gen++

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"runtime"
 	"slices"
 	"strconv"
@@ -329,6 +331,52 @@ func (sh *sharer) mounts(ms []Mount) []Mount {
 		ms[i].Name, ms[i].Source, ms[i].Destination = intern(ms[i].Name), intern(ms[i].Source), intern(ms[i].Destination)
 	}
 	return ms
+}
+
+// imageList is an engine's image list, decoded; shared by every engine
+// whose /images/json answer was the same, byte for byte: hosts of a fleet
+// mostly hold the same images, and an image's fields in that answer (its
+// ID, tags, digests, build time, size; Containers and SharedSize -1) do
+// not depend on the host. Read-only.
+type imageList struct{ imgs []image.Summary }
+
+// imageLists holds one imageList per distinct answer (by its SHA-256),
+// weakly: an entry goes once no engine holds its list.
+var imageLists = struct {
+	sync.Mutex
+	m map[[sha256.Size]byte]weak.Pointer[imageList]
+}{m: map[[sha256.Size]byte]weak.Pointer[imageList]{}}
+
+// sharedImageList decodes raw, an /images/json answer, or returns the
+// list of an equal answer already decoded. raw is not kept.
+func sharedImageList(raw []byte) (*imageList, error) {
+	key := sha256.Sum256(raw)
+	imageLists.Lock()
+	p := imageLists.m[key].Value()
+	imageLists.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	var imgs []image.Summary
+	if err := json.Unmarshal(raw, &imgs); err != nil {
+		return nil, err
+	}
+	shareImages(imgs)
+	p = &imageList{imgs: slices.Clip(imgs)}
+	imageLists.Lock()
+	defer imageLists.Unlock()
+	if q := imageLists.m[key].Value(); q != nil {
+		return q, nil // decoded meanwhile for another engine
+	}
+	imageLists.m[key] = weak.Make(p)
+	runtime.AddCleanup(p, func(key [sha256.Size]byte) {
+		imageLists.Lock()
+		defer imageLists.Unlock()
+		if imageLists.m[key].Value() == nil { // not replaced by a live one
+			delete(imageLists.m, key)
+		}
+	}, key)
+	return p, nil
 }
 
 // shareImages interns the strings of an engine's image list and shares its

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -241,6 +242,59 @@ func TestShareImages(t *testing.T) {
 	if a[0].Labels == nil || a[2].Labels != nil || fmt.Sprintf("%p", a[0].Labels) != fmt.Sprintf("%p", a[1].Labels) {
 		t.Errorf("labels %v %v %v", a[0].Labels, a[1].Labels, a[2].Labels)
 	}
+}
+
+// Engines whose /images/json answers are the same hold one decoded list;
+// a different answer gets its own; a list no engine holds goes.
+func TestSharedImageList(t *testing.T) {
+	const same = `[{"Id":"sha256:aa","RepoTags":["busybox:latest"],"RepoDigests":[],"Created":1,"Size":2,"Containers":-1,"SharedSize":-1,"Labels":{}}]`
+	answers := []string{same, same, `[{"Id":"sha256:cc","RepoTags":["redis:7"],"Containers":-1,"SharedSize":-1}]`, `[]`, `not json`}
+	var engines []*Engine
+	for _, a := range answers {
+		engines = append(engines, fakeEngine(t, func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/v1.41/images/json" {
+				w.WriteHeader(http.StatusNotFound)
+				return
+			}
+			_, _ = w.Write([]byte(a))
+		}))
+	}
+	ctx := context.Background()
+	for i, e := range engines[:4] {
+		if err := e.RefreshImages(ctx); err != nil {
+			t.Fatalf("engine %d: %v", i, err)
+		}
+	}
+	if err := engines[4].RefreshImages(ctx); err == nil || engines[4].Images() != nil {
+		t.Errorf("a bad answer: error %v, images %v", err, engines[4].Images())
+	}
+	a, b, c := engines[0].Images(), engines[1].Images(), engines[2].Images()
+	if len(a) != 1 || &a[0] != &b[0] {
+		t.Fatalf("equal answers are not one list: %v %v", a, b)
+	}
+	if a[0].ID != "sha256:aa" || a[0].RepoTags[0] != "busybox:latest" || a[0].Size != 2 || a[0].Containers != -1 || a[0].Labels == nil {
+		t.Errorf("decoded %+v", a[0])
+	}
+	if len(c) != 1 || c[0].ID != "sha256:cc" || len(engines[3].Images()) != 0 {
+		t.Errorf("other answers: %+v %+v", c, engines[3].Images())
+	}
+	if cap(a) != len(a) {
+		t.Errorf("the kept list has room for %d images, holds %d", cap(a), len(a))
+	}
+	key := sha256.Sum256([]byte(same))
+	engines[0].images, engines[1].images = nil, nil
+	a, b = nil, nil
+	for range 100 {
+		runtime.GC()
+		imageLists.Lock()
+		_, held := imageLists.m[key]
+		imageLists.Unlock()
+		if !held {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Error("a list no engine holds is still held")
 }
 
 // The cache's set answers as the maps it replaced: by ID, and by name the
