@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Errors returned by this package; test with errors.Is.
@@ -40,7 +41,34 @@ func NewKey() (Key, error) {
 	return k, nil
 }
 
+// aeads holds each key's AEAD once made: every store value read or
+// written is sealed with the DEK, and making the cipher (AES key schedule,
+// GCM tables: ~3 KB) for each one was most of what reading the node
+// records allocated. Go's AES-GCM keeps no state between calls, so one
+// serves every goroutine. Few keys are ever used (the DEK, and KEKs when
+// unlocking); past maxAEADs the cache starts again.
+var aeads struct {
+	sync.Mutex
+	m map[Key]cipher.AEAD
+}
+
+const maxAEADs = 16
+
 func (k Key) aead() cipher.AEAD {
+	aeads.Lock()
+	defer aeads.Unlock()
+	if g, ok := aeads.m[k]; ok {
+		return g
+	}
+	if aeads.m == nil || len(aeads.m) >= maxAEADs {
+		aeads.m = map[Key]cipher.AEAD{}
+	}
+	g := k.newAEAD()
+	aeads.m[k] = g
+	return g
+}
+
+func (k Key) newAEAD() cipher.AEAD {
 	b, err := aes.NewCipher(k[:])
 	if err != nil {
 		panic(err) // a 32-byte key is always valid

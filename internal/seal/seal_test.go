@@ -8,7 +8,9 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -176,5 +178,63 @@ func TestValues(t *testing.T) {
 	}
 	if got, err := v.Decrypt("/shoal/ca/root", plain); err != nil || !bytes.Equal(got, plain) {
 		t.Errorf("a value written before encryption is not read as is: %v", err)
+	}
+}
+
+// A key's AEAD is made once and shared: by goroutines at once too (run
+// with -race), each value still opening only as sealed; past maxAEADs
+// keys the cache starts again rather than grow.
+func TestAEADShared(t *testing.T) {
+	k1, _ := NewKey()
+	k2, _ := NewKey()
+	if k1.aead() != k1.aead() || k1.aead() == k2.aead() {
+		t.Fatal("a key's AEAD is not one, or two keys share one")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				plain := fmt.Appendf(nil, "value %d of %d", i, g)
+				ad := fmt.Appendf(nil, "key/%d", g)
+				got, err := k1.Open(k1.Seal(plain, ad), ad)
+				if err != nil || !bytes.Equal(got, plain) {
+					errs <- fmt.Errorf("goroutine %d, value %d: %q, %v", g, i, got, err)
+					return
+				}
+				if _, err := k2.Open(k1.Seal(plain, ad), ad); err == nil {
+					errs <- errors.New("a value opened with another key")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for range 3 * maxAEADs {
+		k, _ := NewKey()
+		k.aead()
+	}
+	aeads.Lock()
+	n := len(aeads.m)
+	aeads.Unlock()
+	if n > maxAEADs {
+		t.Errorf("%d AEADs cached, at most %d wanted", n, maxAEADs)
+	}
+}
+
+// BenchmarkOpen is one store value (1 KiB) opened.
+func BenchmarkOpen(b *testing.B) {
+	k, _ := NewKey()
+	ad := []byte("shoal store value\x00/shoal/nodes/x")
+	sealed := k.Seal(bytes.Repeat([]byte("v"), 1024), ad)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := k.Open(sealed, ad); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
