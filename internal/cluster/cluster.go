@@ -102,6 +102,8 @@ type Cluster struct {
 	rootMu  sync.Mutex // serialises applyRoot
 	rootRev int64      // store revision of the root record last applied
 
+	listed nodesList // the records as last listed (nodeswatch.go)
+
 	mu       sync.Mutex
 	cache    map[string]Node // node ID → record, refreshed by the sync loop
 	cacheRev int64           // the store revision cache reflects

@@ -81,6 +81,11 @@ func syncWait(last, now time.Time) time.Duration {
 func (c *Cluster) syncLoop(ctx context.Context) error {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { c.watchNodes(wctx) }) // nodeswatch.go
 	var last time.Time
 	for {
 		var changed <-chan struct{}
@@ -101,7 +106,7 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 			}
 		}
 		last = time.Now()
-		c.syncOnce(ctx)
+		c.syncPass(ctx, true)
 		c.lifetime.Store(int64(c.certLifetime(ctx)))
 		c.followRoot(ctx)
 		c.syncSecrets(ctx)
@@ -110,8 +115,12 @@ func (c *Cluster) syncLoop(ctx context.Context) error {
 }
 
 // syncOnce reads the node records and the revoked list and applies them.
-func (c *Cluster) syncOnce(ctx context.Context) {
-	items, rev, err := c.nodes.List(ctx)
+func (c *Cluster) syncOnce(ctx context.Context) { c.syncPass(ctx, false) }
+
+// syncPass is syncOnce; with reuse it takes the node records as last
+// listed if none changed since (listNodes).
+func (c *Cluster) syncPass(ctx context.Context, reuse bool) {
+	items, rev, err := c.listNodes(ctx, reuse)
 	if err != nil {
 		c.log.Warn("cluster: read nodes", "err", err)
 		return
