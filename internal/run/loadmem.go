@@ -26,15 +26,20 @@ func returnLoadMemory(log *slog.Logger) func() {
 		start := time.Now()
 		debug.FreeOSMemory()
 		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/stacks:bytes"},
-			{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+			{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"},
+			{Name: "/gc/scan/stack:bytes"}, {Name: "/sched/goroutines:goroutines"}, {Name: "/gc/stack/starting-size:bytes"}}
 		metrics.Read(s)
-		mib := func(i int) uint64 {
+		val := func(i int) uint64 {
 			if s[i].Value.Kind() != metrics.KindUint64 {
 				return 0
 			}
-			return s[i].Value.Uint64() >> 20
+			return s[i].Value.Uint64()
 		}
+		mib := func(i int) uint64 { return val(i) >> 20 }
+		// stacks_used is what the goroutines' stacks held when the
+		// collection scanned them; stacks what their stacks take.
 		log.Info("engines loaded: memory the load left free returned to the system", "took", time.Since(start).Round(time.Millisecond),
-			"live_heap_mib", mib(0), "stacks_mib", mib(1), "mapped_mib", mib(2)-mib(3))
+			"live_heap_mib", mib(0), "stacks_mib", mib(1), "stacks_used_mib", mib(4), "goroutines", val(5),
+			"stack_start_kib", val(6)>>10, "mapped_mib", mib(2)-mib(3))
 	}
 }

@@ -211,6 +211,9 @@ func runCluster(t *testing.T, cfg config) {
 	stopProgress()
 	t.Logf("shoal init shows %d healthy nodes and %d containers after %v (load average %s)", cfg.engines, total, load.Round(time.Millisecond), loadavg())
 	rssAtLoad := rss(pid)
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "cluster-heap-atload.pprof"), get(t, hc, base+"/debug/pprof/heap"), 0o644)
+	}
 	// The manager gives back what a join storm's loads left free once no
 	// engine arrived and no load ended for a second (internal/run/joinmem.go
 	// looks every 500 ms): RSS after loading is read once that has had
@@ -218,7 +221,18 @@ func runCluster(t *testing.T, cfg config) {
 	time.Sleep(3 * time.Second)
 	rssLoaded := rss(pid)
 	anonLoaded, fileLoaded := procStatus(pid, "RssAnon:"), procStatus(pid, "RssFile:")
-	writesLoaded := metric(get(t, hc, base+"/metrics"), "shoal_store_proposal_duration_seconds_count")
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" {
+		// Which mappings the RSS is in (the binary's pages, the store's
+		// file, the heap's arenas).
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid)); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, "cluster-smaps-loaded.txt"), b, 0o644)
+		}
+	}
+	metricsLoaded := get(t, hc, base+"/metrics")
+	writesLoaded := metric(metricsLoaded, "shoal_store_proposal_duration_seconds_count")
+	if dir := os.Getenv("SHOAL_SCALE_PROFILE"); dir != "" {
+		_ = os.WriteFile(filepath.Join(dir, "cluster-metrics-loaded.txt"), metricsLoaded, 0o644)
+	}
 	prof.heap("cluster-heap-loaded")
 	idle := measureClusterIdle(t, hc, base, pid, cfg.idle)
 
