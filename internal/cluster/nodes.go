@@ -17,9 +17,10 @@ import (
 // current one (swarm mode's words).
 var ErrOutOfSequence = nodeapi.ErrOutOfSequence
 
-// records returns the node records from this manager's copy.
+// records returns the node records from this manager's copy: the last
+// list read, while the watch on the records has seen no change since.
 func (c *Cluster) records(ctx context.Context) ([]Node, error) {
-	items, _, err := c.nodes.List(ctx)
+	items, _, err := c.listNodes(ctx, true) // nodeswatch.go
 	if err != nil {
 		return nil, err
 	}

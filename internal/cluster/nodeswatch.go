@@ -10,11 +10,12 @@ import (
 )
 
 // The sync loop's pass (syncLoop: every second, and on tunnel changes)
-// listed every node record from the store: at 1,000 nodes ~7 MB decoded
-// a second when nothing had changed, most of what an idle manager
-// allocated. A pass of the loop now reuses the last list unless a watch
-// on the records saw a change since; passes that follow this manager's
-// own writes (syncOnce) always list.
+// listed every node record from the store, and so did every read of the
+// node list (the orchestrator's passes, `docker node ls`): at 1,000 nodes
+// ~7 MB decoded a second when nothing had changed, most of what an idle
+// manager allocated. They now reuse the last list while a watch on the
+// records has seen no change since it was read; the passes that follow
+// this manager's own writes (syncOnce) always list.
 
 // relistEvery bounds how long the loop reuses a list with no change seen,
 // should the watch ever miss one.
@@ -26,9 +27,11 @@ type nodesList struct {
 	items []store.Item[Node] // read-only once listed
 	rev   int64              // the store revision of items
 	at    time.Time
-	// changed says a record may have changed since items were read (set
-	// by the watch, and until the watch runs).
-	changed atomic.Bool
+	// current says no record changed since items were read: set as a
+	// list starts, cleared by the watch's events and while it does not run.
+	current atomic.Bool
+	// watching says the watch runs (on a manager, from the last list).
+	watching atomic.Bool
 }
 
 // listNodes lists the node records. With reuse it returns the last list
@@ -43,16 +46,16 @@ func (c *Cluster) listNodes(ctx context.Context, reuse bool) ([]store.Item[Node]
 		l.mu.Lock()
 		items, rev, at := l.items, l.rev, l.at
 		l.mu.Unlock()
-		if items != nil && !l.changed.Load() && rev >= cacheRev && time.Since(at) < relistEvery {
+		if items != nil && l.watching.Load() && l.current.Load() && rev >= cacheRev && time.Since(at) < relistEvery {
 			return items, rev, nil
 		}
 	}
-	// Cleared before the read: a change the read misses comes after it,
-	// and its watch event marks the list changed again.
-	l.changed.Store(false)
+	// Set before the read: a change the read misses comes after it, and
+	// its watch event clears it again.
+	l.current.Store(true)
 	items, rev, err := c.nodes.List(ctx)
 	if err != nil {
-		l.changed.Store(true)
+		l.current.Store(false)
 		return nil, 0, err
 	}
 	l.mu.Lock()
@@ -67,23 +70,24 @@ func (c *Cluster) listNodes(ctx context.Context, reuse bool) ([]store.Item[Node]
 // changed after the last list, until ctx ends.
 func (c *Cluster) watchNodes(ctx context.Context) {
 	l := &c.listed
-	l.changed.Store(true) // until watched
 	for ctx.Err() == nil {
 		l.mu.Lock()
 		from := l.rev
 		l.mu.Unlock()
 		if from > 0 { // else nothing listed yet: wait for the first list
 			wctx, cancel := context.WithCancel(ctx)
+			l.watching.Store(true)
 			for ch := range c.nodes.Watch(wctx, from+1) {
-				l.changed.Store(true)
+				l.current.Store(false)
 				if ch.Err != nil {
 					break
 				}
 			}
 			cancel()
+			l.watching.Store(false)
 			// The watch ended (no leader, a compacted revision): passes
 			// list until it runs again, from the list they read.
-			l.changed.Store(true)
+			l.current.Store(false)
 		}
 		select {
 		case <-ctx.Done():
