@@ -269,6 +269,7 @@ func runCluster(t *testing.T, cfg config) {
 	// reading of each 23.5 MiB answer shares a heap and GC with.
 	curlPss := measureCurl(t, cfg.samples, base+apiPrefix+"/containers/json?all=1")
 	rssAfter, peak := rss(pid), hwm(pid)
+	prof.heap("cluster-heap-after")
 
 	var ps []container.Summary
 	if err := json.Unmarshal(psBody, &ps); err != nil {
