@@ -27,12 +27,40 @@ type nodesList struct {
 	items []store.Item[Node] // read-only once listed
 	rev   int64              // the store revision of items
 	at    time.Time
-	// current says no record changed since items were read: set as a
-	// list starts, cleared by the watch's events and while it does not run.
-	current atomic.Bool
+	seen  uint64 // changes as the list of items began
+	// changes counts what may have changed a record: the watch's events,
+	// its ends, this manager's writes (wroteNodes). A list is current
+	// while changes is still what it was as the list began: a flag set as
+	// a list began would let a list that read the records before a change
+	// pass for current once a later list had set it again.
+	changes atomic.Uint64
 	// watching says the watch runs (on a manager, from the last list).
 	watching atomic.Bool
 }
+
+// reusable is the last list if no record changed since it was read and
+// it is not behind what the cache holds (cacheRev), for at most relistEvery.
+func (l *nodesList) reusable(cacheRev int64) ([]store.Item[Node], int64, bool) {
+	l.mu.Lock()
+	items, rev, at, seen := l.items, l.rev, l.at, l.seen
+	l.mu.Unlock()
+	ok := items != nil && l.watching.Load() && seen == l.changes.Load() && rev >= cacheRev && time.Since(at) < relistEvery
+	return items, rev, ok
+}
+
+// keep makes items, listed at rev from changes seen, the last list unless
+// a list of a later revision was kept meanwhile.
+func (l *nodesList) keep(items []store.Item[Node], rev int64, seen uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if rev >= l.rev {
+		l.items, l.rev, l.at, l.seen = items, rev, time.Now(), seen
+	}
+}
+
+// wroteNodes says this manager wrote (or tried to write) a node record:
+// the next read lists, not waiting for the watch's event to say so.
+func (c *Cluster) wroteNodes() { c.listed.changes.Add(1) }
 
 // listNodes lists the node records. With reuse it returns the last list
 // instead when no record changed since it was read, and it reflects what
@@ -43,26 +71,18 @@ func (c *Cluster) listNodes(ctx context.Context, reuse bool) ([]store.Item[Node]
 		c.mu.Lock()
 		cacheRev := c.cacheRev
 		c.mu.Unlock()
-		l.mu.Lock()
-		items, rev, at := l.items, l.rev, l.at
-		l.mu.Unlock()
-		if items != nil && l.watching.Load() && l.current.Load() && rev >= cacheRev && time.Since(at) < relistEvery {
+		if items, rev, ok := l.reusable(cacheRev); ok {
 			return items, rev, nil
 		}
 	}
-	// Set before the read: a change the read misses comes after it, and
-	// its watch event clears it again.
-	l.current.Store(true)
+	// Read before the list: a change the list misses comes after it, and
+	// its watch event counts it.
+	seen := l.changes.Load()
 	items, rev, err := c.nodes.List(ctx)
 	if err != nil {
-		l.current.Store(false)
 		return nil, 0, err
 	}
-	l.mu.Lock()
-	if rev >= l.rev {
-		l.items, l.rev, l.at = items, rev, time.Now()
-	}
-	l.mu.Unlock()
+	l.keep(items, rev, seen)
 	return items, rev, nil
 }
 
@@ -78,7 +98,7 @@ func (c *Cluster) watchNodes(ctx context.Context) {
 			wctx, cancel := context.WithCancel(ctx)
 			l.watching.Store(true)
 			for ch := range c.nodes.Watch(wctx, from+1) {
-				l.current.Store(false)
+				l.changes.Add(1)
 				if ch.Err != nil {
 					break
 				}
@@ -87,7 +107,7 @@ func (c *Cluster) watchNodes(ctx context.Context) {
 			l.watching.Store(false)
 			// The watch ended (no leader, a compacted revision): passes
 			// list until it runs again, from the list they read.
-			l.current.Store(false)
+			l.changes.Add(1)
 		}
 		select {
 		case <-ctx.Done():

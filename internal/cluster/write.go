@@ -19,6 +19,10 @@ const (
 )
 
 func (c *Cluster) write(ctx context.Context, f func(ctx context.Context) error) error {
+	// The node list read next is listed, not the last one reused: the
+	// watch's event for this write may come after that read (nodeswatch.go).
+	// Any write, done or not (one that timed out may have gone through).
+	defer c.wroteNodes()
 	deadline := time.Now().Add(writeTimeout)
 	for {
 		actx, cancel := context.WithTimeout(ctx, writeAttempt)
