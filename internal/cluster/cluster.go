@@ -218,6 +218,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 
 // Close stops the store.
 func (c *Cluster) Close() error {
+	defer c.forgetKeys()
 	if c.mem != nil {
 		c.mem.close()
 	}

@@ -91,6 +91,20 @@ func (c *Cluster) takeSecrets(s storeSecrets) error {
 	return nil
 }
 
+// forgetKeys drops this manager's keys from seal's cache once it stops
+// (a role change restarts the node in this process: a worker keeps no
+// store key).
+func (c *Cluster) forgetKeys() {
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	if c.hasDEK {
+		seal.Forget(c.dek)
+	}
+	if c.kek != nil {
+		seal.Forget(*c.kek)
+	}
+}
+
 // setUnlockKey makes key ("" for none) the one this manager's files are wrapped with.
 func (c *Cluster) setUnlockKey(key string) error {
 	if key == "" {
@@ -183,6 +197,7 @@ func (c *Cluster) Unlock(key string) error {
 	c.kek = &kek
 	if err := c.loadDEK(); err != nil {
 		c.kek = prev
+		seal.Forget(kek)
 		if errors.Is(err, seal.ErrOpen) {
 			return ErrWrongUnlockKey
 		}
@@ -327,6 +342,9 @@ func (c *Cluster) applyLock(rec lockRecord) error {
 	if err := c.rewrapFiles(old, c.kek); err != nil {
 		c.kek, c.unlockKey = old, oldKey
 		return err
+	}
+	if old != nil {
+		seal.Forget(*old) // the files are wrapped with the new key
 	}
 	c.log.Info("manager key files rewrapped", "autolock", rec.AutoLock)
 	return nil

@@ -347,3 +347,35 @@ func TestAutoLockRootRotation(t *testing.T) {
 		t.Fatal("the restarted manager loaded another root, chain or key")
 	}
 }
+
+// A manager's keys do not stay in seal's cache once it is done with them:
+// the KEK of an unlock key rotated away, and its DEK and KEK once it stops
+// (a demoted manager goes on as a worker in the same process).
+func TestKeysForgotten(t *testing.T) {
+	cfg := config(t, "mgr")
+	cfg.Init, cfg.AutoLock = true, true
+	m := mustStart(t, cfg)
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := m.Nodes(ctx); err != nil { // reads the store: the DEK in use
+		t.Fatal(err)
+	}
+	m.keyMu.Lock()
+	dek, first := m.dek, *m.kek
+	m.keyMu.Unlock()
+	if !seal.Held(dek) || !seal.Held(first) {
+		t.Fatalf("keys in use are not cached (DEK %v, KEK %v): the test shows nothing", seal.Held(dek), seal.Held(first))
+	}
+	if err := m.UpdateAutoLock(ctx, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	m.keyMu.Lock()
+	rotated := *m.kek
+	m.keyMu.Unlock()
+	if seal.Held(first) {
+		t.Error("the KEK of the unlock key rotated away is still cached")
+	}
+	m.stop()
+	if seal.Held(dek) || seal.Held(rotated) {
+		t.Errorf("a stopped manager's keys are still cached: DEK %v, KEK %v", seal.Held(dek), seal.Held(rotated))
+	}
+}

@@ -68,6 +68,26 @@ func (k Key) aead() cipher.AEAD {
 	return g
 }
 
+// Forget drops keys' AEADs from the cache: a key the process is done with
+// (a demoted or stopped manager's DEK, an unlock key's KEK once rotated or
+// refused) is then no longer held where it stays reachable for the
+// process's life. Goroutines using one keep it until they are done.
+func Forget(keys ...Key) {
+	aeads.Lock()
+	defer aeads.Unlock()
+	for _, k := range keys {
+		delete(aeads.m, k)
+	}
+}
+
+// Held says whether the cache holds k's AEAD: k was used and not forgotten.
+func Held(k Key) bool {
+	aeads.Lock()
+	defer aeads.Unlock()
+	_, ok := aeads.m[k]
+	return ok
+}
+
 func (k Key) newAEAD() cipher.AEAD {
 	b, err := aes.NewCipher(k[:])
 	if err != nil {

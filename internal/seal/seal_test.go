@@ -226,6 +226,24 @@ func TestAEADShared(t *testing.T) {
 	}
 }
 
+// Forget drops a key's AEAD, and only its; the key still seals and opens.
+func TestForget(t *testing.T) {
+	k1, _ := NewKey()
+	k2, _ := NewKey()
+	sealed := k1.Seal([]byte("v"), nil)
+	k2.aead()
+	if !Held(k1) || !Held(k2) {
+		t.Fatal("used keys are not held")
+	}
+	Forget(k1)
+	if Held(k1) || !Held(k2) {
+		t.Fatalf("after Forget(k1): k1 held %v, k2 held %v", Held(k1), Held(k2))
+	}
+	if got, err := k1.Open(sealed, nil); err != nil || string(got) != "v" {
+		t.Fatalf("a forgotten key opens %q, %v", got, err)
+	}
+}
+
 // BenchmarkOpen is one store value (1 KiB) opened.
 func BenchmarkOpen(b *testing.B) {
 	k, _ := NewKey()
