@@ -60,8 +60,11 @@ func (c *Cluster) markLeft(ctx context.Context, id string) error {
 		})
 	})
 	if err == nil {
-		c.tunnels.Disconnect(id)
+		// The cache first: the node, its tunnel cut, asks about itself
+		// at once, and must be told it left (else it asks again only
+		// after pollPeriod).
 		c.syncOnce(ctx)
+		c.tunnels.Disconnect(id)
 	}
 	return err
 }
