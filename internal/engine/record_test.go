@@ -179,17 +179,27 @@ func TestInternInspected(t *testing.T) {
 	}
 	key := a.key()
 	a, b = nil, nil
+	if !goneAfterGC(func() bool {
+		inspected.Lock()
+		defer inspected.Unlock()
+		_, held := inspected.m[key]
+		return held
+	}) {
+		t.Error("an Inspected no container holds is still held")
+	}
+}
+
+// goneAfterGC collects until held says no (a weakly held entry's cleanup
+// ran), for at most ~100 collections; it says whether that happened.
+func goneAfterGC(held func() bool) bool {
 	for range 100 {
 		runtime.GC()
-		inspected.Lock()
-		_, held := inspected.m[key]
-		inspected.Unlock()
-		if !held {
-			return
+		if !held() {
+			return true
 		}
 		time.Sleep(time.Millisecond)
 	}
-	t.Error("an Inspected no container holds is still held")
+	return false
 }
 
 // What an inspect says goes to the record; the list's own values stay.
@@ -284,17 +294,14 @@ func TestSharedImageList(t *testing.T) {
 	key := sha256.Sum256([]byte(same))
 	engines[0].images, engines[1].images = nil, nil
 	a, b = nil, nil
-	for range 100 {
-		runtime.GC()
+	if !goneAfterGC(func() bool {
 		imageLists.Lock()
+		defer imageLists.Unlock()
 		_, held := imageLists.m[key]
-		imageLists.Unlock()
-		if !held {
-			return
-		}
-		time.Sleep(time.Millisecond)
+		return held
+	}) {
+		t.Error("a list no engine holds is still held")
 	}
-	t.Error("a list no engine holds is still held")
 }
 
 // The cache's set answers as the maps it replaced: by ID, and by name the
