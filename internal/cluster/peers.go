@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -22,7 +23,7 @@ const peerTTL = time.Minute
 // certificate valid and its node not revoked, and for peerTTL at most.
 type peerCache struct {
 	mu  sync.Mutex
-	ids map[string]peerEntry // by the leaf certificate's DER
+	ids map[[sha256.Size]byte]peerEntry // by the SHA-256 of the leaf certificate's DER
 }
 
 type peerEntry struct {
@@ -43,7 +44,7 @@ func (c *Cluster) peerIdentity(cs tls.ConnectionState) (ca.Identity, error) {
 		return c.root.PeerIdentity(cs)
 	}
 	leaf := cs.PeerCertificates[0]
-	key := string(leaf.Raw)
+	key := sha256.Sum256(leaf.Raw) // not the DER itself: ~700 bytes a node
 	now := time.Now()
 	root, issuer := c.root.Certificate(), c.root.Issuer()
 	pc := &c.peers
@@ -62,7 +63,7 @@ func (c *Cluster) peerIdentity(cs tls.ConnectionState) (ca.Identity, error) {
 	}
 	pc.mu.Lock()
 	if pc.ids == nil || len(pc.ids) >= maxPeers {
-		pc.ids = map[string]peerEntry{}
+		pc.ids = map[[sha256.Size]byte]peerEntry{}
 	}
 	pc.ids[key] = peerEntry{id: id, root: root, issuer: issuer, until: leaf.NotAfter, verified: now}
 	pc.mu.Unlock()
