@@ -3,6 +3,7 @@ package services
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,13 +24,18 @@ const nodeLossCeiling = 3 * nodeLossBound
 // TestServiceNodeLoss kills node3's dockerd (SIGKILL, with its containerd:
 // a crash) under a 6-replica service, measures how long until 6 tasks run
 // on node1 and node2, then restarts the engine and checks that its stale
-// copies go: never two running tasks of one slot.
+// copies go and the service settles at one running task per slot. (Once
+// node3 is back, rebalancing moves tasks to it, each replacement started
+// before the task it replaces stops: a slot has two running containers
+// for a moment by design, so the settled state is waited for, not
+// sampled once.)
 func TestServiceNodeLoss(t *testing.T) {
 	forTargets(t, func(t *testing.T, tg *target) {
 		cleanup(t, tg)
 		mustDocker(t, tg, append([]string{"service", "create", "-d", "--quiet", "--name", "loss", "--replicas", "6", "--stop-grace-period", "1s", "busybox"}, sleeper...)...)
 		waitRunning(t, tg, "loss", 6, 2*time.Minute)
 		lost := tg.Engines[2]
+		stale := strings.Fields(engineDocker(t, tg, 2, "ps", "--filter", "label=com.docker.swarm.service.name=loss", "--format", "{{.Names}}").Out)
 		onLost := 0
 		for _, x := range tasks(t, tg, "loss") {
 			if x.NodeID == tg.Nodes[2] && x.DesiredState == "running" {
@@ -63,21 +69,15 @@ func TestServiceNodeLoss(t *testing.T) {
 			t.Errorf("%s: tasks replaced %s after the node was lost, want ≤ %s", tg.Name, took.Round(100*time.Millisecond), nodeLossCeiling)
 		}
 		restoreEngine(t, tg, lost)
-		waitFor(t, 2*time.Minute, tg.Name+": node3's stale copies removed", func() error {
-			var on3 []string
-			for _, n := range strings.Fields(engineDocker(t, tg, 2, "ps", "--filter", "label=com.docker.swarm.service.name=loss", "--format", "{{.Names}}").Out) {
-				on3 = append(on3, n)
+		waitFor(t, 2*time.Minute, tg.Name+": node3's stale copies removed, one running task per slot", func() error {
+			on3 := strings.Fields(engineDocker(t, tg, 2, "ps", "--filter", "label=com.docker.swarm.service.name=loss", "--format", "{{.Names}}").Out)
+			for _, n := range on3 {
+				if slices.Contains(stale, n) {
+					return fmt.Errorf("node3's stale copy %s still runs", n)
+				}
 			}
-			total := len(on3)
-			for i := 0; i < 2; i++ {
-				total += len(strings.Fields(engineDocker(t, tg, i, "ps", "--filter", "label=com.docker.swarm.service.name=loss", "--format", "{{.Names}}").Out))
-			}
-			if total != 6 {
-				return fmt.Errorf("%d running task containers on the engines (node3: %v), want 6", total, on3)
-			}
-			return nil
+			return oneTaskPerSlot(t, tg, "loss", 6)
 		})
-		checkOneTaskPerSlot(t, tg, "loss")
 	})
 }
 
@@ -96,8 +96,9 @@ func restoreEngine(t *testing.T, tg *target, i int) {
 	waitNodes(t, tg)
 }
 
-// checkOneTaskPerSlot fails if two running task containers serve one slot.
-func checkOneTaskPerSlot(t *testing.T, tg *target, name string) {
+// oneTaskPerSlot says why the engines do not run exactly one task
+// container for each of a service's replicas slots, or nil.
+func oneTaskPerSlot(t *testing.T, tg *target, name string, replicas int) error {
 	t.Helper()
 	slots := map[string][]string{}
 	for i := range tg.Engines {
@@ -110,7 +111,11 @@ func checkOneTaskPerSlot(t *testing.T, tg *target, name string) {
 	}
 	for slot, cs := range slots {
 		if len(cs) > 1 {
-			t.Errorf("%s: slot %s has %d running task containers: %v", tg.Name, slot, len(cs), cs)
+			return fmt.Errorf("slot %s has %d running task containers: %v", slot, len(cs), cs)
 		}
 	}
+	if len(slots) != replicas {
+		return fmt.Errorf("%d slots have a running task container, want %d: %v", len(slots), replicas, slots)
+	}
+	return nil
 }
