@@ -342,19 +342,13 @@ type imageList struct{ imgs []image.Summary }
 
 // imageLists holds one imageList per distinct answer (by its SHA-256),
 // weakly: an entry goes once no engine holds its list.
-var imageLists = struct {
-	sync.Mutex
-	m map[[sha256.Size]byte]weak.Pointer[imageList]
-}{m: map[[sha256.Size]byte]weak.Pointer[imageList]{}}
+var imageLists weakSet[[sha256.Size]byte, imageList]
 
 // sharedImageList decodes raw, an /images/json answer, or returns the
 // list of an equal answer already decoded. raw is not kept.
 func sharedImageList(raw []byte) (*imageList, error) {
 	key := sha256.Sum256(raw)
-	imageLists.Lock()
-	p := imageLists.m[key].Value()
-	imageLists.Unlock()
-	if p != nil {
+	if p := imageLists.get(key); p != nil {
 		return p, nil
 	}
 	var imgs []image.Summary
@@ -362,21 +356,8 @@ func sharedImageList(raw []byte) (*imageList, error) {
 		return nil, err
 	}
 	shareImages(imgs)
-	p = &imageList{imgs: slices.Clip(imgs)}
-	imageLists.Lock()
-	defer imageLists.Unlock()
-	if q := imageLists.m[key].Value(); q != nil {
-		return q, nil // decoded meanwhile for another engine
-	}
-	imageLists.m[key] = weak.Make(p)
-	runtime.AddCleanup(p, func(key [sha256.Size]byte) {
-		imageLists.Lock()
-		defer imageLists.Unlock()
-		if imageLists.m[key].Value() == nil { // not replaced by a live one
-			delete(imageLists.m, key)
-		}
-	}, key)
-	return p, nil
+	// One decoded meanwhile for another engine wins.
+	return imageLists.put(key, &imageList{imgs: slices.Clip(imgs)}), nil
 }
 
 // shareImages interns the strings of an engine's image list and shares its
@@ -415,10 +396,7 @@ func (e *Engine) NumContainers() int {
 
 // inspected holds one Inspected per distinct content, weakly: an entry
 // goes once no container holds its Inspected.
-var inspected = struct {
-	sync.Mutex
-	m map[string]weak.Pointer[Inspected]
-}{m: map[string]weak.Pointer[Inspected]{}}
+var inspected weakSet[string, Inspected]
 
 // internInspected returns in, or an equal Inspected already given out.
 func internInspected(in Inspected) *Inspected {
@@ -427,22 +405,56 @@ func internInspected(in Inspected) *Inspected {
 		return notInspected
 	}
 	key := in.key()
-	inspected.Lock()
-	defer inspected.Unlock()
-	if p := inspected.m[key].Value(); p != nil {
+	if p := inspected.get(key); p != nil {
 		return p
 	}
 	p := &in
 	p.Env = slices.Clip(p.Env)
-	inspected.m[key] = weak.Make(p)
-	runtime.AddCleanup(p, func(key string) {
-		inspected.Lock()
-		defer inspected.Unlock()
-		if inspected.m[key].Value() == nil { // not replaced by a live one
-			delete(inspected.m, key)
+	return inspected.put(key, p)
+}
+
+// weakSet holds values by key, weakly: an entry goes once nothing else
+// holds its value. The zero value is ready to use.
+type weakSet[K comparable, V any] struct {
+	mu sync.Mutex
+	m  map[K]weak.Pointer[V]
+}
+
+// get is the value held under key, or nil.
+func (s *weakSet[K, V]) get(key K) *V {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[key].Value()
+}
+
+// put holds v under key and returns it, unless a live value is held
+// there already: that one is returned instead.
+func (s *weakSet[K, V]) put(key K, v *V) *V {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.m[key].Value(); p != nil {
+		return p
+	}
+	if s.m == nil {
+		s.m = map[K]weak.Pointer[V]{}
+	}
+	s.m[key] = weak.Make(v)
+	runtime.AddCleanup(v, func(key K) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.m[key].Value() == nil { // not replaced by a live one
+			delete(s.m, key)
 		}
 	}, key)
-	return p
+	return v
+}
+
+// held says whether an entry is kept under key (live or not yet cleaned up).
+func (s *weakSet[K, V]) held(key K) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.m[key]
+	return ok
 }
 
 // key is in's content as a string (each part with its length, so no two

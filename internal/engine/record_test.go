@@ -179,12 +179,7 @@ func TestInternInspected(t *testing.T) {
 	}
 	key := a.key()
 	a, b = nil, nil
-	if !goneAfterGC(func() bool {
-		inspected.Lock()
-		defer inspected.Unlock()
-		_, held := inspected.m[key]
-		return held
-	}) {
+	if !goneAfterGC(func() bool { return inspected.held(key) }) {
 		t.Error("an Inspected no container holds is still held")
 	}
 }
@@ -294,12 +289,7 @@ func TestSharedImageList(t *testing.T) {
 	key := sha256.Sum256([]byte(same))
 	engines[0].images, engines[1].images = nil, nil
 	a, b = nil, nil
-	if !goneAfterGC(func() bool {
-		imageLists.Lock()
-		defer imageLists.Unlock()
-		_, held := imageLists.m[key]
-		return held
-	}) {
+	if !goneAfterGC(func() bool { return imageLists.held(key) }) {
 		t.Error("a list no engine holds is still held")
 	}
 }
